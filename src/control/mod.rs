@@ -1,0 +1,5 @@
+//! The control protocol backends speak (wson-compatible): framing and commands.
+//! Sans-IO; the server applies commands to its hub.
+
+pub mod codec;
+pub mod command;

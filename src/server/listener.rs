@@ -1,0 +1,247 @@
+//! Listening sockets and the streams they accept, TCP or Unix, behind one type each.
+//!
+//! Everything above this module reads and writes a `Stream` without caring which kind it
+//! is; a TLS stream becomes one more variant here.
+
+use std::fs;
+use std::io::{self, IoSlice, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use mio::event::Source;
+use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use mio::{Interest, Registry, Token};
+
+use crate::config::Endpoint;
+
+/// Why a listener could not be bound, naming the endpoint.
+#[derive(Debug)]
+pub enum BindError {
+    Resolve { endpoint: String, error: io::Error },
+    Bind { endpoint: String, error: io::Error },
+    SocketInUse { path: PathBuf },
+    Mode { path: PathBuf, error: io::Error },
+}
+
+impl std::fmt::Display for BindError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BindError::Resolve { endpoint, error } => {
+                write!(f, "{endpoint}: cannot resolve address: {error}")
+            }
+            BindError::Bind { endpoint, error } => write!(f, "{endpoint}: cannot bind: {error}"),
+            BindError::SocketInUse { path } => write!(
+                f,
+                "unix://{}: another process is listening on this socket",
+                path.display()
+            ),
+            BindError::Mode { path, error } => {
+                write!(
+                    f,
+                    "unix://{}: cannot set socket mode: {error}",
+                    path.display()
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for BindError {}
+
+pub enum Listener {
+    Tcp(TcpListener),
+    /// The path is kept so a clean exit can remove the socket file.
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    /// Binds `endpoint`. A Unix socket file left by a dead server is replaced; one that
+    /// still accepts connections belongs to a live process and is an error.
+    pub fn bind(endpoint: &Endpoint, unix_mode: u32) -> Result<Listener, BindError> {
+        match endpoint {
+            Endpoint::Tcp(address) => {
+                let endpoint_text = endpoint.to_string();
+                let addr = std::net::ToSocketAddrs::to_socket_addrs(address.as_str())
+                    .map_err(|error| BindError::Resolve {
+                        endpoint: endpoint_text.clone(),
+                        error,
+                    })?
+                    .next()
+                    .ok_or_else(|| BindError::Resolve {
+                        endpoint: endpoint_text.clone(),
+                        error: io::Error::new(io::ErrorKind::NotFound, "no address"),
+                    })?;
+                let listener = TcpListener::bind(addr).map_err(|error| BindError::Bind {
+                    endpoint: endpoint_text,
+                    error,
+                })?;
+                Ok(Listener::Tcp(listener))
+            }
+            Endpoint::Unix(path) => {
+                remove_stale_socket(path)?;
+                let listener = UnixListener::bind(path).map_err(|error| BindError::Bind {
+                    endpoint: endpoint.to_string(),
+                    error,
+                })?;
+                fs::set_permissions(path, fs::Permissions::from_mode(unix_mode)).map_err(
+                    |error| BindError::Mode {
+                        path: path.clone(),
+                        error,
+                    },
+                )?;
+                Ok(Listener::Unix(listener, path.clone()))
+            }
+        }
+    }
+
+    /// The address actually bound, as an endpoint string (`tcp://127.0.0.1:41234` for port 0).
+    pub fn local_endpoint(&self) -> String {
+        match self {
+            Listener::Tcp(listener) => match listener.local_addr() {
+                Ok(addr) => format!("tcp://{addr}"),
+                Err(_) => "tcp://?".to_string(),
+            },
+            Listener::Unix(_, path) => format!("unix://{}", path.display()),
+        }
+    }
+
+    pub fn accept(&self) -> io::Result<Stream> {
+        match self {
+            Listener::Tcp(listener) => {
+                let (stream, _) = listener.accept()?;
+                // Pushes are small and latency matters more than packet count.
+                stream.set_nodelay(true)?;
+                Ok(Stream::Tcp(stream))
+            }
+            Listener::Unix(listener, _) => {
+                let (stream, _) = listener.accept()?;
+                Ok(Stream::Unix(stream))
+            }
+        }
+    }
+
+    /// Removes the socket file of a Unix listener (on a clean exit).
+    pub fn remove_socket_file(&self) {
+        if let Listener::Unix(_, path) = self {
+            let _ = fs::remove_file(path);
+        }
+    }
+
+    pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        match self {
+            Listener::Tcp(listener) => registry.register(listener, token, Interest::READABLE),
+            Listener::Unix(listener, _) => registry.register(listener, token, Interest::READABLE),
+        }
+    }
+
+    pub fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        match self {
+            Listener::Tcp(listener) => registry.deregister(listener),
+            Listener::Unix(listener, _) => registry.deregister(listener),
+        }
+    }
+}
+
+fn remove_stale_socket(path: &Path) -> Result<(), BindError> {
+    if !path.exists() {
+        return Ok(());
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(BindError::SocketInUse {
+            path: path.to_path_buf(),
+        });
+    }
+    log::info!("removing stale socket file path={}", path.display());
+    fs::remove_file(path).map_err(|error| BindError::Bind {
+        endpoint: format!("unix://{}", path.display()),
+        error,
+    })
+}
+
+/// An accepted connection.
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    /// The peer, for log lines.
+    pub fn peer(&self) -> String {
+        match self {
+            Stream::Tcp(stream) => stream
+                .peer_addr()
+                .map(|addr| addr.to_string())
+                .unwrap_or_else(|_| "?".to_string()),
+            Stream::Unix(_) => "unix".to_string(),
+        }
+    }
+
+    pub fn shutdown_write(&self) {
+        let _ = match self {
+            Stream::Tcp(stream) => stream.shutdown(std::net::Shutdown::Write),
+            Stream::Unix(stream) => stream.shutdown(std::net::Shutdown::Write),
+        };
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(stream) => stream.read(buf),
+            Stream::Unix(stream) => stream.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(stream) => stream.write(buf),
+            Stream::Unix(stream) => stream.write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(stream) => stream.write_vectored(bufs),
+            Stream::Unix(stream) => stream.write_vectored(bufs),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Source for Stream {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        match self {
+            Stream::Tcp(stream) => stream.register(registry, token, interests),
+            Stream::Unix(stream) => stream.register(registry, token, interests),
+        }
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        match self {
+            Stream::Tcp(stream) => stream.reregister(registry, token, interests),
+            Stream::Unix(stream) => stream.reregister(registry, token, interests),
+        }
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        match self {
+            Stream::Tcp(stream) => stream.deregister(registry),
+            Stream::Unix(stream) => stream.deregister(registry),
+        }
+    }
+}

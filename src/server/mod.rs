@@ -1,0 +1,637 @@
+//! The server: owns the poll, the listeners, the control connections and the hub, and
+//! runs the event loop.
+//!
+//! Each turn polls with a timeout up to the next timer tick, handles events (signal pipe,
+//! listeners, clients, control connections), revisits connections that used up their
+//! budget, flushes every client that had frames queued during the turn with one `writev`
+//! each, and on ticks runs the timers (handshake, keepalive, expiry, close deadlines).
+//! Only this module touches mio; tokens do not leak below it.
+
+pub mod conn;
+pub mod control_conn;
+pub mod hub;
+pub mod listener;
+pub mod outbound;
+pub mod settings;
+pub mod slab;
+pub mod stats;
+
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token};
+
+use crate::config::Config;
+use crate::server::conn::{Conn, Drive, Gone};
+use crate::server::control_conn::{ControlConn, ControlContext, ControlDrive, ControlGone};
+use crate::server::hub::Hub;
+use crate::server::listener::{BindError, Listener};
+use crate::server::settings::Settings;
+use crate::server::slab::{Key, Slab};
+use crate::server::stats::Stats;
+use crate::ws::handshake::{self, Status};
+
+const SIGNAL: Token = Token(0);
+const CONTROL_LISTENER: Token = Token(1);
+const FIRST_WS_LISTENER: usize = 2;
+/// Tokens from here on carry a slab key and the connection kind in the low bit.
+const FIRST_CONNECTION: usize = 1 << 16;
+
+/// How often timers run. Timeouts are configured in whole seconds, so a quarter second
+/// of lateness is invisible while an idle server wakes only four times a second.
+const TICK: Duration = Duration::from_millis(250);
+/// Accepts per listener per turn before other work gets its turn.
+const ACCEPT_BUDGET: usize = 128;
+/// Size of the one read buffer every connection reads into.
+const SCRATCH_SIZE: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Peer {
+    Client(Key),
+    Control(Key),
+}
+
+fn peer_token(peer: Peer) -> Token {
+    let (key, kind) = match peer {
+        Peer::Client(key) => (key, 0),
+        Peer::Control(key) => (key, 1),
+    };
+    Token(FIRST_CONNECTION + ((key.to_usize() << 1) | kind))
+}
+
+fn token_peer(token: Token) -> Option<Peer> {
+    let raw = token.0.checked_sub(FIRST_CONNECTION)?;
+    let key = Key::from_usize(raw >> 1)?;
+    Some(if raw & 1 == 0 {
+        Peer::Client(key)
+    } else {
+        Peer::Control(key)
+    })
+}
+
+/// Flags set by signal handlers; the loop reads and clears them after draining the pipe.
+#[derive(Clone, Default)]
+pub struct SignalFlags {
+    pub terminate: Arc<AtomicBool>,
+    pub reload: Arc<AtomicBool>,
+}
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub enum StartError {
+    Bind(BindError),
+    Poll(io::Error),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Bind(error) => error.fmt(f),
+            StartError::Poll(error) => write!(f, "cannot create the event loop: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Reloads the config on SIGHUP; returns the new settings or why they were refused.
+pub type Reloader = Box<dyn FnMut() -> Result<(Settings, log::LevelFilter), String>>;
+
+enum RunState {
+    Running,
+    /// Stopping: Close 1001 sent to every client; exit when they are gone or at `deadline`.
+    Draining {
+        deadline: Instant,
+    },
+}
+
+/// Listeners bound before the process detaches, so bind errors reach the terminal.
+pub struct Bound {
+    ws: Vec<Listener>,
+    control: Listener,
+}
+
+impl Bound {
+    pub fn bind(config: &Config) -> Result<Bound, StartError> {
+        let mut ws = Vec::new();
+        for endpoint in &config.servers {
+            ws.push(Listener::bind(endpoint, config.socket_mode).map_err(StartError::Bind)?);
+        }
+        let control = Listener::bind(&config.control, config.control_socket_mode)
+            .map_err(StartError::Bind)?;
+        Ok(Bound { ws, control })
+    }
+
+    /// Removes the Unix socket files (when start fails after binding).
+    pub fn remove_socket_files(&self) {
+        for listener in &self.ws {
+            listener.remove_socket_file();
+        }
+        self.control.remove_socket_file();
+    }
+}
+
+pub struct Server {
+    poll: Poll,
+    wake: mio::net::UnixStream,
+    signals: SignalFlags,
+    reloader: Reloader,
+    listeners: Vec<Listener>,
+    listener_names: Vec<String>,
+    control_listener: Listener,
+    /// Listeners with connections possibly left in the backlog (budget spent, or accept
+    /// failed for lack of file descriptors and is retried on the next tick).
+    accept_pending: Vec<Token>,
+    accept_paused: bool,
+    hub: Hub,
+    controls: Slab<ControlConn>,
+    /// Connections that spent their budget with readiness left.
+    pending: Vec<Peer>,
+    settings: Settings,
+    stats: Stats,
+    scratch: Vec<u8>,
+    started: Instant,
+    next_tick: Instant,
+    state: RunState,
+}
+
+impl Server {
+    pub fn new(
+        bound: Bound,
+        settings: Settings,
+        signals: SignalFlags,
+        wake: std::os::unix::net::UnixStream,
+        reloader: Reloader,
+    ) -> Result<Server, StartError> {
+        let poll = Poll::new().map_err(StartError::Poll)?;
+        wake.set_nonblocking(true).map_err(StartError::Poll)?;
+        let mut wake = mio::net::UnixStream::from_std(wake);
+        poll.registry()
+            .register(&mut wake, SIGNAL, Interest::READABLE)
+            .map_err(StartError::Poll)?;
+        let Bound {
+            ws: mut listeners,
+            control: mut control_listener,
+        } = bound;
+        let mut listener_names = Vec::new();
+        for (index, listener) in listeners.iter_mut().enumerate() {
+            listener
+                .register(poll.registry(), Token(FIRST_WS_LISTENER + index))
+                .map_err(StartError::Poll)?;
+            let name = listener.local_endpoint();
+            log::info!("listening kind=websocket endpoint={name}");
+            listener_names.push(name);
+        }
+        control_listener
+            .register(poll.registry(), CONTROL_LISTENER)
+            .map_err(StartError::Poll)?;
+        log::info!(
+            "listening kind=control endpoint={}",
+            control_listener.local_endpoint()
+        );
+        let now = Instant::now();
+        Ok(Server {
+            poll,
+            wake,
+            signals,
+            reloader,
+            hub: Hub::new(listeners.len()),
+            listeners,
+            listener_names,
+            control_listener,
+            accept_pending: Vec::new(),
+            accept_paused: false,
+            controls: Slab::default(),
+            pending: Vec::new(),
+            settings,
+            stats: Stats::default(),
+            scratch: vec![0; SCRATCH_SIZE],
+            started: now,
+            next_tick: now + TICK,
+            state: RunState::Running,
+        })
+    }
+
+    /// Runs until SIGTERM/SIGINT and the drain that follows.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let now = Instant::now();
+            let timeout = if self.pending.is_empty()
+                && (self.accept_pending.is_empty() || self.accept_paused)
+            {
+                self.next_tick.saturating_duration_since(now)
+            } else {
+                Duration::ZERO
+            };
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            let now = Instant::now();
+            for event in events.iter() {
+                match event.token() {
+                    SIGNAL => self.drain_wake_pipe(),
+                    CONTROL_LISTENER => self.accept_control(now),
+                    token if token.0 < FIRST_CONNECTION => self.accept_clients(token, now),
+                    token => {
+                        let Some(peer) = token_peer(token) else {
+                            continue;
+                        };
+                        let readable =
+                            event.is_readable() || event.is_read_closed() || event.is_error();
+                        let writable =
+                            event.is_writable() || event.is_write_closed() || event.is_error();
+                        self.set_ready(peer, readable, writable);
+                        self.drive(peer, now);
+                    }
+                }
+            }
+            let revisit = std::mem::take(&mut self.pending);
+            for peer in revisit {
+                self.drive(peer, now);
+            }
+            if !self.accept_paused {
+                for token in std::mem::take(&mut self.accept_pending) {
+                    match token {
+                        CONTROL_LISTENER => self.accept_control(now),
+                        token => self.accept_clients(token, now),
+                    }
+                }
+            }
+            self.flush_clients();
+            if now >= self.next_tick {
+                self.next_tick = now + TICK;
+                self.accept_paused = false;
+                self.tick(now);
+                self.flush_clients();
+            }
+            if self.signals.reload.swap(false, Ordering::SeqCst) {
+                self.reload();
+            }
+            if self.signals.terminate.swap(false, Ordering::SeqCst) {
+                self.begin_shutdown(now);
+            }
+            if let RunState::Draining { deadline } = self.state
+                && (self.hub.is_empty() || now >= deadline)
+            {
+                log::info!(
+                    "stopped clients_left={} uptime_secs={}",
+                    self.hub.len(),
+                    now.saturating_duration_since(self.started).as_secs()
+                );
+                return Ok(());
+            }
+        }
+    }
+
+    fn drain_wake_pipe(&mut self) {
+        let mut buf = [0u8; 64];
+        loop {
+            match self.wake.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn set_ready(&mut self, peer: Peer, readable: bool, writable: bool) {
+        match peer {
+            Peer::Client(key) => {
+                if let Some(conn) = self.hub.get_mut(key) {
+                    conn.readable |= readable;
+                    conn.writable |= writable;
+                }
+            }
+            Peer::Control(key) => {
+                if let Some(control) = self.controls.get_mut(key) {
+                    control.readable |= readable;
+                    control.writable |= writable;
+                }
+            }
+        }
+    }
+
+    fn drive(&mut self, peer: Peer, now: Instant) {
+        match peer {
+            Peer::Client(key) => self.drive_client(key, now),
+            Peer::Control(key) => self.drive_control(key, now),
+        }
+    }
+
+    fn drive_client(&mut self, key: Key, now: Instant) {
+        let Some(conn) = self.hub.get_mut(key) else {
+            return;
+        };
+        match conn.drive(&mut self.scratch, &self.settings, &mut self.stats, now) {
+            Drive::Idle => self.hub.schedule_flush(key),
+            Drive::OverBudget => {
+                self.hub.schedule_flush(key);
+                self.pending.push(Peer::Client(key));
+            }
+            Drive::Gone(gone) => self.hub.close(key, &gone),
+            Drive::Authorized {
+                identity,
+                websocket_key,
+                head_len,
+            } => {
+                let token = identity.token;
+                let busy = self.hub.token_busy(&token);
+                let Some(conn) = self.hub.get_mut(key) else {
+                    return;
+                };
+                if busy {
+                    log::warn!(
+                        "handshake refused peer={} status=429 reason=\"token already connected\" user={:?}",
+                        conn.stream.peer(),
+                        identity.user
+                    );
+                    self.stats.handshakes_refused += 1;
+                    let retry = self.settings.busy_retry_after();
+                    conn.refuse(Status::TooManyRequests, Some(retry), &self.settings, now);
+                } else {
+                    log::debug!(
+                        "client open peer={} user={:?}",
+                        conn.stream.peer(),
+                        identity.user
+                    );
+                    let accepted = conn.accept(
+                        identity,
+                        &websocket_key,
+                        head_len,
+                        &self.settings,
+                        &mut self.stats,
+                        now,
+                    );
+                    self.hub.register_token(token, key);
+                    if let Err(gone) = accepted {
+                        self.hub.close(key, &gone);
+                        return;
+                    }
+                }
+                // The reply is queued; keep going (flush, and any frames still unread).
+                self.drive_client(key, now);
+            }
+        }
+    }
+
+    fn drive_control(&mut self, key: Key, now: Instant) {
+        let control_connections = self.controls.len();
+        let Some(control) = self.controls.get_mut(key) else {
+            return;
+        };
+        let mut ctx = ControlContext {
+            hub: &mut self.hub,
+            settings: &self.settings,
+            stats: &mut self.stats,
+            listener_names: &self.listener_names,
+            started: self.started,
+            control_connections,
+            now,
+        };
+        match control.drive(key, &mut self.scratch, &mut ctx) {
+            ControlDrive::Idle => {}
+            ControlDrive::OverBudget => self.pending.push(Peer::Control(key)),
+            ControlDrive::Gone(gone) => self.close_control(key, &gone, now),
+        }
+    }
+
+    fn close_control(&mut self, key: Key, gone: &ControlGone, now: Instant) {
+        let Some(control) = self.controls.remove(key) else {
+            return;
+        };
+        log::debug!(
+            "control connection gone peer={} reason=\"{gone}\"",
+            control.stream.peer()
+        );
+        if let Some(client) = control.lock {
+            self.hub.lose_frame_source(client, key, &self.settings, now);
+        }
+    }
+
+    /// Writes every client that had frames queued this turn: one `writev` each, however
+    /// many broadcasts arrived.
+    fn flush_clients(&mut self) {
+        let mut list = self.hub.take_flush_list();
+        for &key in &list {
+            let Some(conn) = self.hub.get_mut(key) else {
+                continue;
+            };
+            conn.flush_scheduled = false;
+            if !conn.writable {
+                continue;
+            }
+            match conn.flush(&mut self.stats) {
+                Ok(()) => {
+                    if matches!(conn.phase, conn::Phase::Flushing { .. }) && conn.out.is_empty() {
+                        self.hub.close(key, &Gone::Finished);
+                    }
+                }
+                Err(gone) => self.hub.close(key, &gone),
+            }
+        }
+        self.hub.return_flush_list(list.split_off(0));
+    }
+
+    fn accept_clients(&mut self, token: Token, now: Instant) {
+        let Some(index) = token.0.checked_sub(FIRST_WS_LISTENER) else {
+            return;
+        };
+        if !matches!(self.state, RunState::Running) {
+            return;
+        }
+        for _ in 0..ACCEPT_BUDGET {
+            let Some(listener) = self.listeners.get(index) else {
+                return;
+            };
+            let mut stream = match listener.accept() {
+                Ok(stream) => stream,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.accept_failed(token, &e);
+                    return;
+                }
+            };
+            self.stats.connections_accepted += 1;
+            if self.hub.len() >= self.settings.max_connections {
+                self.stats.handshakes_refused += 1;
+                log::warn!(
+                    "connection refused peer={} status=503 reason=\"max_connections reached\" max_connections={}",
+                    stream.peer(),
+                    self.settings.max_connections
+                );
+                // Best effort: the socket is fresh, so a short response fits its buffer.
+                let _ = io::Write::write(
+                    &mut stream,
+                    &handshake::refusal_response(Status::ServiceUnavailable, None),
+                );
+                continue;
+            }
+            let conn = Conn::new(stream, index, now, &self.settings);
+            let Some(key) = self.hub.insert(conn) else {
+                continue;
+            };
+            let token = peer_token(Peer::Client(key));
+            let registered = match self.hub.get_mut(key) {
+                Some(conn) => self.poll.registry().register(
+                    &mut conn.stream,
+                    token,
+                    Interest::READABLE | Interest::WRITABLE,
+                ),
+                None => continue,
+            };
+            if let Err(e) = registered {
+                log::warn!("cannot register connection reason=\"{e}\"");
+                self.hub.remove(key);
+            }
+        }
+        // Budget spent: more may be waiting in the backlog.
+        self.accept_pending.push(token);
+    }
+
+    /// Out of file descriptors (or another accept failure): the pending connection stays
+    /// in the backlog and no new edge will announce it, so retry on the next tick rather
+    /// than spin on a failing accept.
+    fn accept_failed(&mut self, token: Token, error: &io::Error) {
+        log::warn!("accept failed; retrying on the next tick reason=\"{error}\"");
+        self.accept_paused = true;
+        if !self.accept_pending.contains(&token) {
+            self.accept_pending.push(token);
+        }
+    }
+
+    fn accept_control(&mut self, now: Instant) {
+        if !matches!(self.state, RunState::Running) {
+            return;
+        }
+        for _ in 0..ACCEPT_BUDGET {
+            let mut stream = match self.control_listener.accept() {
+                Ok(stream) => stream,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.accept_failed(CONTROL_LISTENER, &e);
+                    return;
+                }
+            };
+            if self.controls.len() >= self.settings.max_control_connections {
+                log::warn!(
+                    "control connection refused peer={} reason=\"max_control_connections reached\"",
+                    stream.peer()
+                );
+                let _ = io::Write::write(&mut stream, b"0E");
+                continue;
+            }
+            let Some(key) = self.controls.insert(ControlConn::new(stream, now)) else {
+                continue;
+            };
+            let token = peer_token(Peer::Control(key));
+            let registered = match self.controls.get_mut(key) {
+                Some(control) => self.poll.registry().register(
+                    &mut control.stream,
+                    token,
+                    Interest::READABLE | Interest::WRITABLE,
+                ),
+                None => continue,
+            };
+            if let Err(e) = registered {
+                log::warn!("cannot register control connection reason=\"{e}\"");
+                self.controls.remove(key);
+            }
+        }
+        self.accept_pending.push(CONTROL_LISTENER);
+    }
+
+    fn tick(&mut self, now: Instant) {
+        for key in self.hub.keys() {
+            let Some(conn) = self.hub.get_mut(key) else {
+                continue;
+            };
+            match conn.on_tick(&self.settings, now) {
+                Ok(()) => self.hub.schedule_flush(key),
+                Err(gone) => self.hub.close(key, &gone),
+            }
+        }
+        for key in self.controls.keys() {
+            let Some(control) = self.controls.get_mut(key) else {
+                continue;
+            };
+            match control.on_tick(&self.settings, now) {
+                Ok(()) => {
+                    if control.has_pending_output()
+                        && control.writable
+                        && let Err(error) = control.flush()
+                    {
+                        self.close_control(key, &ControlGone::Io(error), now);
+                    }
+                }
+                Err(gone) => self.close_control(key, &gone, now),
+            }
+        }
+    }
+
+    fn reload(&mut self) {
+        match (self.reloader)() {
+            Ok((settings, level)) => {
+                self.settings = settings;
+                log::set_max_level(level);
+                log::info!(
+                    "configuration reloaded (listener, control and pid changes need a restart)"
+                );
+            }
+            Err(reason) => {
+                log::error!("reload failed; keeping the running configuration reason=\"{reason}\"");
+            }
+        }
+    }
+}
+
+/// Socket files go with the server on every exit path, clean or not.
+impl Drop for Server {
+    fn drop(&mut self) {
+        for listener in &self.listeners {
+            listener.remove_socket_file();
+        }
+        self.control_listener.remove_socket_file();
+    }
+}
+
+impl Server {
+    /// SIGTERM/SIGINT: stop accepting, send Close 1001 to every client and wait for them
+    /// up to `close_timeout`.
+    fn begin_shutdown(&mut self, now: Instant) {
+        if !matches!(self.state, RunState::Running) {
+            return;
+        }
+        log::info!("stopping clients={}", self.hub.len());
+        for listener in &mut self.listeners {
+            let _ = listener.deregister(self.poll.registry());
+            listener.remove_socket_file();
+        }
+        let _ = self.control_listener.deregister(self.poll.registry());
+        self.control_listener.remove_socket_file();
+        self.accept_pending.clear();
+        for key in self.controls.keys() {
+            self.close_control(key, &ControlGone::Finished, now);
+        }
+        for key in self.hub.keys() {
+            let Some(conn) = self.hub.get_mut(key) else {
+                continue;
+            };
+            match conn.start_close(1001, "going away", now, self.settings.close_timeout) {
+                Ok(()) => self.hub.schedule_flush(key),
+                Err(gone) => self.hub.close(key, &gone),
+            }
+        }
+        self.flush_clients();
+        self.state = RunState::Draining {
+            deadline: now + self.settings.close_timeout,
+        };
+    }
+}

@@ -1,0 +1,219 @@
+//! A connection's outbound queue: shared, pre-encoded frames written with `writev`.
+//!
+//! A broadcast frame is encoded once into an `Rc<[u8]>` and every recipient queues a
+//! clone of the pointer, so fan-out costs a reference count per client, not a copy.
+//! The queue counts its bytes so the hub can drop a slow consumer before memory grows.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::rc::Rc;
+
+/// How many queued frames one `writev` call may carry; Linux allows 1024 (IOV_MAX), and
+/// 64 is plenty to coalesce a burst while keeping the slice array on the stack.
+const MAX_IOVECS: usize = 64;
+
+#[derive(Default)]
+pub struct OutQueue {
+    chunks: VecDeque<Rc<[u8]>>,
+    /// Bytes of the first chunk already written.
+    head_written: usize,
+    /// Bytes still to write, across all chunks.
+    pending: usize,
+}
+
+/// What a flush achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flushed {
+    /// Everything queued was written.
+    All,
+    /// The socket would block with bytes still queued: wait for writability.
+    Blocked,
+}
+
+impl OutQueue {
+    pub fn is_empty(&self) -> bool {
+        self.pending == 0
+    }
+
+    pub fn pending_bytes(&self) -> usize {
+        self.pending
+    }
+
+    pub fn push(&mut self, chunk: Rc<[u8]>) {
+        if chunk.is_empty() {
+            return;
+        }
+        self.pending += chunk.len();
+        self.chunks.push_back(chunk);
+    }
+
+    /// Moves every chunk of a never-written queue behind this one's, in order.
+    pub fn append(&mut self, mut other: OutQueue) {
+        self.pending += other.pending;
+        self.chunks.append(&mut other.chunks);
+    }
+
+    /// Heap bytes the queue's ring holds (not the shared frames), for memory accounting.
+    pub fn heap_bytes(&self) -> usize {
+        self.chunks.capacity() * std::mem::size_of::<Rc<[u8]>>()
+    }
+
+    /// Writes as much as the socket takes. Returns the bytes written and whether all of
+    /// them went; a short write means the socket buffer is full (no extra syscall to
+    /// learn `WouldBlock`). Errors other than `WouldBlock`/`Interrupted` are returned.
+    pub fn flush_to<W: Write>(&mut self, writer: &mut W) -> io::Result<(usize, Flushed)> {
+        let mut total = 0;
+        while self.pending > 0 {
+            let mut slices: [IoSlice<'_>; MAX_IOVECS] = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut count = 0;
+            let mut offered = 0;
+            for (i, chunk) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
+                let bytes = if i == 0 {
+                    chunk.get(self.head_written..).unwrap_or(&[])
+                } else {
+                    chunk
+                };
+                if let Some(slot) = slices.get_mut(count) {
+                    *slot = IoSlice::new(bytes);
+                    count += 1;
+                    offered += bytes.len();
+                }
+            }
+            let written = match writer.write_vectored(slices.get(..count).unwrap_or(&[])) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "write returned 0")),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok((total, Flushed::Blocked));
+                }
+                Err(e) => return Err(e),
+            };
+            total += written;
+            self.consume(written);
+            if written < offered {
+                return Ok((total, Flushed::Blocked));
+            }
+        }
+        // An emptied ring that once held a burst gives its memory back; idle
+        // connections are many and each should cost as little as possible.
+        if self.chunks.capacity() > 16 {
+            self.chunks = VecDeque::new();
+        }
+        Ok((total, Flushed::All))
+    }
+
+    fn consume(&mut self, mut written: usize) {
+        self.pending -= written.min(self.pending);
+        while written > 0 {
+            let Some(head) = self.chunks.front() else {
+                break;
+            };
+            let left = head.len() - self.head_written;
+            if written >= left {
+                written -= left;
+                self.chunks.pop_front();
+                self.head_written = 0;
+            } else {
+                self.head_written += written;
+                written = 0;
+            }
+        }
+    }
+
+    /// Drops everything queued (the connection is going away).
+    pub fn clear(&mut self) {
+        self.chunks = VecDeque::new();
+        self.head_written = 0;
+        self.pending = 0;
+    }
+}
+
+/// One unmasked server frame in a single shared allocation, ready to queue to any number
+/// of clients (RFC 6455 §5.1: "A server MUST NOT mask any frames that it sends").
+pub fn shared_frame(fin: bool, opcode: crate::ws::frame::OpCode, payload: &[u8]) -> Rc<[u8]> {
+    let header = crate::ws::frame::encode_header(&crate::ws::frame::FrameHeader {
+        fin,
+        opcode,
+        mask: None,
+        payload_len: payload.len() as u64,
+    });
+    // A chain of slice iterators has an exact length, so this allocates once.
+    header.iter().chain(payload.iter()).copied().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that accepts at most `limit` bytes per call, then would block once.
+    struct Trickle {
+        written: Vec<u8>,
+        limit: usize,
+        calls: usize,
+        block_after: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.calls > self.block_after {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let mut n = 0;
+            for buf in bufs {
+                for byte in buf.iter() {
+                    if n == self.limit {
+                        return Ok(n);
+                    }
+                    self.written.push(*byte);
+                    n += 1;
+                }
+            }
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn partial_writes_resume_mid_chunk_in_order() {
+        let mut queue = OutQueue::default();
+        let shared: Rc<[u8]> = Rc::from(&b"hello"[..]);
+        queue.push(shared.clone());
+        queue.push(Rc::from(&b" world"[..]));
+        queue.push(shared);
+        let mut out = Trickle {
+            written: Vec::new(),
+            limit: 3,
+            calls: 0,
+            block_after: usize::MAX,
+        };
+        while !queue.is_empty() {
+            let (_, state) = queue.flush_to(&mut out).unwrap();
+            if state == Flushed::All {
+                break;
+            }
+            out.calls = 0;
+        }
+        assert_eq!(out.written, b"hello worldhello");
+        assert_eq!(queue.pending_bytes(), 0);
+    }
+
+    #[test]
+    fn would_block_keeps_bytes_queued() {
+        let mut queue = OutQueue::default();
+        queue.push(Rc::from(&b"abcdef"[..]));
+        let mut out = Trickle {
+            written: Vec::new(),
+            limit: 100,
+            calls: 0,
+            block_after: 0,
+        };
+        assert_eq!(queue.flush_to(&mut out).unwrap(), (0, Flushed::Blocked));
+        assert_eq!(queue.pending_bytes(), 6);
+    }
+}

@@ -1,0 +1,5 @@
+//! RFC 6455: the opening handshake, frames, and messages. Sans-IO: bytes in, values out.
+
+pub mod frame;
+pub mod handshake;
+pub mod message;
