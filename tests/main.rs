@@ -1,7 +1,16 @@
-//! One test binary for everything that runs the real `wson` daemon.
+//! One test binary for everything that runs the real `wson` daemon (one link, shared
+//! helpers in `common`), like ripgrep's `tests/tests.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
+mod conformance;
+mod control;
+mod corpus;
+mod handshake;
+mod hostile;
+mod lifecycle;
+mod real_clients;
+mod session;
 mod smoke;
