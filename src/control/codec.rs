@@ -42,6 +42,9 @@ pub enum ControlError {
     ShortToken { command: u8, len: usize },
     /// `l` with a payload that is not exactly the 32-byte token.
     LockPayload { len: usize },
+    /// A text message (`b`, `c`, `d`, or text fragments) that is not UTF-8; sent on, it
+    /// would make every recipient's browser fail the connection (RFC 6455 §8.1, 1007).
+    InvalidUtf8 { command: u8, offset: usize },
 }
 
 impl fmt::Display for ControlError {
@@ -76,6 +79,11 @@ impl fmt::Display for ControlError {
             ControlError::LockPayload { len } => write!(
                 f,
                 "control command 'l' has a {len}-byte payload, not exactly the 32-byte token"
+            ),
+            ControlError::InvalidUtf8 { command, offset } => write!(
+                f,
+                "control command {} carries a text message that is not UTF-8 (at byte {offset})",
+                show_byte(*command)
             ),
         }
     }

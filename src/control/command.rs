@@ -109,6 +109,18 @@ fn pick(binary: bool, binary_byte: u8, text_byte: u8) -> u8 {
     if binary { binary_byte } else { text_byte }
 }
 
+/// A text message must be UTF-8 as a whole (fragments are checked across frames by the
+/// server, which knows where a fragmented message starts and ends).
+fn text(command: u8, message: &[u8]) -> Result<&[u8], ControlError> {
+    match std::str::from_utf8(message) {
+        Ok(_) => Ok(message),
+        Err(error) => Err(ControlError::InvalidUtf8 {
+            command,
+            offset: error.valid_up_to(),
+        }),
+    }
+}
+
 /// What a frame means. Payloads of `m p P q Q t` are ignored, as the PHP ws(s)on did.
 pub fn parse(frame: RawFrame<'_>) -> Result<Command<'_>, ControlError> {
     let RawFrame { command, payload } = frame;
@@ -120,8 +132,12 @@ pub fn parse(frame: RawFrame<'_>) -> Result<Command<'_>, ControlError> {
         })
     };
     match command {
-        b'b' | b'B' => Ok(Command::Broadcast {
-            binary: command == b'B',
+        b'b' => Ok(Command::Broadcast {
+            binary: false,
+            message: text(command, payload)?,
+        }),
+        b'B' => Ok(Command::Broadcast {
+            binary: true,
             message: payload,
         }),
         b'c' | b'C' | b'd' | b'D' => {
@@ -133,11 +149,16 @@ pub fn parse(frame: RawFrame<'_>) -> Result<Command<'_>, ControlError> {
                     len: payload.len(),
                 });
             };
+            let binary = matches!(command, b'C' | b'D');
             Ok(Command::Direct {
                 confirm: matches!(command, b'c' | b'C'),
-                binary: matches!(command, b'C' | b'D'),
+                binary,
                 token: Token::from_array(*token),
-                message,
+                message: if binary {
+                    message
+                } else {
+                    text(command, message)?
+                },
             })
         }
         // COMMANDS.md, l: the payload is exactly the 32-byte token; any other length is 0E.
@@ -235,7 +256,8 @@ impl Reply {
             | ControlError::FrameTooLarge { .. }
             | ControlError::UnknownCommand { .. }
             | ControlError::ShortToken { .. }
-            | ControlError::LockPayload { .. } => Reply::Error,
+            | ControlError::LockPayload { .. }
+            | ControlError::InvalidUtf8 { .. } => Reply::Error,
         }
     }
 }
@@ -243,6 +265,54 @@ impl Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_pushes_must_be_utf8_but_binary_ones_need_not() {
+        let bad = b"ok\xff";
+        assert_eq!(
+            parse(RawFrame {
+                command: b'b',
+                payload: bad
+            }),
+            Err(ControlError::InvalidUtf8 {
+                command: b'b',
+                offset: 2
+            })
+        );
+        assert!(
+            parse(RawFrame {
+                command: b'B',
+                payload: bad
+            })
+            .is_ok()
+        );
+        let mut direct = [b'a'; 32].to_vec();
+        direct.extend_from_slice(bad);
+        assert_eq!(
+            parse(RawFrame {
+                command: b'c',
+                payload: &direct
+            }),
+            Err(ControlError::InvalidUtf8 {
+                command: b'c',
+                offset: 2
+            })
+        );
+        assert!(
+            parse(RawFrame {
+                command: b'D',
+                payload: &direct
+            })
+            .is_ok()
+        );
+        assert_eq!(
+            Reply::from_error(&ControlError::InvalidUtf8 {
+                command: b'd',
+                offset: 0
+            }),
+            Reply::Error
+        );
+    }
     use crate::decoded::Decoded;
     use proptest::prelude::*;
 
@@ -776,6 +846,15 @@ mod tests {
                 panic!("incomplete");
             };
             prop_assert_eq!(len, buf.len());
+            let whole_text = matches!(
+                original,
+                Command::Broadcast { binary: false, .. } | Command::Direct { binary: false, .. }
+            );
+            if whole_text && std::str::from_utf8(&message).is_err() {
+                let refused = matches!(parse(item), Err(ControlError::InvalidUtf8 { .. }));
+                prop_assert!(refused);
+                return Ok(());
+            }
             let parsed = parse(item).unwrap();
             prop_assert_eq!(parsed, original);
             prop_assert_eq!(seen(&parsed), seen(&original));

@@ -73,6 +73,9 @@ pub struct Lock {
     pub started: Option<MessageKind>,
     /// Data frames that arrived for this client meanwhile, delivered after the last fragment.
     pub deferred: OutQueue,
+    /// The bytes of a code point split between text fragments (at most 3), checked with
+    /// the next fragment.
+    pub utf8_carry: Vec<u8>,
 }
 
 /// Why a connection is removed; for the log line and the counters.
@@ -152,6 +155,10 @@ pub enum FragmentResult {
     Refused,
     Overflow {
         queued: usize,
+    },
+    /// The text so far cannot be UTF-8 (offset within this fragment); nothing was sent.
+    InvalidText {
+        offset: usize,
     },
 }
 
@@ -584,6 +591,7 @@ impl Conn {
                     owner,
                     started: None,
                     deferred: OutQueue::default(),
+                    utf8_carry: Vec::new(),
                 });
                 true
             }
@@ -625,6 +633,13 @@ impl Conn {
             }
         };
         let fin = position == FragmentPosition::Last;
+        let text = match (position, lock.started) {
+            (FragmentPosition::First, _) => kind == MessageKind::Text,
+            (_, started) => started == Some(MessageKind::Text),
+        };
+        if text && let Err(offset) = check_text_fragment(&mut lock.utf8_carry, payload, fin) {
+            return FragmentResult::InvalidText { offset };
+        }
         let frame = shared_frame(fin, opcode, payload);
         let queued = self.out.pending_bytes() + lock.deferred.pending_bytes();
         if queued + frame.len() > max_outbound {
@@ -687,9 +702,55 @@ fn queue_data(
     }
 }
 
+/// Checks one text fragment, with the partial code point the previous one ended with.
+/// Keeps the new partial code point in `carry`; at the last fragment none may remain.
+fn check_text_fragment(carry: &mut Vec<u8>, payload: &[u8], fin: bool) -> Result<(), usize> {
+    let carried = carry.len();
+    let mut joined = std::mem::take(carry);
+    joined.extend_from_slice(payload);
+    match std::str::from_utf8(&joined) {
+        Ok(_) => Ok(()),
+        Err(error) if error.error_len().is_none() && !fin => {
+            *carry = joined.get(error.valid_up_to()..).unwrap_or(&[]).to_vec();
+            Ok(())
+        }
+        Err(error) => Err(error.valid_up_to().saturating_sub(carried)),
+    }
+}
+
 /// Seconds since the Unix epoch; cookie times are in these units.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_fragments_may_split_a_code_point() {
+        let euro = "€".as_bytes();
+        let mut carry = Vec::new();
+        assert_eq!(check_text_fragment(&mut carry, &euro[..1], false), Ok(()));
+        assert_eq!(carry, &euro[..1]);
+        assert_eq!(check_text_fragment(&mut carry, &euro[1..], true), Ok(()));
+        assert!(carry.is_empty());
+    }
+
+    #[test]
+    fn a_code_point_left_open_at_the_last_fragment_is_invalid() {
+        let mut carry = Vec::new();
+        assert_eq!(
+            check_text_fragment(&mut carry, &"€".as_bytes()[..2], true),
+            Err(0)
+        );
+    }
+
+    #[test]
+    fn invalid_bytes_fail_at_their_fragment() {
+        let mut carry = Vec::new();
+        assert_eq!(check_text_fragment(&mut carry, b"ab\xffcd", false), Err(2));
+    }
 }

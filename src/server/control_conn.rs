@@ -230,6 +230,7 @@ impl ControlConn {
         cmd: Command<'_>,
         ctx: &mut ControlContext<'_>,
     ) -> Result<(), ControlError> {
+        let cmd_byte = cmd.command_byte();
         match cmd {
             Command::Broadcast { binary, message } => {
                 let frame = shared_frame(true, data_opcode(binary), message);
@@ -299,6 +300,12 @@ impl ControlConn {
                     None => FragmentResult::Refused,
                 };
                 match result {
+                    FragmentResult::InvalidText { offset } => {
+                        return Err(ControlError::InvalidUtf8 {
+                            command: cmd_byte,
+                            offset,
+                        });
+                    }
                     FragmentResult::Sent => {
                         if position == FragmentPosition::Last {
                             self.lock = None;

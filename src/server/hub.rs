@@ -226,7 +226,7 @@ impl Hub {
                 self.schedule_flush(client);
             }
             FragmentResult::Overflow { queued } => self.drop_slow_consumer(client, queued, stats),
-            FragmentResult::Refused => {}
+            FragmentResult::Refused | FragmentResult::InvalidText { .. } => {}
         }
         result
     }
