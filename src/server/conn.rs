@@ -31,6 +31,8 @@ use crate::ws::message::{CloseFrame, Event, MessageDecoder, MessageKind};
 
 /// Reads per connection per loop turn before others get their turn.
 const READ_BUDGET: usize = 16;
+/// Message buffer capacity an idle session may keep for its next message.
+const KEEP_MESSAGE_BUFFER: usize = 16 * 1024;
 
 pub struct Conn {
     pub stream: Stream,
@@ -494,6 +496,12 @@ impl Conn {
             self.phase = Phase::Flushing {
                 deadline: now + settings.close_timeout,
             };
+        } else if let Phase::Open(session) = &mut self.phase
+            && session.decoder.is_idle()
+            && session.decoder.heap_bytes() > KEEP_MESSAGE_BUFFER
+        {
+            // One large message should not pin its buffer for the connection's life.
+            session.decoder.shrink();
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use crate::control::command::FragmentPosition;
-use crate::server::conn::{Conn, Delivery, Fragment, FragmentResult, Gone};
+use crate::server::conn::{self, Conn, Delivery, Fragment, FragmentResult, Gone};
 use crate::server::settings::Settings;
 use crate::server::slab::{Key, Slab};
 use crate::server::stats::Stats;
@@ -89,6 +89,19 @@ impl Hub {
             *count = count.saturating_sub(1);
         }
         Some(conn)
+    }
+
+    /// A reloaded `max_message_size` applies to open sessions too, from their next message.
+    pub fn apply_message_limit(&mut self, max_message_size: usize) {
+        for (_, conn) in self.clients.iter_mut() {
+            if let conn::Phase::Open(session) | conn::Phase::Closing { session, .. } =
+                &mut conn.phase
+            {
+                session
+                    .decoder
+                    .set_max_message_size(max_message_size as u64);
+            }
+        }
     }
 
     /// True when a live connection already holds this token.

@@ -579,6 +579,7 @@ impl Server {
     fn reload(&mut self) {
         match (self.reloader)() {
             Ok((settings, level)) => {
+                self.hub.apply_message_limit(settings.max_message_size);
                 self.settings = settings;
                 log::set_max_level(level);
                 log::info!(
