@@ -83,13 +83,17 @@ impl Listener {
                     endpoint: endpoint.to_string(),
                     error,
                 })?;
+                let listener = Listener::Unix(listener, path.clone());
                 fs::set_permissions(path, fs::Permissions::from_mode(unix_mode)).map_err(
-                    |error| BindError::Mode {
-                        path: path.clone(),
-                        error,
+                    |error| {
+                        listener.remove_socket_file();
+                        BindError::Mode {
+                            path: path.clone(),
+                            error,
+                        }
                     },
                 )?;
-                Ok(Listener::Unix(listener, path.clone()))
+                Ok(listener)
             }
         }
     }
