@@ -20,6 +20,7 @@ pub enum BindError {
     Resolve { endpoint: String, error: io::Error },
     Bind { endpoint: String, error: io::Error },
     SocketInUse { path: PathBuf },
+    NotASocket { path: PathBuf },
     Mode { path: PathBuf, error: io::Error },
 }
 
@@ -33,6 +34,11 @@ impl std::fmt::Display for BindError {
             BindError::SocketInUse { path } => write!(
                 f,
                 "unix://{}: another process is listening on this socket",
+                path.display()
+            ),
+            BindError::NotASocket { path } => write!(
+                f,
+                "unix://{}: a file that is not a socket is in the way (not replaced)",
                 path.display()
             ),
             BindError::Mode { path, error } => {
@@ -83,13 +89,17 @@ impl Listener {
                     endpoint: endpoint.to_string(),
                     error,
                 })?;
+                let listener = Listener::Unix(listener, path.clone());
                 fs::set_permissions(path, fs::Permissions::from_mode(unix_mode)).map_err(
-                    |error| BindError::Mode {
-                        path: path.clone(),
-                        error,
+                    |error| {
+                        listener.remove_socket_file();
+                        BindError::Mode {
+                            path: path.clone(),
+                            error,
+                        }
                     },
                 )?;
-                Ok(Listener::Unix(listener, path.clone()))
+                Ok(listener)
             }
         }
     }
@@ -143,8 +153,16 @@ impl Listener {
 }
 
 fn remove_stale_socket(path: &Path) -> Result<(), BindError> {
-    if !path.exists() {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(metadata) = fs::symlink_metadata(path) else {
         return Ok(());
+    };
+    // Only a socket file can be a dead server's leftover; anything else (a config file
+    // named by mistake) is the operator's and is never deleted.
+    if !metadata.file_type().is_socket() {
+        return Err(BindError::NotASocket {
+            path: path.to_path_buf(),
+        });
     }
     if std::os::unix::net::UnixStream::connect(path).is_ok() {
         return Err(BindError::SocketInUse {

@@ -114,14 +114,27 @@ pub struct Bound {
 }
 
 impl Bound {
+    /// On failure, the socket files of the listeners bound so far are removed: a start
+    /// that fails leaves nothing behind.
     pub fn bind(config: &Config) -> Result<Bound, StartError> {
-        let mut ws = Vec::new();
+        let mut ws: Vec<Listener> = Vec::new();
+        let remove_bound = |ws: &[Listener]| ws.iter().for_each(Listener::remove_socket_file);
         for endpoint in &config.servers {
-            ws.push(Listener::bind(endpoint, config.socket_mode).map_err(StartError::Bind)?);
+            match Listener::bind(endpoint, config.socket_mode) {
+                Ok(listener) => ws.push(listener),
+                Err(error) => {
+                    remove_bound(&ws);
+                    return Err(StartError::Bind(error));
+                }
+            }
         }
-        let control = Listener::bind(&config.control, config.control_socket_mode)
-            .map_err(StartError::Bind)?;
-        Ok(Bound { ws, control })
+        match Listener::bind(&config.control, config.control_socket_mode) {
+            Ok(control) => Ok(Bound { ws, control }),
+            Err(error) => {
+                remove_bound(&ws);
+                Err(StartError::Bind(error))
+            }
+        }
     }
 
     /// Removes the Unix socket files (when start fails after binding).
