@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Installs the third-party WebSocket clients that tests/real_clients.rs runs against wson:
+#   - Debian's chromium (headless browser)          -> /usr/bin/chromium
+#   - Python websockets and websocket-client         -> tests/clients/.venv
+#   - Node ws                                        -> tests/clients/node_modules
+# Versions are pinned in tests/clients/requirements.txt and tests/clients/package-lock.json.
+#
+# Idempotent and quick when everything is in place: each step checks first and installs only
+# what is missing or whose pin file changed (a hash of it is kept beside the install).
+# Runs unattended as root on a fresh machine; needs apt, python3 and npm.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+clients="$here/clients"
+venv="$clients/.venv"
+export DEBIAN_FRONTEND=noninteractive
+
+log() { printf 'install-tools: %s\n' "$*" >&2; }
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+apt_updated=no
+apt_install() {
+    if [ "$apt_updated" = no ]; then
+        apt-get update -q
+        apt_updated=yes
+    fi
+    apt-get install -y -q --no-install-recommends "$@"
+}
+
+# --- Chromium ---------------------------------------------------------------------------------
+if [ -x /usr/bin/chromium ]; then
+    log "chromium: present"
+else
+    log "chromium: installing with apt-get"
+    apt_install chromium
+fi
+
+# --- Python clients ---------------------------------------------------------------------------
+want="$(sha "$clients/requirements.txt")"
+have="$(cat "$venv/requirements.sha256" 2>/dev/null || true)"
+if [ -x "$venv/bin/python" ] && [ "$want" = "$have" ]; then
+    log "python clients: present"
+else
+    log "python clients: installing into $venv"
+    python="${PYTHON:-python3}"
+    rm -rf "$venv"
+    if ! "$python" -m venv "$venv" 2>/dev/null; then
+        # Debian splits venv support (ensurepip) into its own package.
+        rm -rf "$venv"
+        apt_install python3-venv
+        python=/usr/bin/python3
+        "$python" -m venv "$venv"
+    fi
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        --no-input -r "$clients/requirements.txt"
+    printf '%s\n' "$want" >"$venv/requirements.sha256"
+fi
+
+# --- Node client ------------------------------------------------------------------------------
+want="$(sha "$clients/package-lock.json")"
+have="$(cat "$clients/node_modules/.package-lock.sha256" 2>/dev/null || true)"
+if [ -d "$clients/node_modules" ] && [ "$want" = "$have" ]; then
+    log "node clients: present"
+else
+    if ! command -v npm >/dev/null; then
+        log "node clients: npm missing, installing nodejs and npm with apt-get"
+        apt_install nodejs npm
+    fi
+    log "node clients: npm ci in $clients"
+    (cd "$clients" && npm ci --no-audit --no-fund --loglevel=error)
+    printf '%s\n' "$want" >"$clients/node_modules/.package-lock.sha256"
+fi
+
+log "all real clients installed"
