@@ -5,7 +5,11 @@
 //! - `Open` -> `Closing` (we queued a Close: expiry, shutdown, lost frame source)
 //!   or `Flushing` (we echoed the peer's Close, or failed the connection with 1002/1007/1009);
 //! - `Closing` -> gone when the peer's Close arrives or `close_timeout` passes;
-//! - `Flushing` -> gone when the queue is written or `close_timeout` passes.
+//! - `Flushing` -> `Lingering` when the queue is written (our side of TCP is shut down),
+//!   or gone when `close_timeout` passes;
+//! - `Lingering` -> gone at the peer's EOF or `close_timeout`. Reading until the peer
+//!   closes keeps the kernel from answering its late bytes with a reset, which would
+//!   destroy our last response or Close frame before the peer reads it.
 //!
 //! The connection does its own socket I/O and protocol replies; anything that involves
 //! other connections (token index, delivery, locks held by control connections) is the
@@ -52,6 +56,7 @@ pub enum Phase {
     Open(Session),
     Closing { session: Session, deadline: Instant },
     Flushing { deadline: Instant },
+    Lingering { deadline: Instant },
 }
 
 pub struct Session {
@@ -182,7 +187,10 @@ impl Conn {
 
     fn wants_read(&self) -> bool {
         match self.phase {
-            Phase::Handshake { .. } | Phase::Open(_) | Phase::Closing { .. } => true,
+            Phase::Handshake { .. }
+            | Phase::Open(_)
+            | Phase::Closing { .. }
+            | Phase::Lingering { .. } => true,
             Phase::Flushing { .. } => false,
         }
     }
@@ -198,8 +206,12 @@ impl Conn {
     pub fn session(&self) -> Option<&Session> {
         match &self.phase {
             Phase::Open(session) | Phase::Closing { session, .. } => Some(session),
-            Phase::Handshake { .. } | Phase::Flushing { .. } => None,
+            Phase::Handshake { .. } | Phase::Flushing { .. } | Phase::Lingering { .. } => None,
         }
+    }
+
+    pub fn is_lingering(&self) -> bool {
+        matches!(self.phase, Phase::Lingering { .. })
     }
 
     pub fn is_open(&self) -> bool {
@@ -213,7 +225,7 @@ impl Conn {
             Phase::Open(session) | Phase::Closing { session, .. } => {
                 session.decoder.heap_bytes() + session.identity.user.capacity()
             }
-            Phase::Flushing { .. } => 0,
+            Phase::Flushing { .. } | Phase::Lingering { .. } => 0,
         };
         phase + self.out.heap_bytes()
     }
@@ -236,9 +248,7 @@ impl Conn {
             {
                 return Drive::Gone(gone);
             }
-            if matches!(self.phase, Phase::Flushing { .. }) && self.out.is_empty() {
-                return Drive::Gone(Gone::Finished);
-            }
+            self.finish_flushing();
             if !(self.readable && self.wants_read()) {
                 return Drive::Idle;
             }
@@ -274,8 +284,19 @@ impl Conn {
                         return Drive::Gone(gone);
                     }
                 }
-                Phase::Flushing { .. } => {}
+                Phase::Flushing { .. } | Phase::Lingering { .. } => {}
             }
+        }
+    }
+
+    /// Once the last bytes of a closing connection are written, shuts down our side and
+    /// waits for the peer's EOF.
+    pub fn finish_flushing(&mut self) {
+        if let Phase::Flushing { deadline } = self.phase
+            && self.out.is_empty()
+        {
+            self.stream.shutdown_write();
+            self.phase = Phase::Lingering { deadline };
         }
     }
 
@@ -380,7 +401,12 @@ impl Conn {
     ) -> Result<(), Gone> {
         let request = match &mut self.phase {
             Phase::Handshake { request, .. } => std::mem::take(request),
-            Phase::Open(_) | Phase::Closing { .. } | Phase::Flushing { .. } => return Ok(()),
+            Phase::Open(_)
+            | Phase::Closing { .. }
+            | Phase::Flushing { .. }
+            | Phase::Lingering { .. } => {
+                return Ok(());
+            }
         };
         self.out
             .push(Rc::from(handshake::accept_response(websocket_key, None)));
@@ -409,13 +435,16 @@ impl Conn {
         let (session, closing) = match &mut self.phase {
             Phase::Open(session) => (session, false),
             Phase::Closing { session, .. } => (session, true),
-            Phase::Handshake { .. } | Phase::Flushing { .. } => return Ok(()),
+            Phase::Handshake { .. } | Phase::Flushing { .. } | Phase::Lingering { .. } => {
+                return Ok(());
+            }
         };
         session.keepalive = Keepalive::Heard { at: now };
         let max_outbound = settings.max_outbound_buffer;
         let echo = settings.client_messages == ClientMessages::Echo && !closing;
         let mut input = bytes;
-        // Set when the connection must move to `Flushing` with this frame queued last.
+        // Set when the connection must move to `Flushing` with this frame (possibly
+        // none) queued last.
         let mut final_frame: Option<Vec<u8>> = None;
         loop {
             let (used, event) = match session.decoder.feed(input) {
@@ -475,7 +504,8 @@ impl Conn {
                     if closing {
                         // Our Close was answered: the closing handshake is complete and
                         // RFC 6455 §7.1.1 has the server close the TCP connection first.
-                        return Err(Gone::Finished);
+                        final_frame = Some(Vec::new());
+                        break;
                     }
                     // RFC 6455 §5.5.1: "the endpoint MUST send a Close frame in response.
                     // (When sending a Close frame in response, the endpoint typically echos
@@ -492,6 +522,7 @@ impl Conn {
             }
         }
         if let Some(last) = final_frame {
+            // `push` ignores an empty frame: then only the TCP close follows.
             self.out.push(Rc::from(last));
             self.phase = Phase::Flushing {
                 deadline: now + settings.close_timeout,
@@ -532,7 +563,9 @@ impl Conn {
                 Ok(())
             }
             Phase::Handshake { .. } => Err(Gone::ShuttingDown),
-            previous @ (Phase::Closing { .. } | Phase::Flushing { .. }) => {
+            previous @ (Phase::Closing { .. }
+            | Phase::Flushing { .. }
+            | Phase::Lingering { .. }) => {
                 self.phase = previous;
                 Ok(())
             }
@@ -566,7 +599,9 @@ impl Conn {
                     }
                 }
             }
-            Phase::Closing { deadline, .. } | Phase::Flushing { deadline } => {
+            Phase::Closing { deadline, .. }
+            | Phase::Flushing { deadline }
+            | Phase::Lingering { deadline } => {
                 if now >= *deadline {
                     return Err(Gone::CloseTimeout);
                 }
@@ -584,9 +619,10 @@ impl Conn {
                 frame.clone(),
                 max_outbound,
             ),
-            Phase::Handshake { .. } | Phase::Closing { .. } | Phase::Flushing { .. } => {
-                Delivery::NotOpen
-            }
+            Phase::Handshake { .. }
+            | Phase::Closing { .. }
+            | Phase::Flushing { .. }
+            | Phase::Lingering { .. } => Delivery::NotOpen,
         }
     }
 
@@ -606,7 +642,8 @@ impl Conn {
             Phase::Open(_)
             | Phase::Handshake { .. }
             | Phase::Closing { .. }
-            | Phase::Flushing { .. } => false,
+            | Phase::Flushing { .. }
+            | Phase::Lingering { .. } => false,
         }
     }
 

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 
 use crate::config::Config;
-use crate::server::conn::{Conn, Drive, Gone};
+use crate::server::conn::{Conn, Drive};
 use crate::server::control_conn::{ControlConn, ControlContext, ControlDrive, ControlGone};
 use crate::server::hub::Hub;
 use crate::server::listener::{BindError, Listener};
@@ -44,6 +44,8 @@ const FIRST_CONNECTION: usize = 1 << 16;
 const TICK: Duration = Duration::from_millis(250);
 /// Accepts per listener per turn before other work gets its turn.
 const ACCEPT_BUDGET: usize = 128;
+/// Connections beyond `max_connections` kept just long enough to deliver their 503.
+const REFUSAL_SLACK: usize = 64;
 /// Size of the one read buffer every connection reads into.
 const SCRATCH_SIZE: usize = 64 * 1024;
 
@@ -288,12 +290,17 @@ impl Server {
             if self.signals.terminate.swap(false, Ordering::SeqCst) {
                 self.begin_shutdown(now);
             }
+            // Lingering connections finished their closing handshake; only the peer's
+            // EOF is missing, and exiting closes them just as well.
             if let RunState::Draining { deadline } = self.state
-                && (self.hub.is_empty() || now >= deadline)
+                && (now >= deadline || self.hub.clients().all(Conn::is_lingering))
             {
                 log::info!(
                     "stopped clients_left={} uptime_secs={}",
-                    self.hub.len(),
+                    self.hub
+                        .clients()
+                        .filter(|conn| !conn.is_lingering())
+                        .count(),
                     now.saturating_duration_since(self.started).as_secs()
                 );
                 return Ok(());
@@ -440,11 +447,7 @@ impl Server {
                 continue;
             }
             match conn.flush(&mut self.stats) {
-                Ok(()) => {
-                    if matches!(conn.phase, conn::Phase::Flushing { .. }) && conn.out.is_empty() {
-                        self.hub.close(key, &Gone::Finished);
-                    }
-                }
+                Ok(()) => conn.finish_flushing(),
                 Err(gone) => self.hub.close(key, &gone),
             }
         }
@@ -472,21 +475,30 @@ impl Server {
                 }
             };
             self.stats.connections_accepted += 1;
-            if self.hub.len() >= self.settings.max_connections {
+            let refuse = self.hub.len() >= self.settings.max_connections;
+            if refuse {
                 self.stats.handshakes_refused += 1;
                 log::warn!(
                     "connection refused peer={} status=503 reason=\"max_connections reached\" max_connections={}",
                     stream.peer(),
                     self.settings.max_connections
                 );
-                // Best effort: the socket is fresh, so a short response fits its buffer.
-                let _ = io::Write::write(
-                    &mut stream,
-                    &handshake::refusal_response(Status::ServiceUnavailable, None),
-                );
-                continue;
+                if self.hub.len() >= self.settings.max_connections + REFUSAL_SLACK {
+                    // Past the slack, no socket is kept: best effort, the fresh socket's
+                    // buffer takes a short response.
+                    let _ = io::Write::write(
+                        &mut stream,
+                        &handshake::refusal_response(Status::ServiceUnavailable, None),
+                    );
+                    continue;
+                }
             }
-            let conn = Conn::new(stream, index, now, &self.settings);
+            let mut conn = Conn::new(stream, index, now, &self.settings);
+            if refuse {
+                // Kept until the 503 is written and the peer has closed, so its request
+                // does not turn our close into a reset that destroys the response.
+                conn.refuse(Status::ServiceUnavailable, None, &self.settings, now);
+            }
             let Some(key) = self.hub.insert(conn) else {
                 continue;
             };
