@@ -440,6 +440,7 @@ impl Conn {
                         let reply = shared_frame(true, opcode, payload);
                         match queue_data(&mut self.out, &mut session.lock, reply, max_outbound) {
                             Delivery::Overflow { queued } => {
+                                stats.slow_consumers_dropped += 1;
                                 return Err(Gone::SlowConsumer { queued });
                             }
                             Delivery::Queued | Delivery::Deferred | Delivery::NotOpen => {
@@ -454,6 +455,7 @@ impl Conn {
                     if !closing {
                         let pong = shared_frame(true, OpCode::Pong, payload);
                         if self.out.pending_bytes() + pong.len() > max_outbound {
+                            stats.slow_consumers_dropped += 1;
                             return Err(Gone::SlowConsumer {
                                 queued: self.out.pending_bytes(),
                             });
