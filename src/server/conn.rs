@@ -247,10 +247,8 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Drive::Gone(Gone::Io(e)),
             };
-            // A short read drained the socket; the next arrival raises a new edge.
-            if read < scratch.len() {
-                self.readable = false;
-            }
+            // No shortcut on a short read: the peer's EOF may have come in the same edge
+            // as the data and raises no new one, so only `WouldBlock` clears `readable`.
             stats.bytes_in += read as u64;
             let bytes = scratch.get(..read).unwrap_or(&[]);
             match &mut self.phase {
