@@ -266,10 +266,8 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Drive::Gone(Gone::Io(e)),
             };
-            // A short read drained the socket; the next arrival raises a new edge.
-            if read < scratch.len() {
-                self.readable = false;
-            }
+            // No shortcut on a short read: the peer's EOF may have come in the same edge
+            // as the data and raises no new one, so only `WouldBlock` clears `readable`.
             stats.bytes_in += read as u64;
             let bytes = scratch.get(..read).unwrap_or(&[]);
             match &mut self.phase {
@@ -478,6 +476,7 @@ impl Conn {
                         let reply = shared_frame(true, opcode, payload);
                         match queue_data(&mut self.out, &mut session.lock, reply, max_outbound) {
                             Delivery::Overflow { queued } => {
+                                stats.slow_consumers_dropped += 1;
                                 return Err(Gone::SlowConsumer { queued });
                             }
                             Delivery::Queued | Delivery::Deferred | Delivery::NotOpen => {
@@ -492,6 +491,7 @@ impl Conn {
                     if !closing {
                         let pong = shared_frame(true, OpCode::Pong, payload);
                         if self.out.pending_bytes() + pong.len() > max_outbound {
+                            stats.slow_consumers_dropped += 1;
                             return Err(Gone::SlowConsumer {
                                 queued: self.out.pending_bytes(),
                             });

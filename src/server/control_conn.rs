@@ -146,9 +146,8 @@ impl ControlConn {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return ControlDrive::Gone(ControlGone::Io(e)),
             };
-            if read < scratch.len() {
-                self.readable = false;
-            }
+            // No shortcut on a short read: the peer's EOF may have come in the same edge
+            // as the data and raises no new one, so only `WouldBlock` clears `readable`.
             if let ControlPhase::Open { keepalive } = &mut self.phase {
                 *keepalive = Keepalive::Heard { at: ctx.now };
             }
