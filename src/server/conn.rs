@@ -7,7 +7,8 @@
 //! - `Closing` -> gone when the peer's Close arrives or `close_timeout` passes;
 //! - `Flushing` -> `Lingering` when the queue is written (our side of TCP is shut down),
 //!   or gone when `close_timeout` passes;
-//! - `Lingering` -> gone at the peer's EOF or `close_timeout`. Reading until the peer
+//! - `Lingering` -> gone at the peer's EOF, `close_timeout`, or `MAX_LINGER_BYTES` of
+//!   discarded input (a peer that keeps sending is cut off). Reading until the peer
 //!   closes keeps the kernel from answering its late bytes with a reset, which would
 //!   destroy our last response or Close frame before the peer reads it.
 //!
@@ -35,6 +36,8 @@ use crate::ws::message::{CloseFrame, Event, MessageDecoder, MessageKind};
 
 /// Reads per connection per loop turn before others get their turn.
 const READ_BUDGET: usize = 16;
+/// Input a closing connection may still discard before it is cut off.
+const MAX_LINGER_BYTES: usize = 64 * 1024;
 /// Message buffer capacity an idle session may keep for its next message.
 const KEEP_MESSAGE_BUFFER: usize = 16 * 1024;
 
@@ -56,7 +59,7 @@ pub enum Phase {
     Open(Session),
     Closing { session: Session, deadline: Instant },
     Flushing { deadline: Instant },
-    Lingering { deadline: Instant },
+    Lingering { deadline: Instant, discarded: usize },
 }
 
 pub struct Session {
@@ -282,7 +285,13 @@ impl Conn {
                         return Drive::Gone(gone);
                     }
                 }
-                Phase::Flushing { .. } | Phase::Lingering { .. } => {}
+                Phase::Lingering { discarded, .. } => {
+                    *discarded += read;
+                    if *discarded > MAX_LINGER_BYTES {
+                        return Drive::Gone(Gone::Finished);
+                    }
+                }
+                Phase::Flushing { .. } => {}
             }
         }
     }
@@ -294,7 +303,10 @@ impl Conn {
             && self.out.is_empty()
         {
             self.stream.shutdown_write();
-            self.phase = Phase::Lingering { deadline };
+            self.phase = Phase::Lingering {
+                deadline,
+                discarded: 0,
+            };
         }
     }
 
@@ -601,7 +613,7 @@ impl Conn {
             }
             Phase::Closing { deadline, .. }
             | Phase::Flushing { deadline }
-            | Phase::Lingering { deadline } => {
+            | Phase::Lingering { deadline, .. } => {
                 if now >= *deadline {
                     return Err(Gone::CloseTimeout);
                 }
