@@ -33,6 +33,7 @@ over_both_control_kinds!(
     lock_and_fragments_deliver_exact_frames_each_answered_0a,
     fragment_without_a_lock_gets_0n,
     fragments_out_of_order_get_0n,
+    fragment_for_a_client_that_went_away_gets_0n_and_frees_the_connection_to_lock_again,
     messages_for_a_locked_client_arrive_after_its_fragmented_message,
     lock_on_a_locked_client_gets_n,
     lock_while_holding_a_lock_gets_n,
@@ -284,6 +285,29 @@ fn fragments_out_of_order_get_0n(setup: Setup) {
     assert_eq!(alice.recv_data(), frame(true, OpCode::Continuation, b"two"));
     control.send(b'b', b"after");
     assert_eq!(alice.recv_data(), text("after"));
+}
+
+fn fragment_for_a_client_that_went_away_gets_0n_and_frees_the_connection_to_lock_again(
+    setup: Setup,
+) {
+    let server = setup.start();
+    let (mut alice, alice_cookies) = tcp_client(&server);
+    let (mut bob, bob_cookies) = unix_client(&server);
+    let mut control = server.control();
+    lock(&mut control, &alice_cookies.token);
+    fragment(&mut control, b'f', b"for alice");
+    alice.send_close(1000, "");
+    assert_eq!(alice.recv_data(), frame(false, OpCode::Text, b"for alice"));
+    alice.expect_close(1000);
+    alice.expect_end();
+    control.send(b'i', b"nobody to take this");
+    expect_reply(&mut control, b'n', b"");
+    // The lock went with alice: this connection may lock bob now.
+    lock(&mut control, &bob_cookies.token);
+    fragment(&mut control, b'f', b"for bob");
+    fragment(&mut control, b's', b"");
+    assert_eq!(bob.recv_data(), frame(false, OpCode::Text, b"for bob"));
+    assert_eq!(bob.recv_data(), frame(true, OpCode::Continuation, b""));
 }
 
 fn messages_for_a_locked_client_arrive_after_its_fragmented_message(setup: Setup) {

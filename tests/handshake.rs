@@ -543,6 +543,11 @@ fn token_can_connect_again_after_its_connection_closed_or_failed() {
 #[test]
 fn client_that_never_finishes_the_handshake_is_dropped_after_handshake_timeout() {
     let mut server = Setup::new().set("handshake_timeout", "1").start();
+    let mut upgraded = accepted(
+        &server,
+        Via::Tcp,
+        &Req::valid(&server, Via::Tcp, &Cookies::fresh("alice")),
+    );
     let mut clients = Vec::new();
     for via in VIAS {
         clients.push((via, "silent", raw(&server, via)));
@@ -556,6 +561,9 @@ fn client_that_never_finishes_the_handshake_is_dropped_after_handshake_timeout()
     for _ in &clients {
         server.wait_for_log("reason=\"handshake timeout\"");
     }
+    // The timeout is for the handshake only: a client that finished it in time stays.
+    server.control().send(b'b', b"still connected");
+    assert_eq!(upgraded.recv_text(), "still connected");
 }
 
 #[test]
