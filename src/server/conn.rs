@@ -52,6 +52,9 @@ pub struct Conn {
     pub out: OutQueue,
     /// True while the connection is on the hub's list of queues to flush this turn.
     pub flush_scheduled: bool,
+    /// The token this connection holds in the hub's index, from its upgrade until it is
+    /// removed; kept outside `Phase` because `Flushing` no longer has a session.
+    pub registered_token: Option<Token>,
 }
 
 pub enum Phase {
@@ -185,6 +188,7 @@ impl Conn {
             writable: false,
             out: OutQueue::default(),
             flush_scheduled: false,
+            registered_token: None,
         }
     }
 
@@ -202,8 +206,9 @@ impl Conn {
         !self.out.is_empty()
     }
 
+    /// The token this connection registered in the hub's index, whatever its phase now.
     pub fn token(&self) -> Option<Token> {
-        self.session().map(|session| session.identity.token)
+        self.registered_token
     }
 
     pub fn session(&self) -> Option<&Session> {

@@ -111,6 +111,9 @@ impl Hub {
 
     /// Records that `key` completed its handshake with `token`.
     pub fn register_token(&mut self, token: Token, key: Key) {
+        if let Some(conn) = self.clients.get_mut(key) {
+            conn.registered_token = Some(token);
+        }
         self.by_token.insert(token, key);
     }
 
