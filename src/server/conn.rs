@@ -61,8 +61,18 @@ pub enum Phase {
     Handshake { request: Vec<u8>, deadline: Instant },
     Open(Session),
     Closing { session: Session, deadline: Instant },
-    Flushing { deadline: Instant },
+    Flushing { deadline: Instant, then: AfterFlush },
     Lingering { deadline: Instant, discarded: usize },
+}
+
+/// What a closing connection does once its last bytes are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFlush {
+    /// The closing handshake is complete: close the TCP connection now (RFC 6455 §7.1.1:
+    /// "the server SHOULD close the underlying TCP connection first").
+    Close,
+    /// We refused or failed the peer, which may still be sending: linger.
+    Linger,
 }
 
 pub struct Session {
@@ -256,7 +266,9 @@ impl Conn {
             {
                 return Drive::Gone(gone);
             }
-            self.finish_flushing();
+            if self.finish_flushing() {
+                return Drive::Gone(Gone::Finished);
+            }
             if !(self.readable && self.wants_read()) {
                 return Drive::Idle;
             }
@@ -301,17 +313,25 @@ impl Conn {
         }
     }
 
-    /// Once the last bytes of a closing connection are written, shuts down our side and
-    /// waits for the peer's EOF.
-    pub fn finish_flushing(&mut self) {
-        if let Phase::Flushing { deadline } = self.phase
-            && self.out.is_empty()
-        {
-            self.stream.shutdown_write();
-            self.phase = Phase::Lingering {
-                deadline,
-                discarded: 0,
-            };
+    /// Once the last bytes of a closing connection are written: true when it is to be
+    /// closed now; otherwise shuts down our side and lingers for the peer's EOF.
+    pub fn finish_flushing(&mut self) -> bool {
+        let Phase::Flushing { deadline, then } = self.phase else {
+            return false;
+        };
+        if !self.out.is_empty() {
+            return false;
+        }
+        match then {
+            AfterFlush::Close => true,
+            AfterFlush::Linger => {
+                self.stream.shutdown_write();
+                self.phase = Phase::Lingering {
+                    deadline,
+                    discarded: 0,
+                };
+                false
+            }
         }
     }
 
@@ -400,6 +420,7 @@ impl Conn {
             .push(Rc::from(handshake::refusal_response(status, retry_after)));
         self.phase = Phase::Flushing {
             deadline: now + settings.close_timeout,
+            then: AfterFlush::Linger,
         };
     }
 
@@ -460,7 +481,7 @@ impl Conn {
         let mut input = bytes;
         // Set when the connection must move to `Flushing` with this frame (possibly
         // none) queued last.
-        let mut final_frame: Option<Vec<u8>> = None;
+        let mut final_frame: Option<(Vec<u8>, AfterFlush)> = None;
         loop {
             let (used, event) = match session.decoder.feed(input) {
                 Ok(fed) => fed,
@@ -471,7 +492,10 @@ impl Conn {
                         self.stream.peer(),
                         error.close_code()
                     );
-                    final_frame = Some(frame::encode_close(error.close_code(), &error.to_string()));
+                    final_frame = Some((
+                        frame::encode_close(error.close_code(), &error.to_string()),
+                        AfterFlush::Linger,
+                    ));
                     break;
                 }
             };
@@ -521,16 +545,17 @@ impl Conn {
                     if closing {
                         // Our Close was answered: the closing handshake is complete and
                         // RFC 6455 §7.1.1 has the server close the TCP connection first.
-                        final_frame = Some(Vec::new());
+                        final_frame = Some((Vec::new(), AfterFlush::Close));
                         break;
                     }
                     // RFC 6455 §5.5.1: "the endpoint MUST send a Close frame in response.
                     // (When sending a Close frame in response, the endpoint typically echos
                     // the status code it received.)"
-                    final_frame = Some(match close {
+                    let echo = match close {
                         CloseFrame::Empty => frame::encode_frame(true, OpCode::Close, &[]),
                         CloseFrame::WithCode { code, .. } => frame::encode_close(code, ""),
-                    });
+                    };
+                    final_frame = Some((echo, AfterFlush::Close));
                     break;
                 }
             }
@@ -538,11 +563,12 @@ impl Conn {
                 break;
             }
         }
-        if let Some(last) = final_frame {
+        if let Some((last, then)) = final_frame {
             // `push` ignores an empty frame: then only the TCP close follows.
             self.out.push(Rc::from(last));
             self.phase = Phase::Flushing {
                 deadline: now + settings.close_timeout,
+                then,
             };
         } else if let Phase::Open(session) = &mut self.phase
             && session.decoder.is_idle()
@@ -567,6 +593,7 @@ impl Conn {
             &mut self.phase,
             Phase::Flushing {
                 deadline: now + close_timeout,
+                then: AfterFlush::Close,
             },
         ) {
             Phase::Open(mut session) => {
@@ -617,7 +644,7 @@ impl Conn {
                 }
             }
             Phase::Closing { deadline, .. }
-            | Phase::Flushing { deadline }
+            | Phase::Flushing { deadline, .. }
             | Phase::Lingering { deadline, .. } => {
                 if now >= *deadline {
                     return Err(Gone::CloseTimeout);
@@ -712,7 +739,8 @@ impl Conn {
             if let Some(lock) = session.lock.take() {
                 self.out.append(lock.deferred);
             }
-        } else {
+        } else if position == FragmentPosition::First {
+            // Only the first fragment sets the kind; `i`/`I` are continuations either way.
             lock.started = Some(kind);
         }
         FragmentResult::Sent

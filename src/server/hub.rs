@@ -117,6 +117,20 @@ impl Hub {
         self.by_token.insert(token, key);
     }
 
+    /// Brings the hub up to date after a client did I/O or ran its timers: a session that
+    /// ended frees its token at once (the socket may linger a while), and anything queued
+    /// is flushed at the end of the turn.
+    pub fn settle(&mut self, key: Key) {
+        if let Some(conn) = self.clients.get_mut(key)
+            && conn.session().is_none()
+            && let Some(token) = conn.registered_token.take()
+            && self.by_token.get(&token) == Some(&key)
+        {
+            self.by_token.remove(&token);
+        }
+        self.schedule_flush(key);
+    }
+
     pub fn schedule_flush(&mut self, key: Key) {
         if let Some(conn) = self.clients.get_mut(key)
             && !conn.flush_scheduled

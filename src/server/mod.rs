@@ -349,9 +349,9 @@ impl Server {
             return;
         };
         match conn.drive(&mut self.scratch, &self.settings, &mut self.stats, now) {
-            Drive::Idle => self.hub.schedule_flush(key),
+            Drive::Idle => self.hub.settle(key),
             Drive::OverBudget => {
-                self.hub.schedule_flush(key);
+                self.hub.settle(key);
                 self.pending.push(Peer::Client(key));
             }
             Drive::Gone(gone) => self.hub.close(key, &gone),
@@ -447,7 +447,11 @@ impl Server {
                 continue;
             }
             match conn.flush(&mut self.stats) {
-                Ok(()) => conn.finish_flushing(),
+                Ok(()) => {
+                    if conn.finish_flushing() {
+                        self.hub.close(key, &conn::Gone::Finished);
+                    }
+                }
                 Err(gone) => self.hub.close(key, &gone),
             }
         }
@@ -579,7 +583,7 @@ impl Server {
                 continue;
             };
             match conn.on_tick(&self.settings, now) {
-                Ok(()) => self.hub.schedule_flush(key),
+                Ok(()) => self.hub.settle(key),
                 Err(gone) => self.hub.close(key, &gone),
             }
         }
