@@ -6,7 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ -f tests/install-tools.sh ]; then
-    bash tests/install-tools.sh
-fi
-cargo test --locked "$@"
+bash tests/install-tools.sh
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --locked "$@" 2>&1 | tee "$log" || status=$?
+# One closing line over every test binary, e.g. "tests: 379 passed, 0 failed".
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"
+exit "$status"
