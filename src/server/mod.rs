@@ -437,7 +437,7 @@ impl Server {
     /// Writes every client that had frames queued this turn: one `writev` each, however
     /// many broadcasts arrived.
     fn flush_clients(&mut self) {
-        let mut list = self.hub.take_flush_list();
+        let list = self.hub.take_flush_list();
         for &key in &list {
             let Some(conn) = self.hub.get_mut(key) else {
                 continue;
@@ -455,7 +455,7 @@ impl Server {
                 Err(gone) => self.hub.close(key, &gone),
             }
         }
-        self.hub.return_flush_list(list.split_off(0));
+        self.hub.return_flush_list(list);
     }
 
     fn accept_clients(&mut self, token: Token, now: Instant) {
