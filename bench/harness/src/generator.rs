@@ -1,0 +1,1015 @@
+//! The load generator: one thread, one mio poll, up to ~19,900 client sockets and one
+//! control connection to the server under test.
+//!
+//! Every message it triggers carries its phase id and sequence number (and, for direct
+//! messages and echoes, the client it is meant for), so each client checks what it gets:
+//! a message seen twice is a duplicate, one older than the newest already seen is
+//! reordered, one that never came is lost. Nothing else is trusted: rates and latencies are
+//! counted on the receiving side, and the phase ends when every message has arrived (or
+//! nothing has moved for `stall` and the rest is declared lost).
+
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use socket2::{Domain, Socket, Type};
+use wson::auth::{self, Digest};
+use wson::decoded::Decoded;
+use wson::token::Token as WsonToken;
+use wson::ws::frame::{self, OpCode};
+
+/// The secret every server under test verifies cookies with.
+pub const SECRET: &str = "bench-secret-0123456789abcdef";
+const CONTROL: Token = Token(usize::MAX - 1);
+/// The RFC 6455 §1.3 sample key and its accept value.
+const WS_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+const WS_ACCEPT: &[u8] = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+const RAW_REPLY: &[u8] = b"RAW 101\r\n\r\n";
+const MAX_FRAME: u64 = 16 << 20;
+/// Clients per source address (127.0.0.1, .2, ...): well under the ~28k ephemeral ports.
+const CLIENTS_PER_SOURCE: usize = 8192;
+/// Bytes of a message payload that identify it: tag, phase, sequence, client (hex).
+const ID_LEN: usize = 25;
+const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+/// How the server under test is spoken to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    /// RFC 6455 with wson cookies.
+    Ws,
+    /// The raw baseline: a 36-byte hello, then pre-encoded frames; echoes are unmasked.
+    Raw,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Connecting,
+    Handshake,
+    Open,
+    Closed,
+}
+
+struct Client {
+    stream: TcpStream,
+    state: State,
+    /// Bytes of an incomplete frame (or response head) carried to the next read.
+    inbuf: Vec<u8>,
+    /// Bytes the socket did not take yet (request, pongs, echoes).
+    outbuf: Vec<u8>,
+    /// Fan-out: which sequence numbers arrived, one bit each.
+    seen: Vec<u64>,
+    /// Highest sequence number seen plus one (0: none) in this phase.
+    high: u32,
+}
+
+/// Counts of messages that broke the rules: all must be zero.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Anomalies {
+    pub lost: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+    /// Messages from another phase, for another client, or unreadable.
+    pub stray: u64,
+    /// Clients the server closed (or whose socket failed) during the phase.
+    pub disconnected: u64,
+}
+
+impl Anomalies {
+    pub fn total(&self) -> u64 {
+        self.lost + self.duplicated + self.reordered + self.stray + self.disconnected
+    }
+}
+
+/// What a measured phase produced.
+#[derive(Debug, Default, Clone)]
+pub struct PhaseResult {
+    /// Messages delivered (fan-out: per client), or round trips.
+    pub delivered: u64,
+    /// Broadcasts, direct messages or echoes triggered.
+    pub triggered: u64,
+    pub elapsed: Duration,
+    /// Per trigger: fan-out to the last client, direct send to receipt, echo round trip.
+    pub latencies: Vec<Duration>,
+    pub anomalies: Anomalies,
+}
+
+/// The connect storm's outcome.
+#[derive(Debug, Default, Clone)]
+pub struct ConnectResult {
+    pub opened: usize,
+    pub failed: usize,
+    pub elapsed: Duration,
+    pub first_error: Option<String>,
+}
+
+struct Fanout {
+    id: u32,
+    size: usize,
+    window: u32,
+    max: u32,
+    sent: u32,
+    completed: u32,
+    sent_at: Vec<Instant>,
+    remaining: Vec<u32>,
+    clients: u32,
+}
+
+struct Direct {
+    id: u32,
+    size: usize,
+    window: u32,
+    max: u32,
+    sent: u32,
+    completed: u32,
+    sent_at: Vec<Instant>,
+    target: Vec<u32>,
+    done: Vec<u64>,
+    /// Per client: the last sequence number it got, plus one (0: none).
+    last: Vec<u32>,
+    rng: u64,
+}
+
+struct Echo {
+    id: u32,
+    size: usize,
+    clients: usize,
+    /// Per client: the outstanding sequence number and when it was sent.
+    outstanding: Vec<Option<(u32, Instant)>>,
+    next_seq: Vec<u32>,
+    stop_sending: bool,
+}
+
+enum Phase {
+    Idle,
+    Fanout(Fanout),
+    Direct(Direct),
+    Echo(Echo),
+}
+
+/// Results collected while a phase runs.
+#[derive(Default)]
+struct Tally {
+    delivered: u64,
+    latencies: Vec<Duration>,
+    anomalies: Anomalies,
+    last_progress: Option<Instant>,
+}
+
+pub struct Generator {
+    poll: Poll,
+    events: Events,
+    proto: Proto,
+    ws_addr: SocketAddr,
+    control: TcpStream,
+    control_in: Vec<u8>,
+    control_out: Vec<u8>,
+    clients: Vec<Client>,
+    tokens: Vec<[u8; 32]>,
+    scratch: Vec<u8>,
+    phase: Phase,
+    tally: Tally,
+    next_phase_id: u32,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn write_hex(out: &mut [u8], value: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, byte) in out.iter_mut().take(8).enumerate() {
+        *byte = HEX[((value >> (28 - 4 * i)) & 0xf) as usize];
+    }
+}
+
+fn read_hex(bytes: &[u8]) -> Option<u32> {
+    let text = std::str::from_utf8(bytes.get(..8)?).ok()?;
+    u32::from_str_radix(text, 16).ok()
+}
+
+/// A text payload of `size` bytes (at least `ID_LEN`) naming phase, sequence and client.
+fn payload(tag: u8, size: usize, phase: u32, seq: u32, client: u32) -> Vec<u8> {
+    let mut bytes = vec![b'.'; size.max(ID_LEN)];
+    bytes[0] = tag;
+    write_hex(&mut bytes[1..9], phase);
+    write_hex(&mut bytes[9..17], seq);
+    write_hex(&mut bytes[17..25], client);
+    bytes
+}
+
+/// (tag, phase, seq, client) of a payload made by `payload`.
+fn parse_payload(bytes: &[u8]) -> Option<(u8, u32, u32, u32)> {
+    let tag = *bytes.first()?;
+    Some((
+        tag,
+        read_hex(bytes.get(1..)?)?,
+        read_hex(bytes.get(9..)?)?,
+        read_hex(bytes.get(17..)?)?,
+    ))
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+impl Generator {
+    /// Connects the control socket. `session` makes the tokens of this session unique.
+    pub fn new(
+        proto: Proto,
+        ws_addr: SocketAddr,
+        control_addr: SocketAddr,
+        session: u32,
+    ) -> io::Result<Generator> {
+        let poll = Poll::new()?;
+        let std_control = std::net::TcpStream::connect(control_addr)?;
+        std_control.set_nodelay(true)?;
+        std_control.set_nonblocking(true)?;
+        let mut control = TcpStream::from_std(std_control);
+        poll.registry().register(
+            &mut control,
+            CONTROL,
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        Ok(Generator {
+            poll,
+            events: Events::with_capacity(4096),
+            proto,
+            ws_addr,
+            control,
+            control_in: Vec::new(),
+            control_out: Vec::new(),
+            clients: Vec::new(),
+            tokens: Vec::new(),
+            scratch: vec![0; 256 * 1024],
+            phase: Phase::Idle,
+            tally: Tally::default(),
+            next_phase_id: session.wrapping_mul(1000),
+        })
+    }
+
+    pub fn open_clients(&self) -> usize {
+        self.clients
+            .iter()
+            .filter(|c| c.state == State::Open)
+            .count()
+    }
+
+    fn token_for(session_clients: usize, salt: u32) -> [u8; 32] {
+        let text = format!("{salt:08x}{session_clients:024x}");
+        let mut token = [0u8; 32];
+        token.copy_from_slice(text.as_bytes());
+        token
+    }
+
+    fn request(&self, token: &[u8; 32]) -> Vec<u8> {
+        match self.proto {
+            Proto::Raw => {
+                let mut hello = token.to_vec();
+                hello.extend_from_slice(b"\r\n\r\n");
+                hello
+            }
+            Proto::Ws => {
+                let token = WsonToken::from_array(*token);
+                let cookie = auth::cookie_header(
+                    SECRET.as_bytes(),
+                    Digest::Md5,
+                    "bench",
+                    &token,
+                    unix_now(),
+                );
+                format!(
+                    "GET / HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                     Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\
+                     Origin: http://localhost\r\nCookie: {cookie}\r\n\r\n",
+                    self.ws_addr
+                )
+                .into_bytes()
+            }
+        }
+    }
+
+    fn start_connect(&mut self, index: usize, request: Vec<u8>) -> io::Result<()> {
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+        socket.set_nonblocking(true)?;
+        socket.set_tcp_nodelay(true)?;
+        nix::sys::socket::setsockopt(
+            &socket,
+            nix::sys::socket::sockopt::IpBindAddressNoPort,
+            &true,
+        )
+        .map_err(io::Error::from)?;
+        let source = u8::try_from(1 + index / CLIENTS_PER_SOURCE).unwrap_or(250);
+        let local = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, source), 0));
+        socket.bind(&local.into())?;
+        match socket.connect(&self.ws_addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(nix::libc::EINPROGRESS) || would_block(&e) => {}
+            Err(e) => return Err(e),
+        }
+        let mut stream = TcpStream::from_std(socket.into());
+        self.poll.registry().register(
+            &mut stream,
+            Token(index),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        self.clients.push(Client {
+            stream,
+            state: State::Connecting,
+            inbuf: Vec::new(),
+            outbuf: request,
+            seen: Vec::new(),
+            high: 0,
+        });
+        Ok(())
+    }
+
+    /// Opens `count` more clients, at most `concurrency` handshakes at a time, and returns
+    /// when all are open or have failed (or `limit` has passed).
+    pub fn connect(&mut self, count: usize, concurrency: usize, limit: Duration) -> ConnectResult {
+        let salt = self.next_phase_id;
+        let first = self.clients.len();
+        let tokens: Vec<[u8; 32]> = (first..first + count)
+            .map(|i| Self::token_for(i, salt))
+            .collect();
+        let requests: Vec<Vec<u8>> = tokens.iter().map(|t| self.request(t)).collect();
+        self.tokens.extend_from_slice(&tokens);
+        let mut requests = requests.into_iter();
+        let mut result = ConnectResult::default();
+        let started = Instant::now();
+        let mut in_progress = 0usize;
+        let mut next = first;
+        let end = first + count;
+        while result.opened + result.failed < count {
+            while in_progress < concurrency && next < end {
+                let request = requests.next().unwrap_or_default();
+                match self.start_connect(next, request) {
+                    Ok(()) => in_progress += 1,
+                    Err(e) => {
+                        result.failed += 1;
+                        result.first_error.get_or_insert(format!("connect: {e}"));
+                        // Keep indexes aligned with tokens: a closed placeholder.
+                        self.push_dead(next);
+                    }
+                }
+                next += 1;
+            }
+            if started.elapsed() > limit {
+                result
+                    .first_error
+                    .get_or_insert(format!("connect storm not done after {limit:?}"));
+                break;
+            }
+            if self
+                .poll
+                .poll(&mut self.events, Some(Duration::from_millis(100)))
+                .is_err()
+            {
+                continue;
+            }
+            let tokens: Vec<(Token, bool, bool)> = self
+                .events
+                .iter()
+                .map(|e| {
+                    (
+                        e.token(),
+                        e.is_readable() || e.is_read_closed() || e.is_error(),
+                        e.is_writable(),
+                    )
+                })
+                .collect();
+            for (token, readable, writable) in tokens {
+                if token == CONTROL {
+                    self.control_ready();
+                    continue;
+                }
+                let index = token.0;
+                let Some(client) = self.clients.get_mut(index) else {
+                    continue;
+                };
+                let before = client.state;
+                if before == State::Connecting && writable {
+                    match client.stream.take_error() {
+                        Ok(None) => match client.stream.peer_addr() {
+                            Ok(_) => client.state = State::Handshake,
+                            Err(e) if e.kind() == io::ErrorKind::NotConnected => continue,
+                            Err(e) => {
+                                result.first_error.get_or_insert(format!("connect: {e}"));
+                                client.state = State::Closed;
+                            }
+                        },
+                        Ok(Some(e)) | Err(e) => {
+                            result.first_error.get_or_insert(format!("connect: {e}"));
+                            client.state = State::Closed;
+                        }
+                    }
+                }
+                if client.state == State::Handshake {
+                    if let Err(e) = flush_client(client) {
+                        result
+                            .first_error
+                            .get_or_insert(format!("send request: {e}"));
+                        client.state = State::Closed;
+                    } else if readable || writable {
+                        self.read_handshake(index, &mut result);
+                    }
+                }
+                let Some(client) = self.clients.get(index) else {
+                    continue;
+                };
+                match (before, client.state) {
+                    (State::Connecting | State::Handshake, State::Open) => {
+                        in_progress -= 1;
+                        result.opened += 1;
+                    }
+                    (State::Connecting | State::Handshake, State::Closed) => {
+                        in_progress -= 1;
+                        result.failed += 1;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        result.elapsed = started.elapsed();
+        result
+    }
+
+    fn push_dead(&mut self, index: usize) {
+        // A socket that never connects, so every client index has an entry.
+        if let Ok(socket) = Socket::new(Domain::IPV4, Type::STREAM, None) {
+            let _ = index;
+            self.clients.push(Client {
+                stream: TcpStream::from_std(socket.into()),
+                state: State::Closed,
+                inbuf: Vec::new(),
+                outbuf: Vec::new(),
+                seen: Vec::new(),
+                high: 0,
+            });
+        }
+    }
+
+    fn read_handshake(&mut self, index: usize, result: &mut ConnectResult) {
+        let proto = self.proto;
+        let Some(client) = self.clients.get_mut(index) else {
+            return;
+        };
+        loop {
+            match client.stream.read(&mut self.scratch) {
+                Ok(0) => {
+                    result
+                        .first_error
+                        .get_or_insert("server closed during the handshake".into());
+                    client.state = State::Closed;
+                    return;
+                }
+                Ok(n) => client.inbuf.extend_from_slice(&self.scratch[..n]),
+                Err(e) if would_block(&e) => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    result
+                        .first_error
+                        .get_or_insert(format!("read response: {e}"));
+                    client.state = State::Closed;
+                    return;
+                }
+            }
+        }
+        let Some(end) = find(&client.inbuf, b"\r\n\r\n") else {
+            return;
+        };
+        let head = &client.inbuf[..end + 4];
+        let accepted = match proto {
+            Proto::Raw => head == RAW_REPLY,
+            Proto::Ws => head.starts_with(b"HTTP/1.1 101") && find(head, WS_ACCEPT).is_some(),
+        };
+        if !accepted {
+            result.first_error.get_or_insert(format!(
+                "handshake refused: {}",
+                String::from_utf8_lossy(head).lines().next().unwrap_or("")
+            ));
+            client.state = State::Closed;
+            return;
+        }
+        client.inbuf.drain(..end + 4);
+        client.state = State::Open;
+        // Frames that came with the response head are read with the next data.
+    }
+
+    fn control_ready(&mut self) {
+        loop {
+            match self.control.read(&mut self.scratch) {
+                Ok(0) => break,
+                Ok(n) => self.control_in.extend_from_slice(&self.scratch[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        // Replies are ignored, but a ping must be answered or wson drops us.
+        let mut used = 0;
+        loop {
+            let rest = &self.control_in[used..];
+            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+            let (Some(&command), Some(len)) = (
+                rest.get(digits),
+                std::str::from_utf8(&rest[..digits])
+                    .ok()
+                    .and_then(|d| d.parse::<usize>().ok()),
+            ) else {
+                break;
+            };
+            if rest.len() < digits + 1 + len {
+                break;
+            }
+            if command == b'p' {
+                self.control_out.extend_from_slice(b"0P");
+            }
+            used += digits + 1 + len;
+        }
+        self.control_in.drain(..used);
+        self.flush_control();
+    }
+
+    fn flush_control(&mut self) {
+        while !self.control_out.is_empty() {
+            match self.control.write(&self.control_out) {
+                Ok(n) => {
+                    self.control_out.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn send_control(&mut self, command: u8, prefix: &[u8], body: &[u8]) {
+        let len = prefix.len() + body.len();
+        self.control_out
+            .extend_from_slice(format!("{len}").as_bytes());
+        self.control_out.push(command);
+        self.control_out.extend_from_slice(prefix);
+        self.control_out.extend_from_slice(body);
+    }
+
+    fn new_phase_id(&mut self) -> u32 {
+        self.next_phase_id = self.next_phase_id.wrapping_add(1);
+        self.next_phase_id
+    }
+
+    /// Broadcasts up to `max` messages of `size` bytes, at most `window` not yet received
+    /// by every client, and sends no new one after `duration`.
+    pub fn fanout(
+        &mut self,
+        size: usize,
+        window: u32,
+        max: u32,
+        duration: Duration,
+        stall: Duration,
+    ) -> PhaseResult {
+        let clients = u32::try_from(self.open_clients()).unwrap_or(u32::MAX);
+        let words = (max as usize).div_ceil(64);
+        for client in &mut self.clients {
+            client.seen.clear();
+            client.seen.resize(words, 0);
+            client.high = 0;
+        }
+        let id = self.new_phase_id();
+        self.phase = Phase::Fanout(Fanout {
+            id,
+            size,
+            window,
+            max,
+            sent: 0,
+            completed: 0,
+            sent_at: Vec::with_capacity(max as usize),
+            remaining: Vec::with_capacity(max as usize),
+            clients,
+        });
+        let result = self.run_phase(duration, stall);
+        for client in &mut self.clients {
+            client.seen = Vec::new();
+        }
+        result
+    }
+
+    /// Sends up to `max` direct messages of `size` bytes to clients picked at random, at
+    /// most `window` not yet received.
+    pub fn direct(
+        &mut self,
+        size: usize,
+        window: u32,
+        max: u32,
+        duration: Duration,
+        stall: Duration,
+    ) -> PhaseResult {
+        let id = self.new_phase_id();
+        self.phase = Phase::Direct(Direct {
+            id,
+            size,
+            window,
+            max,
+            sent: 0,
+            completed: 0,
+            sent_at: Vec::with_capacity(max as usize),
+            target: Vec::with_capacity(max as usize),
+            done: vec![0; (max as usize).div_ceil(64)],
+            last: vec![0; self.clients.len()],
+            rng: 0x9E37_79B9_7F4A_7C15 ^ u64::from(id),
+        });
+        self.run_phase(duration, stall)
+    }
+
+    /// The first `clients` clients each keep one message of `size` bytes in flight to the
+    /// server and back.
+    pub fn echo(
+        &mut self,
+        clients: usize,
+        size: usize,
+        duration: Duration,
+        stall: Duration,
+    ) -> PhaseResult {
+        let clients = clients.min(self.clients.len());
+        let id = self.new_phase_id();
+        self.phase = Phase::Echo(Echo {
+            id,
+            size,
+            clients,
+            outstanding: vec![None; clients],
+            next_seq: vec![0; clients],
+            stop_sending: false,
+        });
+        self.run_phase(duration, stall)
+    }
+
+    fn run_phase(&mut self, duration: Duration, stall: Duration) -> PhaseResult {
+        self.tally = Tally::default();
+        let started = Instant::now();
+        self.tally.last_progress = Some(started);
+        let stop_sending_at = started + duration;
+        let mut triggered;
+        loop {
+            let now = Instant::now();
+            let sending = now < stop_sending_at;
+            triggered = self.trigger(sending, now);
+            self.flush_control();
+            if self.phase_done(sending) {
+                break;
+            }
+            let idle_for = self.tally.last_progress.map_or(Duration::ZERO, |t| now - t);
+            if idle_for > stall {
+                self.declare_lost();
+                break;
+            }
+            let timeout = if sending {
+                (stop_sending_at - now).min(Duration::from_millis(50))
+            } else {
+                Duration::from_millis(50)
+            };
+            if let Err(e) = self.poll.poll(&mut self.events, Some(timeout))
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                break;
+            }
+            let ready: Vec<(Token, bool, bool)> = self
+                .events
+                .iter()
+                .map(|e| {
+                    (
+                        e.token(),
+                        e.is_readable() || e.is_read_closed() || e.is_error(),
+                        e.is_writable(),
+                    )
+                })
+                .collect();
+            for (token, readable, writable) in ready {
+                if token == CONTROL {
+                    self.control_ready();
+                } else if readable {
+                    self.read_client(token.0);
+                } else if writable && let Some(client) = self.clients.get_mut(token.0) {
+                    let _ = flush_client(client);
+                }
+            }
+        }
+        let elapsed = started.elapsed();
+        let tally = std::mem::take(&mut self.tally);
+        self.phase = Phase::Idle;
+        PhaseResult {
+            delivered: tally.delivered,
+            triggered,
+            elapsed,
+            latencies: tally.latencies,
+            anomalies: tally.anomalies,
+        }
+    }
+
+    /// Sends what the window allows; returns how many triggers were sent in the phase.
+    fn trigger(&mut self, sending: bool, now: Instant) -> u64 {
+        let mut batch: Vec<(u8, Vec<u8>, Vec<u8>)> = Vec::new();
+        let count = match &mut self.phase {
+            Phase::Idle => 0,
+            Phase::Fanout(f) => {
+                while sending && f.sent < f.max && f.sent - f.completed < f.window {
+                    batch.push((b'b', Vec::new(), payload(b'F', f.size, f.id, f.sent, 0)));
+                    f.sent_at.push(now);
+                    f.remaining.push(f.clients);
+                    f.sent += 1;
+                }
+                u64::from(f.sent)
+            }
+            Phase::Direct(d) => {
+                let n = u32::try_from(self.tokens.len()).unwrap_or(u32::MAX);
+                while sending && n > 0 && d.sent < d.max && d.sent - d.completed < d.window {
+                    // xorshift64: deterministic, uniform enough.
+                    d.rng ^= d.rng << 13;
+                    d.rng ^= d.rng >> 7;
+                    d.rng ^= d.rng << 17;
+                    let target = u32::try_from(d.rng % u64::from(n)).unwrap_or(0);
+                    let token = self.tokens[target as usize].to_vec();
+                    batch.push((b'd', token, payload(b'D', d.size, d.id, d.sent, target)));
+                    d.sent_at.push(now);
+                    d.target.push(target);
+                    d.sent += 1;
+                }
+                u64::from(d.sent)
+            }
+            Phase::Echo(e) => {
+                if !sending {
+                    e.stop_sending = true;
+                }
+                let mut frames = Vec::new();
+                for client in 0..e.clients {
+                    if !e.stop_sending && e.outstanding[client].is_none() {
+                        let seq = e.next_seq[client];
+                        e.next_seq[client] += 1;
+                        e.outstanding[client] = Some((seq, now));
+                        let body = payload(b'E', e.size, e.id, seq, client as u32);
+                        frames.push((client, body));
+                    }
+                }
+                let total: u64 = e.next_seq.iter().map(|&s| u64::from(s)).sum();
+                let proto = self.proto;
+                for (client, body) in frames {
+                    let frame = match proto {
+                        Proto::Ws => frame::encode_masked_frame(true, OpCode::Text, &body, MASK),
+                        Proto::Raw => frame::encode_frame(true, OpCode::Text, &body),
+                    };
+                    if let Some(c) = self.clients.get_mut(client) {
+                        c.outbuf.extend_from_slice(&frame);
+                        let _ = flush_client(c);
+                    }
+                }
+                total
+            }
+        };
+        for (command, prefix, body) in batch {
+            self.send_control(command, &prefix, &body);
+        }
+        count
+    }
+
+    /// Done when nothing is outstanding and nothing more will be sent.
+    fn phase_done(&self, sending: bool) -> bool {
+        match &self.phase {
+            Phase::Idle => true,
+            Phase::Fanout(f) => f.completed == f.sent && (f.sent == f.max || !sending),
+            Phase::Direct(d) => d.completed == d.sent && (d.sent == d.max || !sending),
+            Phase::Echo(e) => e.stop_sending && e.outstanding.iter().all(Option::is_none),
+        }
+    }
+
+    /// What never arrived within the stall limit is lost.
+    fn declare_lost(&mut self) {
+        let lost = match &self.phase {
+            Phase::Idle => 0,
+            Phase::Fanout(f) => f.remaining.iter().map(|&r| u64::from(r)).sum(),
+            Phase::Direct(d) => u64::from(d.sent - d.completed),
+            Phase::Echo(e) => e.outstanding.iter().filter(|o| o.is_some()).count() as u64,
+        };
+        self.tally.anomalies.lost += lost;
+    }
+
+    fn read_client(&mut self, index: usize) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let proto = self.proto;
+        let Some(client) = self.clients.get_mut(index) else {
+            self.scratch = scratch;
+            return;
+        };
+        if client.state != State::Open {
+            self.scratch = scratch;
+            return;
+        }
+        loop {
+            match client.stream.read(&mut scratch) {
+                Ok(0) => {
+                    client.state = State::Closed;
+                    self.tally.anomalies.disconnected += 1;
+                    break;
+                }
+                Ok(n) => {
+                    let now = Instant::now();
+                    let data = &scratch[..n];
+                    if client.inbuf.is_empty() {
+                        let used = frames(
+                            data,
+                            index,
+                            client,
+                            proto,
+                            &mut self.phase,
+                            &mut self.tally,
+                            now,
+                        );
+                        client.inbuf.extend_from_slice(&data[used..]);
+                    } else {
+                        client.inbuf.extend_from_slice(data);
+                        let inbuf = std::mem::take(&mut client.inbuf);
+                        let used = frames(
+                            &inbuf,
+                            index,
+                            client,
+                            proto,
+                            &mut self.phase,
+                            &mut self.tally,
+                            now,
+                        );
+                        client.inbuf = inbuf;
+                        client.inbuf.drain(..used);
+                    }
+                    // A short read drained the socket: with edge-triggered epoll, data
+                    // arriving after it raises a new event, so the read that would only
+                    // say WouldBlock is saved (half the generator's syscalls at W=1).
+                    if client.state == State::Closed || n < scratch.len() {
+                        break;
+                    }
+                }
+                Err(e) if would_block(&e) => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    client.state = State::Closed;
+                    self.tally.anomalies.disconnected += 1;
+                    break;
+                }
+            }
+        }
+        if !client.outbuf.is_empty() {
+            let _ = flush_client(client);
+        }
+        self.scratch = scratch;
+    }
+}
+
+fn flush_client(client: &mut Client) -> io::Result<()> {
+    while !client.outbuf.is_empty() {
+        match client.stream.write(&client.outbuf) {
+            Ok(n) => {
+                client.outbuf.drain(..n);
+            }
+            Err(e) if would_block(&e) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Handles every complete frame at the start of `data`; returns the bytes used.
+fn frames(
+    data: &[u8],
+    index: usize,
+    client: &mut Client,
+    proto: Proto,
+    phase: &mut Phase,
+    tally: &mut Tally,
+    now: Instant,
+) -> usize {
+    let mut used = 0;
+    loop {
+        let rest = &data[used..];
+        let header = match frame::decode_header(rest, MAX_FRAME) {
+            Ok(Decoded::Done { item, len }) => (item, len),
+            Ok(Decoded::Incomplete) => return used,
+            Err(_) => {
+                tally.anomalies.stray += 1;
+                client.state = State::Closed;
+                return data.len();
+            }
+        };
+        let (header, head_len) = header;
+        let Ok(payload_len) = usize::try_from(header.payload_len) else {
+            return used;
+        };
+        if rest.len() < head_len + payload_len {
+            return used;
+        }
+        let body = &rest[head_len..head_len + payload_len];
+        used += head_len + payload_len;
+        match header.opcode {
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+                on_message(body, index, client, phase, tally, now);
+            }
+            OpCode::Ping => {
+                let pong = match proto {
+                    Proto::Ws => frame::encode_masked_frame(true, OpCode::Pong, body, MASK),
+                    Proto::Raw => frame::encode_frame(true, OpCode::Pong, body),
+                };
+                client.outbuf.extend_from_slice(&pong);
+            }
+            OpCode::Pong => {}
+            OpCode::Close => {
+                tally.anomalies.disconnected += 1;
+                client.state = State::Closed;
+                return data.len();
+            }
+        }
+    }
+}
+
+fn set_bit(bits: &mut [u64], n: u32) -> Option<bool> {
+    let word = bits.get_mut((n / 64) as usize)?;
+    let mask = 1u64 << (n % 64);
+    let was = *word & mask != 0;
+    *word |= mask;
+    Some(was)
+}
+
+fn on_message(
+    body: &[u8],
+    index: usize,
+    client: &mut Client,
+    phase: &mut Phase,
+    tally: &mut Tally,
+    now: Instant,
+) {
+    let Some((tag, id, seq, target)) = parse_payload(body) else {
+        tally.anomalies.stray += 1;
+        return;
+    };
+    match phase {
+        Phase::Fanout(f) if tag == b'F' && id == f.id && seq < f.sent => {
+            match set_bit(&mut client.seen, seq) {
+                Some(true) => {
+                    tally.anomalies.duplicated += 1;
+                    return;
+                }
+                Some(false) => {}
+                None => {
+                    tally.anomalies.stray += 1;
+                    return;
+                }
+            }
+            if seq + 1 < client.high {
+                tally.anomalies.reordered += 1;
+            }
+            client.high = client.high.max(seq + 1);
+            tally.delivered += 1;
+            tally.last_progress = Some(now);
+            let slot = &mut f.remaining[seq as usize];
+            *slot -= 1;
+            if *slot == 0 {
+                f.completed += 1;
+                tally.latencies.push(now - f.sent_at[seq as usize]);
+            }
+        }
+        Phase::Direct(d) if tag == b'D' && id == d.id && seq < d.sent => {
+            if target as usize != index || d.target[seq as usize] != target {
+                tally.anomalies.stray += 1;
+                return;
+            }
+            if set_bit(&mut d.done, seq) == Some(true) {
+                tally.anomalies.duplicated += 1;
+                return;
+            }
+            let last = &mut d.last[index];
+            if seq + 1 < *last {
+                tally.anomalies.reordered += 1;
+            }
+            *last = (*last).max(seq + 1);
+            d.completed += 1;
+            tally.delivered += 1;
+            tally.last_progress = Some(now);
+            tally.latencies.push(now - d.sent_at[seq as usize]);
+        }
+        Phase::Echo(e) if tag == b'E' && id == e.id && index < e.clients => {
+            match e.outstanding[index] {
+                Some((expected, sent_at)) if expected == seq && target as usize == index => {
+                    e.outstanding[index] = None;
+                    tally.delivered += 1;
+                    tally.last_progress = Some(now);
+                    tally.latencies.push(now - sent_at);
+                }
+                Some((expected, _)) if seq < expected => tally.anomalies.duplicated += 1,
+                _ => tally.anomalies.stray += 1,
+            }
+        }
+        _ => tally.anomalies.stray += 1,
+    }
+}

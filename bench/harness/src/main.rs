@@ -1,0 +1,574 @@
+//! wsbench: the benchmark of issue 4. It pins itself (the load generator) to one core,
+//! starts each server under test pinned to the other, runs the workloads against them in
+//! turn (A B C D, A B C D, ... within each round) and prints a table of medians over the
+//! rounds plus one JSON line.
+//!
+//! `wsbench [--quick] [--rounds R] [--servers wson,raw,tt,ws,uws] [--json FILE] ...`
+//! `wsbench drive ...` runs one fixed fan-out against a server started elsewhere (the
+//! callgrind script uses it). `--help` lists every option.
+
+mod generator;
+mod report;
+mod servers;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use generator::{Generator, PhaseResult, Proto};
+use report::Record;
+use servers::{Kind, Paths, Running};
+
+/// What to run and for how long.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub quick: bool,
+    pub rounds: usize,
+    pub kinds: Vec<Kind>,
+    /// Client counts of the fan-out sessions (connect storm and memory come with them).
+    pub fanout_ns: Vec<usize>,
+    /// The session that also runs direct messages, and the N the targets compare at.
+    pub main_n: usize,
+    pub echo_clients: usize,
+    pub sizes: Vec<usize>,
+    pub windows: Vec<u32>,
+    /// Triggers are sent for this long (at least one), then the phase waits for the rest.
+    pub phase_time: Duration,
+    pub max_broadcasts_w1: u32,
+    pub max_broadcasts_wn: u32,
+    pub max_direct: u32,
+    pub direct_window: u32,
+    pub stall: Duration,
+    pub concurrency: usize,
+    pub gen_core: usize,
+    pub server_core: usize,
+}
+
+impl Plan {
+    fn full() -> Plan {
+        Plan {
+            quick: false,
+            rounds: 3,
+            kinds: Kind::ALL.to_vec(),
+            fanout_ns: vec![1_000, 10_000, 19_000],
+            main_n: 10_000,
+            echo_clients: 100,
+            sizes: vec![100, 4096],
+            windows: vec![1, 32],
+            phase_time: Duration::from_millis(1500),
+            max_broadcasts_w1: 200,
+            max_broadcasts_wn: 4000,
+            max_direct: 200_000,
+            direct_window: 32,
+            stall: Duration::from_secs(10),
+            concurrency: 64,
+            gen_core: 1,
+            server_core: 0,
+        }
+    }
+
+    fn quick() -> Plan {
+        Plan {
+            quick: true,
+            rounds: 1,
+            fanout_ns: vec![200, 1_000],
+            main_n: 1_000,
+            echo_clients: 20,
+            phase_time: Duration::from_millis(300),
+            max_broadcasts_w1: 50,
+            max_broadcasts_wn: 500,
+            max_direct: 20_000,
+            stall: Duration::from_secs(5),
+            ..Plan::full()
+        }
+    }
+
+    pub fn max_n(&self) -> usize {
+        self.fanout_ns.iter().copied().max().unwrap_or(0)
+    }
+}
+
+fn usage() -> &'static str {
+    "usage: wsbench [--quick] [--rounds R] [--servers wson,raw,tt,ws,uws] [--n 1000,10000,19000]
+               [--gen-core C] [--server-core C] [--json FILE] [--work DIR]
+               [--wson BIN] [--raw BIN] [--tt BIN] [--peers DIR] [--node NODE]
+       wsbench drive --proto ws|raw --ws ADDR --control ADDR --clients N --broadcasts M
+               [--window W] [--size BYTES] [--gen-core C]"
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = if args.first().map(String::as_str) == Some("drive") {
+        drive(&args[1..])
+    } else {
+        bench(&args)
+    };
+    if let Err(e) = result {
+        eprintln!("wsbench: {e}");
+        std::process::exit(2);
+    }
+}
+
+fn value<'a>(args: &'a [String], i: &mut usize) -> Result<&'a str, String> {
+    *i += 1;
+    args.get(*i)
+        .map(String::as_str)
+        .ok_or_else(|| format!("{} needs a value\n{}", args[*i - 1], usage()))
+}
+
+fn number<T: std::str::FromStr>(text: &str) -> Result<T, String> {
+    text.parse().map_err(|_| format!("not a number: {text}"))
+}
+
+fn default_paths() -> Paths {
+    let bench = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    Paths {
+        wson: bench.join("../target/release/wson"),
+        raw: bench.join("target/release/raw-server"),
+        tt: bench.join("target/release/tt-server"),
+        peers: bench.join("peers"),
+        node: "node".into(),
+        work: std::env::temp_dir(),
+    }
+}
+
+/// Pins this process to `core` and raises the open-file limit to the hard limit.
+fn prepare_process(core: usize) -> Result<(), String> {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(core).map_err(|e| format!("cpu {core}: {e}"))?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+        .map_err(|e| format!("pin to cpu {core}: {e}"))?;
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| e.to_string())?;
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    let mut plan = if args.iter().any(|a| a == "--quick") {
+        Plan::quick()
+    } else {
+        Plan::full()
+    };
+    let mut paths = default_paths();
+    let mut json_file = None;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--quick" => {}
+            "--rounds" => plan.rounds = number(value(args, &mut i)?)?,
+            "--servers" => {
+                plan.kinds = value(args, &mut i)?
+                    .split(',')
+                    .map(|name| Kind::parse(name).ok_or(format!("unknown server {name}")))
+                    .collect::<Result<_, _>>()?;
+            }
+            "--n" => {
+                plan.fanout_ns = value(args, &mut i)?
+                    .split(',')
+                    .map(number)
+                    .collect::<Result<_, _>>()?;
+            }
+            "--gen-core" => plan.gen_core = number(value(args, &mut i)?)?,
+            "--server-core" => plan.server_core = number(value(args, &mut i)?)?,
+            "--json" => json_file = Some(PathBuf::from(value(args, &mut i)?)),
+            "--work" => paths.work = PathBuf::from(value(args, &mut i)?),
+            "--wson" => paths.wson = PathBuf::from(value(args, &mut i)?),
+            "--raw" => paths.raw = PathBuf::from(value(args, &mut i)?),
+            "--tt" => paths.tt = PathBuf::from(value(args, &mut i)?),
+            "--peers" => paths.peers = PathBuf::from(value(args, &mut i)?),
+            "--node" => paths.node = value(args, &mut i)?.to_string(),
+            "--help" | "-h" => {
+                println!("{}", usage());
+                return Ok(());
+            }
+            other => return Err(format!("unknown argument {other}\n{}", usage())),
+        }
+        i += 1;
+    }
+    if !plan.fanout_ns.contains(&plan.main_n) {
+        plan.main_n = plan.fanout_ns.iter().copied().max().unwrap_or(0);
+    }
+    prepare_process(plan.gen_core)?;
+    let started = Instant::now();
+    let date = report::utc_now();
+    eprintln!(
+        "wsbench: {} mode, {} round(s), servers {}, generator on cpu {}, servers on cpu {}",
+        if plan.quick { "quick" } else { "full" },
+        plan.rounds,
+        plan.kinds
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>()
+            .join(" "),
+        plan.gen_core,
+        plan.server_core
+    );
+    let mut records = Vec::new();
+    let mut errors = Vec::new();
+    let mut notes = Vec::new();
+    let mut session = 0u32;
+    for round in 0..plan.rounds {
+        for &n in &plan.fanout_ns {
+            for &kind in &plan.kinds {
+                session += 1;
+                let label = format!("round {} n={n} {}", round + 1, kind.name());
+                eprintln!(
+                    "wsbench: {label} ({:.0} s elapsed)",
+                    started.elapsed().as_secs_f64()
+                );
+                match fanout_session(kind, n, &plan, &paths, session, round, &mut records) {
+                    Ok(note) => {
+                        if !note.is_empty() && !notes.contains(&note) {
+                            notes.push(note);
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("wsbench: {label}: {e}");
+                        errors.push(format!("{label}: {e}"));
+                    }
+                }
+            }
+        }
+        for &kind in &plan.kinds {
+            session += 1;
+            let label = format!("round {} echo {}", round + 1, kind.name());
+            eprintln!(
+                "wsbench: {label} ({:.0} s elapsed)",
+                started.elapsed().as_secs_f64()
+            );
+            if let Err(e) = echo_session(kind, &plan, &paths, session, round, &mut records) {
+                eprintln!("wsbench: {label}: {e}");
+                errors.push(format!("{label}: {e}"));
+            }
+        }
+    }
+    let summary = report::summarize(&records);
+    let targets = report::targets(&summary, &plan);
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    println!(
+        "{}",
+        report::table(
+            &summary,
+            &targets,
+            &plan,
+            &date,
+            started.elapsed(),
+            &notes,
+            &errors
+        )
+    );
+    let json = report::json(&summary, &targets, &plan, &date, &command, &notes, &errors);
+    println!("{json}");
+    if let Some(file) = json_file {
+        use std::io::Write;
+        let mut out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&file)
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        writeln!(out, "{json}").map_err(|e| format!("{}: {e}", file.display()))?;
+    }
+    Ok(())
+}
+
+/// A reading of the server's CPU time: exact (schedstat) and as /proc/PID/stat ticks.
+#[derive(Debug, Clone, Copy)]
+struct CpuMark {
+    ns: Option<u64>,
+    ticks: Option<u64>,
+}
+
+impl CpuMark {
+    fn read(server: &Running) -> CpuMark {
+        CpuMark {
+            ticks: server.cpu_ticks(),
+            ns: server.cpu_ns(),
+        }
+    }
+
+    /// Server CPU microseconds per operation since `self`: (exact, from ticks).
+    fn per_op(self, after: CpuMark, ops: u64) -> (f64, f64) {
+        if ops == 0 {
+            return (f64::NAN, f64::NAN);
+        }
+        let exact = match (self.ns, after.ns) {
+            (Some(b), Some(a)) => a.saturating_sub(b) as f64 / 1e3 / ops as f64,
+            _ => f64::NAN,
+        };
+        let ticks = match (self.ticks, after.ticks) {
+            (Some(b), Some(a)) => {
+                a.saturating_sub(b) as f64 / servers::ticks_per_second() * 1e6 / ops as f64
+            }
+            _ => f64::NAN,
+        };
+        (exact, ticks)
+    }
+}
+
+fn phase_record(
+    workload: String,
+    kind: Kind,
+    round: usize,
+    result: &PhaseResult,
+    cpu: (f64, f64),
+) -> Record {
+    let mut latencies: Vec<f64> = result
+        .latencies
+        .iter()
+        .map(|d| d.as_secs_f64() * 1e6)
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let rate = result.delivered as f64 / result.elapsed.as_secs_f64().max(1e-9);
+    let a = result.anomalies;
+    Record::new(workload, kind, round)
+        .metric("rate", rate)
+        .metric("cpu_us", cpu.0)
+        .metric("cpu_us_stat", cpu.1)
+        .metric("p50_us", report::percentile(&latencies, 0.50))
+        .metric("p99_us", report::percentile(&latencies, 0.99))
+        .metric("max_us", latencies.last().copied().unwrap_or(f64::NAN))
+        .metric("triggers", result.triggered as f64)
+        .metric("delivered", result.delivered as f64)
+        .metric("lost", a.lost as f64)
+        .metric("duplicated", a.duplicated as f64)
+        .metric("reordered", a.reordered as f64)
+        .metric("stray", a.stray as f64)
+        .metric("disconnected", a.disconnected as f64)
+}
+
+fn settle(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+fn check_alive(server: &mut Running) -> Result<(), String> {
+    if server.alive() {
+        Ok(())
+    } else {
+        Err(format!("server exited; its output:\n{}", server.log_text()))
+    }
+}
+
+/// Connect storm, idle memory, fan-out at every size and window, and (at `main_n`)
+/// direct messages, on one fresh server.
+fn fanout_session(
+    kind: Kind,
+    n: usize,
+    plan: &Plan,
+    paths: &Paths,
+    session: u32,
+    round: usize,
+    records: &mut Vec<Record>,
+) -> Result<String, String> {
+    let mut server = servers::start(kind, paths, plan.server_core, false, n + 100, session)?;
+    let note = if server.note.is_empty() {
+        String::new()
+    } else {
+        format!("{}: {}", kind.name(), server.note)
+    };
+    let mut generator = Generator::new(kind.proto(), server.ws, server.control, session)
+        .map_err(|e| format!("control connect: {e}"))?;
+    settle(300);
+    let base_rss = server.rss_bytes();
+
+    let cpu0 = CpuMark::read(&server);
+    let connect = generator.connect(n, plan.concurrency, Duration::from_secs(120));
+    let cpu = cpu0.per_op(CpuMark::read(&server), connect.opened as u64);
+    check_alive(&mut server)?;
+    records.push(
+        Record::new(format!("connect n={n}"), kind, round)
+            .metric(
+                "rate",
+                connect.opened as f64 / connect.elapsed.as_secs_f64().max(1e-9),
+            )
+            .metric("cpu_us", cpu.0)
+            .metric("cpu_us_stat", cpu.1)
+            .metric("opened", connect.opened as f64)
+            .metric("failed", connect.failed as f64),
+    );
+    if connect.opened < n {
+        return Err(format!(
+            "only {} of {n} clients connected: {}",
+            connect.opened,
+            connect.first_error.unwrap_or_default()
+        ));
+    }
+
+    settle(500);
+    let idle_rss = server.rss_bytes();
+    let per_conn = |rss: Option<u64>| match (rss, base_rss) {
+        (Some(r), Some(b)) => (r as f64 - b as f64) / n as f64,
+        _ => f64::NAN,
+    };
+    let idle = per_conn(idle_rss);
+
+    let mut warmup_anomalies = 0;
+    for &size in &plan.sizes {
+        // Untimed: lets every server allocate what its first messages need.
+        let warm = generator.fanout(size, 1, 3, Duration::from_secs(10), plan.stall);
+        warmup_anomalies += warm.anomalies.total();
+        for &window in &plan.windows {
+            let max = if window == 1 {
+                plan.max_broadcasts_w1
+            } else {
+                plan.max_broadcasts_wn
+            };
+            let before = CpuMark::read(&server);
+            let result = generator.fanout(size, window, max, plan.phase_time, plan.stall);
+            let cpu = before.per_op(CpuMark::read(&server), result.delivered);
+            check_alive(&mut server)?;
+            records.push(phase_record(
+                format!("fanout n={n} size={size} w={window}"),
+                kind,
+                round,
+                &result,
+                cpu,
+            ));
+        }
+    }
+
+    if n == plan.main_n {
+        let before = CpuMark::read(&server);
+        let result = generator.direct(
+            100,
+            plan.direct_window,
+            plan.max_direct,
+            plan.phase_time,
+            plan.stall,
+        );
+        let cpu = before.per_op(CpuMark::read(&server), result.delivered);
+        check_alive(&mut server)?;
+        records.push(phase_record(
+            format!("direct n={n} size=100 w={}", plan.direct_window),
+            kind,
+            round,
+            &result,
+            cpu,
+        ));
+    }
+
+    settle(500);
+    let after_rss = server.rss_bytes();
+    records.push(
+        Record::new(format!("memory n={n}"), kind, round)
+            .metric("idle_bytes", idle)
+            .metric("after_bytes", per_conn(after_rss))
+            .metric(
+                "base_mib",
+                base_rss.map_or(f64::NAN, |b| b as f64 / 1048576.0),
+            )
+            .metric("warmup_anomalies", warmup_anomalies as f64),
+    );
+    server.stop();
+    drop(generator);
+    Ok(note)
+}
+
+fn echo_session(
+    kind: Kind,
+    plan: &Plan,
+    paths: &Paths,
+    session: u32,
+    round: usize,
+    records: &mut Vec<Record>,
+) -> Result<(), String> {
+    let n = plan.echo_clients;
+    let mut server = servers::start(kind, paths, plan.server_core, true, n + 100, session)?;
+    let mut generator = Generator::new(kind.proto(), server.ws, server.control, session)
+        .map_err(|e| format!("control connect: {e}"))?;
+    let connect = generator.connect(n, plan.concurrency, Duration::from_secs(60));
+    if connect.opened < n {
+        return Err(format!(
+            "only {} of {n} clients connected: {}",
+            connect.opened,
+            connect.first_error.unwrap_or_default()
+        ));
+    }
+    settle(200);
+    // Warm-up, then the measured part.
+    generator.echo(n, 100, Duration::from_millis(200), plan.stall);
+    let before = CpuMark::read(&server);
+    let result = generator.echo(n, 100, plan.phase_time, plan.stall);
+    let cpu = before.per_op(CpuMark::read(&server), result.delivered);
+    check_alive(&mut server)?;
+    records.push(phase_record(
+        format!("echo n={n} size=100"),
+        kind,
+        round,
+        &result,
+        cpu,
+    ));
+    server.stop();
+    Ok(())
+}
+
+/// One fixed fan-out against a server started elsewhere; prints what it measured.
+fn drive(args: &[String]) -> Result<(), String> {
+    let mut proto = Proto::Ws;
+    let mut ws: Option<SocketAddr> = None;
+    let mut control: Option<SocketAddr> = None;
+    let mut clients = 1000usize;
+    let mut broadcasts = 100u32;
+    let mut window = 1u32;
+    let mut size = 100usize;
+    let mut core = None;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--proto" => {
+                proto = match value(args, &mut i)? {
+                    "ws" => Proto::Ws,
+                    "raw" => Proto::Raw,
+                    other => return Err(format!("unknown protocol {other}")),
+                }
+            }
+            "--ws" => ws = Some(number(value(args, &mut i)?)?),
+            "--control" => control = Some(number(value(args, &mut i)?)?),
+            "--clients" => clients = number(value(args, &mut i)?)?,
+            "--broadcasts" => broadcasts = number(value(args, &mut i)?)?,
+            "--window" => window = number(value(args, &mut i)?)?,
+            "--size" => size = number(value(args, &mut i)?)?,
+            "--gen-core" => core = Some(number(value(args, &mut i)?)?),
+            other => return Err(format!("unknown argument {other}\n{}", usage())),
+        }
+        i += 1;
+    }
+    let (Some(ws), Some(control)) = (ws, control) else {
+        return Err(format!("--ws and --control are required\n{}", usage()));
+    };
+    if let Some(core) = core {
+        prepare_process(core)?;
+    }
+    let mut generator =
+        Generator::new(proto, ws, control, std::process::id()).map_err(|e| e.to_string())?;
+    let connect = generator.connect(clients, 64, Duration::from_secs(600));
+    if connect.opened < clients {
+        return Err(format!(
+            "only {} of {clients} clients connected: {}",
+            connect.opened,
+            connect.first_error.unwrap_or_default()
+        ));
+    }
+    let result = if broadcasts > 0 {
+        generator.fanout(
+            size,
+            window,
+            broadcasts,
+            Duration::from_secs(3600),
+            Duration::from_secs(120),
+        )
+    } else {
+        PhaseResult::default()
+    };
+    println!(
+        "clients={clients} broadcasts={} delivered={} anomalies={} elapsed_ms={:.0}",
+        result.triggered,
+        result.delivered,
+        result.anomalies.total(),
+        result.elapsed.as_secs_f64() * 1e3
+    );
+    if result.anomalies.total() > 0 {
+        return Err(format!("anomalies: {:?}", result.anomalies));
+    }
+    Ok(())
+}

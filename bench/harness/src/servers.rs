@@ -1,0 +1,333 @@
+//! The servers under test: how to start each one pinned to its core, find its addresses,
+//! read its CPU time and memory from /proc, and stop it.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::generator::{Proto, SECRET};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    Wson,
+    Raw,
+    Tt,
+    NodeWs,
+    Uws,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [Kind::Wson, Kind::Raw, Kind::Tt, Kind::NodeWs, Kind::Uws];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Wson => "wson",
+            Kind::Raw => "raw",
+            Kind::Tt => "tokio-tungstenite",
+            Kind::NodeWs => "node-ws",
+            Kind::Uws => "uwebsockets",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.name() == text || k.short() == text)
+    }
+
+    pub fn short(self) -> &'static str {
+        match self {
+            Kind::Wson => "wson",
+            Kind::Raw => "raw",
+            Kind::Tt => "tt",
+            Kind::NodeWs => "ws",
+            Kind::Uws => "uws",
+        }
+    }
+
+    pub fn proto(self) -> Proto {
+        match self {
+            Kind::Raw => Proto::Raw,
+            Kind::Wson | Kind::Tt | Kind::NodeWs | Kind::Uws => Proto::Ws,
+        }
+    }
+}
+
+/// Where the programs are.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub wson: PathBuf,
+    pub raw: PathBuf,
+    pub tt: PathBuf,
+    pub peers: PathBuf,
+    pub node: String,
+    pub work: PathBuf,
+}
+
+pub struct Running {
+    pub kind: Kind,
+    pub pid: i32,
+    pub ws: SocketAddr,
+    pub control: SocketAddr,
+    /// What the ready line said beyond the addresses (uWS: which native module loaded).
+    pub note: String,
+    child: Child,
+    log: Arc<Mutex<VecDeque<String>>>,
+    dir: Option<PathBuf>,
+}
+
+const LOG_LINES: usize = 40;
+const READY_WAIT: Duration = Duration::from_secs(20);
+
+fn drain<R: Read + Send + 'static>(
+    reader: R,
+    log: Arc<Mutex<VecDeque<String>>>,
+    tx: std::sync::mpsc::Sender<String>,
+) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(mut log) = log.lock() {
+                if log.len() == LOG_LINES {
+                    log.pop_front();
+                }
+                log.push_back(line.clone());
+            }
+            let _ = tx.send(line);
+        }
+    });
+}
+
+fn after<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
+    let at = line.find(marker)?;
+    line.get(at + marker.len()..)?.split_whitespace().next()
+}
+
+fn wson_config(dir: &Path, echo: bool, max_connections: usize) -> String {
+    format!(
+        "servers = [\"tcp://127.0.0.1:0\"]\n\
+         control = \"tcp://127.0.0.1:0\"\n\
+         pid = \"{}\"\n\
+         log_file = \"{}\"\n\
+         secret = \"{SECRET}\"\n\
+         origins = [\"*\"]\n\
+         log_level = \"info\"\n\
+         max_connections = {max_connections}\n\
+         client_messages = \"{}\"\n",
+        dir.join("wson.pid").display(),
+        dir.join("wson.log").display(),
+        if echo { "echo" } else { "ignore" },
+    )
+}
+
+/// Starts `kind` pinned to `core` and waits until it listens.
+pub fn start(
+    kind: Kind,
+    paths: &Paths,
+    core: usize,
+    echo: bool,
+    max_connections: usize,
+    session: u32,
+) -> Result<Running, String> {
+    let mut command = Command::new("taskset");
+    command.arg("-c").arg(core.to_string());
+    let mut dir = None;
+    match kind {
+        Kind::Wson => {
+            let path = paths
+                .work
+                .join(format!("wson-{}-{session}", std::process::id()));
+            std::fs::create_dir_all(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let config = path.join("wson.toml");
+            std::fs::write(&config, wson_config(&path, echo, max_connections))
+                .map_err(|e| format!("{}: {e}", config.display()))?;
+            command.arg(&paths.wson).arg("start").arg("-c").arg(&config);
+            dir = Some(path);
+        }
+        Kind::Raw => {
+            command.arg(&paths.raw);
+        }
+        Kind::Tt => {
+            command.arg(&paths.tt).arg("--secret").arg(SECRET);
+        }
+        Kind::NodeWs | Kind::Uws => {
+            let script = if kind == Kind::NodeWs {
+                "ws-server.js"
+            } else {
+                "uws-server.js"
+            };
+            command
+                .arg(&paths.node)
+                .arg(paths.peers.join(script))
+                .arg("--secret")
+                .arg(SECRET);
+        }
+    }
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{}: spawn: {e}", kind.name()))?;
+    let log = Arc::new(Mutex::new(VecDeque::new()));
+    let (tx, rx) = channel();
+    if let Some(out) = child.stdout.take() {
+        drain(out, Arc::clone(&log), tx.clone());
+    }
+    if let Some(err) = child.stderr.take() {
+        drain(err, Arc::clone(&log), tx);
+    }
+    let pid = i32::try_from(child.id()).map_err(|e| e.to_string())?;
+    let mut running = Running {
+        kind,
+        pid,
+        ws: SocketAddr::from(([0, 0, 0, 0], 0)),
+        control: SocketAddr::from(([0, 0, 0, 0], 0)),
+        note: String::new(),
+        child,
+        log,
+        dir,
+    };
+    wait_ready(&mut running, &rx)?;
+    Ok(running)
+}
+
+fn wait_ready(running: &mut Running, rx: &Receiver<String>) -> Result<(), String> {
+    let deadline = Instant::now() + READY_WAIT;
+    let mut ws = None;
+    let mut control = None;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).map_err(|_| {
+            format!(
+                "{} did not become ready within {READY_WAIT:?}; its output:\n{}",
+                running.kind.name(),
+                running.log_text()
+            )
+        })?;
+        let addr = |text: Option<&str>| -> Option<SocketAddr> {
+            text?.trim_start_matches("tcp://").parse().ok()
+        };
+        match running.kind {
+            Kind::Wson => {
+                if line.contains("listening kind=websocket") {
+                    ws = addr(after(&line, "endpoint="));
+                } else if line.contains("listening kind=control") {
+                    control = addr(after(&line, "endpoint="));
+                } else if line.contains(" started pid=") {
+                    break;
+                }
+            }
+            Kind::Raw | Kind::Tt | Kind::NodeWs | Kind::Uws => {
+                if line.starts_with("listening ") {
+                    ws = addr(after(&line, "ws="));
+                    control = addr(after(&line, "control="));
+                    running.note = after(&line, "native=").unwrap_or_default().to_string();
+                    break;
+                }
+            }
+        }
+    }
+    match (ws, control) {
+        (Some(ws), Some(control)) => {
+            running.ws = ws;
+            running.control = control;
+            Ok(())
+        }
+        _ => Err(format!(
+            "{}: no addresses in its output:\n{}",
+            running.kind.name(),
+            running.log_text()
+        )),
+    }
+}
+
+impl Running {
+    pub fn log_text(&self) -> String {
+        self.log
+            .lock()
+            .map(|l| l.iter().cloned().collect::<Vec<_>>().join("\n"))
+            .unwrap_or_default()
+    }
+
+    /// utime + stime of every thread, in clock ticks.
+    pub fn cpu_ticks(&self) -> Option<u64> {
+        cpu_ticks(self.pid)
+    }
+
+    /// Nanoseconds on CPU of every thread (the scheduler's exact utime + stime).
+    pub fn cpu_ns(&self) -> Option<u64> {
+        cpu_ns(self.pid)
+    }
+
+    pub fn rss_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib * 1024)
+    }
+
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn stop(mut self) {
+        self.kill();
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(dir) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn cpu_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at field 3, `state`;
+    // utime and stime are fields 14 and 15.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Sum over the process's threads of the first field of `/proc/PID/task/TID/schedstat`:
+/// time on CPU in nanoseconds, the same quantity as utime + stime without the tick rounding.
+pub fn cpu_ns(pid: i32) -> Option<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let path = entry.ok()?.path().join("schedstat");
+        let text = std::fs::read_to_string(path).ok()?;
+        total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
+/// Clock ticks per second (USER_HZ).
+pub fn ticks_per_second() -> f64 {
+    match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
+        Ok(Some(ticks)) if ticks > 0 => ticks as f64,
+        _ => 100.0,
+    }
+}

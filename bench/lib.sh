@@ -1,0 +1,83 @@
+# Shared by run.sh, callgrind.sh and perf.sh: paths, the release build, and starting one
+# server under test in the background (optionally under a wrapper such as valgrind).
+# shellcheck shell=bash
+
+bench_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root_dir="$(dirname "$bench_dir")"
+root_target="${CARGO_TARGET_DIR:-$root_dir/target}/release"
+bench_target="${CARGO_TARGET_DIR:-$bench_dir/target}/release"
+secret="bench-secret-0123456789abcdef"
+
+build_all() {
+    echo "bench: building wson (release)" >&2
+    (cd "$root_dir" && cargo build --release --bin wson) >&2
+    echo "bench: building the harness, raw-server and tt-server (release)" >&2
+    (cd "$bench_dir" && cargo build --release) >&2
+}
+
+install_peers() {
+    echo "bench: installing the Node.js peers (npm ci)" >&2
+    (cd "$bench_dir/peers" && npm ci --no-audit --no-fund --ignore-scripts --omit=optional) >&2
+}
+
+# start_server KIND CORE WORKDIR [WRAPPER...]: starts wson|raw|tt pinned to CORE, writes
+# its pid to $server_pid and its addresses to $server_ws and $server_control.
+start_server() {
+    local kind="$1" core="$2" work="$3"
+    shift 3
+    local log="$work/server.log"
+    : >"$log"
+    case "$kind" in
+    wson)
+        cat >"$work/wson.toml" <<CONF
+servers = ["tcp://127.0.0.1:0"]
+control = "tcp://127.0.0.1:0"
+pid = "$work/wson.pid"
+log_file = "$work/wson.log"
+secret = "$secret"
+origins = ["*"]
+log_level = "info"
+max_connections = 20000
+# Long enough that no keepalive ping lands inside a measured run.
+ping_interval = 3600
+CONF
+        taskset -c "$core" "$@" "$root_target/wson" start -c "$work/wson.toml" >"$log" 2>&1 &
+        ;;
+    raw) taskset -c "$core" "$@" "$bench_target/raw-server" >"$log" 2>&1 & ;;
+    tt) taskset -c "$core" "$@" "$bench_target/tt-server" --secret "$secret" >"$log" 2>&1 & ;;
+    *)
+        echo "bench: unknown server $kind (wson, raw or tt)" >&2
+        return 2
+        ;;
+    esac
+    server_pid=$!
+    local i
+    for i in $(seq 1 600); do
+        if [ "$kind" = wson ]; then
+            server_ws=$(sed -n 's/.*listening kind=websocket endpoint=tcp:\/\/\([^ ]*\).*/\1/p' "$log" | head -1)
+            server_control=$(sed -n 's/.*listening kind=control endpoint=tcp:\/\/\([^ ]*\).*/\1/p' "$log" | head -1)
+            grep -q ' started pid=' "$log" || server_ws=""
+        else
+            server_ws=$(sed -n 's/^listening ws=\([^ ]*\).*/\1/p' "$log" | head -1)
+            server_control=$(sed -n 's/^listening .*control=\([^ ]*\).*/\1/p' "$log" | head -1)
+        fi
+        if [ -n "$server_ws" ] && [ -n "$server_control" ]; then
+            return 0
+        fi
+        if ! kill -0 "$server_pid" 2>/dev/null; then
+            echo "bench: $kind exited during startup:" >&2
+            cat "$log" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+    echo "bench: $kind did not start within 60 s:" >&2
+    cat "$log" >&2
+    return 1
+}
+
+# stop_server: SIGTERM (callgrind writes its profile on the way out), then wait.
+stop_server() {
+    kill -TERM "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Where the server's CPU goes during a fan-out: perf samples (cpu-clock, so it works where
+# hardware counters do not) of the server while `wsbench drive` runs a fixed fan-out.
+#
+#   bench/perf.sh [--server wson|raw|tt] [--clients N] [--broadcasts M] [--size BYTES]
+#                 [--window W]
+#
+# Defaults: wson, 10,000 clients, 2,000 broadcasts of 100 bytes, window 32. Prints the top
+# of `perf report` (self time per symbol, kernel included) and leaves perf.data in
+# bench/out/.
+set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+server=wson clients=10000 broadcasts=2000 size=100 window=32
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --server) server="$2" ;;
+    --clients) clients="$2" ;;
+    --broadcasts) broadcasts="$2" ;;
+    --size) size="$2" ;;
+    --window) window="$2" ;;
+    *)
+        sed -n '2,11p' "$0" >&2
+        exit 2
+        ;;
+    esac
+    shift 2
+done
+build_all
+work="$(mktemp -d)"
+trap 'kill -KILL "${server_pid:-}" "${perf_pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
+mkdir -p "$bench_dir/out"
+data="$bench_dir/out/perf-$server.data"
+proto=ws
+[ "$server" = raw ] && proto=raw
+start_server "$server" 0 "$work"
+# The profile covers the connect storm too; 10,000 handshakes take well under a second of
+# the run. For call chains through wson's frames use `--call-graph dwarf` by hand.
+perf record -e cpu-clock -F 4999 -g -o "$data" -p "$server_pid" 2>"$work/perf.log" &
+perf_pid=$!
+sleep 0.3
+"$bench_target/wsbench" drive --proto "$proto" --ws "$server_ws" --control "$server_control" \
+    --clients "$clients" --broadcasts "$broadcasts" --window "$window" --size "$size" --gen-core 1
+kill -INT "$perf_pid"
+wait "$perf_pid" || true
+stop_server
+echo "== share of samples by binary (kernel vs server vs libc)"
+perf report -i "$data" --no-children --sort dso -g none --stdio 2>/dev/null | grep '%' | head -6
+echo "== symbols by self time"
+perf report -i "$data" --no-children --sort symbol -g none --percent-limit 0.7 --stdio 2>/dev/null |
+    grep '%' | head -40
+echo "bench: full profile in $data (perf report -i $data)"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The benchmark of issue 4 in one command: builds wson and the bench in release, installs
+# the Node.js peers, then runs every workload on every server and prints a table and one
+# JSON line (also appended to bench/out/results.jsonl).
+#
+#   bench/run.sh            full run (3 rounds, 1,000 / 10,000 / 19,000 clients; ~12 min)
+#   bench/run.sh --quick    smoke run (1 round, 200 / 1,000 clients; ~1 min)
+#
+# Any other argument goes to the harness: bench/run.sh --servers wson,raw --rounds 5 ...
+# (bench/target/release/wsbench --help lists them).
+set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+build_all
+install_peers
+mkdir -p "$bench_dir/out"
+exec "$bench_target/wsbench" \
+    --wson "$root_target/wson" \
+    --raw "$bench_target/raw-server" \
+    --tt "$bench_target/tt-server" \
+    --peers "$bench_dir/peers" \
+    --json "$bench_dir/out/results.jsonl" \
+    "$@"
