@@ -47,13 +47,18 @@ for target in "${targets[@]}"; do
     artifacts="$fuzz_dir/artifacts/$target"
     mkdir -p "$work" "$artifacts"
     log="$logs/$target.log"
+    # A dictionary of the format's keywords, where the target has one.
+    dict=()
+    if [[ -f "$fuzz_dir/dict/$target.dict" ]]; then
+        dict=(-dict="$fuzz_dir/dict/$target.dict")
+    fi
     echo "== $target: ${seconds}s (log: $log)"
     # -timeout: one input running 10 s is a hang, reported like a crash.
     # -rss_limit_mb also caps a single allocation (libFuzzer's -malloc_limit_mb defaults to
     # it), so a length field that makes us allocate gigabytes is found too.
     if ! cargo fuzz run "$target" "$work" "$fuzz_dir/corpus/$target" -- \
         -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
-        >"$log" 2>&1; then
+        "${dict[@]}" >"$log" 2>&1; then
         tail -n 60 "$log"
         echo
         echo "run.sh: $target FAILED. Input(s) that broke it:" >&2
