@@ -133,6 +133,17 @@ fn chunkings(input: &[u8], seed: u8) -> Vec<Vec<&[u8]>> {
     ways
 }
 
+/// A chunking, short enough for a failure message: the number of reads and the first sizes.
+fn describe(chunks: &[&[u8]]) -> String {
+    let sizes: Vec<usize> = chunks.iter().take(12).map(|chunk| chunk.len()).collect();
+    let more = if chunks.len() > sizes.len() {
+        ", .."
+    } else {
+        ""
+    };
+    format!("{} reads of {sizes:?}{more}", chunks.len())
+}
+
 /// One printable line: what a log line or an error reply may carry.
 fn assert_one_printable_line(text: &str, what: &str) {
     assert!(
@@ -187,8 +198,8 @@ pub fn ws_frame(data: &[u8]) {
         assert_eq!(
             run_decoder(&chunks, max),
             whole,
-            "chunked as {:?}",
-            chunks.iter().map(|c| c.len()).collect::<Vec<_>>()
+            "chunked as {}",
+            describe(&chunks)
         );
     }
 }
@@ -426,6 +437,13 @@ impl FrameSpec {
         }
     }
 
+    /// `text+fin+masked:5`, for failure messages (payloads can be 64 KiB).
+    fn summary(&self) -> String {
+        let fin = if self.fin { "+fin" } else { "" };
+        let masked = if self.mask.is_some() { "+masked" } else { "" };
+        format!("{}{fin}{masked}:{}", self.opcode, self.payload.len())
+    }
+
     fn encode(&self) -> Vec<u8> {
         match self.mask {
             Some(mask) => frame::encode_masked_frame(self.fin, self.opcode, &self.payload, mask),
@@ -458,13 +476,19 @@ pub fn ws_message(data: &[u8]) {
         frames.push(spec);
     }
     let expected = model(&frames, max);
-    assert_eq!(run_decoder(&[&input], max), expected, "frames {frames:?}");
+    let summary: Vec<String> = frames.iter().map(FrameSpec::summary).collect();
+    assert_eq!(
+        run_decoder(&[&input], max),
+        expected,
+        "frames {}",
+        summary.join(" ")
+    );
     for chunks in chunkings(&input, *seed) {
         assert_eq!(
             run_decoder(&chunks, max),
             expected,
-            "chunked as {:?}",
-            chunks.iter().map(|c| c.len()).collect::<Vec<_>>()
+            "chunked as {}",
+            describe(&chunks)
         );
     }
 }
@@ -732,7 +756,12 @@ pub fn control_codec(data: &[u8]) {
     let max = CONTROL_LIMITS[usize::from(*limit) % CONTROL_LIMITS.len()];
     let whole = run_control(&[input], max);
     for chunks in chunkings(input, *seed) {
-        assert_eq!(run_control(&chunks, max), whole);
+        assert_eq!(
+            run_control(&chunks, max),
+            whole,
+            "chunked as {}",
+            describe(&chunks)
+        );
     }
 }
 
