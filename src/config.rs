@@ -769,9 +769,10 @@ fn parse_endpoint(text: &str, folder: &Path) -> Result<Endpoint, String> {
         let resolved = folder.join(path);
         let len = resolved.as_os_str().len();
         if len > MAX_UNIX_PATH_LEN {
+            // Escaped: a TOML string may hold "\n", and an error is one line.
             return Err(format!(
-                "socket path {} is {len} bytes, longer than the {MAX_UNIX_PATH_LEN} a Unix socket allows",
-                resolved.display()
+                "socket path \"{}\" is {len} bytes, longer than the {MAX_UNIX_PATH_LEN} a Unix socket allows",
+                resolved.display().to_string().escape_debug()
             ));
         }
         Ok(Endpoint::Unix(resolved))
@@ -931,7 +932,7 @@ pub fn resolve_secret(
             read_secret_file(path, create_missing).map_err(|message| ConfigError {
                 file: config.file.clone(),
                 key: Some("secret_file".to_owned()),
-                message: format!("{}: {message}", path.display()),
+                message: format!("{}: {message}", path.display().to_string().escape_debug()),
             })
         }
     }
@@ -1500,6 +1501,20 @@ mod tests {
         assert_error(&[("servers", &long)], "servers[0]", "longer than the");
         let fits = format!("[\"unix:///{}\"]", "s".repeat(MAX_UNIX_PATH_LEN - 1));
         config_with(&[("servers", &fits)]);
+    }
+
+    /// Found by the `config` fuzz target (fuzz/corpus/config/
+    /// crash-unix-path-newline-in-error-regression): the path was printed raw.
+    #[test]
+    fn socket_path_error_escapes_the_path_and_stays_one_line() {
+        let long = format!("\"unix://a\\nb\\u0007{}\"", "s".repeat(MAX_UNIX_PATH_LEN));
+        let (key, message) = only_error(&[("control", &long)], &[]);
+        assert_eq!(key, "control");
+        assert!(
+            message.contains(r#"socket path "conf/a\nb\u{7}sss"#),
+            "{message}"
+        );
+        assert!(!message.chars().any(char::is_control), "{message:?}");
     }
 
     #[test]

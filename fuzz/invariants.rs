@@ -1,0 +1,1124 @@
+//! What every fuzz target checks, one public function per target, each taking the raw fuzz
+//! input and panicking when an invariant breaks.
+//!
+//! This file is the library of the `wson-fuzz` crate (the targets in `fuzz_targets/` are
+//! one-line calls into it) and is also compiled into the main package's test binary by
+//! `tests/corpus.rs`, which replays every file of `fuzz/corpus/<target>/` through the same
+//! function under stable `cargo test`. So it depends only on `wson` and on crates `wson`
+//! itself depends on, and it reads everything it needs (limits, chunk sizes, frames) from the
+//! input bytes with the small `Source` reader below, never from `arbitrary`: a corpus file
+//! means the same thing to the fuzzer and to the test.
+//!
+//! The checks go beyond "does not panic": where the bytes are split never changes what is
+//! decoded, what decodes re-encodes to the same bytes, errors map to what the peer is told,
+//! memory follows the bytes received rather than declared lengths, and no error or debug
+//! output carries a credential.
+
+use std::path::Path;
+
+use wson::auth::{self, AuthError, Digest, Identity};
+use wson::config::{self, Config, Secret};
+use wson::control::codec::{self, ControlError, MAX_LENGTH_DIGITS, RawFrame};
+use wson::control::command::{self, Reply};
+use wson::decoded::Decoded;
+use wson::token::Token;
+use wson::ws::frame::{self, FrameError, FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode};
+use wson::ws::handshake::{self, HandshakeError, Request};
+use wson::ws::message::{self, CloseFrame, Event, MessageDecoder, MessageKind, ProtocolError};
+
+// ---------------------------------------------------------------------------------------------
+// Reading parameters from the input
+// ---------------------------------------------------------------------------------------------
+
+/// Reads parameters off the front of a fuzz input; past the end every read gives zeros, so
+/// any input (even an empty one) means something.
+struct Source<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Source<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Source { bytes }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    fn byte(&mut self) -> u8 {
+        match self.bytes {
+            [first, rest @ ..] => {
+                self.bytes = rest;
+                *first
+            }
+            [] => 0,
+        }
+    }
+
+    fn array<const N: usize>(&mut self) -> [u8; N] {
+        let mut out = [0; N];
+        for slot in &mut out {
+            *slot = self.byte();
+        }
+        out
+    }
+
+    fn u64(&mut self) -> u64 {
+        u64::from_be_bytes(self.array())
+    }
+
+    /// Up to `len` bytes (fewer when the input runs out).
+    fn take(&mut self, len: usize) -> &'a [u8] {
+        let (taken, rest) = self.bytes.split_at(len.min(self.bytes.len()));
+        self.bytes = rest;
+        taken
+    }
+
+    fn rest(&mut self) -> &'a [u8] {
+        self.take(self.bytes.len())
+    }
+}
+
+/// A xorshift generator for chunk sizes: deterministic, so a corpus file always replays the
+/// same chunking.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u8, salt: usize) -> Self {
+        // Never zero, which would stick.
+        Rng((0x9E37_79B9_7F4A_7C15 ^ (u64::from(seed) << 32) ^ salt as u64) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, bound: usize) -> usize {
+        (self.next() % bound.max(1) as u64) as usize
+    }
+}
+
+/// Inputs up to this long are also fed one byte at a time; longer ones (the 64 KiB frames
+/// `ws_message` can build) only in pieces, which keeps the targets fast.
+const MAX_BYTEWISE: usize = 8192;
+
+/// Ways to cut `input` into reads, all checked against reading it whole: in two at a point
+/// chosen by `seed` (in the first 256 bytes) and at the same fraction of the input, one byte at
+/// a time (up to `MAX_BYTEWISE` bytes), and in pseudo-random pieces of 1 to 64 bytes.
+fn chunkings(input: &[u8], seed: u8) -> Vec<Vec<&[u8]>> {
+    let len = input.len();
+    let near = usize::from(seed) % (len + 1);
+    let fraction = usize::from(seed) * (len + 1) / 256;
+    let mut ways = Vec::new();
+    for cut in [near, fraction] {
+        let (head, tail) = input.split_at(cut);
+        ways.push(vec![head, tail]);
+    }
+    if len <= MAX_BYTEWISE {
+        ways.push(input.chunks(1).collect());
+    }
+    let mut rng = Rng::new(seed, len);
+    let max_piece = 1 + rng.below(64);
+    let mut pieces = Vec::new();
+    let mut rest = input;
+    while !rest.is_empty() {
+        let (piece, tail) = rest.split_at((1 + rng.below(max_piece)).min(rest.len()));
+        pieces.push(piece);
+        rest = tail;
+    }
+    ways.push(pieces);
+    ways
+}
+
+/// A chunking, short enough for a failure message: the number of reads and the first sizes.
+fn describe(chunks: &[&[u8]]) -> String {
+    let sizes: Vec<usize> = chunks.iter().take(12).map(|chunk| chunk.len()).collect();
+    let more = if chunks.len() > sizes.len() {
+        ", .."
+    } else {
+        ""
+    };
+    format!("{} reads of {sizes:?}{more}", chunks.len())
+}
+
+/// One printable line: what a log line or an error reply may carry.
+fn assert_one_printable_line(text: &str, what: &str) {
+    assert!(
+        !text.chars().any(char::is_control),
+        "{what} is not one printable line: {text:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// ws_frame and ws_message: RFC 6455 frames and the message decoder
+// ---------------------------------------------------------------------------------------------
+
+/// `max_payload` / `max_message_size` values a frame input can pick with its second byte:
+/// around every length-encoding boundary, a realistic limit, and none at all.
+const FRAME_LIMITS: [u64; 8] = [0, 1, 125, 126, 65_535, 65_536, 1 << 20, u64::MAX];
+
+/// Arbitrary bytes as client frames. Input: `[seed, limit, bytes @ ..]`; `seed` picks the
+/// chunkings, `limit` indexes `FRAME_LIMITS`.
+///
+/// - `decode_header` never panics, decides by `MAX_HEADER_LEN` bytes, and where a header
+///   decodes, `encode_header` gives back exactly the bytes it was decoded from (reserved bits
+///   are refused and lengths must be minimal, so the encoding is unique); every prefix of a
+///   header is `Incomplete` or the same result.
+/// - Walking the frames the headers describe, masking resumes at any offset.
+/// - `MessageDecoder` gives the same events and the same error whatever the chunking, and the
+///   run itself checks each event and error (see `run_decoder`).
+pub fn ws_frame(data: &[u8]) {
+    let [seed, limit, input @ ..] = data else {
+        return;
+    };
+    let max = FRAME_LIMITS[usize::from(*limit) % FRAME_LIMITS.len()];
+
+    let mut at = 0;
+    while let Some(rest) = input.get(at..).filter(|rest| !rest.is_empty()) {
+        let Some((header, header_len)) = check_header(rest, max) else {
+            break;
+        };
+        let payload_end = usize::try_from(header.payload_len)
+            .ok()
+            .and_then(|payload_len| header_len.checked_add(payload_len));
+        let Some(payload) = payload_end.and_then(|end| rest.get(header_len..end)) else {
+            break;
+        };
+        if let Some(mask) = header.mask {
+            check_masking(payload, mask, usize::from(*seed));
+        }
+        at += header_len + payload.len();
+    }
+
+    let whole = run_decoder(&[input], max);
+    for chunks in chunkings(input, *seed) {
+        assert_eq!(
+            run_decoder(&chunks, max),
+            whole,
+            "chunked as {}",
+            describe(&chunks)
+        );
+    }
+}
+
+/// Checks `decode_header` on `buf` and on its prefixes; returns the header if one decoded.
+fn check_header(buf: &[u8], max: u64) -> Option<(FrameHeader, usize)> {
+    let result = frame::decode_header(buf, max);
+    for cut in 0..buf.len().min(MAX_HEADER_LEN + 1) {
+        let prefix = frame::decode_header(&buf[..cut], max);
+        assert!(
+            prefix == Ok(Decoded::Incomplete) || prefix == result,
+            "prefix {cut} of {buf:02x?} gave {prefix:?}, the whole {result:?}"
+        );
+    }
+    match result {
+        Ok(Decoded::Done { item, len }) => {
+            assert!(len <= buf.len() && len <= MAX_HEADER_LEN);
+            assert_eq!(len, item.encoded_len(), "{item:?}");
+            assert_eq!(
+                &*frame::encode_header(&item),
+                &buf[..len],
+                "{item:?} does not re-encode to the bytes it came from"
+            );
+            assert!(item.payload_len < 1 << 63);
+            if item.opcode.is_control() {
+                assert!(item.fin && item.payload_len <= MAX_CONTROL_PAYLOAD as u64);
+            } else {
+                assert!(item.payload_len <= max);
+            }
+            Some((item, len))
+        }
+        Ok(Decoded::Incomplete) => {
+            assert!(
+                buf.len() < MAX_HEADER_LEN,
+                "{MAX_HEADER_LEN} bytes always decide a header: {buf:02x?}"
+            );
+            None
+        }
+        Err(error) => {
+            check_frame_error(&error, max);
+            None
+        }
+    }
+}
+
+fn check_frame_error(error: &FrameError, max: u64) {
+    assert_one_printable_line(&error.to_string(), "FrameError");
+    match *error {
+        FrameError::ControlTooLong { opcode, len } => {
+            assert!(opcode.is_control() && len > MAX_CONTROL_PAYLOAD as u64);
+        }
+        FrameError::FragmentedControl { opcode } => assert!(opcode.is_control()),
+        FrameError::Oversize { len, max: reported } => assert!(reported == max && len > max),
+        FrameError::NonMinimalLength { len } => assert!(len <= 0xFFFF),
+        FrameError::ReservedBits { byte } => assert_ne!(byte & 0x70, 0),
+        FrameError::ReservedOpcode { nibble } => assert!(OpCode::from_nibble(nibble).is_none()),
+        FrameError::LengthTopBit => {}
+    }
+}
+
+/// Unmasking in two pieces (at `cut`) equals unmasking whole, and twice is the identity.
+fn check_masking(payload: &[u8], mask: [u8; 4], cut: usize) {
+    let mut whole = payload.to_vec();
+    frame::apply_mask(&mut whole, mask, 0);
+    for (index, (masked, plain)) in payload.iter().zip(&whole).enumerate() {
+        assert_eq!(masked ^ mask[index % 4], *plain);
+    }
+    let mut pieces = payload.to_vec();
+    let (head, tail) = pieces.split_at_mut(cut.min(payload.len()));
+    let head_len = head.len();
+    frame::apply_mask(head, mask, 0);
+    frame::apply_mask(tail, mask, head_len);
+    assert_eq!(pieces, whole);
+    frame::apply_mask(&mut pieces, mask, 0);
+    assert_eq!(pieces, payload);
+}
+
+/// An event copied out of the decoder, so runs can be compared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Owned {
+    Message(MessageKind, Vec<u8>),
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    Close(Option<(u16, String)>),
+}
+
+/// What a decoder made of a stream: its events, then the error that failed it or, without
+/// one, whether it ended idle (between frames, no fragmented message open).
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    events: Vec<Owned>,
+    end: Result<bool, ProtocolError>,
+}
+
+/// Feeds `chunks` in order as the server's read loop does, checking on the way:
+/// - a call that returns no event has consumed all it was given (the loop always progresses);
+/// - each event is valid: text is UTF-8, a message is within the limit, control payloads are
+///   at most 125 bytes, a Close code may be sent on the wire;
+/// - the decoder's heap is at most the limit and at most twice the bytes fed, whatever
+///   length a header declared;
+/// - an error maps to 1002, 1007 or 1009 and poisons the decoder (the same error again).
+fn run_decoder(chunks: &[&[u8]], max: u64) -> Outcome {
+    let mut decoder = MessageDecoder::new(max);
+    let mut events = Vec::new();
+    let mut fed: usize = 0;
+    for chunk in chunks {
+        let mut rest: &[u8] = chunk;
+        while !rest.is_empty() {
+            match decoder.feed(rest) {
+                Ok((used, event)) => {
+                    assert!(used <= rest.len(), "consumed {used} of {}", rest.len());
+                    assert!(used > 0, "no progress on {} bytes", rest.len());
+                    let event = event.map(|event| own(event, max));
+                    assert!(
+                        event.is_some() || used == rest.len(),
+                        "returned after {used} of {} bytes without an event",
+                        rest.len()
+                    );
+                    events.extend(event);
+                    fed += used;
+                    rest = &rest[used..];
+                    let heap = decoder.heap_bytes() as u64;
+                    assert!(heap <= max, "{heap} bytes of heap over the limit {max}");
+                    assert!(
+                        heap <= 2 * fed as u64,
+                        "{heap} bytes of heap after {fed} bytes received"
+                    );
+                }
+                Err(error) => {
+                    assert!(
+                        matches!(error.close_code(), 1002 | 1007 | 1009),
+                        "{error:?} closes with {}",
+                        error.close_code()
+                    );
+                    assert_one_printable_line(&error.to_string(), "ProtocolError");
+                    if let ProtocolError::Frame(frame_error) = &error {
+                        check_frame_error(frame_error, max);
+                    }
+                    assert_eq!(
+                        decoder.feed(b"\x81\x80\0\0\0\0"),
+                        Err(error),
+                        "not poisoned"
+                    );
+                    return Outcome {
+                        events,
+                        end: Err(error),
+                    };
+                }
+            }
+        }
+    }
+    Outcome {
+        events,
+        end: Ok(decoder.is_idle()),
+    }
+}
+
+fn own(event: Event<'_>, max: u64) -> Owned {
+    match event {
+        Event::Message { kind, payload } => {
+            assert!(payload.len() as u64 <= max);
+            if kind == MessageKind::Text {
+                assert!(std::str::from_utf8(payload).is_ok(), "text is not UTF-8");
+            }
+            Owned::Message(kind, payload.to_vec())
+        }
+        Event::Ping(payload) => {
+            assert!(payload.len() <= MAX_CONTROL_PAYLOAD);
+            Owned::Ping(payload.to_vec())
+        }
+        Event::Pong(payload) => {
+            assert!(payload.len() <= MAX_CONTROL_PAYLOAD);
+            Owned::Pong(payload.to_vec())
+        }
+        Event::Close(CloseFrame::Empty) => Owned::Close(None),
+        Event::Close(CloseFrame::WithCode { code, reason }) => {
+            assert!(message::is_valid_close_code(code), "close code {code}");
+            assert!(2 + reason.len() <= MAX_CONTROL_PAYLOAD);
+            Owned::Close(Some((code, reason.to_owned())))
+        }
+    }
+}
+
+/// One frame a client might send, valid at the header level unless its description says
+/// otherwise (a control frame too long or with FIN clear, an unmasked frame).
+#[derive(Debug)]
+struct FrameSpec {
+    fin: bool,
+    opcode: OpCode,
+    mask: Option<[u8; 4]>,
+    payload: Vec<u8>,
+}
+
+/// Payload lengths a frame can ask for with a length byte of 0xF0 or more, filled with one
+/// repeated byte: each length-encoding boundary and a few larger sizes.
+const SPECIAL_LENGTHS: [usize; 16] = [
+    0, 1, 2, 124, 125, 126, 127, 128, 1000, 4096, 65_535, 65_536, 65_537, 70_000, 3, 4,
+];
+
+/// Opcodes a frame description picks from; text and continuation come up twice as often as
+/// the rest because fragmentation is where the rules are.
+const SPEC_OPCODES: [OpCode; 8] = [
+    OpCode::Continuation,
+    OpCode::Text,
+    OpCode::Binary,
+    OpCode::Close,
+    OpCode::Ping,
+    OpCode::Pong,
+    OpCode::Text,
+    OpCode::Continuation,
+];
+
+impl FrameSpec {
+    /// Reads `[flags, mask * 4, length, payload..]`: flags bits 0-2 pick the opcode, bit 3 is
+    /// FIN, bits 4-6 all set mean unmasked; a length below 0xF0 takes that many payload bytes
+    /// from the input, a larger one a `SPECIAL_LENGTHS` payload of a repeated byte.
+    fn read(source: &mut Source<'_>) -> FrameSpec {
+        let flags = source.byte();
+        let opcode = SPEC_OPCODES[usize::from(flags & 0x07)];
+        let fin = flags & 0x08 != 0;
+        let mask: [u8; 4] = source.array();
+        let mask = (flags & 0x70 != 0x70).then_some(mask);
+        let length = source.byte();
+        let payload = if length < 0xF0 {
+            source.take(usize::from(length)).to_vec()
+        } else {
+            let fill = source.byte();
+            vec![fill; SPECIAL_LENGTHS[usize::from(length & 0x0F)]]
+        };
+        FrameSpec {
+            fin,
+            opcode,
+            mask,
+            payload,
+        }
+    }
+
+    /// `text+fin+masked:5`, for failure messages (payloads can be 64 KiB).
+    fn summary(&self) -> String {
+        let fin = if self.fin { "+fin" } else { "" };
+        let masked = if self.mask.is_some() { "+masked" } else { "" };
+        format!("{}{fin}{masked}:{}", self.opcode, self.payload.len())
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        match self.mask {
+            Some(mask) => frame::encode_masked_frame(self.fin, self.opcode, &self.payload, mask),
+            None => frame::encode_frame(self.fin, self.opcode, &self.payload),
+        }
+    }
+}
+
+/// Most bytes of frames one `ws_message` input may describe, so each run stays fast.
+const MAX_MESSAGE_INPUT: usize = 140_000;
+
+/// Well-formed frames, encoded by `encode_masked_frame`, in random chunkings. Input:
+/// `[seed, limit, frame descriptions..]` (see `FrameSpec::read`).
+///
+/// The decoder's outcome must equal, for every chunking, what `model` (a plain reading of RFC
+/// 6455 §5.4-§5.6 and §7.4 over whole frames) says: the same messages, pings, pongs and
+/// closes, the same error at the same frame, and an idle decoder exactly when no fragmented
+/// message is left open.
+pub fn ws_message(data: &[u8]) {
+    let [seed, limit, descriptions @ ..] = data else {
+        return;
+    };
+    let max = FRAME_LIMITS[usize::from(*limit) % FRAME_LIMITS.len()];
+    let mut source = Source::new(descriptions);
+    let mut frames = Vec::new();
+    let mut input = Vec::new();
+    while !source.is_empty() && input.len() < MAX_MESSAGE_INPUT {
+        let spec = FrameSpec::read(&mut source);
+        input.extend(spec.encode());
+        frames.push(spec);
+    }
+    let expected = model(&frames, max);
+    let summary: Vec<String> = frames.iter().map(FrameSpec::summary).collect();
+    assert_eq!(
+        run_decoder(&[&input], max),
+        expected,
+        "frames {}",
+        summary.join(" ")
+    );
+    for chunks in chunkings(&input, *seed) {
+        assert_eq!(
+            run_decoder(&chunks, max),
+            expected,
+            "chunked as {}",
+            describe(&chunks)
+        );
+    }
+}
+
+/// The reference: what a server must make of these frames, rule by rule, in the order the
+/// decoder checks them (header bits and lengths, masking, then message rules).
+fn model(frames: &[FrameSpec], max: u64) -> Outcome {
+    let mut events = Vec::new();
+    let mut open: Option<(MessageKind, Vec<u8>)> = None;
+    let fail = |events: Vec<Owned>, error: ProtocolError| Outcome {
+        events,
+        end: Err(error),
+    };
+    for spec in frames {
+        let opcode = spec.opcode;
+        let len = spec.payload.len() as u64;
+        // RFC 6455 §5.5: control frames are at most 125 bytes and never fragmented (checked
+        // on the header: FIN first, then the length code); §10.4: data frames within the
+        // limit.
+        if opcode.is_control() {
+            if !spec.fin {
+                return fail(
+                    events,
+                    ProtocolError::Frame(FrameError::FragmentedControl { opcode }),
+                );
+            }
+            if len > MAX_CONTROL_PAYLOAD as u64 {
+                let len = if len <= 0xFFFF { 126 } else { 0x1_0000 };
+                return fail(
+                    events,
+                    ProtocolError::Frame(FrameError::ControlTooLong { opcode, len }),
+                );
+            }
+        } else if len > max {
+            return fail(
+                events,
+                ProtocolError::Frame(FrameError::Oversize { len, max }),
+            );
+        }
+        // RFC 6455 §5.1: client frames are masked.
+        if spec.mask.is_none() {
+            return fail(events, ProtocolError::Unmasked);
+        }
+        let payload = spec.payload.clone();
+        match opcode {
+            OpCode::Ping => events.push(Owned::Ping(payload)),
+            OpCode::Pong => events.push(Owned::Pong(payload)),
+            OpCode::Close => match payload.as_slice() {
+                [] => events.push(Owned::Close(None)),
+                [_] => return fail(events, ProtocolError::CloseOneByte),
+                [hi, lo, reason @ ..] => {
+                    let code = u16::from_be_bytes([*hi, *lo]);
+                    if !message::is_valid_close_code(code) {
+                        return fail(events, ProtocolError::InvalidCloseCode { code });
+                    }
+                    let Ok(reason) = std::str::from_utf8(reason) else {
+                        return fail(events, ProtocolError::CloseReasonUtf8);
+                    };
+                    events.push(Owned::Close(Some((code, reason.to_owned()))));
+                }
+            },
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+                let kind = match opcode {
+                    OpCode::Text => Some(MessageKind::Text),
+                    OpCode::Binary => Some(MessageKind::Binary),
+                    _ => None,
+                };
+                // RFC 6455 §5.4: a continuation continues an open message; a new message
+                // waits until the open one has ended.
+                match (kind, &open) {
+                    (None, None) => return fail(events, ProtocolError::UnexpectedContinuation),
+                    (Some(_), Some(_)) => {
+                        return fail(events, ProtocolError::ExpectedContinuation { opcode });
+                    }
+                    (Some(kind), None) => open = Some((kind, Vec::new())),
+                    (None, Some(_)) => {}
+                }
+                let Some((kind, bytes)) = &mut open else {
+                    unreachable!("a message is open here");
+                };
+                let total = bytes.len() as u64 + len;
+                if total > max {
+                    return fail(events, ProtocolError::MessageTooBig { len: total, max });
+                }
+                bytes.extend_from_slice(&payload);
+                // RFC 6455 §8.1: invalid UTF-8 fails at once; §5.6: the whole message is valid
+                // UTF-8, so an unfinished code point at FIN fails too.
+                if *kind == MessageKind::Text
+                    && let Err(error) = std::str::from_utf8(bytes)
+                    && (error.error_len().is_some() || spec.fin)
+                {
+                    let offset = error.valid_up_to() as u64;
+                    return fail(events, ProtocolError::InvalidUtf8 { offset });
+                }
+                if spec.fin
+                    && let Some((kind, bytes)) = open.take()
+                {
+                    events.push(Owned::Message(kind, bytes));
+                }
+            }
+        }
+    }
+    Outcome {
+        events,
+        end: Ok(open.is_none()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ws_handshake: the opening handshake
+// ---------------------------------------------------------------------------------------------
+
+/// `max_handshake_size`'s default.
+const HANDSHAKE_MAX: usize = 8192;
+
+/// Arbitrary bytes as the start of a connection, the whole input being what arrived.
+///
+/// - A complete head: every strict prefix is `Incomplete`, the head alone gives the same
+///   `Request` and length (later bytes stay with the caller), a limit of exactly its length
+///   accepts it and one byte less is `TooLarge`; the request's key is valid and the 101
+///   response built from it is a well-formed HTTP response carrying its accept key.
+/// - `Incomplete`: every prefix is `Incomplete` too.
+/// - An error: no prefix is a complete request; the refusal for its status is a well-formed
+///   response with that status, and the error's text is one short line.
+pub fn ws_handshake(data: &[u8]) {
+    let whole = handshake::parse_request(data, HANDSHAKE_MAX);
+    let prefixes = prefix_lengths(data);
+    match &whole {
+        Ok(Decoded::Done { item, len }) => {
+            let len = *len;
+            assert!(len <= data.len() && len <= HANDSHAKE_MAX);
+            for &cut in prefixes.iter().filter(|&&cut| cut < len) {
+                assert_eq!(
+                    handshake::parse_request(&data[..cut], HANDSHAKE_MAX),
+                    Ok(Decoded::Incomplete),
+                    "prefix {cut} of a {len}-byte head"
+                );
+            }
+            assert_eq!(handshake::parse_request(&data[..len], HANDSHAKE_MAX), whole);
+            assert_eq!(handshake::parse_request(data, len), whole);
+            assert!(matches!(
+                handshake::parse_request(data, len - 1),
+                Err(HandshakeError::TooLarge { .. })
+            ));
+            check_request(item);
+        }
+        Ok(Decoded::Incomplete) => {
+            assert!(data.len() <= HANDSHAKE_MAX);
+            for &cut in &prefixes {
+                assert_eq!(
+                    handshake::parse_request(&data[..cut], HANDSHAKE_MAX),
+                    Ok(Decoded::Incomplete),
+                    "prefix {cut} of an incomplete head"
+                );
+            }
+        }
+        Err(error) => {
+            for &cut in &prefixes {
+                let prefix = handshake::parse_request(&data[..cut], HANDSHAKE_MAX);
+                assert!(
+                    !matches!(prefix, Ok(Decoded::Done { .. })),
+                    "prefix {cut} is a request, the whole is {error:?}"
+                );
+            }
+            let text = error.to_string();
+            assert_one_printable_line(&text, "HandshakeError");
+            assert!(text.len() <= 400, "{} bytes of error text", text.len());
+            let retry_after = u32::from(data.first().copied().unwrap_or(0));
+            for retry_after in [None, Some(retry_after)] {
+                let response = handshake::refusal_response(error.status(), retry_after);
+                let code = check_response(&response);
+                assert_eq!(code, error.status().code());
+            }
+        }
+    }
+}
+
+/// Where to cut `data` for the prefix checks: the first and last 16 offsets, each side of the
+/// first 64 line ends, and 16 more spread over the input.
+fn prefix_lengths(data: &[u8]) -> Vec<usize> {
+    let len = data.len();
+    let mut cuts: Vec<usize> = (0..len.min(16)).collect();
+    cuts.extend(len.saturating_sub(16)..len);
+    let line_ends = data.iter().enumerate().filter(|(_, byte)| **byte == b'\n');
+    for (index, _) in line_ends.take(64) {
+        cuts.extend([index, index + 1].into_iter().filter(|&cut| cut < len));
+    }
+    cuts.extend((1..16).map(|step| step * len / 16));
+    cuts.sort_unstable();
+    cuts.dedup();
+    cuts
+}
+
+fn check_request(request: &Request) {
+    assert!(!request.host.is_empty());
+    assert_eq!(request.key.len(), 24, "key {:?}", request.key);
+    assert!(!request.cookies.contains(&b'\r') && !request.cookies.contains(&b'\n'));
+    let accept = handshake::accept_key(&request.key);
+    assert_eq!(accept.len(), 28);
+    let protocol = request.protocols.first().map(String::as_str);
+    let response = handshake::accept_response(&request.key, protocol);
+    assert_eq!(check_response(&response), 101);
+    let mut headers = [httparse::EMPTY_HEADER; 16];
+    let mut parsed = httparse::Response::new(&mut headers);
+    assert!(parsed.parse(&response).is_ok());
+    let header = |name: &str| {
+        parsed
+            .headers
+            .iter()
+            .find(|header| header.name.eq_ignore_ascii_case(name))
+            .map(|header| header.value)
+    };
+    assert_eq!(header("Sec-WebSocket-Accept"), Some(accept.as_bytes()));
+    assert_eq!(
+        header("Sec-WebSocket-Protocol"),
+        protocol.map(str::as_bytes)
+    );
+}
+
+/// Parses `response` as a complete HTTP/1.1 response and returns its status code.
+fn check_response(response: &[u8]) -> u16 {
+    let mut headers = [httparse::EMPTY_HEADER; 16];
+    let mut parsed = httparse::Response::new(&mut headers);
+    let status = parsed.parse(response);
+    let Ok(httparse::Status::Complete(head_len)) = status else {
+        panic!("not a complete response ({status:?}): {response:?}");
+    };
+    assert_eq!(parsed.version, Some(1));
+    let content_length = parsed
+        .headers
+        .iter()
+        .find(|header| header.name.eq_ignore_ascii_case("Content-Length"))
+        .map_or(0, |header| {
+            std::str::from_utf8(header.value)
+                .ok()
+                .and_then(|value| value.parse::<usize>().ok())
+                .expect("Content-Length is a number")
+        });
+    assert_eq!(head_len + content_length, response.len(), "body length");
+    parsed.code.expect("a complete response has a status code")
+}
+
+// ---------------------------------------------------------------------------------------------
+// control_codec: the control socket's framing and commands
+// ---------------------------------------------------------------------------------------------
+
+/// `max_control_frame` values an input can pick with its second byte: nothing, less and more
+/// than a token, the token plus one byte (the configurable minimum), the defaults, and none.
+const CONTROL_LIMITS: [usize; 8] = [0, 1, 32, 33, 100, 65_536, 1 << 20, usize::MAX];
+
+/// Arbitrary bytes from a backend. Input: `[seed, limit, bytes @ ..]`.
+///
+/// - The frames decoded, and the error or the leftover that ends the stream, are the same for
+///   every chunking.
+/// - While a frame is incomplete the buffer stays under 21 + `max_control_frame` bytes (the
+///   longest length field, the command byte, the payload): a backend cannot make wson buffer
+///   more than one frame.
+/// - Each frame re-encodes to a frame that decodes to itself; each command that parses
+///   re-encodes to bytes that parse to the same command; each error is answered `0E` and
+///   reads as one printable line.
+pub fn control_codec(data: &[u8]) {
+    let [seed, limit, input @ ..] = data else {
+        return;
+    };
+    let max = CONTROL_LIMITS[usize::from(*limit) % CONTROL_LIMITS.len()];
+    let whole = run_control(&[input], max);
+    for chunks in chunkings(input, *seed) {
+        assert_eq!(
+            run_control(&chunks, max),
+            whole,
+            "chunked as {}",
+            describe(&chunks)
+        );
+    }
+}
+
+/// Frames (command byte, payload), then the leftover byte count or the error.
+type ControlOutcome = (Vec<(u8, Vec<u8>)>, Result<usize, ControlError>);
+
+/// Appends each chunk to a buffer and decodes what it can, as a control connection does.
+fn run_control(chunks: &[&[u8]], max: usize) -> ControlOutcome {
+    let mut buffer = Vec::new();
+    let mut frames = Vec::new();
+    for chunk in chunks {
+        buffer.extend_from_slice(chunk);
+        loop {
+            match codec::decode(&buffer, max) {
+                Ok(Decoded::Done { item, len }) => {
+                    assert!(len <= buffer.len() && item.payload.len() <= max);
+                    check_control_frame(item, len);
+                    frames.push((item.command, item.payload.to_vec()));
+                    buffer.drain(..len);
+                }
+                Ok(Decoded::Incomplete) => {
+                    assert!(
+                        buffer.len() < max.saturating_add(MAX_LENGTH_DIGITS + 1),
+                        "{} bytes buffered, still incomplete, limit {max}",
+                        buffer.len()
+                    );
+                    break;
+                }
+                Err(error) => {
+                    check_control_error(&error, max);
+                    return (frames, Err(error));
+                }
+            }
+        }
+    }
+    (frames, Ok(buffer.len()))
+}
+
+fn check_control_frame(frame: RawFrame<'_>, len: usize) {
+    let mut encoded = Vec::new();
+    codec::encode(frame.command, frame.payload, &mut encoded);
+    assert!(encoded.len() <= len, "the shortest encoding is not longer");
+    assert_eq!(
+        codec::decode(&encoded, frame.payload.len()),
+        Ok(Decoded::Done {
+            item: frame,
+            len: encoded.len()
+        })
+    );
+    match command::parse(frame) {
+        Ok(parsed) => {
+            let mut again = Vec::new();
+            parsed.encode(&mut again);
+            let Ok(Decoded::Done { item, len }) = codec::decode(&again, usize::MAX) else {
+                panic!("{parsed:?} encodes to an undecodable {again:?}");
+            };
+            assert_eq!(len, again.len());
+            assert_eq!(command::parse(item), Ok(parsed));
+            if frame.command != b'Q' {
+                assert_eq!(parsed.command_byte(), frame.command);
+            }
+        }
+        Err(error) => check_control_error(&error, usize::MAX),
+    }
+}
+
+fn check_control_error(error: &ControlError, max: usize) {
+    let text = error.to_string();
+    assert!(
+        text.chars().all(|c| c == ' ' || c.is_ascii_graphic()),
+        "ControlError text is not printable ASCII: {text:?}"
+    );
+    assert_eq!(Reply::from_error(error), Reply::Error);
+    let mut reply = Vec::new();
+    Reply::from_error(error).encode(&mut reply);
+    assert_eq!(reply, Reply::ERROR_BYTES);
+    if let ControlError::FrameTooLarge { len, max: reported } = *error {
+        assert_eq!(reported, max);
+        // The digits read so far, saturated: a length beyond u64 is reported as u64::MAX.
+        assert!(len > max as u64 || len == u64::MAX, "{error:?}");
+    }
+    if let ControlError::LengthTooLong { digits } = *error {
+        assert!(digits > MAX_LENGTH_DIGITS);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// auth_cookie: cookie authorization
+// ---------------------------------------------------------------------------------------------
+
+/// The secret, lifetime and clock of the `Cookie`-bytes half of `auth_cookie`; the seeds in
+/// `fuzz/corpus/auth_cookie/` that authorize were signed with these.
+pub const AUTH_SECRET: &[u8] = b"fuzz-secret-0123456789";
+pub const AUTH_LIFETIME: u64 = 86_400;
+pub const AUTH_NOW: u64 = 1_800_000_000;
+
+/// Every input is used twice.
+///
+/// As a `Cookie` header, under both digests: `authorize` never panics; appending an
+/// unrelated cookie never changes the result, nor does a second `token` cookie (the first
+/// wins) unless the token was missing; what authorizes is a valid identity inside the time
+/// window that `cookie_header` reproduces; errors are one line.
+///
+/// As parameters (digest, secret, token bytes, time, lifetime, clock offset, then the user
+/// name): `cookie_header` of any user, time and token drawn from `token_from_random`
+/// authorizes with exactly that identity whenever the clock is inside the window; outside it
+/// is `Expired` or `FromFuture`; a wrong secret is `DigestMismatch`, the other digest
+/// `BadDigestFormat`; a raw token authorizes only if it has the cookie charset.
+pub fn auth_cookie(data: &[u8]) {
+    for digest in [Digest::Md5, Digest::HmacSha256] {
+        check_cookie_bytes(data, digest);
+    }
+    check_cookie_round_trip(data);
+}
+
+fn check_cookie_bytes(header: &[u8], digest: Digest) {
+    let authorize =
+        |header: &[u8]| auth::authorize(header, AUTH_SECRET, digest, AUTH_LIFETIME, AUTH_NOW);
+    let result = authorize(header);
+    let mut more = header.to_vec();
+    more.extend_from_slice(b"; lang=en");
+    assert_eq!(authorize(&more), result, "an unrelated cookie changed it");
+    if result != Err(AuthError::MissingCookie { name: "token" }) {
+        more.extend_from_slice(b"; token=ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ");
+        assert_eq!(authorize(&more), result, "a second token cookie changed it");
+    }
+    match result {
+        Ok(identity) => {
+            check_identity(&identity, AUTH_LIFETIME, AUTH_NOW);
+            let again = auth::cookie_header(
+                AUTH_SECRET,
+                digest,
+                &identity.user,
+                &identity.token,
+                identity.issued_at,
+            );
+            assert_eq!(authorize(again.as_bytes()), Ok(identity));
+        }
+        Err(error) => assert_one_printable_line(&error.to_string(), "AuthError"),
+    }
+}
+
+fn check_identity(identity: &Identity, lifetime: u64, now: u64) {
+    assert!(identity.token.has_cookie_charset());
+    assert!((1..=auth::MAX_USER_LEN).contains(&identity.user.len()));
+    assert_eq!(
+        identity.expires_at,
+        identity.issued_at.saturating_add(lifetime)
+    );
+    if identity.issued_at > now {
+        assert!(identity.issued_at - now <= auth::CLOCK_SKEW_ALLOWANCE);
+    } else {
+        assert!(now - identity.issued_at <= lifetime);
+    }
+}
+
+fn check_cookie_round_trip(data: &[u8]) {
+    let mut source = Source::new(data);
+    let flags = source.byte();
+    let (digest, other) = if flags & 1 == 0 {
+        (Digest::Md5, Digest::HmacSha256)
+    } else {
+        (Digest::HmacSha256, Digest::Md5)
+    };
+    let secret_len = usize::from(source.byte() % 64);
+    let secret = source.take(secret_len).to_vec();
+    let token_bytes: [u8; 32] = source.array();
+    let time = source.u64();
+    let lifetime = source.u64() >> (source.byte() % 64);
+    let offset = source.u64();
+    let user = user_name(source.rest());
+
+    let token = auth::token_from_random(token_bytes);
+    let cookie = auth::cookie_header(&secret, digest, &user, &token, time);
+    let authorize = |secret: &[u8], digest, now| {
+        auth::authorize(cookie.as_bytes(), secret, digest, lifetime, now)
+    };
+    // A clock inside the window: up to `lifetime` after `time`, or up to the skew before it.
+    let now = if flags & 2 == 0 {
+        time.saturating_add(offset % lifetime.saturating_add(1).max(1))
+    } else {
+        time.saturating_sub(offset % (auth::CLOCK_SKEW_ALLOWANCE + 1))
+    };
+    let identity = Identity {
+        token,
+        user: user.clone(),
+        issued_at: time,
+        expires_at: time.saturating_add(lifetime),
+    };
+    assert_eq!(authorize(&secret, digest, now), Ok(identity.clone()));
+    check_identity(&identity, lifetime, now);
+
+    if let Some(late) = time
+        .checked_add(lifetime)
+        .and_then(|end| end.checked_add(1))
+    {
+        assert_eq!(
+            authorize(&secret, digest, late),
+            Err(AuthError::Expired {
+                issued_at: time,
+                now: late
+            })
+        );
+    }
+    if let Some(early) = time.checked_sub(auth::CLOCK_SKEW_ALLOWANCE + 1) {
+        assert_eq!(
+            authorize(&secret, digest, early),
+            Err(AuthError::FromFuture {
+                issued_at: time,
+                now: early
+            })
+        );
+    }
+    let mut wrong = secret.clone();
+    wrong.push(flags);
+    assert_eq!(
+        authorize(&wrong, digest, now),
+        Err(AuthError::DigestMismatch)
+    );
+    assert_eq!(
+        authorize(&secret, other, now),
+        Err(AuthError::BadDigestFormat)
+    );
+
+    // A token as raw bytes: it goes out percent-encoded where it leaves the charset, and
+    // then it is no token.
+    let raw = Token::from_array(token_bytes);
+    let cookie = auth::cookie_header(&secret, digest, &user, &raw, time);
+    let result = auth::authorize(cookie.as_bytes(), &secret, digest, lifetime, now);
+    if raw.has_cookie_charset() {
+        assert!(result.is_ok(), "{result:?}");
+    } else {
+        assert_eq!(result, Err(AuthError::BadToken));
+    }
+}
+
+/// The bytes as a user name `cookie_header` accepts: UTF-8 (invalid bytes replaced), 1 to 255
+/// bytes, cut at a character boundary.
+fn user_name(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut end = text.len().min(auth::MAX_USER_LEN);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    match &text[..end] {
+        "" => "u".to_owned(),
+        user => user.to_owned(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// config: the configuration file
+// ---------------------------------------------------------------------------------------------
+
+/// The file name every config input is parsed as.
+const CONFIG_FILE: &str = "conf/fuzz.toml";
+
+/// A secret no input contains (checked), to see whether any output leaks it.
+const MARKER_SECRET: &str = "Zx-marker-secret-Qv7Jk2Lp9Rt4";
+
+/// Arbitrary text (invalid UTF-8 replaced) as a config file.
+///
+/// - `parse` never panics. It fails with at least one error, every one naming the file, as
+///   one printable line starting with `conf/fuzz.toml: `; or it succeeds with a config whose
+///   values are all in range (see `check_config`).
+/// - Where the text is a TOML table, the same table with `secret` set to a marker: no error
+///   and no debug output of the config contains the marker.
+pub fn config(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    check_config_text(&text);
+    if text.contains(MARKER_SECRET) {
+        return;
+    }
+    let Ok(mut table) = text.parse::<toml::Table>() else {
+        return;
+    };
+    if table
+        .iter()
+        .any(|(key, value)| key.contains(MARKER_SECRET) || value_contains(value, MARKER_SECRET))
+    {
+        return;
+    }
+    table.insert(
+        "secret".to_owned(),
+        toml::Value::String(MARKER_SECRET.to_owned()),
+    );
+    let Ok(with_secret) = toml::to_string(&table) else {
+        return;
+    };
+    for output in check_config_text(&with_secret) {
+        assert!(
+            !output.contains(MARKER_SECRET),
+            "the secret leaks into {output:?}"
+        );
+    }
+}
+
+/// Parses `text`, checks the result, and returns every line of output it could produce:
+/// the error texts, or the config's debug form.
+fn check_config_text(text: &str) -> Vec<String> {
+    let file = Path::new(CONFIG_FILE);
+    match config::parse(text, file) {
+        Ok(config) => {
+            check_config(&config, file);
+            vec![format!("{config:?}")]
+        }
+        Err(errors) => {
+            assert!(!errors.is_empty(), "failed without an error");
+            errors
+                .iter()
+                .map(|error| {
+                    assert_eq!(error.file, file);
+                    let line = error.to_string();
+                    assert!(line.starts_with("conf/fuzz.toml: "), "{line:?}");
+                    assert_one_printable_line(&line, "ConfigError");
+                    line
+                })
+                .collect()
+        }
+    }
+}
+
+fn check_config(config: &Config, file: &Path) {
+    assert_eq!(config.file, file);
+    assert!(!config.servers.is_empty());
+    assert!(config.domains.is_empty() || config.domains.len() == config.servers.len());
+    for duration in [
+        config.token_lifetime,
+        config.ping_interval,
+        config.handshake_timeout,
+        config.close_timeout,
+        config.stop_timeout,
+    ] {
+        assert!((1..=config::MAX_SECONDS).contains(&duration.as_secs()));
+        assert_eq!(duration.subsec_nanos(), 0);
+    }
+    assert!(config.max_handshake_size >= config::MIN_HANDSHAKE_SIZE);
+    assert!(config.max_message_size >= 1 && config.max_connections >= 1);
+    assert!(config.max_control_connections >= 1);
+    assert!(config.max_control_frame > wson::token::TOKEN_LEN);
+    assert!(config.max_outbound_buffer >= config.max_control_frame + config::MAX_FRAME_HEADER_LEN);
+    assert!(config.socket_mode <= 0o777 && config.control_socket_mode <= 0o777);
+    if let Secret::Inline(secret) = &config.secret {
+        assert!(secret.len() >= config::MIN_SECRET_LEN);
+    }
+}
+
+fn value_contains(value: &toml::Value, needle: &str) -> bool {
+    match value {
+        toml::Value::String(text) => text.contains(needle),
+        toml::Value::Array(items) => items.iter().any(|item| value_contains(item, needle)),
+        toml::Value::Table(table) => table
+            .iter()
+            .any(|(key, value)| key.contains(needle) || value_contains(value, needle)),
+        toml::Value::Integer(_)
+        | toml::Value::Float(_)
+        | toml::Value::Boolean(_)
+        | toml::Value::Datetime(_) => false,
+    }
+}
