@@ -5,8 +5,9 @@
 //! - `Open` -> `Closing` (we queued a Close: expiry, shutdown, lost frame source)
 //!   or `Flushing` (we echoed the peer's Close, or failed the connection with 1002/1007/1009);
 //! - `Closing` -> gone when the peer's Close arrives or `close_timeout` passes;
-//! - `Flushing` -> `Lingering` when the queue is written (our side of TCP is shut down),
-//!   or gone when `close_timeout` passes;
+//! - `Flushing` -> gone when the queue is written after a completed closing handshake,
+//!   `Lingering` when it is written after a refusal or failure (our side of TCP is shut
+//!   down), or gone when `close_timeout` passes;
 //! - `Lingering` -> gone at the peer's EOF, `close_timeout`, or `MAX_LINGER_BYTES` of
 //!   discarded input (a peer that keeps sending is cut off). Reading until the peer
 //!   closes keeps the kernel from answering its late bytes with a reset, which would
@@ -52,8 +53,9 @@ pub struct Conn {
     pub out: OutQueue,
     /// True while the connection is on the hub's list of queues to flush this turn.
     pub flush_scheduled: bool,
-    /// The token this connection holds in the hub's index, from its upgrade until it is
-    /// removed; kept outside `Phase` because `Flushing` no longer has a session.
+    /// The token this connection holds in the hub's index, from its upgrade until its
+    /// session ends (`Hub::settle` releases it) or it is removed; kept outside `Phase`
+    /// because the phases after a session have no `Session` to read it from.
     pub registered_token: Option<Token>,
 }
 
@@ -80,7 +82,8 @@ pub struct Session {
     pub decoder: MessageDecoder,
     pub expires: Instant,
     pub keepalive: Keepalive,
-    pub lock: Option<Lock>,
+    /// Boxed: locks are rare and every idle connection pays for the inline size.
+    pub lock: Option<Box<Lock>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -675,12 +678,12 @@ impl Conn {
     pub fn try_lock(&mut self, owner: Key) -> bool {
         match &mut self.phase {
             Phase::Open(session) if session.lock.is_none() => {
-                session.lock = Some(Lock {
+                session.lock = Some(Box::new(Lock {
                     owner,
                     started: None,
                     deferred: OutQueue::default(),
                     utf8_carry: Vec::new(),
-                });
+                }));
                 true
             }
             Phase::Open(_)
@@ -769,7 +772,7 @@ impl Conn {
 /// that would push the client past `max_outbound`.
 fn queue_data(
     out: &mut OutQueue,
-    lock: &mut Option<Lock>,
+    lock: &mut Option<Box<Lock>>,
     frame: Rc<[u8]>,
     max_outbound: usize,
 ) -> Delivery {
