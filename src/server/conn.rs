@@ -50,6 +50,9 @@ pub struct Conn {
     /// Sticky readiness, set by events and cleared when the socket runs dry or full.
     pub readable: bool,
     pub writable: bool,
+    /// Set by an event that reported the peer's EOF (or an error): from then on only
+    /// `WouldBlock` or the EOF itself ends reading.
+    pub read_closed: bool,
     pub out: OutQueue,
     /// True while the connection is on the hub's list of queues to flush this turn.
     pub flush_scheduled: bool,
@@ -199,6 +202,7 @@ impl Conn {
             },
             readable: false,
             writable: false,
+            read_closed: false,
             out: OutQueue::default(),
             flush_scheduled: false,
             registered_token: None,
@@ -289,8 +293,13 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Drive::Gone(Gone::Io(e)),
             };
-            // No shortcut on a short read: the peer's EOF may have come in the same edge
-            // as the data and raises no new one, so only `WouldBlock` clears `readable`.
+            // A short read drained the socket, and anything arriving later raises a new
+            // edge; that saves the extra `read` that would only say `WouldBlock`. Not when
+            // the event announced the peer's EOF: it came with this data and raises no
+            // new edge, so read on until it shows.
+            if read < scratch.len() && !self.read_closed {
+                self.readable = false;
+            }
             stats.bytes_in += read as u64;
             let bytes = scratch.get(..read).unwrap_or(&[]);
             match &mut self.phase {

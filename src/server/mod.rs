@@ -256,11 +256,11 @@ impl Server {
                         let Some(peer) = token_peer(token) else {
                             continue;
                         };
-                        let readable =
-                            event.is_readable() || event.is_read_closed() || event.is_error();
+                        let read_closed = event.is_read_closed() || event.is_error();
+                        let readable = event.is_readable() || read_closed;
                         let writable =
                             event.is_writable() || event.is_write_closed() || event.is_error();
-                        self.set_ready(peer, readable, writable);
+                        self.set_ready(peer, readable, writable, read_closed);
                         self.drive(peer, now);
                     }
                 }
@@ -320,12 +320,13 @@ impl Server {
         }
     }
 
-    fn set_ready(&mut self, peer: Peer, readable: bool, writable: bool) {
+    fn set_ready(&mut self, peer: Peer, readable: bool, writable: bool, read_closed: bool) {
         match peer {
             Peer::Client(key) => {
                 if let Some(conn) = self.hub.get_mut(key) {
                     conn.readable |= readable;
                     conn.writable |= writable;
+                    conn.read_closed |= read_closed;
                 }
             }
             Peer::Control(key) => {
