@@ -49,6 +49,7 @@ over_both_control_kinds!(
     control_connection_answering_pings_is_kept,
     direct_message_to_a_closing_client_gets_n,
     messages_from_one_control_connection_arrive_in_order,
+    bursts_of_broadcasts_arrive_whole_in_order_and_counted,
 );
 
 fn tcp_client(server: &Server) -> (WsClient, Cookies) {
@@ -787,6 +788,86 @@ fn messages_from_one_control_connection_arrive_in_order(setup: Setup) {
     for (index, expected) in replies.into_iter().enumerate() {
         assert_eq!(control.reply(), expected, "reply {index}");
     }
+}
+
+/// Broadcasts written back to back are queued to clients together (one shared chunk per
+/// read): every message must still arrive as its own frame, in order with the direct
+/// messages between them, counted once per recipient, and the ones before a protocol
+/// error in the same write are still delivered.
+fn bursts_of_broadcasts_arrive_whole_in_order_and_counted(setup: Setup) {
+    let server = setup.start();
+    let (mut alice, cookies) = tcp_client(&server);
+    let (mut bob, _) = unix_client(&server);
+    let mut control = server.control();
+    let token = cookies.token.as_bytes();
+    // Lengths around the frame header's boundaries; two messages are too large to share
+    // a batch (64 KiB) with anything. Everything fits the clients' outbound bound, as
+    // they read only after the whole burst is written.
+    const SIZES: [usize; 6] = [0, 1, 125, 126, 4000, 300];
+    const ROUNDS: usize = 12;
+    let mut burst = Vec::new();
+    let mut to_both = Vec::new();
+    let mut to_alice = Vec::new();
+    for round in 0..ROUNDS {
+        for index in 0..25 {
+            let size = match (round, index) {
+                (1, 5) => 65_530,
+                (2, 0) => 70_000,
+                _ => SIZES[(round + index) % SIZES.len()],
+            };
+            let fill = b'a' + (index % 26) as u8;
+            let mut message = vec![fill; size];
+            let label = format!("{round}/{index}");
+            if size >= label.len() {
+                message[..label.len()].copy_from_slice(label.as_bytes());
+            }
+            let (command, opcode) = if index % 3 == 0 {
+                (b'B', OpCode::Binary)
+            } else {
+                (b'b', OpCode::Text)
+            };
+            codec_frame(&mut burst, command, &message);
+            to_both.push(frame(true, opcode, &message));
+            to_alice.push(frame(true, opcode, &message));
+        }
+        let direct = format!("direct {round}");
+        codec_frame(&mut burst, b'd', &[token, direct.as_bytes()].concat());
+        to_alice.push(text(&direct));
+    }
+    control.send_raw(&burst);
+    // Alice's frames come in one order on her socket, Bob's on his: read both in turn so
+    // neither socket buffer fills while the other is read.
+    let (mut alice_next, mut bob_next) = (0, 0);
+    while alice_next < to_alice.len() || bob_next < to_both.len() {
+        if let Some(expected) = to_alice.get(alice_next) {
+            assert_eq!(&alice.recv_data(), expected, "alice's message {alice_next}");
+            alice_next += 1;
+        }
+        if let Some(expected) = to_both.get(bob_next) {
+            assert_eq!(&bob.recv_data(), expected, "bob's message {bob_next}");
+            bob_next += 1;
+        }
+    }
+    let report = status(&mut control);
+    let deliveries = 2 * to_both.len() + (to_alice.len() - to_both.len());
+    assert_eq!(counter(&report, "messages_out"), deliveries as u64);
+    assert_eq!(counter(&report, "control_frames"), (ROUNDS * 26 + 1) as u64);
+
+    // Broadcasts and then a frame with an unknown command, in one write.
+    let mut tail = Vec::new();
+    codec_frame(&mut tail, b'b', b"before the error 1");
+    codec_frame(&mut tail, b'B', b"before the error 2");
+    tail.extend_from_slice(b"1~x");
+    control.send_raw(&tail);
+    expect_reply(&mut control, b'E', b"");
+    for client in [&mut alice, &mut bob] {
+        assert_eq!(client.recv_data(), text("before the error 1"));
+        assert_eq!(
+            client.recv_data(),
+            frame(true, OpCode::Binary, b"before the error 2")
+        );
+    }
+    expect_control_closed(&mut control);
 }
 
 fn codec_frame(out: &mut Vec<u8>, command: u8, payload: &[u8]) {

@@ -13,7 +13,7 @@ use crate::decoded::Decoded;
 use crate::server::conn::{Fragment, FragmentResult, Keepalive};
 use crate::server::hub::{Direct, Hub};
 use crate::server::listener::Stream;
-use crate::server::outbound::shared_frame;
+use crate::server::outbound::{BroadcastBatch, shared_frame};
 use crate::server::settings::Settings;
 use crate::server::slab::Key;
 use crate::server::stats::Stats;
@@ -69,6 +69,9 @@ impl std::fmt::Display for ControlGone {
 /// What a command may read or change besides its own connection.
 pub struct ControlContext<'a> {
     pub hub: &'a mut Hub,
+    /// Broadcasts decoded from one read, queued to the clients together; always empty
+    /// between `drive` calls, so every control connection can use the same one.
+    pub batch: &'a mut BroadcastBatch,
     pub settings: &'a Settings,
     pub stats: &'a mut Stats,
     /// The text `m` and status report for each listener (bound address).
@@ -181,6 +184,11 @@ impl ControlConn {
                 Ok(Some((cmd, len))) => {
                     consumed += len;
                     ctx.stats.control_frames += 1;
+                    // Anything but another broadcast may queue to a client or report
+                    // counters: the broadcasts before it go out first, in order.
+                    if !matches!(cmd, Command::Broadcast { .. }) {
+                        send_batch(ctx);
+                    }
                     if let Err(error) = self.apply(me, cmd, ctx) {
                         self.fail(&error, ctx);
                     }
@@ -188,6 +196,7 @@ impl ControlConn {
                 Err(error) => self.fail(&error, ctx),
             }
         }
+        send_batch(ctx);
         let mut inbuf = inbuf;
         inbuf.drain(..consumed.min(inbuf.len()));
         if inbuf.is_empty() && inbuf.capacity() > 4096 {
@@ -231,10 +240,7 @@ impl ControlConn {
     ) -> Result<(), ControlError> {
         let cmd_byte = cmd.command_byte();
         match cmd {
-            Command::Broadcast { binary, message } => {
-                let frame = shared_frame(true, data_opcode(binary), message);
-                ctx.hub.broadcast(&frame, ctx.settings, ctx.stats);
-            }
+            Command::Broadcast { binary, message } => queue_broadcast(binary, message, ctx),
             Command::Direct {
                 confirm,
                 binary,
@@ -397,6 +403,26 @@ impl ControlConn {
 
     pub fn has_pending_output(&self) -> bool {
         self.has_output()
+    }
+}
+
+/// Adds a broadcast to the batch, sending the batch first when it is full. A message too
+/// large for an empty batch goes out on its own, without the extra copy.
+fn queue_broadcast(binary: bool, message: &[u8], ctx: &mut ControlContext<'_>) {
+    if !ctx.batch.has_room_for(message.len()) {
+        send_batch(ctx);
+        if !ctx.batch.has_room_for(message.len()) {
+            let frame = shared_frame(true, data_opcode(binary), message);
+            ctx.hub.broadcast(&frame, 1, ctx.settings, ctx.stats);
+            return;
+        }
+    }
+    ctx.batch.push(data_opcode(binary), message);
+}
+
+fn send_batch(ctx: &mut ControlContext<'_>) {
+    if let Some((chunk, messages)) = ctx.batch.take() {
+        ctx.hub.broadcast(&chunk, messages, ctx.settings, ctx.stats);
     }
 }
 

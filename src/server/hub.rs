@@ -154,12 +154,19 @@ impl Hub {
         }
     }
 
-    /// Queues one shared frame to every open client. Returns the number of recipients.
-    pub fn broadcast(&mut self, frame: &Rc<[u8]>, settings: &Settings, stats: &mut Stats) -> usize {
+    /// Queues one shared chunk, `messages` whole frames, to every open client. Returns
+    /// the number of recipients.
+    pub fn broadcast(
+        &mut self,
+        frames: &Rc<[u8]>,
+        messages: usize,
+        settings: &Settings,
+        stats: &mut Stats,
+    ) -> usize {
         let mut recipients = 0;
         let mut overflowed = Vec::new();
         for (key, conn) in self.clients.iter_mut() {
-            match conn.deliver(frame, settings.max_outbound_buffer) {
+            match conn.deliver(frames, settings.max_outbound_buffer) {
                 Delivery::Queued => {
                     recipients += 1;
                     if !conn.flush_scheduled {
@@ -172,7 +179,7 @@ impl Hub {
                 Delivery::Overflow { queued } => overflowed.push((key, queued)),
             }
         }
-        stats.messages_out += recipients as u64;
+        stats.messages_out += (recipients as u64).saturating_mul(messages as u64);
         for (key, queued) in overflowed {
             self.drop_slow_consumer(key, queued, stats);
         }

@@ -28,6 +28,7 @@ use crate::server::conn::{Conn, Drive};
 use crate::server::control_conn::{ControlConn, ControlContext, ControlDrive, ControlGone};
 use crate::server::hub::Hub;
 use crate::server::listener::{BindError, Listener};
+use crate::server::outbound::BroadcastBatch;
 use crate::server::settings::Settings;
 use crate::server::slab::{Key, Slab};
 use crate::server::stats::Stats;
@@ -167,6 +168,7 @@ pub struct Server {
     settings: Settings,
     stats: Stats,
     scratch: Vec<u8>,
+    broadcast_batch: BroadcastBatch,
     started: Instant,
     next_tick: Instant,
     state: RunState,
@@ -223,6 +225,7 @@ impl Server {
             settings,
             stats: Stats::default(),
             scratch: vec![0; SCRATCH_SIZE],
+            broadcast_batch: BroadcastBatch::default(),
             started: now,
             next_tick: now + TICK,
             state: RunState::Running,
@@ -408,6 +411,7 @@ impl Server {
         };
         let mut ctx = ControlContext {
             hub: &mut self.hub,
+            batch: &mut self.broadcast_batch,
             settings: &self.settings,
             stats: &mut self.stats,
             listener_names: &self.listener_names,
