@@ -463,7 +463,14 @@ impl Conn {
             identity,
             decoder: MessageDecoder::new(settings.max_message_size as u64),
             expires: now + Duration::from_secs(lifetime_left),
-            keepalive: Keepalive::Heard { at: now },
+            keepalive: Keepalive::Heard {
+                at: now
+                    .checked_sub(first_ping_head_start(
+                        settings.ping_interval,
+                        stats.connections_accepted,
+                    ))
+                    .unwrap_or(now),
+            },
             lock: None,
         });
         let early = request.get(head_len..).unwrap_or(&[]);
@@ -804,6 +811,19 @@ fn queue_data(
     }
 }
 
+/// How much sooner than `ping_interval` a new session gets its first ping: somewhere in
+/// the first half of the interval, spread by the connection's sequence number. Clients
+/// that connected together (a restart, a storm) would otherwise all be pinged in the
+/// same tick, a burst of one write per client that delays every message behind it; the
+/// spread persists, as each later ping follows the client's own last answer.
+fn first_ping_head_start(interval: Duration, sequence: u64) -> Duration {
+    // The fractional parts of multiples of the golden ratio cover [0, 1) evenly for any
+    // count of consecutive sequence numbers.
+    let bits = sequence.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11;
+    let fraction = bits as f64 / (1u64 << 53) as f64;
+    interval.mul_f64(fraction / 2.0)
+}
+
 /// Checks one text fragment, with the partial code point the previous one ended with.
 /// Keeps the new partial code point in `carry`; at the last fragment none may remain.
 fn check_text_fragment(carry: &mut Vec<u8>, payload: &[u8], fin: bool) -> Result<(), usize> {
@@ -854,5 +874,23 @@ mod tests {
     fn invalid_bytes_fail_at_their_fragment() {
         let mut carry = Vec::new();
         assert_eq!(check_text_fragment(&mut carry, b"ab\xffcd", false), Err(2));
+    }
+
+    #[test]
+    fn first_pings_of_a_storm_spread_over_half_the_interval() {
+        let interval = Duration::from_secs(15);
+        let half = interval / 2;
+        // 10,000 clients connecting at once, pinged on 250 ms ticks: count per tick.
+        let tick = Duration::from_millis(250);
+        let mut per_tick = vec![0u32; (half.as_millis() / tick.as_millis()) as usize + 1];
+        for sequence in 0..10_000 {
+            let head_start = first_ping_head_start(interval, sequence);
+            assert!(head_start < half, "{head_start:?}");
+            per_tick[(head_start.as_millis() / tick.as_millis()) as usize] += 1;
+        }
+        // 30 ticks share 10,000 first pings: none gets more than a few percent over 1/30.
+        let most = per_tick.iter().copied().max().unwrap_or(0);
+        assert!(most <= 10_000 / 30 + 20, "{per_tick:?}");
+        assert_eq!(first_ping_head_start(Duration::ZERO, 7), Duration::ZERO);
     }
 }
