@@ -108,6 +108,9 @@ fn after<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
     line.get(at + marker.len()..)?.split_whitespace().next()
 }
 
+/// `ping_interval` as the uWebSockets peer's `idleTimeout` (the other peers never ping):
+/// with wson's default of 15 s, 10,000 pings and pongs would land inside a measured phase
+/// of wson's session and of no one else's.
 fn wson_config(dir: &Path, echo: bool, max_connections: usize) -> String {
     format!(
         "servers = [\"tcp://127.0.0.1:0\"]\n\
@@ -118,6 +121,7 @@ fn wson_config(dir: &Path, echo: bool, max_connections: usize) -> String {
          origins = [\"*\"]\n\
          log_level = \"info\"\n\
          max_connections = {max_connections}\n\
+         ping_interval = 120\n\
          client_messages = \"{}\"\n",
         dir.join("wson.pid").display(),
         dir.join("wson.log").display(),
