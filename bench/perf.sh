@@ -2,22 +2,24 @@
 # Where the server's CPU goes during a fan-out: perf samples (cpu-clock, so it works where
 # hardware counters do not) of the server while `wsbench drive` runs a fixed fan-out.
 #
-#   bench/perf.sh [--server wson|raw|tt] [--clients N] [--broadcasts M] [--size BYTES]
-#                 [--window W]
+#   bench/perf.sh [--server wson|raw|tt] [--clients N] [--broadcasts M | --direct M]
+#                 [--size BYTES] [--window W]
 #
-# Defaults: wson, 10,000 clients, 2,000 broadcasts of 100 bytes, window 32. Prints the top
+# Defaults: wson, 10,000 clients, 2,000 broadcasts of 100 bytes, window 32; `--direct M`
+# sends M direct messages to clients picked at random instead. Prints the top
 # of `perf report` (self time per symbol, kernel included) and leaves perf.data in
 # bench/out/.
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-server=wson clients=10000 broadcasts=2000 size=100 window=32
+server=wson clients=10000 broadcasts=2000 direct=0 size=100 window=32
 while [ $# -gt 0 ]; do
     case "$1" in
     --server) server="$2" ;;
     --clients) clients="$2" ;;
     --broadcasts) broadcasts="$2" ;;
+    --direct) direct="$2" ;;
     --size) size="$2" ;;
     --window) window="$2" ;;
     *)
@@ -41,7 +43,7 @@ perf record -e cpu-clock -F 4999 -g -o "$data" -p "$server_pid" 2>"$work/perf.lo
 perf_pid=$!
 sleep 0.3
 "$bench_target/wsbench" drive --proto "$proto" --ws "$server_ws" --control "$server_control" \
-    --clients "$clients" --broadcasts "$broadcasts" --window "$window" --size "$size" --gen-core 1
+    --clients "$clients" --broadcasts "$broadcasts" --direct "$direct" --window "$window" --size "$size" --gen-core 1
 kill -INT "$perf_pid"
 wait "$perf_pid" || true
 stop_server

@@ -97,8 +97,8 @@ fn usage() -> &'static str {
     "usage: wsbench [--quick] [--rounds R] [--servers wson,raw,tt,ws,uws] [--n 1000,10000,19000]
                [--gen-core C] [--server-core C] [--json FILE] [--work DIR]
                [--wson BIN] [--raw BIN] [--tt BIN] [--peers DIR] [--node NODE]
-       wsbench drive --proto ws|raw --ws ADDR --control ADDR --clients N --broadcasts M
-               [--window W] [--size BYTES] [--gen-core C]"
+       wsbench drive --proto ws|raw --ws ADDR --control ADDR --clients N
+               (--broadcasts M | --direct M) [--window W] [--size BYTES] [--gen-core C]"
 }
 
 fn main() {
@@ -514,6 +514,7 @@ fn drive(args: &[String]) -> Result<(), String> {
     let mut control: Option<SocketAddr> = None;
     let mut clients = 1000usize;
     let mut broadcasts = 100u32;
+    let mut direct = 0u32;
     let mut window = 1u32;
     let mut size = 100usize;
     let mut core = None;
@@ -531,6 +532,7 @@ fn drive(args: &[String]) -> Result<(), String> {
             "--control" => control = Some(number(value(args, &mut i)?)?),
             "--clients" => clients = number(value(args, &mut i)?)?,
             "--broadcasts" => broadcasts = number(value(args, &mut i)?)?,
+            "--direct" => direct = number(value(args, &mut i)?)?,
             "--window" => window = number(value(args, &mut i)?)?,
             "--size" => size = number(value(args, &mut i)?)?,
             "--gen-core" => core = Some(number(value(args, &mut i)?)?),
@@ -554,7 +556,15 @@ fn drive(args: &[String]) -> Result<(), String> {
             connect.first_error.unwrap_or_default()
         ));
     }
-    let result = if broadcasts > 0 {
+    let result = if direct > 0 {
+        generator.direct(
+            size,
+            window,
+            direct,
+            Duration::from_secs(3600),
+            Duration::from_secs(120),
+        )
+    } else if broadcasts > 0 {
         generator.fanout(
             size,
             window,
@@ -566,7 +576,7 @@ fn drive(args: &[String]) -> Result<(), String> {
         PhaseResult::default()
     };
     println!(
-        "clients={clients} broadcasts={} delivered={} anomalies={} elapsed_ms={:.0}",
+        "clients={clients} triggers={} delivered={} anomalies={} elapsed_ms={:.0}",
         result.triggered,
         result.delivered,
         result.anomalies.total(),
