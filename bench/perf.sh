@@ -7,8 +7,8 @@
 #
 # Defaults: wson, 10,000 clients, 2,000 broadcasts of 100 bytes, window 32; `--direct M`
 # sends M direct messages to clients picked at random instead. Prints the top
-# of `perf report` (self time per symbol, kernel included) and leaves perf.data in
-# bench/out/.
+# of `perf report` (self time per symbol, kernel included) and the number of writev calls
+# per delivery (handshake responses included), and leaves perf.data in bench/out/.
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
 done
 build_all
 work="$(mktemp -d)"
-trap 'kill -KILL "${server_pid:-}" "${perf_pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill -KILL "${server_pid:-}" "${perf_pid:-}" "${stat_pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 mkdir -p "$bench_dir/out"
 data="$bench_dir/out/perf-$server.data"
 proto=ws
@@ -41,15 +41,26 @@ start_server "$server" 0 "$work"
 # the run. For call chains through wson's frames use `--call-graph dwarf` by hand.
 perf record -e cpu-clock -F 4999 -g -o "$data" -p "$server_pid" 2>"$work/perf.log" &
 perf_pid=$!
+# Counting writev calls tells how many frames each kernel send carried.
+perf stat -e syscalls:sys_enter_writev -x, -o "$work/writev.csv" -p "$server_pid" &
+stat_pid=$!
 sleep 0.3
 "$bench_target/wsbench" drive --proto "$proto" --ws "$server_ws" --control "$server_control" \
-    --clients "$clients" --broadcasts "$broadcasts" --direct "$direct" --window "$window" --size "$size" --gen-core 1
-kill -INT "$perf_pid"
-wait "$perf_pid" || true
+    --clients "$clients" --broadcasts "$broadcasts" --direct "$direct" --window "$window" --size "$size" --gen-core 1 |
+    tee "$work/drive.log"
+kill -INT "$perf_pid" "$stat_pid"
+wait "$perf_pid" "$stat_pid" || true
 stop_server
 echo "== share of samples by binary (kernel vs server vs libc)"
 perf report -i "$data" --no-children --sort dso -g none --stdio 2>/dev/null | grep '%' | head -6
 echo "== symbols by self time"
 perf report -i "$data" --no-children --sort symbol -g none --percent-limit 0.7 --stdio 2>/dev/null |
     grep '%' | head -40
+writevs="$(awk -F, '/sys_enter_writev/ { print $1 }' "$work/writev.csv")"
+delivered="$(sed -n 's/.*delivered=\([0-9]*\).*/\1/p' "$work/drive.log")"
+# tt-server sends with write(2), not writev: no figure then.
+if [[ "$writevs" =~ ^[1-9][0-9]*$ && "$delivered" =~ ^[1-9][0-9]*$ ]]; then
+    echo "== kernel sends: $writevs writev calls for $delivered deliveries" \
+        "($(awk -v d="$delivered" -v w="$writevs" 'BEGIN { printf "%.2f", d / w }') messages per writev)"
+fi
 echo "bench: full profile in $data (perf report -i $data)"
