@@ -3,7 +3,7 @@
 # the Node.js peers, then runs every workload on every server and prints a table and one
 # JSON line (also appended to bench/out/results.jsonl).
 #
-#   bench/run.sh            full run (3 rounds, 1,000 / 10,000 / 19,000 clients; ~12 min)
+#   bench/run.sh            full run (3 rounds, 1,000 / 10,000 / 19,000 clients; ~16 min)
 #   bench/run.sh --quick    smoke run (1 round, 200 / 1,000 clients; ~1 min)
 #
 # Any other argument goes to the harness: bench/run.sh --servers wson,raw --rounds 5 ...
