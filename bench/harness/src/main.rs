@@ -556,22 +556,13 @@ fn drive(args: &[String]) -> Result<(), String> {
             connect.first_error.unwrap_or_default()
         ));
     }
+    // A profiling run is bounded by its message count, not by time: the duration is only a
+    // backstop, and a stall of two minutes means the server is stuck.
+    let (duration, stall) = (Duration::from_secs(3600), Duration::from_secs(120));
     let result = if direct > 0 {
-        generator.direct(
-            size,
-            window,
-            direct,
-            Duration::from_secs(3600),
-            Duration::from_secs(120),
-        )
+        generator.direct(size, window, direct, duration, stall)
     } else if broadcasts > 0 {
-        generator.fanout(
-            size,
-            window,
-            broadcasts,
-            Duration::from_secs(3600),
-            Duration::from_secs(120),
-        )
+        generator.fanout(size, window, broadcasts, duration, stall)
     } else {
         PhaseResult::default()
     };
