@@ -1,4 +1,4 @@
-//! A WebSocket client connection: its stream, its `Phase`, its bounded buffers.
+//! A WebSocket client connection: its socket, its `Phase`, its bounded buffers.
 //!
 //! Transitions:
 //! - `Handshake` -> `Open` (101 queued) or `Flushing` (an HTTP refusal queued);
@@ -13,24 +13,21 @@
 //!   closes keeps the kernel from answering its late bytes with a reset, which would
 //!   destroy our last response or Close frame before the peer reads it.
 //!
-//! The connection does its own socket I/O and protocol replies; anything that involves
-//! other connections (token index, delivery, locks held by control connections) is the
-//! hub's, which the server consults when `drive` returns.
+//! The connection does its own socket I/O (through `socket::drive`) and protocol replies
+//! (pong, close echo). A complete message goes up to the hub through `Upcalls`, the
+//! session's application layer; anything that involves other connections (admission,
+//! the token index, delivery, locks held by control connections) is the hub's.
 
-use std::io::{self, Read};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::auth::{self, Identity};
-use crate::config::ClientMessages;
-use crate::control::command::FragmentPosition;
 use crate::decoded::Decoded;
-use crate::server::listener::Stream;
-use crate::server::outbound::{Flushed, OutQueue, shared_frame};
+use crate::server::outbound::{OutQueue, shared_frame};
 use crate::server::settings::Settings;
-use crate::server::slab::Key;
+use crate::server::socket::{self, Connection, Lost, Socket};
 use crate::server::stats::Stats;
-use crate::token::Token;
+use crate::server::stream::Stream;
 use crate::ws::frame::{self, OpCode};
 use crate::ws::handshake::{self, Status};
 use crate::ws::message::{CloseFrame, Event, MessageDecoder, MessageKind};
@@ -43,26 +40,11 @@ const MAX_LINGER_BYTES: usize = 64 * 1024;
 const KEEP_MESSAGE_BUFFER: usize = 16 * 1024;
 
 pub struct Conn {
-    pub stream: Stream,
-    /// Index of the listener this connection came through.
-    pub listener: usize,
-    pub phase: Phase,
-    /// Sticky readiness, set by events and cleared when the socket runs dry or full.
-    pub readable: bool,
-    pub writable: bool,
-    /// Set by an event that reported the peer's EOF (or an error): from then on only
-    /// `WouldBlock` or the EOF itself ends reading.
-    pub read_closed: bool,
-    pub out: OutQueue,
-    /// True while the connection is on the hub's list of queues to flush this turn.
-    pub flush_scheduled: bool,
-    /// The token this connection holds in the hub's index, from its upgrade until its
-    /// session ends (`Hub::settle` releases it) or it is removed; kept outside `Phase`
-    /// because the phases after a session have no `Session` to read it from.
-    pub registered_token: Option<Token>,
+    socket: Socket<OutQueue>,
+    phase: Phase,
 }
 
-pub enum Phase {
+enum Phase {
     Handshake { request: Vec<u8>, deadline: Instant },
     Open(Session),
     Closing { session: Session, deadline: Instant },
@@ -72,7 +54,7 @@ pub enum Phase {
 
 /// What a closing connection does once its last bytes are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AfterFlush {
+enum AfterFlush {
     /// The closing handshake is complete: close the TCP connection now (RFC 6455 §7.1.1:
     /// "the server SHOULD close the underlying TCP connection first").
     Close,
@@ -81,12 +63,17 @@ pub enum AfterFlush {
 }
 
 pub struct Session {
-    pub identity: Identity,
-    pub decoder: MessageDecoder,
-    pub expires: Instant,
-    pub keepalive: Keepalive,
-    /// Boxed: locks are rare and every idle connection pays for the inline size.
-    pub lock: Option<Box<Lock>>,
+    identity: Identity,
+    decoder: MessageDecoder,
+    expires: Instant,
+    keepalive: Keepalive,
+    app: App,
+}
+
+/// The application protocol a session speaks over WebSocket messages.
+enum App {
+    /// Messages are opaque: what becomes of one is the hub's `client_messages` policy.
+    Plain,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,23 +82,11 @@ pub enum Keepalive {
     PingSent { at: Instant },
 }
 
-/// A control connection's claim on this client for a fragmented send.
-pub struct Lock {
-    pub owner: Key,
-    /// The kind of the fragmented message once its first fragment went out.
-    pub started: Option<MessageKind>,
-    /// Data frames that arrived for this client meanwhile, delivered after the last fragment.
-    pub deferred: OutQueue,
-    /// The bytes of a code point split between text fragments (at most 3), checked with
-    /// the next fragment.
-    pub utf8_carry: Vec<u8>,
-}
-
 /// Why a connection is removed; for the log line and the counters.
 #[derive(Debug)]
 pub enum Gone {
     PeerClosed,
-    Io(io::Error),
+    Io(std::io::Error),
     /// The closing handshake or refusal completed.
     Finished,
     SlowConsumer {
@@ -138,14 +113,10 @@ impl std::fmt::Display for Gone {
     }
 }
 
-/// What `drive` leaves for the server to do.
-pub enum Drive {
-    /// Waiting for readiness.
-    Idle,
-    /// More to read, but this connection had its share of the turn.
-    OverBudget,
+/// Why `drive` stopped for the hub.
+pub enum Exit {
     /// The handshake request passed parsing, origin and cookie checks; the hub decides
-    /// whether the token is free and calls `accept` or `refuse`.
+    /// whether it is admitted and calls `accept` or `refuse`.
     Authorized {
         identity: Identity,
         websocket_key: String,
@@ -168,69 +139,68 @@ pub enum Delivery {
     },
 }
 
-/// One piece of a fragmented message from a control connection.
-#[derive(Debug, Clone, Copy)]
-pub struct Fragment<'a> {
-    pub position: FragmentPosition,
-    pub kind: MessageKind,
-    pub payload: &'a [u8],
+/// The session's way up to the hub: what a complete client message becomes.
+pub trait Upcalls {
+    /// A complete message from this client; `queued` is what its outbound queue holds.
+    /// Returns what, if anything, goes back to the client now.
+    fn message(&mut self, kind: MessageKind, payload: &[u8], queued: usize) -> Delivered;
 }
 
-/// The answer to a fragment command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FragmentResult {
-    Sent,
-    /// Not locked by this owner, not open, or out of order (`i`/`s` before `f`, `f` twice).
-    Refused,
+/// The answer to a message that may go back to its own sender.
+pub enum Delivered {
+    Nothing,
+    /// Queue this frame to the sender, in order with its pongs.
+    ToSelf(Rc<[u8]>),
+    /// Held for the sender until its fragmented message ends.
+    Deferred,
+    /// The sender's queue would pass `max_outbound_buffer`: drop it.
     Overflow {
         queued: usize,
     },
-    /// The text so far cannot be UTF-8 (offset within this fragment); nothing was sent.
-    InvalidText {
-        offset: usize,
-    },
+}
+
+/// What handling a client's input may read or change besides the connection.
+pub struct ClientCtx<'a> {
+    pub settings: &'a Settings,
+    pub stats: &'a mut Stats,
+    pub now: Instant,
+    pub upcalls: &'a mut dyn Upcalls,
 }
 
 impl Conn {
-    pub fn new(stream: Stream, listener: usize, now: Instant, settings: &Settings) -> Conn {
+    pub fn new(stream: Stream, now: Instant, settings: &Settings) -> Conn {
         Conn {
-            stream,
-            listener,
+            socket: Socket::new(stream, OutQueue::default()),
             phase: Phase::Handshake {
                 request: Vec::new(),
                 deadline: now + settings.handshake_timeout,
             },
-            readable: false,
-            writable: false,
-            read_closed: false,
-            out: OutQueue::default(),
-            flush_scheduled: false,
-            registered_token: None,
         }
     }
 
-    fn wants_read(&self) -> bool {
-        match self.phase {
-            Phase::Handshake { .. }
-            | Phase::Open(_)
-            | Phase::Closing { .. }
-            | Phase::Lingering { .. } => true,
-            Phase::Flushing { .. } => false,
-        }
+    pub fn stream_mut(&mut self) -> &mut Stream {
+        self.socket.stream_mut()
     }
 
-    fn wants_write(&self) -> bool {
-        !self.out.is_empty()
+    pub fn peer(&self) -> String {
+        self.socket.stream().peer()
     }
 
-    /// The token this connection registered in the hub's index, whatever its phase now.
-    pub fn token(&self) -> Option<Token> {
-        self.registered_token
+    pub fn on_event(&mut self, readable: bool, writable: bool, read_closed: bool) {
+        self.socket.on_event(readable, writable, read_closed);
     }
 
-    pub fn session(&self) -> Option<&Session> {
+    pub fn has_output(&self) -> bool {
+        !self.socket.out().is_empty()
+    }
+
+    pub fn queued_bytes(&self) -> usize {
+        self.socket.out().pending_bytes()
+    }
+
+    pub fn identity(&self) -> Option<&Identity> {
         match &self.phase {
-            Phase::Open(session) | Phase::Closing { session, .. } => Some(session),
+            Phase::Open(session) | Phase::Closing { session, .. } => Some(&session.identity),
             Phase::Handshake { .. } | Phase::Flushing { .. } | Phase::Lingering { .. } => None,
         }
     }
@@ -243,101 +213,46 @@ impl Conn {
         matches!(self.phase, Phase::Open(_))
     }
 
-    /// Heap bytes this connection holds beyond its struct, for memory accounting.
-    pub fn heap_bytes(&self) -> usize {
-        let phase = match &self.phase {
-            Phase::Handshake { request, .. } => request.capacity(),
-            Phase::Open(session) | Phase::Closing { session, .. } => {
-                session.decoder.heap_bytes() + session.identity.user.capacity()
-            }
-            Phase::Flushing { .. } | Phase::Lingering { .. } => 0,
-        };
-        phase + self.out.heap_bytes()
+    /// A reloaded `max_message_size` applies to open sessions too, from their next message.
+    pub fn set_max_message_size(&mut self, max_message_size: usize) {
+        if let Phase::Open(session) | Phase::Closing { session, .. } = &mut self.phase {
+            session
+                .decoder
+                .set_max_message_size(max_message_size as u64);
+        }
     }
 
     /// Does all the I/O this connection can do now: writes what is queued, reads and
     /// handles what arrived, until the socket is dry, the budget is spent, or the hub
     /// must decide something.
-    pub fn drive(
-        &mut self,
-        scratch: &mut [u8],
-        settings: &Settings,
-        stats: &mut Stats,
-        now: Instant,
-    ) -> Drive {
-        let mut reads = 0;
-        loop {
-            if self.writable
-                && self.wants_write()
-                && let Err(gone) = self.flush(stats)
-            {
-                return Drive::Gone(gone);
-            }
-            if self.finish_flushing() {
-                return Drive::Gone(Gone::Finished);
-            }
-            if !(self.readable && self.wants_read()) {
-                return Drive::Idle;
-            }
-            if reads == READ_BUDGET {
-                return Drive::OverBudget;
-            }
-            reads += 1;
-            let read = match self.stream.read(scratch) {
-                Ok(0) => return Drive::Gone(Gone::PeerClosed),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.readable = false;
-                    continue;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Drive::Gone(Gone::Io(e)),
-            };
-            // A short read drained the socket, and anything arriving later raises a new
-            // edge; that saves the extra `read` that would only say `WouldBlock`. Not when
-            // the event announced the peer's EOF: it came with this data and raises no
-            // new edge, so read on until it shows.
-            if read < scratch.len() && !self.read_closed {
-                self.readable = false;
-            }
-            stats.bytes_in += read as u64;
-            let bytes = scratch.get(..read).unwrap_or(&[]);
-            match &mut self.phase {
-                Phase::Handshake { request, .. } => {
-                    request.extend_from_slice(bytes);
-                    if let Some(drive) = self.on_handshake_bytes(settings, stats, now) {
-                        return drive;
-                    }
-                }
-                Phase::Open(_) | Phase::Closing { .. } => {
-                    if let Err(gone) = self.on_frame_bytes(bytes, settings, stats, now) {
-                        return Drive::Gone(gone);
-                    }
-                }
-                Phase::Lingering { discarded, .. } => {
-                    *discarded += read;
-                    if *discarded > MAX_LINGER_BYTES {
-                        return Drive::Gone(Gone::Finished);
-                    }
-                }
-                Phase::Flushing { .. } => {}
-            }
+    pub fn drive(&mut self, scratch: &mut [u8], ctx: &mut ClientCtx<'_>) -> socket::Drive<Exit> {
+        socket::drive(self, scratch, READ_BUDGET, ctx)
+    }
+
+    /// Writes what is queued (the end of a turn's flush); `Err(Finished)` once a closing
+    /// connection has written its last bytes and is to be closed now.
+    pub fn flush(&mut self, stats: &mut Stats) -> Result<(), Gone> {
+        let written = self.socket.flush().map_err(Gone::Io)?;
+        stats.bytes_out += written as u64;
+        match self.finish_flushing() {
+            true => Err(Gone::Finished),
+            false => Ok(()),
         }
     }
 
     /// Once the last bytes of a closing connection are written: true when it is to be
     /// closed now; otherwise shuts down our side and lingers for the peer's EOF.
-    pub fn finish_flushing(&mut self) -> bool {
+    fn finish_flushing(&mut self) -> bool {
         let Phase::Flushing { deadline, then } = self.phase else {
             return false;
         };
-        if !self.out.is_empty() {
+        if self.has_output() {
             return false;
         }
         match then {
             AfterFlush::Close => true,
             AfterFlush::Linger => {
-                self.stream.shutdown_write();
+                self.socket.stream().shutdown_write();
                 self.phase = Phase::Lingering {
                     deadline,
                     discarded: 0,
@@ -347,26 +262,12 @@ impl Conn {
         }
     }
 
-    /// Writes the queue; a short write means the socket is full until its next event.
-    pub fn flush(&mut self, stats: &mut Stats) -> Result<(), Gone> {
-        match self.out.flush_to(&mut self.stream) {
-            Ok((written, state)) => {
-                stats.bytes_out += written as u64;
-                if state == Flushed::Blocked {
-                    self.writable = false;
-                }
-                Ok(())
-            }
-            Err(error) => Err(Gone::Io(error)),
-        }
-    }
-
     fn on_handshake_bytes(
         &mut self,
         settings: &Settings,
         stats: &mut Stats,
         now: Instant,
-    ) -> Option<Drive> {
+    ) -> Option<Exit> {
         let Phase::Handshake { request, .. } = &self.phase else {
             return None;
         };
@@ -377,7 +278,7 @@ impl Conn {
             Err(error) => {
                 log::warn!(
                     "handshake refused peer={} status={} reason=\"{error}\"",
-                    self.stream.peer(),
+                    self.peer(),
                     error.status().code()
                 );
                 stats.handshakes_refused += 1;
@@ -388,7 +289,7 @@ impl Conn {
         if !settings.origins.allows(request.origin.as_deref()) {
             log::warn!(
                 "handshake refused peer={} status=403 reason=\"origin not allowed\" origin={:?}",
-                self.stream.peer(),
+                self.peer(),
                 request.origin.as_deref().unwrap_or("(none)")
             );
             stats.handshakes_refused += 1;
@@ -403,7 +304,7 @@ impl Conn {
             unix_now(),
         );
         match identity {
-            Ok(identity) => Some(Drive::Authorized {
+            Ok(identity) => Some(Exit::Authorized {
                 identity,
                 websocket_key: request.key,
                 head_len,
@@ -411,7 +312,7 @@ impl Conn {
             Err(error) => {
                 log::warn!(
                     "handshake refused peer={} status=403 reason=\"{error}\"",
-                    self.stream.peer()
+                    self.peer()
                 );
                 stats.handshakes_refused += 1;
                 self.refuse(Status::Forbidden, None, settings, now);
@@ -428,7 +329,8 @@ impl Conn {
         settings: &Settings,
         now: Instant,
     ) {
-        self.out
+        self.socket
+            .out_mut()
             .push(Rc::from(handshake::refusal_response(status, retry_after)));
         self.phase = Phase::Flushing {
             deadline: now + settings.close_timeout,
@@ -443,9 +345,7 @@ impl Conn {
         identity: Identity,
         websocket_key: &str,
         head_len: usize,
-        settings: &Settings,
-        stats: &mut Stats,
-        now: Instant,
+        ctx: &mut ClientCtx<'_>,
     ) -> Result<(), Gone> {
         let request = match &mut self.phase {
             Phase::Handshake { request, .. } => std::mem::take(request),
@@ -456,37 +356,33 @@ impl Conn {
                 return Ok(());
             }
         };
-        self.out
+        self.socket
+            .out_mut()
             .push(Rc::from(handshake::accept_response(websocket_key, None)));
         let lifetime_left = identity.expires_at.saturating_sub(unix_now());
+        let now = ctx.now;
         self.phase = Phase::Open(Session {
             identity,
-            decoder: MessageDecoder::new(settings.max_message_size as u64),
+            decoder: MessageDecoder::new(ctx.settings.max_message_size as u64),
             expires: now + Duration::from_secs(lifetime_left),
             keepalive: Keepalive::Heard {
                 at: now
                     .checked_sub(first_ping_head_start(
-                        settings.ping_interval,
-                        stats.connections_accepted,
+                        ctx.settings.ping_interval,
+                        ctx.stats.connections_accepted,
                     ))
                     .unwrap_or(now),
             },
-            lock: None,
+            app: App::Plain,
         });
         let early = request.get(head_len..).unwrap_or(&[]);
         if early.is_empty() {
             return Ok(());
         }
-        self.on_frame_bytes(early, settings, stats, now)
+        self.on_frame_bytes(early, ctx)
     }
 
-    fn on_frame_bytes(
-        &mut self,
-        bytes: &[u8],
-        settings: &Settings,
-        stats: &mut Stats,
-        now: Instant,
-    ) -> Result<(), Gone> {
+    fn on_frame_bytes(&mut self, bytes: &[u8], ctx: &mut ClientCtx<'_>) -> Result<(), Gone> {
         let (session, closing) = match &mut self.phase {
             Phase::Open(session) => (session, false),
             Phase::Closing { session, .. } => (session, true),
@@ -494,9 +390,9 @@ impl Conn {
                 return Ok(());
             }
         };
-        session.keepalive = Keepalive::Heard { at: now };
-        let max_outbound = settings.max_outbound_buffer;
-        let echo = settings.client_messages == ClientMessages::Echo && !closing;
+        session.keepalive = Keepalive::Heard { at: ctx.now };
+        let max_outbound = ctx.settings.max_outbound_buffer;
+        let (stream, out) = self.socket.parts_mut();
         let mut input = bytes;
         // Set when the connection must move to `Flushing` with this frame (possibly
         // none) queued last.
@@ -505,10 +401,10 @@ impl Conn {
             let (used, event) = match session.decoder.feed(input) {
                 Ok(fed) => fed,
                 Err(error) => {
-                    stats.protocol_errors += 1;
+                    ctx.stats.protocol_errors += 1;
                     log::debug!(
                         "protocol error peer={} code={} reason=\"{error}\"",
-                        self.stream.peer(),
+                        stream.peer(),
                         error.close_code()
                     );
                     final_frame = Some((
@@ -527,21 +423,28 @@ impl Conn {
             };
             match event {
                 Event::Message { kind, payload } => {
-                    stats.messages_in += 1;
-                    if echo {
-                        let opcode = match kind {
-                            MessageKind::Text => OpCode::Text,
-                            MessageKind::Binary => OpCode::Binary,
-                        };
-                        let reply = shared_frame(true, opcode, payload);
-                        match queue_data(&mut self.out, &mut session.lock, reply, max_outbound) {
-                            Delivery::Overflow { queued } => {
-                                stats.slow_consumers_dropped += 1;
-                                return Err(Gone::SlowConsumer { queued });
+                    ctx.stats.messages_in += 1;
+                    let delivered = match session.app {
+                        App::Plain => ctx.upcalls.message(kind, payload, out.pending_bytes()),
+                    };
+                    match delivered {
+                        Delivered::Nothing => {}
+                        // After our Close no data frame may follow (RFC 6455 §5.5.1).
+                        Delivered::ToSelf(_) if closing => {}
+                        Delivered::ToSelf(frame) => {
+                            if out.pending_bytes() + frame.len() > max_outbound {
+                                ctx.stats.slow_consumers_dropped += 1;
+                                return Err(Gone::SlowConsumer {
+                                    queued: out.pending_bytes(),
+                                });
                             }
-                            Delivery::Queued | Delivery::Deferred | Delivery::NotOpen => {
-                                stats.messages_out += 1;
-                            }
+                            out.push(frame);
+                            ctx.stats.messages_out += 1;
+                        }
+                        Delivered::Deferred => ctx.stats.messages_out += 1,
+                        Delivered::Overflow { queued } => {
+                            ctx.stats.slow_consumers_dropped += 1;
+                            return Err(Gone::SlowConsumer { queued });
                         }
                     }
                 }
@@ -550,13 +453,13 @@ impl Conn {
                 Event::Ping(payload) => {
                     if !closing {
                         let pong = shared_frame(true, OpCode::Pong, payload);
-                        if self.out.pending_bytes() + pong.len() > max_outbound {
-                            stats.slow_consumers_dropped += 1;
+                        if out.pending_bytes() + pong.len() > max_outbound {
+                            ctx.stats.slow_consumers_dropped += 1;
                             return Err(Gone::SlowConsumer {
-                                queued: self.out.pending_bytes(),
+                                queued: out.pending_bytes(),
                             });
                         }
-                        self.out.push(pong);
+                        out.push(pong);
                     }
                 }
                 Event::Pong(_) => {}
@@ -584,9 +487,9 @@ impl Conn {
         }
         if let Some((last, then)) = final_frame {
             // `push` ignores an empty frame: then only the TCP close follows.
-            self.out.push(Rc::from(last));
+            out.push(Rc::from(last));
             self.phase = Phase::Flushing {
-                deadline: now + settings.close_timeout,
+                deadline: ctx.now + ctx.settings.close_timeout,
                 then,
             };
         } else if let Phase::Open(session) = &mut self.phase
@@ -615,10 +518,10 @@ impl Conn {
                 then: AfterFlush::Close,
             },
         ) {
-            Phase::Open(mut session) => {
-                // Deferred data would only follow our Close, which is forbidden.
-                session.lock = None;
-                self.out.push(Rc::from(frame::encode_close(code, reason)));
+            Phase::Open(session) => {
+                self.socket
+                    .out_mut()
+                    .push(Rc::from(frame::encode_close(code, reason)));
                 self.phase = Phase::Closing {
                     session,
                     deadline: now + close_timeout,
@@ -645,13 +548,15 @@ impl Conn {
             }
             Phase::Open(session) => {
                 if now >= session.expires {
-                    log::debug!("token expired peer={}", self.stream.peer());
+                    log::debug!("token expired peer={}", self.socket.stream().peer());
                     return self.start_close(1000, "expired", now, settings.close_timeout);
                 }
                 match session.keepalive {
                     Keepalive::Heard { at } => {
                         if now.saturating_duration_since(at) >= settings.ping_interval {
-                            self.out.push(shared_frame(true, OpCode::Ping, &[]));
+                            self.socket
+                                .out_mut()
+                                .push(shared_frame(true, OpCode::Ping, &[]));
                             session.keepalive = Keepalive::PingSent { at: now };
                         }
                     }
@@ -673,15 +578,18 @@ impl Conn {
         Ok(())
     }
 
-    /// Offers a data frame from the hub (broadcast or direct message).
-    pub fn deliver(&mut self, frame: &Rc<[u8]>, max_outbound: usize) -> Delivery {
-        match &mut self.phase {
-            Phase::Open(session) => queue_data(
-                &mut self.out,
-                &mut session.lock,
-                frame.clone(),
-                max_outbound,
-            ),
+    /// Queues a data frame from the hub, unless that would push the client past
+    /// `max_outbound`; `extra` is what the hub holds for it elsewhere (deferred frames).
+    pub fn queue(&mut self, frame: Rc<[u8]>, extra: usize, max_outbound: usize) -> Delivery {
+        match self.phase {
+            Phase::Open(_) => {
+                let queued = self.queued_bytes() + extra;
+                if queued + frame.len() > max_outbound {
+                    return Delivery::Overflow { queued };
+                }
+                self.socket.out_mut().push(frame);
+                Delivery::Queued
+            }
             Phase::Handshake { .. }
             | Phase::Closing { .. }
             | Phase::Flushing { .. }
@@ -689,125 +597,69 @@ impl Conn {
         }
     }
 
-    /// Claims the client for a fragmented send by `owner`; false when it is not open or
-    /// already locked.
-    pub fn try_lock(&mut self, owner: Key) -> bool {
-        match &mut self.phase {
-            Phase::Open(session) if session.lock.is_none() => {
-                session.lock = Some(Box::new(Lock {
-                    owner,
-                    started: None,
-                    deferred: OutQueue::default(),
-                    utf8_carry: Vec::new(),
-                }));
-                true
-            }
-            Phase::Open(_)
-            | Phase::Handshake { .. }
-            | Phase::Closing { .. }
-            | Phase::Flushing { .. }
-            | Phase::Lingering { .. } => false,
-        }
+    /// Queues a fragment (or another frame of the hub's own making) past the open check,
+    /// for a client the hub knows is open; the hub has checked the bound.
+    pub fn push_frame(&mut self, frame: Rc<[u8]>) {
+        self.socket.out_mut().push(frame);
     }
 
-    /// Sends one fragment of the locked message. The last one unlocks and releases the
-    /// data deferred meanwhile, in the order it arrived.
-    pub fn fragment(
-        &mut self,
-        owner: Key,
-        fragment: Fragment<'_>,
-        max_outbound: usize,
-    ) -> FragmentResult {
-        let Fragment {
-            position,
-            kind,
-            payload,
-        } = fragment;
-        let Phase::Open(session) = &mut self.phase else {
-            return FragmentResult::Refused;
-        };
-        let Some(lock) = session.lock.as_mut().filter(|lock| lock.owner == owner) else {
-            return FragmentResult::Refused;
-        };
-        let opcode = match (position, lock.started) {
-            (FragmentPosition::First, None) => match kind {
-                MessageKind::Text => OpCode::Text,
-                MessageKind::Binary => OpCode::Binary,
-            },
-            (FragmentPosition::Middle | FragmentPosition::Last, Some(_)) => OpCode::Continuation,
-            (FragmentPosition::First, Some(_))
-            | (FragmentPosition::Middle | FragmentPosition::Last, None) => {
-                return FragmentResult::Refused;
-            }
-        };
-        let fin = position == FragmentPosition::Last;
-        let text = match (position, lock.started) {
-            (FragmentPosition::First, _) => kind == MessageKind::Text,
-            (_, started) => started == Some(MessageKind::Text),
-        };
-        if text && let Err(offset) = check_text_fragment(&mut lock.utf8_carry, payload, fin) {
-            return FragmentResult::InvalidText { offset };
-        }
-        let frame = shared_frame(fin, opcode, payload);
-        let queued = self.out.pending_bytes() + lock.deferred.pending_bytes();
-        if queued + frame.len() > max_outbound {
-            return FragmentResult::Overflow { queued };
-        }
-        self.out.push(frame);
-        if fin {
-            if let Some(lock) = session.lock.take() {
-                self.out.append(lock.deferred);
-            }
-        } else if position == FragmentPosition::First {
-            // Only the first fragment sets the kind; `i`/`I` are continuations either way.
-            lock.started = Some(kind);
-        }
-        FragmentResult::Sent
-    }
-
-    /// The control connection holding this client's lock went away: the half-sent
-    /// message can never be finished, so the client is closed with 1011.
-    pub fn lose_frame_source(
-        &mut self,
-        owner: Key,
-        settings: &Settings,
-        now: Instant,
-    ) -> Result<(), Gone> {
-        let Phase::Open(session) = &mut self.phase else {
-            return Ok(());
-        };
-        if session.lock.as_ref().is_none_or(|lock| lock.owner != owner) {
-            return Ok(());
-        }
-        session.lock = None;
-        self.start_close(1011, "framesource lost", now, settings.close_timeout)
+    /// Moves frames the hub held for this client behind what is queued.
+    pub fn append(&mut self, frames: OutQueue) {
+        self.socket.out_mut().append(frames);
     }
 }
 
-/// Queues a data frame, or defers it behind a fragmented message in progress, unless
-/// that would push the client past `max_outbound`.
-fn queue_data(
-    out: &mut OutQueue,
-    lock: &mut Option<Box<Lock>>,
-    frame: Rc<[u8]>,
-    max_outbound: usize,
-) -> Delivery {
-    let deferred = lock
-        .as_ref()
-        .map_or(0, |lock| lock.deferred.pending_bytes());
-    let queued = out.pending_bytes() + deferred;
-    if queued + frame.len() > max_outbound {
-        return Delivery::Overflow { queued };
+impl Connection for Conn {
+    type Queue = OutQueue;
+    type Ctx<'c> = ClientCtx<'c>;
+    type Exit = Exit;
+
+    fn socket(&self) -> &Socket<OutQueue> {
+        &self.socket
     }
-    match lock {
-        Some(lock) => {
-            lock.deferred.push(frame);
-            Delivery::Deferred
+
+    fn socket_mut(&mut self) -> &mut Socket<OutQueue> {
+        &mut self.socket
+    }
+
+    fn wants_read(&self) -> bool {
+        match self.phase {
+            Phase::Handshake { .. }
+            | Phase::Open(_)
+            | Phase::Closing { .. }
+            | Phase::Lingering { .. } => true,
+            Phase::Flushing { .. } => false,
         }
-        None => {
-            out.push(frame);
-            Delivery::Queued
+    }
+
+    fn after_write(&mut self, written: usize, ctx: &mut ClientCtx<'_>) -> Option<Exit> {
+        ctx.stats.bytes_out += written as u64;
+        self.finish_flushing().then_some(Exit::Gone(Gone::Finished))
+    }
+
+    fn received(&mut self, bytes: &[u8], ctx: &mut ClientCtx<'_>) -> Option<Exit> {
+        ctx.stats.bytes_in += bytes.len() as u64;
+        match &mut self.phase {
+            Phase::Handshake { request, .. } => {
+                request.extend_from_slice(bytes);
+                self.on_handshake_bytes(ctx.settings, ctx.stats, ctx.now)
+            }
+            Phase::Open(_) | Phase::Closing { .. } => {
+                self.on_frame_bytes(bytes, ctx).err().map(Exit::Gone)
+            }
+            Phase::Lingering { discarded, .. } => {
+                *discarded += bytes.len();
+                (*discarded > MAX_LINGER_BYTES).then_some(Exit::Gone(Gone::Finished))
+            }
+            Phase::Flushing { .. } => None,
         }
+    }
+
+    fn lost(&mut self, lost: Lost) -> Exit {
+        Exit::Gone(match lost {
+            Lost::PeerClosed => Gone::PeerClosed,
+            Lost::Io(error) => Gone::Io(error),
+        })
     }
 }
 
@@ -824,22 +676,6 @@ fn first_ping_head_start(interval: Duration, sequence: u64) -> Duration {
     interval.mul_f64(fraction / 2.0)
 }
 
-/// Checks one text fragment, with the partial code point the previous one ended with.
-/// Keeps the new partial code point in `carry`; at the last fragment none may remain.
-fn check_text_fragment(carry: &mut Vec<u8>, payload: &[u8], fin: bool) -> Result<(), usize> {
-    let carried = carry.len();
-    let mut joined = std::mem::take(carry);
-    joined.extend_from_slice(payload);
-    match std::str::from_utf8(&joined) {
-        Ok(_) => Ok(()),
-        Err(error) if error.error_len().is_none() && !fin => {
-            *carry = joined.get(error.valid_up_to()..).unwrap_or(&[]).to_vec();
-            Ok(())
-        }
-        Err(error) => Err(error.valid_up_to().saturating_sub(carried)),
-    }
-}
-
 /// Seconds since the Unix epoch; cookie times are in these units.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -850,31 +686,6 @@ pub fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn text_fragments_may_split_a_code_point() {
-        let euro = "€".as_bytes();
-        let mut carry = Vec::new();
-        assert_eq!(check_text_fragment(&mut carry, &euro[..1], false), Ok(()));
-        assert_eq!(carry, &euro[..1]);
-        assert_eq!(check_text_fragment(&mut carry, &euro[1..], true), Ok(()));
-        assert!(carry.is_empty());
-    }
-
-    #[test]
-    fn a_code_point_left_open_at_the_last_fragment_is_invalid() {
-        let mut carry = Vec::new();
-        assert_eq!(
-            check_text_fragment(&mut carry, &"€".as_bytes()[..2], true),
-            Err(0)
-        );
-    }
-
-    #[test]
-    fn invalid_bytes_fail_at_their_fragment() {
-        let mut carry = Vec::new();
-        assert_eq!(check_text_fragment(&mut carry, b"ab\xffcd", false), Err(2));
-    }
 
     #[test]
     fn first_pings_of_a_storm_spread_over_half_the_interval() {

@@ -1,22 +1,24 @@
-//! A backend's control connection: its stream, control frame decoding, the client it
-//! holds locked for a fragmented send, and its keepalive.
+//! A backend's control connection: its socket, control frame decoding, its replies and
+//! its keepalive.
 //!
 //! Phases: `Open` reads and answers commands; `Closing` (after `0E` or `q`) reads nothing
 //! more and closes once its replies are written.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::time::Instant;
 
 use crate::control::codec::{self, ControlError};
-use crate::control::command::{self, Command, FragmentPosition, Reply};
+use crate::control::command::{self, Command, Reply};
 use crate::decoded::Decoded;
-use crate::server::conn::{Fragment, FragmentResult, Keepalive};
-use crate::server::hub::{Direct, Hub};
-use crate::server::listener::Stream;
-use crate::server::outbound::{BroadcastBatch, shared_frame};
+use crate::server::conn::Keepalive;
+use crate::server::hub::{Fragment, FragmentResult, Hub};
+use crate::server::outbound::{BroadcastBatch, Outbound, shared_frame};
+use crate::server::replies::ReplyQueue;
 use crate::server::settings::Settings;
 use crate::server::slab::Key;
+use crate::server::socket::{self, Connection, Lost, Socket};
 use crate::server::stats::Stats;
+use crate::server::stream::Stream;
 use crate::ws::frame::OpCode;
 use crate::ws::message::MessageKind;
 
@@ -28,15 +30,9 @@ const MAX_PENDING_REPLIES: usize = 1 << 20;
 const MAX_PREFIX: usize = 21;
 
 pub struct ControlConn {
-    pub stream: Stream,
-    pub readable: bool,
-    pub writable: bool,
-    /// The client this connection has locked for a fragmented send.
-    pub lock: Option<Key>,
+    socket: Socket<ReplyQueue>,
     phase: ControlPhase,
     inbuf: Vec<u8>,
-    out: Vec<u8>,
-    out_written: usize,
 }
 
 enum ControlPhase {
@@ -68,6 +64,8 @@ impl std::fmt::Display for ControlGone {
 
 /// What a command may read or change besides its own connection.
 pub struct ControlContext<'a> {
+    /// This connection's key, which names it as the owner of a lock.
+    pub me: Key,
     pub hub: &'a mut Hub,
     /// Broadcasts decoded from one read, queued to the clients together; always empty
     /// between `drive` calls, so every control connection can use the same one.
@@ -91,77 +89,36 @@ pub enum ControlDrive {
 impl ControlConn {
     pub fn new(stream: Stream, now: Instant) -> ControlConn {
         ControlConn {
-            stream,
-            readable: false,
-            writable: false,
-            lock: None,
+            socket: Socket::new(stream, ReplyQueue::default()),
             phase: ControlPhase::Open {
                 keepalive: Keepalive::Heard { at: now },
             },
             inbuf: Vec::new(),
-            out: Vec::new(),
-            out_written: 0,
         }
     }
 
-    fn wants_read(&self) -> bool {
-        match self.phase {
-            ControlPhase::Open { .. } => self.out.len() - self.out_written < MAX_PENDING_REPLIES,
-            ControlPhase::Closing { .. } => false,
-        }
+    pub fn stream_mut(&mut self) -> &mut Stream {
+        self.socket.stream_mut()
     }
 
-    fn has_output(&self) -> bool {
-        self.out_written < self.out.len()
+    pub fn peer(&self) -> String {
+        self.socket.stream().peer()
     }
 
-    pub fn drive(
-        &mut self,
-        me: Key,
-        scratch: &mut [u8],
-        ctx: &mut ControlContext<'_>,
-    ) -> ControlDrive {
-        let mut reads = 0;
-        loop {
-            if self.writable
-                && self.has_output()
-                && let Err(error) = self.flush()
-            {
-                return ControlDrive::Gone(ControlGone::Io(error));
-            }
-            if matches!(self.phase, ControlPhase::Closing { .. }) && !self.has_output() {
-                return ControlDrive::Gone(ControlGone::Finished);
-            }
-            if !(self.readable && self.wants_read()) {
-                return ControlDrive::Idle;
-            }
-            if reads == READ_BUDGET {
-                return ControlDrive::OverBudget;
-            }
-            reads += 1;
-            let read = match self.stream.read(scratch) {
-                Ok(0) => return ControlDrive::Gone(ControlGone::PeerClosed),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.readable = false;
-                    continue;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return ControlDrive::Gone(ControlGone::Io(e)),
-            };
-            // No shortcut on a short read: the peer's EOF may have come in the same edge
-            // as the data and raises no new one, so only `WouldBlock` clears `readable`.
-            if let ControlPhase::Open { keepalive } = &mut self.phase {
-                *keepalive = Keepalive::Heard { at: ctx.now };
-            }
-            self.inbuf
-                .extend_from_slice(scratch.get(..read).unwrap_or(&[]));
-            self.handle_frames(me, ctx);
+    pub fn on_event(&mut self, readable: bool, writable: bool, read_closed: bool) {
+        self.socket.on_event(readable, writable, read_closed);
+    }
+
+    pub fn drive(&mut self, scratch: &mut [u8], ctx: &mut ControlContext<'_>) -> ControlDrive {
+        match socket::drive(self, scratch, READ_BUDGET, ctx) {
+            socket::Drive::Idle => ControlDrive::Idle,
+            socket::Drive::OverBudget => ControlDrive::OverBudget,
+            socket::Drive::Exit(gone) => ControlDrive::Gone(gone),
         }
     }
 
     /// Decodes and applies every complete frame buffered so far.
-    fn handle_frames(&mut self, me: Key, ctx: &mut ControlContext<'_>) {
+    fn handle_frames(&mut self, ctx: &mut ControlContext<'_>) {
         // Taken out so a command can borrow its payload while replies go to `self.out`.
         let inbuf = std::mem::take(&mut self.inbuf);
         let mut consumed = 0;
@@ -189,7 +146,7 @@ impl ControlConn {
                     if !matches!(cmd, Command::Broadcast { .. }) {
                         send_batch(ctx);
                     }
-                    if let Err(error) = self.apply(me, cmd, ctx) {
+                    if let Err(error) = self.apply(cmd, ctx) {
                         self.fail(&error, ctx);
                     }
                 }
@@ -220,7 +177,7 @@ impl ControlConn {
     fn fail(&mut self, error: &ControlError, ctx: &ControlContext<'_>) {
         log::warn!(
             "control protocol error peer={} reason=\"{error}\"",
-            self.stream.peer()
+            self.peer()
         );
         self.reply(&Reply::Error);
         self.phase = ControlPhase::Closing {
@@ -229,12 +186,11 @@ impl ControlConn {
     }
 
     fn reply(&mut self, reply: &Reply) {
-        reply.encode(&mut self.out);
+        self.socket.out_mut().push(reply);
     }
 
     fn apply(
         &mut self,
-        me: Key,
         cmd: Command<'_>,
         ctx: &mut ControlContext<'_>,
     ) -> Result<(), ControlError> {
@@ -252,7 +208,7 @@ impl ControlConn {
                     ctx.hub.is_online(&token)
                 } else {
                     let frame = shared_frame(true, data_opcode(binary), message);
-                    ctx.hub.direct(&token, &frame, ctx.settings, ctx.stats) == Direct::Delivered
+                    ctx.hub.direct(&token, &frame, ctx.settings, ctx.stats)
                 };
                 if confirm {
                     self.reply(&if delivered {
@@ -263,21 +219,11 @@ impl ControlConn {
                 }
             }
             Command::Lock { token } => {
-                let holding = self
-                    .lock
-                    .is_some_and(|client| ctx.hub.is_locked_by(client, me));
                 // One lock per control connection: finish the message in progress first.
-                let locked = if holding {
-                    None
+                if ctx.hub.lock(&token, ctx.me) {
+                    self.reply(&Reply::Ack(token));
                 } else {
-                    ctx.hub.lock(&token, me)
-                };
-                match locked {
-                    Some(client) => {
-                        self.lock = Some(client);
-                        self.reply(&Reply::Ack(token));
-                    }
-                    None => self.reply(&Reply::Nack(token)),
+                    self.reply(&Reply::Nack(token));
                 }
             }
             Command::Fragment {
@@ -290,20 +236,16 @@ impl ControlConn {
                 } else {
                     MessageKind::Text
                 };
-                let result = match self.lock {
-                    Some(client) => ctx.hub.fragment(
-                        client,
-                        me,
-                        Fragment {
-                            position,
-                            kind,
-                            payload: message,
-                        },
-                        ctx.settings,
-                        ctx.stats,
-                    ),
-                    None => FragmentResult::Refused,
-                };
+                let result = ctx.hub.fragment(
+                    ctx.me,
+                    Fragment {
+                        position,
+                        kind,
+                        payload: message,
+                    },
+                    ctx.settings,
+                    ctx.stats,
+                );
                 match result {
                     FragmentResult::InvalidText { offset } => {
                         return Err(ControlError::InvalidUtf8 {
@@ -311,19 +253,8 @@ impl ControlConn {
                             offset,
                         });
                     }
-                    FragmentResult::Sent => {
-                        if position == FragmentPosition::Last {
-                            self.lock = None;
-                        }
-                        self.reply(&Reply::FragmentAck);
-                    }
+                    FragmentResult::Sent => self.reply(&Reply::FragmentAck),
                     FragmentResult::Refused | FragmentResult::Overflow { .. } => {
-                        if !self
-                            .lock
-                            .is_some_and(|client| ctx.hub.is_locked_by(client, me))
-                        {
-                            self.lock = None;
-                        }
                         self.reply(&Reply::FragmentNack);
                     }
                 }
@@ -342,36 +273,6 @@ impl ControlConn {
             Command::Status => {
                 let status = status_json(ctx);
                 self.reply(&Reply::Status(status));
-            }
-        }
-        Ok(())
-    }
-
-    pub fn flush(&mut self) -> io::Result<()> {
-        while self.has_output() {
-            let pending = self.out.get(self.out_written..).unwrap_or(&[]);
-            match self.stream.write(pending) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    self.out_written += n;
-                    if n < pending.len() {
-                        self.writable = false;
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.writable = false;
-                    break;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if !self.has_output() {
-            self.out.clear();
-            self.out_written = 0;
-            if self.out.capacity() > 4096 {
-                self.out = Vec::new();
             }
         }
         Ok(())
@@ -401,8 +302,56 @@ impl ControlConn {
         Ok(())
     }
 
-    pub fn has_pending_output(&self) -> bool {
-        self.has_output()
+    /// Writes what is queued (wson's own ping after a tick).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.socket.flush().map(|_| ())
+    }
+}
+
+impl Connection for ControlConn {
+    type Queue = ReplyQueue;
+    type Ctx<'c> = ControlContext<'c>;
+    type Exit = ControlGone;
+
+    fn socket(&self) -> &Socket<ReplyQueue> {
+        &self.socket
+    }
+
+    fn socket_mut(&mut self) -> &mut Socket<ReplyQueue> {
+        &mut self.socket
+    }
+
+    fn wants_read(&self) -> bool {
+        match self.phase {
+            ControlPhase::Open { .. } => self.socket.out().pending_bytes() < MAX_PENDING_REPLIES,
+            ControlPhase::Closing { .. } => false,
+        }
+    }
+
+    fn after_write(
+        &mut self,
+        _written: usize,
+        _ctx: &mut ControlContext<'_>,
+    ) -> Option<ControlGone> {
+        let done =
+            matches!(self.phase, ControlPhase::Closing { .. }) && self.socket.out().is_empty();
+        done.then_some(ControlGone::Finished)
+    }
+
+    fn received(&mut self, bytes: &[u8], ctx: &mut ControlContext<'_>) -> Option<ControlGone> {
+        if let ControlPhase::Open { keepalive } = &mut self.phase {
+            *keepalive = Keepalive::Heard { at: ctx.now };
+        }
+        self.inbuf.extend_from_slice(bytes);
+        self.handle_frames(ctx);
+        None
+    }
+
+    fn lost(&mut self, lost: Lost) -> ControlGone {
+        match lost {
+            Lost::PeerClosed => ControlGone::PeerClosed,
+            Lost::Io(error) => ControlGone::Io(error),
+        }
     }
 }
 

@@ -1,18 +1,15 @@
-//! Listening sockets and the streams they accept, TCP or Unix, behind one type each.
-//!
-//! Everything above this module reads and writes a `Stream` without caring which kind it
-//! is; a TLS stream becomes one more variant here.
+//! Listening sockets, TCP or Unix, behind one type; what they accept is a `Stream`.
 
 use std::fs;
-use std::io::{self, IoSlice, Read, Write};
+use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use mio::event::Source;
-use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use mio::net::{TcpListener, UnixListener};
 use mio::{Interest, Registry, Token};
 
 use crate::config::Endpoint;
+use crate::server::stream::Stream;
 
 /// Why a listener could not be bound, naming the endpoint.
 #[derive(Debug)]
@@ -174,92 +171,4 @@ fn remove_stale_socket(path: &Path) -> Result<(), BindError> {
         endpoint: format!("unix://{}", path.display()),
         error,
     })
-}
-
-/// An accepted connection.
-pub enum Stream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
-impl Stream {
-    /// The peer, for log lines.
-    pub fn peer(&self) -> String {
-        match self {
-            Stream::Tcp(stream) => stream
-                .peer_addr()
-                .map(|addr| addr.to_string())
-                .unwrap_or_else(|_| "?".to_string()),
-            Stream::Unix(_) => "unix".to_string(),
-        }
-    }
-
-    pub fn shutdown_write(&self) {
-        let _ = match self {
-            Stream::Tcp(stream) => stream.shutdown(std::net::Shutdown::Write),
-            Stream::Unix(stream) => stream.shutdown(std::net::Shutdown::Write),
-        };
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(stream) => stream.read(buf),
-            Stream::Unix(stream) => stream.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(stream) => stream.write(buf),
-            Stream::Unix(stream) => stream.write(buf),
-        }
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(stream) => stream.write_vectored(bufs),
-            Stream::Unix(stream) => stream.write_vectored(bufs),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Source for Stream {
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        match self {
-            Stream::Tcp(stream) => stream.register(registry, token, interests),
-            Stream::Unix(stream) => stream.register(registry, token, interests),
-        }
-    }
-
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        match self {
-            Stream::Tcp(stream) => stream.reregister(registry, token, interests),
-            Stream::Unix(stream) => stream.reregister(registry, token, interests),
-        }
-    }
-
-    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        match self {
-            Stream::Tcp(stream) => stream.deregister(registry),
-            Stream::Unix(stream) => stream.deregister(registry),
-        }
-    }
 }

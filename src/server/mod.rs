@@ -12,9 +12,12 @@ pub mod control_conn;
 pub mod hub;
 pub mod listener;
 pub mod outbound;
+pub mod replies;
 pub mod settings;
 pub mod slab;
+pub mod socket;
 pub mod stats;
+pub mod stream;
 
 use std::io::{self, Read};
 use std::sync::Arc;
@@ -24,15 +27,13 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 
 use crate::config::Config;
-use crate::server::conn::{Conn, Drive};
 use crate::server::control_conn::{ControlConn, ControlContext, ControlDrive, ControlGone};
-use crate::server::hub::Hub;
+use crate::server::hub::{Hub, Step};
 use crate::server::listener::{BindError, Listener};
 use crate::server::outbound::BroadcastBatch;
 use crate::server::settings::Settings;
 use crate::server::slab::{Key, Slab};
 use crate::server::stats::Stats;
-use crate::ws::handshake::{self, Status};
 
 const SIGNAL: Token = Token(0);
 const CONTROL_LISTENER: Token = Token(1);
@@ -45,8 +46,6 @@ const FIRST_CONNECTION: usize = 1 << 16;
 const TICK: Duration = Duration::from_millis(250);
 /// Accepts per listener per turn before other work gets its turn.
 const ACCEPT_BUDGET: usize = 128;
-/// Connections beyond `max_connections` kept just long enough to deliver their 503.
-const REFUSAL_SLACK: usize = 64;
 /// Size of the one read buffer every connection reads into.
 const SCRATCH_SIZE: usize = 64 * 1024;
 
@@ -280,12 +279,12 @@ impl Server {
                     }
                 }
             }
-            self.flush_clients();
+            self.hub.flush(&mut self.stats);
             if now >= self.next_tick {
                 self.next_tick = now + TICK;
                 self.accept_paused = false;
                 self.tick(now);
-                self.flush_clients();
+                self.hub.flush(&mut self.stats);
             }
             if self.signals.reload.swap(false, Ordering::SeqCst) {
                 self.reload();
@@ -296,14 +295,11 @@ impl Server {
             // Lingering connections finished their closing handshake; only the peer's
             // EOF is missing, and exiting closes them just as well.
             if let RunState::Draining { deadline } = self.state
-                && (now >= deadline || self.hub.clients().all(Conn::is_lingering))
+                && (now >= deadline || self.hub.all_lingering())
             {
                 log::info!(
                     "stopped clients_left={} uptime_secs={}",
-                    self.hub
-                        .clients()
-                        .filter(|conn| !conn.is_lingering())
-                        .count(),
+                    self.hub.count_not_lingering(),
                     now.saturating_duration_since(self.started).as_secs()
                 );
                 return Ok(());
@@ -325,17 +321,10 @@ impl Server {
 
     fn set_ready(&mut self, peer: Peer, readable: bool, writable: bool, read_closed: bool) {
         match peer {
-            Peer::Client(key) => {
-                if let Some(conn) = self.hub.get_mut(key) {
-                    conn.readable |= readable;
-                    conn.writable |= writable;
-                    conn.read_closed |= read_closed;
-                }
-            }
+            Peer::Client(key) => self.hub.on_event(key, readable, writable, read_closed),
             Peer::Control(key) => {
                 if let Some(control) = self.controls.get_mut(key) {
-                    control.readable |= readable;
-                    control.writable |= writable;
+                    control.on_event(readable, writable, read_closed);
                 }
             }
         }
@@ -349,58 +338,12 @@ impl Server {
     }
 
     fn drive_client(&mut self, key: Key, now: Instant) {
-        let Some(conn) = self.hub.get_mut(key) else {
-            return;
-        };
-        match conn.drive(&mut self.scratch, &self.settings, &mut self.stats, now) {
-            Drive::Idle => self.hub.settle(key),
-            Drive::OverBudget => {
-                self.hub.settle(key);
-                self.pending.push(Peer::Client(key));
-            }
-            Drive::Gone(gone) => self.hub.close(key, &gone),
-            Drive::Authorized {
-                identity,
-                websocket_key,
-                head_len,
-            } => {
-                let token = identity.token;
-                let busy = self.hub.token_busy(&token);
-                let Some(conn) = self.hub.get_mut(key) else {
-                    return;
-                };
-                if busy {
-                    log::warn!(
-                        "handshake refused peer={} status=429 reason=\"token already connected\" user={:?}",
-                        conn.stream.peer(),
-                        identity.user
-                    );
-                    self.stats.handshakes_refused += 1;
-                    let retry = self.settings.busy_retry_after();
-                    conn.refuse(Status::TooManyRequests, Some(retry), &self.settings, now);
-                } else {
-                    log::debug!(
-                        "client open peer={} user={:?}",
-                        conn.stream.peer(),
-                        identity.user
-                    );
-                    let accepted = conn.accept(
-                        identity,
-                        &websocket_key,
-                        head_len,
-                        &self.settings,
-                        &mut self.stats,
-                        now,
-                    );
-                    self.hub.register_token(token, key);
-                    if let Err(gone) = accepted {
-                        self.hub.close(key, &gone);
-                        return;
-                    }
-                }
-                // The reply is queued; keep going (flush, and any frames still unread).
-                self.drive_client(key, now);
-            }
+        let step = self
+            .hub
+            .drive(key, &mut self.scratch, &self.settings, &mut self.stats, now);
+        match step {
+            Step::Idle => {}
+            Step::OverBudget => self.pending.push(Peer::Client(key)),
         }
     }
 
@@ -410,6 +353,7 @@ impl Server {
             return;
         };
         let mut ctx = ControlContext {
+            me: key,
             hub: &mut self.hub,
             batch: &mut self.broadcast_batch,
             settings: &self.settings,
@@ -419,7 +363,7 @@ impl Server {
             control_connections,
             now,
         };
-        match control.drive(key, &mut self.scratch, &mut ctx) {
+        match control.drive(&mut self.scratch, &mut ctx) {
             ControlDrive::Idle => {}
             ControlDrive::OverBudget => self.pending.push(Peer::Control(key)),
             ControlDrive::Gone(gone) => self.close_control(key, &gone, now),
@@ -432,35 +376,9 @@ impl Server {
         };
         log::debug!(
             "control connection gone peer={} reason=\"{gone}\"",
-            control.stream.peer()
+            control.peer()
         );
-        if let Some(client) = control.lock {
-            self.hub.lose_frame_source(client, key, &self.settings, now);
-        }
-    }
-
-    /// Writes every client that had frames queued this turn: one `writev` each, however
-    /// many broadcasts arrived.
-    fn flush_clients(&mut self) {
-        let list = self.hub.take_flush_list();
-        for &key in &list {
-            let Some(conn) = self.hub.get_mut(key) else {
-                continue;
-            };
-            conn.flush_scheduled = false;
-            if !conn.writable {
-                continue;
-            }
-            match conn.flush(&mut self.stats) {
-                Ok(()) => {
-                    if conn.finish_flushing() {
-                        self.hub.close(key, &conn::Gone::Finished);
-                    }
-                }
-                Err(gone) => self.hub.close(key, &gone),
-            }
-        }
-        self.hub.return_flush_list(list);
+        self.hub.lose_frame_source(key, &self.settings, now);
     }
 
     fn accept_clients(&mut self, token: Token, now: Instant) {
@@ -474,7 +392,7 @@ impl Server {
             let Some(listener) = self.listeners.get(index) else {
                 return;
             };
-            let mut stream = match listener.accept() {
+            let stream = match listener.accept() {
                 Ok(stream) => stream,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -483,38 +401,16 @@ impl Server {
                     return;
                 }
             };
-            self.stats.connections_accepted += 1;
-            let refuse = self.hub.len() >= self.settings.max_connections;
-            if refuse {
-                self.stats.handshakes_refused += 1;
-                log::warn!(
-                    "connection refused peer={} status=503 reason=\"max_connections reached\" max_connections={}",
-                    stream.peer(),
-                    self.settings.max_connections
-                );
-                if self.hub.len() >= self.settings.max_connections + REFUSAL_SLACK {
-                    // Past the slack, no socket is kept: best effort, the fresh socket's
-                    // buffer takes a short response.
-                    let _ = io::Write::write(
-                        &mut stream,
-                        &handshake::refusal_response(Status::ServiceUnavailable, None),
-                    );
-                    continue;
-                }
-            }
-            let mut conn = Conn::new(stream, index, now, &self.settings);
-            if refuse {
-                // Kept until the 503 is written and the peer has closed, so its request
-                // does not turn our close into a reset that destroys the response.
-                conn.refuse(Status::ServiceUnavailable, None, &self.settings, now);
-            }
-            let Some(key) = self.hub.insert(conn) else {
+            let Some(key) =
+                self.hub
+                    .admit_socket(stream, index, &self.settings, &mut self.stats, now)
+            else {
                 continue;
             };
             let token = peer_token(Peer::Client(key));
-            let registered = match self.hub.get_mut(key) {
-                Some(conn) => self.poll.registry().register(
-                    &mut conn.stream,
+            let registered = match self.hub.stream_mut(key) {
+                Some(stream) => self.poll.registry().register(
+                    stream,
                     token,
                     Interest::READABLE | Interest::WRITABLE,
                 ),
@@ -522,7 +418,7 @@ impl Server {
             };
             if let Err(e) = registered {
                 log::warn!("cannot register connection reason=\"{e}\"");
-                self.hub.remove(key);
+                self.hub.close(key, &conn::Gone::Finished);
             }
         }
         // Budget spent: more may be waiting in the backlog.
@@ -568,7 +464,7 @@ impl Server {
             let token = peer_token(Peer::Control(key));
             let registered = match self.controls.get_mut(key) {
                 Some(control) => self.poll.registry().register(
-                    &mut control.stream,
+                    control.stream_mut(),
                     token,
                     Interest::READABLE | Interest::WRITABLE,
                 ),
@@ -583,29 +479,16 @@ impl Server {
     }
 
     fn tick(&mut self, now: Instant) {
-        for key in self.hub.keys() {
-            let Some(conn) = self.hub.get_mut(key) else {
-                continue;
-            };
-            match conn.on_tick(&self.settings, now) {
-                Ok(()) => self.hub.settle(key),
-                Err(gone) => self.hub.close(key, &gone),
-            }
-        }
+        self.hub.tick(&self.settings, now);
         for key in self.controls.keys() {
             let Some(control) = self.controls.get_mut(key) else {
                 continue;
             };
-            match control.on_tick(&self.settings, now) {
-                Ok(()) => {
-                    if control.has_pending_output()
-                        && control.writable
-                        && let Err(error) = control.flush()
-                    {
-                        self.close_control(key, &ControlGone::Io(error), now);
-                    }
-                }
-                Err(gone) => self.close_control(key, &gone, now),
+            let ticked = control
+                .on_tick(&self.settings, now)
+                .and_then(|()| control.flush().map_err(ControlGone::Io));
+            if let Err(gone) = ticked {
+                self.close_control(key, &gone, now);
             }
         }
     }
@@ -655,16 +538,7 @@ impl Server {
         for key in self.controls.keys() {
             self.close_control(key, &ControlGone::Finished, now);
         }
-        for key in self.hub.keys() {
-            let Some(conn) = self.hub.get_mut(key) else {
-                continue;
-            };
-            match conn.start_close(1001, "going away", now, self.settings.close_timeout) {
-                Ok(()) => self.hub.schedule_flush(key),
-                Err(gone) => self.hub.close(key, &gone),
-            }
-        }
-        self.flush_clients();
+        self.hub.shut_down(&self.settings, &mut self.stats, now);
         self.state = RunState::Draining {
             deadline: now + self.settings.close_timeout,
         };

@@ -8,9 +8,24 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::rc::Rc;
 
+use crate::server::stream::Stream;
+
 /// How many queued frames one `writev` call may carry; Linux allows 1024 (IOV_MAX), and
 /// 64 is plenty to coalesce a burst while keeping the slice array on the stack.
 const MAX_IOVECS: usize = 64;
+
+/// A connection's queue of bytes to write, as the socket loop sees it.
+pub trait Outbound {
+    fn is_empty(&self) -> bool;
+    /// Writes as much as the stream takes; returns the bytes written and whether all of
+    /// them went. With `short_write_fills`, a write that takes less than offered ends the
+    /// attempt (the stream is full), saving the syscall that would only say `WouldBlock`.
+    fn write_to(
+        &mut self,
+        stream: &mut Stream,
+        short_write_fills: bool,
+    ) -> io::Result<(usize, Flushed)>;
+}
 
 #[derive(Default)]
 pub struct OutQueue {
@@ -58,10 +73,14 @@ impl OutQueue {
         self.chunks.capacity() * std::mem::size_of::<Rc<[u8]>>()
     }
 
-    /// Writes as much as the socket takes. Returns the bytes written and whether all of
-    /// them went; a short write means the socket buffer is full (no extra syscall to
-    /// learn `WouldBlock`). Errors other than `WouldBlock`/`Interrupted` are returned.
-    pub fn flush_to<W: Write>(&mut self, writer: &mut W) -> io::Result<(usize, Flushed)> {
+    /// Writes as much as `writer` takes. Returns the bytes written and whether all of them
+    /// went; with `short_write_fills`, a short write means the writer is full. Errors other
+    /// than `WouldBlock`/`Interrupted` are returned.
+    pub fn flush_to<W: Write>(
+        &mut self,
+        writer: &mut W,
+        short_write_fills: bool,
+    ) -> io::Result<(usize, Flushed)> {
         let mut total = 0;
         while self.pending > 0 {
             let mut slices: [IoSlice<'_>; MAX_IOVECS] = [IoSlice::new(&[]); MAX_IOVECS];
@@ -90,7 +109,7 @@ impl OutQueue {
             };
             total += written;
             self.consume(written);
-            if written < offered {
+            if written < offered && short_write_fills {
                 return Ok((total, Flushed::Blocked));
             }
         }
@@ -125,6 +144,20 @@ impl OutQueue {
         self.chunks = VecDeque::new();
         self.head_written = 0;
         self.pending = 0;
+    }
+}
+
+impl Outbound for OutQueue {
+    fn is_empty(&self) -> bool {
+        OutQueue::is_empty(self)
+    }
+
+    fn write_to(
+        &mut self,
+        stream: &mut Stream,
+        short_write_fills: bool,
+    ) -> io::Result<(usize, Flushed)> {
+        self.flush_to(stream, short_write_fills)
     }
 }
 
@@ -254,7 +287,7 @@ mod tests {
             block_after: usize::MAX,
         };
         while !queue.is_empty() {
-            let (_, state) = queue.flush_to(&mut out).unwrap();
+            let (_, state) = queue.flush_to(&mut out, true).unwrap();
             if state == Flushed::All {
                 break;
             }
@@ -274,7 +307,10 @@ mod tests {
             calls: 0,
             block_after: 0,
         };
-        assert_eq!(queue.flush_to(&mut out).unwrap(), (0, Flushed::Blocked));
+        assert_eq!(
+            queue.flush_to(&mut out, true).unwrap(),
+            (0, Flushed::Blocked)
+        );
         assert_eq!(queue.pending_bytes(), 6);
     }
     #[test]
