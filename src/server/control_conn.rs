@@ -1,5 +1,5 @@
-//! A backend's control connection: its socket, control frame decoding, its replies and
-//! its keepalive.
+//! A backend's control connection: its socket, control frame decoding, the ordered queue
+//! of its replies, and its keepalive. What a command does is the commands layer's.
 //!
 //! Phases: `Open` reads and answers commands; `Closing` (after `0E` or `q`) reads nothing
 //! more and closes once its replies are written.
@@ -8,26 +8,23 @@ use std::io;
 use std::time::Instant;
 
 use crate::control::codec::{self, ControlError};
-use crate::control::command::{self, Command, Reply};
+use crate::control::command::{self, Reply};
 use crate::decoded::Decoded;
+use crate::server::commands::{Commands, Outcome, Ticket};
 use crate::server::conn::Keepalive;
-use crate::server::hub::{Fragment, FragmentResult, Hub};
-use crate::server::outbound::{BroadcastBatch, Outbound, shared_frame};
 use crate::server::replies::ReplyQueue;
 use crate::server::settings::Settings;
-use crate::server::slab::Key;
 use crate::server::socket::{self, Connection, Lost, Socket};
-use crate::server::stats::Stats;
 use crate::server::stream::Stream;
-use crate::ws::frame::OpCode;
-use crate::ws::message::MessageKind;
 
 /// Reads per control connection per loop turn.
 const READ_BUDGET: usize = 16;
-/// Replies a backend may leave unread before we stop reading its commands.
+/// Reply bytes a backend may leave unread before we stop reading its commands.
 const MAX_PENDING_REPLIES: usize = 1 << 20;
 /// Longest decimal length prefix plus the command byte.
 const MAX_PREFIX: usize = 21;
+/// Input buffer capacity an idle connection may keep.
+const KEEP_INPUT_BUFFER: usize = 4096;
 
 pub struct ControlConn {
     socket: Socket<ReplyQueue>,
@@ -62,21 +59,11 @@ impl std::fmt::Display for ControlGone {
     }
 }
 
-/// What a command may read or change besides its own connection.
-pub struct ControlContext<'a> {
-    /// This connection's key, which names it as the owner of a lock.
-    pub me: Key,
-    pub hub: &'a mut Hub,
-    /// Broadcasts decoded from one read, queued to the clients together; always empty
-    /// between `drive` calls, so every control connection can use the same one.
-    pub batch: &'a mut BroadcastBatch,
+/// What handling a connection's input needs besides the connection.
+pub struct ControlCtx<'a> {
     pub settings: &'a Settings,
-    pub stats: &'a mut Stats,
-    /// The text `m` and status report for each listener (bound address).
-    pub listener_names: &'a [String],
-    pub started: Instant,
-    pub control_connections: usize,
     pub now: Instant,
+    pub commands: &'a mut dyn Commands,
 }
 
 /// What `drive` leaves for the server.
@@ -109,7 +96,7 @@ impl ControlConn {
         self.socket.on_event(readable, writable, read_closed);
     }
 
-    pub fn drive(&mut self, scratch: &mut [u8], ctx: &mut ControlContext<'_>) -> ControlDrive {
+    pub fn drive(&mut self, scratch: &mut [u8], ctx: &mut ControlCtx<'_>) -> ControlDrive {
         match socket::drive(self, scratch, READ_BUDGET, ctx) {
             socket::Drive::Idle => ControlDrive::Idle,
             socket::Drive::OverBudget => ControlDrive::OverBudget,
@@ -117,55 +104,51 @@ impl ControlConn {
         }
     }
 
-    /// Decodes and applies every complete frame buffered so far.
-    fn handle_frames(&mut self, ctx: &mut ControlContext<'_>) {
-        // Taken out so a command can borrow its payload while replies go to `self.out`.
+    /// The reply that was promised under `ticket` is known: it takes its place in order.
+    pub fn resolve(&mut self, ticket: Ticket, reply: &Reply) {
+        self.socket.out_mut().resolve(ticket, reply);
+    }
+
+    /// Decodes and executes every complete frame buffered so far.
+    fn handle_frames(&mut self, ctx: &mut ControlCtx<'_>) {
+        // Taken out so a command can borrow its payload while replies are queued.
         let inbuf = std::mem::take(&mut self.inbuf);
+        let max_frame = ctx.settings.max_control_frame;
         let mut consumed = 0;
         while matches!(self.phase, ControlPhase::Open { .. }) {
             let rest = inbuf.get(consumed..).unwrap_or(&[]);
             if rest.is_empty() {
                 break;
             }
-            let decoded =
-                codec::decode(rest, ctx.settings.max_control_frame).and_then(
-                    |decoded| match decoded {
-                        Decoded::Incomplete => Ok(None),
-                        Decoded::Done { item, len } => {
-                            command::parse(item).map(|cmd| Some((cmd, len)))
-                        }
-                    },
-                );
+            let decoded = codec::decode(rest, max_frame).and_then(|decoded| match decoded {
+                Decoded::Incomplete => Ok(None),
+                Decoded::Done { item, len } => command::parse(item).map(|cmd| Some((cmd, len))),
+            });
             match decoded {
                 Ok(None) => break,
                 Ok(Some((cmd, len))) => {
                     consumed += len;
-                    ctx.stats.control_frames += 1;
-                    // Anything but another broadcast may queue to a client or report
-                    // counters: the broadcasts before it go out first, in order.
-                    if !matches!(cmd, Command::Broadcast { .. }) {
-                        send_batch(ctx);
-                    }
-                    if let Err(error) = self.apply(cmd, ctx) {
-                        self.fail(&error, ctx);
+                    match ctx.commands.execute(cmd) {
+                        Ok(outcome) => self.take(outcome, ctx),
+                        Err(error) => self.fail(&error, ctx),
                     }
                 }
                 Err(error) => self.fail(&error, ctx),
             }
         }
-        send_batch(ctx);
+        ctx.commands.end_of_input();
         let mut inbuf = inbuf;
         inbuf.drain(..consumed.min(inbuf.len()));
-        if inbuf.is_empty() && inbuf.capacity() > 4096 {
+        if inbuf.is_empty() && inbuf.capacity() > KEEP_INPUT_BUFFER {
             inbuf = Vec::new();
         }
         // The decoder rejects a declared length over the limit, so a buffer never holds
         // more than one maximal frame plus its prefix; this is a second fence.
-        if inbuf.len() > ctx.settings.max_control_frame + MAX_PREFIX {
+        if inbuf.len() > max_frame + MAX_PREFIX {
             self.fail(
                 &ControlError::FrameTooLarge {
                     len: inbuf.len() as u64,
-                    max: ctx.settings.max_control_frame,
+                    max: max_frame,
                 },
                 ctx,
             );
@@ -174,108 +157,28 @@ impl ControlConn {
         self.inbuf = inbuf;
     }
 
-    fn fail(&mut self, error: &ControlError, ctx: &ControlContext<'_>) {
+    fn take(&mut self, outcome: Outcome, ctx: &ControlCtx<'_>) {
+        match outcome {
+            Outcome::Done => {}
+            Outcome::Reply(reply) => self.socket.out_mut().push(&reply),
+            Outcome::Later(ticket) => self.socket.out_mut().hold(ticket),
+            Outcome::Quit => self.close(ctx),
+        }
+    }
+
+    fn fail(&mut self, error: &ControlError, ctx: &ControlCtx<'_>) {
         log::warn!(
             "control protocol error peer={} reason=\"{error}\"",
             self.peer()
         );
-        self.reply(&Reply::Error);
+        self.socket.out_mut().push(&Reply::from_error(error));
+        self.close(ctx);
+    }
+
+    fn close(&mut self, ctx: &ControlCtx<'_>) {
         self.phase = ControlPhase::Closing {
             deadline: ctx.now + ctx.settings.close_timeout,
         };
-    }
-
-    fn reply(&mut self, reply: &Reply) {
-        self.socket.out_mut().push(reply);
-    }
-
-    fn apply(
-        &mut self,
-        cmd: Command<'_>,
-        ctx: &mut ControlContext<'_>,
-    ) -> Result<(), ControlError> {
-        let cmd_byte = cmd.command_byte();
-        match cmd {
-            Command::Broadcast { binary, message } => queue_broadcast(binary, message, ctx),
-            Command::Direct {
-                confirm,
-                binary,
-                token,
-                message,
-            } => {
-                let delivered = if message.is_empty() {
-                    // wson: an empty message only asks whether the client is online.
-                    ctx.hub.is_online(&token)
-                } else {
-                    let frame = shared_frame(true, data_opcode(binary), message);
-                    ctx.hub.direct(&token, &frame, ctx.settings, ctx.stats)
-                };
-                if confirm {
-                    self.reply(&if delivered {
-                        Reply::Ack(token)
-                    } else {
-                        Reply::Nack(token)
-                    });
-                }
-            }
-            Command::Lock { token } => {
-                // One lock per control connection: finish the message in progress first.
-                if ctx.hub.lock(&token, ctx.me) {
-                    self.reply(&Reply::Ack(token));
-                } else {
-                    self.reply(&Reply::Nack(token));
-                }
-            }
-            Command::Fragment {
-                position,
-                binary,
-                message,
-            } => {
-                let kind = if binary {
-                    MessageKind::Binary
-                } else {
-                    MessageKind::Text
-                };
-                let result = ctx.hub.fragment(
-                    ctx.me,
-                    Fragment {
-                        position,
-                        kind,
-                        payload: message,
-                    },
-                    ctx.settings,
-                    ctx.stats,
-                );
-                match result {
-                    FragmentResult::InvalidText { offset } => {
-                        return Err(ControlError::InvalidUtf8 {
-                            command: cmd_byte,
-                            offset,
-                        });
-                    }
-                    FragmentResult::Sent => self.reply(&Reply::FragmentAck),
-                    FragmentResult::Refused | FragmentResult::Overflow { .. } => {
-                        self.reply(&Reply::FragmentNack);
-                    }
-                }
-            }
-            Command::Domain => {
-                let domain = freest_domain(ctx);
-                self.reply(&Reply::Domain(domain));
-            }
-            Command::Ping => self.reply(&Reply::Pong),
-            Command::Pong => {}
-            Command::Quit => {
-                self.phase = ControlPhase::Closing {
-                    deadline: ctx.now + ctx.settings.close_timeout,
-                };
-            }
-            Command::Status => {
-                let status = status_json(ctx);
-                self.reply(&Reply::Status(status));
-            }
-        }
-        Ok(())
     }
 
     pub fn on_tick(&mut self, settings: &Settings, now: Instant) -> Result<(), ControlGone> {
@@ -284,7 +187,7 @@ impl ControlConn {
                 Keepalive::Heard { at } => {
                     if now.saturating_duration_since(at) >= settings.ping_interval {
                         *keepalive = Keepalive::PingSent { at: now };
-                        self.reply(&Reply::Ping);
+                        self.socket.out_mut().push_unsolicited(&Reply::Ping);
                     }
                 }
                 Keepalive::PingSent { at } => {
@@ -310,7 +213,7 @@ impl ControlConn {
 
 impl Connection for ControlConn {
     type Queue = ReplyQueue;
-    type Ctx<'c> = ControlContext<'c>;
+    type Ctx<'c> = ControlCtx<'c>;
     type Exit = ControlGone;
 
     fn socket(&self) -> &Socket<ReplyQueue> {
@@ -328,17 +231,13 @@ impl Connection for ControlConn {
         }
     }
 
-    fn after_write(
-        &mut self,
-        _written: usize,
-        _ctx: &mut ControlContext<'_>,
-    ) -> Option<ControlGone> {
+    fn after_write(&mut self, _written: usize, _ctx: &mut ControlCtx<'_>) -> Option<ControlGone> {
         let done =
-            matches!(self.phase, ControlPhase::Closing { .. }) && self.socket.out().is_empty();
+            matches!(self.phase, ControlPhase::Closing { .. }) && self.socket.out().is_drained();
         done.then_some(ControlGone::Finished)
     }
 
-    fn received(&mut self, bytes: &[u8], ctx: &mut ControlContext<'_>) -> Option<ControlGone> {
+    fn received(&mut self, bytes: &[u8], ctx: &mut ControlCtx<'_>) -> Option<ControlGone> {
         if let ControlPhase::Open { keepalive } = &mut self.phase {
             *keepalive = Keepalive::Heard { at: ctx.now };
         }
@@ -353,80 +252,4 @@ impl Connection for ControlConn {
             Lost::Io(error) => ControlGone::Io(error),
         }
     }
-}
-
-/// Adds a broadcast to the batch, sending the batch first when it is full. A message too
-/// large for an empty batch goes out on its own, without the extra copy.
-fn queue_broadcast(binary: bool, message: &[u8], ctx: &mut ControlContext<'_>) {
-    if !ctx.batch.has_room_for(message.len()) {
-        send_batch(ctx);
-        if !ctx.batch.has_room_for(message.len()) {
-            let frame = shared_frame(true, data_opcode(binary), message);
-            ctx.hub.broadcast(&frame, 1, ctx.settings, ctx.stats);
-            return;
-        }
-    }
-    ctx.batch.push(data_opcode(binary), message);
-}
-
-fn send_batch(ctx: &mut ControlContext<'_>) {
-    if let Some((chunk, messages)) = ctx.batch.take() {
-        ctx.hub.broadcast(&chunk, messages, ctx.settings, ctx.stats);
-    }
-}
-
-fn data_opcode(binary: bool) -> OpCode {
-    if binary { OpCode::Binary } else { OpCode::Text }
-}
-
-/// The domain (or, without `domains`, the address) of the listener with the fewest live
-/// connections; the first such listener on a tie, as wson did.
-fn freest_domain(ctx: &ControlContext<'_>) -> String {
-    let loads = ctx.hub.per_listener();
-    let freest = loads
-        .iter()
-        .enumerate()
-        .min_by_key(|(index, load)| (**load, *index))
-        .map_or(0, |(index, _)| index);
-    ctx.settings
-        .domains
-        .get(freest)
-        .or_else(|| ctx.listener_names.get(freest))
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn status_json(ctx: &ControlContext<'_>) -> String {
-    let listeners: Vec<serde_json::Value> = ctx
-        .listener_names
-        .iter()
-        .zip(ctx.hub.per_listener())
-        .enumerate()
-        .map(|(index, (name, connections))| {
-            serde_json::json!({
-                "endpoint": name,
-                "domain": ctx.settings.domains.get(index),
-                "connections": connections,
-            })
-        })
-        .collect();
-    let stats = &ctx.stats;
-    serde_json::json!({
-        "pid": std::process::id(),
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_secs": ctx.now.saturating_duration_since(ctx.started).as_secs(),
-        "connections": ctx.hub.len(),
-        "listeners": listeners,
-        "control_connections": ctx.control_connections,
-        "messages_in": stats.messages_in,
-        "messages_out": stats.messages_out,
-        "bytes_in": stats.bytes_in,
-        "bytes_out": stats.bytes_out,
-        "control_frames": stats.control_frames,
-        "connections_accepted": stats.connections_accepted,
-        "handshakes_refused": stats.handshakes_refused,
-        "protocol_errors": stats.protocol_errors,
-        "slow_consumers_dropped": stats.slow_consumers_dropped,
-    })
-    .to_string()
 }

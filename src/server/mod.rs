@@ -7,6 +7,7 @@
 //! each, and on ticks runs the timers (handshake, keepalive, expiry, close deadlines).
 //! Only this module touches mio; tokens do not leak below it.
 
+pub mod commands;
 pub mod conn;
 pub mod control_conn;
 pub mod hub;
@@ -27,7 +28,8 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 
 use crate::config::Config;
-use crate::server::control_conn::{ControlConn, ControlContext, ControlDrive, ControlGone};
+use crate::server::commands::Backend;
+use crate::server::control_conn::{ControlConn, ControlCtx, ControlDrive, ControlGone};
 use crate::server::hub::{Hub, Step};
 use crate::server::listener::{BindError, Listener};
 use crate::server::outbound::BroadcastBatch;
@@ -352,7 +354,7 @@ impl Server {
         let Some(control) = self.controls.get_mut(key) else {
             return;
         };
-        let mut ctx = ControlContext {
+        let mut backend = Backend {
             me: key,
             hub: &mut self.hub,
             batch: &mut self.broadcast_batch,
@@ -362,6 +364,11 @@ impl Server {
             started: self.started,
             control_connections,
             now,
+        };
+        let mut ctx = ControlCtx {
+            settings: &self.settings,
+            now,
+            commands: &mut backend,
         };
         match control.drive(&mut self.scratch, &mut ctx) {
             ControlDrive::Idle => {}

@@ -1,0 +1,222 @@
+//! Executing control commands: one function over the hub that turns a parsed `Command`
+//! into an `Outcome` (a reply now, a reply later, none, or quit).
+//!
+//! Parsing stays in `control/`, the socket and the order of replies in `ControlConn`; a
+//! command's effect on clients goes through the hub, the one path to them. The HTTP API of
+//! a later issue executes the same commands.
+
+use std::time::Instant;
+
+use crate::control::codec::ControlError;
+use crate::control::command::{Command, Reply};
+use crate::server::hub::{Fragment, FragmentResult, Hub};
+use crate::server::outbound::{BroadcastBatch, shared_frame};
+use crate::server::settings::Settings;
+use crate::server::slab::Key;
+use crate::server::stats::Stats;
+use crate::ws::frame::OpCode;
+use crate::ws::message::MessageKind;
+
+/// What became of a command, for the connection that sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing goes back.
+    Done,
+    Reply(Reply),
+    /// The reply comes later, under this ticket; the replies of later commands wait
+    /// behind it, since the protocol has no request ids.
+    Later(Ticket),
+    /// Close the connection once the replies due are written (`q`, `Q`).
+    Quit,
+}
+
+/// Names a reply that comes later; unique for the server's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ticket(pub u64);
+
+/// What a control connection hands its commands to.
+pub trait Commands {
+    fn execute(&mut self, command: Command<'_>) -> Result<Outcome, ControlError>;
+    /// Everything read so far has been executed: what was batched goes out now.
+    fn end_of_input(&mut self);
+}
+
+/// Everything a command may read or change, borrowed for one connection's turn.
+pub struct Backend<'a> {
+    /// The connection the commands come from (it owns the locks it takes).
+    pub me: Key,
+    pub hub: &'a mut Hub,
+    /// Broadcasts decoded from one read, queued to the clients together; always empty
+    /// between turns, so every control connection can use the same one.
+    pub batch: &'a mut BroadcastBatch,
+    pub settings: &'a Settings,
+    pub stats: &'a mut Stats,
+    /// The text `m` and status report for each listener (bound address).
+    pub listener_names: &'a [String],
+    pub started: Instant,
+    pub control_connections: usize,
+    pub now: Instant,
+}
+
+impl Commands for Backend<'_> {
+    fn execute(&mut self, command: Command<'_>) -> Result<Outcome, ControlError> {
+        self.stats.control_frames += 1;
+        // Anything but another broadcast may queue to a client or report counters: the
+        // broadcasts before it go out first, in order.
+        if !matches!(command, Command::Broadcast { .. }) {
+            self.send_batch();
+        }
+        execute(command, self)
+    }
+
+    fn end_of_input(&mut self) {
+        self.send_batch();
+    }
+}
+
+impl Backend<'_> {
+    /// Adds a broadcast to the batch, sending the batch first when it is full. A message
+    /// too large for an empty batch goes out on its own, without the extra copy.
+    fn queue_broadcast(&mut self, binary: bool, message: &[u8]) {
+        if !self.batch.has_room_for(message.len()) {
+            self.send_batch();
+            if !self.batch.has_room_for(message.len()) {
+                let frame = shared_frame(true, data_opcode(binary), message);
+                self.hub.broadcast(&frame, 1, self.settings, self.stats);
+                return;
+            }
+        }
+        self.batch.push(data_opcode(binary), message);
+    }
+
+    fn send_batch(&mut self) {
+        if let Some((chunk, messages)) = self.batch.take() {
+            self.hub
+                .broadcast(&chunk, messages, self.settings, self.stats);
+        }
+    }
+}
+
+/// Carries out one command.
+pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, ControlError> {
+    let command_byte = command.command_byte();
+    Ok(match command {
+        Command::Broadcast { binary, message } => {
+            ctx.queue_broadcast(binary, message);
+            Outcome::Done
+        }
+        Command::Direct {
+            confirm,
+            binary,
+            token,
+            message,
+        } => {
+            let delivered = if message.is_empty() {
+                // ws(s)on: an empty message only asks whether the client is online.
+                ctx.hub.is_online(&token)
+            } else {
+                let frame = shared_frame(true, data_opcode(binary), message);
+                ctx.hub.direct(&token, &frame, ctx.settings, ctx.stats)
+            };
+            match (confirm, delivered) {
+                (false, _) => Outcome::Done,
+                (true, true) => Outcome::Reply(Reply::Ack(token)),
+                (true, false) => Outcome::Reply(Reply::Nack(token)),
+            }
+        }
+        // One lock per control connection: finish the message in progress first.
+        Command::Lock { token } => match ctx.hub.lock(&token, ctx.me) {
+            true => Outcome::Reply(Reply::Ack(token)),
+            false => Outcome::Reply(Reply::Nack(token)),
+        },
+        Command::Fragment {
+            position,
+            binary,
+            message,
+        } => {
+            let kind = if binary {
+                MessageKind::Binary
+            } else {
+                MessageKind::Text
+            };
+            let fragment = Fragment {
+                position,
+                kind,
+                payload: message,
+            };
+            match ctx.hub.fragment(ctx.me, fragment, ctx.settings, ctx.stats) {
+                FragmentResult::InvalidText { offset } => {
+                    return Err(ControlError::InvalidUtf8 {
+                        command: command_byte,
+                        offset,
+                    });
+                }
+                FragmentResult::Sent => Outcome::Reply(Reply::FragmentAck),
+                FragmentResult::Refused | FragmentResult::Overflow { .. } => {
+                    Outcome::Reply(Reply::FragmentNack)
+                }
+            }
+        }
+        Command::Domain => Outcome::Reply(Reply::Domain(freest_domain(ctx))),
+        Command::Ping => Outcome::Reply(Reply::Pong),
+        Command::Pong => Outcome::Done,
+        Command::Quit => Outcome::Quit,
+        Command::Status => Outcome::Reply(Reply::Status(status_json(ctx))),
+    })
+}
+
+fn data_opcode(binary: bool) -> OpCode {
+    if binary { OpCode::Binary } else { OpCode::Text }
+}
+
+/// The domain (or, without `domains`, the address) of the listener with the fewest live
+/// connections; the first such listener on a tie, as ws(s)on did.
+fn freest_domain(ctx: &Backend<'_>) -> String {
+    let loads = ctx.hub.per_listener();
+    let freest = loads
+        .iter()
+        .enumerate()
+        .min_by_key(|(index, load)| (**load, *index))
+        .map_or(0, |(index, _)| index);
+    ctx.settings
+        .domains
+        .get(freest)
+        .or_else(|| ctx.listener_names.get(freest))
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn status_json(ctx: &Backend<'_>) -> String {
+    let listeners: Vec<serde_json::Value> = ctx
+        .listener_names
+        .iter()
+        .zip(ctx.hub.per_listener())
+        .enumerate()
+        .map(|(index, (name, connections))| {
+            serde_json::json!({
+                "endpoint": name,
+                "domain": ctx.settings.domains.get(index),
+                "connections": connections,
+            })
+        })
+        .collect();
+    let stats = &ctx.stats;
+    serde_json::json!({
+        "pid": std::process::id(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_secs": ctx.now.saturating_duration_since(ctx.started).as_secs(),
+        "connections": ctx.hub.len(),
+        "listeners": listeners,
+        "control_connections": ctx.control_connections,
+        "messages_in": stats.messages_in,
+        "messages_out": stats.messages_out,
+        "bytes_in": stats.bytes_in,
+        "bytes_out": stats.bytes_out,
+        "control_frames": stats.control_frames,
+        "connections_accepted": stats.connections_accepted,
+        "handshakes_refused": stats.handshakes_refused,
+        "protocol_errors": stats.protocol_errors,
+        "slow_consumers_dropped": stats.slow_consumers_dropped,
+    })
+    .to_string()
+}
