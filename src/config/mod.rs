@@ -1022,7 +1022,7 @@ fn hex(bytes: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    const SHIPPED: &str = include_str!("../conf/wson.toml");
+    const SHIPPED: &str = include_str!("../../conf/wson.toml");
     const FILE: &str = "conf/wson.toml";
     const SECRET: &str = "0123456789abcdef-not-so-secret";
 
