@@ -91,8 +91,6 @@ impl Section {
     }
 
     /// The `[name]` table inside this one: empty when absent, unreadable when not a table.
-    // Unused until keys.rs declares a table.
-    #[allow(dead_code)]
     pub(super) fn table(&mut self, checker: &mut Checker, name: &str) -> Section {
         match self.take(name) {
             None => Section::new(Table::new()),
@@ -165,8 +163,6 @@ pub(super) fn report_unknown_keys(
             format!("unknown key (did you mean {known}?)")
         } else if let Some(known) = table_names().find(|name| *name == normalized) {
             format!("unknown table (did you mean {known}?)")
-        } else if is_table && tables.is_empty() {
-            "unknown key (the config has only top-level keys, no [sections])".to_owned()
         } else if is_table {
             let known: Vec<&str> = table_names().collect();
             format!("unknown table (known: {})", known.join(", "))
@@ -463,4 +459,99 @@ macro_rules! config_apply_on {
     (restart) => {
         ApplyOn::Restart
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::parse;
+    use crate::config::testing::*;
+
+    fn error(key: &str, message: &str) -> (Option<String>, String) {
+        (Some(key.to_owned()), message.to_owned())
+    }
+
+    #[test]
+    fn unknown_keys_in_a_table_are_named_with_the_table() {
+        // Reported table by table, in the order the tables are declared.
+        assert_eq!(
+            errors(
+                &[
+                    ("users.foo", "1"),
+                    ("topics.max-topics", "5"),
+                    ("events.max_connections", "5"),
+                    ("events.\"a\\nb\"", "5"),
+                ],
+                &[],
+            ),
+            [
+                error("users.foo", "unknown key"),
+                error(
+                    "topics.max-topics",
+                    "unknown key (did you mean max_topics?)"
+                ),
+                error("events.a\\nb", "unknown key"),
+                error(
+                    "events.max_connections",
+                    "unknown key (max_connections is a top-level key: move it above the first \
+                     [table])"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_tables_list_the_known_ones() {
+        assert_eq!(
+            errors(&[("foo.bar", "1"), ("Topics.max_topics", "5")], &[]),
+            [
+                error("Topics", "unknown table (did you mean topics?)"),
+                error(
+                    "foo",
+                    "unknown table (known: users, topics, events, authorizer)"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_table_key_at_the_top_level_names_its_table() {
+        assert_error(
+            &[("token_reuse", r#""share""#)],
+            "token_reuse",
+            "unknown key (it belongs in the [users] table)",
+        );
+    }
+
+    #[test]
+    fn a_table_that_is_not_a_table_is_one_error() {
+        assert_error(
+            &[("topics", "5")],
+            "topics",
+            "expected a table, found integer",
+        );
+        assert_error(&[("users", "[]")], "users", "expected a table, found array");
+    }
+
+    #[test]
+    fn errors_inside_a_table_are_each_reported_with_the_table() {
+        let text = format!(
+            "{}[authorizer]\ntimeout = 0\nfallback_status = 200\nmax_pending = \"many\"\n",
+            text(&[], &[])
+        );
+        let errors: Vec<String> = parse(&text, Path::new(FILE))
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                "conf/wson.toml: authorizer.timeout: must be at least 1 (whole seconds)",
+                "conf/wson.toml: authorizer.fallback_status: must be at least 400",
+                "conf/wson.toml: authorizer.max_pending: expected an integer, found string",
+            ]
+        );
+    }
 }

@@ -15,10 +15,19 @@ use toml::Table;
 
 use super::declare::{ApplyOn, FromDefault, KeySpec, Presence, Section, TableSpec};
 use super::secret::{self, Secret};
-use super::values::{self, Checker, ClientMessages, Endpoint, Origins};
+use super::values::{
+    self, AuthMode, AuthorizerFallback, Checker, ClientMessages, Endpoint, LogFormat, Origins,
+    TokenReuse,
+};
 use super::{MAX_FRAME_HEADER_LEN, MIN_HANDSHAKE_SIZE};
 use crate::auth::Digest;
 use crate::token::TOKEN_LEN;
+
+/// The smallest `[events] max_queue`: below it a listener would be dropped for a few events.
+pub const MIN_EVENT_QUEUE: usize = 65_536;
+/// Room for a `message` event's fields besides the client's message (token, user, lengths):
+/// `[events] max_queue` is at least `max_message_size` plus this.
+pub const MAX_EVENT_FIELDS_LEN: usize = 1024;
 
 config_keys! {
     /// A validated configuration: every value is in range and every path is resolved.
@@ -41,6 +50,8 @@ config_keys! {
             default(TOKEN_LIFETIME = Duration::from_secs(86_400)), reload;
         /// How the backend computes the `digest` cookie.
         digest: Digest = values::choice, default(DIGEST = Digest::Md5), reload;
+        /// Who admits an upgrade: the cookies, the authorizer, or both.
+        auth: AuthMode = values::choice, default(AUTH = AuthMode::Cookie), reload;
         /// Time between pings to each client.
         ping_interval: Duration = values::seconds,
             default(PING_INTERVAL = Duration::from_secs(15)), reload;
@@ -65,16 +76,30 @@ config_keys! {
         /// Most clients connected at once.
         max_connections: usize = values::size(1),
             default(MAX_CONNECTIONS = 10_000), reload;
+        /// Most refused or failed sockets kept while their peer closes; they do not count
+        /// toward `max_connections`.
+        max_lingering: usize = values::size(1), default(MAX_LINGERING = 256), reload;
         /// Largest control frame payload in bytes: a token plus at least one byte.
         max_control_frame: usize = values::size(TOKEN_LEN + 1),
             default(MAX_CONTROL_FRAME = 1_048_576), reload;
         /// Most backend connections to the control socket at once.
         max_control_connections: usize = values::size(1),
             default(MAX_CONTROL_CONNECTIONS = 128), reload;
+        /// Most items in one page of a control list reply.
+        max_list_page: usize = values::size(1), default(MAX_LIST_PAGE = 1000), reload;
         /// Mode of each unix:// server socket file.
         socket_mode: u32 = values::mode, default(SOCKET_MODE = 0o666), restart;
         /// Mode of a unix:// control socket file.
         control_socket_mode: u32 = values::mode, default(CONTROL_SOCKET_MODE = 0o600), restart;
+        /// Group owning the unix:// server socket files; `None`: the server's group.
+        socket_group: Option<String> = values::some(values::group_name),
+            default(SOCKET_GROUP = None), restart;
+        /// Group owning a unix:// control socket file; `None`: the server's group.
+        control_socket_group: Option<String> = values::some(values::group_name),
+            default(CONTROL_SOCKET_GROUP = None), restart;
+        /// Accept queue length of every listener; `None`: the kernel's `somaxconn`.
+        listen_backlog: Option<u32> = values::some(values::range(1, 65_535)),
+            default(LISTEN_BACKLOG = None), restart;
         /// What the server does with a complete message a client sends.
         client_messages: ClientMessages = values::choice,
             default(CLIENT_MESSAGES = ClientMessages::Ignore), reload;
@@ -82,6 +107,48 @@ config_keys! {
         log_file: PathBuf = values::path, default(LOG_FILE: &str = "wson.log"), restart;
         /// How much to log.
         log_level: LevelFilter = values::choice, default(LOG_LEVEL = LevelFilter::Info), reload;
+        /// How log lines are written.
+        log_format: LogFormat = values::choice, default(LOG_FORMAT = LogFormat::Logfmt), restart;
+    }
+
+    /// Users: the `user` cookie, or the name the authorizer gives.
+    [users] Users {
+        /// What a connection presenting an already connected token gets.
+        token_reuse: TokenReuse = values::choice,
+            default(TOKEN_REUSE = TokenReuse::Refuse), reload;
+    }
+
+    /// Topics the backend subscribes tokens and users to.
+    [topics] Topics {
+        /// Most topics one connection is subscribed to.
+        max_per_connection: usize = values::size(1), default(MAX_PER_CONNECTION = 64), reload;
+        /// Longest topic name in bytes.
+        max_name_length: usize = values::range(1, 255), default(MAX_NAME_LENGTH = 255), reload;
+        /// Most topics at once.
+        max_topics: usize = values::size(1), default(MAX_TOPICS = 100_000), reload;
+        /// Most user-level subscriptions, all users together.
+        max_user_subscriptions: usize = values::size(1),
+            default(MAX_USER_SUBSCRIPTIONS = 100_000), reload;
+    }
+
+    /// Events: what control connections listening to events hear.
+    [events] Events {
+        /// Bytes queued to one event listener before it is dropped.
+        max_queue: usize = values::size(MIN_EVENT_QUEUE),
+            default(MAX_QUEUE = 16_777_216), reload;
+    }
+
+    /// The connect authorizer: a control connection deciding on each upgrade.
+    [authorizer] Authorizer {
+        /// How long an upgrade waits for the authorizer's answer.
+        timeout: Duration = values::seconds, default(TIMEOUT = Duration::from_secs(5)), reload;
+        /// What an upgrade gets on timeout or with no authorizer connected.
+        fallback: AuthorizerFallback = values::choice,
+            default(FALLBACK = AuthorizerFallback::Deny), reload;
+        /// HTTP status of a fallback deny.
+        fallback_status: u16 = values::range(400, 599), default(FALLBACK_STATUS = 503), reload;
+        /// Most upgrades waiting for an answer at once.
+        max_pending: usize = values::size(1), default(MAX_PENDING = 1000), reload;
     }
 }
 
@@ -133,6 +200,30 @@ pub(super) fn check_across_keys(checker: &mut Checker, config: &parsed::Config) 
                 ),
             );
         }
+    }
+    if let (Some(max_queue), Some(message_size)) =
+        (config.events.max_queue, config.max_message_size)
+    {
+        let needed = message_size.checked_add(MAX_EVENT_FIELDS_LEN);
+        if needed.is_none_or(|needed| max_queue < needed) {
+            checker.error(
+                "events.max_queue",
+                format!(
+                    "must be at least max_message_size + {MAX_EVENT_FIELDS_LEN} = {}, \
+                     so an event carrying one client message fits",
+                    message_size.saturating_add(MAX_EVENT_FIELDS_LEN)
+                ),
+            );
+        }
+    }
+    if let (Some(AuthorizerFallback::Allow), Some(AuthMode::Authorizer)) =
+        (config.authorizer.fallback, config.auth)
+    {
+        checker.error(
+            "authorizer.fallback",
+            "\"allow\" needs a user: with auth = \"authorizer\" only the authorizer names \
+             one; use auth = \"cookie+authorizer\" or fallback = \"deny\"",
+        );
     }
 }
 
@@ -278,7 +369,7 @@ mod tests {
     }
 
     #[test]
-    fn restart_only_keys_are_the_listeners_and_files() {
+    fn restart_only_keys_are_the_listeners_files_and_log_format() {
         let restart: Vec<&str> = KEYS
             .iter()
             .filter(|spec| spec.apply_on == ApplyOn::Restart)
@@ -292,7 +383,11 @@ mod tests {
                 "pid",
                 "socket_mode",
                 "control_socket_mode",
+                "socket_group",
+                "control_socket_group",
+                "listen_backlog",
                 "log_file",
+                "log_format",
             ]
         );
     }
@@ -306,14 +401,15 @@ mod tests {
                 "servers",
                 r#"["tcp://127.0.0.1:8099", "unix://other.sock"]"#,
             ),
-            ("socket_mode", "0o660"),
-            ("log_file", r#""other.log""#),
+            ("socket_group", r#""www-data""#),
+            ("log_format", r#""json""#),
             // Reloadable: not listed.
             ("max_connections", "5"),
+            ("topics.max_topics", "5"),
         ]);
         assert_eq!(
             running.restart_needed(&fresh),
-            ["servers", "socket_mode", "log_file"]
+            ["servers", "socket_group", "log_format"]
         );
         let changed: Vec<&str> = running
             .changed_keys(&fresh)
@@ -322,8 +418,139 @@ mod tests {
             .collect();
         assert_eq!(
             changed,
-            ["servers", "max_connections", "socket_mode", "log_file"]
+            [
+                "servers",
+                "max_connections",
+                "socket_group",
+                "log_format",
+                "topics.max_topics"
+            ]
         );
+    }
+
+    #[test]
+    fn events_queue_must_hold_one_client_message() {
+        assert_error(
+            &[
+                ("max_message_size", "100000"),
+                ("events.max_queue", "101023"),
+            ],
+            "events.max_queue",
+            "must be at least max_message_size + 1024 = 101024",
+        );
+        config_with(&[
+            ("max_message_size", "100000"),
+            ("events.max_queue", "101024"),
+        ]);
+        // The default queue is smaller than a raised message size limit.
+        assert_error(
+            &[("max_message_size", "16777216")],
+            "events.max_queue",
+            "16778240",
+        );
+        assert_error(
+            &[("events.max_queue", "65535")],
+            "events.max_queue",
+            "at least 65536",
+        );
+    }
+
+    #[test]
+    fn fallback_allow_needs_cookies_to_name_the_user() {
+        assert_error(
+            &[
+                ("auth", r#""authorizer""#),
+                ("authorizer.fallback", r#""allow""#),
+            ],
+            "authorizer.fallback",
+            "with auth = \"authorizer\" only the authorizer names one",
+        );
+        for auth in [r#""cookie""#, r#""cookie+authorizer""#] {
+            config_with(&[("auth", auth), ("authorizer.fallback", r#""allow""#)]);
+        }
+        config_with(&[
+            ("auth", r#""authorizer""#),
+            ("authorizer.fallback", r#""deny""#),
+        ]);
+    }
+
+    #[test]
+    fn new_keys_have_their_bounds() {
+        for (key, value, message) in [
+            ("listen_backlog", "0", "must be at least 1"),
+            ("listen_backlog", "65536", "must be at most 65535"),
+            ("listen_backlog", "-1", "must be at least 1"),
+            ("max_lingering", "0", "must be at least 1"),
+            ("max_list_page", "0", "must be at least 1"),
+            ("topics.max_per_connection", "0", "must be at least 1"),
+            ("topics.max_name_length", "0", "must be at least 1"),
+            ("topics.max_name_length", "256", "must be at most 255"),
+            ("topics.max_topics", "0", "must be at least 1"),
+            ("topics.max_user_subscriptions", "0", "must be at least 1"),
+            ("authorizer.timeout", "0", "must be at least 1"),
+            ("authorizer.timeout", "31536001", "at most 31536000"),
+            ("authorizer.fallback_status", "399", "must be at least 400"),
+            ("authorizer.fallback_status", "600", "must be at most 599"),
+            (
+                "authorizer.fallback_status",
+                "99999999999",
+                "must be at most 599",
+            ),
+            ("authorizer.max_pending", "0", "must be at least 1"),
+            ("socket_group", r#""""#, "is not a group name"),
+            (
+                "control_socket_group",
+                "5",
+                "expected a string, found integer",
+            ),
+            (
+                "log_format",
+                r#""text""#,
+                r#""text" is not one of "logfmt", "json""#,
+            ),
+            (
+                "auth",
+                r#""cookies""#,
+                r#"is not one of "cookie", "authorizer", "cookie+authorizer""#,
+            ),
+            (
+                "users.token_reuse",
+                r#""steal""#,
+                r#"is not one of "refuse", "replace", "share""#,
+            ),
+            (
+                "authorizer.fallback",
+                r#""maybe""#,
+                r#"is not one of "deny", "allow""#,
+            ),
+        ] {
+            assert_error(&[(key, value)], key, message);
+        }
+        let config = config_with(&[
+            ("listen_backlog", "1"),
+            ("topics.max_name_length", "255"),
+            ("authorizer.timeout", "1"),
+            ("authorizer.fallback_status", "400"),
+        ]);
+        assert_eq!(config.listen_backlog, Some(1));
+        assert_eq!(config.topics.max_name_length, 255);
+        assert_eq!(config.authorizer.timeout, Duration::from_secs(1));
+        assert_eq!(config.authorizer.fallback_status, 400);
+    }
+
+    #[test]
+    fn tables_take_their_keys_under_a_header() {
+        let text = format!(
+            "{}\n[users]\ntoken_reuse = \"replace\"\n\n[topics]\nmax_topics = 7\n",
+            text(&[("client_messages", r#""forward""#)], &[])
+        );
+        let config = parse(&text, Path::new(FILE)).unwrap();
+        assert_eq!(config.users.token_reuse, TokenReuse::Replace);
+        assert_eq!(config.topics.max_topics, 7);
+        assert_eq!(config.client_messages, ClientMessages::Forward);
+        // Untouched tables keep their defaults.
+        assert_eq!(config.events.max_queue, defaults::events::MAX_QUEUE);
+        assert_eq!(config.authorizer.fallback, defaults::authorizer::FALLBACK);
     }
 
     #[test]

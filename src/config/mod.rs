@@ -1,6 +1,7 @@
 //! The configuration file: TOML turned into a validated [`Config`].
 //!
-//! Flat top-level keys (`max_connections = 10000`). Each key is declared once in `keys.rs` (name,
+//! Top-level keys (`max_connections = 10000`) come first; newer features have `[tables]`
+//! (`[topics] max_topics = 100000`). Each key is declared once in `keys.rs` (name, table,
 //! type and bounds, default, doc, and whether a change applies on reload or needs a
 //! restart); `declare.rs` derives from that the `Config` fields, the parsing, the defaults,
 //! the unknown-key reports and the reload classification. `conf/wson.toml` documents the same
@@ -28,9 +29,15 @@ mod testing;
 mod values;
 
 pub use declare::{ApplyOn, KeySpec, Presence, TableSpec};
-pub use keys::{Config, KEYS, TABLES, defaults};
+pub use keys::{
+    Authorizer, Config, Events, KEYS, MAX_EVENT_FIELDS_LEN, MIN_EVENT_QUEUE, TABLES, Topics, Users,
+    defaults,
+};
 pub use secret::{MAX_SECRET_FILE_LEN, MIN_SECRET_LEN, ResolvedSecret, Secret, resolve_secret};
-pub use values::{Choice, ClientMessages, Endpoint, Origins};
+pub use values::{
+    AuthMode, AuthorizerFallback, Choice, ClientMessages, Endpoint, LogFormat, MAX_GROUP_NAME_LEN,
+    Origins, TokenReuse,
+};
 
 /// Below this a browser's ordinary request headers (cookies, user agent) would not fit.
 pub const MIN_HANDSHAKE_SIZE: usize = 1024;
@@ -47,7 +54,8 @@ pub const MAX_FRAME_HEADER_LEN: usize = 14;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     pub file: PathBuf,
-    /// The key, with `[index]` for a list item (`servers[1]`).
+    /// The key, with `[index]` for a list item (`servers[1]`) and `table.` for a key in a
+    /// table (`topics.max_topics`).
     pub key: Option<String>,
     pub message: String,
 }
@@ -76,7 +84,7 @@ pub fn load(file: &Path) -> Result<Config, Vec<ConfigError>> {
 }
 
 /// Parses `text` as the config at `file` (relative paths resolve against `file`'s folder).
-/// Reports every problem: unknown keys, wrong types, bad values, missing keys,
+/// Reports every problem: unknown keys and tables, wrong types, bad values, missing keys,
 /// cross-key rules.
 pub fn parse(text: &str, file: &Path) -> Result<Config, Vec<ConfigError>> {
     let mut table = match text.parse::<Table>() {
@@ -169,6 +177,38 @@ mod tests {
         assert_eq!(config.client_messages, defaults::CLIENT_MESSAGES);
         assert_eq!(config.log_file, conf.join(defaults::LOG_FILE));
         assert_eq!(config.log_level, defaults::LOG_LEVEL);
+        assert_eq!(config.log_format, defaults::LOG_FORMAT);
+        assert_eq!(config.auth, defaults::AUTH);
+        assert_eq!(config.max_lingering, defaults::MAX_LINGERING);
+        assert_eq!(config.max_list_page, defaults::MAX_LIST_PAGE);
+        assert_eq!(config.listen_backlog, defaults::LISTEN_BACKLOG);
+        assert_eq!(config.socket_group, defaults::SOCKET_GROUP);
+        assert_eq!(config.control_socket_group, defaults::CONTROL_SOCKET_GROUP);
+        assert_eq!(config.users.token_reuse, defaults::users::TOKEN_REUSE);
+        assert_eq!(
+            config.topics.max_per_connection,
+            defaults::topics::MAX_PER_CONNECTION
+        );
+        assert_eq!(
+            config.topics.max_name_length,
+            defaults::topics::MAX_NAME_LENGTH
+        );
+        assert_eq!(config.topics.max_topics, defaults::topics::MAX_TOPICS);
+        assert_eq!(
+            config.topics.max_user_subscriptions,
+            defaults::topics::MAX_USER_SUBSCRIPTIONS
+        );
+        assert_eq!(config.events.max_queue, defaults::events::MAX_QUEUE);
+        assert_eq!(config.authorizer.timeout, defaults::authorizer::TIMEOUT);
+        assert_eq!(config.authorizer.fallback, defaults::authorizer::FALLBACK);
+        assert_eq!(
+            config.authorizer.fallback_status,
+            defaults::authorizer::FALLBACK_STATUS
+        );
+        assert_eq!(
+            config.authorizer.max_pending,
+            defaults::authorizer::MAX_PENDING
+        );
     }
 
     #[test]
@@ -216,6 +256,23 @@ mod tests {
             ("client_messages", r#""echo""#),
             ("log_file", r#""/var/log/wson.log""#),
             ("log_level", r#""off""#),
+            ("log_format", r#""json""#),
+            ("auth", r#""cookie+authorizer""#),
+            ("max_lingering", "1"),
+            ("max_list_page", "1"),
+            ("listen_backlog", "65535"),
+            ("socket_group", r#""www-data""#),
+            ("control_socket_group", r#""machine$""#),
+            ("users.token_reuse", r#""share""#),
+            ("topics.max_per_connection", "1"),
+            ("topics.max_name_length", "1"),
+            ("topics.max_topics", "1"),
+            ("topics.max_user_subscriptions", "1"),
+            ("events.max_queue", "65536"),
+            ("authorizer.timeout", "31536000"),
+            ("authorizer.fallback", r#""allow""#),
+            ("authorizer.fallback_status", "599"),
+            ("authorizer.max_pending", "1"),
         ]);
         assert_eq!(
             config,
@@ -248,6 +305,29 @@ mod tests {
                 client_messages: ClientMessages::Echo,
                 log_file: PathBuf::from("/var/log/wson.log"),
                 log_level: LevelFilter::Off,
+                log_format: LogFormat::Json,
+                auth: AuthMode::CookieAndAuthorizer,
+                max_lingering: 1,
+                max_list_page: 1,
+                listen_backlog: Some(65_535),
+                socket_group: Some("www-data".to_owned()),
+                control_socket_group: Some("machine$".to_owned()),
+                users: Users {
+                    token_reuse: TokenReuse::Share,
+                },
+                topics: Topics {
+                    max_per_connection: 1,
+                    max_name_length: 1,
+                    max_topics: 1,
+                    max_user_subscriptions: 1,
+                },
+                events: Events { max_queue: 65_536 },
+                authorizer: Authorizer {
+                    timeout: Duration::from_secs(MAX_SECONDS),
+                    fallback: AuthorizerFallback::Allow,
+                    fallback_status: 599,
+                    max_pending: 1,
+                },
             }
         );
     }
@@ -364,7 +444,7 @@ mod tests {
                 ),
                 (
                     Some("server".to_owned()),
-                    "unknown key (the config has only top-level keys, no [sections])".to_owned()
+                    "unknown table (known: users, topics, events, authorizer)".to_owned()
                 ),
             ]
         );

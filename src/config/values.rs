@@ -23,6 +23,10 @@ pub(super) const MAX_UNIX_PATH_LEN: usize = 107;
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub(super) const MAX_UNIX_PATH_LEN: usize = 103;
 
+/// The longest group name `socket_group` and `control_socket_group` accept (the shadow
+/// utilities' default limit).
+pub const MAX_GROUP_NAME_LEN: usize = 32;
+
 /// Collects the problems found while a file is read; every parser records into it.
 pub(super) struct Checker {
     file: PathBuf,
@@ -134,13 +138,84 @@ pub enum ClientMessages {
     Ignore,
     /// Send it back to the same client (the conformance tests need a peer that answers).
     Echo,
+    /// Hand it to the event listeners as a `message` event.
+    Forward,
 }
 
 impl Choice for ClientMessages {
     const CHOICES: &'static [(&'static str, Self)] = &[
         ("ignore", ClientMessages::Ignore),
         ("echo", ClientMessages::Echo),
+        ("forward", ClientMessages::Forward),
     ];
+}
+
+/// What happens when a second connection presents a token that is already connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenReuse {
+    /// The newcomer gets HTTP 429, as in ws(s)on.
+    Refuse,
+    /// The newcomer takes the token; the old connection is closed.
+    Replace,
+    /// Both keep it; a message to the token reaches every connection holding it.
+    Share,
+}
+
+impl Choice for TokenReuse {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("refuse", TokenReuse::Refuse),
+        ("replace", TokenReuse::Replace),
+        ("share", TokenReuse::Share),
+    ];
+}
+
+/// Who admits a WebSocket upgrade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// The signed token cookies alone.
+    Cookie,
+    /// The authorizer alone: no wson cookies needed, its answer names the user.
+    Authorizer,
+    /// Valid cookies first, then the authorizer's answer.
+    CookieAndAuthorizer,
+}
+
+impl Choice for AuthMode {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("cookie", AuthMode::Cookie),
+        ("authorizer", AuthMode::Authorizer),
+        ("cookie+authorizer", AuthMode::CookieAndAuthorizer),
+    ];
+}
+
+/// What an upgrade gets when the authorizer does not answer in time or none is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthorizerFallback {
+    /// Refused with `[authorizer] fallback_status`.
+    Deny,
+    /// Admitted as the user its cookies name.
+    Allow,
+}
+
+impl Choice for AuthorizerFallback {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("deny", AuthorizerFallback::Deny),
+        ("allow", AuthorizerFallback::Allow),
+    ];
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `time LEVEL message key=value`, values quoted and escaped when needed.
+    Logfmt,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Choice for LogFormat {
+    const CHOICES: &'static [(&'static str, Self)] =
+        &[("logfmt", LogFormat::Logfmt), ("json", LogFormat::Json)];
 }
 
 impl Choice for Digest {
@@ -246,6 +321,31 @@ pub(super) fn size(min: usize) -> impl Fn(&mut Checker, &str, Value) -> Option<u
     }
 }
 
+/// An integer from `min` to `max`, both included.
+pub(super) fn range<T>(min: T, max: T) -> impl Fn(&mut Checker, &str, Value) -> Option<T>
+where
+    T: TryFrom<i64> + PartialOrd + fmt::Display + Copy,
+{
+    move |checker: &mut Checker, key: &str, value: Value| {
+        let number = integer(checker, key, value)?;
+        match T::try_from(number) {
+            Ok(found) if found < min => checker.error(key, format!("must be at least {min}")),
+            Ok(found) if found > max => checker.error(key, format!("must be at most {max}")),
+            Ok(found) => return Some(found),
+            Err(_) if number < 0 => checker.error(key, format!("must be at least {min}")),
+            Err(_) => checker.error(key, format!("must be at most {max}")),
+        }
+        None
+    }
+}
+
+/// A key without a default: `Some` of what `parse` gives when the key is set.
+pub(super) fn some<T>(
+    parse: impl Fn(&mut Checker, &str, Value) -> Option<T>,
+) -> impl Fn(&mut Checker, &str, Value) -> Option<Option<T>> {
+    move |checker: &mut Checker, key: &str, value: Value| parse(checker, key, value).map(Some)
+}
+
 /// A Unix file mode from 0o000 to 0o777.
 pub(super) fn mode(checker: &mut Checker, key: &str, value: Value) -> Option<u32> {
     let number = integer(checker, key, value)?;
@@ -283,6 +383,32 @@ pub(super) fn choice<T: Choice>(checker: &mut Checker, key: &str, value: Value) 
         ),
     );
     None
+}
+
+/// A group's name, checked as a name only: whether the group exists is for the start to say
+/// (it sets the socket file's group), so `wson check` stays independent of the machine.
+pub(super) fn group_name(checker: &mut Checker, key: &str, value: Value) -> Option<String> {
+    let name = string(checker, key, value)?;
+    // The shadow utilities' rule: [A-Za-z0-9_.-], a trailing $ allowed (Samba machine
+    // accounts), at most 32 bytes.
+    let body = name.strip_suffix('$').unwrap_or(&name);
+    let valid = !body.is_empty()
+        && name.len() <= MAX_GROUP_NAME_LEN
+        && body
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.' | b'-'));
+    if !valid {
+        checker.error(
+            key,
+            format!(
+                "\"{}\" is not a group name: 1 to {MAX_GROUP_NAME_LEN} bytes of A-Z, a-z, 0-9, \
+                 '_', '.' and '-', optionally ending in '$'",
+                name.escape_debug()
+            ),
+        );
+        return None;
+    }
+    Some(name)
 }
 
 /// `tcp://HOST:PORT` or `unix://PATH`.
@@ -793,6 +919,48 @@ mod tests {
     }
 
     #[test]
+    fn group_names_follow_the_shadow_utilities_rule() {
+        for good in [
+            "www-data",
+            "wson",
+            "_www",
+            "a.b",
+            "MACHINE$",
+            "g1",
+            &"g".repeat(32),
+        ] {
+            let value = format!("\"{good}\"");
+            let config = config_with(&[("socket_group", &value), ("control_socket_group", &value)]);
+            assert_eq!(config.socket_group.as_deref(), Some(good));
+            assert_eq!(config.control_socket_group.as_deref(), Some(good));
+        }
+        for bad in [
+            "",
+            "$",
+            "a b",
+            "a$b",
+            "a:b",
+            "wöson",
+            "a\\u0000b",
+            &"g".repeat(33),
+        ] {
+            let value = format!("\"{bad}\"");
+            let (key, message) = only_error(&[("socket_group", &value)], &[]);
+            assert_eq!(key, "socket_group");
+            assert!(message.contains("is not a group name"), "{message}");
+            assert!(!message.chars().any(char::is_control), "{message:?}");
+        }
+    }
+
+    #[test]
+    fn optional_keys_without_a_default_are_none_when_absent() {
+        let config = config_with(&[]);
+        assert_eq!(config.listen_backlog, None);
+        assert_eq!(config.socket_group, None);
+        assert_eq!(config.control_socket_group, None);
+    }
+
+    #[test]
     fn every_choice_name_maps_to_its_value() {
         fn round_trip<T: Choice + PartialEq + fmt::Debug>(key: &'static str, names: &[&str]) {
             let listed: Vec<&str> = T::CHOICES.iter().map(|(name, _)| *name).collect();
@@ -804,11 +972,21 @@ mod tests {
                 assert!(checker.into_errors().is_empty());
             }
         }
-        round_trip::<ClientMessages>("client_messages", &["ignore", "echo"]);
+        round_trip::<ClientMessages>("client_messages", &["ignore", "echo", "forward"]);
+        round_trip::<TokenReuse>("users.token_reuse", &["refuse", "replace", "share"]);
+        round_trip::<AuthMode>("auth", &["cookie", "authorizer", "cookie+authorizer"]);
+        round_trip::<AuthorizerFallback>("authorizer.fallback", &["deny", "allow"]);
+        round_trip::<LogFormat>("log_format", &["logfmt", "json"]);
         round_trip::<Digest>("digest", &["md5", "hmac-sha256"]);
         // The config's names are the ones auth.rs prints.
         for (name, digest) in Digest::CHOICES {
             assert_eq!(digest.name(), *name);
         }
+    }
+
+    #[test]
+    fn client_messages_forward_is_accepted() {
+        let config = config_with(&[("client_messages", r#""forward""#)]);
+        assert_eq!(config.client_messages, ClientMessages::Forward);
     }
 }
