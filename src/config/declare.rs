@@ -24,7 +24,7 @@ pub struct KeySpec {
     pub names: &'static [&'static str],
     /// The key as messages name it: the first name, after `table.` inside a table.
     pub path: &'static str,
-    /// Its doc comment.
+    /// Its doc comment, one line per `///` line, each as written after the `///`.
     pub doc: &'static str,
     pub presence: Presence,
     pub apply_on: ApplyOn,

@@ -125,7 +125,7 @@ impl Origins {
     }
 }
 
-/// A key whose value is one of a few names; [`choice`] parses it.
+/// A key whose value is one of a few names (`digest = "md5"`).
 pub trait Choice: Copy + 'static {
     /// Each name with its value, in the order an error message lists them.
     const CHOICES: &'static [(&'static str, Self)];
