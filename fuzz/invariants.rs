@@ -17,7 +17,7 @@
 use std::path::Path;
 
 use wson::auth::{self, AuthError, Digest, Identity};
-use wson::config::{self, Config, Secret};
+use wson::config::{self, AuthMode, AuthorizerFallback, Config, Secret};
 use wson::control::codec::{self, ControlError, MAX_LENGTH_DIGITS, RawFrame};
 use wson::control::command::{self, Reply};
 use wson::decoded::Decoded;
@@ -1026,7 +1026,7 @@ const MARKER_SECRET: &str = "Zx-marker-secret-Qv7Jk2Lp9Rt4";
 ///
 /// - `parse` never panics. It fails with at least one error, every one naming the file, as
 ///   one printable line starting with `conf/fuzz.toml: `; or it succeeds with a config whose
-///   values are all in range (see `check_config`).
+///   values are all in range and whose cross-key rules hold (see `check_config`).
 /// - Where the text is a TOML table, the same table with `secret` set to a marker: no error
 ///   and no debug output of the config contains the marker.
 pub fn config(data: &[u8]) {
@@ -1107,6 +1107,39 @@ fn check_config(config: &Config, file: &Path) {
     if let Secret::Inline(secret) = &config.secret {
         assert!(secret.len() >= config::MIN_SECRET_LEN);
     }
+    // The keys and tables of issue 10.
+    if let Some(backlog) = config.listen_backlog {
+        assert!((1..=65_535).contains(&backlog));
+    }
+    for group in [&config.socket_group, &config.control_socket_group]
+        .into_iter()
+        .flatten()
+    {
+        let body = group.strip_suffix('$').unwrap_or(group);
+        assert!(!body.is_empty() && group.len() <= config::MAX_GROUP_NAME_LEN);
+        assert!(
+            body.bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || b"_.-".contains(&byte)),
+            "{group:?}"
+        );
+    }
+    assert!(config.max_lingering >= 1 && config.max_list_page >= 1);
+    let topics = &config.topics;
+    assert!(topics.max_per_connection >= 1 && topics.max_topics >= 1);
+    assert!((1..=255).contains(&topics.max_name_length));
+    assert!(topics.max_user_subscriptions >= 1);
+    assert!(config.events.max_queue >= config::MIN_EVENT_QUEUE);
+    assert!(config.events.max_queue >= config.max_message_size + config::MAX_EVENT_FIELDS_LEN);
+    let authorizer = &config.authorizer;
+    assert!((1..=config::MAX_SECONDS).contains(&authorizer.timeout.as_secs()));
+    assert_eq!(authorizer.timeout.subsec_nanos(), 0);
+    assert!((400..=599).contains(&authorizer.fallback_status));
+    assert!(authorizer.max_pending >= 1);
+    assert!(
+        !(config.auth == AuthMode::Authorizer && authorizer.fallback == AuthorizerFallback::Allow)
+    );
+    // A config differs from itself in no key, so a reload of the same file asks no restart.
+    assert!(config.changed_keys(config).is_empty());
 }
 
 fn value_contains(value: &toml::Value, needle: &str) -> bool {

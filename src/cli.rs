@@ -421,20 +421,8 @@ fn reloader(config_path: PathBuf, running: Config) -> crate::server::Reloader {
                 .join("; ")
         })?;
         let secret = config::resolve_secret(&fresh, true).map_err(|error| error.to_string())?;
-        for (key, changed) in [
-            ("servers", fresh.servers != running.servers),
-            ("control", fresh.control != running.control),
-            ("pid", fresh.pid != running.pid),
-            ("log_file", fresh.log_file != running.log_file),
-            ("socket_mode", fresh.socket_mode != running.socket_mode),
-            (
-                "control_socket_mode",
-                fresh.control_socket_mode != running.control_socket_mode,
-            ),
-        ] {
-            if changed {
-                log::warn!("config key changed but needs a restart to apply key={key}");
-            }
+        for key in running.restart_needed(&fresh) {
+            log::warn!("config key changed but needs a restart to apply key={key}");
         }
         Ok((Settings::new(&fresh, secret.bytes), fresh.log_level))
     })

@@ -77,7 +77,8 @@ struct SessionUpcalls<'a> {
 impl Upcalls for SessionUpcalls<'_> {
     fn message(&mut self, kind: MessageKind, payload: &[u8], queued: usize) -> Delivered {
         match self.settings.client_messages {
-            ClientMessages::Ignore => Delivered::Nothing,
+            // Forwarding goes to event listeners, which land with the events.
+            ClientMessages::Ignore | ClientMessages::Forward => Delivered::Nothing,
             ClientMessages::Echo => {
                 let frame = shared_frame(true, data_opcode(kind), payload);
                 match self.locks.deferred_for(self.me) {
