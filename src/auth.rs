@@ -65,6 +65,13 @@ impl Digest {
     }
 }
 
+/// Seconds since the Unix epoch; cookie times are in these units.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
 /// Who an authorized connection belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {

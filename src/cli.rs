@@ -14,7 +14,6 @@ use crate::config::{self, Config, ConfigError, Endpoint};
 use crate::control::codec;
 use crate::daemon::{self, Detached, PidFile};
 use crate::decoded::Decoded;
-use crate::server::settings::Settings;
 use crate::server::{Bound, Server};
 use crate::token::Token;
 
@@ -231,9 +230,9 @@ fn prepare(
             return Err(error);
         }
     };
-    let settings = Settings::new(config, secret);
-    let reload = reloader(config_path.to_path_buf(), config.clone());
-    let server = Server::new(bound, settings, signals, wake, reload).map_err(runtime)?;
+    let reload = reloader(config_path.to_path_buf());
+    let server =
+        Server::new(bound, config.clone(), secret, signals, wake, reload).map_err(runtime)?;
     Ok((server, pid_file))
 }
 
@@ -402,7 +401,7 @@ fn print_token(
         }
     };
     let secret = config::resolve_secret(config, true).map_err(|e| CliError::Config(vec![e]))?;
-    let time = time.unwrap_or_else(crate::server::conn::unix_now);
+    let time = time.unwrap_or_else(auth::unix_now);
     println!(
         "{}",
         auth::cookie_header(&secret.bytes, config.digest, user, &token, time)
@@ -410,8 +409,9 @@ fn print_token(
     Ok(())
 }
 
-/// Builds the SIGHUP reloader: re-reads the file, keeps what needs a restart, applies the rest.
-fn reloader(config_path: PathBuf, running: Config) -> crate::server::Reloader {
+/// Builds the SIGHUP reloader: re-reads the file and resolves its secret; the server keeps
+/// what needs a restart and applies the rest.
+fn reloader(config_path: PathBuf) -> crate::server::Reloader {
     Box::new(move || {
         let fresh = config::load(&config_path).map_err(|errors| {
             errors
@@ -421,9 +421,6 @@ fn reloader(config_path: PathBuf, running: Config) -> crate::server::Reloader {
                 .join("; ")
         })?;
         let secret = config::resolve_secret(&fresh, true).map_err(|error| error.to_string())?;
-        for key in running.restart_needed(&fresh) {
-            log::warn!("config key changed but needs a restart to apply key={key}");
-        }
-        Ok((Settings::new(&fresh, secret.bytes), fresh.log_level))
+        Ok((fresh, secret.bytes))
     })
 }

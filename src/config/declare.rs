@@ -388,6 +388,18 @@ macro_rules! config_keys {
         }
 
         impl Config {
+            /// The config a running server goes on with after reading `fresh`: every
+            /// reloadable key from `fresh`, every restart-only key as it is now.
+            pub fn reloaded(&self, fresh: Config) -> Config {
+                Config {
+                    file: fresh.file,
+                    $( $key: config_pick!($apply, self.$key, fresh.$key), )*
+                    $( $table: $Table {
+                        $( $tkey: config_pick!($tapply, self.$table.$tkey, fresh.$table.$tkey), )*
+                    }, )*
+                }
+            }
+
             /// The keys whose values differ between `self` and `other`, in the order of
             /// [`KEYS`] (an entry of several keys, like `secret`, shows as its first).
             pub fn changed_keys(&self, other: &Config) -> Vec<&'static KeySpec> {
@@ -449,6 +461,16 @@ macro_rules! config_presence {
     // must be set.
     (custom) => {
         Presence::Required
+    };
+}
+
+/// Which of two values a reload keeps: the fresh one, or the running one.
+macro_rules! config_pick {
+    (reload, $running:expr, $fresh:expr) => {
+        $fresh
+    };
+    (restart, $running:expr, $fresh:expr) => {
+        $running.clone()
     };
 }
 

@@ -393,6 +393,21 @@ mod tests {
     }
 
     #[test]
+    fn reloaded_takes_reloadable_keys_and_keeps_restart_only_ones() {
+        let running = config_with(&[]);
+        let fresh = config_with(&[
+            ("servers", r#"["tcp://127.0.0.1:1"]"#),
+            ("max_connections", "7"),
+            ("log_file", r#""other.log""#),
+        ]);
+        let reloaded = running.reloaded(fresh);
+        assert_eq!(reloaded.servers, running.servers);
+        assert_eq!(reloaded.log_file, running.log_file);
+        assert_eq!(reloaded.max_connections, 7);
+        assert_eq!(running.restart_needed(&reloaded), Vec::<&str>::new());
+    }
+
+    #[test]
     fn restart_needed_lists_changed_restart_only_keys() {
         let running = config_with(&[]);
         assert_eq!(running.restart_needed(&running), Vec::<&str>::new());

@@ -298,10 +298,10 @@ impl Conn {
         }
         let identity = auth::authorize(
             &request.cookies,
-            &settings.secret,
+            &settings.signing_secret,
             settings.digest,
             settings.token_lifetime.as_secs(),
-            unix_now(),
+            auth::unix_now(),
         );
         match identity {
             Ok(identity) => Some(Exit::Authorized {
@@ -359,7 +359,7 @@ impl Conn {
         self.socket
             .out_mut()
             .push(Rc::from(handshake::accept_response(websocket_key, None)));
-        let lifetime_left = identity.expires_at.saturating_sub(unix_now());
+        let lifetime_left = identity.expires_at.saturating_sub(auth::unix_now());
         let now = ctx.now;
         self.phase = Phase::Open(Session {
             identity,
@@ -674,13 +674,6 @@ fn first_ping_head_start(interval: Duration, sequence: u64) -> Duration {
     let bits = sequence.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11;
     let fraction = bits as f64 / (1u64 << 53) as f64;
     interval.mul_f64(fraction / 2.0)
-}
-
-/// Seconds since the Unix epoch; cookie times are in these units.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 #[cfg(test)]

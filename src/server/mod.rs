@@ -100,8 +100,9 @@ impl std::fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// Reloads the config on SIGHUP; returns the new settings or why they were refused.
-pub type Reloader = Box<dyn FnMut() -> Result<(Settings, log::LevelFilter), String>>;
+/// Re-reads the config on SIGHUP: the fresh config and the secret it resolves to, or why
+/// it was refused.
+pub type Reloader = Box<dyn FnMut() -> Result<(Config, Vec<u8>), String>>;
 
 enum RunState {
     Running,
@@ -178,11 +179,13 @@ pub struct Server {
 impl Server {
     pub fn new(
         bound: Bound,
-        settings: Settings,
+        config: Config,
+        signing_secret: Vec<u8>,
         signals: SignalFlags,
         wake: std::os::unix::net::UnixStream,
         reloader: Reloader,
     ) -> Result<Server, StartError> {
+        let settings = Settings::new(config, signing_secret);
         let poll = Poll::new().map_err(StartError::Poll)?;
         wake.set_nonblocking(true).map_err(StartError::Poll)?;
         let mut wake = mio::net::UnixStream::from_std(wake);
@@ -502,10 +505,11 @@ impl Server {
 
     fn reload(&mut self) {
         match (self.reloader)() {
-            Ok((settings, level)) => {
+            Ok((fresh, signing_secret)) => {
+                let settings = self.settings.reloaded(fresh, signing_secret);
                 self.hub.apply_message_limit(settings.max_message_size);
+                log::set_max_level(settings.log_level);
                 self.settings = settings;
-                log::set_max_level(level);
                 log::info!(
                     "configuration reloaded (listener, control and pid changes need a restart)"
                 );

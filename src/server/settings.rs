@@ -1,50 +1,42 @@
-//! The part of the configuration the running loop reads, swapped whole on SIGHUP.
-//!
-//! Listener addresses, the control socket and the pid file are fixed for the life of the
-//! process; everything here can change on reload without dropping a connection.
+//! What the running loop reads: the configuration as it applies now, and the secret it
+//! resolved to. Swapped whole on SIGHUP: reloadable keys take their new values at once,
+//! restart-only keys keep the values the listeners were bound with.
 
-use std::time::Duration;
+use std::ops::Deref;
 
-use crate::auth::Digest;
-use crate::config::{ClientMessages, Config, Origins};
+use crate::config::Config;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub origins: Origins,
-    pub secret: Vec<u8>,
-    pub digest: Digest,
-    pub token_lifetime: Duration,
-    pub ping_interval: Duration,
-    pub handshake_timeout: Duration,
-    pub close_timeout: Duration,
-    pub max_handshake_size: usize,
-    pub max_message_size: usize,
-    pub max_outbound_buffer: usize,
-    pub max_connections: usize,
-    pub max_control_frame: usize,
-    pub max_control_connections: usize,
-    pub client_messages: ClientMessages,
-    pub domains: Vec<String>,
+    config: Config,
+    /// The bytes of `secret` / `secret_file`, which sign the cookies.
+    pub signing_secret: Vec<u8>,
+}
+
+impl Deref for Settings {
+    type Target = Config;
+
+    fn deref(&self) -> &Config {
+        &self.config
+    }
 }
 
 impl Settings {
-    pub fn new(config: &Config, secret: Vec<u8>) -> Settings {
+    pub fn new(config: Config, signing_secret: Vec<u8>) -> Settings {
         Settings {
-            origins: config.origins.clone(),
-            secret,
-            digest: config.digest,
-            token_lifetime: config.token_lifetime,
-            ping_interval: config.ping_interval,
-            handshake_timeout: config.handshake_timeout,
-            close_timeout: config.close_timeout,
-            max_handshake_size: config.max_handshake_size,
-            max_message_size: config.max_message_size,
-            max_outbound_buffer: config.max_outbound_buffer,
-            max_connections: config.max_connections,
-            max_control_frame: config.max_control_frame,
-            max_control_connections: config.max_control_connections,
-            client_messages: config.client_messages,
-            domains: config.domains.clone(),
+            config,
+            signing_secret,
+        }
+    }
+
+    /// The settings after reading `fresh`; logs each restart-only key that changed.
+    pub fn reloaded(&self, fresh: Config, signing_secret: Vec<u8>) -> Settings {
+        for key in self.config.restart_needed(&fresh) {
+            log::warn!("config key changed but needs a restart to apply key={key}");
+        }
+        Settings {
+            config: self.config.reloaded(fresh),
+            signing_secret,
         }
     }
 
