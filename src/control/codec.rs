@@ -92,7 +92,7 @@ impl fmt::Display for ControlError {
 impl std::error::Error for ControlError {}
 
 /// A byte as `'b'` or `'\x00'`, so an error message never carries raw control characters.
-fn show_byte(byte: u8) -> impl fmt::Display {
+pub(crate) fn show_byte(byte: u8) -> impl fmt::Display {
     struct Shown(u8);
     impl fmt::Display for Shown {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

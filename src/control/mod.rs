@@ -3,3 +3,5 @@
 
 pub mod codec;
 pub mod command;
+pub mod fields;
+pub mod topic;
