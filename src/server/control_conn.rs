@@ -343,6 +343,22 @@ impl ControlConn {
                 let status = status_json(ctx);
                 self.reply(&Reply::Status(status));
             }
+            // TODO(lead): issue 10's commands parse (control::command) but do not run yet;
+            // replace this arm with their execution over the hub while merging `proto`.
+            Command::ToUser { .. }
+            | Command::UserOnline { .. }
+            | Command::UserTokens { .. }
+            | Command::OnlineUsers { .. }
+            | Command::Kick { .. }
+            | Command::Subscribe { .. }
+            | Command::Unsubscribe { .. }
+            | Command::Publish { .. }
+            | Command::Subscribers { .. }
+            | Command::SubscriberCount { .. }
+            | Command::Topics { .. }
+            | Command::Listen { .. }
+            | Command::Authorizer
+            | Command::Authorize { .. } => self.reply(&Reply::Error),
         }
         Ok(())
     }
