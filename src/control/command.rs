@@ -1188,7 +1188,8 @@ impl Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::event::EventKind;
+    use crate::control::authorizer::AuthRequest;
+    use crate::control::event::{self, Event, EventKind};
     use crate::control::fields::FieldError;
     use crate::control::topic::TopicError;
 
@@ -2958,6 +2959,142 @@ mod tests {
         let (commands, error) = assert_same_at_every_split(b"0y9x1:a5Goal!0y");
         assert_eq!(commands.len(), 1);
         assert!(matches!(error, Some(ControlError::FieldSyntax { .. })));
+    }
+
+    // COMMANDS.md: every example is checked against the codec, so the document cannot drift.
+
+    /// `\xHH` is one byte; everything else stands for itself (COMMANDS.md, Notation).
+    fn unescape(text: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut rest = text.as_bytes();
+        while let Some((&first, tail)) = rest.split_first() {
+            if let [b'\\', b'x', high, low, after @ ..] = rest {
+                let hex = std::str::from_utf8(&[*high, *low]).unwrap().to_owned();
+                out.push(u8::from_str_radix(&hex, 16).unwrap());
+                rest = after;
+            } else {
+                out.push(first);
+                rest = tail;
+            }
+        }
+        out
+    }
+
+    /// The `->` and `<-` lines of COMMANDS.md's code blocks, in order, without the arrow.
+    fn documented_exchanges() -> Vec<(bool, String)> {
+        let doc = include_str!("../../COMMANDS.md");
+        let mut in_block = false;
+        let mut lines = Vec::new();
+        for line in doc.split('\n') {
+            if line.starts_with("```") {
+                in_block = !in_block;
+                continue;
+            }
+            if !in_block {
+                continue;
+            }
+            if let Some(sent) = line.strip_prefix("-> ") {
+                lines.push((true, sent.to_owned()));
+            } else if let Some(received) = line.strip_prefix("<- ") {
+                lines.push((false, received.to_owned()));
+            }
+        }
+        lines
+    }
+
+    /// Every `->` line is frames that parse and encode back to exactly those bytes, except
+    /// the last frame of a line answered `<- 0E`, which must not parse. Every `<-` line is
+    /// one frame that decodes as a reply, an event or an authorization request and encodes
+    /// back to exactly its bytes.
+    #[test]
+    fn every_example_of_commands_md_is_byte_exact() {
+        let lines = documented_exchanges();
+        assert!(lines.len() > 60, "only {} example lines found", lines.len());
+        let mut new_commands = std::collections::BTreeSet::new();
+        let mut new_replies = std::collections::BTreeSet::new();
+        for (index, (sent, text)) in lines.iter().enumerate() {
+            let bytes = unescape(text);
+            if *sent {
+                let refused = lines
+                    .get(index + 1)
+                    .is_some_and(|(sent, next)| !sent && next == "0E");
+                let mut rest = &bytes[..];
+                loop {
+                    let decoded = codec::decode(rest, MAX).map_err(|error| error.to_string());
+                    let parsed = match decoded {
+                        Ok(Decoded::Done { item, len }) => parse(item)
+                            .map(|parsed| (parsed, len))
+                            .map_err(|error| error.to_string()),
+                        Ok(Decoded::Incomplete) => Err("incomplete".to_owned()),
+                        Err(error) => Err(error),
+                    };
+                    match parsed {
+                        Ok((parsed, len)) => {
+                            let mut again = Vec::new();
+                            parsed.encode(&mut again);
+                            assert_eq!(
+                                String::from_utf8_lossy(&again),
+                                String::from_utf8_lossy(&rest[..len]),
+                                "-> {text}"
+                            );
+                            new_commands.insert(parsed.command_byte());
+                            rest = &rest[len..];
+                            if rest.is_empty() {
+                                assert!(!refused, "-> {text} parses, but the doc answers 0E");
+                                break;
+                            }
+                        }
+                        Err(error) => {
+                            assert!(refused, "-> {text}: {error}");
+                            break;
+                        }
+                    }
+                }
+            } else {
+                let Ok(Decoded::Done { item, len }) = codec::decode(&bytes, usize::MAX) else {
+                    panic!("<- {text} is not one frame");
+                };
+                assert_eq!(len, bytes.len(), "<- {text} is not exactly one frame");
+                let mut again = Vec::new();
+                match item.command {
+                    event::EVENT_BYTE => Event::parse(item.payload)
+                        .unwrap_or_else(|| panic!("<- {text} is not an event"))
+                        .encode(&mut again),
+                    authorizer::REQUEST_BYTE => AuthRequest::parse(item.payload)
+                        .unwrap_or_else(|| panic!("<- {text} is not an authorization request"))
+                        .encode(&mut again),
+                    _ => Reply::decode(item)
+                        .unwrap_or_else(|| panic!("<- {text} is not a reply"))
+                        .encode(&mut again),
+                }
+                assert_eq!(
+                    String::from_utf8_lossy(&again),
+                    String::from_utf8_lossy(&bytes),
+                    "<- {text}"
+                );
+                new_replies.insert(item.command);
+            }
+        }
+        // Every command and reply of issue 10 has at least one example.
+        let commands: std::collections::BTreeSet<u8> =
+            b"uUwWogykKjJrRxXhHvezZ".iter().copied().collect();
+        let missing: Vec<char> = commands
+            .difference(&new_commands)
+            .map(|b| char::from(*b))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "commands without an example: {missing:?}"
+        );
+        let replies: std::collections::BTreeSet<u8> = b"#L!ez".iter().copied().collect();
+        let missing: Vec<char> = replies
+            .difference(&new_replies)
+            .map(|b| char::from(*b))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "replies without an example: {missing:?}"
+        );
     }
 
     // Issue 10: properties.
