@@ -18,8 +18,14 @@ use std::path::Path;
 
 use wson::auth::{self, AuthError, Digest, Identity};
 use wson::config::{self, AuthMode, AuthorizerFallback, Config, Secret};
-use wson::control::codec::{self, ControlError, MAX_LENGTH_DIGITS, RawFrame};
-use wson::control::command::{self, Reply};
+use wson::control::authorizer::{self, AuthRequest, Decision};
+use wson::control::codec::{
+    self, ControlError, MAX_CURSOR_LEN, MAX_GROUP_LEN, MAX_LENGTH_DIGITS, MAX_REASON_LEN, RawFrame,
+};
+use wson::control::command::{self, Command, Page, PageRequest, Reply, Target};
+use wson::control::event::{self as control_event, EventKinds};
+use wson::control::fields::{self, Fields};
+use wson::control::topic::{self, Topic};
 use wson::decoded::Decoded;
 use wson::token::Token;
 use wson::ws::frame::{self, FrameError, FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode};
@@ -747,8 +753,12 @@ const CONTROL_LIMITS: [usize; 8] = [0, 1, 32, 33, 100, 65_536, 1 << 20, usize::M
 ///   longest length field, the command byte, the payload): a backend cannot make wson buffer
 ///   more than one frame.
 /// - Each frame re-encodes to a frame that decodes to itself; each command that parses
-///   re-encodes to bytes that parse to the same command; each error is answered `0E` and
-///   reads as one printable line.
+///   re-encodes to bytes, never longer, that parse to the same command (fields commands to
+///   their shortest, canonical form: encoding it again gives the same bytes), and every
+///   typed field it holds keeps its rule (users, topics, codes, reasons, cursors, groups);
+///   each error is answered `0E` and reads as one printable line.
+/// - The fields reader, run over every payload, only ever yields sub-slices of it, in order,
+///   and stops at its first malformed field.
 pub fn control_codec(data: &[u8]) {
     let [seed, limit, input @ ..] = data else {
         return;
@@ -811,20 +821,187 @@ fn check_control_frame(frame: RawFrame<'_>, len: usize) {
             len: encoded.len()
         })
     );
+    check_fields(frame.payload);
     match command::parse(frame) {
         Ok(parsed) => {
+            check_command_values(&parsed);
             let mut again = Vec::new();
             parsed.encode(&mut again);
+            assert!(
+                again.len() <= encoded.len(),
+                "{parsed:?} re-encodes longer than the {} bytes it came from",
+                encoded.len()
+            );
             let Ok(Decoded::Done { item, len }) = codec::decode(&again, usize::MAX) else {
                 panic!("{parsed:?} encodes to an undecodable {again:?}");
             };
             assert_eq!(len, again.len());
-            assert_eq!(command::parse(item), Ok(parsed));
+            let reparsed = command::parse(item);
+            assert_eq!(reparsed, Ok(parsed));
+            if let Ok(reparsed) = reparsed {
+                let mut third = Vec::new();
+                reparsed.encode(&mut third);
+                assert_eq!(third, again, "the encoding of {parsed:?} is not canonical");
+            }
             if frame.command != b'Q' {
                 assert_eq!(parsed.command_byte(), frame.command);
             }
         }
         Err(error) => check_control_error(&error, usize::MAX),
+    }
+}
+
+/// The fields reader over `payload`: every field is the sub-slice of the payload that ends
+/// where the reader's offset says, offsets only grow, an error ends the reading at the end of
+/// the payload, and what reads whole re-encodes (without leading zeros) to the same fields.
+fn check_fields(payload: &[u8]) {
+    let mut reader = Fields::new(payload);
+    let mut read = Vec::new();
+    let mut canonical = Vec::new();
+    let mut previous = 0;
+    let mut failed = false;
+    while let Some(field) = reader.next() {
+        let offset = reader.offset();
+        assert!(previous <= offset && offset <= payload.len());
+        match field {
+            Ok(bytes) => {
+                let range = bytes.as_ptr_range();
+                let whole = payload.as_ptr_range();
+                assert!(
+                    whole.start <= range.start && range.end <= whole.end,
+                    "field outside"
+                );
+                assert_eq!(range.end, payload[..offset].as_ptr_range().end);
+                fields::append_field(&mut canonical, bytes);
+                read.push(bytes);
+            }
+            Err(error) => {
+                assert!(error.offset() >= previous && error.offset() < payload.len());
+                assert_eq!(offset, payload.len(), "reading goes on after {error}");
+                assert_one_printable_line(&error.to_string(), "FieldError");
+                failed = true;
+            }
+        }
+        previous = offset;
+    }
+    assert!(reader.is_done());
+    if !failed {
+        assert!(canonical.len() <= payload.len());
+        let again: Result<Vec<&[u8]>, _> = Fields::new(&canonical).collect();
+        assert_eq!(again, Ok(read));
+    }
+}
+
+/// Every typed value of a parsed command keeps the rule COMMANDS.md gives its field.
+fn check_command_values(parsed: &Command<'_>) {
+    let user = |user: &str| assert!((1..=auth::MAX_USER_LEN).contains(&user.len()), "user");
+    let topic = |name: Topic<'_>| {
+        assert_eq!(Topic::parse(name.as_bytes()), Ok(name));
+        assert!(name.as_str().len() <= topic::MAX_TOPIC_LEN && !topic::is_reserved(name.as_str()));
+    };
+    let target = |target: &Target<'_>| match target {
+        Target::Token(_) => {}
+        Target::User(name) => user(name),
+    };
+    let page = |page: &PageRequest<'_>| {
+        assert!(page.cursor.len() <= MAX_CURSOR_LEN);
+        assert!(page.limit_within(1000) <= 1000 && page.limit_within(1000) >= 1);
+    };
+    let reason = |reason: &str| assert!(reason.len() <= MAX_REASON_LEN, "reason");
+    match parsed {
+        Command::Broadcast { .. }
+        | Command::Direct { .. }
+        | Command::Lock { .. }
+        | Command::Fragment { .. }
+        | Command::Domain
+        | Command::Ping
+        | Command::Pong
+        | Command::Quit
+        | Command::Status
+        | Command::Authorizer => {}
+        Command::ToUser {
+            user: name,
+            binary,
+            message,
+            ..
+        } => {
+            user(name);
+            assert!(*binary || std::str::from_utf8(message).is_ok());
+        }
+        Command::UserOnline { user: name } => user(name),
+        Command::UserTokens {
+            user: name,
+            page: p,
+        } => {
+            user(name);
+            page(p);
+        }
+        Command::OnlineUsers { page: p } | Command::Topics { page: p } => page(p),
+        Command::Kick {
+            target: t,
+            code,
+            reason: r,
+        } => {
+            target(t);
+            assert!(
+                message::is_valid_close_code(*code) && *code != 1010,
+                "{code}"
+            );
+            assert!(!r.is_empty());
+            reason(r);
+        }
+        Command::Subscribe {
+            target: t,
+            topic: name,
+        }
+        | Command::Unsubscribe {
+            target: t,
+            topic: name,
+        } => {
+            target(t);
+            topic(*name);
+        }
+        Command::Publish {
+            topic: name,
+            binary,
+            message,
+        } => {
+            topic(*name);
+            assert!(*binary || std::str::from_utf8(message).is_ok());
+        }
+        Command::Subscribers {
+            topic: name,
+            page: p,
+        } => {
+            topic(*name);
+            page(p);
+        }
+        Command::SubscriberCount { topic: name } => topic(*name),
+        Command::Listen { group, kinds } => {
+            assert_ne!(*kinds, EventKinds::NONE);
+            if let Some(group) = group {
+                assert!((1..=MAX_GROUP_LEN).contains(&group.len()));
+                assert!(
+                    group
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+                );
+            }
+        }
+        Command::Authorize { decision, .. } => match decision {
+            Decision::Allow { user: name, topics } => {
+                if let Some(name) = name {
+                    user(name);
+                }
+                topics.iter().for_each(topic);
+            }
+            Decision::Deny { status, reason: r } => {
+                assert!(
+                    (authorizer::MIN_DENY_STATUS..=authorizer::MAX_DENY_STATUS).contains(status)
+                );
+                reason(r);
+            }
+        },
     }
 }
 
@@ -846,6 +1023,90 @@ fn check_control_error(error: &ControlError, max: usize) {
     if let ControlError::LengthTooLong { digits } = *error {
         assert!(digits > MAX_LENGTH_DIGITS);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// control_fields: payloads made of fields, and the frames built of them
+// ---------------------------------------------------------------------------------------------
+
+/// Command bytes whose payload is fields.
+const FIELDS_COMMANDS: &[u8] = b"uUwWogykKjJrRxXhHvezZ";
+
+/// Arbitrary bytes as one payload made of fields, without the framing around it, so the
+/// fuzzer works on the fields directly.
+///
+/// - The fields reader yields only sub-slices of the payload, in order, and stops at the
+///   first malformed field (`check_fields`).
+/// - As the payload of each fields command (`u` to `Z`), the `control_codec` frame checks
+///   hold: a command that parses keeps its field rules and re-encodes canonically to an equal
+///   command; an error is `0E` in one line.
+/// - Read as what wson sends (an event `e`, an authorization request `z`, a page `L`), a
+///   payload that parses encodes back to a frame that parses to the same value; kinds and
+///   topics parse to values that keep their rules.
+pub fn control_fields(data: &[u8]) {
+    check_fields(data);
+    for &command in FIELDS_COMMANDS {
+        let mut framed = Vec::new();
+        codec::encode(command, data, &mut framed);
+        check_control_frame(
+            RawFrame {
+                command,
+                payload: data,
+            },
+            framed.len(),
+        );
+    }
+
+    if let Some(event) = control_event::Event::parse(data) {
+        let mut out = Vec::new();
+        event.encode(&mut out);
+        let payload = sent_payload(&out, control_event::EVENT_BYTE);
+        assert_eq!(control_event::Event::parse(payload), Some(event));
+    }
+    if let Some(request) = AuthRequest::parse(data) {
+        let mut out = Vec::new();
+        request.encode(&mut out);
+        let payload = sent_payload(&out, authorizer::REQUEST_BYTE);
+        assert_eq!(AuthRequest::parse(payload), Some(request));
+    }
+    if let Some(page) = Page::parse(data) {
+        let reply = Reply::Page(page);
+        let mut out = Vec::new();
+        reply.encode(&mut out);
+        let payload = sent_payload(&out, Reply::PAGE_BYTE);
+        assert_eq!(
+            Reply::decode(RawFrame {
+                command: Reply::PAGE_BYTE,
+                payload
+            }),
+            Some(reply)
+        );
+    }
+    match EventKinds::parse(data) {
+        Ok(kinds) => {
+            assert_ne!(kinds, EventKinds::NONE);
+            let mut names = Vec::new();
+            kinds.encode(&mut names);
+            assert_eq!(EventKinds::parse(&names), Ok(kinds));
+        }
+        Err(_) => assert!(!data.is_empty()),
+    }
+    match Topic::parse(data) {
+        Ok(name) => {
+            assert_eq!(name.as_bytes(), data);
+            assert!(topic::check_uri(name.as_str()).is_ok());
+        }
+        Err(error) => assert_one_printable_line(&error.to_string(), "TopicError"),
+    }
+}
+
+/// The payload of the one frame `out` holds, which must have `command`.
+fn sent_payload(out: &[u8], command: u8) -> &[u8] {
+    let Ok(Decoded::Done { item, len }) = codec::decode(out, usize::MAX) else {
+        panic!("undecodable {out:?}");
+    };
+    assert_eq!((item.command, len), (command, out.len()));
+    item.payload
 }
 
 // ---------------------------------------------------------------------------------------------

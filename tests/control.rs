@@ -427,7 +427,7 @@ fn lock_holder_going_away_closes_the_client_with_1011_framesource_lost(setup: Se
     let (mut carol, cookies) = tcp_client(&server);
     let mut holder = server.control();
     lock(&mut holder, &cookies.token);
-    holder.send_raw(b"0z");
+    holder.send_raw(b"0G");
     expect_reply(&mut holder, b'E', b"");
     expect_control_closed(&mut holder);
     expect_1011(&mut carol);
@@ -619,8 +619,9 @@ fn protocol_errors_get_0e_and_close_the_control_connection(setup: Setup) {
         ("length not a digit", b"xb".to_vec()),
         ("length after a space", b" 5bHello".to_vec()),
         ("length of 21 digits", b"000000000000000000001bx".to_vec()),
-        ("unknown command", b"0z".to_vec()),
-        ("unknown command with payload", b"5xhello".to_vec()),
+        ("unknown command", b"0G".to_vec()),
+        ("unknown command with payload", b"5~hello".to_vec()),
+        ("x with a payload that is not fields", b"5xhello".to_vec()),
         ("reply byte A as a command", b"0A".to_vec()),
         ("reply byte E as a command", b"0E".to_vec()),
         ("c without a token", b"0c".to_vec()),
@@ -649,7 +650,7 @@ fn protocol_errors_get_0e_and_close_the_control_connection(setup: Setup) {
     }
     // Frames before the faulty one are carried out; nothing after it is.
     let mut control = server.control();
-    control.send_raw(b"0p0z0p");
+    control.send_raw(b"0p0G0p");
     expect_reply(&mut control, b'P', b"");
     expect_reply(&mut control, b'E', b"");
     expect_control_closed(&mut control);

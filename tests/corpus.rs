@@ -61,6 +61,11 @@ fn control_codec_corpus_keeps_the_codec_invariants() {
 }
 
 #[test]
+fn control_fields_corpus_keeps_the_fields_invariants() {
+    replay("control_fields", invariants::control_fields);
+}
+
+#[test]
 fn auth_cookie_corpus_keeps_the_auth_invariants() {
     replay("auth_cookie", invariants::auth_cookie);
 }

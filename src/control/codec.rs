@@ -9,7 +9,19 @@
 use std::fmt;
 use std::io::Write as _;
 
+use crate::auth::MAX_USER_LEN;
+use crate::control::event::EventKind;
+use crate::control::fields::FieldError;
+use crate::control::topic::TopicError;
 use crate::decoded::Decoded;
+
+/// Longest reason of a kick or a deny: RFC 6455 §5.5, a Close payload is at most 125
+/// bytes, two of them the code.
+pub const MAX_REASON_LEN: usize = crate::ws::frame::MAX_CONTROL_PAYLOAD - 2;
+/// Longest list cursor.
+pub const MAX_CURSOR_LEN: usize = 255;
+/// Longest event listener group name.
+pub const MAX_GROUP_LEN: usize = 64;
 
 /// Most decimal digits a length field may have, leading zeros included. Twenty digits hold
 /// every `u64`, so no accepted length can be cut short by this bound.
@@ -45,6 +57,108 @@ pub enum ControlError {
     /// A text message (`b`, `c`, `d`, or text fragments) that is not UTF-8; sent on, it
     /// would make every recipient's browser fail the connection (RFC 6455 §8.1, 1007).
     InvalidUtf8 { command: u8, offset: usize },
+
+    // Commands whose payload is made of fields (COMMANDS.md, "Fields"). `field` says which
+    // field, counting from 1, and what it holds.
+    /// The payload is not a sequence of `{length}:{bytes}` fields; `field` is the number of
+    /// the malformed one.
+    FieldSyntax {
+        command: u8,
+        field: usize,
+        error: FieldError,
+    },
+    /// The payload has more fields than the command takes (`max`).
+    TooManyFields { command: u8, max: usize },
+    /// A required field is left out.
+    MissingField { command: u8, field: FieldAt },
+    /// A user is not 1 to 255 bytes of UTF-8 (`auth::MAX_USER_LEN`).
+    BadUser {
+        command: u8,
+        field: FieldAt,
+        len: usize,
+    },
+    /// A token is not exactly 32 bytes.
+    BadToken {
+        command: u8,
+        field: FieldAt,
+        len: usize,
+    },
+    /// A topic breaks a rule of `control::topic` (or the configured `max_name_length`).
+    BadTopic {
+        command: u8,
+        field: FieldAt,
+        error: TopicError,
+    },
+    /// A close code wson may not send: not valid on the wire (RFC 6455 §7.4), or 1010,
+    /// which only a client sends.
+    BadCode {
+        command: u8,
+        field: FieldAt,
+        code: u64,
+    },
+    /// A reason that is not UTF-8 (`not_utf8_at`) or is longer than 123 bytes.
+    BadReason {
+        command: u8,
+        field: FieldAt,
+        len: usize,
+        not_utf8_at: Option<usize>,
+    },
+    /// A number that is not 1 to 20 decimal digits of a value in range; `expected` says
+    /// what was (`"a decimal number of at least 1"`).
+    BadNumber {
+        command: u8,
+        field: FieldAt,
+        expected: &'static str,
+    },
+    /// A cursor longer than 255 bytes.
+    BadCursor {
+        command: u8,
+        field: FieldAt,
+        len: usize,
+    },
+    /// A group that is not 1 to 64 bytes of `[0-9A-Za-z_.-]`.
+    BadGroup {
+        command: u8,
+        field: FieldAt,
+        len: usize,
+    },
+    /// A kinds list names something that is no event kind (`offset` in the field), or has
+    /// an empty name.
+    UnknownEventKind {
+        command: u8,
+        field: FieldAt,
+        offset: usize,
+    },
+    /// A kinds list names a kind twice.
+    RepeatedEventKind {
+        command: u8,
+        field: FieldAt,
+        kind: EventKind,
+    },
+    /// The decision of `Z` is neither `allow` nor `deny`.
+    BadDecision { command: u8, field: FieldAt },
+    /// The status of a deny is not 400 to 599.
+    BadStatus {
+        command: u8,
+        field: FieldAt,
+        status: u64,
+    },
+    /// `Z` allows request `id` without naming a user while `auth = "authorizer"` (no cookie
+    /// user to keep). Raised by the server, which knows the mode.
+    AllowWithoutUser { id: u64 },
+}
+
+/// Which field of a command an error is about: its number (from 1) and what it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldAt {
+    pub number: usize,
+    pub name: &'static str,
+}
+
+impl fmt::Display for FieldAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "field {} ({})", self.number, self.name)
+    }
 }
 
 impl fmt::Display for ControlError {
@@ -85,6 +199,148 @@ impl fmt::Display for ControlError {
                 "control command {} carries a text message that is not UTF-8 (at byte {offset})",
                 show_byte(*command)
             ),
+            ControlError::FieldSyntax {
+                command,
+                field,
+                error,
+            } => write!(
+                f,
+                "control command {} field {field} is malformed: {error}",
+                show_byte(*command)
+            ),
+            ControlError::TooManyFields { command, max } => write!(
+                f,
+                "control command {} has more than its {max} fields",
+                show_byte(*command)
+            ),
+            ControlError::MissingField { command, field } => write!(
+                f,
+                "control command {} {field} is missing",
+                show_byte(*command)
+            ),
+            ControlError::BadUser {
+                command,
+                field,
+                len,
+            } => write!(
+                f,
+                "control command {} {field} is not 1 to {MAX_USER_LEN} bytes of UTF-8 ({len} bytes)",
+                show_byte(*command)
+            ),
+            ControlError::BadToken {
+                command,
+                field,
+                len,
+            } => write!(
+                f,
+                "control command {} {field} has {len} bytes, not the 32 of a token",
+                show_byte(*command)
+            ),
+            ControlError::BadTopic {
+                command,
+                field,
+                error,
+            } => write!(
+                f,
+                "control command {} {field} is not a topic: it {error}",
+                show_byte(*command)
+            ),
+            ControlError::BadCode {
+                command,
+                field,
+                code,
+            } => write!(
+                f,
+                "control command {} {field} is {code}, not a close code wson may send \
+                 (1000-1003, 1007-1009, 1011-1014, 3000-4999)",
+                show_byte(*command)
+            ),
+            ControlError::BadReason {
+                command,
+                field,
+                len,
+                not_utf8_at: Some(offset),
+            } => write!(
+                f,
+                "control command {} {field} is not UTF-8 (at byte {offset} of {len})",
+                show_byte(*command)
+            ),
+            ControlError::BadReason {
+                command,
+                field,
+                len,
+                not_utf8_at: None,
+            } => write!(
+                f,
+                "control command {} {field} has {len} bytes, more than {MAX_REASON_LEN}",
+                show_byte(*command)
+            ),
+            ControlError::BadNumber {
+                command,
+                field,
+                expected,
+            } => write!(
+                f,
+                "control command {} {field} is not {expected}",
+                show_byte(*command)
+            ),
+            ControlError::BadCursor {
+                command,
+                field,
+                len,
+            } => write!(
+                f,
+                "control command {} {field} has {len} bytes, more than {MAX_CURSOR_LEN}",
+                show_byte(*command)
+            ),
+            ControlError::BadGroup {
+                command,
+                field,
+                len,
+            } => write!(
+                f,
+                "control command {} {field} is not 1 to {MAX_GROUP_LEN} bytes of \
+                 [0-9A-Za-z_.-] ({len} bytes)",
+                show_byte(*command)
+            ),
+            ControlError::UnknownEventKind {
+                command,
+                field,
+                offset,
+            } => write!(
+                f,
+                "control command {} {field} names no event kind at byte {offset}",
+                show_byte(*command)
+            ),
+            ControlError::RepeatedEventKind {
+                command,
+                field,
+                kind,
+            } => write!(
+                f,
+                "control command {} {field} names the event kind {} twice",
+                show_byte(*command),
+                kind.name()
+            ),
+            ControlError::BadDecision { command, field } => write!(
+                f,
+                "control command {} {field} is neither allow nor deny",
+                show_byte(*command)
+            ),
+            ControlError::BadStatus {
+                command,
+                field,
+                status,
+            } => write!(
+                f,
+                "control command {} {field} is {status}, not an HTTP status from 400 to 599",
+                show_byte(*command)
+            ),
+            ControlError::AllowWithoutUser { id } => write!(
+                f,
+                "control command 'Z' allows request {id} without a user, which auth = \
+                 \"authorizer\" requires"
+            ),
         }
     }
 }
@@ -92,7 +348,7 @@ impl fmt::Display for ControlError {
 impl std::error::Error for ControlError {}
 
 /// A byte as `'b'` or `'\x00'`, so an error message never carries raw control characters.
-fn show_byte(byte: u8) -> impl fmt::Display {
+pub(crate) fn show_byte(byte: u8) -> impl fmt::Display {
     struct Shown(u8);
     impl fmt::Display for Shown {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -162,6 +162,12 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
         Command::Pong => Outcome::Done,
         Command::Quit => Outcome::Quit,
         Command::Status => Outcome::Reply(Reply::Status(status_json(ctx))),
+        // Parsed, but not carried out before the hub has users, topics and events.
+        other => {
+            return Err(ControlError::UnknownCommand {
+                byte: other.command_byte(),
+            });
+        }
     })
 }
 
