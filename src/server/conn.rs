@@ -22,6 +22,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::auth::{self, Identity};
+use crate::config::AuthMode;
+use crate::control::event::DisconnectCause;
 use crate::decoded::Decoded;
 use crate::server::outbound::{OutQueue, shared_frame};
 use crate::server::settings::Settings;
@@ -42,14 +44,37 @@ const KEEP_MESSAGE_BUFFER: usize = 16 * 1024;
 pub struct Conn {
     socket: Socket<OutQueue>,
     phase: Phase,
+    /// How the session ended, once it has: for the `disconnected` event. Boxed, since
+    /// every idle connection pays for the inline size.
+    ending: Option<Box<Ending>>,
 }
 
 enum Phase {
-    Handshake { request: Vec<u8>, deadline: Instant },
+    Handshake {
+        request: Vec<u8>,
+        deadline: Instant,
+    },
+    /// The request passed its checks; the hub admits or refuses it, possibly after asking
+    /// the authorizer (no input is read meanwhile).
+    Admitting {
+        /// The request bytes, with any frames the client sent right behind them.
+        request: Vec<u8>,
+        head_len: usize,
+        websocket_key: String,
+    },
     Open(Session),
-    Closing { session: Session, deadline: Instant },
-    Flushing { deadline: Instant, then: AfterFlush },
-    Lingering { deadline: Instant, discarded: usize },
+    Closing {
+        session: Session,
+        deadline: Instant,
+    },
+    Flushing {
+        deadline: Instant,
+        then: AfterFlush,
+    },
+    Lingering {
+        deadline: Instant,
+        discarded: usize,
+    },
 }
 
 /// What a closing connection does once its last bytes are written.
@@ -63,7 +88,6 @@ enum AfterFlush {
 }
 
 pub struct Session {
-    identity: Identity,
     decoder: MessageDecoder,
     expires: Instant,
     keepalive: Keepalive,
@@ -113,16 +137,33 @@ impl std::fmt::Display for Gone {
     }
 }
 
+/// How a session ended: the Close code and reason sent or received, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending {
+    pub code: u16,
+    pub reason: String,
+    pub cause: DisconnectCause,
+}
+
 /// Why `drive` stopped for the hub.
 pub enum Exit {
-    /// The handshake request passed parsing, origin and cookie checks; the hub decides
-    /// whether it is admitted and calls `accept` or `refuse`.
-    Authorized {
-        identity: Identity,
-        websocket_key: String,
-        head_len: usize,
-    },
+    /// The handshake request passed parsing, origin and (per `auth`) cookie checks; the
+    /// connection is `Admitting` and the hub decides: `accept`, `refuse`, or ask the
+    /// authorizer first.
+    Upgrade(Upgrade),
     Gone(Gone),
+}
+
+/// What the hub learns of an upgrade request.
+pub struct Upgrade {
+    /// The cookies' identity, verified; `None` with `auth = "authorizer"`, which reads no
+    /// cookie.
+    pub identity: Option<Identity>,
+    pub origin: Option<String>,
+    /// The request-target as sent.
+    pub path: String,
+    /// Every `Cookie` header value, joined with "; " (for the authorizer).
+    pub cookies: Vec<u8>,
 }
 
 /// What became of a data frame offered to this client.
@@ -175,6 +216,7 @@ impl Conn {
                 request: Vec::new(),
                 deadline: now + settings.handshake_timeout,
             },
+            ending: None,
         }
     }
 
@@ -198,10 +240,30 @@ impl Conn {
         self.socket.out().pending_bytes()
     }
 
-    pub fn identity(&self) -> Option<&Identity> {
-        match &self.phase {
-            Phase::Open(session) | Phase::Closing { session, .. } => Some(&session.identity),
-            Phase::Handshake { .. } | Phase::Flushing { .. } | Phase::Lingering { .. } => None,
+    /// How the session ended, once it has.
+    pub fn ending(&self) -> Option<&Ending> {
+        self.ending.as_deref()
+    }
+
+    /// True once the connection only delivers its last bytes to a refused or failed peer
+    /// and waits for it to close: it no longer counts toward `max_connections`.
+    pub fn is_winding_down(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Flushing {
+                then: AfterFlush::Linger,
+                ..
+            } | Phase::Lingering { .. }
+        )
+    }
+
+    fn end(&mut self, code: u16, reason: &str, cause: DisconnectCause) {
+        if self.ending.is_none() {
+            self.ending = Some(Box::new(Ending {
+                code,
+                reason: reason.to_owned(),
+                cause,
+            }));
         }
     }
 
@@ -296,29 +358,52 @@ impl Conn {
             self.refuse(Status::Forbidden, None, settings, now);
             return None;
         }
-        let identity = auth::authorize(
-            &request.cookies,
-            &settings.signing_secret,
-            settings.digest,
-            settings.token_lifetime.as_secs(),
-            auth::unix_now(),
-        );
-        match identity {
-            Ok(identity) => Some(Exit::Authorized {
-                identity,
-                websocket_key: request.key,
-                head_len,
-            }),
-            Err(error) => {
-                log::warn!(
-                    "handshake refused peer={} status=403 reason=\"{error}\"",
-                    self.peer()
+        let identity = match settings.auth {
+            AuthMode::Authorizer => None,
+            AuthMode::Cookie | AuthMode::CookieAndAuthorizer => {
+                let verified = auth::authorize(
+                    &request.cookies,
+                    &settings.signing_secret,
+                    settings.digest,
+                    settings.token_lifetime.as_secs(),
+                    auth::unix_now(),
                 );
-                stats.handshakes_refused += 1;
-                self.refuse(Status::Forbidden, None, settings, now);
-                None
+                match verified {
+                    Ok(identity) => Some(identity),
+                    Err(error) => {
+                        log::warn!(
+                            "handshake refused peer={} status=403 reason=\"{error}\"",
+                            self.peer()
+                        );
+                        stats.handshakes_refused += 1;
+                        self.refuse(Status::Forbidden, None, settings, now);
+                        return None;
+                    }
+                }
             }
-        }
+        };
+        let Phase::Handshake { request: bytes, .. } = &mut self.phase else {
+            return None;
+        };
+        let bytes = std::mem::take(bytes);
+        let handshake::Request {
+            path,
+            origin,
+            key,
+            cookies,
+            ..
+        } = request;
+        self.phase = Phase::Admitting {
+            request: bytes,
+            head_len,
+            websocket_key: key,
+        };
+        Some(Exit::Upgrade(Upgrade {
+            identity,
+            origin,
+            path,
+            cookies,
+        }))
     }
 
     /// Queues an HTTP refusal; the connection closes once it is written.
@@ -329,40 +414,50 @@ impl Conn {
         settings: &Settings,
         now: Instant,
     ) {
-        self.socket
-            .out_mut()
-            .push(Rc::from(handshake::refusal_response(status, retry_after)));
+        let response = handshake::refusal_response(status, retry_after);
+        self.refuse_with(response, settings, now);
+    }
+
+    /// Queues a prepared refusal (an authorizer's deny); closes once it is written.
+    pub fn refuse_with(&mut self, response: Vec<u8>, settings: &Settings, now: Instant) {
+        self.socket.out_mut().push(Rc::from(response));
         self.phase = Phase::Flushing {
             deadline: now + settings.close_timeout,
             then: AfterFlush::Linger,
         };
     }
 
+    /// True while the hub (or the authorizer) decides on the upgrade.
+    pub fn is_admitting(&self) -> bool {
+        matches!(self.phase, Phase::Admitting { .. })
+    }
+
     /// Completes the upgrade: queues the 101, opens the session and handles any frames
     /// the client sent right behind its request.
-    pub fn accept(
-        &mut self,
-        identity: Identity,
-        websocket_key: &str,
-        head_len: usize,
-        ctx: &mut ClientCtx<'_>,
-    ) -> Result<(), Gone> {
-        let request = match &mut self.phase {
-            Phase::Handshake { request, .. } => std::mem::take(request),
-            Phase::Open(_)
+    /// `expires_at` (Unix seconds) is when the session's token expires.
+    pub fn accept(&mut self, expires_at: u64, ctx: &mut ClientCtx<'_>) -> Result<(), Gone> {
+        let (request, head_len) = match &mut self.phase {
+            Phase::Admitting {
+                request,
+                head_len,
+                websocket_key,
+            } => {
+                self.socket
+                    .out_mut()
+                    .push(Rc::from(handshake::accept_response(websocket_key, None)));
+                (std::mem::take(request), *head_len)
+            }
+            Phase::Handshake { .. }
+            | Phase::Open(_)
             | Phase::Closing { .. }
             | Phase::Flushing { .. }
             | Phase::Lingering { .. } => {
                 return Ok(());
             }
         };
-        self.socket
-            .out_mut()
-            .push(Rc::from(handshake::accept_response(websocket_key, None)));
-        let lifetime_left = identity.expires_at.saturating_sub(auth::unix_now());
+        let lifetime_left = expires_at.saturating_sub(auth::unix_now());
         let now = ctx.now;
         self.phase = Phase::Open(Session {
-            identity,
             decoder: MessageDecoder::new(ctx.settings.max_message_size as u64),
             expires: now + Duration::from_secs(lifetime_left),
             keepalive: Keepalive::Heard {
@@ -386,7 +481,10 @@ impl Conn {
         let (session, closing) = match &mut self.phase {
             Phase::Open(session) => (session, false),
             Phase::Closing { session, .. } => (session, true),
-            Phase::Handshake { .. } | Phase::Flushing { .. } | Phase::Lingering { .. } => {
+            Phase::Handshake { .. }
+            | Phase::Admitting { .. }
+            | Phase::Flushing { .. }
+            | Phase::Lingering { .. } => {
                 return Ok(());
             }
         };
@@ -397,6 +495,8 @@ impl Conn {
         // Set when the connection must move to `Flushing` with this frame (possibly
         // none) queued last.
         let mut final_frame: Option<(Vec<u8>, AfterFlush)> = None;
+        // How the session ended, when this input ended it.
+        let mut ending: Option<(u16, String, DisconnectCause)> = None;
         loop {
             let (used, event) = match session.decoder.feed(input) {
                 Ok(fed) => fed,
@@ -407,10 +507,12 @@ impl Conn {
                         stream.peer(),
                         error.close_code()
                     );
+                    let reason = error.to_string();
                     final_frame = Some((
-                        frame::encode_close(error.close_code(), &error.to_string()),
+                        frame::encode_close(error.close_code(), &reason),
                         AfterFlush::Linger,
                     ));
+                    ending = Some((error.close_code(), reason, DisconnectCause::Protocol));
                     break;
                 }
             };
@@ -474,8 +576,15 @@ impl Conn {
                     // (When sending a Close frame in response, the endpoint typically echos
                     // the status code it received.)"
                     let echo = match close {
-                        CloseFrame::Empty => frame::encode_frame(true, OpCode::Close, &[]),
-                        CloseFrame::WithCode { code, .. } => frame::encode_close(code, ""),
+                        CloseFrame::Empty => {
+                            // RFC 6455 §7.1.5: no status code is "considered to be 1005".
+                            ending = Some((1005, String::new(), DisconnectCause::Client));
+                            frame::encode_frame(true, OpCode::Close, &[])
+                        }
+                        CloseFrame::WithCode { code, reason } => {
+                            ending = Some((code, reason.to_owned(), DisconnectCause::Client));
+                            frame::encode_close(code, "")
+                        }
                     };
                     final_frame = Some((echo, AfterFlush::Close));
                     break;
@@ -485,9 +594,12 @@ impl Conn {
                 break;
             }
         }
+        if let Some((code, reason, cause)) = ending {
+            self.end(code, &reason, cause);
+        }
         if let Some((last, then)) = final_frame {
             // `push` ignores an empty frame: then only the TCP close follows.
-            out.push(Rc::from(last));
+            self.socket.out_mut().push(Rc::from(last));
             self.phase = Phase::Flushing {
                 deadline: ctx.now + ctx.settings.close_timeout,
                 then,
@@ -502,12 +614,14 @@ impl Conn {
         Ok(())
     }
 
-    /// Sends our Close and waits for the peer's (expiry, shutdown, lost frame source).
-    /// A connection still handshaking has no WebSocket to close: it is just dropped.
+    /// Sends our Close and waits for the peer's (expiry, shutdown, kick, lost frame
+    /// source...). A connection still handshaking has no WebSocket to close: it is just
+    /// dropped.
     pub fn start_close(
         &mut self,
         code: u16,
         reason: &str,
+        cause: DisconnectCause,
         now: Instant,
         close_timeout: Duration,
     ) -> Result<(), Gone> {
@@ -522,13 +636,14 @@ impl Conn {
                 self.socket
                     .out_mut()
                     .push(Rc::from(frame::encode_close(code, reason)));
+                self.end(code, reason, cause);
                 self.phase = Phase::Closing {
                     session,
                     deadline: now + close_timeout,
                 };
                 Ok(())
             }
-            Phase::Handshake { .. } => Err(Gone::ShuttingDown),
+            Phase::Handshake { .. } | Phase::Admitting { .. } => Err(Gone::ShuttingDown),
             previous @ (Phase::Closing { .. }
             | Phase::Flushing { .. }
             | Phase::Lingering { .. }) => {
@@ -546,10 +661,18 @@ impl Conn {
                     return Err(Gone::HandshakeTimeout);
                 }
             }
+            // The hub keeps the authorizer's deadline.
+            Phase::Admitting { .. } => {}
             Phase::Open(session) => {
                 if now >= session.expires {
                     log::debug!("token expired peer={}", self.socket.stream().peer());
-                    return self.start_close(1000, "expired", now, settings.close_timeout);
+                    return self.start_close(
+                        1000,
+                        "expired",
+                        DisconnectCause::Expired,
+                        now,
+                        settings.close_timeout,
+                    );
                 }
                 match session.keepalive {
                     Keepalive::Heard { at } => {
@@ -591,6 +714,7 @@ impl Conn {
                 Delivery::Queued
             }
             Phase::Handshake { .. }
+            | Phase::Admitting { .. }
             | Phase::Closing { .. }
             | Phase::Flushing { .. }
             | Phase::Lingering { .. } => Delivery::NotOpen,
@@ -628,7 +752,7 @@ impl Connection for Conn {
             | Phase::Open(_)
             | Phase::Closing { .. }
             | Phase::Lingering { .. } => true,
-            Phase::Flushing { .. } => false,
+            Phase::Admitting { .. } | Phase::Flushing { .. } => false,
         }
     }
 
@@ -651,7 +775,7 @@ impl Connection for Conn {
                 *discarded += bytes.len();
                 (*discarded > MAX_LINGER_BYTES).then_some(Exit::Gone(Gone::Finished))
             }
-            Phase::Flushing { .. } => None,
+            Phase::Admitting { .. } | Phase::Flushing { .. } => None,
         }
     }
 

@@ -12,6 +12,7 @@ use crate::control::command::{self, Reply};
 use crate::decoded::Decoded;
 use crate::server::commands::{Commands, Outcome, Ticket};
 use crate::server::conn::Keepalive;
+use crate::server::hub::Offer;
 use crate::server::replies::ReplyQueue;
 use crate::server::settings::Settings;
 use crate::server::socket::{self, Connection, Lost, Socket};
@@ -45,6 +46,8 @@ pub enum ControlGone {
     Finished,
     KeepaliveTimeout,
     CloseTimeout,
+    /// An event listener whose queue passed `[events] max_queue`.
+    SlowListener,
 }
 
 impl std::fmt::Display for ControlGone {
@@ -55,6 +58,7 @@ impl std::fmt::Display for ControlGone {
             ControlGone::Finished => f.write_str("closed"),
             ControlGone::KeepaliveTimeout => f.write_str("no 0P after our 0p"),
             ControlGone::CloseTimeout => f.write_str("close timeout"),
+            ControlGone::SlowListener => f.write_str("event queue over [events] max_queue"),
         }
     }
 }
@@ -102,6 +106,17 @@ impl ControlConn {
             socket::Drive::OverBudget => ControlDrive::OverBudget,
             socket::Drive::Exit(gone) => ControlDrive::Gone(gone),
         }
+    }
+
+    /// A frame from the hub (an event, an authorization request), queued unless this
+    /// connection already holds `max_queue` bytes.
+    pub fn offer(&mut self, frame: &[u8], max_queue: usize) -> Offer {
+        let out = self.socket.out_mut();
+        if out.pending_bytes().saturating_add(frame.len()) > max_queue {
+            return Offer::Full;
+        }
+        out.push_bytes(frame);
+        Offer::Queued
     }
 
     /// The reply that was promised under `ticket` is known: it takes its place in order.
@@ -231,7 +246,14 @@ impl Connection for ControlConn {
         }
     }
 
-    fn after_write(&mut self, _written: usize, _ctx: &mut ControlCtx<'_>) -> Option<ControlGone> {
+    fn after_write(&mut self, written: usize, ctx: &mut ControlCtx<'_>) -> Option<ControlGone> {
+        // A peer that reads is alive, even while its own commands wait (a listener whose
+        // queue of events stops us reading).
+        if written > 0
+            && let ControlPhase::Open { keepalive } = &mut self.phase
+        {
+            *keepalive = Keepalive::Heard { at: ctx.now };
+        }
         let done =
             matches!(self.phase, ControlPhase::Closing { .. }) && self.socket.out().is_drained();
         done.then_some(ControlGone::Finished)

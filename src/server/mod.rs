@@ -21,6 +21,7 @@ pub mod stats;
 pub mod stream;
 
 use std::io::{self, Read};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -30,7 +31,7 @@ use mio::{Events, Interest, Poll, Token};
 use crate::config::Config;
 use crate::server::commands::Backend;
 use crate::server::control_conn::{ControlConn, ControlCtx, ControlDrive, ControlGone};
-use crate::server::hub::{Hub, Step};
+use crate::server::hub::{ControlSink, Hub, Offer, Step};
 use crate::server::listener::{BindError, Listener};
 use crate::server::outbound::BroadcastBatch;
 use crate::server::settings::Settings;
@@ -73,6 +74,27 @@ fn token_peer(token: Token) -> Option<Peer> {
     } else {
         Peer::Control(key)
     })
+}
+
+/// The control connections as the hub's outbox sees them: frames are queued up to
+/// `[events] max_queue` bytes per connection.
+struct ControlQueues<'a> {
+    controls: &'a mut Slab<ControlConn>,
+    max_queue: usize,
+    touched: &'a mut Vec<Key>,
+}
+
+impl ControlSink for ControlQueues<'_> {
+    fn offer(&mut self, to: Key, frame: &Rc<[u8]>) -> Offer {
+        let Some(control) = self.controls.get_mut(to) else {
+            return Offer::Gone;
+        };
+        let offer = control.offer(frame, self.max_queue);
+        if offer == Offer::Queued && !self.touched.contains(&to) {
+            self.touched.push(to);
+        }
+        offer
+    }
 }
 
 /// Flags set by signal handlers; the loop reads and clears them after draining the pipe.
@@ -157,7 +179,6 @@ pub struct Server {
     signals: SignalFlags,
     reloader: Reloader,
     listeners: Vec<Listener>,
-    listener_names: Vec<String>,
     control_listener: Listener,
     /// Listeners with connections possibly left in the backlog (budget spent, or accept
     /// failed for lack of file descriptors and is retried on the next tick).
@@ -167,6 +188,8 @@ pub struct Server {
     controls: Slab<ControlConn>,
     /// Connections that spent their budget with readiness left.
     pending: Vec<Peer>,
+    /// Control connections that got frames from the hub this turn.
+    controls_to_flush: Vec<Key>,
     settings: Settings,
     stats: Stats,
     scratch: Vec<u8>,
@@ -218,14 +241,14 @@ impl Server {
             wake,
             signals,
             reloader,
-            hub: Hub::new(listeners.len()),
+            hub: Hub::new(listener_names),
             listeners,
-            listener_names,
             control_listener,
             accept_pending: Vec::new(),
             accept_paused: false,
             controls: Slab::default(),
             pending: Vec::new(),
+            controls_to_flush: Vec::new(),
             settings,
             stats: Stats::default(),
             scratch: vec![0; SCRATCH_SIZE],
@@ -276,6 +299,7 @@ impl Server {
             for peer in revisit {
                 self.drive(peer, now);
             }
+            self.settle_hub(now);
             if !self.accept_paused {
                 for token in std::mem::take(&mut self.accept_pending) {
                     match token {
@@ -285,11 +309,14 @@ impl Server {
                 }
             }
             self.hub.flush(&mut self.stats);
+            self.flush_controls(now);
             if now >= self.next_tick {
                 self.next_tick = now + TICK;
                 self.accept_paused = false;
                 self.tick(now);
+                self.settle_hub(now);
                 self.hub.flush(&mut self.stats);
+                self.flush_controls(now);
             }
             if self.signals.reload.swap(false, Ordering::SeqCst) {
                 self.reload();
@@ -308,6 +335,43 @@ impl Server {
                     now.saturating_duration_since(self.started).as_secs()
                 );
                 return Ok(());
+            }
+        }
+    }
+
+    /// What the hub left for the rest of the turn: clients to drive again (an upgrade the
+    /// authorizer answered) and frames for control connections (events, authorization
+    /// requests), which may make more of each.
+    fn settle_hub(&mut self, now: Instant) {
+        loop {
+            let revisits = self.hub.take_revisits();
+            for key in &revisits {
+                self.drive_client(*key, now);
+            }
+            let mut sink = ControlQueues {
+                controls: &mut self.controls,
+                max_queue: self.settings.events.max_queue,
+                touched: &mut self.controls_to_flush,
+            };
+            let full = self.hub.drain_outbox(&mut sink);
+            for key in &full {
+                log::warn!("event listener dropped reason=\"queue over [events] max_queue\"");
+                self.close_control(*key, &ControlGone::SlowListener, now);
+            }
+            if revisits.is_empty() && full.is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// Writes what the turn queued for control connections (events, requests).
+    fn flush_controls(&mut self, now: Instant) {
+        for key in std::mem::take(&mut self.controls_to_flush) {
+            let Some(control) = self.controls.get_mut(key) else {
+                continue;
+            };
+            if let Err(error) = control.flush() {
+                self.close_control(key, &ControlGone::Io(error), now);
             }
         }
     }
@@ -363,7 +427,6 @@ impl Server {
             batch: &mut self.broadcast_batch,
             settings: &self.settings,
             stats: &mut self.stats,
-            listener_names: &self.listener_names,
             started: self.started,
             control_connections,
             now,
@@ -388,7 +451,8 @@ impl Server {
             "control connection gone peer={} reason=\"{gone}\"",
             control.peer()
         );
-        self.hub.lose_frame_source(key, &self.settings, now);
+        self.hub
+            .control_gone(key, &self.settings, &mut self.stats, now);
     }
 
     fn accept_clients(&mut self, token: Token, now: Instant) {
@@ -489,7 +553,7 @@ impl Server {
     }
 
     fn tick(&mut self, now: Instant) {
-        self.hub.tick(&self.settings, now);
+        self.hub.tick(&self.settings, &mut self.stats, now);
         for key in self.controls.keys() {
             let Some(control) = self.controls.get_mut(key) else {
                 continue;

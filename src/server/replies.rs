@@ -80,6 +80,11 @@ impl ReplyQueue {
         reply.encode(&mut self.ready);
     }
 
+    /// Queues an encoded frame that answers no command (an event); it never waits.
+    pub fn push_bytes(&mut self, frame: &[u8]) {
+        self.ready.extend_from_slice(frame);
+    }
+
     /// Bytes queued and not yet written, held replies included.
     pub fn pending_bytes(&self) -> usize {
         let held: usize = self

@@ -5,7 +5,7 @@
 //! generation, bumped on every removal, so a stale key finds nothing instead of a newer
 //! connection that reused the slot.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {
     index: u32,
     generation: u32,

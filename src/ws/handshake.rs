@@ -428,6 +428,48 @@ pub fn accept_response(key: &str, protocol: Option<&str>) -> Vec<u8> {
     response.into_bytes()
 }
 
+/// A refusal with any error status (an authorizer's deny): the status line with its
+/// standard reason phrase, and `text` after the status in the plain-text body.
+pub fn denial_response(code: u16, text: &str) -> Vec<u8> {
+    let phrase = reason_phrase(code);
+    let body = format!("{code} {phrase}\n{text}\n");
+    format!(
+        "HTTP/1.1 {code} {phrase}\r\n\
+         Connection: close\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\n\
+         \r\n\
+         {body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// RFC 9110 §15's reason phrases for the 4xx and 5xx statuses a deny is likely to use.
+fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        423 => "Locked",
+        429 => "Too Many Requests",
+        451 => "Unavailable For Legal Reasons",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ if code < 500 => "Client Error",
+        _ => "Server Error",
+    }
+}
+
 /// A complete refusal: status line, `Connection: close`, a short plain-text body naming the
 /// status. A 426 names the version wson speaks; `retry_after` (seconds) adds `Retry-After`.
 pub fn refusal_response(status: Status, retry_after: Option<u32>) -> Vec<u8> {
@@ -963,6 +1005,36 @@ mod tests {
               429 Too Many Requests\n"
                 .to_vec()
         );
+    }
+
+    #[test]
+    fn a_denial_carries_its_status_phrase_and_text() {
+        let response = denial_response(451, "gone fishing: é");
+        let mut headers = [httparse::EMPTY_HEADER; 8];
+        let mut parsed = httparse::Response::new(&mut headers);
+        let httparse::Status::Complete(head_len) = parsed.parse(&response).unwrap() else {
+            panic!("incomplete");
+        };
+        assert_eq!(parsed.code, Some(451));
+        assert_eq!(parsed.reason, Some("Unavailable For Legal Reasons"));
+        let body = &response[head_len..];
+        assert_eq!(
+            body,
+            "451 Unavailable For Legal Reasons\ngone fishing: é\n".as_bytes()
+        );
+        let length = parsed
+            .headers
+            .iter()
+            .find(|h| h.name == "Content-Length")
+            .map(|h| {
+                std::str::from_utf8(h.value)
+                    .unwrap()
+                    .parse::<usize>()
+                    .unwrap()
+            });
+        assert_eq!(length, Some(body.len()));
+        assert!(denial_response(499, "").starts_with(b"HTTP/1.1 499 Client Error\r\n"));
+        assert!(denial_response(599, "").starts_with(b"HTTP/1.1 599 Server Error\r\n"));
     }
 
     #[test]

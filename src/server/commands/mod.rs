@@ -7,8 +7,10 @@
 
 use std::time::Instant;
 
+use crate::config::AuthMode;
+use crate::control::authorizer::Decision;
 use crate::control::codec::ControlError;
-use crate::control::command::{Command, Reply};
+use crate::control::command::{Command, Reply, Target};
 use crate::server::hub::{Fragment, FragmentResult, Hub};
 use crate::server::outbound::{BroadcastBatch, shared_frame};
 use crate::server::settings::Settings;
@@ -51,8 +53,6 @@ pub struct Backend<'a> {
     pub batch: &'a mut BroadcastBatch,
     pub settings: &'a Settings,
     pub stats: &'a mut Stats,
-    /// The text `m` and status report for each listener (bound address).
-    pub listener_names: &'a [String],
     pub started: Instant,
     pub control_connections: usize,
     pub now: Instant,
@@ -116,7 +116,7 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
                 ctx.hub.is_online(&token)
             } else {
                 let frame = shared_frame(true, data_opcode(binary), message);
-                ctx.hub.direct(&token, &frame, ctx.settings, ctx.stats)
+                ctx.hub.direct(&token, &frame, ctx.settings, ctx.stats) > 0
             };
             match (confirm, delivered) {
                 (false, _) => Outcome::Done,
@@ -162,11 +162,114 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
         Command::Pong => Outcome::Done,
         Command::Quit => Outcome::Quit,
         Command::Status => Outcome::Reply(Reply::Status(status_json(ctx))),
-        // Parsed, but not carried out before the hub has users, topics and events.
-        other => {
-            return Err(ControlError::UnknownCommand {
-                byte: other.command_byte(),
-            });
+        Command::ToUser {
+            confirm,
+            binary,
+            user,
+            message,
+        } => {
+            let frame = shared_frame(true, data_opcode(binary), message);
+            let reached = ctx.hub.to_user(user, &frame, ctx.settings, ctx.stats);
+            match confirm {
+                true => Outcome::Reply(Reply::Count(reached as u64)),
+                false => Outcome::Done,
+            }
+        }
+        Command::UserOnline { user } => {
+            Outcome::Reply(Reply::Count(ctx.hub.user_connections(user) as u64))
+        }
+        Command::UserTokens { user, page } => Outcome::Reply(Reply::Page(ctx.hub.user_tokens(
+            user,
+            &page,
+            ctx.settings.max_list_page,
+        ))),
+        Command::OnlineUsers { page } => Outcome::Reply(Reply::Page(
+            ctx.hub.online_users(&page, ctx.settings.max_list_page),
+        )),
+        Command::Kick {
+            target,
+            code,
+            reason,
+        } => {
+            let closed = match target {
+                Target::Token(token) => {
+                    ctx.hub
+                        .kick_token(&token, code, reason, ctx.settings, ctx.now)
+                }
+                Target::User(user) => ctx.hub.kick_user(user, code, reason, ctx.settings, ctx.now),
+            };
+            Outcome::Reply(Reply::Count(closed as u64))
+        }
+        Command::Subscribe { target, topic } => {
+            command.check_topic_len(ctx.settings.topics.max_name_length)?;
+            let subscribed = match target {
+                Target::Token(token) => {
+                    ctx.hub
+                        .subscribe_token(&token, topic.as_str(), ctx.settings)
+                }
+                Target::User(user) => ctx.hub.subscribe_user(user, topic.as_str(), ctx.settings),
+            };
+            match subscribed {
+                Ok(count) => Outcome::Reply(Reply::Count(count as u64)),
+                Err(refusal) => Outcome::Reply(Reply::Refused(refusal)),
+            }
+        }
+        Command::Unsubscribe { target, topic } => {
+            command.check_topic_len(ctx.settings.topics.max_name_length)?;
+            let left = match target {
+                Target::Token(token) => ctx.hub.unsubscribe_token(&token, topic.as_str()),
+                Target::User(user) => ctx.hub.unsubscribe_user(user, topic.as_str()),
+            };
+            Outcome::Reply(Reply::Count(left as u64))
+        }
+        Command::Publish {
+            binary,
+            topic,
+            message,
+        } => {
+            command.check_topic_len(ctx.settings.topics.max_name_length)?;
+            let frame = shared_frame(true, data_opcode(binary), message);
+            ctx.hub
+                .publish(topic.as_str(), &frame, ctx.settings, ctx.stats);
+            Outcome::Done
+        }
+        Command::Subscribers { topic, page } => {
+            command.check_topic_len(ctx.settings.topics.max_name_length)?;
+            Outcome::Reply(Reply::Page(ctx.hub.subscribers(
+                topic.as_str(),
+                &page,
+                ctx.settings.max_list_page,
+            )))
+        }
+        Command::SubscriberCount { topic } => {
+            command.check_topic_len(ctx.settings.topics.max_name_length)?;
+            let (users, connections) = ctx.hub.subscriber_count(topic.as_str());
+            Outcome::Reply(Reply::TopicCount {
+                users: users as u64,
+                connections: connections as u64,
+            })
+        }
+        Command::Topics { page } => Outcome::Reply(Reply::Page(
+            ctx.hub.topics(&page, ctx.settings.max_list_page),
+        )),
+        Command::Listen { group, kinds } => {
+            ctx.hub.listen(ctx.me, group, kinds);
+            Outcome::Done
+        }
+        Command::Authorizer => {
+            ctx.hub.register_authorizer(ctx.me);
+            Outcome::Done
+        }
+        Command::Authorize { id, decision } => {
+            command.check_topic_len(ctx.settings.topics.max_name_length)?;
+            if let Decision::Allow { user: None, .. } = decision
+                && ctx.settings.auth == AuthMode::Authorizer
+            {
+                return Err(ControlError::AllowWithoutUser { id });
+            }
+            ctx.hub
+                .decide(id, &decision, ctx.settings, ctx.stats, ctx.now);
+            Outcome::Done
         }
     })
 }
@@ -178,25 +281,26 @@ fn data_opcode(binary: bool) -> OpCode {
 /// The domain (or, without `domains`, the address) of the listener with the fewest live
 /// connections; the first such listener on a tie, as ws(s)on did.
 fn freest_domain(ctx: &Backend<'_>) -> String {
-    let loads = ctx.hub.per_listener();
-    let freest = loads
-        .iter()
+    let freest = ctx
+        .hub
+        .listener_loads()
         .enumerate()
-        .min_by_key(|(index, load)| (**load, *index))
-        .map_or(0, |(index, _)| index);
-    ctx.settings
-        .domains
-        .get(freest)
-        .or_else(|| ctx.listener_names.get(freest))
-        .cloned()
-        .unwrap_or_default()
+        .min_by_key(|(index, (_, load))| (*load, *index));
+    match freest {
+        Some((index, (name, _))) => ctx
+            .settings
+            .domains
+            .get(index)
+            .cloned()
+            .unwrap_or_else(|| name.to_owned()),
+        None => String::new(),
+    }
 }
 
 fn status_json(ctx: &Backend<'_>) -> String {
     let listeners: Vec<serde_json::Value> = ctx
-        .listener_names
-        .iter()
-        .zip(ctx.hub.per_listener())
+        .hub
+        .listener_loads()
         .enumerate()
         .map(|(index, (name, connections))| {
             serde_json::json!({
@@ -207,11 +311,13 @@ fn status_json(ctx: &Backend<'_>) -> String {
         })
         .collect();
     let stats = &ctx.stats;
+    let figures = ctx.hub.figures();
     serde_json::json!({
         "pid": std::process::id(),
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_secs": ctx.now.saturating_duration_since(ctx.started).as_secs(),
-        "connections": ctx.hub.len(),
+        "connections": figures.connections,
+        "lingering": figures.lingering,
         "listeners": listeners,
         "control_connections": ctx.control_connections,
         "messages_in": stats.messages_in,
@@ -223,6 +329,13 @@ fn status_json(ctx: &Backend<'_>) -> String {
         "handshakes_refused": stats.handshakes_refused,
         "protocol_errors": stats.protocol_errors,
         "slow_consumers_dropped": stats.slow_consumers_dropped,
+        "users_online": figures.users_online,
+        "topics": figures.topics,
+        "user_subscriptions": figures.user_subscriptions,
+        "event_listeners": figures.event_listeners,
+        "event_listeners_dropped": figures.event_listeners_dropped,
+        "authorizers": figures.authorizers,
+        "authorizations_waiting": figures.authorizations_waiting,
     })
     .to_string()
 }

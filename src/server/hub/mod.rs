@@ -1,28 +1,36 @@
 //! The hub owns the WebSocket clients and everything shared between connections: the token
-//! index, admission, the fragment-lock table, the list of clients to flush, and the one
-//! path a message takes to a client.
+//! and user indexes, topics, admission, the fragment-lock table, event listeners and the
+//! authorizers, the list of clients to flush, and the one path a message takes to a client.
 //!
-//! Broadcasts, direct messages and fragments all come through here, so they share one
-//! ordering (per client, the order the hub was asked) and one backpressure rule: a client
-//! whose queue would pass `max_outbound_buffer` is dropped as a slow consumer, counted,
-//! and never holds up the others. Frames are queued, not written: the server has every
-//! client touched in a loop turn flushed once, with one `writev` each.
+//! Broadcasts, direct, user and topic messages and fragments all come through here, so they
+//! share one ordering (per client, the order the hub was asked) and one backpressure rule:
+//! a client whose queue would pass `max_outbound_buffer` is dropped as a slow consumer,
+//! counted, and never holds up the others. Frames are queued, not written: the server has
+//! every client touched in a loop turn flushed once, with one `writev` each.
 //!
-//! A client does its own I/O; when `drive` returns, the hub settles what the connection's
-//! new phase means for the shared state (a session that ended gives its token back, a
-//! client that is no longer open loses its lock, queued bytes get the client on the flush
-//! list). That is the only place those facts are read, so they cannot drift apart.
+//! A client does its own I/O; when it returns, the hub settles what the connection's new
+//! phase means for the shared state. An open connection holds a seat (its token, user and
+//! topics); the seat is given back the moment the connection stops being open, whatever
+//! ended it, and that is when the `disconnected` event goes out. That is the only place
+//! those facts are read, so they cannot drift apart.
 
+mod authorizer;
+mod events;
 mod locks;
+mod topics;
+mod users;
 
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Instant;
 
-use crate::auth::Identity;
-use crate::config::ClientMessages;
-use crate::server::conn::{ClientCtx, Conn, Delivered, Delivery, Exit, Gone, Upcalls};
-use crate::server::outbound::shared_frame;
+use crate::auth;
+use crate::config::{AuthMode, AuthorizerFallback, ClientMessages, TokenReuse};
+use crate::control::authorizer::{AuthRequest, Decision};
+use crate::control::command::{Page, PageRequest, Refusal};
+use crate::control::event::{DisconnectCause, Event, EventKinds};
+use crate::server::conn::{ClientCtx, Conn, Delivered, Delivery, Exit, Gone, Upcalls, Upgrade};
+use crate::server::outbound::{OutQueue, shared_frame};
 use crate::server::settings::Settings;
 use crate::server::slab::{Key, Slab};
 use crate::server::socket;
@@ -30,21 +38,47 @@ use crate::server::stats::Stats;
 use crate::server::stream::Stream;
 use crate::token::Token;
 use crate::ws::frame::OpCode;
-use crate::ws::handshake::Status;
+use crate::ws::handshake::{self, Status};
 use crate::ws::message::MessageKind;
 
+use authorizer::{Authorizers, Waiting};
+use events::Events;
+pub use events::{ControlSink, Offer};
 use locks::{Encoded, Locks};
 pub use locks::{Fragment, FragmentResult};
+use topics::{Presence, TopicId, Topics};
+use users::{UserName, Users};
 
-#[derive(Default)]
+/// Close code of a connection whose token a newer one took (`token_reuse = "replace"`).
+pub const CLOSE_REPLACED: u16 = 4001;
+
 pub struct Hub {
     clients: Slab<Client>,
-    tokens: HashMap<Token, Key>,
+    /// Open connections per token: one, or several with `token_reuse = "share"`.
+    tokens: HashMap<Token, Vec<Key>>,
+    users: Users,
+    topics: Topics,
     locks: Locks,
-    /// Live connections per listener, for `m` and status.
-    per_listener: Vec<usize>,
+    events: Events,
+    authorizers: Authorizers,
+    listeners: Vec<ListenerLoad>,
     /// Clients with frames queued this turn, to flush at its end.
     to_flush: Vec<Key>,
+    /// Clients whose input may have waited while the hub decided on them (an upgrade the
+    /// authorizer answered): the server drives them again this turn.
+    to_drive: Vec<Key>,
+    /// Clients that count toward `max_connections`: all but those winding down.
+    live: usize,
+    /// Refused or failed sockets waiting for their peer to close, bounded by
+    /// `max_lingering`.
+    winding: usize,
+}
+
+/// A listener's name (its bound endpoint) and its live connections, for `m`, status and
+/// events.
+struct ListenerLoad {
+    name: String,
+    connections: usize,
 }
 
 /// A client and what the hub keeps about it.
@@ -52,11 +86,30 @@ struct Client {
     conn: Conn,
     /// Index of the listener this connection came through.
     listener: usize,
-    /// The token this connection holds in the index, from its upgrade until its session
-    /// ends; kept here because the phases after a session have no identity to read it from.
-    token: Option<Token>,
+    /// Held while the connection is open.
+    seat: Option<Seat>,
+    /// The authorization request this client waits for.
+    waiting: Option<u64>,
+    /// True while counted in `winding` rather than `live`.
+    winding: bool,
     /// True while the client is on `to_flush`.
     flush_scheduled: bool,
+}
+
+/// What an open connection holds in the shared indexes.
+struct Seat {
+    token: Token,
+    user: UserName,
+    topics: Vec<TopicId>,
+}
+
+/// Who an admitted connection is.
+struct Admission<'a> {
+    token: Token,
+    user: &'a str,
+    /// When its token expires, Unix seconds.
+    expires_at: u64,
+    upgrade: &'a Upgrade,
 }
 
 /// What `drive` leaves for the server.
@@ -67,9 +120,24 @@ pub enum Step {
     OverBudget,
 }
 
+/// Figures for the status reply.
+pub struct Figures {
+    pub connections: usize,
+    pub lingering: usize,
+    pub users_online: usize,
+    pub topics: usize,
+    pub user_subscriptions: usize,
+    pub event_listeners: usize,
+    pub event_listeners_dropped: u64,
+    pub authorizers: usize,
+    pub authorizations_waiting: usize,
+}
+
 /// What a client's session hands up while the hub drives it.
 struct SessionUpcalls<'a> {
     locks: &'a mut Locks,
+    events: &'a mut Events,
+    seat: Option<&'a Seat>,
     me: Key,
     settings: &'a Settings,
 }
@@ -77,8 +145,7 @@ struct SessionUpcalls<'a> {
 impl Upcalls for SessionUpcalls<'_> {
     fn message(&mut self, kind: MessageKind, payload: &[u8], queued: usize) -> Delivered {
         match self.settings.client_messages {
-            // Forwarding goes to event listeners, which land with the events.
-            ClientMessages::Ignore | ClientMessages::Forward => Delivered::Nothing,
+            ClientMessages::Ignore => Delivered::Nothing,
             ClientMessages::Echo => {
                 let frame = shared_frame(true, data_opcode(kind), payload);
                 match self.locks.deferred_for(self.me) {
@@ -94,6 +161,19 @@ impl Upcalls for SessionUpcalls<'_> {
                     }
                 }
             }
+            ClientMessages::Forward => {
+                // A message that arrives after the session ended (while our Close is on
+                // its way) belongs to no one any more.
+                if let Some(seat) = self.seat {
+                    self.events.emit(&Event::Message {
+                        token: seat.token,
+                        user: &seat.user,
+                        binary: kind == MessageKind::Binary,
+                        payload,
+                    });
+                }
+                Delivered::Nothing
+            }
         }
     }
 }
@@ -105,11 +185,76 @@ fn data_opcode(kind: MessageKind) -> OpCode {
     }
 }
 
+/// Offers a data frame to one client: queued, or held behind its fragmented message.
+fn deliver(
+    client: &mut Client,
+    deferred: Option<&mut OutQueue>,
+    frame: &Rc<[u8]>,
+    max_outbound: usize,
+) -> Delivery {
+    match deferred {
+        None => client.conn.queue(frame.clone(), 0, max_outbound),
+        Some(deferred) => {
+            let queued = client.conn.queued_bytes() + deferred.pending_bytes();
+            if queued + frame.len() > max_outbound {
+                return Delivery::Overflow { queued };
+            }
+            deferred.push(frame.clone());
+            Delivery::Deferred
+        }
+    }
+}
+
+/// The page of a list reply from one page of names and counts.
+fn page_reply(items: Vec<(Rc<str>, usize)>, more: bool) -> Page {
+    let next_cursor = match (more, items.last()) {
+        (true, Some((name, _))) => name.as_bytes().to_vec(),
+        (true, None) | (false, _) => Vec::new(),
+    };
+    Page {
+        next_cursor,
+        items: items
+            .into_iter()
+            .map(|(name, count)| (name.as_bytes().to_vec(), count as u64))
+            .collect(),
+    }
+}
+
+/// The `disconnected` code and cause of a client removed while still open.
+fn abrupt_ending(gone: &Gone) -> (u16, DisconnectCause) {
+    // RFC 6455 §7.1.5: a connection closed without a Close frame is "considered to be 1006".
+    match gone {
+        Gone::PeerClosed | Gone::Finished | Gone::CloseTimeout | Gone::HandshakeTimeout => {
+            (1006, DisconnectCause::Client)
+        }
+        Gone::Io(_) => (1006, DisconnectCause::Error),
+        Gone::SlowConsumer { .. } => (1006, DisconnectCause::Slow),
+        Gone::KeepaliveTimeout => (1006, DisconnectCause::Timeout),
+        Gone::ShuttingDown => (1001, DisconnectCause::Shutdown),
+    }
+}
+
 impl Hub {
-    pub fn new(listeners: usize) -> Hub {
+    pub fn new(listener_names: Vec<String>) -> Hub {
         Hub {
-            per_listener: vec![0; listeners],
-            ..Hub::default()
+            clients: Slab::default(),
+            tokens: HashMap::new(),
+            users: Users::default(),
+            topics: Topics::default(),
+            locks: Locks::default(),
+            events: Events::default(),
+            authorizers: Authorizers::default(),
+            listeners: listener_names
+                .into_iter()
+                .map(|name| ListenerLoad {
+                    name,
+                    connections: 0,
+                })
+                .collect(),
+            to_flush: Vec::new(),
+            to_drive: Vec::new(),
+            live: 0,
+            winding: 0,
         }
     }
 
@@ -121,8 +266,25 @@ impl Hub {
         self.clients.is_empty()
     }
 
-    pub fn per_listener(&self) -> &[usize] {
-        &self.per_listener
+    /// Each listener's name and live connections, in config order.
+    pub fn listener_loads(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.listeners
+            .iter()
+            .map(|load| (load.name.as_str(), load.connections))
+    }
+
+    pub fn figures(&self) -> Figures {
+        Figures {
+            connections: self.clients.len(),
+            lingering: self.winding,
+            users_online: self.users.online(),
+            topics: self.topics.len(),
+            user_subscriptions: self.users.subscription_count(),
+            event_listeners: self.events.listeners(),
+            event_listeners_dropped: self.events.dropped(),
+            authorizers: self.authorizers.count(),
+            authorizations_waiting: self.authorizers.waiting(),
+        }
     }
 
     /// True when every client left only waits for its peer's EOF (a drain may end).
@@ -139,8 +301,12 @@ impl Hub {
             .count()
     }
 
-    /// Takes a freshly accepted connection, or refuses it at `max_connections`. Returns
-    /// the key to register the stream under, or `None` when nothing is kept.
+    // --- Admission --------------------------------------------------------------------
+
+    /// Takes a freshly accepted connection, or refuses it at `max_connections` (refused
+    /// sockets no longer count toward it; at most `max_lingering` are kept while their 503
+    /// goes out). Returns the key to register the stream under, or `None` when nothing is
+    /// kept.
     pub fn admit_socket(
         &mut self,
         mut stream: Stream,
@@ -150,7 +316,7 @@ impl Hub {
         now: Instant,
     ) -> Option<Key> {
         stats.connections_accepted += 1;
-        let refuse = self.clients.len() >= settings.max_connections;
+        let refuse = self.live >= settings.max_connections;
         if refuse {
             stats.handshakes_refused += 1;
             log::warn!(
@@ -158,12 +324,12 @@ impl Hub {
                 stream.peer(),
                 settings.max_connections
             );
-            if self.clients.len() >= settings.max_connections + REFUSAL_SLACK {
-                // Past the slack, no socket is kept: best effort, the fresh socket's
-                // buffer takes a short response.
+            if self.winding >= settings.max_lingering {
+                // No room to linger: best effort, the fresh socket's buffer takes a short
+                // response.
                 let _ = std::io::Write::write(
                     &mut stream,
-                    &crate::ws::handshake::refusal_response(Status::ServiceUnavailable, None),
+                    &handshake::refusal_response(Status::ServiceUnavailable, None),
                 );
                 return None;
             }
@@ -177,11 +343,18 @@ impl Hub {
         let key = self.clients.insert(Client {
             conn,
             listener,
-            token: None,
+            seat: None,
+            waiting: None,
+            winding: refuse,
             flush_scheduled: false,
         })?;
-        if let Some(count) = self.per_listener.get_mut(listener) {
-            *count += 1;
+        if refuse {
+            self.winding += 1;
+        } else {
+            self.live += 1;
+        }
+        if let Some(load) = self.listeners.get_mut(listener) {
+            load.connections += 1;
         }
         Some(key)
     }
@@ -198,6 +371,11 @@ impl Hub {
         }
     }
 
+    /// Clients to drive again this turn (their input may have waited on a decision).
+    pub fn take_revisits(&mut self) -> Vec<Key> {
+        std::mem::take(&mut self.to_drive)
+    }
+
     /// Lets a client do all the I/O it can, then settles what its new phase means.
     pub fn drive(
         &mut self,
@@ -208,12 +386,19 @@ impl Hub {
         now: Instant,
     ) -> Step {
         loop {
-            let Hub { clients, locks, .. } = self;
-            let Some(client) = clients.get_mut(key) else {
+            let Hub {
+                clients,
+                locks,
+                events,
+                ..
+            } = self;
+            let Some(Client { conn, seat, .. }) = clients.get_mut(key) else {
                 return Step::Idle;
             };
             let mut upcalls = SessionUpcalls {
                 locks,
+                events,
+                seat: seat.as_ref(),
                 me: key,
                 settings,
             };
@@ -223,13 +408,13 @@ impl Hub {
                 now,
                 upcalls: &mut upcalls,
             };
-            let exit = match client.conn.drive(scratch, &mut ctx) {
+            let exit = match conn.drive(scratch, &mut ctx) {
                 socket::Drive::Idle => {
-                    self.settle(key);
+                    self.settle(key, settings);
                     return Step::Idle;
                 }
                 socket::Drive::OverBudget => {
-                    self.settle(key);
+                    self.settle(key, settings);
                     return Step::OverBudget;
                 }
                 socket::Drive::Exit(exit) => exit,
@@ -239,106 +424,501 @@ impl Hub {
                     self.close(key, &gone);
                     return Step::Idle;
                 }
-                // The reply is queued; keep going (flush, and any frames still unread).
-                Exit::Authorized {
-                    identity,
-                    websocket_key,
-                    head_len,
-                } => {
-                    if let Err(gone) = self.admit(
-                        key,
-                        identity,
-                        &websocket_key,
-                        head_len,
-                        settings,
-                        stats,
-                        now,
-                    ) {
-                        self.close(key, &gone);
-                        return Step::Idle;
-                    }
-                }
+                // The answer is queued (or the authorizer asked); keep going: flush, and
+                // any frames still unread.
+                Exit::Upgrade(upgrade) => self.upgrade(key, upgrade, settings, stats, now),
             }
         }
     }
 
-    /// An authorized upgrade: accepted when its token is free, else refused with 429.
-    #[allow(clippy::too_many_arguments)]
-    fn admit(
+    /// An upgrade that passed its checks: admitted now, or after the authorizer answers.
+    fn upgrade(
         &mut self,
         key: Key,
-        identity: Identity,
-        websocket_key: &str,
-        head_len: usize,
+        upgrade: Upgrade,
         settings: &Settings,
         stats: &mut Stats,
         now: Instant,
-    ) -> Result<(), Gone> {
-        let token = identity.token;
-        let busy = self.tokens.contains_key(&token);
-        let Hub {
-            clients,
-            locks,
-            tokens,
-            ..
-        } = self;
-        let Some(client) = clients.get_mut(key) else {
-            return Ok(());
-        };
-        if busy {
-            log::warn!(
-                "handshake refused peer={} status=429 reason=\"token already connected\" user={:?}",
-                client.conn.peer(),
-                identity.user
-            );
-            stats.handshakes_refused += 1;
-            let retry = settings.busy_retry_after();
-            client
-                .conn
-                .refuse(Status::TooManyRequests, Some(retry), settings, now);
-            return Ok(());
+    ) {
+        match (settings.auth, &upgrade.identity) {
+            (AuthMode::Cookie, Some(identity)) => {
+                let admission = Admission {
+                    token: identity.token,
+                    user: &identity.user,
+                    expires_at: identity.expires_at,
+                    upgrade: &upgrade,
+                };
+                self.admit(key, &admission, &[], settings, stats, now);
+            }
+            // A reload switched `auth` between the check and now: ask, as it says now.
+            (AuthMode::Cookie, None)
+            | (AuthMode::Authorizer | AuthMode::CookieAndAuthorizer, _) => {
+                self.ask_authorizer(key, upgrade, settings, stats, now);
+            }
         }
-        log::debug!(
-            "client open peer={} user={:?}",
-            client.conn.peer(),
-            identity.user
-        );
-        client.token = Some(token);
-        tokens.insert(token, key);
-        let mut upcalls = SessionUpcalls {
-            locks,
-            me: key,
-            settings,
-        };
-        let mut ctx = ClientCtx {
-            settings,
-            stats,
-            now,
-            upcalls: &mut upcalls,
-        };
-        client
-            .conn
-            .accept(identity, websocket_key, head_len, &mut ctx)
     }
 
-    /// Brings the shared state up to date after a client did I/O or ran its timers: a
-    /// client no longer open loses its lock, a session that ended frees its token at once
-    /// (the socket may linger a while), and anything queued is flushed at the end of the
-    /// turn.
-    fn settle(&mut self, key: Key) {
+    /// Admits an upgrade: `token_reuse` decides about a token already held, then the
+    /// connection takes its seat, joins its user's topics and `topics`, and gets its 101.
+    fn admit(
+        &mut self,
+        key: Key,
+        admission: &Admission<'_>,
+        topics: &[&str],
+        settings: &Settings,
+        stats: &mut Stats,
+        now: Instant,
+    ) {
+        let token = admission.token;
+        let holders = self.tokens.get(&token).cloned().unwrap_or_default();
+        if !holders.is_empty() {
+            match settings.users.token_reuse {
+                TokenReuse::Refuse => {
+                    let Some(client) = self.clients.get_mut(key) else {
+                        return;
+                    };
+                    log::warn!(
+                        "handshake refused peer={} status=429 reason=\"token already connected\" user={:?}",
+                        client.conn.peer(),
+                        admission.user
+                    );
+                    stats.handshakes_refused += 1;
+                    let retry = settings.busy_retry_after();
+                    client
+                        .conn
+                        .refuse(Status::TooManyRequests, Some(retry), settings, now);
+                    self.settle(key, settings);
+                    return;
+                }
+                TokenReuse::Replace => {
+                    for holder in holders {
+                        self.end_session(
+                            holder,
+                            CLOSE_REPLACED,
+                            "replaced",
+                            DisconnectCause::Replaced,
+                            settings,
+                            now,
+                        );
+                    }
+                }
+                TokenReuse::Share => {}
+            }
+        }
+        let user = self.users.join(admission.user, key);
+        self.tokens.entry(token).or_default().push(key);
+        let listener_name = {
+            let Some(client) = self.clients.get_mut(key) else {
+                return;
+            };
+            log::debug!(
+                "client open peer={} user={:?}",
+                client.conn.peer(),
+                admission.user
+            );
+            client.seat = Some(Seat {
+                token,
+                user: Rc::clone(&user),
+                topics: Vec::new(),
+            });
+            self.listeners
+                .get(client.listener)
+                .map(|load| load.name.clone())
+                .unwrap_or_default()
+        };
+        if let Some(client) = self.clients.get(key) {
+            let remote = client.conn.peer();
+            let upgrade = admission.upgrade;
+            self.events.emit(&Event::Connected {
+                token,
+                user: &user,
+                listener: &listener_name,
+                remote: &remote,
+                origin: upgrade.origin.as_deref().unwrap_or(""),
+                path: &upgrade.path,
+                subprotocol: "",
+            });
+        }
+        for topic in self.users.subscriptions(&user).to_vec() {
+            if self.join_topic(key, topic, settings).is_err() {
+                log::warn!(
+                    "user subscription not applied to a new connection user={:?} reason=\"{}\"",
+                    &*user,
+                    Refusal::TopicLimitPerConnection.reason()
+                );
+            }
+        }
+        for name in topics {
+            let joined = self
+                .topics
+                .get_or_create(name, settings.topics.max_topics)
+                .map_err(|_| Refusal::TopicLimit)
+                .and_then(|topic| self.join_topic(key, topic, settings));
+            if let Err(refusal) = joined {
+                log::warn!(
+                    "authorizer topic not joined user={:?} topic={name:?} reason=\"{}\"",
+                    &*user,
+                    refusal.reason()
+                );
+            }
+        }
+        let accepted = {
+            let Hub {
+                clients,
+                locks,
+                events,
+                ..
+            } = self;
+            let Some(Client { conn, seat, .. }) = clients.get_mut(key) else {
+                return;
+            };
+            let mut upcalls = SessionUpcalls {
+                locks,
+                events,
+                seat: seat.as_ref(),
+                me: key,
+                settings,
+            };
+            let mut ctx = ClientCtx {
+                settings,
+                stats,
+                now,
+                upcalls: &mut upcalls,
+            };
+            conn.accept(admission.expires_at, &mut ctx)
+        };
+        match accepted {
+            Ok(()) => self.settle(key, settings),
+            Err(gone) => self.close(key, &gone),
+        }
+    }
+
+    /// Sends the upgrade to an authorizer and keeps it waiting, or falls back.
+    fn ask_authorizer(
+        &mut self,
+        key: Key,
+        upgrade: Upgrade,
+        settings: &Settings,
+        stats: &mut Stats,
+        now: Instant,
+    ) {
+        if self.authorizers.waiting() >= settings.authorizer.max_pending {
+            log::warn!(
+                "handshake refused status=503 reason=\"too many upgrades wait for the authorizer\" max_pending={}",
+                settings.authorizer.max_pending
+            );
+            self.deny(
+                key,
+                503,
+                "too many upgrades wait for the authorizer",
+                settings,
+                stats,
+                now,
+            );
+            return;
+        }
+        let Some(client) = self.clients.get(key) else {
+            return;
+        };
+        let id = self.authorizers.new_id();
+        let remote = client.conn.peer();
+        let listener = self
+            .listeners
+            .get(client.listener)
+            .map_or("", |load| load.name.as_str());
+        let (path, query) = upgrade
+            .path
+            .split_once('?')
+            .unwrap_or((upgrade.path.as_str(), ""));
+        let request = AuthRequest {
+            id,
+            listener,
+            remote: &remote,
+            origin: upgrade.origin.as_deref().unwrap_or(""),
+            path,
+            query,
+            cookie: &upgrade.cookies,
+            token: upgrade.identity.as_ref().map(|identity| identity.token),
+            user: upgrade
+                .identity
+                .as_ref()
+                .map_or("", |identity| identity.user.as_str()),
+        };
+        let mut bytes = Vec::new();
+        request.encode(&mut bytes);
+        let request: Rc<[u8]> = Rc::from(bytes);
+        let Some(authorizer) = self.authorizers.pick() else {
+            self.fall_back(
+                key,
+                upgrade,
+                "no authorizer connected",
+                settings,
+                stats,
+                now,
+            );
+            return;
+        };
+        self.events.send(authorizer, Rc::clone(&request));
+        self.authorizers.wait(
+            id,
+            Waiting {
+                client: key,
+                authorizer,
+                deadline: now + settings.authorizer.timeout,
+                request,
+                upgrade,
+            },
+        );
+        if let Some(client) = self.clients.get_mut(key) {
+            client.waiting = Some(id);
+        }
+    }
+
+    /// The authorizer's answer to request `id`; an id no longer waiting is ignored. With
+    /// `auth = "authorizer"` an allow must name the user (the commands layer checks).
+    pub fn decide(
+        &mut self,
+        id: u64,
+        decision: &Decision<'_>,
+        settings: &Settings,
+        stats: &mut Stats,
+        now: Instant,
+    ) {
+        let Some(waiting) = self.authorizers.take(id) else {
+            log::debug!("authorizer answer for no waiting upgrade id={id}");
+            return;
+        };
+        let key = waiting.client;
+        if let Some(client) = self.clients.get_mut(key) {
+            client.waiting = None;
+        }
+        match decision {
+            Decision::Allow { user, topics } => {
+                let topics: Vec<&str> = topics.iter().map(|topic| topic.as_str()).collect();
+                self.allow(key, &waiting.upgrade, *user, &topics, settings, stats, now);
+            }
+            Decision::Deny { status, reason } => {
+                log::warn!("handshake refused status={status} reason=\"authorizer denied\"");
+                self.deny(key, *status, reason, settings, stats, now);
+            }
+        }
+        self.to_drive.push(key);
+    }
+
+    /// Admits a waiting upgrade as `user` (or the cookie's user); with no cookies wson
+    /// gives the connection a token of its own, valid for `token_lifetime`.
+    #[allow(clippy::too_many_arguments)]
+    fn allow(
+        &mut self,
+        key: Key,
+        upgrade: &Upgrade,
+        user: Option<&str>,
+        topics: &[&str],
+        settings: &Settings,
+        stats: &mut Stats,
+        now: Instant,
+    ) {
+        let cookie_user = upgrade
+            .identity
+            .as_ref()
+            .map(|identity| identity.user.as_str());
+        let Some(user) = user.or(cookie_user) else {
+            // The commands layer refuses such an answer; a fallback never gives one.
+            self.deny(
+                key,
+                500,
+                "the authorizer named no user",
+                settings,
+                stats,
+                now,
+            );
+            return;
+        };
+        let (token, expires_at) = match &upgrade.identity {
+            Some(identity) => (identity.token, identity.expires_at),
+            None => {
+                let mut random = [0u8; 32];
+                if getrandom::fill(&mut random).is_err() {
+                    self.deny(key, 503, "no randomness for a token", settings, stats, now);
+                    return;
+                }
+                (
+                    auth::token_from_random(random),
+                    auth::unix_now().saturating_add(settings.token_lifetime.as_secs()),
+                )
+            }
+        };
+        let admission = Admission {
+            token,
+            user,
+            expires_at,
+            upgrade,
+        };
+        self.admit(key, &admission, topics, settings, stats, now);
+    }
+
+    fn deny(
+        &mut self,
+        key: Key,
+        status: u16,
+        reason: &str,
+        settings: &Settings,
+        stats: &mut Stats,
+        now: Instant,
+    ) {
         let Some(client) = self.clients.get_mut(key) else {
             return;
         };
-        if !client.conn.is_open() {
-            self.locks.release_client(key);
+        stats.handshakes_refused += 1;
+        client
+            .conn
+            .refuse_with(handshake::denial_response(status, reason), settings, now);
+        self.settle(key, settings);
+    }
+
+    /// No authorizer answered (none connected, gone, or too slow): the configured fallback.
+    fn fall_back(
+        &mut self,
+        key: Key,
+        upgrade: Upgrade,
+        why: &str,
+        settings: &Settings,
+        stats: &mut Stats,
+        now: Instant,
+    ) {
+        match settings.authorizer.fallback {
+            AuthorizerFallback::Allow if upgrade.identity.is_some() => {
+                log::warn!("upgrade allowed by the fallback reason=\"{why}\"");
+                self.allow(key, &upgrade, None, &[], settings, stats, now);
+            }
+            AuthorizerFallback::Allow | AuthorizerFallback::Deny => {
+                let status = settings.authorizer.fallback_status;
+                log::warn!("handshake refused status={status} reason=\"{why}\"");
+                self.deny(key, status, why, settings, stats, now);
+            }
         }
-        if client.conn.identity().is_none()
-            && let Some(token) = client.token.take()
-            && self.tokens.get(&token) == Some(&key)
-        {
-            self.tokens.remove(&token);
+        self.to_drive.push(key);
+    }
+
+    /// The upgrades whose authorizer took too long fall back.
+    fn expire_authorizations(&mut self, settings: &Settings, stats: &mut Stats, now: Instant) {
+        for id in self.authorizers.expired(now) {
+            if let Some(waiting) = self.authorizers.take(id) {
+                if let Some(client) = self.clients.get_mut(waiting.client) {
+                    client.waiting = None;
+                }
+                self.fall_back(
+                    waiting.client,
+                    waiting.upgrade,
+                    "the authorizer did not answer in time",
+                    settings,
+                    stats,
+                    now,
+                );
+            }
+        }
+    }
+
+    // --- The life of a client ----------------------------------------------------------
+
+    /// Brings the shared state up to date after a client did I/O or ran its timers or the
+    /// hub changed its phase: a client no longer open gives its seat back and loses its
+    /// lock, one winding down moves from `live` to `winding` (or is closed when too many
+    /// linger), and anything queued is flushed at the end of the turn.
+    fn settle(&mut self, key: Key, settings: &Settings) {
+        let Some(client) = self.clients.get_mut(key) else {
+            return;
+        };
+        let open = client.conn.is_open();
+        let winding = client.conn.is_winding_down();
+        if winding != client.winding {
+            client.winding = winding;
+            if winding {
+                self.live = self.live.saturating_sub(1);
+                self.winding += 1;
+            } else {
+                self.winding = self.winding.saturating_sub(1);
+                self.live += 1;
+            }
+        }
+        if !open {
+            self.locks.release_client(key);
+            self.release_seat(key);
+        }
+        if winding && self.winding > settings.max_lingering {
+            // Lingering protects a last response from a reset; past the bound the
+            // socket is closed at once instead.
+            self.close(key, &Gone::Finished);
+            return;
         }
         self.schedule_flush(key);
+    }
+
+    /// Gives an ended connection's seat back: token, user, topics (a `leave` for each
+    /// topic the user has no other connection in), then the `disconnected` event.
+    fn release_seat(&mut self, key: Key) {
+        let Some(client) = self.clients.get_mut(key) else {
+            return;
+        };
+        let Some(seat) = client.seat.take() else {
+            return;
+        };
+        let (code, reason, cause) = match client.conn.ending() {
+            Some(ending) => (ending.code, ending.reason.clone(), ending.cause),
+            None => (1006, String::new(), DisconnectCause::Client),
+        };
+        self.release(key, seat, code, &reason, cause);
+    }
+
+    fn release(&mut self, key: Key, seat: Seat, code: u16, reason: &str, cause: DisconnectCause) {
+        if let Some(holders) = self.tokens.get_mut(&seat.token) {
+            holders.retain(|holder| *holder != key);
+            if holders.is_empty() {
+                self.tokens.remove(&seat.token);
+            }
+        }
+        self.users.leave(&seat.user, key);
+        for topic in seat.topics {
+            let name = self.topics.name(topic).cloned();
+            let presence = self.topics.remove_member(topic, key, &seat.user);
+            if presence == Presence::User
+                && let Some(name) = name
+            {
+                self.events.emit(&Event::Leave {
+                    user: &seat.user,
+                    topic: &name,
+                });
+            }
+        }
+        self.events.emit(&Event::Disconnected {
+            token: seat.token,
+            user: &seat.user,
+            code,
+            reason,
+            why: cause,
+        });
+    }
+
+    /// Closes an open connection with our Close frame; its seat is given back at once.
+    fn end_session(
+        &mut self,
+        key: Key,
+        code: u16,
+        reason: &str,
+        cause: DisconnectCause,
+        settings: &Settings,
+        now: Instant,
+    ) {
+        let Some(client) = self.clients.get_mut(key) else {
+            return;
+        };
+        match client
+            .conn
+            .start_close(code, reason, cause, now, settings.close_timeout)
+        {
+            Ok(()) => self.settle(key, settings),
+            Err(gone) => self.close(key, &gone),
+        }
     }
 
     fn schedule_flush(&mut self, key: Key) {
@@ -371,33 +951,33 @@ impl Hub {
         }
     }
 
-    /// Timers of every client: handshake, keepalive, expiry, close deadlines.
-    pub fn tick(&mut self, settings: &Settings, now: Instant) {
+    /// Timers: every client's (handshake, keepalive, expiry, close deadlines) and the
+    /// authorizer's deadline.
+    pub fn tick(&mut self, settings: &Settings, stats: &mut Stats, now: Instant) {
         for key in self.clients.keys() {
             let Some(client) = self.clients.get_mut(key) else {
                 continue;
             };
             match client.conn.on_tick(settings, now) {
-                Ok(()) => self.settle(key),
+                Ok(()) => self.settle(key, settings),
                 Err(gone) => self.close(key, &gone),
             }
         }
+        self.expire_authorizations(settings, stats, now);
     }
 
-    /// Sends Close 1001 to every client (the server is stopping); those still
-    /// handshaking are dropped.
+    /// Sends Close 1001 to every client (the server is stopping); those not yet open are
+    /// dropped.
     pub fn shut_down(&mut self, settings: &Settings, stats: &mut Stats, now: Instant) {
         for key in self.clients.keys() {
-            let Some(client) = self.clients.get_mut(key) else {
-                continue;
-            };
-            match client
-                .conn
-                .start_close(1001, "going away", now, settings.close_timeout)
-            {
-                Ok(()) => self.settle(key),
-                Err(gone) => self.close(key, &gone),
-            }
+            self.end_session(
+                key,
+                1001,
+                "going away",
+                DisconnectCause::Shutdown,
+                settings,
+                now,
+            );
         }
         self.flush(stats);
     }
@@ -409,25 +989,52 @@ impl Hub {
         }
     }
 
-    /// Offers a data frame to one client: queued, or held behind its fragmented message.
-    fn deliver(
-        client: &mut Client,
-        deferred: Option<&mut crate::server::outbound::OutQueue>,
-        frame: &Rc<[u8]>,
-        max_outbound: usize,
-    ) -> Delivery {
-        match deferred {
-            None => client.conn.queue(frame.clone(), 0, max_outbound),
-            Some(deferred) => {
-                let queued = client.conn.queued_bytes() + deferred.pending_bytes();
-                if queued + frame.len() > max_outbound {
-                    return Delivery::Overflow { queued };
-                }
-                deferred.push(frame.clone());
-                Delivery::Deferred
+    fn drop_slow_consumer(&mut self, key: Key, queued: usize, stats: &mut Stats) {
+        stats.slow_consumers_dropped += 1;
+        self.close(key, &Gone::SlowConsumer { queued });
+    }
+
+    /// Removes a client now, logging why; the socket closes when its `Conn` drops.
+    pub fn close(&mut self, key: Key, gone: &Gone) {
+        let Some(mut client) = self.clients.remove(key) else {
+            return;
+        };
+        self.locks.release_client(key);
+        if let Some(id) = client.waiting.take() {
+            self.authorizers.take(id);
+        }
+        if let Some(seat) = client.seat.take() {
+            let (code, cause) = abrupt_ending(gone);
+            self.release(key, seat, code, "", cause);
+        }
+        if let Some(load) = self.listeners.get_mut(client.listener) {
+            load.connections = load.connections.saturating_sub(1);
+        }
+        if client.winding {
+            self.winding = self.winding.saturating_sub(1);
+        } else {
+            self.live = self.live.saturating_sub(1);
+        }
+        match gone {
+            Gone::SlowConsumer { .. } => {
+                log::warn!(
+                    "client dropped peer={} reason=\"{gone}\"",
+                    client.conn.peer()
+                );
+            }
+            Gone::PeerClosed
+            | Gone::Io(_)
+            | Gone::Finished
+            | Gone::HandshakeTimeout
+            | Gone::KeepaliveTimeout
+            | Gone::CloseTimeout
+            | Gone::ShuttingDown => {
+                log::debug!("client gone peer={} reason=\"{gone}\"", client.conn.peer());
             }
         }
     }
+
+    // --- Delivery ----------------------------------------------------------------------
 
     /// Queues one shared chunk, `messages` whole frames, to every open client. Returns
     /// the number of recipients.
@@ -442,7 +1049,7 @@ impl Hub {
         let mut overflowed = Vec::new();
         for (key, client) in self.clients.iter_mut() {
             let deferred = self.locks.deferred_for(key);
-            match Hub::deliver(client, deferred, frames, settings.max_outbound_buffer) {
+            match deliver(client, deferred, frames, settings.max_outbound_buffer) {
                 Delivery::Queued => {
                     recipients += 1;
                     if !client.flush_scheduled {
@@ -462,63 +1069,401 @@ impl Hub {
         recipients
     }
 
-    /// Queues a frame to the client holding `token`; true when it was queued (or held
-    /// behind a fragmented message).
+    /// Queues one frame to each of `keys` (each once; `keys` has no repeats). Returns the
+    /// number of recipients.
+    fn deliver_to(
+        &mut self,
+        keys: &[Key],
+        frame: &Rc<[u8]>,
+        settings: &Settings,
+        stats: &mut Stats,
+    ) -> usize {
+        let mut recipients = 0;
+        let mut overflowed = Vec::new();
+        for &key in keys {
+            let Some(client) = self.clients.get_mut(key) else {
+                continue;
+            };
+            let deferred = self.locks.deferred_for(key);
+            match deliver(client, deferred, frame, settings.max_outbound_buffer) {
+                Delivery::Queued => {
+                    recipients += 1;
+                    if !client.flush_scheduled {
+                        client.flush_scheduled = true;
+                        self.to_flush.push(key);
+                    }
+                }
+                Delivery::Deferred => recipients += 1,
+                Delivery::NotOpen => {}
+                Delivery::Overflow { queued } => overflowed.push((key, queued)),
+            }
+        }
+        stats.messages_out += recipients as u64;
+        for (key, queued) in overflowed {
+            self.drop_slow_consumer(key, queued, stats);
+        }
+        recipients
+    }
+
+    /// Queues a frame to every open connection holding `token`; returns how many.
     pub fn direct(
         &mut self,
         token: &Token,
         frame: &Rc<[u8]>,
         settings: &Settings,
         stats: &mut Stats,
-    ) -> bool {
-        let Some(&key) = self.tokens.get(token) else {
-            return false;
-        };
-        let Some(client) = self.clients.get_mut(key) else {
-            return false;
-        };
-        let deferred = self.locks.deferred_for(key);
-        match Hub::deliver(client, deferred, frame, settings.max_outbound_buffer) {
-            Delivery::Queued => {
-                stats.messages_out += 1;
-                self.schedule_flush(key);
-                true
-            }
-            Delivery::Deferred => {
-                stats.messages_out += 1;
-                true
-            }
-            Delivery::NotOpen => false,
-            Delivery::Overflow { queued } => {
-                self.drop_slow_consumer(key, queued, stats);
-                false
-            }
-        }
+    ) -> usize {
+        let holders = self.tokens.get(token).cloned().unwrap_or_default();
+        self.deliver_to(&holders, frame, settings, stats)
     }
 
-    /// True when `token` names an open client (a `c` with an empty message).
+    /// Queues a frame to every open connection of `user`; returns how many.
+    pub fn to_user(
+        &mut self,
+        user: &str,
+        frame: &Rc<[u8]>,
+        settings: &Settings,
+        stats: &mut Stats,
+    ) -> usize {
+        let connections = self.users.connections(user).to_vec();
+        self.deliver_to(&connections, frame, settings, stats)
+    }
+
+    /// Queues a frame to every connection subscribed to `topic`; returns how many.
+    pub fn publish(
+        &mut self,
+        topic: &str,
+        frame: &Rc<[u8]>,
+        settings: &Settings,
+        stats: &mut Stats,
+    ) -> usize {
+        let Some(id) = self.topics.get(topic) else {
+            return 0;
+        };
+        // The member list is walked while clients are written to: take it out for the walk
+        // (nothing below changes membership; a slow consumer is dropped after it).
+        let members = self.topics.members(id).to_vec();
+        self.deliver_to(&members, frame, settings, stats)
+    }
+
+    /// True when an open connection holds `token` (a `c` with an empty message).
     pub fn is_online(&self, token: &Token) -> bool {
         self.tokens
             .get(token)
-            .and_then(|key| self.clients.get(*key))
-            .is_some_and(|client| client.conn.is_open())
+            .is_some_and(|holders| !holders.is_empty())
     }
 
+    // --- Users ---------------------------------------------------------------------------
+
+    /// The user's open connections.
+    pub fn user_connections(&self, user: &str) -> usize {
+        self.users.connections(user).len()
+    }
+
+    /// A page of the user's tokens with the open connections holding each.
+    pub fn user_tokens(&self, user: &str, page: &PageRequest<'_>, max_list_page: usize) -> Page {
+        let mut counts: std::collections::BTreeMap<Token, usize> =
+            std::collections::BTreeMap::new();
+        for key in self.users.connections(user) {
+            if let Some(seat) = self
+                .clients
+                .get(*key)
+                .and_then(|client| client.seat.as_ref())
+            {
+                *counts.entry(seat.token).or_default() += 1;
+            }
+        }
+        let limit = page.limit_within(max_list_page);
+        let mut after = counts.into_iter().filter(|(token, _)| {
+            page.cursor.is_empty() || token.as_bytes().as_slice() > page.cursor
+        });
+        let items: Vec<(Vec<u8>, u64)> = after
+            .by_ref()
+            .take(limit)
+            .map(|(token, count)| (token.as_bytes().to_vec(), count as u64))
+            .collect();
+        let more = after.next().is_some();
+        let next_cursor = match (more, items.last()) {
+            (true, Some((token, _))) => token.clone(),
+            (true, None) | (false, _) => Vec::new(),
+        };
+        Page { next_cursor, items }
+    }
+
+    /// A page of the online users with their open connections.
+    pub fn online_users(&self, page: &PageRequest<'_>, max_list_page: usize) -> Page {
+        let (items, more) = self
+            .users
+            .page(page.cursor, page.limit_within(max_list_page));
+        page_reply(items, more)
+    }
+
+    /// Closes every open connection holding `token` with this Close; returns how many.
+    pub fn kick_token(
+        &mut self,
+        token: &Token,
+        code: u16,
+        reason: &str,
+        settings: &Settings,
+        now: Instant,
+    ) -> usize {
+        let holders = self.tokens.get(token).cloned().unwrap_or_default();
+        self.kick(&holders, code, reason, settings, now)
+    }
+
+    /// Closes every open connection of `user` with this Close; returns how many.
+    pub fn kick_user(
+        &mut self,
+        user: &str,
+        code: u16,
+        reason: &str,
+        settings: &Settings,
+        now: Instant,
+    ) -> usize {
+        let connections = self.users.connections(user).to_vec();
+        self.kick(&connections, code, reason, settings, now)
+    }
+
+    fn kick(
+        &mut self,
+        keys: &[Key],
+        code: u16,
+        reason: &str,
+        settings: &Settings,
+        now: Instant,
+    ) -> usize {
+        for &key in keys {
+            self.end_session(key, code, reason, DisconnectCause::Kicked, settings, now);
+        }
+        keys.len()
+    }
+
+    // --- Topics --------------------------------------------------------------------------
+
+    /// Subscribes the open connections holding `token`; returns how many are subscribed
+    /// now. All or nothing: a connection at `max_per_connection` refuses the whole command.
+    pub fn subscribe_token(
+        &mut self,
+        token: &Token,
+        topic: &str,
+        settings: &Settings,
+    ) -> Result<usize, Refusal> {
+        let holders = self.tokens.get(token).cloned().unwrap_or_default();
+        if holders.is_empty() {
+            return Ok(0);
+        }
+        self.subscribe_connections(&holders, topic, settings)
+    }
+
+    /// Subscribes a user: every current connection now, and every future one until
+    /// `unsubscribe_user`. Returns the current connections subscribed.
+    pub fn subscribe_user(
+        &mut self,
+        user: &str,
+        topic: &str,
+        settings: &Settings,
+    ) -> Result<usize, Refusal> {
+        let connections = self.users.connections(user).to_vec();
+        self.check_room(&connections, topic, settings)?;
+        let known = self
+            .topics
+            .get(topic)
+            .is_some_and(|id| self.users.subscriptions(user).contains(&id));
+        if !known && self.users.subscription_count() >= settings.topics.max_user_subscriptions {
+            return Err(Refusal::UserSubscriptionLimit);
+        }
+        let id = self
+            .topics
+            .get_or_create(topic, settings.topics.max_topics)
+            .map_err(|_| Refusal::TopicLimit)?;
+        if self.users.subscribe(user, id) {
+            self.topics.add_user_subscriber(id);
+        }
+        for key in &connections {
+            self.join_topic(*key, id, settings)?;
+        }
+        Ok(connections.len())
+    }
+
+    fn subscribe_connections(
+        &mut self,
+        keys: &[Key],
+        topic: &str,
+        settings: &Settings,
+    ) -> Result<usize, Refusal> {
+        self.check_room(keys, topic, settings)?;
+        let id = self
+            .topics
+            .get_or_create(topic, settings.topics.max_topics)
+            .map_err(|_| Refusal::TopicLimit)?;
+        for key in keys {
+            self.join_topic(*key, id, settings)?;
+        }
+        Ok(keys.len())
+    }
+
+    /// Refuses before anything changes: a new topic past `max_topics`, or a connection
+    /// that would pass `max_per_connection`.
+    fn check_room(&self, keys: &[Key], topic: &str, settings: &Settings) -> Result<(), Refusal> {
+        let existing = self.topics.get(topic);
+        if existing.is_none() && self.topics.len() >= settings.topics.max_topics {
+            return Err(Refusal::TopicLimit);
+        }
+        let full = keys.iter().any(|key| {
+            self.clients
+                .get(*key)
+                .and_then(|client| client.seat.as_ref())
+                .is_some_and(|seat| {
+                    !existing.is_some_and(|id| seat.topics.contains(&id))
+                        && seat.topics.len() >= settings.topics.max_per_connection
+                })
+        });
+        if full {
+            return Err(Refusal::TopicLimitPerConnection);
+        }
+        Ok(())
+    }
+
+    /// One open connection joins a topic (a no-op when it is in already): `subscribed`,
+    /// and `join` when it is its user's first connection there.
+    fn join_topic(&mut self, key: Key, topic: TopicId, settings: &Settings) -> Result<(), Refusal> {
+        let Some(seat) = self
+            .clients
+            .get_mut(key)
+            .and_then(|client| client.seat.as_mut())
+        else {
+            return Ok(());
+        };
+        if seat.topics.contains(&topic) {
+            return Ok(());
+        }
+        if seat.topics.len() >= settings.topics.max_per_connection {
+            self.topics.forget_if_unused(topic);
+            return Err(Refusal::TopicLimitPerConnection);
+        }
+        seat.topics.push(topic);
+        let presence = self.topics.add_member(topic, key, &seat.user);
+        let Some(name) = self.topics.name(topic) else {
+            return Ok(());
+        };
+        self.events.emit(&Event::Subscribed {
+            token: seat.token,
+            user: &seat.user,
+            topic: name,
+        });
+        if presence == Presence::User {
+            self.events.emit(&Event::Join {
+                user: &seat.user,
+                topic: name,
+            });
+        }
+        Ok(())
+    }
+
+    /// Unsubscribes the open connections holding `token`; returns how many were
+    /// subscribed.
+    pub fn unsubscribe_token(&mut self, token: &Token, topic: &str) -> usize {
+        let Some(id) = self.topics.get(topic) else {
+            return 0;
+        };
+        let holders = self.tokens.get(token).cloned().unwrap_or_default();
+        holders
+            .iter()
+            .filter(|key| self.leave_topic(**key, id))
+            .count()
+    }
+
+    /// Ends a user's subscription and unsubscribes each of its connections; returns how
+    /// many were subscribed.
+    pub fn unsubscribe_user(&mut self, user: &str, topic: &str) -> usize {
+        let Some(id) = self.topics.get(topic) else {
+            return 0;
+        };
+        let connections = self.users.connections(user).to_vec();
+        // Connections first: the user's subscription keeps the topic alive meanwhile.
+        let left = connections
+            .iter()
+            .filter(|key| self.leave_topic(**key, id))
+            .count();
+        if self.users.unsubscribe(user, id) {
+            self.topics.remove_user_subscriber(id);
+        }
+        left
+    }
+
+    /// One connection leaves a topic: `unsubscribed`, and `leave` when it was its user's
+    /// last connection there. False when it was not in it.
+    fn leave_topic(&mut self, key: Key, topic: TopicId) -> bool {
+        let Some(seat) = self
+            .clients
+            .get_mut(key)
+            .and_then(|client| client.seat.as_mut())
+        else {
+            return false;
+        };
+        let Some(position) = seat.topics.iter().position(|held| *held == topic) else {
+            return false;
+        };
+        seat.topics.swap_remove(position);
+        let Some(name) = self.topics.name(topic).cloned() else {
+            return false;
+        };
+        let presence = self.topics.remove_member(topic, key, &seat.user);
+        self.events.emit(&Event::Unsubscribed {
+            token: seat.token,
+            user: &seat.user,
+            topic: &name,
+        });
+        if presence == Presence::User {
+            self.events.emit(&Event::Leave {
+                user: &seat.user,
+                topic: &name,
+            });
+        }
+        true
+    }
+
+    /// A page of a topic's users with their subscribed connections.
+    pub fn subscribers(&self, topic: &str, page: &PageRequest<'_>, max_list_page: usize) -> Page {
+        match self.topics.get(topic) {
+            Some(id) => {
+                let (items, more) =
+                    self.topics
+                        .page_users(id, page.cursor, page.limit_within(max_list_page));
+                page_reply(items, more)
+            }
+            None => Page::default(),
+        }
+    }
+
+    /// Users and connections subscribed to a topic.
+    pub fn subscriber_count(&self, topic: &str) -> (usize, usize) {
+        self.topics
+            .get(topic)
+            .map_or((0, 0), |id| self.topics.counts(id))
+    }
+
+    /// A page of the topics with their subscribed connections.
+    pub fn topics(&self, page: &PageRequest<'_>, max_list_page: usize) -> Page {
+        let (items, more) = self
+            .topics
+            .page(page.cursor, page.limit_within(max_list_page));
+        page_reply(items, more)
+    }
+
+    // --- Fragments -----------------------------------------------------------------------
+
     /// Locks the open client holding `token` for `owner`'s fragmented send. One lock per
-    /// owner: false while it still holds one, or when the client is absent, not open or
-    /// locked by another.
+    /// owner: false while it still holds one, or when the token is not held by exactly
+    /// one open client, or that client is locked by another.
     pub fn lock(&mut self, token: &Token, owner: Key) -> bool {
         if self.locks.is_held_by(owner) {
             return false;
         }
-        let Some(&key) = self.tokens.get(token) else {
-            return false;
-        };
-        let open = self
-            .clients
-            .get(key)
-            .is_some_and(|client| client.conn.is_open());
-        open && self.locks.lock(key, owner)
+        match self.tokens.get(token).map(Vec::as_slice) {
+            Some(&[key]) => self.locks.lock(key, owner),
+            Some(_) | None => false,
+        }
     }
 
     /// Sends one fragment of `owner`'s locked message. The last one unlocks the client and
@@ -557,68 +1502,76 @@ impl Hub {
         FragmentResult::Sent
     }
 
-    /// The control connection `owner` is gone; a client it had locked is closed with 1011,
-    /// since the half-sent message can never be finished.
-    pub fn lose_frame_source(&mut self, owner: Key, settings: &Settings, now: Instant) {
-        let Some(key) = self.locks.release_owner(owner) else {
-            return;
-        };
-        let Some(client) = self.clients.get_mut(key) else {
-            return;
-        };
-        match client
-            .conn
-            .start_close(1011, "framesource lost", now, settings.close_timeout)
-        {
-            Ok(()) => {
+    // --- Control connections: listeners, authorizers, locks ----------------------------
+
+    /// `control` listens to events from now on (see `Events::listen`).
+    pub fn listen(&mut self, control: Key, group: Option<&str>, kinds: EventKinds) {
+        self.events.listen(control, group, kinds);
+    }
+
+    /// `control` answers authorization requests from now on.
+    pub fn register_authorizer(&mut self, control: Key) {
+        self.authorizers.register(control);
+    }
+
+    /// Hands the frames queued for control connections to `sink`; returns the listeners
+    /// dropped for a full queue, which the server closes.
+    pub fn drain_outbox(&mut self, sink: &mut dyn ControlSink) -> Vec<Key> {
+        self.events.drain(sink)
+    }
+
+    /// A control connection is gone: a client it had locked is closed with 1011 (the
+    /// half-sent message can never be finished), it stops listening, and the requests it
+    /// had not answered as an authorizer go to another (or fall back).
+    pub fn control_gone(
+        &mut self,
+        control: Key,
+        settings: &Settings,
+        stats: &mut Stats,
+        now: Instant,
+    ) {
+        if let Some(key) = self.locks.release_owner(control) {
+            if let Some(client) = self.clients.get(key) {
                 log::warn!(
                     "frame source lost; closing client peer={} code=1011",
                     client.conn.peer()
                 );
-                self.settle(key);
             }
-            Err(gone) => self.close(key, &gone),
+            self.end_session(
+                key,
+                1011,
+                "framesource lost",
+                DisconnectCause::Error,
+                settings,
+                now,
+            );
         }
-    }
-
-    fn drop_slow_consumer(&mut self, key: Key, queued: usize, stats: &mut Stats) {
-        stats.slow_consumers_dropped += 1;
-        self.close(key, &Gone::SlowConsumer { queued });
-    }
-
-    /// Removes a client now, logging why; the socket closes when its `Conn` drops.
-    pub fn close(&mut self, key: Key, gone: &Gone) {
-        let Some(client) = self.clients.remove(key) else {
-            return;
-        };
-        self.locks.release_client(key);
-        if let Some(token) = client.token
-            && self.tokens.get(&token) == Some(&key)
-        {
-            self.tokens.remove(&token);
-        }
-        if let Some(count) = self.per_listener.get_mut(client.listener) {
-            *count = count.saturating_sub(1);
-        }
-        match gone {
-            Gone::SlowConsumer { .. } => {
-                log::warn!(
-                    "client dropped peer={} reason=\"{gone}\"",
-                    client.conn.peer()
-                );
-            }
-            Gone::PeerClosed
-            | Gone::Io(_)
-            | Gone::Finished
-            | Gone::HandshakeTimeout
-            | Gone::KeepaliveTimeout
-            | Gone::CloseTimeout
-            | Gone::ShuttingDown => {
-                log::debug!("client gone peer={} reason=\"{gone}\"", client.conn.peer());
+        self.events.forget(control);
+        for id in self.authorizers.forget(control) {
+            match self.authorizers.pick() {
+                Some(authorizer) => {
+                    if let Some(waiting) = self.authorizers.take(id) {
+                        self.events.send(authorizer, Rc::clone(&waiting.request));
+                        self.authorizers.wait(id, waiting);
+                        self.authorizers.reassign(id, authorizer);
+                    }
+                }
+                None => {
+                    if let Some(waiting) = self.authorizers.take(id) {
+                        if let Some(client) = self.clients.get_mut(waiting.client) {
+                            client.waiting = None;
+                        }
+                        self.fall_back(
+                            waiting.client,
+                            waiting.upgrade,
+                            "the authorizer went away",
+                            settings,
+                            stats,
+                            now,
+                        );
+                    }
+                }
             }
         }
     }
 }
-
-/// Connections beyond `max_connections` kept just long enough to deliver their 503.
-const REFUSAL_SLACK: usize = 64;
