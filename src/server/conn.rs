@@ -170,8 +170,6 @@ pub struct Upgrade {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
     Queued,
-    /// Held until the client's fragmented message ends.
-    Deferred,
     /// Not open (handshaking or closing): nothing queued.
     NotOpen,
     /// Over `max_outbound_buffer`: the caller drops the client.
@@ -702,11 +700,11 @@ impl Conn {
     }
 
     /// Queues a data frame from the hub, unless that would push the client past
-    /// `max_outbound`; `extra` is what the hub holds for it elsewhere (deferred frames).
-    pub fn queue(&mut self, frame: Rc<[u8]>, extra: usize, max_outbound: usize) -> Delivery {
+    /// `max_outbound`.
+    pub fn queue(&mut self, frame: Rc<[u8]>, max_outbound: usize) -> Delivery {
         match self.phase {
             Phase::Open(_) => {
-                let queued = self.queued_bytes() + extra;
+                let queued = self.queued_bytes();
                 if queued + frame.len() > max_outbound {
                     return Delivery::Overflow { queued };
                 }

@@ -16,6 +16,7 @@
 
 mod authorizer;
 mod events;
+mod key_list;
 mod locks;
 mod topics;
 mod users;
@@ -30,7 +31,7 @@ use crate::control::authorizer::{AuthRequest, Decision};
 use crate::control::command::{Page, PageRequest, Refusal};
 use crate::control::event::{DisconnectCause, Event, EventKinds};
 use crate::server::conn::{ClientCtx, Conn, Delivered, Delivery, Exit, Gone, Upcalls, Upgrade};
-use crate::server::outbound::{OutQueue, shared_frame};
+use crate::server::outbound::shared_frame;
 use crate::server::settings::Settings;
 use crate::server::slab::{Key, Slab};
 use crate::server::socket;
@@ -44,6 +45,7 @@ use crate::ws::message::MessageKind;
 use authorizer::{Authorizers, Waiting};
 use events::Events;
 pub use events::{ControlSink, Offer};
+use key_list::KeyList;
 use locks::{Encoded, Locks};
 pub use locks::{Fragment, FragmentResult};
 use topics::{Presence, TopicId, Topics};
@@ -55,7 +57,7 @@ pub const CLOSE_REPLACED: u16 = 4001;
 pub struct Hub {
     clients: Slab<Client>,
     /// Open connections per token: one, or several with `token_reuse = "share"`.
-    tokens: HashMap<Token, Vec<Key>>,
+    tokens: HashMap<Token, KeyList>,
     users: Users,
     topics: Topics,
     locks: Locks,
@@ -185,23 +187,82 @@ fn data_opcode(kind: MessageKind) -> OpCode {
     }
 }
 
-/// Offers a data frame to one client: queued, or held behind its fragmented message.
-fn deliver(
+/// What became of a frame offered to one client.
+enum Offered {
+    /// Queued, or held behind its fragmented message.
+    Reached,
+    /// Not open: nothing queued.
+    Skipped,
+    /// Over `max_outbound_buffer`: the client is to be dropped.
+    Overflow { queued: usize },
+}
+
+/// Offers a data frame to one client: queued (and the client put on the flush list), or
+/// held behind its fragmented message. The one step every delivery takes.
+fn offer(
     client: &mut Client,
-    deferred: Option<&mut OutQueue>,
+    key: Key,
+    locks: &mut Locks,
+    to_flush: &mut Vec<Key>,
     frame: &Rc<[u8]>,
-    max_outbound: usize,
-) -> Delivery {
-    match deferred {
-        None => client.conn.queue(frame.clone(), 0, max_outbound),
-        Some(deferred) => {
-            let queued = client.conn.queued_bytes() + deferred.pending_bytes();
-            if queued + frame.len() > max_outbound {
-                return Delivery::Overflow { queued };
+    settings: &Settings,
+) -> Offered {
+    let max_outbound = settings.max_outbound_buffer;
+    let Some(deferred) = locks.deferred_for(key) else {
+        return match client.conn.queue(frame.clone(), max_outbound) {
+            Delivery::Queued => {
+                if !client.flush_scheduled {
+                    client.flush_scheduled = true;
+                    to_flush.push(key);
+                }
+                Offered::Reached
             }
-            deferred.push(frame.clone());
-            Delivery::Deferred
+            Delivery::NotOpen => Offered::Skipped,
+            Delivery::Overflow { queued } => Offered::Overflow { queued },
+        };
+    };
+    if !client.conn.is_open() {
+        return Offered::Skipped;
+    }
+    let queued = client.conn.queued_bytes() + deferred.pending_bytes();
+    if queued + frame.len() > max_outbound {
+        return Offered::Overflow { queued };
+    }
+    deferred.push(frame.clone());
+    Offered::Reached
+}
+
+/// The parts of the hub a delivery writes to, borrowed apart from the index it walks.
+struct Recipients<'a> {
+    clients: &'a mut Slab<Client>,
+    locks: &'a mut Locks,
+    to_flush: &'a mut Vec<Key>,
+}
+
+impl Recipients<'_> {
+    /// Queues one frame to each of `keys` (each once: `keys` has no repeats). Returns the
+    /// number of recipients and the clients to drop as slow consumers.
+    fn deliver(
+        &mut self,
+        keys: &[Key],
+        frame: &Rc<[u8]>,
+        settings: &Settings,
+        stats: &mut Stats,
+    ) -> (usize, Vec<(Key, usize)>) {
+        let mut recipients = 0;
+        let mut overflowed = Vec::new();
+        for &key in keys {
+            let Some(client) = self.clients.get_mut(key) else {
+                continue;
+            };
+            match offer(client, key, self.locks, self.to_flush, frame, settings) {
+                Offered::Reached => recipients += 1,
+                Offered::Skipped => {}
+                Offered::Overflow { queued } => overflowed.push((key, queued)),
+            }
         }
+        stats.messages_out += recipients as u64;
+        (recipients, overflowed)
     }
 }
 
@@ -469,8 +530,15 @@ impl Hub {
         stats: &mut Stats,
         now: Instant,
     ) {
+        if !self
+            .clients
+            .get(key)
+            .is_some_and(|client| client.conn.is_admitting())
+        {
+            return;
+        }
         let token = admission.token;
-        let holders = self.tokens.get(&token).cloned().unwrap_or_default();
+        let holders = self.holders(&token).to_vec();
         if !holders.is_empty() {
             match settings.users.token_reuse {
                 TokenReuse::Refuse => {
@@ -872,7 +940,7 @@ impl Hub {
 
     fn release(&mut self, key: Key, seat: Seat, code: u16, reason: &str, cause: DisconnectCause) {
         if let Some(holders) = self.tokens.get_mut(&seat.token) {
-            holders.retain(|holder| *holder != key);
+            holders.remove(key);
             if holders.is_empty() {
                 self.tokens.remove(&seat.token);
             }
@@ -989,6 +1057,12 @@ impl Hub {
         }
     }
 
+    fn drop_slow_consumers(&mut self, overflowed: Vec<(Key, usize)>, stats: &mut Stats) {
+        for (key, queued) in overflowed {
+            self.drop_slow_consumer(key, queued, stats);
+        }
+    }
+
     fn drop_slow_consumer(&mut self, key: Key, queued: usize, stats: &mut Stats) {
         stats.slow_consumers_dropped += 1;
         self.close(key, &Gone::SlowConsumer { queued });
@@ -1048,60 +1122,21 @@ impl Hub {
         let mut recipients = 0;
         let mut overflowed = Vec::new();
         for (key, client) in self.clients.iter_mut() {
-            let deferred = self.locks.deferred_for(key);
-            match deliver(client, deferred, frames, settings.max_outbound_buffer) {
-                Delivery::Queued => {
-                    recipients += 1;
-                    if !client.flush_scheduled {
-                        client.flush_scheduled = true;
-                        self.to_flush.push(key);
-                    }
-                }
-                Delivery::Deferred => recipients += 1,
-                Delivery::NotOpen => {}
-                Delivery::Overflow { queued } => overflowed.push((key, queued)),
+            match offer(
+                client,
+                key,
+                &mut self.locks,
+                &mut self.to_flush,
+                frames,
+                settings,
+            ) {
+                Offered::Reached => recipients += 1,
+                Offered::Skipped => {}
+                Offered::Overflow { queued } => overflowed.push((key, queued)),
             }
         }
         stats.messages_out += (recipients as u64).saturating_mul(messages as u64);
-        for (key, queued) in overflowed {
-            self.drop_slow_consumer(key, queued, stats);
-        }
-        recipients
-    }
-
-    /// Queues one frame to each of `keys` (each once; `keys` has no repeats). Returns the
-    /// number of recipients.
-    fn deliver_to(
-        &mut self,
-        keys: &[Key],
-        frame: &Rc<[u8]>,
-        settings: &Settings,
-        stats: &mut Stats,
-    ) -> usize {
-        let mut recipients = 0;
-        let mut overflowed = Vec::new();
-        for &key in keys {
-            let Some(client) = self.clients.get_mut(key) else {
-                continue;
-            };
-            let deferred = self.locks.deferred_for(key);
-            match deliver(client, deferred, frame, settings.max_outbound_buffer) {
-                Delivery::Queued => {
-                    recipients += 1;
-                    if !client.flush_scheduled {
-                        client.flush_scheduled = true;
-                        self.to_flush.push(key);
-                    }
-                }
-                Delivery::Deferred => recipients += 1,
-                Delivery::NotOpen => {}
-                Delivery::Overflow { queued } => overflowed.push((key, queued)),
-            }
-        }
-        stats.messages_out += recipients as u64;
-        for (key, queued) in overflowed {
-            self.drop_slow_consumer(key, queued, stats);
-        }
+        self.drop_slow_consumers(overflowed, stats);
         recipients
     }
 
@@ -1113,8 +1148,22 @@ impl Hub {
         settings: &Settings,
         stats: &mut Stats,
     ) -> usize {
-        let holders = self.tokens.get(token).cloned().unwrap_or_default();
-        self.deliver_to(&holders, frame, settings, stats)
+        let Hub {
+            clients,
+            tokens,
+            locks,
+            to_flush,
+            ..
+        } = self;
+        let holders = tokens.get(token).map_or(&[][..], KeyList::as_slice);
+        let mut recipients = Recipients {
+            clients,
+            locks,
+            to_flush,
+        };
+        let (count, overflowed) = recipients.deliver(holders, frame, settings, stats);
+        self.drop_slow_consumers(overflowed, stats);
+        count
     }
 
     /// Queues a frame to every open connection of `user`; returns how many.
@@ -1125,8 +1174,22 @@ impl Hub {
         settings: &Settings,
         stats: &mut Stats,
     ) -> usize {
-        let connections = self.users.connections(user).to_vec();
-        self.deliver_to(&connections, frame, settings, stats)
+        let Hub {
+            clients,
+            users,
+            locks,
+            to_flush,
+            ..
+        } = self;
+        let mut recipients = Recipients {
+            clients,
+            locks,
+            to_flush,
+        };
+        let (count, overflowed) =
+            recipients.deliver(users.connections(user), frame, settings, stats);
+        self.drop_slow_consumers(overflowed, stats);
+        count
     }
 
     /// Queues a frame to every connection subscribed to `topic`; returns how many.
@@ -1140,10 +1203,27 @@ impl Hub {
         let Some(id) = self.topics.get(topic) else {
             return 0;
         };
-        // The member list is walked while clients are written to: take it out for the walk
-        // (nothing below changes membership; a slow consumer is dropped after it).
-        let members = self.topics.members(id).to_vec();
-        self.deliver_to(&members, frame, settings, stats)
+        // Slow consumers are dropped after the walk, which leaves the member list as is.
+        let Hub {
+            clients,
+            topics,
+            locks,
+            to_flush,
+            ..
+        } = self;
+        let mut recipients = Recipients {
+            clients,
+            locks,
+            to_flush,
+        };
+        let (count, overflowed) = recipients.deliver(topics.members(id), frame, settings, stats);
+        self.drop_slow_consumers(overflowed, stats);
+        count
+    }
+
+    /// The open connections holding `token`.
+    fn holders(&self, token: &Token) -> &[Key] {
+        self.tokens.get(token).map_or(&[][..], KeyList::as_slice)
     }
 
     /// True when an open connection holds `token` (a `c` with an empty message).
@@ -1207,7 +1287,7 @@ impl Hub {
         settings: &Settings,
         now: Instant,
     ) -> usize {
-        let holders = self.tokens.get(token).cloned().unwrap_or_default();
+        let holders = self.holders(token).to_vec();
         self.kick(&holders, code, reason, settings, now)
     }
 
@@ -1248,7 +1328,7 @@ impl Hub {
         topic: &str,
         settings: &Settings,
     ) -> Result<usize, Refusal> {
-        let holders = self.tokens.get(token).cloned().unwrap_or_default();
+        let holders = self.holders(token).to_vec();
         if holders.is_empty() {
             return Ok(0);
         }
@@ -1366,7 +1446,7 @@ impl Hub {
         let Some(id) = self.topics.get(topic) else {
             return 0;
         };
-        let holders = self.tokens.get(token).cloned().unwrap_or_default();
+        let holders = self.holders(token).to_vec();
         holders
             .iter()
             .filter(|key| self.leave_topic(**key, id))
@@ -1460,9 +1540,9 @@ impl Hub {
         if self.locks.is_held_by(owner) {
             return false;
         }
-        match self.tokens.get(token).map(Vec::as_slice) {
-            Some(&[key]) => self.locks.lock(key, owner),
-            Some(_) | None => false,
+        match *self.holders(token) {
+            [key] => self.locks.lock(key, owner),
+            _ => false,
         }
     }
 

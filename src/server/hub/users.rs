@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::rc::Rc;
 
+use crate::server::hub::key_list::KeyList;
 use crate::server::hub::topics::TopicId;
 use crate::server::slab::Key;
 
@@ -24,7 +25,7 @@ pub struct Users {
 #[derive(Default)]
 struct User {
     /// Open connections, in the order they opened.
-    connections: Vec<Key>,
+    connections: KeyList,
     /// Topics the backend subscribed the user to.
     topics: Vec<TopicId>,
 }
@@ -44,7 +45,7 @@ impl Users {
         let Some(user) = self.by_name.get_mut(name) else {
             return;
         };
-        user.connections.retain(|&held| held != key);
+        user.connections.remove(key);
         if user.connections.is_empty() && user.topics.is_empty() {
             self.by_name.remove(name);
         }
