@@ -163,12 +163,12 @@ fn load(path: &Path) -> Result<Config, CliError> {
 
 fn start(config_path: &Path, detach: bool) -> Result<(), CliError> {
     let config = load(config_path)?;
-    crate::logging::init(config.log_level);
+    crate::logging::init(config.log_level, config.log_format);
     let secret = config::resolve_secret(&config, true).map_err(|e| CliError::Config(vec![e]))?;
     if secret.created
         && let config::Secret::File(path) = &config.secret
     {
-        log::info!("created secret file path={} mode=0600", path.display());
+        log::info!(path:% = path.display(), mode = "0600"; "created secret file");
     }
     daemon::check_pid_file(&config.pid).map_err(runtime)?;
     // Bound before detaching, so an address in use is reported on the terminal.
@@ -203,10 +203,10 @@ fn start(config_path: &Path, detach: bool) -> Result<(), CliError> {
         ready.report(Ok(()));
     }
     log::info!(
-        "started pid={} version={} config={}",
-        std::process::id(),
-        env!("CARGO_PKG_VERSION"),
-        config_path.display()
+        pid = std::process::id(),
+        version = env!("CARGO_PKG_VERSION"),
+        config:% = config_path.display();
+        "started"
     );
     let result = server.run().map_err(runtime);
     drop(pid_file);

@@ -121,7 +121,7 @@ pub fn check_pid_file(path: &Path) -> Result<(), DaemonError> {
         Ok(Some(pid)) => pid,
         Ok(None) => return Ok(()),
         Err(DaemonError::PidContent { .. }) => {
-            log::warn!("removing unreadable pid file path={}", path.display());
+            log::warn!(path:% = path.display(); "removing unreadable pid file");
             let _ = fs::remove_file(path);
             return Ok(());
         }
@@ -133,7 +133,7 @@ pub fn check_pid_file(path: &Path) -> Result<(), DaemonError> {
             pid,
         });
     }
-    log::info!("removing stale pid file path={} pid={pid}", path.display());
+    log::info!(path:% = path.display(), pid; "removing stale pid file");
     let _ = fs::remove_file(path);
     Ok(())
 }

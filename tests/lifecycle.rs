@@ -827,12 +827,12 @@ fn sighup_applies_new_origins_and_log_level_without_dropping_clients() {
 
     // debug now applies: the new client's open is logged, the old one's (at info) was not.
     let line = server.wait_for_log("client open");
-    assert!(line.contains("\"after\""), "{line}");
+    assert!(line.contains("user=after"), "{line}");
     assert!(
         !server
             .log_text()
             .lines()
-            .any(|l| l.contains("client open") && l.contains("\"before\"")),
+            .any(|l| l.contains("client open") && l.contains("user=before")),
         "debug lines were logged at info level"
     );
     control.send(b'b', b"both");

@@ -11,6 +11,7 @@ mod corpus;
 mod handshake;
 mod hostile;
 mod lifecycle;
+mod logging;
 mod real_clients;
 mod session;
 mod smoke;

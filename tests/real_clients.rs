@@ -600,7 +600,7 @@ fn chromium_page_from_an_origin_not_allowed_is_refused() {
         json!({"event": "close", "code": 1006, "reason": "", "clean": false})
     );
     let refusal = server.wait_for_log("handshake refused");
-    let origin = format!("origin=\"http://127.0.0.1:{}\"", page.port);
+    let origin = format!("origin=http://127.0.0.1:{}", page.port);
     assert!(
         refusal.contains("status=403") && refusal.contains(&origin),
         "{refusal}"

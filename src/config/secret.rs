@@ -145,10 +145,7 @@ fn read_secret(path: &Path, file: fs::File) -> Result<ResolvedSecret, String> {
     }
     // Allowed (the web backend's user may need to read it), but worth a word.
     if metadata.permissions().mode() & 0o077 != 0 {
-        log::warn!(
-            "secret file is readable by other users path={}",
-            path.display()
-        );
+        log::warn!(path:% = path.display(); "secret file is readable by other users");
     }
     let mut content = Vec::new();
     // The bound holds even if the file grew after the metadata call.

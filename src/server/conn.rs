@@ -337,9 +337,10 @@ impl Conn {
             Ok(Decoded::Done { item, len }) => (item, len),
             Err(error) => {
                 log::warn!(
-                    "handshake refused peer={} status={} reason=\"{error}\"",
-                    self.peer(),
-                    error.status().code()
+                    peer = self.peer(),
+                    status = error.status().code(),
+                    reason:% = error;
+                    "handshake refused"
                 );
                 stats.handshakes_refused += 1;
                 self.refuse(error.status(), None, settings, now);
@@ -348,9 +349,11 @@ impl Conn {
         };
         if !settings.origins.allows(request.origin.as_deref()) {
             log::warn!(
-                "handshake refused peer={} status=403 reason=\"origin not allowed\" origin={:?}",
-                self.peer(),
-                request.origin.as_deref().unwrap_or("(none)")
+                peer = self.peer(),
+                status = 403,
+                reason = "origin not allowed",
+                origin = request.origin.as_deref().unwrap_or("(none)");
+                "handshake refused"
             );
             stats.handshakes_refused += 1;
             self.refuse(Status::Forbidden, None, settings, now);
@@ -370,8 +373,10 @@ impl Conn {
                     Ok(identity) => Some(identity),
                     Err(error) => {
                         log::warn!(
-                            "handshake refused peer={} status=403 reason=\"{error}\"",
-                            self.peer()
+                            peer = self.peer(),
+                            status = 403,
+                            reason:% = error;
+                            "handshake refused"
                         );
                         stats.handshakes_refused += 1;
                         self.refuse(Status::Forbidden, None, settings, now);
@@ -501,9 +506,10 @@ impl Conn {
                 Err(error) => {
                     ctx.stats.protocol_errors += 1;
                     log::debug!(
-                        "protocol error peer={} code={} reason=\"{error}\"",
-                        stream.peer(),
-                        error.close_code()
+                        peer = stream.peer(),
+                        code = error.close_code(),
+                        reason:% = error;
+                        "protocol error"
                     );
                     let reason = error.to_string();
                     final_frame = Some((
@@ -663,7 +669,7 @@ impl Conn {
             Phase::Admitting { .. } => {}
             Phase::Open(session) => {
                 if now >= session.expires {
-                    log::debug!("token expired peer={}", self.socket.stream().peer());
+                    log::debug!(peer = self.socket.stream().peer(); "token expired");
                     return self.start_close(
                         1000,
                         "expired",

@@ -182,10 +182,7 @@ impl ControlConn {
     }
 
     fn fail(&mut self, error: &ControlError, ctx: &ControlCtx<'_>) {
-        log::warn!(
-            "control protocol error peer={} reason=\"{error}\"",
-            self.peer()
-        );
+        log::warn!(peer = self.peer(), reason:% = error; "control protocol error");
         self.socket.out_mut().push(&Reply::from_error(error));
         self.close(ctx);
     }

@@ -166,7 +166,7 @@ fn remove_stale_socket(path: &Path) -> Result<(), BindError> {
             path: path.to_path_buf(),
         });
     }
-    log::info!("removing stale socket file path={}", path.display());
+    log::info!(path:% = path.display(); "removing stale socket file");
     fs::remove_file(path).map_err(|error| BindError::Bind {
         endpoint: format!("unix://{}", path.display()),
         error,

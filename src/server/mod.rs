@@ -225,16 +225,13 @@ impl Server {
                 .register(poll.registry(), Token(FIRST_WS_LISTENER + index))
                 .map_err(StartError::Poll)?;
             let name = listener.local_endpoint();
-            log::info!("listening kind=websocket endpoint={name}");
+            log::info!(kind = "websocket", endpoint = name.as_str(); "listening");
             listener_names.push(name);
         }
         control_listener
             .register(poll.registry(), CONTROL_LISTENER)
             .map_err(StartError::Poll)?;
-        log::info!(
-            "listening kind=control endpoint={}",
-            control_listener.local_endpoint()
-        );
+        log::info!(kind = "control", endpoint = control_listener.local_endpoint(); "listening");
         let now = Instant::now();
         Ok(Server {
             poll,
@@ -330,9 +327,9 @@ impl Server {
                 && (now >= deadline || self.hub.all_lingering())
             {
                 log::info!(
-                    "stopped clients_left={} uptime_secs={}",
-                    self.hub.count_not_lingering(),
-                    now.saturating_duration_since(self.started).as_secs()
+                    clients_left = self.hub.count_not_lingering(),
+                    uptime_secs = now.saturating_duration_since(self.started).as_secs();
+                    "stopped"
                 );
                 return Ok(());
             }
@@ -355,7 +352,7 @@ impl Server {
             };
             let full = self.hub.drain_outbox(&mut sink);
             for key in &full {
-                log::warn!("event listener dropped reason=\"queue over [events] max_queue\"");
+                log::warn!(reason = "queue over [events] max_queue"; "event listener dropped");
                 self.close_control(*key, &ControlGone::SlowListener, now);
             }
             if revisits.is_empty() && full.is_empty() {
@@ -447,10 +444,7 @@ impl Server {
         let Some(control) = self.controls.remove(key) else {
             return;
         };
-        log::debug!(
-            "control connection gone peer={} reason=\"{gone}\"",
-            control.peer()
-        );
+        log::debug!(peer = control.peer(), reason:% = gone; "control connection gone");
         self.hub
             .control_gone(key, &self.settings, &mut self.stats, now);
     }
@@ -491,7 +485,7 @@ impl Server {
                 None => continue,
             };
             if let Err(e) = registered {
-                log::warn!("cannot register connection reason=\"{e}\"");
+                log::warn!(reason:% = e; "cannot register connection");
                 self.hub.close(key, &conn::Gone::Finished);
             }
         }
@@ -503,7 +497,7 @@ impl Server {
     /// in the backlog and no new edge will announce it, so retry on the next tick rather
     /// than spin on a failing accept.
     fn accept_failed(&mut self, token: Token, error: &io::Error) {
-        log::warn!("accept failed; retrying on the next tick reason=\"{error}\"");
+        log::warn!(reason:% = error; "accept failed; retrying on the next tick");
         self.accept_paused = true;
         if !self.accept_pending.contains(&token) {
             self.accept_pending.push(token);
@@ -526,8 +520,9 @@ impl Server {
             };
             if self.controls.len() >= self.settings.max_control_connections {
                 log::warn!(
-                    "control connection refused peer={} reason=\"max_control_connections reached\"",
-                    stream.peer()
+                    peer = stream.peer(),
+                    reason = "max_control_connections reached";
+                    "control connection refused"
                 );
                 let _ = io::Write::write(&mut stream, b"0E");
                 continue;
@@ -545,7 +540,7 @@ impl Server {
                 None => continue,
             };
             if let Err(e) = registered {
-                log::warn!("cannot register control connection reason=\"{e}\"");
+                log::warn!(reason:% = e; "cannot register control connection");
                 self.controls.remove(key);
             }
         }
@@ -579,7 +574,7 @@ impl Server {
                 );
             }
             Err(reason) => {
-                log::error!("reload failed; keeping the running configuration reason=\"{reason}\"");
+                log::error!(reason; "reload failed; keeping the running configuration");
             }
         }
     }
@@ -602,7 +597,7 @@ impl Server {
         if !matches!(self.state, RunState::Running) {
             return;
         }
-        log::info!("stopping clients={}", self.hub.len());
+        log::info!(clients = self.hub.len(); "stopping");
         for listener in &mut self.listeners {
             let _ = listener.deregister(self.poll.registry());
             listener.remove_socket_file();

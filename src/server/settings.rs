@@ -32,7 +32,7 @@ impl Settings {
     /// The settings after reading `fresh`; logs each restart-only key that changed.
     pub fn reloaded(&self, fresh: Config, signing_secret: Vec<u8>) -> Settings {
         for key in self.config.restart_needed(&fresh) {
-            log::warn!("config key changed but needs a restart to apply key={key}");
+            log::warn!(key; "config key changed but needs a restart to apply");
         }
         Settings {
             config: self.config.reloaded(fresh),

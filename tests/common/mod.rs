@@ -153,17 +153,22 @@ impl Server {
             control: ControlAddr::Unix(PathBuf::new()),
         };
         loop {
-            let line = server.next_line();
-            if let Some(endpoint) = field(&line, "listening kind=websocket endpoint=") {
-                server.endpoints.push(endpoint);
-            } else if let Some(endpoint) = field(&line, "listening kind=control endpoint=") {
-                server.control = match endpoint.strip_prefix("tcp://") {
-                    Some(addr) => ControlAddr::Tcp(addr.to_string()),
-                    None => ControlAddr::Unix(PathBuf::from(
-                        endpoint.strip_prefix("unix://").unwrap_or(&endpoint),
-                    )),
-                };
-            } else if line.contains(" started pid=") {
+            let line = as_logfmt(&server.next_line());
+            let listening = line
+                .contains(" listening ")
+                .then(|| (logfmt_value(&line, "kind"), logfmt_value(&line, "endpoint")));
+            if let Some((Some(kind), Some(endpoint))) = listening {
+                if kind == "websocket" {
+                    server.endpoints.push(endpoint);
+                } else {
+                    server.control = match endpoint.strip_prefix("tcp://") {
+                        Some(addr) => ControlAddr::Tcp(addr.to_string()),
+                        None => ControlAddr::Unix(PathBuf::from(
+                            endpoint.strip_prefix("unix://").unwrap_or(&endpoint),
+                        )),
+                    };
+                }
+            } else if line.contains(" started ") && line.contains(" pid=") {
                 return server;
             }
         }
@@ -274,10 +279,53 @@ impl Drop for Server {
     }
 }
 
-fn field(line: &str, marker: &str) -> Option<String> {
-    let at = line.find(marker)?;
-    let rest = line.get(at + marker.len()..)?;
-    Some(rest.split_whitespace().next()?.to_string())
+/// A `log_format = "json"` line as the logfmt line it stands for (values unquoted), so
+/// that the same markers find it; a logfmt line is returned as it is.
+pub fn as_logfmt(line: &str) -> String {
+    let Ok(serde_json::Value::Object(fields)) = serde_json::from_str::<serde_json::Value>(line)
+    else {
+        return line.to_string();
+    };
+    let text = |value: &serde_json::Value| match value {
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    let mut out = String::new();
+    for key in ["time", "level", "msg"] {
+        if let Some(value) = fields.get(key) {
+            out.push_str(&text(value));
+            out.push(' ');
+        }
+    }
+    for (key, value) in &fields {
+        if !["time", "level", "msg"].contains(&key.as_str()) {
+            out.push_str(&format!("{key}={} ", text(value)));
+        }
+    }
+    out.trim_end().to_string()
+}
+
+/// The value of `key` in a logfmt line, unquoted and unescaped (logfmt quotes use JSON's
+/// escapes).
+pub fn logfmt_value(line: &str, key: &str) -> Option<String> {
+    let marker = format!(" {key}=");
+    let rest = &line[line.find(&marker)? + marker.len()..];
+    if let Some(quoted) = rest.strip_prefix('"') {
+        let mut escaped = false;
+        for (index, c) in quoted.char_indices() {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => {
+                    return serde_json::from_str(&format!("\"{}\"", &quoted[..index])).ok();
+                }
+                (false, _) => {}
+            }
+        }
+        None
+    } else {
+        Some(rest.split(' ').next()?.to_string())
+    }
 }
 
 /// Valid auth cookies for a fresh, unique token.

@@ -381,9 +381,11 @@ impl Hub {
         if refuse {
             stats.handshakes_refused += 1;
             log::warn!(
-                "connection refused peer={} status=503 reason=\"max_connections reached\" max_connections={}",
-                stream.peer(),
-                settings.max_connections
+                peer = stream.peer(),
+                status = 503,
+                reason = "max_connections reached",
+                max_connections = settings.max_connections;
+                "connection refused"
             );
             if self.winding >= settings.max_lingering {
                 // No room to linger: best effort, the fresh socket's buffer takes a short
@@ -546,9 +548,11 @@ impl Hub {
                         return;
                     };
                     log::warn!(
-                        "handshake refused peer={} status=429 reason=\"token already connected\" user={:?}",
-                        client.conn.peer(),
-                        admission.user
+                        peer = client.conn.peer(),
+                        status = 429,
+                        reason = "token already connected",
+                        user = admission.user;
+                        "handshake refused"
                     );
                     stats.handshakes_refused += 1;
                     let retry = settings.busy_retry_after();
@@ -579,11 +583,7 @@ impl Hub {
             let Some(client) = self.clients.get_mut(key) else {
                 return;
             };
-            log::debug!(
-                "client open peer={} user={:?}",
-                client.conn.peer(),
-                admission.user
-            );
+            log::debug!(peer = client.conn.peer(), user = admission.user; "client open");
             client.seat = Some(Seat {
                 token,
                 user: Rc::clone(&user),
@@ -610,9 +610,9 @@ impl Hub {
         for topic in self.users.subscriptions(&user).to_vec() {
             if self.join_topic(key, topic, settings).is_err() {
                 log::warn!(
-                    "user subscription not applied to a new connection user={:?} reason=\"{}\"",
-                    &*user,
-                    Refusal::TopicLimitPerConnection.reason()
+                    user = &*user,
+                    reason = Refusal::TopicLimitPerConnection.reason();
+                    "user subscription not applied to a new connection"
                 );
             }
         }
@@ -624,9 +624,10 @@ impl Hub {
                 .and_then(|topic| self.join_topic(key, topic, settings));
             if let Err(refusal) = joined {
                 log::warn!(
-                    "authorizer topic not joined user={:?} topic={name:?} reason=\"{}\"",
-                    &*user,
-                    refusal.reason()
+                    user = &*user,
+                    topic = *name,
+                    reason = refusal.reason();
+                    "authorizer topic not joined"
                 );
             }
         }
@@ -672,8 +673,10 @@ impl Hub {
     ) {
         if self.authorizers.waiting() >= settings.authorizer.max_pending {
             log::warn!(
-                "handshake refused status=503 reason=\"too many upgrades wait for the authorizer\" max_pending={}",
-                settings.authorizer.max_pending
+                status = 503,
+                reason = "too many upgrades wait for the authorizer",
+                max_pending = settings.authorizer.max_pending;
+                "handshake refused"
             );
             self.deny(
                 key,
@@ -753,7 +756,7 @@ impl Hub {
         now: Instant,
     ) {
         let Some(waiting) = self.authorizers.take(id) else {
-            log::debug!("authorizer answer for no waiting upgrade id={id}");
+            log::debug!(id; "authorizer answer for no waiting upgrade");
             return;
         };
         let key = waiting.client;
@@ -766,7 +769,7 @@ impl Hub {
                 self.allow(key, &waiting.upgrade, *user, &topics, settings, stats, now);
             }
             Decision::Deny { status, reason } => {
-                log::warn!("handshake refused status={status} reason=\"authorizer denied\"");
+                log::warn!(status = *status, reason = "authorizer denied"; "handshake refused");
                 self.deny(key, *status, reason, settings, stats, now);
             }
         }
@@ -856,12 +859,12 @@ impl Hub {
     ) {
         match settings.authorizer.fallback {
             AuthorizerFallback::Allow if upgrade.identity.is_some() => {
-                log::warn!("upgrade allowed by the fallback reason=\"{why}\"");
+                log::warn!(reason = why; "upgrade allowed by the fallback");
                 self.allow(key, &upgrade, None, &[], settings, stats, now);
             }
             AuthorizerFallback::Allow | AuthorizerFallback::Deny => {
                 let status = settings.authorizer.fallback_status;
-                log::warn!("handshake refused status={status} reason=\"{why}\"");
+                log::warn!(status, reason = why; "handshake refused");
                 self.deny(key, status, why, settings, stats, now);
             }
         }
@@ -1091,10 +1094,7 @@ impl Hub {
         }
         match gone {
             Gone::SlowConsumer { .. } => {
-                log::warn!(
-                    "client dropped peer={} reason=\"{gone}\"",
-                    client.conn.peer()
-                );
+                log::warn!(peer = client.conn.peer(), reason:% = gone; "client dropped");
             }
             Gone::PeerClosed
             | Gone::Io(_)
@@ -1103,7 +1103,7 @@ impl Hub {
             | Gone::KeepaliveTimeout
             | Gone::CloseTimeout
             | Gone::ShuttingDown => {
-                log::debug!("client gone peer={} reason=\"{gone}\"", client.conn.peer());
+                log::debug!(peer = client.conn.peer(), reason:% = gone; "client gone");
             }
         }
     }
@@ -1612,10 +1612,7 @@ impl Hub {
     ) {
         if let Some(key) = self.locks.release_owner(control) {
             if let Some(client) = self.clients.get(key) {
-                log::warn!(
-                    "frame source lost; closing client peer={} code=1011",
-                    client.conn.peer()
-                );
+                log::warn!(peer = client.conn.peer(), code = 1011; "frame source lost; closing client");
             }
             self.end_session(
                 key,
