@@ -11,7 +11,7 @@ use crate::config::AuthMode;
 use crate::control::authorizer::Decision;
 use crate::control::codec::ControlError;
 use crate::control::command::{Command, Reply, Target};
-use crate::server::hub::{Fragment, FragmentResult, Hub};
+use crate::server::hub::{Fragment, FragmentResult, Hub, Message};
 use crate::server::outbound::{BroadcastBatch, shared_frame};
 use crate::server::settings::Settings;
 use crate::server::slab::Key;
@@ -115,8 +115,11 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
                 // ws(s)on: an empty message only asks whether the client is online.
                 ctx.hub.is_online(&token)
             } else {
-                let frame = shared_frame(true, data_opcode(binary), message);
-                ctx.hub.direct(&token, &frame, ctx.settings, ctx.stats) > 0
+                let message = Message {
+                    binary,
+                    payload: message,
+                };
+                ctx.hub.direct(&token, message, ctx.settings, ctx.stats) > 0
             };
             match (confirm, delivered) {
                 (false, _) => Outcome::Done,
@@ -168,8 +171,11 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
             user,
             message,
         } => {
-            let frame = shared_frame(true, data_opcode(binary), message);
-            let reached = ctx.hub.to_user(user, &frame, ctx.settings, ctx.stats);
+            let message = Message {
+                binary,
+                payload: message,
+            };
+            let reached = ctx.hub.to_user(user, message, ctx.settings, ctx.stats);
             match confirm {
                 true => Outcome::Reply(Reply::Count(reached as u64)),
                 false => Outcome::Done,
@@ -228,9 +234,12 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
             message,
         } => {
             command.check_topic_len(ctx.settings.topics.max_name_length)?;
-            let frame = shared_frame(true, data_opcode(binary), message);
+            let message = Message {
+                binary,
+                payload: message,
+            };
             ctx.hub
-                .publish(topic.as_str(), &frame, ctx.settings, ctx.stats);
+                .publish(topic.as_str(), message, ctx.settings, ctx.stats);
             Outcome::Done
         }
         Command::Subscribers { topic, page } => {

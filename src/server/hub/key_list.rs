@@ -42,12 +42,14 @@ impl KeyList {
         };
     }
 
-    /// Removes `key`, keeping the order of the others.
+    /// Removes `key` (the order of the others may change).
     pub fn remove(&mut self, key: Key) {
         *self = match std::mem::take(self) {
             KeyList::One(held) if held == key => KeyList::Empty,
             KeyList::Many(mut keys) => {
-                keys.retain(|held| *held != key);
+                if let Some(position) = keys.iter().position(|held| *held == key) {
+                    keys.swap_remove(position);
+                }
                 match keys.as_slice() {
                     [] => KeyList::Empty,
                     [only] => KeyList::One(*only),
@@ -75,11 +77,14 @@ mod tests {
         list.push(k[1]);
         list.push(k[2]);
         assert_eq!(list.as_slice(), &k[..]);
+        list.remove(k[0]);
+        assert_eq!(list.as_slice(), &[k[2], k[1]]);
+        list.push(k[0]);
         list.remove(k[1]);
-        assert_eq!(list.as_slice(), &[k[0], k[2]]);
+        assert_eq!(list.as_slice(), &[k[2], k[0]]);
         list.remove(k[0]);
         assert_eq!(list, KeyList::One(k[2]));
-        list.remove(k[0]);
+        list.remove(k[1]);
         assert_eq!(list.len(), 1);
         list.remove(k[2]);
         assert_eq!(list, KeyList::Empty);

@@ -232,6 +232,25 @@ fn offer(
     Offered::Reached
 }
 
+/// A data message for one or more clients, before it is encoded.
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    pub binary: bool,
+    pub payload: &'a [u8],
+}
+
+impl Message<'_> {
+    /// The unmasked frame every recipient shares.
+    fn frame(&self) -> Rc<[u8]> {
+        let opcode = if self.binary {
+            OpCode::Binary
+        } else {
+            OpCode::Text
+        };
+        shared_frame(true, opcode, self.payload)
+    }
+}
+
 /// The parts of the hub a delivery writes to, borrowed apart from the index it walks.
 struct Recipients<'a> {
     clients: &'a mut Slab<Client>,
@@ -240,15 +259,20 @@ struct Recipients<'a> {
 }
 
 impl Recipients<'_> {
-    /// Queues one frame to each of `keys` (each once: `keys` has no repeats). Returns the
-    /// number of recipients and the clients to drop as slow consumers.
+    /// Queues `message` to each of `keys` (each once: `keys` has no repeats), encoded once
+    /// and shared, and only when there is someone to send it to. Returns the number of
+    /// recipients and the clients to drop as slow consumers.
     fn deliver(
         &mut self,
         keys: &[Key],
-        frame: &Rc<[u8]>,
+        message: Message<'_>,
         settings: &Settings,
         stats: &mut Stats,
     ) -> (usize, Vec<(Key, usize)>) {
+        if keys.is_empty() {
+            return (0, Vec::new());
+        }
+        let frame = &message.frame();
         let mut recipients = 0;
         let mut overflowed = Vec::new();
         for &key in keys {
@@ -1144,7 +1168,7 @@ impl Hub {
     pub fn direct(
         &mut self,
         token: &Token,
-        frame: &Rc<[u8]>,
+        message: Message<'_>,
         settings: &Settings,
         stats: &mut Stats,
     ) -> usize {
@@ -1161,7 +1185,7 @@ impl Hub {
             locks,
             to_flush,
         };
-        let (count, overflowed) = recipients.deliver(holders, frame, settings, stats);
+        let (count, overflowed) = recipients.deliver(holders, message, settings, stats);
         self.drop_slow_consumers(overflowed, stats);
         count
     }
@@ -1170,7 +1194,7 @@ impl Hub {
     pub fn to_user(
         &mut self,
         user: &str,
-        frame: &Rc<[u8]>,
+        message: Message<'_>,
         settings: &Settings,
         stats: &mut Stats,
     ) -> usize {
@@ -1187,7 +1211,7 @@ impl Hub {
             to_flush,
         };
         let (count, overflowed) =
-            recipients.deliver(users.connections(user), frame, settings, stats);
+            recipients.deliver(users.connections(user), message, settings, stats);
         self.drop_slow_consumers(overflowed, stats);
         count
     }
@@ -1196,7 +1220,7 @@ impl Hub {
     pub fn publish(
         &mut self,
         topic: &str,
-        frame: &Rc<[u8]>,
+        message: Message<'_>,
         settings: &Settings,
         stats: &mut Stats,
     ) -> usize {
@@ -1216,7 +1240,7 @@ impl Hub {
             locks,
             to_flush,
         };
-        let (count, overflowed) = recipients.deliver(topics.members(id), frame, settings, stats);
+        let (count, overflowed) = recipients.deliver(topics.members(id), message, settings, stats);
         self.drop_slow_consumers(overflowed, stats);
         count
     }

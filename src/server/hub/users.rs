@@ -24,7 +24,7 @@ pub struct Users {
 
 #[derive(Default)]
 struct User {
-    /// Open connections, in the order they opened.
+    /// Open connections.
     connections: KeyList,
     /// Topics the backend subscribed the user to.
     topics: Vec<TopicId>,
@@ -179,7 +179,7 @@ mod tests {
         let alice = users.join("alice", k[0]);
         users.join("alice", k[1]);
         assert_eq!(&*alice, "alice");
-        assert_eq!(users.connections("alice"), &[k[0], k[1]]);
+        assert_eq!(users.connections("alice").len(), 2);
         users.subscribe("alice", topic(1));
         users.leave("alice", k[0]);
         users.leave("alice", k[1]);
