@@ -14,3 +14,4 @@ mod lifecycle;
 mod real_clients;
 mod session;
 mod smoke;
+mod sockets;
