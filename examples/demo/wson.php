@@ -1,5 +1,5 @@
 <?php
-// wson.php: what a PHP backend needs to talk to wson (README.md, "Push from PHP").
+// wson.php: what a PHP backend needs to talk to wson (README.md, "A quick tour", 4).
 
 /**
  * Signs a new token for $user and sets the four cookies wson checks; returns the token, to
