@@ -14,7 +14,8 @@ use crate::config::{self, Config, ConfigError, Endpoint};
 use crate::control::codec;
 use crate::daemon::{self, Detached, PidFile};
 use crate::decoded::Decoded;
-use crate::server::{Bound, Server};
+use crate::server::listener::socket_groups;
+use crate::server::{Bound, Server, StartError};
 use crate::token::Token;
 
 /// wson: a WebSocket push server for web backends.
@@ -119,6 +120,14 @@ fn runtime(error: impl std::fmt::Display) -> CliError {
     CliError::Runtime(error.to_string())
 }
 
+/// A config value the host cannot satisfy is a config error (exit 2); the rest, runtime.
+fn start_error(error: StartError) -> CliError {
+    match error {
+        StartError::Config(errors) => CliError::Config(errors),
+        StartError::Bind(_) | StartError::Poll(_) => runtime(error),
+    }
+}
+
 /// Parses argv, runs the command, returns the process exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
@@ -172,7 +181,7 @@ fn start(config_path: &Path, detach: bool) -> Result<(), CliError> {
     }
     daemon::check_pid_file(&config.pid).map_err(runtime)?;
     // Bound before detaching, so an address in use is reported on the terminal.
-    let bound = Bound::bind(&config).map_err(runtime)?;
+    let bound = Bound::bind(&config).map_err(start_error)?;
     let ready = if detach {
         match daemon::detach(&config.log_file) {
             Ok(Detached::Parent(Ok(()))) => {
@@ -369,6 +378,10 @@ fn check(config_path: &Path, shown: &Path) -> Result<(), CliError> {
                 );
             }
         }
+    }
+    let groups = socket_groups(&config).map_err(CliError::Config)?;
+    for (key, why) in &groups.ignored {
+        println!("note: {key} is ignored: {why}");
     }
     println!("{}: ok", shown.display());
     Ok(())

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Installs the third-party WebSocket clients that tests/real_clients.rs runs against wson:
+# Installs the third-party WebSocket clients that tests/real_clients.rs runs against wson,
+# and the tools other tests observe wson with:
 #   - Debian's chromium (headless browser)          -> /usr/bin/chromium
 #   - Python websockets and websocket-client         -> tests/clients/.venv
 #   - Node ws                                        -> tests/clients/node_modules
+#   - iproute2's ss (tests/sockets.rs reads the accept queue lengths) -> ss on PATH
+#   - php-cli (tests/readme.rs runs README's PHP, tests/demo.rs the demo) -> php on PATH
 # Versions are pinned in tests/clients/requirements.txt and tests/clients/package-lock.json.
 #
 # Idempotent and quick when everything is in place: each step checks first and installs only
@@ -34,6 +37,20 @@ if [ -x /usr/bin/chromium ]; then
 else
     log "chromium: installing with apt-get"
     apt_install chromium
+fi
+
+# --- ss and php ------------------------------------------------------------------------------
+if command -v ss >/dev/null; then
+    log "ss: present"
+else
+    log "ss: installing iproute2 with apt-get"
+    apt_install iproute2
+fi
+if command -v php >/dev/null; then
+    log "php: present"
+else
+    log "php: installing php-cli with apt-get"
+    apt_install php-cli
 fi
 
 # --- Python clients ---------------------------------------------------------------------------

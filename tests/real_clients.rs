@@ -31,15 +31,15 @@ use wson::auth::Digest;
 
 use crate::common::*;
 
-const INSTALL_HINT: &str = "run tests/install-tools.sh (the README test command does)";
-const CHROMIUM: &str = "/usr/bin/chromium";
+pub(crate) const INSTALL_HINT: &str = "run tests/install-tools.sh (the README test command does)";
+pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
 
 fn clients_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
 }
 
 /// Whether the real clients may be skipped: `WSON_SKIP_REAL_CLIENTS=1`.
-fn skipping(missing: &str) -> bool {
+pub(crate) fn skipping(missing: &str) -> bool {
     if std::env::var("WSON_SKIP_REAL_CLIENTS").as_deref() == Ok("1") {
         // Straight to stderr, past the test harness's capture, so that it shows.
         let _ = writeln!(
@@ -95,7 +95,7 @@ fn node() -> Option<PathBuf> {
     }
 }
 
-fn chromium() -> bool {
+pub(crate) fn chromium() -> bool {
     require(Path::new(CHROMIUM), None)
 }
 
@@ -465,13 +465,18 @@ fn serve_http(mut stream: TcpStream, page: &[u8], reports: &Sender<String>) {
 
 /// Headless Chromium on one URL, in its own process group with a fresh profile; the whole
 /// group is killed on drop.
-struct Browser {
+pub(crate) struct Browser {
     child: Child,
-    _profile: tempfile::TempDir,
+    profile: tempfile::TempDir,
 }
 
 impl Browser {
     fn open(url: &str) -> Browser {
+        Browser::open_with(url, &[])
+    }
+
+    /// With more command-line switches (`--remote-debugging-port=0`).
+    pub(crate) fn open_with(url: &str, switches: &[&str]) -> Browser {
         let profile = tempfile::tempdir().unwrap();
         let log = std::fs::File::create(profile.path().join("chromium.log")).unwrap();
         let child = Command::new(CHROMIUM)
@@ -486,6 +491,7 @@ impl Browser {
                 "--disable-sync",
             ])
             .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(switches)
             .arg(url)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -493,10 +499,13 @@ impl Browser {
             .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {CHROMIUM}: {e}"));
-        Browser {
-            child,
-            _profile: profile,
-        }
+        Browser { child, profile }
+    }
+
+    /// The fresh profile folder (`--user-data-dir`), where Chromium writes
+    /// `DevToolsActivePort` and its stderr goes to `chromium.log`.
+    pub(crate) fn profile(&self) -> &Path {
+        self.profile.path()
     }
 }
 

@@ -28,11 +28,11 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::server::commands::Backend;
 use crate::server::control_conn::{ControlConn, ControlCtx, ControlDrive, ControlGone};
 use crate::server::hub::{ControlSink, Hub, Offer, Step};
-use crate::server::listener::{BindError, Listener};
+use crate::server::listener::{BindError, ListenBacklog, Listener, SocketFile};
 use crate::server::outbound::BroadcastBatch;
 use crate::server::settings::Settings;
 use crate::server::slab::{Key, Slab};
@@ -107,6 +107,8 @@ pub struct SignalFlags {
 /// Why the server could not start.
 #[derive(Debug)]
 pub enum StartError {
+    /// A config value the host cannot satisfy (a socket group that does not exist).
+    Config(Vec<ConfigError>),
     Bind(BindError),
     Poll(io::Error),
 }
@@ -114,6 +116,10 @@ pub enum StartError {
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            StartError::Config(errors) => {
+                let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                f.write_str(&lines.join("; "))
+            }
             StartError::Bind(error) => error.fmt(f),
             StartError::Poll(error) => write!(f, "cannot create the event loop: {error}"),
         }
@@ -141,13 +147,39 @@ pub struct Bound {
 }
 
 impl Bound {
-    /// On failure, the socket files of the listeners bound so far are removed: a start
-    /// that fails leaves nothing behind.
+    /// Looks up the socket groups, then binds every listener with the configured accept
+    /// queue length. On failure, the socket files of the listeners bound so far are
+    /// removed: a start that fails leaves nothing behind.
     pub fn bind(config: &Config) -> Result<Bound, StartError> {
+        let groups = listener::socket_groups(config).map_err(StartError::Config)?;
+        for (key, why) in &groups.ignored {
+            log::warn!("{key} ignored: {why}, no socket file to apply it to");
+        }
+        let backlog = ListenBacklog::new(config.listen_backlog, ListenBacklog::read_somaxconn());
+        if let Some(configured) = config.listen_backlog
+            && backlog.applied() != configured
+        {
+            log::warn!(
+                "listen_backlog adjusted by the kernel's cap listen_backlog={configured} \
+                 applied={} somaxconn={}",
+                backlog.applied(),
+                backlog
+                    .somaxconn()
+                    .map_or_else(|| "?".to_owned(), |cap| cap.to_string())
+            );
+        }
+        let ws_file = SocketFile {
+            mode: config.socket_mode,
+            group: groups.servers.as_ref(),
+        };
+        let control_file = SocketFile {
+            mode: config.control_socket_mode,
+            group: groups.control.as_ref(),
+        };
         let mut ws: Vec<Listener> = Vec::new();
         let remove_bound = |ws: &[Listener]| ws.iter().for_each(Listener::remove_socket_file);
         for endpoint in &config.servers {
-            match Listener::bind(endpoint, config.socket_mode) {
+            match Listener::bind(endpoint, backlog, ws_file) {
                 Ok(listener) => ws.push(listener),
                 Err(error) => {
                     remove_bound(&ws);
@@ -155,7 +187,7 @@ impl Bound {
                 }
             }
         }
-        match Listener::bind(&config.control, config.control_socket_mode) {
+        match Listener::bind(&config.control, backlog, control_file) {
             Ok(control) => Ok(Bound { ws, control }),
             Err(error) => {
                 remove_bound(&ws);
@@ -225,13 +257,23 @@ impl Server {
                 .register(poll.registry(), Token(FIRST_WS_LISTENER + index))
                 .map_err(StartError::Poll)?;
             let name = listener.local_endpoint();
-            log::info!(kind = "websocket", endpoint = name.as_str(); "listening");
+            log::info!(
+                kind = "websocket",
+                endpoint = name.as_str(),
+                backlog = listener.backlog();
+                "listening"
+            );
             listener_names.push(name);
         }
         control_listener
             .register(poll.registry(), CONTROL_LISTENER)
             .map_err(StartError::Poll)?;
-        log::info!(kind = "control", endpoint = control_listener.local_endpoint(); "listening");
+        log::info!(
+            kind = "control",
+            endpoint = control_listener.local_endpoint(),
+            backlog = control_listener.backlog();
+            "listening"
+        );
         let now = Instant::now();
         Ok(Server {
             poll,

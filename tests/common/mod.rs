@@ -545,14 +545,18 @@ impl WsClient {
     /// Reads more bytes into the buffer; false at EOF.
     fn fill(&mut self) -> bool {
         let mut chunk = [0u8; 65536];
-        match self.stream.read(&mut chunk) {
-            Ok(0) => false,
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                true
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    return true;
+                }
+                // A signal to the test process (a child's SIGCHLD) is no reason to fail.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return false,
+                Err(e) => panic!("read failed: {e}"),
             }
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => false,
-            Err(e) => panic!("read failed: {e}"),
         }
     }
 
@@ -654,6 +658,7 @@ impl WsClient {
             match self.stream.read(&mut chunk) {
                 Ok(0) => break End::Closed,
                 Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e)
                     if e.kind() == io::ErrorKind::WouldBlock
                         || e.kind() == io::ErrorKind::TimedOut =>
@@ -723,6 +728,7 @@ impl Control {
             match self.stream.read(&mut chunk) {
                 Ok(0) => return None,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return None,
                 Err(e) => panic!("control read failed: {e}"),
             }

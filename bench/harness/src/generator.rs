@@ -102,6 +102,10 @@ pub struct ConnectResult {
     pub failed: usize,
     pub elapsed: Duration,
     pub first_error: Option<String>,
+    /// Per opened client: from creating its socket (just before the TCP connect) to the
+    /// complete 101 response. A SYN dropped by a full accept queue shows here as the
+    /// kernel's retransmit delay (1 s, then 3 s).
+    pub latencies: Vec<Duration>,
 }
 
 struct Fanout {
@@ -344,12 +348,15 @@ impl Generator {
         let mut requests = requests.into_iter();
         let mut result = ConnectResult::default();
         let started = Instant::now();
+        // When each client's connect started, by index from `first`.
+        let mut connect_started: Vec<Instant> = Vec::with_capacity(count);
         let mut in_progress = 0usize;
         let mut next = first;
         let end = first + count;
         while result.opened + result.failed < count {
             while in_progress < concurrency && next < end {
                 let request = requests.next().unwrap_or_default();
+                connect_started.push(Instant::now());
                 match self.start_connect(next, request) {
                     Ok(()) => in_progress += 1,
                     Err(e) => {
@@ -428,6 +435,12 @@ impl Generator {
                     (State::Connecting | State::Handshake, State::Open) => {
                         in_progress -= 1;
                         result.opened += 1;
+                        let at = index
+                            .checked_sub(first)
+                            .and_then(|i| connect_started.get(i));
+                        if let Some(at) = at {
+                            result.latencies.push(at.elapsed());
+                        }
                     }
                     (State::Connecting | State::Handshake, State::Closed) => {
                         in_progress -= 1;

@@ -95,6 +95,7 @@ impl Plan {
 
 fn usage() -> &'static str {
     "usage: wsbench [--quick] [--rounds R] [--servers wson,raw,tt,ws,uws] [--n 1000,10000,19000]
+               [--concurrency HANDSHAKES] [--wson-config 'KEY = VALUE']...
                [--gen-core C] [--server-core C] [--json FILE] [--work DIR]
                [--wson BIN] [--raw BIN] [--tt BIN] [--peers DIR] [--node NODE]
        wsbench drive --proto ws|raw --ws ADDR --control ADDR --clients N
@@ -129,6 +130,7 @@ fn default_paths() -> Paths {
     let bench = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     Paths {
         wson: bench.join("../target/release/wson"),
+        wson_config: Vec::new(),
         raw: bench.join("target/release/raw-server"),
         tt: bench.join("target/release/tt-server"),
         peers: bench.join("peers"),
@@ -174,6 +176,8 @@ fn bench(args: &[String]) -> Result<(), String> {
                     .map(number)
                     .collect::<Result<_, _>>()?;
             }
+            "--concurrency" => plan.concurrency = number(value(args, &mut i)?)?,
+            "--wson-config" => paths.wson_config.push(value(args, &mut i)?.to_string()),
             "--gen-core" => plan.gen_core = number(value(args, &mut i)?)?,
             "--server-core" => plan.server_core = number(value(args, &mut i)?)?,
             "--json" => json_file = Some(PathBuf::from(value(args, &mut i)?)),
@@ -377,9 +381,20 @@ fn fanout_session(
     let base_rss = server.rss_bytes();
 
     let cpu0 = CpuMark::read(&server);
+    let overflows0 = servers::listen_overflows();
     let connect = generator.connect(n, plan.concurrency, Duration::from_secs(120));
+    let overflows = match (overflows0, servers::listen_overflows()) {
+        (Some(before), Some(after)) => after.saturating_sub(before) as f64,
+        _ => f64::NAN,
+    };
     let cpu = cpu0.per_op(CpuMark::read(&server), connect.opened as u64);
     check_alive(&mut server)?;
+    let mut latencies: Vec<f64> = connect
+        .latencies
+        .iter()
+        .map(|d| d.as_secs_f64() * 1e6)
+        .collect();
+    latencies.sort_by(f64::total_cmp);
     records.push(
         Record::new(format!("connect n={n}"), kind, round)
             .metric(
@@ -388,6 +403,10 @@ fn fanout_session(
             )
             .metric("cpu_us", cpu.0)
             .metric("cpu_us_stat", cpu.1)
+            .metric("p50_us", report::percentile(&latencies, 0.50))
+            .metric("p99_us", report::percentile(&latencies, 0.99))
+            .metric("max_us", latencies.last().copied().unwrap_or(f64::NAN))
+            .metric("listen_overflows", overflows)
             .metric("opened", connect.opened as f64)
             .metric("failed", connect.failed as f64),
     );

@@ -19,6 +19,10 @@ const COUNTS: [&str; 7] = [
     "warmup_anomalies",
 ];
 
+/// Counters summed over rounds like [`COUNTS`] but not failures of the server under test:
+/// the kernel's ListenOverflows counts every listener on the machine.
+const SUMMED: [&str; 1] = ["listen_overflows"];
+
 /// One workload on one server in one round.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -116,7 +120,7 @@ pub fn summarize(records: &[Record]) -> Vec<Summary> {
                 .filter_map(|m| m.iter().find(|(n, _)| *n == name).map(|(_, v)| *v))
                 .filter(|v| !v.is_nan())
                 .collect();
-            let value = if COUNTS.contains(&name) {
+            let value = if COUNTS.contains(&name) || SUMMED.contains(&name) {
                 values.iter().sum()
             } else {
                 median(&mut values)
@@ -367,12 +371,21 @@ fn columns(kind: &str) -> (&'static str, Vec<Column>) {
     ];
     match kind {
         "connect" => (
-            "Connect storm: handshakes (cookie auth) until N are open; server CPU per handshake",
-            vec![
-                col("handshakes/s", "rate", 1.0),
-                col("cpu us/hs", "cpu_us", 1.0),
-                col("failed", "failed", 1.0),
-            ],
+            "Connect storm: handshakes (cookie auth) until N are open; server CPU per handshake; \
+             latency per client from its TCP connect to the 101; the kernel's ListenOverflows \
+             during the storm (machine-wide)",
+            [
+                vec![
+                    col("handshakes/s", "rate", 1.0),
+                    col("cpu us/hs", "cpu_us", 1.0),
+                ],
+                latency.into(),
+                vec![
+                    col("overflows", "listen_overflows", 1.0),
+                    col("failed", "failed", 1.0),
+                ],
+            ]
+            .concat(),
         ),
         "memory" => (
             "Memory: server RSS growth per connection, idle after connecting, and after traffic",
@@ -560,9 +573,11 @@ pub fn json(
         "command": command,
         "rounds": plan.rounds,
         "gen_core": plan.gen_core,
+        "concurrency": plan.concurrency,
         "server_core": plan.server_core,
         "units": {"rate": "per second", "cpu_us": "server CPU microseconds (utime+stime) per operation",
-                  "p50_us": "microseconds", "idle_bytes": "bytes of RSS per connection"},
+                  "p50_us": "microseconds", "idle_bytes": "bytes of RSS per connection",
+                  "listen_overflows": "increase of the kernel's TcpExt ListenOverflows over the connect storm (machine-wide), summed over rounds"},
         "results": results,
         "targets": targets,
         "notes": notes,

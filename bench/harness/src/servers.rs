@@ -62,6 +62,8 @@ impl Kind {
 #[derive(Debug, Clone)]
 pub struct Paths {
     pub wson: PathBuf,
+    /// Lines appended to wson's config (`--wson-config`), e.g. `listen_backlog = 128`.
+    pub wson_config: Vec<String>,
     pub raw: PathBuf,
     pub tt: PathBuf,
     pub peers: PathBuf,
@@ -111,8 +113,8 @@ fn after<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
 /// `ping_interval` as the uWebSockets peer's `idleTimeout` (the other peers never ping):
 /// with wson's default of 15 s, 10,000 pings and pongs would land inside a measured phase
 /// of wson's session and of no one else's.
-fn wson_config(dir: &Path, echo: bool, max_connections: usize) -> String {
-    format!(
+fn wson_config(dir: &Path, echo: bool, max_connections: usize, extra: &[String]) -> String {
+    let mut config = format!(
         "servers = [\"tcp://127.0.0.1:0\"]\n\
          control = \"tcp://127.0.0.1:0\"\n\
          pid = \"{}\"\n\
@@ -126,7 +128,12 @@ fn wson_config(dir: &Path, echo: bool, max_connections: usize) -> String {
         dir.join("wson.pid").display(),
         dir.join("wson.log").display(),
         if echo { "echo" } else { "ignore" },
-    )
+    );
+    for line in extra {
+        config.push_str(line);
+        config.push('\n');
+    }
+    config
 }
 
 /// Starts `kind` pinned to `core` and waits until it listens.
@@ -148,8 +155,11 @@ pub fn start(
                 .join(format!("wson-{}-{session}", std::process::id()));
             std::fs::create_dir_all(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             let config = path.join("wson.toml");
-            std::fs::write(&config, wson_config(&path, echo, max_connections))
-                .map_err(|e| format!("{}: {e}", config.display()))?;
+            std::fs::write(
+                &config,
+                wson_config(&path, echo, max_connections, &paths.wson_config),
+            )
+            .map_err(|e| format!("{}: {e}", config.display()))?;
             command.arg(&paths.wson).arg("start").arg("-c").arg(&config);
             dir = Some(path);
         }
@@ -326,6 +336,23 @@ pub fn cpu_ns(pid: i32) -> Option<u64> {
         total += text.split_whitespace().next()?.parse::<u64>().ok()?;
     }
     Some(total)
+}
+
+/// The kernel's `TcpExt: ListenOverflows` counter from `/proc/net/netstat`: SYNs or
+/// handshake completions dropped because a listener's accept queue was full. It counts
+/// for every listener in the network namespace (the whole machine here), not one server.
+pub fn listen_overflows() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    // Two lines per group: "TcpExt: Name1 Name2 ..." then "TcpExt: value1 value2 ...".
+    let mut lines = text.lines().filter(|line| line.starts_with("TcpExt:"));
+    let names = lines.next()?.split_whitespace();
+    let values = lines.next()?.split_whitespace();
+    names
+        .zip(values)
+        .find(|(name, _)| *name == "ListenOverflows")?
+        .1
+        .parse()
+        .ok()
 }
 
 /// Clock ticks per second (USER_HZ).
