@@ -7,12 +7,13 @@
 //! reference for every rule checked here.
 
 use std::fmt;
-use std::io::Write as _;
 
 use crate::auth::MAX_USER_LEN;
 use crate::control::event::EventKind;
 use crate::control::fields::FieldError;
 use crate::control::topic::TopicError;
+use crate::control::wire::show_byte;
+pub use crate::control::wire::{MAX_LENGTH_DIGITS, encode_header};
 use crate::decoded::Decoded;
 
 /// Longest reason of a kick or a deny: RFC 6455 §5.5, a Close payload is at most 125
@@ -22,10 +23,6 @@ pub const MAX_REASON_LEN: usize = crate::ws::frame::MAX_CONTROL_PAYLOAD - 2;
 pub const MAX_CURSOR_LEN: usize = 255;
 /// Longest event listener group name.
 pub const MAX_GROUP_LEN: usize = 64;
-
-/// Most decimal digits a length field may have, leading zeros included. Twenty digits hold
-/// every `u64`, so no accepted length can be cut short by this bound.
-pub const MAX_LENGTH_DIGITS: usize = 20;
 
 /// One frame as it sits in the buffer: its command byte and the payload it declared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,17 +344,6 @@ impl fmt::Display for ControlError {
 
 impl std::error::Error for ControlError {}
 
-/// A byte as `'b'` or `'\x00'`, so an error message never carries raw control characters.
-pub(crate) fn show_byte(byte: u8) -> impl fmt::Display {
-    struct Shown(u8);
-    impl fmt::Display for Shown {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            write!(f, "'{}'", std::ascii::escape_default(self.0))
-        }
-    }
-    Shown(byte)
-}
-
 /// Decodes one frame from the start of `buf`.
 ///
 /// `Incomplete` (nothing consumed) while bytes are missing. The declared length is checked
@@ -419,13 +405,6 @@ pub fn decode(buf: &[u8], max_frame: usize) -> Result<Decoded<RawFrame<'_>>, Con
         item: RawFrame { command, payload },
         len,
     })
-}
-
-/// Appends the header of a frame, `{payload_len}{command}`, to `out`.
-pub fn encode_header(command: u8, payload_len: usize, out: &mut Vec<u8>) {
-    // Writing into a Vec<u8> cannot fail.
-    let _ = write!(out, "{payload_len}");
-    out.push(command);
 }
 
 /// Appends `{payload.len()}{command}{payload}` to `out`.

@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use crate::control::codec;
+use crate::control::wire::{self, MAX_LENGTH_DIGITS};
 
 /// Most decimal digits a field length may have, leading zeros included (as in the framing).
 pub const MAX_FIELD_LENGTH_DIGITS: usize = 20;
@@ -53,7 +53,7 @@ impl fmt::Display for FieldError {
             FieldError::NotADigit { offset, byte } => write!(
                 f,
                 "the field at byte {offset} starts with {}, not a decimal length",
-                codec::show_byte(byte)
+                wire::show_byte(byte)
             ),
             FieldError::MissingColon {
                 offset,
@@ -61,7 +61,7 @@ impl fmt::Display for FieldError {
             } => write!(
                 f,
                 "the length of the field at byte {offset} is followed by {}, not ':'",
-                codec::show_byte(byte)
+                wire::show_byte(byte)
             ),
             FieldError::MissingColon {
                 offset,
@@ -278,8 +278,8 @@ pub fn append_fields(out: &mut Vec<u8>, fields: &[&[u8]]) {
 /// Appends the frame `{payload length}{command}{fields}` to `out`.
 pub fn encode_fields_frame(command: u8, fields: &[&[u8]], out: &mut Vec<u8>) {
     let payload_len = fields_len(fields);
-    out.reserve(payload_len.saturating_add(codec::MAX_LENGTH_DIGITS + 1));
-    codec::encode_header(command, payload_len, out);
+    out.reserve(payload_len.saturating_add(MAX_LENGTH_DIGITS + 1));
+    wire::encode_header(command, payload_len, out);
     for field in fields {
         append_field(out, field);
     }

@@ -8,3 +8,4 @@ pub mod command;
 pub mod event;
 pub mod fields;
 pub mod topic;
+pub mod wire;

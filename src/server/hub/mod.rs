@@ -18,6 +18,7 @@ mod authorizer;
 mod events;
 mod key_list;
 mod locks;
+mod names;
 mod topics;
 mod users;
 
@@ -48,8 +49,9 @@ pub use events::{ControlSink, Offer};
 use key_list::KeyList;
 use locks::{Encoded, Locks};
 pub use locks::{Fragment, FragmentResult};
-use topics::{Presence, TopicId, Topics};
-use users::{UserName, Users};
+use names::{TopicId, UserName};
+use topics::{Presence, Topics};
+use users::Users;
 
 /// Close code of a connection whose token a newer one took (`token_reuse = "replace"`).
 pub const CLOSE_REPLACED: u16 = 4001;

@@ -8,24 +8,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
-use crate::server::hub::users::{UserName, page_after};
+use crate::server::hub::names::{TopicId, UserName, page_after};
 use crate::server::slab::{Key, Slab};
-
-/// Names a topic while it exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TopicId(Key);
-
-#[cfg(test)]
-impl TopicId {
-    pub fn for_tests(n: usize) -> TopicId {
-        let mut slab = Slab::default();
-        let mut key = None;
-        for _ in 0..=n {
-            key = slab.insert(());
-        }
-        TopicId(key.unwrap())
-    }
-}
 
 #[derive(Default)]
 pub struct Topics {
@@ -74,7 +58,7 @@ impl Topics {
     }
 
     pub fn name(&self, id: TopicId) -> Option<&Rc<str>> {
-        self.topics.get(id.0).map(|topic| &topic.name)
+        self.topics.get(id.key()).map(|topic| &topic.name)
     }
 
     /// The topic named `name`, created when absent unless `max_topics` exist.
@@ -96,7 +80,7 @@ impl Topics {
                 user_subscribers: 0,
             })
             .ok_or(TopicLimit)?;
-        let id = TopicId(key);
+        let id = TopicId::new(key);
         self.by_name.insert(name, id);
         Ok(id)
     }
@@ -104,12 +88,12 @@ impl Topics {
     /// The connections subscribed to a topic, each once.
     pub fn members(&self, id: TopicId) -> &[Key] {
         self.topics
-            .get(id.0)
+            .get(id.key())
             .map_or(&[], |topic| topic.members.as_slice())
     }
 
     pub fn add_member(&mut self, id: TopicId, key: Key, user: &UserName) -> Presence {
-        let Some(topic) = self.topics.get_mut(id.0) else {
+        let Some(topic) = self.topics.get_mut(id.key()) else {
             return Presence::Unchanged;
         };
         if topic.positions.contains_key(&key) {
@@ -128,7 +112,7 @@ impl Topics {
 
     /// Removes a member; the topic goes away when nothing is subscribed to it any more.
     pub fn remove_member(&mut self, id: TopicId, key: Key, user: &str) -> Presence {
-        let Some(topic) = self.topics.get_mut(id.0) else {
+        let Some(topic) = self.topics.get_mut(id.key()) else {
             return Presence::Unchanged;
         };
         let Some(position) = topic.positions.remove(&key) else {
@@ -153,13 +137,13 @@ impl Topics {
     }
 
     pub fn add_user_subscriber(&mut self, id: TopicId) {
-        if let Some(topic) = self.topics.get_mut(id.0) {
+        if let Some(topic) = self.topics.get_mut(id.key()) {
             topic.user_subscribers += 1;
         }
     }
 
     pub fn remove_user_subscriber(&mut self, id: TopicId) {
-        if let Some(topic) = self.topics.get_mut(id.0) {
+        if let Some(topic) = self.topics.get_mut(id.key()) {
             topic.user_subscribers = topic.user_subscribers.saturating_sub(1);
         }
         self.forget_if_unused(id);
@@ -170,9 +154,9 @@ impl Topics {
     pub fn forget_if_unused(&mut self, id: TopicId) {
         let unused = self
             .topics
-            .get(id.0)
+            .get(id.key())
             .is_some_and(|topic| topic.members.is_empty() && topic.user_subscribers == 0);
-        if unused && let Some(topic) = self.topics.remove(id.0) {
+        if unused && let Some(topic) = self.topics.remove(id.key()) {
             self.by_name.remove(&topic.name);
         }
     }
@@ -180,14 +164,14 @@ impl Topics {
     /// Users and connections subscribed to a topic.
     pub fn counts(&self, id: TopicId) -> (usize, usize) {
         self.topics
-            .get(id.0)
+            .get(id.key())
             .map_or((0, 0), |topic| (topic.presence.len(), topic.members.len()))
     }
 
     /// One page of topics after `cursor` with their subscribed connections.
     pub fn page(&self, cursor: &[u8], limit: usize) -> (Vec<(Rc<str>, usize)>, bool) {
         page_after(&self.by_name, cursor, limit, |id| {
-            self.topics.get(id.0).map(|topic| topic.members.len())
+            self.topics.get(id.key()).map(|topic| topic.members.len())
         })
     }
 
@@ -198,7 +182,7 @@ impl Topics {
         cursor: &[u8],
         limit: usize,
     ) -> (Vec<(Rc<str>, usize)>, bool) {
-        match self.topics.get(id.0) {
+        match self.topics.get(id.key()) {
             Some(topic) => page_after(&topic.presence, cursor, limit, |count| Some(*count)),
             None => (Vec::new(), false),
         }

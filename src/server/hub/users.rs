@@ -6,14 +6,12 @@
 //! name, so a list can be paged with the last name of the previous page as the cursor.
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::rc::Rc;
 
 use crate::server::hub::key_list::KeyList;
-use crate::server::hub::topics::TopicId;
+use crate::server::hub::names::page_after;
+use crate::server::hub::names::{TopicId, UserName};
 use crate::server::slab::Key;
-
-pub type UserName = Rc<str>;
 
 #[derive(Default)]
 pub struct Users {
@@ -121,41 +119,6 @@ impl Users {
             (!user.connections.is_empty()).then_some(user.connections.len())
         })
     }
-}
-
-/// Up to `limit` entries of `map` whose names sort after `cursor` (bytewise) and that
-/// `count` admits, with whether another admitted entry follows.
-pub fn page_after<V>(
-    map: &BTreeMap<Rc<str>, V>,
-    cursor: &[u8],
-    limit: usize,
-    count: impl Fn(&V) -> Option<usize>,
-) -> (Vec<(Rc<str>, usize)>, bool) {
-    // A cursor is a name from a previous page, but it arrives as bytes: start from its
-    // longest UTF-8 prefix, which sorts at or before it, and skip what is not after it.
-    let prefix = match std::str::from_utf8(cursor) {
-        Ok(text) => text,
-        Err(error) => {
-            std::str::from_utf8(cursor.get(..error.valid_up_to()).unwrap_or(&[])).unwrap_or("")
-        }
-    };
-    let start = if cursor.is_empty() {
-        Bound::Unbounded
-    } else {
-        Bound::Included(prefix)
-    };
-    let mut items = Vec::new();
-    let admitted = map
-        .range::<str, _>((start, Bound::Unbounded))
-        .filter(|(name, _)| name.as_bytes() > cursor || cursor.is_empty())
-        .filter_map(|(name, value)| count(value).map(|count| (Rc::clone(name), count)));
-    for item in admitted {
-        if items.len() == limit {
-            return (items, true);
-        }
-        items.push(item);
-    }
-    (items, false)
 }
 
 #[cfg(test)]
