@@ -3,6 +3,7 @@
 #   - Debian's chromium (headless browser)          -> /usr/bin/chromium
 #   - Python websockets and websocket-client         -> tests/clients/.venv
 #   - Node ws                                        -> tests/clients/node_modules
+#   - Debian's php-cli (the PHP control clients in tests/clients/php/) -> php on PATH
 # Versions are pinned in tests/clients/requirements.txt and tests/clients/package-lock.json.
 #
 # Idempotent and quick when everything is in place: each step checks first and installs only
@@ -34,6 +35,14 @@ if [ -x /usr/bin/chromium ]; then
 else
     log "chromium: installing with apt-get"
     apt_install chromium
+fi
+
+# --- PHP CLI ---------------------------------------------------------------------------------
+if command -v php >/dev/null; then
+    log "php: present"
+else
+    log "php: installing php-cli with apt-get"
+    apt_install php-cli
 fi
 
 # --- Python clients ---------------------------------------------------------------------------

@@ -3,14 +3,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod common;
 
+mod authorizer;
 mod conformance;
 mod control;
 mod corpus;
+mod events;
 mod handshake;
 mod hostile;
 mod lifecycle;
 mod real_clients;
 mod session;
 mod smoke;
+mod topics;
+mod users;
