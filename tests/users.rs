@@ -240,9 +240,7 @@ fn token_reuse_refuse_is_the_default_429_with_retry_after() {
     assert!(retry_after > 0);
     assert_eq!(second.read_body(&refusal), "429 Too Many Requests\n");
     // The same with token_reuse spelled out.
-    let server_explicit = Setup::new()
-        .set("users.token_reuse", r#""refuse""#)
-        .start();
+    let server_explicit = Setup::new().set("users.token_reuse", r#""refuse""#).start();
     let (_held, held_cookies) = server_explicit.user_client("alice");
     let refusal = WsClient::connect_tcp(&server_explicit.tcp(), &held_cookies)
         .err()
@@ -299,10 +297,7 @@ fn token_reuse_share_reaches_every_holder_and_k_closes_them_all(setup: Setup) {
         assert_eq!(client.recv_binary(), b"\x00\x01");
     }
     assert_eq!(control.online("alice"), 3);
-    let mut expected = vec![
-        (cookies.token_str(), 2),
-        (other_cookies.token_str(), 1),
-    ];
+    let mut expected = vec![(cookies.token_str(), 2), (other_cookies.token_str(), 1)];
     expected.sort();
     assert_eq!(control.whole_list(b'g', &[b"alice"], 1), expected);
     // A token held twice cannot be locked for a fragmented message: two connections could
@@ -370,7 +365,11 @@ fn php_backend_messages_counts_and_kicks_three_python_tabs(setup: Setup) {
     let mut tabs: Vec<(Script, Cookies)> = (0..3)
         .map(|_| {
             let cookies = Cookies::fresh("alice");
-            let tab = Script::spawn(&python, "py_tab.py", &["listen", &url, &cookies.header, ORIGIN]);
+            let tab = Script::spawn(
+                &python,
+                "py_tab.py",
+                &["listen", &url, &cookies.header, ORIGIN],
+            );
             (tab, cookies)
         })
         .collect();
@@ -386,7 +385,10 @@ fn php_backend_messages_counts_and_kicks_three_python_tabs(setup: Setup) {
         backend.next(),
         serde_json::json!({"command": "o", "reply": "#", "count": 3})
     );
-    let mut tokens: Vec<String> = tabs.iter().map(|(_, cookies)| cookies.token_str()).collect();
+    let mut tokens: Vec<String> = tabs
+        .iter()
+        .map(|(_, cookies)| cookies.token_str())
+        .collect();
     tokens.sort();
     assert_eq!(
         backend.next(),

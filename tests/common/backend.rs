@@ -251,7 +251,11 @@ impl WsClient {
     /// The next data message, binary.
     pub fn recv_binary(&mut self) -> Vec<u8> {
         let frame = self.recv_data();
-        assert_eq!(frame.opcode, OpCode::Binary, "expected binary, got {frame:?}");
+        assert_eq!(
+            frame.opcode,
+            OpCode::Binary,
+            "expected binary, got {frame:?}"
+        );
         assert!(frame.fin);
         frame.payload
     }

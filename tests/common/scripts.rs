@@ -80,7 +80,6 @@ pub fn node() -> Option<PathBuf> {
     }
 }
 
-
 /// The PHP CLI, for the PHP control clients in `tests/clients/php/`.
 pub fn php() -> Option<PathBuf> {
     match Command::new("php").arg("--version").output() {
@@ -185,4 +184,3 @@ impl Drop for Script {
         }
     }
 }
-
