@@ -55,7 +55,9 @@ pub fn wson_bin() -> &'static str {
     env!("CARGO_BIN_EXE_wson")
 }
 
-/// A config under construction: key -> TOML value text.
+/// A config under construction: key -> TOML value text. A key of a table is written
+/// dotted (`users.token_reuse`), which TOML reads as that table's key.
+#[derive(Clone)]
 pub struct Setup {
     keys: BTreeMap<String, String>,
 }
