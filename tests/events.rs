@@ -738,3 +738,20 @@ fn php_worker_group_consumes_python_messages_without_duplicates(setup: Setup) {
         tab.finish();
     }
 }
+
+#[test]
+fn disconnected_says_why_shutdown_when_wson_stops() {
+    let server = Setup::new().start();
+    let mut listener = server.control();
+    listener.listen("", "disconnected");
+    let (mut alice, cookies) = server.user_client("alice");
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    listener.expect_event(Event::Disconnected {
+        token: cookies.token,
+        user: "alice",
+        code: 1001,
+        reason: "going away",
+        why: DisconnectCause::Shutdown,
+    });
+    alice.expect_closed_with(1001, "going away");
+}
