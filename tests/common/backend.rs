@@ -314,3 +314,17 @@ pub fn php_address(server: &Server) -> String {
         super::ControlAddr::Unix(path) => format!("unix://{}", path.display()),
     }
 }
+
+impl WsClient {
+    /// Reads the answer to an upgrade request sent earlier (one an authorizer holds):
+    /// `Ok` for a 101, else the refusal.
+    pub fn await_upgrade(&mut self) -> Result<(), super::HttpResponse> {
+        let response = self.read_response();
+        if response.status == 101 {
+            self.response = Some(response);
+            Ok(())
+        } else {
+            Err(response)
+        }
+    }
+}
