@@ -8,23 +8,6 @@ use wson::ws::frame::OpCode;
 
 use crate::common::*;
 
-/// Runs each scenario (a `fn(Setup)`) once with a Unix control socket and once with a TCP
-/// one: `control::<scenario>::unix` and `control::<scenario>::tcp`.
-macro_rules! over_both_control_kinds {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[test]
-            fn unix() {
-                super::$scenario(crate::common::Setup::new());
-            }
-            #[test]
-            fn tcp() {
-                super::$scenario(crate::common::Setup::new().control_tcp());
-            }
-        }
-    )*};
-}
-
 over_both_control_kinds!(
     broadcast_b_and_upper_b_send_text_and_binary_to_every_client,
     confirmed_direct_c_replies_a_or_n_and_delivers,

@@ -96,7 +96,7 @@ impl DevTools {
 
 #[test]
 fn demo_page_connects_shows_pushed_messages_and_the_close_code() {
-    if !php::php() || !chromium() {
+    if crate::common::php().is_none() || !chromium() {
         return;
     }
     // The demo backend first, pointed at the folder wson will run in: wson's allowed

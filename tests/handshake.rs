@@ -511,6 +511,53 @@ fn connection_past_max_connections_gets_503() {
     );
 }
 
+/// Issue 10, section 6: a refused socket that lingers (its 503 sent, waiting for the peer
+/// to close) counted toward `max_connections`, so a slot freed by a leaving client stayed
+/// unusable while refused sockets lingered. Lingering sockets have their own bound now.
+#[test]
+fn issue_10_a_freed_slot_is_usable_at_once_while_refused_sockets_linger() {
+    let server = Setup::new()
+        .set("max_connections", "2")
+        .set("max_lingering", "1")
+        .set("close_timeout", "60")
+        .start();
+    let mut control = server.control();
+    let mut first = server.client();
+    let _second = server.client();
+    // A third gets 503 and, as we do not close it, lingers.
+    let mut refused = WsClient::raw_tcp(&server.tcp());
+    assert_eq!(refused.read_response().status, 503);
+    let status = control.status();
+    assert_eq!(
+        (status["connections"].as_u64(), status["lingering"].as_u64()),
+        (Some(3), Some(1)),
+        "{status}"
+    );
+    // Past max_lingering, a refused socket is closed at once instead of lingering.
+    let mut closed_at_once = WsClient::raw_tcp(&server.tcp());
+    let response = closed_at_once.read_response();
+    assert_eq!(response.status, 503);
+    closed_at_once.read_body(&response);
+    assert_eq!(closed_at_once.end_within(WAIT), End::Closed);
+    assert_eq!(control.status()["lingering"], 1);
+    // One of the two leaves: its slot is usable at once, the refused socket lingering on.
+    first.send_close(1000, "");
+    first.expect_close(1000);
+    first.expect_end();
+    let _third = server.client();
+    let status = control.status();
+    assert_eq!(
+        (status["connections"].as_u64(), status["lingering"].as_u64()),
+        (Some(3), Some(1)),
+        "{status}"
+    );
+    // The lingering socket still only waits for us: closing it ends it.
+    drop(refused);
+    eventually("the refused socket is gone", || {
+        control.status()["lingering"] == 0
+    });
+}
+
 /// Regression: a connection that ended after its session was over (its Close echoed, or
 /// failed with a close code) stayed in the token index, so its token got 429 forever.
 #[test]

@@ -3,12 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod common;
 
+mod authorizer;
 mod conformance;
 mod control;
 mod corpus;
 mod demo;
+mod events;
 mod handshake;
 mod hostile;
 mod lifecycle;
@@ -19,3 +22,5 @@ mod real_clients;
 mod session;
 mod smoke;
 mod sockets;
+mod topics;
+mod users;

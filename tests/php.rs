@@ -9,16 +9,6 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{RecvTimeoutError, channel};
 
 use crate::common::WAIT;
-use crate::real_clients::{INSTALL_HINT, skipping};
-
-/// Whether `php` runs; fails the test when it does not, unless `WSON_SKIP_REAL_CLIENTS=1`.
-pub fn php() -> bool {
-    match Command::new("php").arg("--version").output() {
-        Ok(out) if out.status.success() => true,
-        _ if skipping("php is not on PATH") => false,
-        _ => panic!("php is not on PATH: {INSTALL_HINT}"),
-    }
-}
 
 /// `php SCRIPT ARGS` to completion, in the script's folder, with extra environment.
 pub fn run_script(script: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {

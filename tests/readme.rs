@@ -86,7 +86,7 @@ fn server_with_secret_file() -> Server {
 
 #[test]
 fn readme_php_signs_in_a_user_whose_cookies_open_a_websocket_and_pushes_to_it() {
-    if !php::php() {
+    if crate::common::php().is_none() {
         return;
     }
     let server = server_with_secret_file();
@@ -144,7 +144,7 @@ fn readme_php_signs_in_a_user_whose_cookies_open_a_websocket_and_pushes_to_it() 
 
 #[test]
 fn readme_php_reports_a_control_socket_it_cannot_reach() {
-    if !php::php() {
+    if crate::common::php().is_none() {
         return;
     }
     let scripts = tempfile::tempdir().unwrap();

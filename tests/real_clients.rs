@@ -15,177 +15,24 @@
 //! cannot ping, answers the server's pings instead); a clean close with code 4000 whose code
 //! the server echoes. Besides: a server-initiated Close with code and reason, and refusals.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::mpsc::{Receiver, Sender, channel};
 
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
 use wson::auth::Digest;
 
 use crate::common::*;
 
-pub(crate) const INSTALL_HINT: &str = "run tests/install-tools.sh (the README test command does)";
 pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
-
-fn clients_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
-}
-
-/// Whether the real clients may be skipped: `WSON_SKIP_REAL_CLIENTS=1`.
-pub(crate) fn skipping(missing: &str) -> bool {
-    if std::env::var("WSON_SKIP_REAL_CLIENTS").as_deref() == Ok("1") {
-        // Straight to stderr, past the test harness's capture, so that it shows.
-        let _ = writeln!(
-            std::io::stderr(),
-            "!!!!! SKIPPED a real-client test: {missing} (WSON_SKIP_REAL_CLIENTS=1) !!!!!"
-        );
-        return true;
-    }
-    false
-}
-
-/// Fails (or skips) unless `installed` exists and, when given, its `stamp` file holds the
-/// SHA-256 of `pins` as `tests/install-tools.sh` writes it.
-fn require(installed: &Path, pins: Option<(&str, &str)>) -> bool {
-    let problem = if !installed.exists() {
-        Some(format!("{} is missing", installed.display()))
-    } else if let Some((stamp, pins)) = pins {
-        let dir = clients_dir();
-        let digest = Sha256::digest(std::fs::read(dir.join(pins)).unwrap());
-        let want: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
-        let have = std::fs::read_to_string(dir.join(stamp)).unwrap_or_default();
-        (have.trim() != want)
-            .then(|| format!("tests/clients/{pins} changed since the last install"))
-    } else {
-        None
-    };
-    match problem {
-        None => true,
-        Some(problem) if skipping(&problem) => false,
-        Some(problem) => panic!("{problem}: {INSTALL_HINT}"),
-    }
-}
-
-fn python() -> Option<PathBuf> {
-    let python = clients_dir().join(".venv/bin/python");
-    require(
-        &python,
-        Some((".venv/requirements.sha256", "requirements.txt")),
-    )
-    .then_some(python)
-}
-
-fn node() -> Option<PathBuf> {
-    let ws = clients_dir().join("node_modules/ws");
-    let stamp = Some(("node_modules/.package-lock.sha256", "package-lock.json"));
-    if !require(&ws, stamp) {
-        return None;
-    }
-    match Command::new("node").arg("--version").output() {
-        Ok(out) if out.status.success() => Some(PathBuf::from("node")),
-        _ if skipping("node is not on PATH") => None,
-        _ => panic!("node is not on PATH: {INSTALL_HINT}"),
-    }
-}
 
 pub(crate) fn chromium() -> bool {
     require(Path::new(CHROMIUM), None)
-}
-
-/// A client script's process: its JSON lines with a bounded wait, killed on drop; a
-/// failing test prints everything it said.
-struct Script {
-    name: String,
-    child: Child,
-    lines: Receiver<String>,
-    said: Vec<String>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Script {
-    fn spawn(program: &Path, script: &str, args: &[&str]) -> Script {
-        let mut child = Command::new(program)
-            .arg(clients_dir().join(script))
-            .args(args)
-            .current_dir(clients_dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
-        let (tx, lines) = channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = Arc::clone(&stderr);
-        let mut pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            sink.lock().unwrap().push_str(&text);
-        });
-        Script {
-            name: format!("{} {script} {}", program.display(), args.join(" ")),
-            child,
-            lines,
-            said: Vec::new(),
-            stderr,
-        }
-    }
-
-    /// The next JSON line; fails after `WAIT` or when the script ends first.
-    fn next(&mut self) -> Value {
-        let line = match self.lines.recv_timeout(WAIT) {
-            Ok(line) => line,
-            Err(RecvTimeoutError::Timeout) => panic!("no line from the client within {WAIT:?}"),
-            Err(RecvTimeoutError::Disconnected) => {
-                let status = self.child.wait();
-                panic!("the client ended early: {status:?}")
-            }
-        };
-        self.said.push(line.clone());
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
-    }
-
-    /// Waits (bounded) for the script to exit by itself, successfully and without more output.
-    fn finish(&mut self) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "the client exited with {status}");
-                break;
-            }
-            assert!(Instant::now() < deadline, "the client did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if let Ok(line) = self.lines.recv_timeout(WAIT) {
-            panic!("the client said more than expected: {line}");
-        }
-    }
-}
-
-impl Drop for Script {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- client: {}", self.name);
-            eprintln!("--- it said:\n{}", self.said.join("\n"));
-            eprintln!("--- its stderr:\n{}", self.stderr.lock().unwrap());
-        }
-    }
 }
 
 /// What a client reports for each of the five pushes of [`push_five`], in order.

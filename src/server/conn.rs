@@ -286,6 +286,13 @@ impl Conn {
     /// handles what arrived, until the socket is dry, the budget is spent, or the hub
     /// must decide something.
     pub fn drive(&mut self, scratch: &mut [u8], ctx: &mut ClientCtx<'_>) -> socket::Drive<Exit> {
+        // An upgrade held for the authorizer reads nothing, so the peer's EOF would only
+        // show when the answer is written: a client that gave up would hold its place
+        // (`max_pending`, `max_connections`) until then. As in the handshake phase, the
+        // peer's EOF ends it now.
+        if matches!(self.phase, Phase::Admitting { .. }) && self.socket.is_read_closed() {
+            return socket::Drive::Exit(Exit::Gone(Gone::PeerClosed));
+        }
         socket::drive(self, scratch, READ_BUDGET, ctx)
     }
 

@@ -647,8 +647,8 @@ impl Server {
         let _ = self.control_listener.deregister(self.poll.registry());
         self.control_listener.remove_socket_file();
         self.accept_pending.clear();
-        // Clients first, so that listeners hear their disconnected events before they are
-        // closed themselves.
+        // Clients first, so that event listeners are sent their `disconnected` events (why
+        // `shutdown`) before their own connections close.
         self.hub.shut_down(&self.settings, &mut self.stats, now);
         self.settle_hub(now);
         self.flush_controls(now);

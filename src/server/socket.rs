@@ -151,6 +151,11 @@ impl<Q: Outbound> Socket<Q> {
         self.writable
     }
 
+    /// True once an event reported the peer's EOF (or an error).
+    pub fn is_read_closed(&self) -> bool {
+        self.read_closed
+    }
+
     fn read(&mut self, buf: &mut [u8]) -> ReadOutcome {
         loop {
             match self.stream.read(buf) {

@@ -6,7 +6,30 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+mod backend;
+mod scripts;
+
+pub use backend::*;
+pub use scripts::*;
+
+/// Runs each scenario (a `fn(Setup)`) once with a Unix control socket and once with a TCP
+/// one: `<module>::<scenario>::unix` and `<module>::<scenario>::tcp`.
+macro_rules! over_both_control_kinds {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[test]
+            fn unix() {
+                super::$scenario(crate::common::Setup::new());
+            }
+            #[test]
+            fn tcp() {
+                super::$scenario(crate::common::Setup::new().control_tcp());
+            }
+        }
+    )*};
+}
+
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
@@ -32,7 +55,9 @@ pub fn wson_bin() -> &'static str {
     env!("CARGO_BIN_EXE_wson")
 }
 
-/// A config under construction: key -> TOML value text.
+/// A config under construction: key -> TOML value text. A key of a table is written
+/// dotted (`users.token_reuse`), which TOML reads as that table's key.
+#[derive(Clone)]
 pub struct Setup {
     keys: BTreeMap<String, String>,
 }
@@ -677,10 +702,13 @@ pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// A control-socket client.
+/// A control-socket client. Events (`e`) and authorization requests (`z`) that arrive
+/// while it waits for a reply are set aside, in order, for `next_event` and
+/// `next_request` (COMMANDS.md, Connection).
 pub struct Control {
     pub stream: Box<dyn Duplex>,
     buf: Vec<u8>,
+    held: VecDeque<(u8, Vec<u8>)>,
 }
 
 impl Control {
@@ -693,6 +721,7 @@ impl Control {
         Control {
             stream,
             buf: Vec::new(),
+            held: VecDeque::new(),
         }
     }
 
@@ -712,8 +741,34 @@ impl Control {
         self.send(command, &payload);
     }
 
-    /// The next reply frame as (command, payload); `None` at EOF.
+    /// The next reply frame as (command, payload), events and authorization requests
+    /// set aside; `None` at EOF.
     pub fn try_reply(&mut self) -> Option<(u8, Vec<u8>)> {
+        self.next_frame(|command| command != b'e' && command != b'z')
+    }
+
+    /// The next frame whose command byte `wanted` accepts, first among those set aside;
+    /// the others read meanwhile are set aside in order. `None` at EOF.
+    pub fn next_frame(&mut self, wanted: impl Fn(u8) -> bool) -> Option<(u8, Vec<u8>)> {
+        if let Some(index) = self.held.iter().position(|(command, _)| wanted(*command)) {
+            return self.held.remove(index);
+        }
+        loop {
+            let frame = self.read_frame()?;
+            if wanted(frame.0) {
+                return Some(frame);
+            }
+            self.held.push_back(frame);
+        }
+    }
+
+    /// Frames set aside so far and not taken.
+    pub fn held(&self) -> &VecDeque<(u8, Vec<u8>)> {
+        &self.held
+    }
+
+    /// The next frame off the socket, whatever it is; `None` at EOF.
+    pub fn read_frame(&mut self) -> Option<(u8, Vec<u8>)> {
         loop {
             match codec::decode(&self.buf, usize::MAX) {
                 Ok(Decoded::Done { item, len }) => {

@@ -1109,8 +1109,16 @@ impl Hub {
             self.authorizers.take(id);
         }
         if let Some(seat) = client.seat.take() {
-            let (code, cause) = abrupt_ending(gone);
-            self.release(key, seat, code, "", cause);
+            // A session can end and the connection finish within one drive (the peer's
+            // Close echoed and flushed at once): its recorded ending is the one to report.
+            let (code, reason, cause) = match client.conn.ending() {
+                Some(ending) => (ending.code, ending.reason.clone(), ending.cause),
+                None => {
+                    let (code, cause) = abrupt_ending(gone);
+                    (code, String::new(), cause)
+                }
+            };
+            self.release(key, seat, code, &reason, cause);
         }
         if let Some(load) = self.listeners.get_mut(client.listener) {
             load.connections = load.connections.saturating_sub(1);
