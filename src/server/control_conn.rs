@@ -46,8 +46,8 @@ pub enum ControlGone {
     Finished,
     KeepaliveTimeout,
     CloseTimeout,
-    /// An event listener whose queue passed `[events] max_queue`.
-    SlowListener,
+    /// An event listener or an authorizer whose queue passed `[events] max_queue`.
+    SlowReader,
 }
 
 impl std::fmt::Display for ControlGone {
@@ -58,7 +58,7 @@ impl std::fmt::Display for ControlGone {
             ControlGone::Finished => f.write_str("closed"),
             ControlGone::KeepaliveTimeout => f.write_str("no 0P after our 0p"),
             ControlGone::CloseTimeout => f.write_str("close timeout"),
-            ControlGone::SlowListener => f.write_str("event queue over [events] max_queue"),
+            ControlGone::SlowReader => f.write_str("queue over [events] max_queue"),
         }
     }
 }

@@ -394,8 +394,12 @@ impl Server {
             };
             let full = self.hub.drain_outbox(&mut sink);
             for key in &full {
-                log::warn!(reason = "queue over [events] max_queue"; "event listener dropped");
-                self.close_control(*key, &ControlGone::SlowListener, now);
+                // A listener, or an authorizer that stopped reading its requests.
+                log::warn!(
+                    reason = "queue over [events] max_queue";
+                    "control connection dropped: it does not read what wson sends it"
+                );
+                self.close_control(*key, &ControlGone::SlowReader, now);
             }
             if revisits.is_empty() && full.is_empty() {
                 return;
