@@ -1,0 +1,547 @@
+//! Admission: a socket accepted or refused at `max_connections`, an upgrade admitted
+//! (`token_reuse`, the seat, the user's topics, the 101) and, with an authorizer, held until
+//! its answer, a fallback, or a timeout.
+
+use super::*;
+
+/// Who an admitted connection is.
+struct Admission<'a> {
+    token: Token,
+    user: &'a str,
+    /// When its token expires, Unix seconds.
+    expires_at: u64,
+    upgrade: &'a Upgrade,
+}
+
+impl Hub {
+    /// Takes a freshly accepted connection, or refuses it at `max_connections` (refused
+    /// sockets no longer count toward it; at most `max_lingering` are kept while their 503
+    /// goes out). Returns the key to register the stream under, or `None` when nothing is
+    /// kept.
+    pub fn admit_socket(
+        &mut self,
+        mut stream: Stream,
+        listener: usize,
+        settings: &Settings,
+        stats: &mut Stats,
+        now: Instant,
+    ) -> Option<Key> {
+        stats.connections_accepted += 1;
+        let refuse = self.live >= settings.max_connections;
+        if refuse {
+            stats.handshakes_refused += 1;
+            log::warn!(
+                peer = stream.peer(),
+                status = 503,
+                reason = "max_connections reached",
+                max_connections = settings.max_connections;
+                "connection refused"
+            );
+            if self.winding >= settings.max_lingering {
+                // No room to linger: best effort, the fresh socket's buffer takes a short
+                // response.
+                let _ = std::io::Write::write(
+                    &mut stream,
+                    &handshake::refusal_response(Status::ServiceUnavailable, None),
+                );
+                return None;
+            }
+        }
+        let mut conn = Conn::new(stream, now, settings);
+        if refuse {
+            // Kept until the 503 is written and the peer has closed, so its request
+            // does not turn our close into a reset that destroys the response.
+            conn.refuse(Status::ServiceUnavailable, None, settings, now);
+        }
+        let key = self.clients.insert(Client {
+            conn,
+            listener,
+            seat: None,
+            waiting: None,
+            winding: refuse,
+            flush_scheduled: false,
+        })?;
+        if refuse {
+            self.winding += 1;
+        } else {
+            self.live += 1;
+        }
+        if let Some(load) = self.listeners.get_mut(listener) {
+            load.connections += 1;
+        }
+        Some(key)
+    }
+
+    pub fn stream_mut(&mut self, key: Key) -> Option<&mut Stream> {
+        self.clients
+            .get_mut(key)
+            .map(|client| client.conn.stream_mut())
+    }
+
+    pub fn on_event(&mut self, key: Key, readable: bool, writable: bool, read_closed: bool) {
+        if let Some(client) = self.clients.get_mut(key) {
+            client.conn.on_event(readable, writable, read_closed);
+        }
+    }
+
+    /// Clients to drive again this turn (their input may have waited on a decision).
+    pub fn take_revisits(&mut self) -> Vec<Key> {
+        std::mem::take(&mut self.to_drive)
+    }
+
+    /// Lets a client do all the I/O it can, then settles what its new phase means.
+    pub fn drive(
+        &mut self,
+        key: Key,
+        scratch: &mut [u8],
+        settings: &Settings,
+        stats: &mut Stats,
+        now: Instant,
+    ) -> Step {
+        loop {
+            let Hub {
+                clients,
+                locks,
+                events,
+                ..
+            } = self;
+            let Some(Client { conn, seat, .. }) = clients.get_mut(key) else {
+                return Step::Idle;
+            };
+            let mut upcalls = SessionUpcalls {
+                locks,
+                events,
+                seat: seat.as_ref(),
+                me: key,
+                settings,
+            };
+            let mut ctx = ClientCtx {
+                settings,
+                stats,
+                now,
+                upcalls: &mut upcalls,
+            };
+            let exit = match conn.drive(scratch, &mut ctx) {
+                socket::Drive::Idle => {
+                    self.settle(key, settings);
+                    return Step::Idle;
+                }
+                socket::Drive::OverBudget => {
+                    self.settle(key, settings);
+                    return Step::OverBudget;
+                }
+                socket::Drive::Exit(exit) => exit,
+            };
+            match exit {
+                Exit::Gone(gone) => {
+                    self.close(key, &gone);
+                    return Step::Idle;
+                }
+                // The answer is queued (or the authorizer asked); keep going: flush, and
+                // any frames still unread.
+                Exit::Upgrade(upgrade) => self.upgrade(key, upgrade, settings, stats, now),
+            }
+        }
+    }
+
+    /// An upgrade that passed its checks: admitted now, or after the authorizer answers.
+    pub(super) fn upgrade(
+        &mut self,
+        key: Key,
+        upgrade: Upgrade,
+        settings: &Settings,
+        stats: &mut Stats,
+        now: Instant,
+    ) {
+        match (settings.auth, &upgrade.identity) {
+            (AuthMode::Cookie, Some(identity)) => {
+                let admission = Admission {
+                    token: identity.token,
+                    user: &identity.user,
+                    expires_at: identity.expires_at,
+                    upgrade: &upgrade,
+                };
+                self.admit(key, &admission, &[], settings, stats, now);
+            }
+            // A reload switched `auth` between the check and now: ask, as it says now.
+            (AuthMode::Cookie, None)
+            | (AuthMode::Authorizer | AuthMode::CookieAndAuthorizer, _) => {
+                self.ask_authorizer(key, upgrade, settings, stats, now);
+            }
+        }
+    }
+
+    /// Admits an upgrade: `token_reuse` decides about a token already held, then the
+    /// connection takes its seat, joins its user's topics and `topics`, and gets its 101.
+    fn admit(
+        &mut self,
+        key: Key,
+        admission: &Admission<'_>,
+        topics: &[&str],
+        settings: &Settings,
+        stats: &mut Stats,
+        now: Instant,
+    ) {
+        if !self
+            .clients
+            .get(key)
+            .is_some_and(|client| client.conn.is_admitting())
+        {
+            return;
+        }
+        let token = admission.token;
+        let holders = self.holders(&token).to_vec();
+        if !holders.is_empty() {
+            match settings.users.token_reuse {
+                TokenReuse::Refuse => {
+                    let Some(client) = self.clients.get_mut(key) else {
+                        return;
+                    };
+                    log::warn!(
+                        peer = client.conn.peer(),
+                        status = 429,
+                        reason = "token already connected",
+                        user = admission.user;
+                        "handshake refused"
+                    );
+                    stats.handshakes_refused += 1;
+                    let retry = settings.busy_retry_after();
+                    client
+                        .conn
+                        .refuse(Status::TooManyRequests, Some(retry), settings, now);
+                    self.settle(key, settings);
+                    return;
+                }
+                TokenReuse::Replace => {
+                    for holder in holders {
+                        self.end_session(
+                            holder,
+                            CLOSE_REPLACED,
+                            "replaced",
+                            DisconnectCause::Replaced,
+                            settings,
+                            now,
+                        );
+                    }
+                }
+                TokenReuse::Share => {}
+            }
+        }
+        let user = self.users.join(admission.user, key);
+        self.tokens.entry(token).or_default().push(key);
+        let listener_name = {
+            let Some(client) = self.clients.get_mut(key) else {
+                return;
+            };
+            log::debug!(peer = client.conn.peer(), user = admission.user; "client open");
+            client.seat = Some(Seat {
+                token,
+                user: Rc::clone(&user),
+                topics: Vec::new(),
+            });
+            self.listeners
+                .get(client.listener)
+                .map(|load| load.name.clone())
+                .unwrap_or_default()
+        };
+        if let Some(client) = self.clients.get(key) {
+            let remote = client.conn.peer();
+            let upgrade = admission.upgrade;
+            self.events.emit(&Event::Connected {
+                token,
+                user: &user,
+                listener: &listener_name,
+                remote: &remote,
+                origin: upgrade.origin.as_deref().unwrap_or(""),
+                path: &upgrade.path,
+                subprotocol: "",
+            });
+        }
+        for topic in self.users.subscriptions(&user).to_vec() {
+            if self.join_topic(key, topic, settings).is_err() {
+                log::warn!(
+                    user = &*user,
+                    reason = Refusal::TopicLimitPerConnection.reason();
+                    "user subscription not applied to a new connection"
+                );
+            }
+        }
+        for name in topics {
+            let joined = self
+                .topics
+                .get_or_create(name, settings.topics.max_topics)
+                .map_err(|_| Refusal::TopicLimit)
+                .and_then(|topic| self.join_topic(key, topic, settings));
+            if let Err(refusal) = joined {
+                log::warn!(
+                    user = &*user,
+                    topic = *name,
+                    reason = refusal.reason();
+                    "authorizer topic not joined"
+                );
+            }
+        }
+        let accepted = {
+            let Hub {
+                clients,
+                locks,
+                events,
+                ..
+            } = self;
+            let Some(Client { conn, seat, .. }) = clients.get_mut(key) else {
+                return;
+            };
+            let mut upcalls = SessionUpcalls {
+                locks,
+                events,
+                seat: seat.as_ref(),
+                me: key,
+                settings,
+            };
+            let mut ctx = ClientCtx {
+                settings,
+                stats,
+                now,
+                upcalls: &mut upcalls,
+            };
+            conn.accept(admission.expires_at, &mut ctx)
+        };
+        match accepted {
+            Ok(()) => self.settle(key, settings),
+            Err(gone) => self.close(key, &gone),
+        }
+    }
+
+    /// Sends the upgrade to an authorizer and keeps it waiting, or falls back.
+    fn ask_authorizer(
+        &mut self,
+        key: Key,
+        upgrade: Upgrade,
+        settings: &Settings,
+        stats: &mut Stats,
+        now: Instant,
+    ) {
+        if self.authorizers.waiting() >= settings.authorizer.max_pending {
+            log::warn!(
+                status = 503,
+                reason = "too many upgrades wait for the authorizer",
+                max_pending = settings.authorizer.max_pending;
+                "handshake refused"
+            );
+            self.deny(
+                key,
+                503,
+                "too many upgrades wait for the authorizer",
+                settings,
+                stats,
+                now,
+            );
+            return;
+        }
+        let Some(client) = self.clients.get(key) else {
+            return;
+        };
+        let id = self.authorizers.new_id();
+        let remote = client.conn.peer();
+        let listener = self
+            .listeners
+            .get(client.listener)
+            .map_or("", |load| load.name.as_str());
+        let (path, query) = upgrade
+            .path
+            .split_once('?')
+            .unwrap_or((upgrade.path.as_str(), ""));
+        let request = AuthRequest {
+            id,
+            listener,
+            remote: &remote,
+            origin: upgrade.origin.as_deref().unwrap_or(""),
+            path,
+            query,
+            cookie: &upgrade.cookies,
+            token: upgrade.identity.as_ref().map(|identity| identity.token),
+            user: upgrade
+                .identity
+                .as_ref()
+                .map_or("", |identity| identity.user.as_str()),
+        };
+        let mut bytes = Vec::new();
+        request.encode(&mut bytes);
+        let request: Rc<[u8]> = Rc::from(bytes);
+        let Some(authorizer) = self.authorizers.pick() else {
+            self.fall_back(
+                key,
+                upgrade,
+                "no authorizer connected",
+                settings,
+                stats,
+                now,
+            );
+            return;
+        };
+        self.events.send(authorizer, Rc::clone(&request));
+        self.authorizers.wait(
+            id,
+            Waiting {
+                client: key,
+                authorizer,
+                deadline: now + settings.authorizer.timeout,
+                request,
+                upgrade,
+            },
+        );
+        if let Some(client) = self.clients.get_mut(key) {
+            client.waiting = Some(id);
+        }
+    }
+
+    /// The authorizer's answer to request `id`; an id no longer waiting is ignored. With
+    /// `auth = "authorizer"` an allow must name the user (the commands layer checks).
+    pub fn decide(
+        &mut self,
+        id: u64,
+        decision: &Decision<'_>,
+        settings: &Settings,
+        stats: &mut Stats,
+        now: Instant,
+    ) {
+        let Some(waiting) = self.authorizers.take(id) else {
+            log::debug!(id; "authorizer answer for no waiting upgrade");
+            return;
+        };
+        let key = waiting.client;
+        if let Some(client) = self.clients.get_mut(key) {
+            client.waiting = None;
+        }
+        match decision {
+            Decision::Allow { user, topics } => {
+                let topics: Vec<&str> = topics.iter().map(|topic| topic.as_str()).collect();
+                self.allow(key, &waiting.upgrade, *user, &topics, settings, stats, now);
+            }
+            Decision::Deny { status, reason } => {
+                log::warn!(status = *status, reason = "authorizer denied"; "handshake refused");
+                self.deny(key, *status, reason, settings, stats, now);
+            }
+        }
+        self.to_drive.push(key);
+    }
+
+    /// Admits a waiting upgrade as `user` (or the cookie's user); with no cookies wson
+    /// gives the connection a token of its own, valid for `token_lifetime`.
+    #[allow(clippy::too_many_arguments)]
+    fn allow(
+        &mut self,
+        key: Key,
+        upgrade: &Upgrade,
+        user: Option<&str>,
+        topics: &[&str],
+        settings: &Settings,
+        stats: &mut Stats,
+        now: Instant,
+    ) {
+        let cookie_user = upgrade
+            .identity
+            .as_ref()
+            .map(|identity| identity.user.as_str());
+        let Some(user) = user.or(cookie_user) else {
+            // The commands layer refuses such an answer; a fallback never gives one.
+            self.deny(
+                key,
+                500,
+                "the authorizer named no user",
+                settings,
+                stats,
+                now,
+            );
+            return;
+        };
+        let (token, expires_at) = match &upgrade.identity {
+            Some(identity) => (identity.token, identity.expires_at),
+            None => {
+                let mut random = [0u8; 32];
+                if getrandom::fill(&mut random).is_err() {
+                    self.deny(key, 503, "no randomness for a token", settings, stats, now);
+                    return;
+                }
+                (
+                    auth::token_from_random(random),
+                    auth::unix_now().saturating_add(settings.token_lifetime.as_secs()),
+                )
+            }
+        };
+        let admission = Admission {
+            token,
+            user,
+            expires_at,
+            upgrade,
+        };
+        self.admit(key, &admission, topics, settings, stats, now);
+    }
+
+    fn deny(
+        &mut self,
+        key: Key,
+        status: u16,
+        reason: &str,
+        settings: &Settings,
+        stats: &mut Stats,
+        now: Instant,
+    ) {
+        let Some(client) = self.clients.get_mut(key) else {
+            return;
+        };
+        stats.handshakes_refused += 1;
+        client
+            .conn
+            .refuse_with(handshake::denial_response(status, reason), settings, now);
+        self.settle(key, settings);
+    }
+
+    /// No authorizer answered (none connected, gone, or too slow): the configured fallback.
+    pub(super) fn fall_back(
+        &mut self,
+        key: Key,
+        upgrade: Upgrade,
+        why: &str,
+        settings: &Settings,
+        stats: &mut Stats,
+        now: Instant,
+    ) {
+        match settings.authorizer.fallback {
+            AuthorizerFallback::Allow if upgrade.identity.is_some() => {
+                log::warn!(reason = why; "upgrade allowed by the fallback");
+                self.allow(key, &upgrade, None, &[], settings, stats, now);
+            }
+            AuthorizerFallback::Allow | AuthorizerFallback::Deny => {
+                let status = settings.authorizer.fallback_status;
+                log::warn!(status, reason = why; "handshake refused");
+                self.deny(key, status, why, settings, stats, now);
+            }
+        }
+        self.to_drive.push(key);
+    }
+
+    /// The upgrades whose authorizer took too long fall back.
+    pub(super) fn expire_authorizations(
+        &mut self,
+        settings: &Settings,
+        stats: &mut Stats,
+        now: Instant,
+    ) {
+        for id in self.authorizers.expired(now) {
+            if let Some(waiting) = self.authorizers.take(id) {
+                if let Some(client) = self.clients.get_mut(waiting.client) {
+                    client.waiting = None;
+                }
+                self.fall_back(
+                    waiting.client,
+                    waiting.upgrade,
+                    "the authorizer did not answer in time",
+                    settings,
+                    stats,
+                    now,
+                );
+            }
+        }
+    }
+}

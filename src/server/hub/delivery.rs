@@ -1,0 +1,283 @@
+//! The one path a message takes to clients: `offer` per recipient (queue, or hold behind a
+//! fragmented message, and the flush list), over every client (broadcast), a token's
+//! holders, a user's connections or a topic's members; and fragmented messages.
+
+use super::*;
+
+/// What became of a frame offered to one client.
+pub(super) enum Offered {
+    /// Queued, or held behind its fragmented message.
+    Reached,
+    /// Not open: nothing queued.
+    Skipped,
+    /// Over `max_outbound_buffer`: the client is to be dropped.
+    Overflow { queued: usize },
+}
+
+/// Offers a data frame to one client: queued (and the client put on the flush list), or
+/// held behind its fragmented message. The one step every delivery takes, once per
+/// recipient: inlined into the loops that walk the recipients.
+#[inline(always)]
+pub(super) fn offer(
+    client: &mut Client,
+    key: Key,
+    locks: &mut Locks,
+    to_flush: &mut Vec<Key>,
+    frame: &Rc<[u8]>,
+    settings: &Settings,
+) -> Offered {
+    let max_outbound = settings.max_outbound_buffer;
+    let Some(deferred) = locks.deferred_for(key) else {
+        return match client.conn.queue(frame.clone(), max_outbound) {
+            Delivery::Queued => {
+                if !client.flush_scheduled {
+                    client.flush_scheduled = true;
+                    to_flush.push(key);
+                }
+                Offered::Reached
+            }
+            Delivery::NotOpen => Offered::Skipped,
+            Delivery::Overflow { queued } => Offered::Overflow { queued },
+        };
+    };
+    if !client.conn.is_open() {
+        return Offered::Skipped;
+    }
+    let queued = client.conn.queued_bytes() + deferred.pending_bytes();
+    if queued + frame.len() > max_outbound {
+        return Offered::Overflow { queued };
+    }
+    deferred.push(frame.clone());
+    Offered::Reached
+}
+
+/// A data message for one or more clients, before it is encoded.
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    pub binary: bool,
+    pub payload: &'a [u8],
+}
+
+impl Message<'_> {
+    /// The unmasked frame every recipient shares.
+    pub(super) fn frame(&self) -> Rc<[u8]> {
+        let opcode = if self.binary {
+            OpCode::Binary
+        } else {
+            OpCode::Text
+        };
+        shared_frame(true, opcode, self.payload)
+    }
+}
+
+/// The parts of the hub a delivery writes to, borrowed apart from the index it walks.
+pub(super) struct Recipients<'a> {
+    clients: &'a mut Slab<Client>,
+    locks: &'a mut Locks,
+    to_flush: &'a mut Vec<Key>,
+}
+
+impl Recipients<'_> {
+    /// Queues `message` to each of `keys` (each once: `keys` has no repeats), encoded once
+    /// and shared, and only when there is someone to send it to. Returns the number of
+    /// recipients and the clients to drop as slow consumers.
+    fn deliver(
+        &mut self,
+        keys: &[Key],
+        message: Message<'_>,
+        settings: &Settings,
+        stats: &mut Stats,
+    ) -> (usize, Vec<(Key, usize)>) {
+        if keys.is_empty() {
+            return (0, Vec::new());
+        }
+        let frame = &message.frame();
+        let mut recipients = 0;
+        let mut overflowed = Vec::new();
+        for &key in keys {
+            let Some(client) = self.clients.get_mut(key) else {
+                continue;
+            };
+            match offer(client, key, self.locks, self.to_flush, frame, settings) {
+                Offered::Reached => recipients += 1,
+                Offered::Skipped => {}
+                Offered::Overflow { queued } => overflowed.push((key, queued)),
+            }
+        }
+        stats.messages_out += recipients as u64;
+        (recipients, overflowed)
+    }
+}
+impl Hub {
+    /// Queues one shared chunk, `messages` whole frames, to every open client. Returns
+    /// the number of recipients.
+    pub fn broadcast(
+        &mut self,
+        frames: &Rc<[u8]>,
+        messages: usize,
+        settings: &Settings,
+        stats: &mut Stats,
+    ) -> usize {
+        let mut recipients = 0;
+        let mut overflowed = Vec::new();
+        for (key, client) in self.clients.iter_mut() {
+            match offer(
+                client,
+                key,
+                &mut self.locks,
+                &mut self.to_flush,
+                frames,
+                settings,
+            ) {
+                Offered::Reached => recipients += 1,
+                Offered::Skipped => {}
+                Offered::Overflow { queued } => overflowed.push((key, queued)),
+            }
+        }
+        stats.messages_out += (recipients as u64).saturating_mul(messages as u64);
+        self.drop_slow_consumers(overflowed, stats);
+        recipients
+    }
+
+    /// Queues a frame to every open connection holding `token`; returns how many.
+    pub fn direct(
+        &mut self,
+        token: &Token,
+        message: Message<'_>,
+        settings: &Settings,
+        stats: &mut Stats,
+    ) -> usize {
+        let Hub {
+            clients,
+            tokens,
+            locks,
+            to_flush,
+            ..
+        } = self;
+        let holders = tokens.get(token).map_or(&[][..], KeyList::as_slice);
+        let mut recipients = Recipients {
+            clients,
+            locks,
+            to_flush,
+        };
+        let (count, overflowed) = recipients.deliver(holders, message, settings, stats);
+        self.drop_slow_consumers(overflowed, stats);
+        count
+    }
+
+    /// Queues a frame to every open connection of `user`; returns how many.
+    pub fn to_user(
+        &mut self,
+        user: &str,
+        message: Message<'_>,
+        settings: &Settings,
+        stats: &mut Stats,
+    ) -> usize {
+        let Hub {
+            clients,
+            users,
+            locks,
+            to_flush,
+            ..
+        } = self;
+        let mut recipients = Recipients {
+            clients,
+            locks,
+            to_flush,
+        };
+        let (count, overflowed) =
+            recipients.deliver(users.connections(user), message, settings, stats);
+        self.drop_slow_consumers(overflowed, stats);
+        count
+    }
+
+    /// Queues a frame to every connection subscribed to `topic`; returns how many.
+    pub fn publish(
+        &mut self,
+        topic: &str,
+        message: Message<'_>,
+        settings: &Settings,
+        stats: &mut Stats,
+    ) -> usize {
+        let Some(id) = self.topics.get(topic) else {
+            return 0;
+        };
+        // Slow consumers are dropped after the walk, which leaves the member list as is.
+        let Hub {
+            clients,
+            topics,
+            locks,
+            to_flush,
+            ..
+        } = self;
+        let mut recipients = Recipients {
+            clients,
+            locks,
+            to_flush,
+        };
+        let (count, overflowed) = recipients.deliver(topics.members(id), message, settings, stats);
+        self.drop_slow_consumers(overflowed, stats);
+        count
+    }
+
+    /// The open connections holding `token`.
+    pub(super) fn holders(&self, token: &Token) -> &[Key] {
+        self.tokens.get(token).map_or(&[][..], KeyList::as_slice)
+    }
+
+    /// True when an open connection holds `token` (a `c` with an empty message).
+    pub fn is_online(&self, token: &Token) -> bool {
+        self.tokens
+            .get(token)
+            .is_some_and(|holders| !holders.is_empty())
+    }
+
+    /// Locks the open client holding `token` for `owner`'s fragmented send. One lock per
+    /// owner: false while it still holds one, or when the token is not held by exactly
+    /// one open client, or that client is locked by another.
+    pub fn lock(&mut self, token: &Token, owner: Key) -> bool {
+        if self.locks.is_held_by(owner) {
+            return false;
+        }
+        match *self.holders(token) {
+            [key] => self.locks.lock(key, owner),
+            _ => false,
+        }
+    }
+
+    /// Sends one fragment of `owner`'s locked message. The last one unlocks the client and
+    /// releases the data held back meanwhile, in the order it arrived.
+    pub fn fragment(
+        &mut self,
+        owner: Key,
+        fragment: Fragment<'_>,
+        settings: &Settings,
+        stats: &mut Stats,
+    ) -> FragmentResult {
+        let Some(key) = self.locks.client_of(owner) else {
+            return FragmentResult::Refused;
+        };
+        let (frame, fin) = match self.locks.encode(owner, fragment) {
+            Encoded::Frame { frame, fin } => (frame, fin),
+            Encoded::Failed(result) => return result,
+        };
+        let deferred = self.locks.deferred_bytes(key);
+        let Some(client) = self.clients.get_mut(key) else {
+            return FragmentResult::Refused;
+        };
+        let queued = client.conn.queued_bytes() + deferred;
+        if queued + frame.len() > settings.max_outbound_buffer {
+            self.drop_slow_consumer(key, queued, stats);
+            return FragmentResult::Overflow { queued };
+        }
+        client.conn.push_frame(frame);
+        if fin {
+            stats.messages_out += 1;
+            if let Some(deferred) = self.locks.release_client(key) {
+                client.conn.append(deferred);
+            }
+        }
+        self.schedule_flush(key);
+        FragmentResult::Sent
+    }
+}
