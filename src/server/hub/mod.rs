@@ -272,6 +272,78 @@ impl Hub {
 
     // --- The life of a client ----------------------------------------------------------
 
+    pub fn stream_mut(&mut self, key: Key) -> Option<&mut Stream> {
+        self.clients
+            .get_mut(key)
+            .map(|client| client.conn.stream_mut())
+    }
+
+    pub fn on_event(&mut self, key: Key, readable: bool, writable: bool, read_closed: bool) {
+        if let Some(client) = self.clients.get_mut(key) {
+            client.conn.on_event(readable, writable, read_closed);
+        }
+    }
+
+    /// Clients to drive again this turn (their input may have waited on a decision).
+    pub fn take_revisits(&mut self) -> Vec<Key> {
+        std::mem::take(&mut self.to_drive)
+    }
+
+    /// Lets a client do all the I/O it can, then settles what its new phase means.
+    pub fn drive(
+        &mut self,
+        key: Key,
+        scratch: &mut [u8],
+        settings: &Settings,
+        stats: &mut Stats,
+        now: Instant,
+    ) -> Step {
+        loop {
+            let Hub {
+                clients,
+                locks,
+                events,
+                ..
+            } = self;
+            let Some(Client { conn, seat, .. }) = clients.get_mut(key) else {
+                return Step::Idle;
+            };
+            let mut upcalls = SessionUpcalls {
+                locks,
+                events,
+                seat: seat.as_ref(),
+                me: key,
+                settings,
+            };
+            let mut ctx = ClientCtx {
+                settings,
+                stats,
+                now,
+                upcalls: &mut upcalls,
+            };
+            let exit = match conn.drive(scratch, &mut ctx) {
+                socket::Drive::Idle => {
+                    self.settle(key, settings);
+                    return Step::Idle;
+                }
+                socket::Drive::OverBudget => {
+                    self.settle(key, settings);
+                    return Step::OverBudget;
+                }
+                socket::Drive::Exit(exit) => exit,
+            };
+            match exit {
+                Exit::Gone(gone) => {
+                    self.close(key, &gone);
+                    return Step::Idle;
+                }
+                // The answer is queued (or the authorizer asked); keep going: flush, and
+                // any frames still unread.
+                Exit::Upgrade(upgrade) => self.upgrade(key, upgrade, settings, stats, now),
+            }
+        }
+    }
+
     /// Brings the shared state up to date after a client did I/O or ran its timers or the
     /// hub changed its phase: a client no longer open gives its seat back and loses its
     /// lock, one winding down moves from `live` to `winding` (or is closed when too many
