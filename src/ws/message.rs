@@ -39,6 +39,24 @@ pub enum MessageKind {
     Binary,
 }
 
+impl MessageKind {
+    pub fn from_binary(binary: bool) -> MessageKind {
+        if binary {
+            MessageKind::Binary
+        } else {
+            MessageKind::Text
+        }
+    }
+
+    /// The opcode of the message's (first) frame.
+    pub fn opcode(self) -> OpCode {
+        match self {
+            MessageKind::Text => OpCode::Text,
+            MessageKind::Binary => OpCode::Binary,
+        }
+    }
+}
+
 /// What one call to `MessageDecoder::feed` completed.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event<'a> {

@@ -137,14 +137,9 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
             binary,
             message,
         } => {
-            let kind = if binary {
-                MessageKind::Binary
-            } else {
-                MessageKind::Text
-            };
             let fragment = Fragment {
                 position,
-                kind,
+                kind: MessageKind::from_binary(binary),
                 payload: message,
             };
             match ctx.hub.fragment(ctx.me, fragment, ctx.settings, ctx.stats) {
@@ -284,7 +279,7 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
 }
 
 fn data_opcode(binary: bool) -> OpCode {
-    if binary { OpCode::Binary } else { OpCode::Text }
+    MessageKind::from_binary(binary).opcode()
 }
 
 /// The domain (or, without `domains`, the address) of the listener with the fewest live

@@ -43,12 +43,15 @@ pub(super) fn offer(
     if !client.conn.is_open() {
         return Offered::Skipped;
     }
-    let queued = client.conn.queued_bytes() + deferred.pending_bytes();
-    if queued + frame.len() > max_outbound {
-        return Offered::Overflow { queued };
+    match locks::hold(
+        deferred,
+        client.conn.queued_bytes(),
+        frame.clone(),
+        max_outbound,
+    ) {
+        Ok(()) => Offered::Reached,
+        Err(queued) => Offered::Overflow { queued },
     }
-    deferred.push(frame.clone());
-    Offered::Reached
 }
 
 /// A data message for one or more clients, before it is encoded.
@@ -61,12 +64,11 @@ pub struct Message<'a> {
 impl Message<'_> {
     /// The unmasked frame every recipient shares.
     pub(super) fn frame(&self) -> Rc<[u8]> {
-        let opcode = if self.binary {
-            OpCode::Binary
-        } else {
-            OpCode::Text
-        };
-        shared_frame(true, opcode, self.payload)
+        shared_frame(
+            true,
+            MessageKind::from_binary(self.binary).opcode(),
+            self.payload,
+        )
     }
 }
 

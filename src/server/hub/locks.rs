@@ -63,6 +63,23 @@ pub enum Encoded {
     Failed(FragmentResult),
 }
 
+/// Holds `frame` back behind a fragmented message, unless the client's queue (`queued`
+/// bytes) and what is held already would pass `max_outbound`; then the bytes queued in all
+/// are the error, and the client is a slow consumer.
+pub fn hold(
+    deferred: &mut OutQueue,
+    queued: usize,
+    frame: Rc<[u8]>,
+    max_outbound: usize,
+) -> Result<(), usize> {
+    let queued = queued + deferred.pending_bytes();
+    if queued + frame.len() > max_outbound {
+        return Err(queued);
+    }
+    deferred.push(frame);
+    Ok(())
+}
+
 impl Locks {
     /// The frames held back for `client`, when it is locked. Free when nothing is locked,
     /// which is the case on every broadcast but the rare one that meets a fragmented send.
@@ -139,10 +156,7 @@ impl Locks {
             return Encoded::Failed(FragmentResult::Refused);
         };
         let opcode = match (position, lock.started) {
-            (FragmentPosition::First, None) => match kind {
-                MessageKind::Text => OpCode::Text,
-                MessageKind::Binary => OpCode::Binary,
-            },
+            (FragmentPosition::First, None) => kind.opcode(),
             (FragmentPosition::Middle | FragmentPosition::Last, Some(_)) => OpCode::Continuation,
             (FragmentPosition::First, Some(_))
             | (FragmentPosition::Middle | FragmentPosition::Last, None) => {

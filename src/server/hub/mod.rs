@@ -48,7 +48,6 @@ use crate::server::socket;
 use crate::server::stats::Stats;
 use crate::server::stream::Stream;
 use crate::token::Token;
-use crate::ws::frame::OpCode;
 use crate::ws::handshake::{self, Status};
 use crate::ws::message::MessageKind;
 
@@ -152,16 +151,18 @@ impl Upcalls for SessionUpcalls<'_> {
         match self.settings.client_messages {
             ClientMessages::Ignore => Delivered::Nothing,
             ClientMessages::Echo => {
-                let frame = shared_frame(true, data_opcode(kind), payload);
+                let frame = shared_frame(true, kind.opcode(), payload);
                 match self.locks.deferred_for(self.me) {
                     None => Delivered::ToSelf(frame),
                     Some(deferred) => {
-                        let queued = queued + deferred.pending_bytes();
-                        if queued + frame.len() > self.settings.max_outbound_buffer {
-                            Delivered::Overflow { queued }
-                        } else {
-                            deferred.push(frame);
-                            Delivered::Deferred
+                        match locks::hold(
+                            deferred,
+                            queued,
+                            frame,
+                            self.settings.max_outbound_buffer,
+                        ) {
+                            Ok(()) => Delivered::Deferred,
+                            Err(queued) => Delivered::Overflow { queued },
                         }
                     }
                 }
@@ -180,13 +181,6 @@ impl Upcalls for SessionUpcalls<'_> {
                 Delivered::Nothing
             }
         }
-    }
-}
-
-fn data_opcode(kind: MessageKind) -> OpCode {
-    match kind {
-        MessageKind::Text => OpCode::Text,
-        MessageKind::Binary => OpCode::Binary,
     }
 }
 
