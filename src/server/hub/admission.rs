@@ -209,34 +209,13 @@ impl Hub {
                 );
             }
         }
-        let accepted = {
-            let Hub {
-                clients,
-                locks,
-                events,
-                ..
-            } = self;
-            let Some(Client { conn, seat, .. }) = clients.get_mut(key) else {
-                return;
-            };
-            let mut upcalls = SessionUpcalls {
-                locks,
-                events,
-                seat: seat.as_ref(),
-                me: key,
-                settings,
-            };
-            let mut ctx = ClientCtx {
-                settings,
-                stats,
-                now,
-                upcalls: &mut upcalls,
-            };
-            conn.accept(admission.expires_at, &mut ctx)
-        };
+        let accepted = self.with_session(key, settings, stats, now, |conn, ctx| {
+            conn.accept(admission.expires_at, ctx)
+        });
         match accepted {
-            Ok(()) => self.settle(key, settings),
-            Err(gone) => self.close(key, &gone),
+            Some(Ok(())) => self.settle(key, settings),
+            Some(Err(gone)) => self.close(key, &gone),
+            None => {}
         }
     }
 

@@ -54,6 +54,13 @@ pub(super) fn offer(
     }
 }
 
+/// Whom a message is for, as the index that lists them.
+enum Audience<'a> {
+    Token(&'a Token),
+    User(&'a str),
+    Topic(TopicId),
+}
+
 /// A data message for one or more clients, before it is encoded.
 #[derive(Debug, Clone, Copy)]
 pub struct Message<'a> {
@@ -141,7 +148,7 @@ impl Hub {
         recipients
     }
 
-    /// Queues a frame to every open connection holding `token`; returns how many.
+    /// Queues a message to every open connection holding `token`; returns how many.
     pub fn direct(
         &mut self,
         token: &Token,
@@ -149,25 +156,10 @@ impl Hub {
         settings: &Settings,
         stats: &mut Stats,
     ) -> usize {
-        let Hub {
-            clients,
-            tokens,
-            locks,
-            to_flush,
-            ..
-        } = self;
-        let holders = tokens.get(token).map_or(&[][..], KeyList::as_slice);
-        let mut recipients = Recipients {
-            clients,
-            locks,
-            to_flush,
-        };
-        let (count, overflowed) = recipients.deliver(holders, message, settings, stats);
-        self.drop_slow_consumers(overflowed, stats);
-        count
+        self.deliver_to(Audience::Token(token), message, settings, stats)
     }
 
-    /// Queues a frame to every open connection of `user`; returns how many.
+    /// Queues a message to every open connection of `user`; returns how many.
     pub fn to_user(
         &mut self,
         user: &str,
@@ -175,25 +167,10 @@ impl Hub {
         settings: &Settings,
         stats: &mut Stats,
     ) -> usize {
-        let Hub {
-            clients,
-            users,
-            locks,
-            to_flush,
-            ..
-        } = self;
-        let mut recipients = Recipients {
-            clients,
-            locks,
-            to_flush,
-        };
-        let (count, overflowed) =
-            recipients.deliver(users.connections(user), message, settings, stats);
-        self.drop_slow_consumers(overflowed, stats);
-        count
+        self.deliver_to(Audience::User(user), message, settings, stats)
     }
 
-    /// Queues a frame to every connection subscribed to `topic`; returns how many.
+    /// Queues a message to every connection subscribed to `topic`; returns how many.
     pub fn publish(
         &mut self,
         topic: &str,
@@ -201,30 +178,48 @@ impl Hub {
         settings: &Settings,
         stats: &mut Stats,
     ) -> usize {
-        let Some(id) = self.topics.get(topic) else {
-            return 0;
-        };
-        // Slow consumers are dropped after the walk, which leaves the member list as is.
+        match self.topics.get(topic) {
+            Some(id) => self.deliver_to(Audience::Topic(id), message, settings, stats),
+            None => 0,
+        }
+    }
+
+    /// Walks the index that names the audience in place (its keys are not copied) and
+    /// queues the message to each; slow consumers are dropped after the walk.
+    fn deliver_to(
+        &mut self,
+        audience: Audience<'_>,
+        message: Message<'_>,
+        settings: &Settings,
+        stats: &mut Stats,
+    ) -> usize {
         let Hub {
             clients,
+            tokens,
+            users,
             topics,
             locks,
             to_flush,
             ..
         } = self;
+        let keys = match audience {
+            Audience::Token(token) => tokens.get(token).map_or(&[][..], KeyList::as_slice),
+            Audience::User(user) => users.connections(user),
+            Audience::Topic(id) => topics.members(id),
+        };
         let mut recipients = Recipients {
             clients,
             locks,
             to_flush,
         };
-        let (count, overflowed) = recipients.deliver(topics.members(id), message, settings, stats);
+        let (count, overflowed) = recipients.deliver(keys, message, settings, stats);
         self.drop_slow_consumers(overflowed, stats);
         count
     }
 
     /// The open connections holding `token`.
     pub(super) fn holders(&self, token: &Token) -> &[Key] {
-        self.tokens.get(token).map_or(&[][..], KeyList::as_slice)
+        self.tokens.get(token).map_or(&[], KeyList::as_slice)
     }
 
     /// True when an open connection holds `token` (a `c` with an empty message).

@@ -283,6 +283,39 @@ impl Hub {
         std::mem::take(&mut self.to_drive)
     }
 
+    /// Runs `work` on a client's connection, its session's upcalls wired to the hub;
+    /// `None` when the client is gone.
+    fn with_session<R>(
+        &mut self,
+        key: Key,
+        settings: &Settings,
+        stats: &mut Stats,
+        now: Instant,
+        work: impl FnOnce(&mut Conn, &mut ClientCtx<'_>) -> R,
+    ) -> Option<R> {
+        let Hub {
+            clients,
+            locks,
+            events,
+            ..
+        } = self;
+        let Client { conn, seat, .. } = clients.get_mut(key)?;
+        let mut upcalls = SessionUpcalls {
+            locks,
+            events,
+            seat: seat.as_ref(),
+            me: key,
+            settings,
+        };
+        let mut ctx = ClientCtx {
+            settings,
+            stats,
+            now,
+            upcalls: &mut upcalls,
+        };
+        Some(work(conn, &mut ctx))
+    }
+
     /// Lets a client do all the I/O it can, then settles what its new phase means.
     pub fn drive(
         &mut self,
@@ -293,38 +326,20 @@ impl Hub {
         now: Instant,
     ) -> Step {
         loop {
-            let Hub {
-                clients,
-                locks,
-                events,
-                ..
-            } = self;
-            let Some(Client { conn, seat, .. }) = clients.get_mut(key) else {
-                return Step::Idle;
-            };
-            let mut upcalls = SessionUpcalls {
-                locks,
-                events,
-                seat: seat.as_ref(),
-                me: key,
-                settings,
-            };
-            let mut ctx = ClientCtx {
-                settings,
-                stats,
-                now,
-                upcalls: &mut upcalls,
-            };
-            let exit = match conn.drive(scratch, &mut ctx) {
-                socket::Drive::Idle => {
+            let driven = self.with_session(key, settings, stats, now, |conn, ctx| {
+                conn.drive(scratch, ctx)
+            });
+            let exit = match driven {
+                None => return Step::Idle,
+                Some(socket::Drive::Idle) => {
                     self.settle(key, settings);
                     return Step::Idle;
                 }
-                socket::Drive::OverBudget => {
+                Some(socket::Drive::OverBudget) => {
                     self.settle(key, settings);
                     return Step::OverBudget;
                 }
-                socket::Drive::Exit(exit) => exit,
+                Some(socket::Drive::Exit(exit)) => exit,
             };
             match exit {
                 Exit::Gone(gone) => {
