@@ -3,17 +3,19 @@
 # hardware counters do not) of the server while `wsbench drive` runs a fixed fan-out.
 #
 #   bench/perf.sh [--server wson|raw|tt] [--clients N] [--broadcasts M | --direct M]
-#                 [--size BYTES] [--window W]
+#                 [--size BYTES] [--window W] [--topics T | --users-of K]
 #
 # Defaults: wson, 10,000 clients, 2,000 broadcasts of 100 bytes, window 32; `--direct M`
-# sends M direct messages to clients picked at random instead. Prints the top
+# sends M direct messages to clients picked at random instead. wson only: `--topics T`
+# subscribes the clients to T topics and makes the M broadcasts publications to random
+# topics; `--users-of K` gives K clients each user and makes them `u` to random users. Prints the top
 # of `perf report` (self time per symbol, kernel included) and the number of writev calls
 # per delivery (handshake responses included), and leaves perf.data in bench/out/.
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-server=wson clients=10000 broadcasts=2000 direct=0 size=100 window=32
+server=wson clients=10000 broadcasts=2000 direct=0 size=100 window=32 group_args=()
 while [ $# -gt 0 ]; do
     case "$1" in
     --server) server="$2" ;;
@@ -22,8 +24,9 @@ while [ $# -gt 0 ]; do
     --direct) direct="$2" ;;
     --size) size="$2" ;;
     --window) window="$2" ;;
+    --topics | --users-of) group_args=("$1" "$2") ;;
     *)
-        sed -n '2,11p' "$0" >&2
+        sed -n '2,14p' "$0" >&2
         exit 2
         ;;
     esac
@@ -46,7 +49,8 @@ perf stat -e syscalls:sys_enter_writev -x, -o "$work/writev.csv" -p "$server_pid
 stat_pid=$!
 sleep 0.3
 "$bench_target/wsbench" drive --proto "$proto" --ws "$server_ws" --control "$server_control" \
-    --clients "$clients" --broadcasts "$broadcasts" --direct "$direct" --window "$window" --size "$size" --gen-core 1 |
+    --clients "$clients" --broadcasts "$broadcasts" --direct "$direct" --window "$window" --size "$size" --gen-core 1 \
+    "${group_args[@]}" |
     tee "$work/drive.log"
 kill -INT "$perf_pid" "$stat_pid"
 wait "$perf_pid" "$stat_pid" || true

@@ -32,7 +32,7 @@ const MAX_FRAME: u64 = 16 << 20;
 const CLIENTS_PER_SOURCE: usize = 8192;
 /// Bytes of a message payload that identify it: tag, phase, sequence, client (hex).
 const ID_LEN: usize = 25;
-const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+pub const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
 /// How the server under test is spoken to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,15 +150,42 @@ enum Phase {
     Fanout(Fanout),
     Direct(Direct),
     Echo(Echo),
+    /// A workload defined in another module (`groups`, `forward`).
+    Custom(Box<dyn Workload>),
 }
 
 /// Results collected while a phase runs.
 #[derive(Default)]
-struct Tally {
-    delivered: u64,
-    latencies: Vec<Duration>,
-    anomalies: Anomalies,
-    last_progress: Option<Instant>,
+pub struct Tally {
+    pub delivered: u64,
+    pub latencies: Vec<Duration>,
+    pub anomalies: Anomalies,
+    pub last_progress: Option<Instant>,
+}
+
+/// What a custom workload sends in one turn: control frames, and frames for clients
+/// (by index, already masked).
+#[derive(Default)]
+pub struct Outbox {
+    pub control: Vec<u8>,
+    pub clients: Vec<(usize, Vec<u8>)>,
+}
+
+/// A measured phase defined outside this module: what it sends, and what it makes of each
+/// message a client gets and each frame the control connection gets (but `0p`, which the
+/// generator answers). The generator runs it like its own phases: `trigger` each turn,
+/// done when `done` says so, and what is `outstanding` after a stall is lost.
+pub trait Workload {
+    /// Queues what the window allows into `out`; returns the triggers sent so far.
+    fn trigger(&mut self, sending: bool, now: Instant, out: &mut Outbox) -> u64;
+    /// Nothing outstanding and nothing more to send.
+    fn done(&self, sending: bool) -> bool;
+    /// Deliveries still expected (lost when the phase stalls).
+    fn outstanding(&self) -> u64;
+    /// A complete data message received by client `index`.
+    fn on_client_message(&mut self, body: &[u8], index: usize, tally: &mut Tally, now: Instant);
+    /// A frame from the control connection other than `0p`.
+    fn on_control_frame(&mut self, command: u8, payload: &[u8], tally: &mut Tally, now: Instant);
 }
 
 pub struct Generator {
@@ -175,6 +202,10 @@ pub struct Generator {
     phase: Phase,
     tally: Tally,
     next_phase_id: u32,
+    /// Clients per `user` cookie from the next connect on; 0: every client is `bench`.
+    clients_per_user: usize,
+    /// Control frames (but `0p`) received outside a custom phase, for `control_request`.
+    replies: Vec<(u8, Vec<u8>)>,
 }
 
 fn unix_now() -> u64 {
@@ -183,20 +214,20 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn write_hex(out: &mut [u8], value: u32) {
+pub fn write_hex(out: &mut [u8], value: u32) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for (i, byte) in out.iter_mut().take(8).enumerate() {
         *byte = HEX[((value >> (28 - 4 * i)) & 0xf) as usize];
     }
 }
 
-fn read_hex(bytes: &[u8]) -> Option<u32> {
+pub fn read_hex(bytes: &[u8]) -> Option<u32> {
     let text = std::str::from_utf8(bytes.get(..8)?).ok()?;
     u32::from_str_radix(text, 16).ok()
 }
 
 /// A text payload of `size` bytes (at least `ID_LEN`) naming phase, sequence and client.
-fn payload(tag: u8, size: usize, phase: u32, seq: u32, client: u32) -> Vec<u8> {
+pub fn payload(tag: u8, size: usize, phase: u32, seq: u32, client: u32) -> Vec<u8> {
     let mut bytes = vec![b'.'; size.max(ID_LEN)];
     bytes[0] = tag;
     write_hex(&mut bytes[1..9], phase);
@@ -206,7 +237,7 @@ fn payload(tag: u8, size: usize, phase: u32, seq: u32, client: u32) -> Vec<u8> {
 }
 
 /// (tag, phase, seq, client) of a payload made by `payload`.
-fn parse_payload(bytes: &[u8]) -> Option<(u8, u32, u32, u32)> {
+pub fn parse_payload(bytes: &[u8]) -> Option<(u8, u32, u32, u32)> {
     let tag = *bytes.first()?;
     Some((
         tag,
@@ -256,7 +287,27 @@ impl Generator {
             phase: Phase::Idle,
             tally: Tally::default(),
             next_phase_id: session.wrapping_mul(1000),
+            clients_per_user: 0,
+            replies: Vec::new(),
         })
+    }
+
+    /// Clients connected from now on get the user `u{index / per_user}` (0: all `bench`).
+    pub fn set_clients_per_user(&mut self, per_user: usize) {
+        self.clients_per_user = per_user;
+    }
+
+    /// The `user` cookie of client `index`.
+    pub fn user_name(&self, index: usize) -> String {
+        match self.clients_per_user {
+            0 => "bench".into(),
+            per_user => format!("u{}", index / per_user),
+        }
+    }
+
+    /// The token of every client, by index.
+    pub fn tokens(&self) -> &[[u8; 32]] {
+        &self.tokens
     }
 
     pub fn open_clients(&self) -> usize {
@@ -273,7 +324,7 @@ impl Generator {
         token
     }
 
-    fn request(&self, token: &[u8; 32]) -> Vec<u8> {
+    fn request(&self, token: &[u8; 32], user: &str) -> Vec<u8> {
         match self.proto {
             Proto::Raw => {
                 let mut hello = token.to_vec();
@@ -282,13 +333,8 @@ impl Generator {
             }
             Proto::Ws => {
                 let token = WsonToken::from_array(*token);
-                let cookie = auth::cookie_header(
-                    SECRET.as_bytes(),
-                    Digest::Md5,
-                    "bench",
-                    &token,
-                    unix_now(),
-                );
+                let cookie =
+                    auth::cookie_header(SECRET.as_bytes(), Digest::Md5, user, &token, unix_now());
                 format!(
                     "GET / HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                      Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\
@@ -343,7 +389,11 @@ impl Generator {
         let tokens: Vec<[u8; 32]> = (first..first + count)
             .map(|i| Self::token_for(i, salt))
             .collect();
-        let requests: Vec<Vec<u8>> = tokens.iter().map(|t| self.request(t)).collect();
+        let requests: Vec<Vec<u8>> = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| self.request(t, &self.user_name(first + i)))
+            .collect();
         self.tokens.extend_from_slice(&tokens);
         let mut requests = requests.into_iter();
         let mut result = ConnectResult::default();
@@ -541,8 +591,14 @@ impl Generator {
             if rest.len() < digits + 1 + len {
                 break;
             }
-            if command == b'p' {
-                self.control_out.extend_from_slice(b"0P");
+            let payload = &rest[digits + 1..digits + 1 + len];
+            match &mut self.phase {
+                _ if command == b'p' => self.control_out.extend_from_slice(b"0P"),
+                Phase::Custom(workload) => {
+                    workload.on_control_frame(command, payload, &mut self.tally, Instant::now());
+                }
+                Phase::Idle => self.replies.push((command, payload.to_vec())),
+                Phase::Fanout(_) | Phase::Direct(_) | Phase::Echo(_) => {}
             }
             used += digits + 1 + len;
         }
@@ -571,7 +627,7 @@ impl Generator {
         self.control_out.extend_from_slice(body);
     }
 
-    fn new_phase_id(&mut self) -> u32 {
+    pub fn new_phase_id(&mut self) -> u32 {
         self.next_phase_id = self.next_phase_id.wrapping_add(1);
         self.next_phase_id
     }
@@ -661,6 +717,54 @@ impl Generator {
         self.run_phase(duration, stall)
     }
 
+    /// Runs a workload defined elsewhere, as the phases above run.
+    pub fn run_custom(
+        &mut self,
+        workload: Box<dyn Workload>,
+        duration: Duration,
+        stall: Duration,
+    ) -> PhaseResult {
+        self.phase = Phase::Custom(workload);
+        self.run_phase(duration, stall)
+    }
+
+    /// Sends `frames` on the control connection and waits for `count` frames back (replies
+    /// and anything else but `0p`), at most `limit`. Clients stay unread meanwhile.
+    pub fn control_request(
+        &mut self,
+        frames: &[u8],
+        count: usize,
+        limit: Duration,
+    ) -> Result<Vec<(u8, Vec<u8>)>, String> {
+        self.phase = Phase::Idle;
+        self.replies.clear();
+        self.control_out.extend_from_slice(frames);
+        let started = Instant::now();
+        loop {
+            self.flush_control();
+            if self.replies.len() >= count {
+                return Ok(std::mem::take(&mut self.replies));
+            }
+            if started.elapsed() > limit {
+                return Err(format!(
+                    "{} of {count} control replies after {limit:?}",
+                    self.replies.len()
+                ));
+            }
+            if let Err(e) = self
+                .poll
+                .poll(&mut self.events, Some(Duration::from_millis(50)))
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                return Err(format!("poll: {e}"));
+            }
+            let control = self.events.iter().any(|e| e.token() == CONTROL);
+            if control {
+                self.control_ready();
+            }
+        }
+    }
+
     fn run_phase(&mut self, duration: Duration, stall: Duration) -> PhaseResult {
         self.tally = Tally::default();
         let started = Instant::now();
@@ -728,6 +832,18 @@ impl Generator {
         let mut batch: Vec<(u8, Vec<u8>, Vec<u8>)> = Vec::new();
         let count = match &mut self.phase {
             Phase::Idle => 0,
+            Phase::Custom(workload) => {
+                let mut out = Outbox::default();
+                let count = workload.trigger(sending, now, &mut out);
+                self.control_out.extend_from_slice(&out.control);
+                for (index, frame) in out.clients {
+                    if let Some(client) = self.clients.get_mut(index) {
+                        client.outbuf.extend_from_slice(&frame);
+                        let _ = flush_client(client);
+                    }
+                }
+                count
+            }
             Phase::Fanout(f) => {
                 while sending && f.sent < f.max && f.sent - f.completed < f.window {
                     batch.push((b'b', Vec::new(), payload(b'F', f.size, f.id, f.sent, 0)));
@@ -792,6 +908,7 @@ impl Generator {
     fn phase_done(&self, sending: bool) -> bool {
         match &self.phase {
             Phase::Idle => true,
+            Phase::Custom(workload) => workload.done(sending),
             Phase::Fanout(f) => f.completed == f.sent && (f.sent == f.max || !sending),
             Phase::Direct(d) => d.completed == d.sent && (d.sent == d.max || !sending),
             Phase::Echo(e) => e.stop_sending && e.outstanding.iter().all(Option::is_none),
@@ -802,6 +919,7 @@ impl Generator {
     fn declare_lost(&mut self) {
         let lost = match &self.phase {
             Phase::Idle => 0,
+            Phase::Custom(workload) => workload.outstanding(),
             Phase::Fanout(f) => f.remaining.iter().map(|&r| u64::from(r)).sum(),
             Phase::Direct(d) => u64::from(d.sent - d.completed),
             Phase::Echo(e) => e.outstanding.iter().filter(|o| o.is_some()).count() as u64,
@@ -962,6 +1080,10 @@ fn on_message(
     tally: &mut Tally,
     now: Instant,
 ) {
+    if let Phase::Custom(workload) = phase {
+        workload.on_client_message(body, index, tally, now);
+        return;
+    }
     let Some((tag, id, seq, target)) = parse_payload(body) else {
         tally.anomalies.stray += 1;
         return;

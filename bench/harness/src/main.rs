@@ -1,13 +1,17 @@
 //! wsbench: the benchmark of issue 4. It pins itself (the load generator) to one core,
 //! starts each server under test pinned to the other, runs the workloads against them in
 //! turn (A B C D, A B C D, ... within each round) and prints a table of medians over the
-//! rounds plus one JSON line.
+//! rounds plus one JSON line. The workloads of issue 10 (topics, users, forwarded client
+//! messages; wson only) live in `issue10`.
 //!
 //! `wsbench [--quick] [--rounds R] [--servers wson,raw,tt,ws,uws] [--json FILE] ...`
 //! `wsbench drive ...` runs one fixed fan-out against a server started elsewhere (the
 //! callgrind script uses it). `--help` lists every option.
 
+mod forward;
 mod generator;
+mod groups;
+mod issue10;
 mod report;
 mod servers;
 
@@ -45,6 +49,10 @@ pub struct Plan {
     pub concurrency: usize,
     pub gen_core: usize,
     pub server_core: usize,
+    /// The issue-10 workloads (wson only: topics, users, forwarded client messages).
+    pub issue10: bool,
+    /// Only those, with the phases they compare with (`--issue10-only`).
+    pub issue10_only: bool,
 }
 
 impl Plan {
@@ -68,6 +76,8 @@ impl Plan {
             concurrency: 64,
             gen_core: 1,
             server_core: 0,
+            issue10: true,
+            issue10_only: false,
         }
     }
 
@@ -97,9 +107,12 @@ fn usage() -> &'static str {
     "usage: wsbench [--quick] [--rounds R] [--servers wson,raw,tt,ws,uws] [--n 1000,10000,19000]
                [--concurrency HANDSHAKES] [--wson-config 'KEY = VALUE']...
                [--gen-core C] [--server-core C] [--json FILE] [--work DIR]
+               [--issue10-only | --no-issue10]
                [--wson BIN] [--raw BIN] [--tt BIN] [--peers DIR] [--node NODE]
        wsbench drive --proto ws|raw --ws ADDR --control ADDR --clients N
-               (--broadcasts M | --direct M) [--window W] [--size BYTES] [--gen-core C]"
+               (--broadcasts M | --direct M) [--window W] [--size BYTES] [--gen-core C]
+               [--topics T | --users-of K]   (wson: M publications to T topics, or M
+                                              `u` to users of K connections each)"
 }
 
 fn main() {
@@ -178,6 +191,8 @@ fn bench(args: &[String]) -> Result<(), String> {
             }
             "--concurrency" => plan.concurrency = number(value(args, &mut i)?)?,
             "--wson-config" => paths.wson_config.push(value(args, &mut i)?.to_string()),
+            "--issue10-only" => plan.issue10_only = true,
+            "--no-issue10" => plan.issue10 = false,
             "--gen-core" => plan.gen_core = number(value(args, &mut i)?)?,
             "--server-core" => plan.server_core = number(value(args, &mut i)?)?,
             "--json" => json_file = Some(PathBuf::from(value(args, &mut i)?)),
@@ -194,6 +209,9 @@ fn bench(args: &[String]) -> Result<(), String> {
             other => return Err(format!("unknown argument {other}\n{}", usage())),
         }
         i += 1;
+    }
+    if plan.issue10_only && !plan.issue10 {
+        return Err("--issue10-only and --no-issue10 exclude each other".into());
     }
     if !plan.fanout_ns.contains(&plan.main_n) {
         plan.main_n = plan.fanout_ns.iter().copied().max().unwrap_or(0);
@@ -218,7 +236,7 @@ fn bench(args: &[String]) -> Result<(), String> {
     let mut notes = Vec::new();
     let mut session = 0u32;
     for round in 0..plan.rounds {
-        for &n in &plan.fanout_ns {
+        for &n in plan.fanout_ns.iter().filter(|_| !plan.issue10_only) {
             for &kind in &plan.kinds {
                 session += 1;
                 let label = format!("round {} n={n} {}", round + 1, kind.name());
@@ -239,7 +257,28 @@ fn bench(args: &[String]) -> Result<(), String> {
                 }
             }
         }
+        if plan.issue10 && plan.kinds.contains(&Kind::Wson) {
+            let sessions: [(&str, issue10::Session); 2] = [
+                ("topics and users", issue10::groups_session),
+                ("3 connections per user", issue10::users3_session),
+            ];
+            for (what, run) in sessions {
+                session += 1;
+                let label = format!("round {} n={} wson {what}", round + 1, plan.main_n);
+                eprintln!(
+                    "wsbench: {label} ({:.0} s elapsed)",
+                    started.elapsed().as_secs_f64()
+                );
+                if let Err(e) = run(&plan, &paths, session, round, &mut records) {
+                    eprintln!("wsbench: {label}: {e}");
+                    errors.push(format!("{label}: {e}"));
+                }
+            }
+        }
         for &kind in &plan.kinds {
+            if plan.issue10_only && kind != Kind::Wson {
+                continue;
+            }
             session += 1;
             let label = format!("round {} echo {}", round + 1, kind.name());
             eprintln!(
@@ -522,6 +561,9 @@ fn echo_session(
         &result,
         cpu,
     ));
+    if kind == Kind::Wson && plan.issue10 {
+        issue10::forward_phase(&mut server, &mut generator, plan, round, records)?;
+    }
     server.stop();
     Ok(())
 }
@@ -537,6 +579,7 @@ fn drive(args: &[String]) -> Result<(), String> {
     let mut window = 1u32;
     let mut size = 100usize;
     let mut core = None;
+    let (mut topics, mut per_user) = (0usize, 0usize);
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -555,6 +598,8 @@ fn drive(args: &[String]) -> Result<(), String> {
             "--window" => window = number(value(args, &mut i)?)?,
             "--size" => size = number(value(args, &mut i)?)?,
             "--gen-core" => core = Some(number(value(args, &mut i)?)?),
+            "--topics" => topics = number(value(args, &mut i)?)?,
+            "--users-of" => per_user = number(value(args, &mut i)?)?,
             other => return Err(format!("unknown argument {other}\n{}", usage())),
         }
         i += 1;
@@ -567,6 +612,7 @@ fn drive(args: &[String]) -> Result<(), String> {
     }
     let mut generator =
         Generator::new(proto, ws, control, std::process::id()).map_err(|e| e.to_string())?;
+    generator.set_clients_per_user(per_user);
     let connect = generator.connect(clients, 64, Duration::from_secs(600));
     if connect.opened < clients {
         return Err(format!(
@@ -578,7 +624,18 @@ fn drive(args: &[String]) -> Result<(), String> {
     // A profiling run is bounded by its message count, not by time: the duration is only a
     // backstop, and a stall of two minutes means the server is stuck.
     let (duration, stall) = (Duration::from_secs(3600), Duration::from_secs(120));
-    let result = if direct > 0 {
+    let groups = topics > 0 || per_user > 0;
+    let result = if groups && broadcasts > 0 {
+        issue10::drive_groups(
+            &mut generator,
+            topics,
+            per_user,
+            broadcasts,
+            window,
+            size,
+            (duration, stall),
+        )?
+    } else if direct > 0 {
         generator.direct(size, window, direct, duration, stall)
     } else if broadcasts > 0 {
         generator.fanout(size, window, broadcasts, duration, stall)

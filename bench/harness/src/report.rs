@@ -147,7 +147,7 @@ pub fn summarize(records: &[Record]) -> Vec<Summary> {
     out
 }
 
-fn find<'a>(summary: &'a [Summary], workload: &str, server: Kind) -> Option<&'a Summary> {
+pub fn find<'a>(summary: &'a [Summary], workload: &str, server: Kind) -> Option<&'a Summary> {
     summary
         .iter()
         .find(|s| s.workload == workload && s.server == server)
@@ -162,7 +162,7 @@ pub struct Target {
     pub detail: String,
 }
 
-fn ratio_target(
+pub fn ratio_target(
     name: String,
     ours: f64,
     theirs: f64,
@@ -325,6 +325,7 @@ pub fn targets(summary: &[Summary], plan: &Plan) -> Vec<Target> {
         met: Some(bad == 0.0),
         detail: format!("{bad} anomalies"),
     });
+    out.extend(crate::issue10::targets(summary, plan));
     out
 }
 
@@ -349,13 +350,13 @@ pub fn fmt(value: f64) -> String {
 }
 
 #[derive(Clone)]
-struct Column {
+pub struct Column {
     header: &'static str,
     metric: &'static str,
     scale: f64,
 }
 
-const fn col(header: &'static str, metric: &'static str, scale: f64) -> Column {
+pub const fn col(header: &'static str, metric: &'static str, scale: f64) -> Column {
     Column {
         header,
         metric,
@@ -370,6 +371,7 @@ fn columns(kind: &str) -> (&'static str, Vec<Column>) {
         col("max ms", "max_us", 1e-3),
     ];
     match kind {
+        _ if crate::issue10::owns(kind) => crate::issue10::columns(kind),
         "connect" => (
             "Connect storm: handshakes (cookie auth) until N are open; server CPU per handshake; \
              latency per client from its TCP connect to the 101; the kernel's ListenOverflows \
@@ -482,7 +484,11 @@ pub fn table(
                 let _ = write!(header, " {:>13}", c.header);
             }
             if has_cpu {
-                let _ = write!(header, " {:>9}", "cpu/wson");
+                let ratio = match crate::issue10::owns(kind) {
+                    true => crate::issue10::RATIO_HEADER,
+                    false => "cpu/wson",
+                };
+                let _ = write!(header, " {ratio:>9}");
             }
             if has_anomalies {
                 header.push_str("  lost/dup/reord");
@@ -500,7 +506,14 @@ pub fn table(
             let _ = write!(line, " {:>13}", fmt(s.get(c.metric) * c.scale));
         }
         if has_cpu {
-            let wson = find(summary, &s.workload, Kind::Wson).map_or(f64::NAN, |w| w.get("cpu_us"));
+            // The issue-10 rows divide by the phase they compare with, not by wson.
+            let base = match crate::issue10::owns(kind) {
+                true => crate::issue10::compared_with(&s.workload),
+                false => Some(s.workload.clone()),
+            };
+            let wson = base
+                .and_then(|base| find(summary, &base, Kind::Wson))
+                .map_or(f64::NAN, |w| w.get("cpu_us"));
             let _ = write!(line, " {:>9}", fmt(s.get("cpu_us") / wson));
         }
         if has_anomalies {
@@ -508,14 +521,14 @@ pub fn table(
         }
         let _ = writeln!(out, "{}", line.trim_end());
     }
+    let (issue10, issue4): (Vec<&Target>, Vec<&Target>) = targets
+        .iter()
+        .partition(|t| t.name.starts_with("issue 10:"));
     let _ = writeln!(out, "\nIssue-4 targets (ratios within this run)");
-    for t in targets {
-        let mark = match t.met {
-            Some(true) => "MET   ",
-            Some(false) => "MISSED",
-            None => "n/a   ",
-        };
-        let _ = writeln!(out, "  {mark} {}: {}", t.name, t.detail);
+    write_targets(&mut out, &issue4);
+    if !issue10.is_empty() {
+        let _ = writeln!(out, "\nIssue-10 targets (wson only; ratios within one run)");
+        write_targets(&mut out, &issue10);
     }
     for note in notes {
         let _ = writeln!(out, "note: {note}");
@@ -524,6 +537,17 @@ pub fn table(
         let _ = writeln!(out, "error: {e}");
     }
     out
+}
+
+fn write_targets(out: &mut String, targets: &[&Target]) {
+    for t in targets {
+        let mark = match t.met {
+            Some(true) => "MET   ",
+            Some(false) => "MISSED",
+            None => "n/a   ",
+        };
+        let _ = writeln!(out, "  {mark} {}: {}", t.name, t.detail);
+    }
 }
 
 fn metrics_json(values: &[(&'static str, f64)]) -> Value {

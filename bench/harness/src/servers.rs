@@ -292,6 +292,49 @@ impl Running {
         Some(kib * 1024)
     }
 
+    /// Sets one top-level key of wson's config file to `value` (TOML) and has wson reload
+    /// it (SIGHUP); returns once wson logs the reload.
+    pub fn reload_wson(&mut self, key: &str, value: &str) -> Result<(), String> {
+        const DONE: &str = "configuration reloaded";
+        let Some(dir) = &self.dir else {
+            return Err(format!("{}: no config file to reload", self.kind.name()));
+        };
+        let path = dir.join("wson.toml");
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let prefix = format!("{key} = ");
+        let text: String = text
+            .lines()
+            .map(|line| match line.starts_with(&prefix) {
+                true => format!("{prefix}{value}\n"),
+                false => format!("{line}\n"),
+            })
+            .collect();
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let reloads = |log: &str| log.matches(DONE).count();
+        let before = reloads(&self.log_text());
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .map_err(|e| format!("SIGHUP: {e}"))?;
+        let deadline = Instant::now() + READY_WAIT;
+        while Instant::now() < deadline {
+            let log = self.log_text();
+            if log.contains("reload failed") {
+                return Err(format!("wson did not reload:\n{log}"));
+            }
+            if reloads(&log) > before {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(format!(
+            "wson did not log a reload within {READY_WAIT:?}:\n{}",
+            self.log_text()
+        ))
+    }
+
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
