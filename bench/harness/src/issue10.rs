@@ -87,7 +87,10 @@ pub fn columns(kind: &str) -> (&'static str, Vec<Column>) {
                     col("cpu us/deliv", "cpu_us", 1.0),
                 ],
                 latency.into(),
-                vec![col("messages", "triggers", 1.0)],
+                vec![
+                    col("messages", "triggers", 1.0),
+                    col("deliv/writev", "per_write", 1.0),
+                ],
             ]
             .concat(),
         ),
@@ -99,7 +102,10 @@ pub fn columns(kind: &str) -> (&'static str, Vec<Column>) {
                     col("cpu us/deliv", "cpu_us", 1.0),
                 ],
                 latency.into(),
-                vec![col("messages", "triggers", 1.0)],
+                vec![
+                    col("messages", "triggers", 1.0),
+                    col("deliv/writev", "per_write", 1.0),
+                ],
             ]
             .concat(),
         ),
@@ -147,15 +153,65 @@ fn topic_window(window: u32, topics: usize) -> u32 {
     }
 }
 
-/// Runs `spec` once untimed (warm-up), then measured; returns the result, its CPU per
-/// delivery and the warm-up's anomalies.
+/// The server's CPU time and write calls at the start of a measured phase.
+struct Mark {
+    cpu: CpuMark,
+    writes: Option<u64>,
+}
+
+/// The server's `write`/`writev` calls so far: `syscw` of /proc/PID/io. wson writes to its
+/// clients with `writev`; `send` (std's `write` on a socket, as on control connections) is
+/// not counted.
+fn write_calls(server: &Running) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{}/io", server.pid)).ok()?;
+    io.lines()
+        .find_map(|line| line.strip_prefix("syscw:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+impl Mark {
+    fn read(server: &Running) -> Mark {
+        Mark {
+            cpu: CpuMark::read(server),
+            writes: write_calls(server),
+        }
+    }
+
+    /// The phase's record: CPU per delivery, and deliveries per `writev` (how much each
+    /// write to a client carried: what CPU per delivery mostly depends on).
+    fn record(
+        self,
+        server: &mut Running,
+        workload: String,
+        round: usize,
+        result: &PhaseResult,
+        warm: &PhaseResult,
+    ) -> Result<Record, String> {
+        let cpu = self.cpu.per_op(CpuMark::read(server), result.delivered);
+        let per_write = match (self.writes, write_calls(server)) {
+            (Some(before), Some(after)) if after > before => {
+                result.delivered as f64 / (after - before) as f64
+            }
+            _ => f64::NAN,
+        };
+        check_alive(server)?;
+        Ok(phase_record(workload, Kind::Wson, round, result, cpu)
+            .metric("per_write", per_write)
+            .metric("warmup_anomalies", warm.anomalies.total() as f64))
+    }
+}
+
+/// Runs `spec` once untimed (warm-up), then measured; returns its record.
 fn group_phase(
     generator: &mut Generator,
     server: &mut Running,
     spec: &GroupSpec,
     window: u32,
     plan: &Plan,
-) -> Result<(PhaseResult, (f64, f64), u64), String> {
+    (workload, round): (String, usize),
+) -> Result<Record, String> {
     let groups = spec.names.len();
     let warm_max = u32::try_from(groups.clamp(3, 1000)).unwrap_or(1000);
     let id = generator.new_phase_id();
@@ -172,15 +228,14 @@ fn group_phase(
         _ => (plan.max_direct, plan.phase_time),
     };
     let id = generator.new_phase_id();
-    let before = CpuMark::read(server);
-    let result = generator.run_custom(
-        Box::new(Groups::new(spec, id, SIZE, window, max)),
-        time,
-        plan.stall,
-    );
-    let cpu = before.per_op(CpuMark::read(server), result.delivered);
-    check_alive(server)?;
-    Ok((result, cpu, warm.anomalies.total()))
+    let mut phase = Groups::new(spec, id, SIZE, window, max);
+    if groups > 1 && window > plan.direct_window {
+        // Thousands in flight over many topics: see `Groups::in_bursts`.
+        phase = phase.in_bursts();
+    }
+    let before = Mark::read(server);
+    let result = generator.run_custom(Box::new(phase), time, plan.stall);
+    before.record(server, workload, round, &result, &warm)
 }
 
 /// Subscribes every member of `spec` (`j` per token, or `J` per user), checks each reply
@@ -278,20 +333,10 @@ pub fn groups_session(
         } else {
             (plan.max_broadcasts_wn, plan.phase_time)
         };
-        let before = CpuMark::read(&server);
+        let before = Mark::read(&server);
         let result = generator.fanout(SIZE, window, max, time, plan.stall);
-        let cpu = before.per_op(CpuMark::read(&server), result.delivered);
-        check_alive(&mut server)?;
-        records.push(
-            phase_record(
-                format!("topics n={n} broadcast w={window}"),
-                Kind::Wson,
-                round,
-                &result,
-                cpu,
-            )
-            .metric("warmup_anomalies", warm.anomalies.total() as f64),
-        );
+        let workload = format!("topics n={n} broadcast w={window}");
+        records.push(before.record(&mut server, workload, round, &result, &warm)?);
     }
 
     // Subscriptions go before this session's other records: the table keeps each section
@@ -313,18 +358,15 @@ pub fn groups_session(
         let topics = spec.names.len();
         for &window in &plan.windows {
             let window = topic_window(window, topics);
-            let (result, cpu, warm) =
-                group_phase(&mut generator, &mut server, &spec, window, plan)?;
-            records.push(
-                phase_record(
-                    format!("topics n={n} {topics}x{} w={window}", n / topics),
-                    Kind::Wson,
-                    round,
-                    &result,
-                    cpu,
-                )
-                .metric("warmup_anomalies", warm as f64),
-            );
+            let workload = format!("topics n={n} {topics}x{} w={window}", n / topics);
+            records.push(group_phase(
+                &mut generator,
+                &mut server,
+                &spec,
+                window,
+                plan,
+                (workload, round),
+            )?);
         }
     }
 
@@ -347,27 +389,20 @@ fn users_phases(
     let window = plan.direct_window;
     let direct_name = format!("users n={n} {per_user}/user d w={window}");
     let warm = generator.direct(SIZE, window, 1000, Duration::from_secs(10), plan.stall);
-    let before = CpuMark::read(server);
+    let before = Mark::read(server);
     let result = generator.direct(SIZE, window, plan.max_direct, plan.phase_time, plan.stall);
-    let cpu = before.per_op(CpuMark::read(server), result.delivered);
-    check_alive(server)?;
-    records.push(
-        phase_record(direct_name, Kind::Wson, round, &result, cpu)
-            .metric("warmup_anomalies", warm.anomalies.total() as f64),
-    );
+    records.push(before.record(server, direct_name, round, &result, &warm)?);
 
     let spec = GroupSpec::users(n, per_user);
-    let (result, cpu, warm) = group_phase(generator, server, &spec, window, plan)?;
-    records.push(
-        phase_record(
-            format!("users n={n} {per_user}/user u w={window}"),
-            Kind::Wson,
-            round,
-            &result,
-            cpu,
-        )
-        .metric("warmup_anomalies", warm as f64),
-    );
+    let workload = format!("users n={n} {per_user}/user u w={window}");
+    records.push(group_phase(
+        generator,
+        server,
+        &spec,
+        window,
+        plan,
+        (workload, round),
+    )?);
     Ok(())
 }
 
@@ -411,20 +446,10 @@ pub fn forward_phase(
         generator.run_custom(Box::new(workload), time, plan.stall)
     };
     let warm = run(generator, Duration::from_millis(200));
-    let before = CpuMark::read(server);
+    let before = Mark::read(server);
     let result = run(generator, plan.phase_time);
-    let cpu = before.per_op(CpuMark::read(server), result.delivered);
-    check_alive(server)?;
-    records.push(
-        phase_record(
-            format!("forward n={n} size={SIZE}"),
-            Kind::Wson,
-            round,
-            &result,
-            cpu,
-        )
-        .metric("warmup_anomalies", warm.anomalies.total() as f64),
-    );
+    let workload = format!("forward n={n} size={SIZE}");
+    records.push(before.record(server, workload, round, &result, &warm)?);
     Ok(())
 }
 
