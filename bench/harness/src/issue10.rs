@@ -576,6 +576,10 @@ pub fn drive_groups(
         GroupSpec::users(clients, per_user)
     };
     let id = generator.new_phase_id();
-    let workload = Groups::new(&spec, id, size, window, count);
-    Ok(generator.run_custom(Box::new(workload), limits.0, limits.1))
+    let mut phase = Groups::new(&spec, id, size, window, count);
+    if topics > 1 && window > 32 {
+        // As the benchmark's 100-topic phase: see `Groups::in_bursts`.
+        phase = phase.in_bursts();
+    }
+    Ok(generator.run_custom(Box::new(phase), limits.0, limits.1))
 }
