@@ -33,7 +33,7 @@ use crate::server::commands::Backend;
 use crate::server::control_conn::{ControlConn, ControlCtx, ControlDrive, ControlGone};
 use crate::server::hub::{ControlSink, Hub, Offer, Step};
 use crate::server::listener::{BindError, ListenBacklog, Listener, SocketFile};
-use crate::server::outbound::BroadcastBatch;
+use crate::server::outbound::FrameBatch;
 use crate::server::settings::Settings;
 use crate::server::slab::{Key, Slab};
 use crate::server::stats::Stats;
@@ -225,7 +225,7 @@ pub struct Server {
     settings: Settings,
     stats: Stats,
     scratch: Vec<u8>,
-    broadcast_batch: BroadcastBatch,
+    batch: FrameBatch,
     started: Instant,
     next_tick: Instant,
     state: RunState,
@@ -291,7 +291,7 @@ impl Server {
             settings,
             stats: Stats::default(),
             scratch: vec![0; SCRATCH_SIZE],
-            broadcast_batch: BroadcastBatch::default(),
+            batch: FrameBatch::default(),
             started: now,
             next_tick: now + TICK,
             state: RunState::Running,
@@ -467,7 +467,7 @@ impl Server {
         let mut backend = Backend {
             me: key,
             hub: &mut self.hub,
-            batch: &mut self.broadcast_batch,
+            batch: &mut self.batch,
             settings: &self.settings,
             stats: &mut self.stats,
             started: self.started,

@@ -174,32 +174,68 @@ pub fn shared_frame(fin: bool, opcode: crate::ws::frame::OpCode, payload: &[u8])
     header.iter().chain(payload.iter()).copied().collect()
 }
 
-/// Broadcasts that arrive together, encoded back to back into one buffer and queued to
-/// every client as one shared chunk.
+/// Who a batch of frames is for: every client, or a topic's subscribers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchFor<'a> {
+    Everyone,
+    Topic(&'a str),
+}
+
+/// Messages for the same audience that arrive together (broadcasts, or publications to one
+/// topic, one after the other), encoded back to back into one buffer and queued to each
+/// recipient as one shared chunk.
 ///
 /// A backend pipelining 32 broadcasts would otherwise cost each of 10,000 clients 32
 /// queue entries, 32 iovecs and a few ring reallocations per flush; as one chunk it costs
 /// one of each, and the bytes on the wire are the same. The buffer is reused, and a
 /// message too large to share it is left to `shared_frame`.
 #[derive(Default)]
-pub struct BroadcastBatch {
+pub struct FrameBatch {
     bytes: Vec<u8>,
     messages: usize,
+    /// The topic of the batched frames, when `for_topic` (kept allocated between batches).
+    topic: String,
+    for_topic: bool,
 }
 
-impl BroadcastBatch {
+impl FrameBatch {
     /// The most one batch holds: large enough to carry a burst of small messages in one
     /// chunk, small enough that the copy into it stays cheap next to the fan-out.
     pub const MAX_BYTES: usize = 64 * 1024;
 
-    /// True when a frame carrying `payload_len` bytes fits beside what is batched.
-    pub fn has_room_for(&self, payload_len: usize) -> bool {
-        self.bytes.len().saturating_add(frame_len(payload_len)) <= Self::MAX_BYTES
+    /// True when a frame carrying `payload_len` bytes for `audience` can join the batch:
+    /// the batch is empty or for the same audience, and there is room.
+    pub fn accepts(&self, audience: BatchFor<'_>, payload_len: usize) -> bool {
+        let same = self.messages == 0 || self.audience() == audience;
+        same && self.bytes.len().saturating_add(frame_len(payload_len)) <= Self::MAX_BYTES
     }
 
-    /// Appends one unmasked, final data frame. The caller checks `has_room_for` first;
-    /// a frame that does not fit is still appended, so nothing is ever lost.
-    pub fn push(&mut self, opcode: crate::ws::frame::OpCode, payload: &[u8]) {
+    fn audience(&self) -> BatchFor<'_> {
+        if self.for_topic {
+            BatchFor::Topic(&self.topic)
+        } else {
+            BatchFor::Everyone
+        }
+    }
+
+    /// Appends one unmasked, final data frame for `audience`. The caller checks `accepts`
+    /// first: the audience of a batch is the one of its first frame.
+    pub fn push(
+        &mut self,
+        audience: BatchFor<'_>,
+        opcode: crate::ws::frame::OpCode,
+        payload: &[u8],
+    ) {
+        if self.messages == 0 {
+            self.topic.clear();
+            self.for_topic = match audience {
+                BatchFor::Everyone => false,
+                BatchFor::Topic(topic) => {
+                    self.topic.push_str(topic);
+                    true
+                }
+            };
+        }
         let header = crate::ws::frame::encode_header(&crate::ws::frame::FrameHeader {
             fin: true,
             opcode,
@@ -211,17 +247,23 @@ impl BroadcastBatch {
         self.messages += 1;
     }
 
-    /// The batched frames as one shared chunk and how many messages it carries, or `None`
-    /// when nothing is batched. The batch is empty afterwards and keeps its buffer.
-    pub fn take(&mut self) -> Option<(Rc<[u8]>, usize)> {
+    /// The batched frames as one shared chunk, how many messages it carries and for whom,
+    /// handed to `send`; nothing when nothing is batched. The batch is empty afterwards and
+    /// keeps its buffers.
+    pub fn send(&mut self, send: impl FnOnce(BatchFor<'_>, &Rc<[u8]>, usize)) {
         if self.messages == 0 {
-            return None;
+            return;
         }
         let chunk = Rc::from(self.bytes.as_slice());
         let messages = self.messages;
         self.bytes.clear();
         self.messages = 0;
-        Some((chunk, messages))
+        let audience = if self.for_topic {
+            BatchFor::Topic(&self.topic)
+        } else {
+            BatchFor::Everyone
+        };
+        send(audience, &chunk, messages);
     }
 }
 
@@ -313,19 +355,48 @@ mod tests {
         );
         assert_eq!(queue.pending_bytes(), 6);
     }
+    /// What a batch sends: audience, bytes, messages.
+    fn sent(batch: &mut FrameBatch) -> Option<(String, Vec<u8>, usize)> {
+        let mut sent = None;
+        batch.send(|audience, chunk, messages| {
+            let audience = match audience {
+                BatchFor::Everyone => "*".to_owned(),
+                BatchFor::Topic(topic) => topic.to_owned(),
+            };
+            sent = Some((audience, chunk.to_vec(), messages));
+        });
+        sent
+    }
+
     #[test]
     fn a_batch_is_the_frames_back_to_back() {
         use crate::ws::frame::OpCode;
-        let mut batch = BroadcastBatch::default();
-        assert!(batch.take().is_none());
-        batch.push(OpCode::Text, b"hi");
-        batch.push(OpCode::Binary, &[7u8; 126]);
-        let (chunk, messages) = batch.take().unwrap();
-        assert_eq!(messages, 2);
+        let mut batch = FrameBatch::default();
+        assert!(sent(&mut batch).is_none());
+        batch.push(BatchFor::Everyone, OpCode::Text, b"hi");
+        batch.push(BatchFor::Everyone, OpCode::Binary, &[7u8; 126]);
+        let (audience, chunk, messages) = sent(&mut batch).unwrap();
+        assert_eq!((audience.as_str(), messages), ("*", 2));
         let mut expected = shared_frame(true, OpCode::Text, b"hi").to_vec();
         expected.extend_from_slice(&shared_frame(true, OpCode::Binary, &[7u8; 126]));
         assert_eq!(&chunk[..], &expected[..]);
-        assert!(batch.take().is_none(), "take empties the batch");
+        assert!(sent(&mut batch).is_none(), "sending empties the batch");
+    }
+
+    #[test]
+    fn a_batch_holds_one_audience() {
+        use crate::ws::frame::OpCode;
+        let mut batch = FrameBatch::default();
+        assert!(batch.accepts(BatchFor::Topic("a"), 1));
+        batch.push(BatchFor::Topic("a"), OpCode::Text, b"1");
+        assert!(batch.accepts(BatchFor::Topic("a"), 1));
+        assert!(!batch.accepts(BatchFor::Topic("b"), 1));
+        assert!(!batch.accepts(BatchFor::Everyone, 1));
+        let (audience, _, messages) = sent(&mut batch).unwrap();
+        assert_eq!((audience.as_str(), messages), ("a", 1));
+        assert!(batch.accepts(BatchFor::Everyone, 1));
+        batch.push(BatchFor::Everyone, OpCode::Text, b"2");
+        assert!(!batch.accepts(BatchFor::Topic("a"), 1));
     }
 
     #[test]
@@ -343,17 +414,17 @@ mod tests {
     #[test]
     fn room_is_counted_in_encoded_bytes() {
         use crate::ws::frame::OpCode;
-        let mut batch = BroadcastBatch::default();
+        let mut batch = FrameBatch::default();
         let payload = vec![b'x'; 1000];
         let mut pushed = 0;
-        while batch.has_room_for(payload.len()) {
-            batch.push(OpCode::Text, &payload);
+        while batch.accepts(BatchFor::Everyone, payload.len()) {
+            batch.push(BatchFor::Everyone, OpCode::Text, &payload);
             pushed += 1;
         }
         // 1,000-byte payloads take a 4-byte header: 65,536 / 1,004 = 65 whole frames.
         assert_eq!(pushed, 65);
-        let (chunk, messages) = batch.take().unwrap();
+        let (_, chunk, messages) = sent(&mut batch).unwrap();
         assert_eq!((chunk.len(), messages), (65 * 1004, 65));
-        assert!(chunk.len() <= BroadcastBatch::MAX_BYTES);
+        assert!(chunk.len() <= FrameBatch::MAX_BYTES);
     }
 }

@@ -5,6 +5,7 @@
 //! command's effect on clients goes through the hub, the one path to them. The HTTP API of
 //! a later issue executes the same commands.
 
+use std::rc::Rc;
 use std::time::Instant;
 
 use crate::config::AuthMode;
@@ -12,7 +13,7 @@ use crate::control::authorizer::Decision;
 use crate::control::codec::ControlError;
 use crate::control::command::{Command, Reply, Target};
 use crate::server::hub::{Fragment, FragmentResult, Hub, Message};
-use crate::server::outbound::{BroadcastBatch, shared_frame};
+use crate::server::outbound::{BatchFor, FrameBatch, shared_frame};
 use crate::server::settings::Settings;
 use crate::server::slab::Key;
 use crate::server::stats::Stats;
@@ -48,9 +49,10 @@ pub struct Backend<'a> {
     /// The connection the commands come from (it owns the locks it takes).
     pub me: Key,
     pub hub: &'a mut Hub,
-    /// Broadcasts decoded from one read, queued to the clients together; always empty
-    /// between turns, so every control connection can use the same one.
-    pub batch: &'a mut BroadcastBatch,
+    /// Broadcasts, or publications to one topic, decoded one after the other, queued to
+    /// their recipients together; always empty between turns, so every control
+    /// connection can use the same one.
+    pub batch: &'a mut FrameBatch,
     pub settings: &'a Settings,
     pub stats: &'a mut Stats,
     pub started: Instant,
@@ -61,9 +63,10 @@ pub struct Backend<'a> {
 impl Commands for Backend<'_> {
     fn execute(&mut self, command: Command<'_>) -> Result<Outcome, ControlError> {
         self.stats.control_frames += 1;
-        // Anything but another broadcast may queue to a client or report counters: the
-        // broadcasts before it go out first, in order.
-        if !matches!(command, Command::Broadcast { .. }) {
+        // Anything but a broadcast or a publication may queue to a client or report
+        // counters: what is batched goes out first, in order. (A broadcast or publication
+        // for another audience sends the batch itself.)
+        if !matches!(command, Command::Broadcast { .. } | Command::Publish { .. }) {
             self.send_batch();
         }
         execute(command, self)
@@ -75,24 +78,61 @@ impl Commands for Backend<'_> {
 }
 
 impl Backend<'_> {
-    /// Adds a broadcast to the batch, sending the batch first when it is full. A message
-    /// too large for an empty batch goes out on its own, without the extra copy.
-    fn queue_broadcast(&mut self, binary: bool, message: &[u8]) {
-        if !self.batch.has_room_for(message.len()) {
+    /// Adds a message for `audience` to the batch, sending the batch first when it is
+    /// full or for another audience. A message too large for an empty batch goes out on
+    /// its own, without the extra copy.
+    fn queue_batched(&mut self, audience: BatchFor<'_>, binary: bool, message: &[u8]) {
+        if !self.batch.accepts(audience, message.len()) {
             self.send_batch();
-            if !self.batch.has_room_for(message.len()) {
+            if !self.batch.accepts(audience, message.len()) {
                 let frame = shared_frame(true, data_opcode(binary), message);
-                self.hub.broadcast(&frame, 1, self.settings, self.stats);
+                self.send(audience, &frame, 1);
                 return;
             }
         }
-        self.batch.push(data_opcode(binary), message);
+        self.batch.push(audience, data_opcode(binary), message);
     }
 
     fn send_batch(&mut self) {
-        if let Some((chunk, messages)) = self.batch.take() {
-            self.hub
-                .broadcast(&chunk, messages, self.settings, self.stats);
+        let Backend {
+            batch,
+            hub,
+            settings,
+            stats,
+            ..
+        } = self;
+        batch.send(|audience, chunk, messages| {
+            send_to(hub, audience, chunk, messages, settings, stats);
+        });
+    }
+
+    fn send(&mut self, audience: BatchFor<'_>, frames: &Rc<[u8]>, messages: usize) {
+        send_to(
+            self.hub,
+            audience,
+            frames,
+            messages,
+            self.settings,
+            self.stats,
+        );
+    }
+}
+
+/// Queues `messages` whole frames, shared as one chunk, to their audience.
+fn send_to(
+    hub: &mut Hub,
+    audience: BatchFor<'_>,
+    frames: &Rc<[u8]>,
+    messages: usize,
+    settings: &Settings,
+    stats: &mut Stats,
+) {
+    match audience {
+        BatchFor::Everyone => {
+            hub.broadcast(frames, messages, settings, stats);
+        }
+        BatchFor::Topic(topic) => {
+            hub.publish(topic, frames, messages, settings, stats);
         }
     }
 }
@@ -102,7 +142,7 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
     let command_byte = command.command_byte();
     Ok(match command {
         Command::Broadcast { binary, message } => {
-            ctx.queue_broadcast(binary, message);
+            ctx.queue_batched(BatchFor::Everyone, binary, message);
             Outcome::Done
         }
         Command::Direct {
@@ -229,12 +269,7 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
             message,
         } => {
             command.check_topic_len(ctx.settings.topics.max_name_length)?;
-            let message = Message {
-                binary,
-                payload: message,
-            };
-            ctx.hub
-                .publish(topic.as_str(), message, ctx.settings, ctx.stats);
+            ctx.queue_batched(BatchFor::Topic(topic.as_str()), binary, message);
             Outcome::Done
         }
         Command::Subscribers { topic, page } => {

@@ -61,6 +61,16 @@ enum Audience<'a> {
     Topic(TopicId),
 }
 
+/// What a delivery queues: one message, encoded once it is known to have a recipient, or
+/// frames already encoded together (a batch).
+enum Outgoing<'a> {
+    Message(Message<'a>),
+    Frames {
+        frames: &'a Rc<[u8]>,
+        messages: usize,
+    },
+}
+
 /// A data message for one or more clients, before it is encoded.
 #[derive(Debug, Clone, Copy)]
 pub struct Message<'a> {
@@ -87,20 +97,23 @@ pub(super) struct Recipients<'a> {
 }
 
 impl Recipients<'_> {
-    /// Queues `message` to each of `keys` (each once: `keys` has no repeats), encoded once
-    /// and shared, and only when there is someone to send it to. Returns the number of
+    /// Queues `outgoing` to each of `keys` (each once: `keys` has no repeats), encoded
+    /// once and shared, and only when there is someone to send it to. Returns the number of
     /// recipients and the clients to drop as slow consumers.
     fn deliver(
         &mut self,
         keys: &[Key],
-        message: Message<'_>,
+        outgoing: Outgoing<'_>,
         settings: &Settings,
         stats: &mut Stats,
     ) -> (usize, Vec<(Key, usize)>) {
         if keys.is_empty() {
             return (0, Vec::new());
         }
-        let frame = &message.frame();
+        let (frame, messages) = match outgoing {
+            Outgoing::Message(message) => (&message.frame(), 1),
+            Outgoing::Frames { frames, messages } => (frames, messages),
+        };
         let mut recipients = 0;
         let mut overflowed = Vec::new();
         for &key in keys {
@@ -113,7 +126,7 @@ impl Recipients<'_> {
                 Offered::Overflow { queued } => overflowed.push((key, queued)),
             }
         }
-        stats.messages_out += recipients as u64;
+        stats.messages_out += (recipients as u64).saturating_mul(messages as u64);
         (recipients, overflowed)
     }
 }
@@ -156,7 +169,12 @@ impl Hub {
         settings: &Settings,
         stats: &mut Stats,
     ) -> usize {
-        self.deliver_to(Audience::Token(token), message, settings, stats)
+        self.deliver_to(
+            Audience::Token(token),
+            Outgoing::Message(message),
+            settings,
+            stats,
+        )
     }
 
     /// Queues a message to every open connection of `user`; returns how many.
@@ -167,19 +185,29 @@ impl Hub {
         settings: &Settings,
         stats: &mut Stats,
     ) -> usize {
-        self.deliver_to(Audience::User(user), message, settings, stats)
+        self.deliver_to(
+            Audience::User(user),
+            Outgoing::Message(message),
+            settings,
+            stats,
+        )
     }
 
-    /// Queues a message to every connection subscribed to `topic`; returns how many.
+    /// Queues one shared chunk, `messages` whole frames, to every connection subscribed to
+    /// `topic`; returns how many.
     pub fn publish(
         &mut self,
         topic: &str,
-        message: Message<'_>,
+        frames: &Rc<[u8]>,
+        messages: usize,
         settings: &Settings,
         stats: &mut Stats,
     ) -> usize {
         match self.topics.get(topic) {
-            Some(id) => self.deliver_to(Audience::Topic(id), message, settings, stats),
+            Some(id) => {
+                let outgoing = Outgoing::Frames { frames, messages };
+                self.deliver_to(Audience::Topic(id), outgoing, settings, stats)
+            }
             None => 0,
         }
     }
@@ -189,7 +217,7 @@ impl Hub {
     fn deliver_to(
         &mut self,
         audience: Audience<'_>,
-        message: Message<'_>,
+        outgoing: Outgoing<'_>,
         settings: &Settings,
         stats: &mut Stats,
     ) -> usize {
@@ -212,7 +240,7 @@ impl Hub {
             locks,
             to_flush,
         };
-        let (count, overflowed) = recipients.deliver(keys, message, settings, stats);
+        let (count, overflowed) = recipients.deliver(keys, outgoing, settings, stats);
         self.drop_slow_consumers(overflowed, stats);
         count
     }
