@@ -467,10 +467,6 @@ impl Hub {
     /// many messages arrived.
     pub fn flush(&mut self, stats: &mut Stats) {
         let mut list = std::mem::take(&mut self.to_flush);
-        // In slot order: clients queued by topics come in any order, and walking the slab
-        // (and the kernel's sockets) in order is measurably cheaper than jumping about. A
-        // broadcast's list is in order already, which the sort finds in one pass.
-        list.sort_unstable();
         for &key in &list {
             let Some(client) = self.clients.get_mut(key) else {
                 continue;
