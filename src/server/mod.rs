@@ -153,19 +153,19 @@ impl Bound {
     pub fn bind(config: &Config) -> Result<Bound, StartError> {
         let groups = listener::socket_groups(config).map_err(StartError::Config)?;
         for (key, why) in &groups.ignored {
-            log::warn!("{key} ignored: {why}, no socket file to apply it to");
+            log::warn!(key = *key, reason:% = why; "config key ignored: no socket file to apply it to");
         }
         let backlog = ListenBacklog::new(config.listen_backlog, ListenBacklog::read_somaxconn());
         if let Some(configured) = config.listen_backlog
             && backlog.applied() != configured
         {
             log::warn!(
-                "listen_backlog adjusted by the kernel's cap listen_backlog={configured} \
-                 applied={} somaxconn={}",
-                backlog.applied(),
-                backlog
+                listen_backlog = configured,
+                applied = backlog.applied(),
+                somaxconn = backlog
                     .somaxconn()
-                    .map_or_else(|| "?".to_owned(), |cap| cap.to_string())
+                    .map_or_else(|| "?".to_owned(), |cap| cap.to_string());
+                "listen_backlog adjusted by the kernel's cap"
             );
         }
         let ws_file = SocketFile {
