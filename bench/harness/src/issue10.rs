@@ -69,6 +69,19 @@ pub fn columns(kind: &str) -> (&'static str, Vec<Column>) {
         col("p99 ms", "p99_us", 1e-3),
         col("max ms", "max_us", 1e-3),
     ];
+    // Topics and users show the same figures.
+    let deliveries = [
+        vec![
+            col("deliveries/s", "rate", 1.0),
+            col("cpu us/deliv", "cpu_us", 1.0),
+        ],
+        latency.clone().into(),
+        vec![
+            col("messages", "triggers", 1.0),
+            col("deliv/writev", "per_write", 1.0),
+        ],
+    ]
+    .concat();
     match kind {
         "subscribe" => (
             "Subscribe (wson): `j` per token or `J` per user, all sent at once; then `H` per topic checks the counts",
@@ -81,33 +94,11 @@ pub fn columns(kind: &str) -> (&'static str, Vec<Column>) {
         ),
         "topics" => (
             "Topics (wson): `x` to random topics (T topics x members), W in flight; latency trigger -> last subscriber; cpu/cmp: over `b` at the same W, same session",
-            [
-                vec![
-                    col("deliveries/s", "rate", 1.0),
-                    col("cpu us/deliv", "cpu_us", 1.0),
-                ],
-                latency.into(),
-                vec![
-                    col("messages", "triggers", 1.0),
-                    col("deliv/writev", "per_write", 1.0),
-                ],
-            ]
-            .concat(),
+            deliveries,
         ),
         "users" => (
             "Users (wson): `u` to random users (1 or 3 connections each), W in flight; latency trigger -> last connection; cpu/cmp: over `d` in the same session",
-            [
-                vec![
-                    col("deliveries/s", "rate", 1.0),
-                    col("cpu us/deliv", "cpu_us", 1.0),
-                ],
-                latency.into(),
-                vec![
-                    col("messages", "triggers", 1.0),
-                    col("deliv/writev", "per_write", 1.0),
-                ],
-            ]
-            .concat(),
+            deliveries,
         ),
         _ => (
             "Forward (wson): each client keeps one 100-byte message in flight to a listener (`e`); cpu/cmp: over echo, same session and clients",
