@@ -319,11 +319,7 @@ pub fn groups_session(
     // What the topics compare with: plain broadcasts, same clients, size and windows.
     let warm = generator.fanout(SIZE, 1, 3, Duration::from_secs(10), plan.stall);
     for &window in &plan.windows {
-        let (max, time) = if window == 1 {
-            (plan.max_broadcasts_w1, plan.latency_phase_time)
-        } else {
-            (plan.max_broadcasts_wn, plan.phase_time)
-        };
+        let (max, time) = plan.fanout_limits(window);
         let before = Mark::read(&server);
         let result = generator.fanout(SIZE, window, max, time, plan.stall);
         let workload = format!("topics n={n} broadcast w={window}");

@@ -98,6 +98,15 @@ impl Plan {
         }
     }
 
+    /// How many broadcasts a fan-out phase at `window` may send, and for how long.
+    pub fn fanout_limits(&self, window: u32) -> (u32, Duration) {
+        if window == 1 {
+            (self.max_broadcasts_w1, self.latency_phase_time)
+        } else {
+            (self.max_broadcasts_wn, self.phase_time)
+        }
+    }
+
     pub fn max_n(&self) -> usize {
         self.fanout_ns.iter().copied().max().unwrap_or(0)
     }
@@ -471,11 +480,7 @@ fn fanout_session(
         let warm = generator.fanout(size, 1, 3, Duration::from_secs(10), plan.stall);
         warmup_anomalies += warm.anomalies.total();
         for &window in &plan.windows {
-            let (max, time) = if window == 1 {
-                (plan.max_broadcasts_w1, plan.latency_phase_time)
-            } else {
-                (plan.max_broadcasts_wn, plan.phase_time)
-            };
+            let (max, time) = plan.fanout_limits(window);
             let before = CpuMark::read(&server);
             let result = generator.fanout(size, window, max, time, plan.stall);
             let cpu = before.per_op(CpuMark::read(&server), result.delivered);
