@@ -13,6 +13,8 @@ pub mod control;
 pub mod daemon;
 pub mod decoded;
 pub mod logging;
+pub mod router;
 pub mod server;
 pub mod token;
+pub mod wamp;
 pub mod ws;
