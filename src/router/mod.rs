@@ -74,13 +74,13 @@ pub enum Action {
     Control { to: Key, message: Message },
     /// Close the client's WebSocket once what is queued is written (after ABORT, GOODBYE, kill).
     Close { to: Key, code: u16, reason: String },
-    /// A publication in the backend realm, for the plain side: the hub queues `payload` to the
-    /// plain connections subscribed to `topic` and tells event listeners, naming
-    /// `publisher_authid`.
+    /// A WAMP publication in the backend realm, for the plain side: the hub queues it (as
+    /// `plain::to_plain` makes it a WebSocket message) to the plain connections subscribed to
+    /// `topic` and tells event listeners, naming `publisher_authid`. Converted only when
+    /// someone on the plain side wants it.
     Plain {
         topic: String,
-        binary: bool,
-        payload: Vec<u8>,
+        payload: Payload,
         publisher_authid: String,
     },
 }
