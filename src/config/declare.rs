@@ -67,6 +67,18 @@ impl<T> FromDefault<T> for T {
     }
 }
 
+impl FromDefault<&'static [&'static str]> for Vec<String> {
+    fn from_default(default: &'static [&'static str], _folder: &Path) -> Vec<String> {
+        default.iter().map(|item| (*item).to_owned()).collect()
+    }
+}
+
+impl FromDefault<&'static str> for String {
+    fn from_default(default: &'static str, _folder: &Path) -> String {
+        default.to_owned()
+    }
+}
+
 impl FromDefault<&'static str> for PathBuf {
     fn from_default(default: &'static str, folder: &Path) -> PathBuf {
         folder.join(default)
@@ -531,7 +543,7 @@ mod tests {
                 error("Topics", "unknown table (did you mean topics?)"),
                 error(
                     "foo",
-                    "unknown table (known: users, topics, events, authorizer)"
+                    "unknown table (known: users, topics, events, authorizer, wamp)"
                 ),
             ]
         );

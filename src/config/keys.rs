@@ -150,6 +150,37 @@ config_keys! {
         /// Most upgrades waiting for an answer at once.
         max_pending: usize = values::size(1), default(MAX_PENDING = 1000), reload;
     }
+
+    /// The WAMP v2 router: its realms and the bounds of its sessions.
+    [wamp] Wamp {
+        /// Realms WAMP clients may join; the first is the backend realm. Empty: WAMP off.
+        realms: Vec<String> = values::realms, default(REALMS: &[&str] = &["realm1"]), reload;
+        /// The authrole of a session authenticated by the wson cookies.
+        authrole: String = values::string, default(AUTHROLE: &str = "user"), reload;
+        /// URIs by the strict rule (lower-case letters, digits and `_`) instead of the loose.
+        strict_uris: bool = values::boolean, default(STRICT_URIS = false), reload;
+        /// Most WAMP sessions at once (the backend's included).
+        max_sessions: usize = values::size(1), default(MAX_SESSIONS = 10_000), reload;
+        /// Most subscriptions one session holds.
+        max_subscriptions_per_session: usize = values::size(1),
+            default(MAX_SUBSCRIPTIONS_PER_SESSION = 1000), reload;
+        /// Most registrations one session holds.
+        max_registrations_per_session: usize = values::size(1),
+            default(MAX_REGISTRATIONS_PER_SESSION = 1000), reload;
+        /// Most calls one session waits on as a caller.
+        max_pending_calls_per_session: usize = values::size(1),
+            default(MAX_PENDING_CALLS_PER_SESSION = 1000), reload;
+        /// Most invocations one callee has unanswered.
+        max_pending_calls_per_callee: usize = values::size(1),
+            default(MAX_PENDING_CALLS_PER_CALLEE = 10_000), reload;
+        /// Deepest nesting of lists and dicts in a message (the message itself is 1).
+        max_depth: usize = values::range(2, 100), default(MAX_DEPTH = 32), reload;
+        /// Most topics with a retained event, per realm.
+        max_retained: usize = values::size(0), default(MAX_RETAINED = 10_000), reload;
+        /// Seconds a call waits for its result when CALL sets no `timeout`; 0: no limit.
+        call_timeout: Option<Duration> = values::seconds_or_none,
+            default(CALL_TIMEOUT = None), reload;
+    }
 }
 
 impl Config {

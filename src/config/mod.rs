@@ -31,7 +31,7 @@ mod values;
 pub use declare::{ApplyOn, KeySpec, Presence, TableSpec};
 pub use keys::{
     Authorizer, Config, Events, KEYS, MAX_EVENT_FIELDS_LEN, MIN_EVENT_QUEUE, TABLES, Topics, Users,
-    defaults,
+    Wamp, defaults,
 };
 pub use secret::{MAX_SECRET_FILE_LEN, MIN_SECRET_LEN, ResolvedSecret, Secret, resolve_secret};
 pub use values::{
@@ -273,6 +273,17 @@ mod tests {
             ("authorizer.fallback", r#""allow""#),
             ("authorizer.fallback_status", "599"),
             ("authorizer.max_pending", "1"),
+            ("wamp.realms", r#"["com.example", "b"]"#),
+            ("wamp.authrole", r#""anonymous""#),
+            ("wamp.strict_uris", "true"),
+            ("wamp.max_sessions", "1"),
+            ("wamp.max_subscriptions_per_session", "1"),
+            ("wamp.max_registrations_per_session", "1"),
+            ("wamp.max_pending_calls_per_session", "1"),
+            ("wamp.max_pending_calls_per_callee", "1"),
+            ("wamp.max_depth", "2"),
+            ("wamp.max_retained", "0"),
+            ("wamp.call_timeout", "0"),
         ]);
         assert_eq!(
             config,
@@ -327,6 +338,19 @@ mod tests {
                     fallback: AuthorizerFallback::Allow,
                     fallback_status: 599,
                     max_pending: 1,
+                },
+                wamp: Wamp {
+                    realms: vec!["com.example".to_owned(), "b".to_owned()],
+                    authrole: "anonymous".to_owned(),
+                    strict_uris: true,
+                    max_sessions: 1,
+                    max_subscriptions_per_session: 1,
+                    max_registrations_per_session: 1,
+                    max_pending_calls_per_session: 1,
+                    max_pending_calls_per_callee: 1,
+                    max_depth: 2,
+                    max_retained: 0,
+                    call_timeout: None,
                 },
             }
         );
@@ -444,7 +468,7 @@ mod tests {
                 ),
                 (
                     Some("server".to_owned()),
-                    "unknown table (known: users, topics, events, authorizer)".to_owned()
+                    "unknown table (known: users, topics, events, authorizer, wamp)".to_owned()
                 ),
             ]
         );

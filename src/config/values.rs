@@ -299,6 +299,46 @@ pub(super) fn seconds(checker: &mut Checker, key: &str, value: Value) -> Option<
     }
 }
 
+/// Whole seconds up to [`MAX_SECONDS`]; 0 means none.
+pub(super) fn seconds_or_none(
+    checker: &mut Checker,
+    key: &str,
+    value: Value,
+) -> Option<Option<Duration>> {
+    match value {
+        Value::Integer(0) => Some(None),
+        other => seconds(checker, key, other).map(Some),
+    }
+}
+
+pub(super) fn boolean(checker: &mut Checker, key: &str, value: Value) -> Option<bool> {
+    match value {
+        Value::Boolean(flag) => Some(flag),
+        other => checker.wrong_type(key, "true or false", &other),
+    }
+}
+
+/// WAMP realm names: URIs by the loose rule, without the reserved `wamp.` prefix, no repeats.
+pub(super) fn realms(checker: &mut Checker, key: &str, value: Value) -> Option<Vec<String>> {
+    let realms = strings(checker, key, value)?;
+    let mut valid = true;
+    for (index, realm) in realms.iter().enumerate() {
+        let problem = match crate::control::topic::check_uri(realm) {
+            Err(error) => Some(format!("{:?} {error}", realm)),
+            Ok(()) if crate::control::topic::is_reserved(realm) => {
+                Some(format!("{realm:?} starts with the reserved \"wamp.\""))
+            }
+            Ok(()) if realms[..index].contains(realm) => Some(format!("{realm:?} is repeated")),
+            Ok(()) => None,
+        };
+        if let Some(problem) = problem {
+            checker.error(&format!("{key}[{index}]"), problem);
+            valid = false;
+        }
+    }
+    valid.then_some(realms)
+}
+
 /// A count or a size in bytes, at least `min`.
 pub(super) fn size(min: usize) -> impl Fn(&mut Checker, &str, Value) -> Option<usize> {
     move |checker: &mut Checker, key: &str, value: Value| {

@@ -128,7 +128,13 @@ impl Router {
     /// CALL, CANCEL, YIELD, ERROR for an invocation, PUBLISH, SUBSCRIBE, UNSUBSCRIBE); the
     /// backend session in the backend realm is created on first use. Replies come back as
     /// `Action::Control`.
-    pub fn from_backend(&mut self, key: Key, message: Message, now: Instant, out: &mut Vec<Action>) {
+    pub fn from_backend(
+        &mut self,
+        key: Key,
+        message: Message,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
         let _ = (key, message, now, out);
     }
 
