@@ -20,6 +20,43 @@ install_peers() {
     (cd "$bench_dir/peers" && npm ci --no-audit --no-fund --ignore-scripts --omit=optional) >&2
 }
 
+# Crossbar.io, the WAMP peer of issue 11: PyPI's crossbar, every package pinned in
+# peers/crossbar-requirements.txt, in its own venv (peers/.crossbar-venv, not committed).
+# Idempotent: skipped while the venv has crossbar and was made from the same pins.
+crossbar_venv="$bench_dir/peers/.crossbar-venv"
+crossbar_bin="$crossbar_venv/bin/crossbar"
+install_crossbar() {
+    local pins="$bench_dir/peers/crossbar-requirements.txt"
+    local stamp="$crossbar_venv/.pins" python="${PYTHON:-python3}"
+    if [ -x "$crossbar_bin" ] && [ -f "$stamp" ] && cmp -s "$pins" "$stamp"; then
+        return 0
+    fi
+    echo "bench: installing Crossbar.io into $crossbar_venv (pip, about a minute)" >&2
+    rm -rf "$crossbar_venv"
+    "$python" -m venv "$crossbar_venv" >&2
+    "$crossbar_venv/bin/pip" install --quiet --disable-pip-version-check -r "$pins" >&2
+    "$crossbar_bin" version >/dev/null 2>&1 || {
+        echo "bench: crossbar does not run after installing it" >&2
+        return 1
+    }
+    cp "$pins" "$stamp"
+}
+
+# wants_crossbar ARGS...: true unless the arguments leave the WAMP workloads or Crossbar out.
+wants_crossbar() {
+    local previous=""
+    for arg in "$@"; do
+        case "$arg" in
+        --no-wamp | --issue10-only) return 1 ;;
+        esac
+        if [ "$previous" = --servers ] && [[ ",$arg," != *,crossbar,* && ",$arg," != *,xbar,* ]]; then
+            return 1
+        fi
+        previous="$arg"
+    done
+    return 0
+}
+
 # start_server KIND CORE WORKDIR [WRAPPER...]: starts wson|raw|tt pinned to CORE, writes
 # its pid to $server_pid and its addresses to $server_ws and $server_control.
 start_server() {

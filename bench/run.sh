@@ -5,6 +5,8 @@
 #
 #   bench/run.sh            full run (3 rounds, 1,000 / 10,000 / 19,000 clients; ~16 min)
 #   bench/run.sh --quick    smoke run (1 round, 200 / 1,000 clients; ~1 min)
+#   bench/run.sh --wamp-only --n 10000 --rounds 3   the WAMP workloads of issue 11 only,
+#                           wson and Crossbar.io (installed into peers/.crossbar-venv)
 #
 # Any other argument goes to the harness: bench/run.sh --servers wson,raw --rounds 5 ...
 # (bench/target/release/wsbench --help lists them).
@@ -14,11 +16,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 build_all
 install_peers
+if wants_crossbar "$@"; then
+    install_crossbar
+fi
 mkdir -p "$bench_dir/out"
 exec "$bench_target/wsbench" \
     --wson "$root_target/wson" \
     --raw "$bench_target/raw-server" \
     --tt "$bench_target/tt-server" \
     --peers "$bench_dir/peers" \
+    --crossbar "$crossbar_bin" \
     --json "$bench_dir/out/results.jsonl" \
     "$@"

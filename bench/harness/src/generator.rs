@@ -175,7 +175,7 @@ pub struct Outbox {
 /// message a client gets and each frame the control connection gets (but `0p`, which the
 /// generator answers). The generator runs it like its own phases: `trigger` each turn,
 /// done when `done` says so, and what is `outstanding` after a stall is lost.
-pub trait Workload {
+pub trait Workload: std::any::Any {
     /// Queues what the window allows into `out`; returns the triggers sent so far.
     fn trigger(&mut self, sending: bool, now: Instant, out: &mut Outbox) -> u64;
     /// Nothing outstanding and nothing more to send.
@@ -193,7 +193,8 @@ pub struct Generator {
     events: Events,
     proto: Proto,
     ws_addr: SocketAddr,
-    control: TcpStream,
+    /// None for a server without a control port (Crossbar).
+    control: Option<TcpStream>,
     control_in: Vec<u8>,
     control_out: Vec<u8>,
     clients: Vec<Client>,
@@ -206,6 +207,11 @@ pub struct Generator {
     clients_per_user: usize,
     /// Control frames (but `0p`) received outside a custom phase, for `control_request`.
     replies: Vec<(u8, Vec<u8>)>,
+    /// The WebSocket subprotocol clients offer (`wamp.2.json`), and that the server must
+    /// choose, from the next connect on.
+    subprotocol: Option<&'static str>,
+    /// The custom workload of the last phase, for `run_owned`.
+    finished: Option<Box<dyn Workload>>,
 }
 
 fn unix_now() -> u64 {
@@ -263,16 +269,32 @@ impl Generator {
         control_addr: SocketAddr,
         session: u32,
     ) -> io::Result<Generator> {
+        Generator::with_control(proto, ws_addr, Some(control_addr), session)
+    }
+
+    /// As `new`, with the control connection optional (a server that has none).
+    pub fn with_control(
+        proto: Proto,
+        ws_addr: SocketAddr,
+        control_addr: Option<SocketAddr>,
+        session: u32,
+    ) -> io::Result<Generator> {
         let poll = Poll::new()?;
-        let std_control = std::net::TcpStream::connect(control_addr)?;
-        std_control.set_nodelay(true)?;
-        std_control.set_nonblocking(true)?;
-        let mut control = TcpStream::from_std(std_control);
-        poll.registry().register(
-            &mut control,
-            CONTROL,
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
+        let control = match control_addr {
+            Some(addr) => {
+                let std_control = std::net::TcpStream::connect(addr)?;
+                std_control.set_nodelay(true)?;
+                std_control.set_nonblocking(true)?;
+                let mut control = TcpStream::from_std(std_control);
+                poll.registry().register(
+                    &mut control,
+                    CONTROL,
+                    Interest::READABLE | Interest::WRITABLE,
+                )?;
+                Some(control)
+            }
+            None => None,
+        };
         Ok(Generator {
             poll,
             events: Events::with_capacity(4096),
@@ -289,12 +311,20 @@ impl Generator {
             next_phase_id: session.wrapping_mul(1000),
             clients_per_user: 0,
             replies: Vec::new(),
+            subprotocol: None,
+            finished: None,
         })
     }
 
     /// Clients connected from now on get the user `u{index / per_user}` (0: all `bench`).
     pub fn set_clients_per_user(&mut self, per_user: usize) {
         self.clients_per_user = per_user;
+    }
+
+    /// Clients connected from now on offer `protocol` (`Sec-WebSocket-Protocol`), and a
+    /// response that does not choose it refuses the client.
+    pub fn set_subprotocol(&mut self, protocol: &'static str) {
+        self.subprotocol = Some(protocol);
     }
 
     /// The `user` cookie of client `index`.
@@ -308,6 +338,13 @@ impl Generator {
     /// The token of every client, by index.
     pub fn tokens(&self) -> &[[u8; 32]] {
         &self.tokens
+    }
+
+    /// Client `index` completed its handshake and was not closed since.
+    pub fn is_open(&self, index: usize) -> bool {
+        self.clients
+            .get(index)
+            .is_some_and(|c| c.state == State::Open)
     }
 
     pub fn open_clients(&self) -> usize {
@@ -335,10 +372,14 @@ impl Generator {
                 let token = WsonToken::from_array(*token);
                 let cookie =
                     auth::cookie_header(SECRET.as_bytes(), Digest::Md5, user, &token, unix_now());
+                let protocol = self
+                    .subprotocol
+                    .map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n"))
+                    .unwrap_or_default();
                 format!(
                     "GET / HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                      Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\
-                     Origin: http://localhost\r\nCookie: {cookie}\r\n\r\n",
+                     {protocol}Origin: http://localhost\r\nCookie: {cookie}\r\n\r\n",
                     self.ws_addr
                 )
                 .into_bytes()
@@ -521,6 +562,7 @@ impl Generator {
 
     fn read_handshake(&mut self, index: usize, result: &mut ConnectResult) {
         let proto = self.proto;
+        let subprotocol = self.subprotocol;
         let Some(client) = self.clients.get_mut(index) else {
             return;
         };
@@ -553,6 +595,18 @@ impl Generator {
             Proto::Raw => head == RAW_REPLY,
             Proto::Ws => head.starts_with(b"HTTP/1.1 101") && find(head, WS_ACCEPT).is_some(),
         };
+        let chosen = subprotocol.is_none_or(|p| {
+            let wanted = format!("sec-websocket-protocol: {p}\r\n");
+            find(&head.to_ascii_lowercase(), wanted.as_bytes()).is_some()
+        });
+        if accepted && !chosen {
+            result.first_error.get_or_insert(format!(
+                "the server did not choose the subprotocol {}",
+                subprotocol.unwrap_or_default()
+            ));
+            client.state = State::Closed;
+            return;
+        }
         if !accepted {
             result.first_error.get_or_insert(format!(
                 "handshake refused: {}",
@@ -567,8 +621,11 @@ impl Generator {
     }
 
     fn control_ready(&mut self) {
+        let Some(control) = self.control.as_mut() else {
+            return;
+        };
         loop {
-            match self.control.read(&mut self.scratch) {
+            match control.read(&mut self.scratch) {
                 Ok(0) => break,
                 Ok(n) => self.control_in.extend_from_slice(&self.scratch[..n]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -607,8 +664,12 @@ impl Generator {
     }
 
     fn flush_control(&mut self) {
+        let Some(control) = self.control.as_mut() else {
+            self.control_out.clear();
+            return;
+        };
         while !self.control_out.is_empty() {
-            match self.control.write(&self.control_out) {
+            match control.write(&self.control_out) {
                 Ok(n) => {
                     self.control_out.drain(..n);
                 }
@@ -728,6 +789,19 @@ impl Generator {
         self.run_phase(duration, stall)
     }
 
+    /// Runs `workload` as `run_custom` does and hands it back, with what it learned.
+    pub fn run_owned<W: Workload + 'static>(
+        &mut self,
+        workload: W,
+        duration: Duration,
+        stall: Duration,
+    ) -> (PhaseResult, Option<W>) {
+        let result = self.run_custom(Box::new(workload), duration, stall);
+        let any: Option<Box<dyn std::any::Any>> = self.finished.take().map(|w| w as _);
+        let workload = any.and_then(|w| w.downcast::<W>().ok()).map(|w| *w);
+        (result, workload)
+    }
+
     /// Sends `frames` on the control connection and waits for `count` frames back (replies
     /// and anything else but `0p`), at most `limit`. Clients stay unread meanwhile.
     pub fn control_request(
@@ -817,7 +891,9 @@ impl Generator {
         }
         let elapsed = started.elapsed();
         let tally = std::mem::take(&mut self.tally);
-        self.phase = Phase::Idle;
+        if let Phase::Custom(workload) = std::mem::replace(&mut self.phase, Phase::Idle) {
+            self.finished = Some(workload);
+        }
         PhaseResult {
             delivered: tally.delivered,
             triggered,

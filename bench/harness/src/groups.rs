@@ -10,6 +10,10 @@
 //! below it that was not skipped is a duplicate. That takes one counter per client, where a
 //! bitmap per client over every trigger would not fit at 100,000 publications and 10,000
 //! clients.
+//!
+//! The WAMP EVENT fan-out of issue 11 is the same workload through a WAMP publisher
+//! (`via_wamp`): each trigger is a PUBLISH from one client session, and each subscriber gets
+//! the payload as the one argument of an EVENT naming its subscription.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -17,6 +21,7 @@ use std::time::Instant;
 use wson::control::fields;
 
 use crate::generator::{Outbox, Tally, Workload, read_hex, write_hex};
+use crate::wamp;
 
 /// Bytes of a payload that identify it: tag, phase, sequence, group, sequence in the group.
 const ID_LEN: usize = 33;
@@ -167,6 +172,14 @@ pub struct Groups {
     expect: Vec<u32>,
     /// Per client with a gap: the group sequence numbers it skipped over.
     skipped: HashMap<usize, Vec<u32>>,
+    /// Publications go as WAMP PUBLISH from this client, and arrive as EVENT.
+    wamp: Option<ViaWamp>,
+}
+
+struct ViaWamp {
+    publisher: usize,
+    /// Per client: the subscription id its EVENTs must name (0: none).
+    subscriptions: Vec<u64>,
 }
 
 impl Groups {
@@ -198,7 +211,19 @@ impl Groups {
             group_seq_of: Vec::with_capacity(reserve),
             expect: vec![0; spec.member_of.len()],
             skipped: HashMap::new(),
+            wamp: None,
         }
+    }
+
+    /// Publishes with WAMP PUBLISH (`[16, request, {}, topic, [payload]]`) from the client
+    /// session `publisher`; each member expects EVENTs naming its subscription id
+    /// (`subscriptions`, by client index).
+    pub fn via_wamp(mut self, publisher: usize, subscriptions: Vec<u64>) -> Groups {
+        self.wamp = Some(ViaWamp {
+            publisher,
+            subscriptions,
+        });
+        self
     }
 
     /// Windows in bursts: `window` messages written together, the next burst when every
@@ -228,6 +253,7 @@ impl Workload for Groups {
         if self.burst && self.completed < self.sent {
             return u64::from(self.sent);
         }
+        let mut publications = Vec::new();
         while sending
             && !self.pickable.is_empty()
             && self.sent < self.max
@@ -238,16 +264,29 @@ impl Workload for Groups {
             let group_seq = self.group_sent[g];
             self.group_sent[g] += 1;
             let body = payload(self.size, self.id, self.sent, group, group_seq);
-            fields::encode_fields_frame(
-                self.command,
-                &[self.names[g].as_bytes(), &body],
-                &mut out.control,
-            );
+            match &self.wamp {
+                Some(_) => wamp::publish_frame(
+                    u64::from(self.sent) + 1,
+                    &self.names[g],
+                    &body,
+                    &mut publications,
+                ),
+                None => fields::encode_fields_frame(
+                    self.command,
+                    &[self.names[g].as_bytes(), &body],
+                    &mut out.control,
+                ),
+            }
             self.sent_at.push(now);
             self.remaining.push(self.sizes[g]);
             self.group_of.push(group);
             self.group_seq_of.push(group_seq);
             self.sent += 1;
+        }
+        if let Some(via) = &self.wamp
+            && !publications.is_empty()
+        {
+            out.clients.push((via.publisher, publications));
         }
         u64::from(self.sent)
     }
@@ -261,6 +300,34 @@ impl Workload for Groups {
     }
 
     fn on_client_message(&mut self, body: &[u8], index: usize, tally: &mut Tally, now: Instant) {
+        let Some(via) = &self.wamp else {
+            self.check(body, index, tally, now);
+            return;
+        };
+        // EVENT [36, subscription, publication, details, [payload]]
+        let expected = via.subscriptions.get(index).copied().unwrap_or(0);
+        match wamp::head(body) {
+            Some((wamp::EVENT, [Some(subscription), ..])) if subscription == expected => {}
+            _ => {
+                tally.anomalies.stray += 1;
+                return;
+            }
+        }
+        match wamp::string_arg(body) {
+            Some(payload) => self.check(&payload, index, tally, now),
+            None => tally.anomalies.stray += 1,
+        }
+    }
+
+    fn on_control_frame(&mut self, _command: u8, _payload: &[u8], tally: &mut Tally, _: Instant) {
+        // `x` and `u` have no reply: anything else (a `0E`) is wrong.
+        tally.anomalies.stray += 1;
+    }
+}
+
+impl Groups {
+    /// Checks one delivered payload against what its client expects.
+    fn check(&mut self, body: &[u8], index: usize, tally: &mut Tally, now: Instant) {
         let Some((id, seq, group, group_seq)) = parse(body) else {
             tally.anomalies.stray += 1;
             return;
@@ -308,11 +375,6 @@ impl Workload for Groups {
             self.completed += 1;
             tally.latencies.push(now - self.sent_at[s]);
         }
-    }
-
-    fn on_control_frame(&mut self, _command: u8, _payload: &[u8], tally: &mut Tally, _: Instant) {
-        // `x` and `u` have no reply: anything else (a `0E`) is wrong.
-        tally.anomalies.stray += 1;
     }
 }
 

@@ -137,7 +137,7 @@ fn connect(generator: &mut Generator, n: usize, plan: &Plan) -> Result<(), Strin
 /// about W messages pending, as in a broadcast at W, so the server can batch as much per
 /// write. With W in all, a client of one of 100 topics would have W/100 pending, and its
 /// CPU per delivery would be a W = 1 broadcast's.
-fn topic_window(window: u32, topics: usize) -> u32 {
+pub fn topic_window(window: u32, topics: usize) -> u32 {
     match (window, u32::try_from(topics)) {
         (1, _) | (_, Err(_)) => window,
         (_, Ok(topics)) => window.saturating_mul(topics.max(1)),
@@ -145,7 +145,7 @@ fn topic_window(window: u32, topics: usize) -> u32 {
 }
 
 /// The server's CPU time and write calls at the start of a measured phase.
-struct Mark {
+pub struct Mark {
     cpu: CpuMark,
     writes: Option<u64>,
 }
@@ -154,7 +154,7 @@ struct Mark {
 /// clients with `writev`; `send` (std's `write` on a socket, as on control connections) is
 /// not counted.
 fn write_calls(server: &Running) -> Option<u64> {
-    let io = std::fs::read_to_string(format!("/proc/{}/io", server.pid)).ok()?;
+    let io = std::fs::read_to_string(format!("/proc/{}/io", server.worker_pid())).ok()?;
     io.lines()
         .find_map(|line| line.strip_prefix("syscw:"))?
         .trim()
@@ -163,7 +163,7 @@ fn write_calls(server: &Running) -> Option<u64> {
 }
 
 impl Mark {
-    fn read(server: &Running) -> Mark {
+    pub fn read(server: &Running) -> Mark {
         Mark {
             cpu: CpuMark::read(server),
             writes: write_calls(server),
@@ -172,7 +172,7 @@ impl Mark {
 
     /// The phase's record: CPU per delivery, and deliveries per `writev` (how much each
     /// write to a client carried: what CPU per delivery mostly depends on).
-    fn record(
+    pub fn record(
         self,
         server: &mut Running,
         workload: String,
@@ -188,7 +188,7 @@ impl Mark {
             _ => f64::NAN,
         };
         check_alive(server)?;
-        Ok(phase_record(workload, Kind::Wson, round, result, cpu)
+        Ok(phase_record(workload, server.kind, round, result, cpu)
             .metric("per_write", per_write)
             .metric("warmup_anomalies", warm.anomalies.total() as f64))
     }

@@ -2,7 +2,8 @@
 //! starts each server under test pinned to the other, runs the workloads against them in
 //! turn (A B C D, A B C D, ... within each round) and prints a table of medians over the
 //! rounds plus one JSON line. The workloads of issue 10 (topics, users, forwarded client
-//! messages; wson only) live in `issue10`.
+//! messages; wson only) live in `issue10`; the WAMP workloads of issue 11 (wson and
+//! Crossbar.io) in `wamp`.
 //!
 //! `wsbench [--quick] [--rounds R] [--servers wson,raw,tt,ws,uws] [--json FILE] ...`
 //! `wsbench drive ...` runs one fixed fan-out against a server started elsewhere (the
@@ -14,6 +15,7 @@ mod groups;
 mod issue10;
 mod report;
 mod servers;
+mod wamp;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,6 +55,10 @@ pub struct Plan {
     pub issue10: bool,
     /// Only those, with the phases they compare with (`--issue10-only`).
     pub issue10_only: bool,
+    /// The WAMP workloads of issue 11 (wson and Crossbar).
+    pub wamp: bool,
+    /// Only those (`--wamp-only`).
+    pub wamp_only: bool,
 }
 
 impl Plan {
@@ -78,6 +84,8 @@ impl Plan {
             server_core: 0,
             issue10: true,
             issue10_only: false,
+            wamp: true,
+            wamp_only: false,
         }
     }
 
@@ -116,8 +124,10 @@ fn usage() -> &'static str {
     "usage: wsbench [--quick] [--rounds R] [--servers wson,raw,tt,ws,uws] [--n 1000,10000,19000]
                [--concurrency HANDSHAKES] [--wson-config 'KEY = VALUE']...
                [--gen-core C] [--server-core C] [--json FILE] [--work DIR]
-               [--issue10-only | --no-issue10]
+               [--issue10-only | --no-issue10] [--wamp-only | --no-wamp]
                [--wson BIN] [--raw BIN] [--tt BIN] [--peers DIR] [--node NODE]
+               [--crossbar BIN]
+       servers: wson raw tt ws uws crossbar (crossbar: the WAMP workloads only)
        wsbench drive --proto ws|raw --ws ADDR --control ADDR --clients N
                (--broadcasts M | --direct M) [--window W] [--size BYTES] [--gen-core C]
                [--topics T | --users-of K]   (wson: M publications to T topics, or M
@@ -156,6 +166,7 @@ fn default_paths() -> Paths {
         raw: bench.join("target/release/raw-server"),
         tt: bench.join("target/release/tt-server"),
         peers: bench.join("peers"),
+        crossbar: bench.join("peers/.crossbar-venv/bin/crossbar"),
         node: "node".into(),
         work: std::env::temp_dir(),
     }
@@ -202,6 +213,9 @@ fn bench(args: &[String]) -> Result<(), String> {
             "--wson-config" => paths.wson_config.push(value(args, &mut i)?.to_string()),
             "--issue10-only" => plan.issue10_only = true,
             "--no-issue10" => plan.issue10 = false,
+            "--wamp-only" => plan.wamp_only = true,
+            "--no-wamp" => plan.wamp = false,
+            "--crossbar" => paths.crossbar = PathBuf::from(value(args, &mut i)?),
             "--gen-core" => plan.gen_core = number(value(args, &mut i)?)?,
             "--server-core" => plan.server_core = number(value(args, &mut i)?)?,
             "--json" => json_file = Some(PathBuf::from(value(args, &mut i)?)),
@@ -222,6 +236,17 @@ fn bench(args: &[String]) -> Result<(), String> {
     if plan.issue10_only && !plan.issue10 {
         return Err("--issue10-only and --no-issue10 exclude each other".into());
     }
+    if plan.wamp_only && (!plan.wamp || plan.issue10_only) {
+        return Err("--wamp-only excludes --no-wamp and --issue10-only".into());
+    }
+    // Each `-only` runs its own workloads alone.
+    if plan.issue10_only {
+        plan.wamp = false;
+    }
+    if plan.wamp_only {
+        plan.issue10 = false;
+    }
+    let plain_run = !plan.wamp_only;
     if !plan.fanout_ns.contains(&plan.main_n) {
         plan.main_n = plan.fanout_ns.iter().copied().max().unwrap_or(0);
     }
@@ -245,8 +270,12 @@ fn bench(args: &[String]) -> Result<(), String> {
     let mut notes = Vec::new();
     let mut session = 0u32;
     for round in 0..plan.rounds {
-        for &n in plan.fanout_ns.iter().filter(|_| !plan.issue10_only) {
-            for &kind in &plan.kinds {
+        for &n in plan
+            .fanout_ns
+            .iter()
+            .filter(|_| plain_run && !plan.issue10_only)
+        {
+            for &kind in plan.kinds.iter().filter(|k| k.plain()) {
                 session += 1;
                 let label = format!("round {} n={n} {}", round + 1, kind.name());
                 eprintln!(
@@ -266,7 +295,7 @@ fn bench(args: &[String]) -> Result<(), String> {
                 }
             }
         }
-        if plan.issue10 && plan.kinds.contains(&Kind::Wson) {
+        if plan.issue10 && plain_run && plan.kinds.contains(&Kind::Wson) {
             let sessions: [(&str, issue10::Session); 2] = [
                 ("topics and users", issue10::groups_session),
                 ("3 connections per user", issue10::users3_session),
@@ -284,7 +313,34 @@ fn bench(args: &[String]) -> Result<(), String> {
                 }
             }
         }
-        for &kind in &plan.kinds {
+        if plan.wamp {
+            let sessions: [(&str, wamp::Session); 2] = [
+                ("wamp events", wamp::events_session),
+                ("wamp rpc", wamp::rpc_session),
+            ];
+            for (what, run) in sessions {
+                for &kind in plan.kinds.iter().filter(|k| k.wamp()) {
+                    session += 1;
+                    let label = format!("round {} {what} {}", round + 1, kind.name());
+                    eprintln!(
+                        "wsbench: {label} ({:.0} s elapsed)",
+                        started.elapsed().as_secs_f64()
+                    );
+                    match run(kind, &plan, &paths, session, round, &mut records) {
+                        Ok(note) => {
+                            if !note.is_empty() && !notes.contains(&note) {
+                                notes.push(note);
+                            }
+                        }
+                        Err(e) => {
+                            eprintln!("wsbench: {label}: {e}");
+                            errors.push(format!("{label}: {e}"));
+                        }
+                    }
+                }
+            }
+        }
+        for &kind in plan.kinds.iter().filter(|k| k.plain() && plain_run) {
             if plan.issue10_only && kind != Kind::Wson {
                 continue;
             }

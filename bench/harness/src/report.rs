@@ -325,7 +325,16 @@ pub fn targets(summary: &[Summary], plan: &Plan) -> Vec<Target> {
         met: Some(bad == 0.0),
         detail: format!("{bad} anomalies"),
     });
-    out.extend(crate::issue10::targets(summary, plan));
+    // Each group of targets only when its workloads ran.
+    if plan.wamp_only {
+        out.clear();
+    }
+    if plan.issue10 && !plan.wamp_only {
+        out.extend(crate::issue10::targets(summary, plan));
+    }
+    if plan.wamp && !plan.issue10_only {
+        out.extend(crate::wamp::targets(summary, plan));
+    }
     out
 }
 
@@ -372,6 +381,7 @@ fn columns(kind: &str) -> (&'static str, Vec<Column>) {
     ];
     match kind {
         _ if crate::issue10::owns(kind) => crate::issue10::columns(kind),
+        _ if crate::wamp::owns(kind) => crate::wamp::columns(kind),
         "connect" => (
             "Connect storm: handshakes (cookie auth) until N are open; server CPU per handshake; \
              latency per client from its TCP connect to the 101; the kernel's ListenOverflows \
@@ -484,9 +494,12 @@ pub fn table(
                 let _ = write!(header, " {:>13}", c.header);
             }
             if has_cpu {
-                let ratio = match crate::issue10::owns(kind) {
-                    true => crate::issue10::RATIO_HEADER,
-                    false => "cpu/wson",
+                let ratio = if crate::issue10::owns(kind) {
+                    crate::issue10::RATIO_HEADER
+                } else if crate::wamp::owns(kind) {
+                    crate::wamp::RATIO_HEADER
+                } else {
+                    "cpu/wson"
                 };
                 let _ = write!(header, " {ratio:>9}");
             }
@@ -507,12 +520,15 @@ pub fn table(
         }
         if has_cpu {
             // The issue-10 rows divide by the phase they compare with, not by wson.
-            let base = match crate::issue10::owns(kind) {
-                true => crate::issue10::compared_with(&s.workload),
-                false => Some(s.workload.clone()),
+            let base = if crate::issue10::owns(kind) {
+                crate::issue10::compared_with(&s.workload).map(|w| (w, Kind::Wson))
+            } else if crate::wamp::owns(kind) {
+                crate::wamp::compared_with(&s.workload)
+            } else {
+                Some((s.workload.clone(), Kind::Wson))
             };
             let wson = base
-                .and_then(|base| find(summary, &base, Kind::Wson))
+                .and_then(|(base, server)| find(summary, &base, server))
                 .map_or(f64::NAN, |w| w.get("cpu_us"));
             let _ = write!(line, " {:>9}", fmt(s.get("cpu_us") / wson));
         }
@@ -521,14 +537,33 @@ pub fn table(
         }
         let _ = writeln!(out, "{}", line.trim_end());
     }
-    let (issue10, issue4): (Vec<&Target>, Vec<&Target>) = targets
+    let (issue11, rest): (Vec<&Target>, Vec<&Target>) = targets
         .iter()
+        .partition(|t| t.name.starts_with("issue 11:"));
+    let (issue10, issue4): (Vec<&Target>, Vec<&Target>) = rest
+        .into_iter()
         .partition(|t| t.name.starts_with("issue 10:"));
-    let _ = writeln!(out, "\nIssue-4 targets (ratios within this run)");
-    write_targets(&mut out, &issue4);
+    // A run of only issue-10 or only WAMP workloads has no issue-4 figures to judge.
+    if summary.iter().any(|s| {
+        let kind = s.workload.split(' ').next().unwrap_or("");
+        !crate::issue10::owns(kind) && !crate::wamp::owns(kind)
+    }) {
+        let _ = writeln!(out, "\nIssue-4 targets (ratios within this run)");
+        write_targets(&mut out, &issue4);
+    }
     if !issue10.is_empty() {
         let _ = writeln!(out, "\nIssue-10 targets (wson only; ratios within one run)");
         write_targets(&mut out, &issue10);
+    }
+    if summary
+        .iter()
+        .any(|s| crate::wamp::owns(s.workload.split(' ').next().unwrap_or("")))
+    {
+        let _ = writeln!(
+            out,
+            "\nIssue-11 targets (WAMP, wson vs Crossbar; ratios within one run)"
+        );
+        write_targets(&mut out, &issue11);
     }
     for note in notes {
         let _ = writeln!(out, "note: {note}");

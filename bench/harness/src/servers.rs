@@ -1,5 +1,7 @@
 //! The servers under test: how to start each one pinned to its core, find its addresses,
-//! read its CPU time and memory from /proc, and stop it.
+//! read its CPU time and memory from /proc, and stop it. Crossbar.io (the WAMP peer of
+//! issue 11) runs as a controller process and a router worker it spawns: its CPU is the sum
+//! over that process tree, and it is stopped with SIGTERM so the controller stops its worker.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
@@ -19,10 +21,29 @@ pub enum Kind {
     Tt,
     NodeWs,
     Uws,
+    /// Crossbar.io: a WAMP router only (no control port, no plain WebSocket clients).
+    Crossbar,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [Kind::Wson, Kind::Raw, Kind::Tt, Kind::NodeWs, Kind::Uws];
+    pub const ALL: [Kind; 6] = [
+        Kind::Wson,
+        Kind::Raw,
+        Kind::Tt,
+        Kind::NodeWs,
+        Kind::Uws,
+        Kind::Crossbar,
+    ];
+
+    /// Serves the plain workloads (a control port, plain WebSocket or raw clients).
+    pub fn plain(self) -> bool {
+        self != Kind::Crossbar
+    }
+
+    /// Serves the WAMP workloads of issue 11.
+    pub fn wamp(self) -> bool {
+        matches!(self, Kind::Wson | Kind::Crossbar)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -31,6 +52,7 @@ impl Kind {
             Kind::Tt => "tokio-tungstenite",
             Kind::NodeWs => "node-ws",
             Kind::Uws => "uwebsockets",
+            Kind::Crossbar => "crossbar",
         }
     }
 
@@ -47,13 +69,14 @@ impl Kind {
             Kind::Tt => "tt",
             Kind::NodeWs => "ws",
             Kind::Uws => "uws",
+            Kind::Crossbar => "xbar",
         }
     }
 
     pub fn proto(self) -> Proto {
         match self {
             Kind::Raw => Proto::Raw,
-            Kind::Wson | Kind::Tt | Kind::NodeWs | Kind::Uws => Proto::Ws,
+            Kind::Wson | Kind::Tt | Kind::NodeWs | Kind::Uws | Kind::Crossbar => Proto::Ws,
         }
     }
 }
@@ -68,6 +91,8 @@ pub struct Paths {
     pub tt: PathBuf,
     pub peers: PathBuf,
     pub node: String,
+    /// The `crossbar` program (in its venv, installed by `lib.sh`).
+    pub crossbar: PathBuf,
     pub work: PathBuf,
 }
 
@@ -113,7 +138,13 @@ fn after<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
 /// `ping_interval` as the uWebSockets peer's `idleTimeout` (the other peers never ping):
 /// with wson's default of 15 s, 10,000 pings and pongs would land inside a measured phase
 /// of wson's session and of no one else's.
-fn wson_config(dir: &Path, echo: bool, max_connections: usize, extra: &[String]) -> String {
+fn wson_config(
+    dir: &Path,
+    echo: bool,
+    max_connections: usize,
+    extra: &[String],
+    wamp: bool,
+) -> String {
     let mut config = format!(
         "servers = [\"tcp://127.0.0.1:0\"]\n\
          control = \"tcp://127.0.0.1:0\"\n\
@@ -133,8 +164,68 @@ fn wson_config(dir: &Path, echo: bool, max_connections: usize, extra: &[String])
         config.push_str(line);
         config.push('\n');
     }
+    if wamp {
+        // Last: every key after `[wamp]` belongs to the table. One session per client, the
+        // backend's besides.
+        config.push_str(&format!(
+            "[wamp]\nrealms = [\"{REALM}\"]\nmax_sessions = {}\n",
+            max_connections + 1
+        ));
+    }
     config
 }
+
+/// The realm of the WAMP workloads, on wson (its default) and Crossbar alike.
+pub const REALM: &str = "realm1";
+
+/// Crossbar's node config: one router worker with realm1, whose anonymous role may do
+/// everything, and one WebSocket transport (json and msgpack) on `port`. The accept queue is
+/// as long as wson's (Twisted's default is 50, which a storm of 64 handshakes overflows);
+/// no WebSocket pings, as wson's `ping_interval` keeps them out of the measured phases.
+fn crossbar_config(port: u16) -> String {
+    serde_json::json!({
+        "version": 2,
+        "controller": {},
+        "workers": [{
+            "type": "router",
+            "realms": [{
+                "name": REALM,
+                "roles": [{
+                    "name": "anonymous",
+                    "permissions": [{
+                        "uri": "",
+                        "match": "prefix",
+                        "allow": {"call": true, "register": true, "publish": true, "subscribe": true},
+                        "disclose": {"caller": false, "publisher": false},
+                        "cache": true
+                    }]
+                }]
+            }],
+            "transports": [{
+                "type": "websocket",
+                "endpoint": {"type": "tcp", "interface": "127.0.0.1", "port": port, "backlog": 4096},
+                "serializers": ["json", "msgpack"],
+                "options": {"auto_ping_interval": 0, "max_message_size": 1_048_576}
+            }]
+        }]
+    })
+    .to_string()
+}
+
+/// A port free right now on 127.0.0.1 (Crossbar takes its port from the config file).
+fn free_port() -> Result<u16, String> {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("free port: {e}"))?;
+    Ok(listener
+        .local_addr()
+        .map_err(|e| format!("free port: {e}"))?
+        .port())
+}
+
+/// How long Crossbar may take to start (Python imports, a controller, then a worker).
+const CROSSBAR_READY_WAIT: Duration = Duration::from_secs(90);
+/// How long Crossbar may take to stop on SIGTERM before its processes are killed.
+const CROSSBAR_STOP_WAIT: Duration = Duration::from_secs(15);
 
 /// Starts `kind` pinned to `core` and waits until it listens.
 pub fn start(
@@ -145,9 +236,23 @@ pub fn start(
     max_connections: usize,
     session: u32,
 ) -> Result<Running, String> {
+    start_with(kind, paths, core, echo, max_connections, session, false)
+}
+
+/// `start`; with `wamp`, wson gets a `[wamp]` table for `max_connections` sessions.
+pub fn start_with(
+    kind: Kind,
+    paths: &Paths,
+    core: usize,
+    echo: bool,
+    max_connections: usize,
+    session: u32,
+    wamp: bool,
+) -> Result<Running, String> {
     let mut command = Command::new("taskset");
     command.arg("-c").arg(core.to_string());
     let mut dir = None;
+    let mut ws_port = None;
     match kind {
         Kind::Wson => {
             let path = paths
@@ -157,7 +262,7 @@ pub fn start(
             let config = path.join("wson.toml");
             std::fs::write(
                 &config,
-                wson_config(&path, echo, max_connections, &paths.wson_config),
+                wson_config(&path, echo, max_connections, &paths.wson_config, wamp),
             )
             .map_err(|e| format!("{}: {e}", config.display()))?;
             command.arg(&paths.wson).arg("start").arg("-c").arg(&config);
@@ -180,6 +285,35 @@ pub fn start(
                 .arg(paths.peers.join(script))
                 .arg("--secret")
                 .arg(SECRET);
+        }
+        Kind::Crossbar => {
+            if !paths.crossbar.exists() {
+                return Err(format!(
+                    "{}: not installed (bench/run.sh installs it)",
+                    paths.crossbar.display()
+                ));
+            }
+            let path = paths
+                .work
+                .join(format!("crossbar-{}-{session}", std::process::id()));
+            let cbdir = path.join(".crossbar");
+            std::fs::create_dir_all(&cbdir).map_err(|e| format!("{}: {e}", cbdir.display()))?;
+            let port = free_port()?;
+            let config = cbdir.join("config.json");
+            std::fs::write(&config, crossbar_config(port))
+                .map_err(|e| format!("{}: {e}", config.display()))?;
+            command
+                .arg(&paths.crossbar)
+                .arg("start")
+                .arg("--cbdir")
+                .arg(&cbdir)
+                .arg("--loglevel")
+                .arg("warn")
+                .current_dir(&path)
+                // Python's output unbuffered, so a failure shows its last lines.
+                .env("PYTHONUNBUFFERED", "1");
+            dir = Some(path);
+            ws_port = Some(port);
         }
     }
     let mut child = command
@@ -207,8 +341,36 @@ pub fn start(
         log,
         dir,
     };
-    wait_ready(&mut running, &rx)?;
+    match ws_port {
+        Some(port) => wait_port(&mut running, port)?,
+        None => wait_ready(&mut running, &rx)?,
+    }
     Ok(running)
+}
+
+/// Waits until Crossbar accepts connections on `port` (its log says little at `warn`).
+fn wait_port(running: &mut Running, port: u16) -> Result<(), String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + CROSSBAR_READY_WAIT;
+    while Instant::now() < deadline {
+        if !running.alive() {
+            return Err(format!(
+                "{} exited during startup; its output:\n{}",
+                running.kind.name(),
+                running.log_text()
+            ));
+        }
+        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            running.ws = addr;
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!(
+        "{} did not listen on {addr} within {CROSSBAR_READY_WAIT:?}; its output:\n{}",
+        running.kind.name(),
+        running.log_text()
+    ))
 }
 
 fn wait_ready(running: &mut Running, rx: &Receiver<String>) -> Result<(), String> {
@@ -237,7 +399,7 @@ fn wait_ready(running: &mut Running, rx: &Receiver<String>) -> Result<(), String
                     break;
                 }
             }
-            Kind::Raw | Kind::Tt | Kind::NodeWs | Kind::Uws => {
+            Kind::Raw | Kind::Tt | Kind::NodeWs | Kind::Uws | Kind::Crossbar => {
                 if line.starts_with("listening ") {
                     ws = addr(after(&line, "ws="));
                     control = addr(after(&line, "control="));
@@ -269,14 +431,33 @@ impl Running {
             .unwrap_or_default()
     }
 
-    /// utime + stime of every thread, in clock ticks.
-    pub fn cpu_ticks(&self) -> Option<u64> {
-        cpu_ticks(self.pid)
+    /// The server's processes: itself and, for Crossbar, every process below it (the
+    /// router worker the controller spawned).
+    fn processes(&self) -> Vec<i32> {
+        match self.kind {
+            Kind::Crossbar => process_tree(self.pid),
+            _ => vec![self.pid],
+        }
     }
 
-    /// Nanoseconds on CPU of every thread (the scheduler's exact utime + stime).
+    /// utime + stime of every thread of every process, in clock ticks.
+    pub fn cpu_ticks(&self) -> Option<u64> {
+        self.processes().into_iter().map(cpu_ticks).sum()
+    }
+
+    /// Nanoseconds on CPU of every thread of every process (the scheduler's exact
+    /// utime + stime).
     pub fn cpu_ns(&self) -> Option<u64> {
-        cpu_ns(self.pid)
+        self.processes().into_iter().map(cpu_ns).sum()
+    }
+
+    /// The pid whose `/proc/PID/io` and status tell about the server's work: for Crossbar,
+    /// the router worker (the controller only supervises).
+    pub fn worker_pid(&self) -> i32 {
+        match self.kind {
+            Kind::Crossbar => process_tree(self.pid).last().copied().unwrap_or(self.pid),
+            _ => self.pid,
+        }
     }
 
     pub fn rss_bytes(&self) -> Option<u64> {
@@ -344,12 +525,83 @@ impl Running {
     }
 
     fn kill(&mut self) {
+        if self.kind == Kind::Crossbar {
+            self.stop_tree();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         if let Some(dir) = self.dir.take() {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+impl Running {
+    /// SIGTERM to Crossbar's controller, which stops its worker and exits; whatever of the
+    /// tree is still there after `CROSSBAR_STOP_WAIT` gets SIGKILL, by pid.
+    fn stop_tree(&mut self) {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        let tree = process_tree(self.pid);
+        let _ = kill(Pid::from_raw(self.pid), Signal::SIGTERM);
+        let deadline = Instant::now() + CROSSBAR_STOP_WAIT;
+        let gone = |pid: &i32| kill(Pid::from_raw(*pid), None).is_err() || zombie(*pid);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait()
+                && tree.iter().all(gone)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for pid in tree.iter().rev() {
+            let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+        }
+    }
+}
+
+/// True when `pid` has exited and waits to be reaped.
+fn zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let rest = stat.get(stat.rfind(')')? + 1..)?;
+            rest.split_whitespace().next().map(|state| state == "Z")
+        })
+        .unwrap_or(false)
+}
+
+/// `pid` and every process below it, parents before children: from the parent field of
+/// each `/proc/PID/stat`.
+pub fn process_tree(pid: i32) -> Vec<i32> {
+    let mut parents: Vec<(i32, i32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+                continue;
+            };
+            let parent = stat
+                .rfind(')')
+                .and_then(|at| stat.get(at + 1..))
+                .and_then(|rest| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i32>().ok());
+            if let Some(parent) = parent {
+                parents.push((child, parent));
+            }
+        }
+    }
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() {
+        let at = tree[i];
+        tree.extend(parents.iter().filter(|(_, p)| *p == at).map(|(c, _)| *c));
+        i += 1;
+    }
+    tree
 }
 
 impl Drop for Running {
