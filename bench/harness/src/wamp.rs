@@ -559,6 +559,14 @@ fn join(
     let (_, requests) = generator.run_owned(requests, Duration::ZERO, plan.stall * 3);
     let requests = requests.ok_or("the join phase vanished")?;
     let elapsed = started.elapsed();
+    let unanswered = requests.outstanding();
+    let silence = (unanswered > 0).then(|| {
+        format!(
+            "{unanswered} of {} HELLOs without a reply after {:.0} s",
+            opened.len(),
+            elapsed.as_secs_f64()
+        )
+    });
     let mut indexes: Vec<usize> = requests.ids.keys().copied().collect();
     indexes.sort_unstable();
     let cpu = before.per_op(CpuMark::read(server), indexes.len() as u64);
@@ -566,7 +574,10 @@ fn join(
         rate: indexes.len() as f64 / elapsed.as_secs_f64().max(1e-9),
         cpu_us: cpu.0,
         failed: (count - indexes.len()) as u64,
-        first_error: connect.first_error.or(requests.first_failure),
+        first_error: connect
+            .first_error
+            .or(requests.first_failure)
+            .or(silence),
         indexes,
     })
 }
@@ -949,9 +960,14 @@ pub fn targets(summary: &[Summary], plan: &Plan) -> Vec<Target> {
         "warmup_anomalies",
     ];
     for kind in [Kind::Wson, Kind::Crossbar] {
+        // WAMP rows only: the plain broadcast yardstick has its own checks.
         let mine: Vec<&Summary> = summary
             .iter()
-            .filter(|s| s.server == kind && owns(s.workload.split(' ').next().unwrap_or("")))
+            .filter(|s| {
+                s.server == kind
+                    && owns(s.workload.split(' ').next().unwrap_or(""))
+                    && !s.workload.contains(" broadcast ")
+            })
             .collect();
         let lost: f64 = mine.iter().map(|s| s.get("lost")).filter(|v| !v.is_nan()).sum();
         let bad: f64 = mine
