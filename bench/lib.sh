@@ -77,6 +77,10 @@ log_level = "info"
 max_connections = 20000
 # Long enough that no keepalive ping lands inside a measured run.
 ping_interval = 3600
+# perf.sh --wamp: a WAMP session per client, and one to publish.
+[wamp]
+realms = ["realm1"]
+max_sessions = 20000
 CONF
         taskset -c "$core" "$@" "$root_target/wson" start -c "$work/wson.toml" >"$log" 2>&1 &
         ;;

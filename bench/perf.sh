@@ -3,19 +3,21 @@
 # hardware counters do not) of the server while `wsbench drive` runs a fixed fan-out.
 #
 #   bench/perf.sh [--server wson|raw|tt] [--clients N] [--broadcasts M | --direct M]
-#                 [--size BYTES] [--window W] [--topics T | --users-of K]
+#                 [--size BYTES] [--window W] [--topics T | --users-of K] [--wamp]
 #
 # Defaults: wson, 10,000 clients, 2,000 broadcasts of 100 bytes, window 32; `--direct M`
 # sends M direct messages to clients picked at random instead. wson only: `--topics T`
 # subscribes the clients to T topics and makes the M broadcasts publications to random
-# topics; `--users-of K` gives K clients each user and makes them `u` to random users. Prints the top
+# topics; `--users-of K` gives K clients each user and makes them `u` to random users.
+# `--wamp` (issue 11; with `--topics T`, default 1): the clients are WAMP sessions (wamp.2.json)
+# subscribed with SUBSCRIBE, and the M publications are PUBLISH from one more session. Prints the top
 # of `perf report` (self time per symbol, kernel included) and the number of writev calls
 # per delivery (handshake responses included), and leaves perf.data in bench/out/.
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-server=wson clients=10000 broadcasts=2000 direct=0 size=100 window=32 group_args=()
+server=wson clients=10000 broadcasts=2000 direct=0 size=100 window=32 group_args=() wamp=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --server) server="$2" ;;
@@ -25,13 +27,22 @@ while [ $# -gt 0 ]; do
     --size) size="$2" ;;
     --window) window="$2" ;;
     --topics | --users-of) group_args=("$1" "$2") ;;
+    --wamp)
+        wamp=1
+        shift
+        continue
+        ;;
     *)
-        sed -n '2,14p' "$0" >&2
+        sed -n '2,16p' "$0" >&2
         exit 2
         ;;
     esac
     shift 2
 done
+if [ "$wamp" = 1 ]; then
+    [ ${#group_args[@]} -eq 0 ] && group_args=(--topics 1)
+    group_args+=(--wamp)
+fi
 build_all
 work="$(mktemp -d)"
 trap 'kill -KILL "${server_pid:-}" "${perf_pid:-}" "${stat_pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -131,7 +131,9 @@ fn usage() -> &'static str {
        wsbench drive --proto ws|raw --ws ADDR --control ADDR --clients N
                (--broadcasts M | --direct M) [--window W] [--size BYTES] [--gen-core C]
                [--topics T | --users-of K]   (wson: M publications to T topics, or M
-                                              `u` to users of K connections each)"
+                                              `u` to users of K connections each)
+               [--wamp]                      (with --topics T: the clients are WAMP
+                                              sessions, one more publishes)"
 }
 
 fn main() {
@@ -641,6 +643,7 @@ fn drive(args: &[String]) -> Result<(), String> {
     let mut size = 100usize;
     let mut core = None;
     let (mut topics, mut per_user) = (0usize, 0usize);
+    let mut wamp = false;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -661,6 +664,7 @@ fn drive(args: &[String]) -> Result<(), String> {
             "--gen-core" => core = Some(number(value(args, &mut i)?)?),
             "--topics" => topics = number(value(args, &mut i)?)?,
             "--users-of" => per_user = number(value(args, &mut i)?)?,
+            "--wamp" => wamp = true,
             other => return Err(format!("unknown argument {other}\n{}", usage())),
         }
         i += 1;
@@ -674,6 +678,21 @@ fn drive(args: &[String]) -> Result<(), String> {
     let mut generator =
         Generator::new(proto, ws, control, std::process::id()).map_err(|e| e.to_string())?;
     generator.set_clients_per_user(per_user);
+    // A profiling run is bounded by its message count, not by time: the duration is only a
+    // backstop, and a stall of two minutes means the server is stuck.
+    let (duration, stall) = (Duration::from_secs(3600), Duration::from_secs(120));
+    if wamp {
+        // The sessions connect and join (and one more to publish) in `drive_events`.
+        generator.set_subprotocol(wamp::SUBPROTOCOL);
+        let result = wamp::drive_events(
+            &mut generator,
+            clients,
+            topics,
+            (broadcasts, window, size),
+            (duration, stall),
+        )?;
+        return drive_report(clients, &result);
+    }
     let connect = generator.connect(clients, 64, Duration::from_secs(600));
     if connect.opened < clients {
         return Err(format!(
@@ -682,9 +701,6 @@ fn drive(args: &[String]) -> Result<(), String> {
             connect.first_error.unwrap_or_default()
         ));
     }
-    // A profiling run is bounded by its message count, not by time: the duration is only a
-    // backstop, and a stall of two minutes means the server is stuck.
-    let (duration, stall) = (Duration::from_secs(3600), Duration::from_secs(120));
     let groups = topics > 0 || per_user > 0;
     let result = if groups && broadcasts > 0 {
         issue10::drive_groups(
@@ -703,6 +719,11 @@ fn drive(args: &[String]) -> Result<(), String> {
     } else {
         PhaseResult::default()
     };
+    drive_report(clients, &result)
+}
+
+/// What `drive` prints (perf.sh reads `delivered=`); anomalies fail the run.
+fn drive_report(clients: usize, result: &PhaseResult) -> Result<(), String> {
     println!(
         "clients={clients} triggers={} delivered={} anomalies={} elapsed_ms={:.0}",
         result.triggered,

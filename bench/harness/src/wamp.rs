@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use wson::ws::frame::{self, OpCode};
 
-use crate::generator::{Generator, MASK, Outbox, Proto, Tally, Workload};
+use crate::generator::{Generator, MASK, Outbox, PhaseResult, Proto, Tally, Workload};
 use crate::generator::{parse_payload, payload};
 use crate::groups::{GroupSpec, Groups};
 use crate::issue10::{Mark, topic_window};
@@ -543,12 +543,12 @@ struct Joined {
 
 fn join(
     generator: &mut Generator,
-    server: &Running,
+    server: Option<&Running>,
     count: usize,
     plan: &Plan,
 ) -> Result<Joined, String> {
     let started = Instant::now();
-    let before = CpuMark::read(server);
+    let before = server.map(CpuMark::read);
     let connect = generator.connect(count, plan.concurrency, SETUP_LIMIT);
     let left = SETUP_LIMIT.saturating_sub(started.elapsed());
     let opened: Vec<usize> = (0..count)
@@ -569,7 +569,7 @@ fn join(
     });
     let mut indexes: Vec<usize> = requests.ids.keys().copied().collect();
     indexes.sort_unstable();
-    let cpu = before.per_op(CpuMark::read(server), indexes.len() as u64);
+    let cpu = cpu_per_op(before, server, indexes.len());
     Ok(Joined {
         rate: indexes.len() as f64 / elapsed.as_secs_f64().max(1e-9),
         cpu_us: cpu.0,
@@ -582,11 +582,19 @@ fn join(
     })
 }
 
+/// Server CPU per operation since `before` (NaN without a server to read).
+fn cpu_per_op(before: Option<CpuMark>, server: Option<&Running>, ops: usize) -> (f64, f64) {
+    match (before, server) {
+        (Some(before), Some(server)) => before.per_op(CpuMark::read(server), ops as u64),
+        _ => (f64::NAN, f64::NAN),
+    }
+}
+
 /// SUBSCRIBE every member of `spec`; returns the subscription id per client (0: none), how
 /// many failed, and the rate and CPU per subscription.
 fn subscribe(
     generator: &mut Generator,
-    server: &Running,
+    server: Option<&Running>,
     spec: &GroupSpec,
     plan: &Plan,
 ) -> Result<(Vec<u64>, u64, f64, f64), String> {
@@ -600,14 +608,14 @@ fn subscribe(
         })
         .collect();
     let count = requests.len();
-    let before = CpuMark::read(server);
+    let before = server.map(CpuMark::read);
     let started = Instant::now();
     // SUBSCRIBEs pipelined like the plain `j` frames, a window at a time.
     let workload = Requests::new(requests, SUBSCRIBED, 1, 1024, SETUP_LIMIT);
     let (_, workload) = generator.run_owned(workload, Duration::ZERO, plan.stall * 3);
     let workload = workload.ok_or("the subscribe phase vanished")?;
     let elapsed = started.elapsed();
-    let cpu = before.per_op(CpuMark::read(server), workload.ids.len() as u64);
+    let cpu = cpu_per_op(before, server, workload.ids.len());
     let mut ids = vec![0; spec.member_of.len()];
     for (&client, &id) in &workload.ids {
         if let Some(slot) = ids.get_mut(client) {
@@ -684,7 +692,7 @@ pub fn events_session(
 
     let mut generator = wamp_generator(&server, session)?;
     let publisher = n;
-    let joined = join(&mut generator, &server, n + 1, plan)?;
+    let joined = join(&mut generator, Some(&server), n + 1, plan)?;
     check_alive(&mut server)?;
     let mut is_joined = vec![false; n + 1];
     for &i in &joined.indexes {
@@ -719,7 +727,7 @@ pub fn events_session(
     let mut sub_rates = Vec::new();
     for topics in [TOPICS.min(n), 1] {
         let spec = members(n, topics, &is_joined[..n]);
-        let (ids, failed, rate, cpu) = subscribe(&mut generator, &server, &spec, plan)?;
+        let (ids, failed, rate, cpu) = subscribe(&mut generator, Some(&server), &spec, plan)?;
         check_alive(&mut server)?;
         sub_failed += failed;
         sub_rates.push((rate, cpu));
@@ -809,7 +817,7 @@ pub fn rpc_session(
     let mut server = start(kind, plan, paths, session, callers + 1)?;
     settle(300);
     let mut generator = wamp_generator(&server, session)?;
-    let joined = join(&mut generator, &server, callers + 1, plan)?;
+    let joined = join(&mut generator, Some(&server), callers + 1, plan)?;
     if joined.indexes.len() < callers + 1 {
         return Err(format!(
             "only {} of {} sessions joined: {}",
@@ -879,6 +887,43 @@ pub fn rpc_session(
     }
     server.stop();
     Ok(String::new())
+}
+
+/// For `wsbench drive --wamp` (perf.sh): `clients` more WAMP sessions join (the
+/// generator's clients must offer `wamp.2.json`) and subscribe to `topics` topics, one more
+/// session joins to publish, and `count` publications go to random topics, `window` in
+/// flight (in bursts over several topics, as the benchmark's phase).
+pub fn drive_events(
+    generator: &mut Generator,
+    clients: usize,
+    topics: usize,
+    (count, window, size): (u32, u32, usize),
+    limits: (Duration, Duration),
+) -> Result<PhaseResult, String> {
+    let plan = Plan {
+        stall: limits.1,
+        ..Plan::full()
+    };
+    let joined = join(generator, None, clients + 1, &plan)?;
+    if joined.indexes.len() < clients + 1 {
+        return Err(format!(
+            "only {} of {} sessions joined: {}",
+            joined.indexes.len(),
+            clients + 1,
+            joined.first_error.unwrap_or_default()
+        ));
+    }
+    let spec = GroupSpec::topics(clients, topics.max(1));
+    let (ids, failed, _, _) = subscribe(generator, None, &spec, &plan)?;
+    if failed > 0 {
+        return Err(format!("{failed} SUBSCRIBEs failed"));
+    }
+    let id = generator.new_phase_id();
+    let mut phase = Groups::new(&spec, id, size, window, count).via_wamp(clients, ids);
+    if topics > 1 && window > 32 {
+        phase = phase.in_bursts();
+    }
+    Ok(generator.run_custom(Box::new(phase), limits.0, limits.1))
 }
 
 /// The issue-11 bounds, on the medians of this run (names start with `issue 11:`).
