@@ -144,3 +144,185 @@ fn write_dict(out: &mut Vec<u8>, dict: &Dict) {
         write_value(out, value);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::wamp::message::every_message;
+
+    fn encode_value(value: &Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_value(&mut out, value);
+        out
+    }
+
+    fn has_float(value: &Value) -> bool {
+        match value {
+            Value::Float(_) => true,
+            Value::List(items) => items.iter().any(has_float),
+            Value::Dict(dict) => dict.iter().any(|(_, v)| has_float(v)),
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn writes_what_ciborium_writes_except_float_width() {
+        let mut values: Vec<Value> = every_message().iter().map(|m| m.to_value()).collect();
+        for boundary in [
+            0,
+            23,
+            24,
+            255,
+            256,
+            65535,
+            65536,
+            u64::from(u32::MAX) + 1,
+            u64::MAX,
+        ] {
+            values.push(Value::from(boundary));
+        }
+        for boundary in [-1, -24, -25, -256, -257, -65537, i64::MIN] {
+            values.push(Value::Integer(boundary));
+        }
+        for value in values {
+            let ours = encode_value(&value);
+            // ciborium writes each float in the narrowest width that holds it; this
+            // encoder always uses 64 bits, as cbor2 does by default.
+            if !has_float(&value) {
+                let mut theirs = Vec::new();
+                ciborium::into_writer(&value, &mut theirs).unwrap();
+                assert_eq!(ours, theirs, "{value:?}");
+            }
+            assert_eq!(decode(&ours, 16), Ok(value));
+        }
+    }
+
+    #[test]
+    fn floats_of_every_width_are_f64() {
+        // half 1.5, single 1.5, double 1.5
+        assert_eq!(decode(&[0xf9, 0x3e, 0x00], 1), Ok(Value::Float(1.5)));
+        assert_eq!(decode(&[0xfa, 0x3f, 0xc0, 0, 0], 1), Ok(Value::Float(1.5)));
+        assert_eq!(
+            encode_value(&Value::Float(1.5)),
+            [0xfb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0]
+        );
+        let nan = decode(&[0xf9, 0x7e, 0x00], 1).unwrap();
+        assert!(matches!(nan, Value::Float(f) if f.is_nan()));
+    }
+
+    #[test]
+    fn simple_values_and_strings() {
+        assert_eq!(decode(&[0xf6], 1), Ok(Value::Null));
+        // undefined
+        assert_eq!(decode(&[0xf7], 1), Ok(Value::Null));
+        assert_eq!(decode(&[0xf5], 1), Ok(Value::Bool(true)));
+        assert_eq!(decode(&[0x42, 1, 2], 1), Ok(Value::Bytes(vec![1, 2])));
+        assert_eq!(decode(&[0x61, 0], 1), Ok(Value::String("\0".to_owned())));
+        // Indefinite-length text and array: ["ab"] in chunks.
+        assert_eq!(
+            decode(&[0x9f, 0x7f, 0x61, b'a', 0x61, b'b', 0xff, 0xff], 1),
+            Ok(Value::List(vec![Value::String("ab".to_owned())]))
+        );
+        // Invalid UTF-8 in text, simple value 16.
+        assert!(matches!(
+            decode(&[0x61, 0xff], 1),
+            Err(DecodeError::Syntax { .. })
+        ));
+        assert!(matches!(
+            decode(&[0xf0], 1),
+            Err(DecodeError::Syntax { .. })
+        ));
+    }
+
+    #[test]
+    fn tags_are_refused_except_self_described_and_small_bignums() {
+        // tag 1 (epoch time) around 0, on a dict key, and 55799 anywhere but in front.
+        for bytes in [
+            &[0xc1, 0x00][..],
+            &[0xa1, 0xc1, 0x61, b'a', 0x00],
+            &[0x81, 0xd9, 0xd9, 0xf7, 0x00],
+        ] {
+            let error = decode(bytes, 4).unwrap_err();
+            assert!(matches!(error, DecodeError::Syntax { .. }), "{bytes:x?}");
+        }
+        assert_eq!(
+            decode(&[0xc1, 0x00], 4),
+            Err(DecodeError::Syntax {
+                detail: "CBOR tag 1 is not a WAMP value".to_owned()
+            })
+        );
+        // 55799 in front of the message is skipped.
+        assert_eq!(
+            decode(&[0xd9, 0xd9, 0xf7, 0x81, 0x01], 1),
+            Ok(Value::List(vec![Value::Integer(1)]))
+        );
+        // Bignums that fit a Value are integers; larger ones are refused.
+        assert_eq!(decode(&[0xc2, 0x41, 0x05], 1), Ok(Value::Integer(5)));
+        assert_eq!(
+            decode(
+                &[0xc2, 0x48, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+                1
+            ),
+            Ok(Value::Unsigned(u64::MAX))
+        );
+        assert!(matches!(
+            decode(&[0xc2, 0x49, 1, 0, 0, 0, 0, 0, 0, 0, 0], 1),
+            Err(DecodeError::Syntax { .. })
+        ));
+    }
+
+    #[test]
+    fn integers_below_i64_are_refused() {
+        // -2^64, the most negative CBOR integer
+        assert!(matches!(
+            decode(&[0x3b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], 1),
+            Err(DecodeError::Syntax { .. })
+        ));
+        assert_eq!(
+            decode(&[0x3b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], 1),
+            Ok(Value::Integer(i64::MIN))
+        );
+    }
+
+    #[test]
+    fn dict_keys_are_text_in_order_without_repeats() {
+        assert_eq!(
+            decode(&[0xa2, 0x61, b'b', 0x01, 0x61, b'a', 0x02], 2),
+            Ok(Value::Dict(Dict(vec![
+                ("b".to_owned(), Value::Integer(1)),
+                ("a".to_owned(), Value::Integer(2)),
+            ])))
+        );
+        for bytes in [
+            &[0xa1, 0x01, 0x01][..],
+            &[0xa1, 0x41, b'a', 0x01],
+            &[0xa2, 0x61, b'a', 0x01, 0x61, b'a', 0x02],
+        ] {
+            assert!(
+                matches!(decode(bytes, 2), Err(DecodeError::Syntax { .. })),
+                "{bytes:x?}"
+            );
+        }
+    }
+
+    #[test]
+    fn declared_lengths_cost_nothing_before_the_bytes_arrive() {
+        // array, map, text and bytes of 2^64 - 1 entries or bytes, with nothing after.
+        for major in [0x9b, 0xbb, 0x7b, 0x5b] {
+            let bytes = [major, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+            assert!(matches!(decode(&bytes, 4), Err(DecodeError::Syntax { .. })));
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        assert_eq!(
+            decode(&[0x80, 0x80, 0x80], 4),
+            Err(DecodeError::Syntax {
+                detail: "2 bytes after the value".to_owned()
+            })
+        );
+    }
+}

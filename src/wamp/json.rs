@@ -63,7 +63,7 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
         // JSON has no NaN or infinity (RFC 8259 §6); serde_json writes them as null, and so
         // does this, rather than failing a message a MessagePack or CBOR peer sent.
         Value::Float(f) if f.is_finite() => {
-            out.extend_from_slice(ryu::Buffer::new().format_finite(*f).as_bytes());
+            out.extend_from_slice(zmij::Buffer::new().format_finite(*f).as_bytes());
         }
         Value::Float(_) => out.extend_from_slice(b"null"),
         Value::String(s) => write_str(out, s),
@@ -143,4 +143,189 @@ fn hex_digit(nibble: u8) -> u8 {
         .get(usize::from(nibble))
         .copied()
         .unwrap_or(b'0')
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::wamp::message::every_message;
+
+    fn encode_value(value: &Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_value(&mut out, value);
+        out
+    }
+
+    fn decode_value(text: &str) -> Result<Value, DecodeError> {
+        decode(text.as_bytes(), 16)
+    }
+
+    #[test]
+    fn spec_binary_example_decodes_and_encodes() {
+        // WAMP v2, "Binary conversion of JSON Strings": 10e3ff9053075c526f5fc06d4fe37cdb
+        // is "\u0000EOP/kFMHXFJvX8BtT+N82w==".
+        let bytes = vec![
+            0x10, 0xe3, 0xff, 0x90, 0x53, 0x07, 0x5c, 0x52, 0x6f, 0x5f, 0xc0, 0x6d, 0x4f, 0xe3,
+            0x7c, 0xdb,
+        ];
+        let json = r#""\u0000EOP/kFMHXFJvX8BtT+N82w==""#;
+        assert_eq!(decode_value(json), Ok(Value::Bytes(bytes.clone())));
+        assert_eq!(encode_value(&Value::Bytes(bytes)), json.as_bytes());
+        // Unpadded base64 is read too; an empty binary is a lone NUL.
+        assert_eq!(decode_value(r#""\u0000AQI""#), Ok(Value::Bytes(vec![1, 2])));
+        assert_eq!(decode_value(r#""\u0000""#), Ok(Value::Bytes(Vec::new())));
+        assert_eq!(encode_value(&Value::Bytes(Vec::new())), br#""\u0000""#);
+    }
+
+    #[test]
+    fn nul_then_invalid_base64_is_a_syntax_error() {
+        for json in [
+            r#""\u0000not base64!""#,
+            r#""\u0000A""#,
+            r#""\u0000\u0000""#,
+        ] {
+            assert!(
+                matches!(decode_value(json), Err(DecodeError::Syntax { .. })),
+                "{json}"
+            );
+        }
+        // A NUL elsewhere is an ordinary character; keys are never binary.
+        assert_eq!(
+            decode_value(r#""a\u0000""#),
+            Ok(Value::String("a\0".to_owned()))
+        );
+        assert_eq!(
+            decode_value(r#"{"\u0000x":1}"#),
+            Ok(Value::Dict(Dict(vec![(
+                "\0x".to_owned(),
+                Value::Integer(1)
+            )])))
+        );
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let mut every_byte_char = String::new();
+        for c in (0u8..=0x7f).map(char::from) {
+            every_byte_char.push(c);
+        }
+        for text in [
+            every_byte_char.as_str(),
+            "",
+            "plain",
+            "ünïcödé € 𝄞",
+            "\"\\/\u{7f}\u{2028}",
+        ] {
+            let value = Value::String(text.to_owned());
+            let ours = encode_value(&value);
+            assert_eq!(ours, serde_json::to_vec(text).unwrap(), "{text:?}");
+            if !text.starts_with('\0') {
+                assert_eq!(decode(&ours, 1), Ok(value));
+            }
+        }
+    }
+
+    #[test]
+    fn values_are_written_as_serde_json_writes_them() {
+        // Value's Serialize impl goes through serde_json; the direct writer must agree.
+        for message in every_message() {
+            let value = message.to_value();
+            assert_eq!(encode_value(&value), serde_json::to_vec(&value).unwrap());
+        }
+        for f in [
+            0.0,
+            -0.0,
+            1.0,
+            0.1,
+            1e300,
+            -1e-300,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ] {
+            let value = Value::Float(f);
+            assert_eq!(encode_value(&value), serde_json::to_vec(&value).unwrap());
+            assert_eq!(decode(&encode_value(&value), 1), Ok(value), "{f}");
+        }
+    }
+
+    #[test]
+    fn nan_and_infinity_are_written_as_null() {
+        for f in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert_eq!(encode_value(&Value::Float(f)), b"null");
+        }
+        for text in ["NaN", "Infinity", "-Infinity", "1e400"] {
+            assert!(matches!(
+                decode_value(text),
+                Err(DecodeError::Syntax { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn integers_stay_integers_and_huge_ones_become_floats() {
+        let cases = [
+            ("0", Value::Integer(0)),
+            ("-9223372036854775808", Value::Integer(i64::MIN)),
+            ("9223372036854775807", Value::Integer(i64::MAX)),
+            ("9223372036854775808", Value::Unsigned(1 << 63)),
+            ("18446744073709551615", Value::Unsigned(u64::MAX)),
+            // Beyond u64 and i64 JSON numbers are floats, as serde_json reads them.
+            ("18446744073709551616", Value::Float(18446744073709551616.0)),
+            ("-9223372036854775809", Value::Float(-9223372036854775809.0)),
+            // A fraction or an exponent makes a float even when the value is whole.
+            ("1.0", Value::Float(1.0)),
+            ("1e2", Value::Float(100.0)),
+        ];
+        for (text, value) in cases {
+            assert_eq!(decode_value(text), Ok(value.clone()), "{text}");
+        }
+        assert_eq!(
+            encode_value(&Value::Unsigned(u64::MAX)),
+            b"18446744073709551615"
+        );
+        assert_eq!(
+            encode_value(&Value::Integer(i64::MIN)),
+            b"-9223372036854775808"
+        );
+        assert_eq!(encode_value(&Value::Float(1.0)), b"1.0");
+    }
+
+    #[test]
+    fn dict_keys_keep_their_order_and_may_not_repeat() {
+        let text = r#"{"zebra":1,"apple":2,"mango":{"y":[],"b":null}}"#;
+        let value = decode_value(text).unwrap();
+        let Value::Dict(dict) = &value else {
+            panic!("not a dict")
+        };
+        let keys: Vec<&str> = dict.iter().map(|(key, _)| key).collect();
+        assert_eq!(keys, ["zebra", "apple", "mango"]);
+        assert_eq!(encode_value(&value), text.as_bytes());
+        assert!(matches!(
+            decode_value(r#"{"a":1,"b":2,"a":3}"#),
+            Err(DecodeError::Syntax { .. })
+        ));
+    }
+
+    #[test]
+    fn text_must_be_utf8_and_alone() {
+        assert!(matches!(
+            decode(b"[\"\xff\"]", 4),
+            Err(DecodeError::Syntax { .. })
+        ));
+        // A lone surrogate escape is not a character.
+        assert!(matches!(
+            decode_value(r#""\ud800""#),
+            Err(DecodeError::Syntax { .. })
+        ));
+        assert_eq!(
+            decode_value(" [1] \n"),
+            Ok(Value::List(vec![Value::Integer(1)]))
+        );
+        assert!(matches!(
+            decode_value("[1]x"),
+            Err(DecodeError::Syntax { .. })
+        ));
+    }
 }

@@ -375,3 +375,175 @@ fn write_dict(out: &mut Vec<u8>, dict: &Dict) -> Result<(), TooLong> {
         write_value(out, value)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::wamp::message::every_message;
+
+    fn encode_value(value: &Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_value(&mut out, value).unwrap();
+        out
+    }
+
+    #[test]
+    fn writes_what_rmp_serde_writes() {
+        let mut values: Vec<Value> = every_message().iter().map(|m| m.to_value()).collect();
+        for boundary in [
+            0,
+            1,
+            127,
+            128,
+            255,
+            256,
+            65535,
+            65536,
+            u64::from(u32::MAX),
+            u64::from(u32::MAX) + 1,
+            u64::MAX,
+        ] {
+            values.push(Value::from(boundary));
+        }
+        for boundary in [
+            -1,
+            -32,
+            -33,
+            -128,
+            -129,
+            -32768,
+            -32769,
+            i64::from(i32::MIN) - 1,
+        ] {
+            values.push(Value::Integer(boundary));
+        }
+        for len in [0, 31, 32, 255, 256, 65535, 65536] {
+            values.push(Value::String("x".repeat(len)));
+            values.push(Value::Bytes(vec![7; len]));
+            values.push(Value::List(vec![Value::Null; len]));
+            values.push(Value::Dict(Dict(
+                (0..len).map(|i| (i.to_string(), Value::Null)).collect(),
+            )));
+        }
+        for value in values {
+            let ours = encode_value(&value);
+            assert_eq!(ours, rmp_serde::to_vec(&value).unwrap());
+            assert_eq!(decode(&ours, 16), Ok(value));
+        }
+    }
+
+    #[test]
+    fn str_is_string_and_bin_is_binary() {
+        assert_eq!(
+            decode(&[0xa2, b'h', b'i'], 1),
+            Ok(Value::String("hi".to_owned()))
+        );
+        assert_eq!(
+            decode(&[0xc4, 2, b'h', b'i'], 1),
+            Ok(Value::Bytes(b"hi".to_vec()))
+        );
+        // No JSON convention here: a str starting with NUL is a string.
+        assert_eq!(decode(&[0xa1, 0], 1), Ok(Value::String("\0".to_owned())));
+    }
+
+    #[test]
+    fn str_with_invalid_utf8_is_refused_not_made_binary() {
+        assert_eq!(
+            decode(&[0xa2, b'a', 0xff], 1),
+            Err(DecodeError::Syntax {
+                detail: "invalid UTF-8 in the str at byte 2".to_owned()
+            })
+        );
+    }
+
+    #[test]
+    fn ext_types_and_the_reserved_byte_are_refused() {
+        // fixext 1, ext 8, and the timestamp extension (type -1)
+        for bytes in [
+            &[0xd4, 0x01, 0x00][..],
+            &[0xc7, 0x01, 0x05, 0x00],
+            &[0xd6, 0xff, 0, 0, 0, 0],
+            &[0x91, 0xc1],
+        ] {
+            assert!(
+                matches!(decode(bytes, 4), Err(DecodeError::Syntax { .. })),
+                "{bytes:x?}"
+            );
+        }
+    }
+
+    #[test]
+    fn floats_of_both_widths_are_f64() {
+        let mut f32_bytes = vec![0xca];
+        f32_bytes.extend_from_slice(&1.5f32.to_be_bytes());
+        assert_eq!(decode(&f32_bytes, 1), Ok(Value::Float(1.5)));
+        let nan = decode(&encode_value(&Value::Float(f64::NAN)), 1).unwrap();
+        assert!(matches!(nan, Value::Float(f) if f.is_nan()));
+        assert_eq!(
+            encode_value(&Value::Float(1.5)),
+            [0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0]
+        );
+    }
+
+    #[test]
+    fn dict_keys_are_strs_in_order_without_repeats() {
+        // {"b": 1, "a": 2}
+        assert_eq!(
+            decode(&[0x82, 0xa1, b'b', 0x01, 0xa1, b'a', 0x02], 2),
+            Ok(Value::Dict(Dict(vec![
+                ("b".to_owned(), Value::Integer(1)),
+                ("a".to_owned(), Value::Integer(2)),
+            ])))
+        );
+        // {1: 1}, {bin "a": 1}, {"a": 1, "a": 2}
+        for bytes in [
+            &[0x81, 0x01, 0x01][..],
+            &[0x81, 0xc4, 0x01, b'a', 0x01],
+            &[0x82, 0xa1, b'a', 0x01, 0xa1, b'a', 0x02],
+        ] {
+            assert!(
+                matches!(decode(bytes, 2), Err(DecodeError::Syntax { .. })),
+                "{bytes:x?}"
+            );
+        }
+    }
+
+    #[test]
+    fn declared_lengths_cost_nothing_before_the_bytes_arrive() {
+        // array 32, map 32, str 32 and bin 32 of 2^32 - 1, with nothing after.
+        for marker in [0xdd, 0xdf, 0xdb, 0xc6] {
+            let bytes = [marker, 0xff, 0xff, 0xff, 0xff];
+            assert!(matches!(decode(&bytes, 4), Err(DecodeError::Syntax { .. })));
+        }
+        // Truncated inside a length field.
+        assert!(matches!(
+            decode(&[0xdc, 0x00], 4),
+            Err(DecodeError::Syntax { .. })
+        ));
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        assert_eq!(
+            decode(&[0x90, 0x90], 4),
+            Err(DecodeError::Syntax {
+                detail: "1 bytes after the value, which ends at byte 1".to_owned()
+            })
+        );
+    }
+
+    #[test]
+    fn lengths_past_32_bits_cannot_be_written() {
+        assert_eq!(len32(usize::try_from(u32::MAX).unwrap()), Ok(u32::MAX));
+        if let Ok(too_long) = usize::try_from(u64::from(u32::MAX) + 1) {
+            assert_eq!(len32(too_long), Err(TooLong));
+            let mut out = Vec::new();
+            assert_eq!(
+                write_container_len(&mut out, too_long, 0x90, 0xdc, 0xdd),
+                Err(TooLong)
+            );
+        }
+    }
+}

@@ -462,3 +462,73 @@ impl<'de> Visitor<'de> for KeyVisitor {
         content.tuple_variant(2, TagVisitor).map(|_| String::new())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn serde_json_sees_binary_as_the_wamp_json_convention() {
+        let value = Value::List(vec![Value::Bytes(vec![1, 2, 3]), Value::from("text")]);
+        let text = serde_json::to_string(&value).unwrap();
+        assert_eq!(text, r#"["\u0000AQID","text"]"#);
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), value);
+    }
+
+    #[test]
+    fn binary_formats_see_binary_as_bytes() {
+        let value = Value::List(vec![Value::Bytes(vec![1, 2, 3]), Value::from("\0AQID")]);
+        let mut cbor = Vec::new();
+        ciborium::into_writer(&value, &mut cbor).unwrap();
+        assert_eq!(cbor, [0x82, 0x43, 1, 2, 3, 0x65, 0, b'A', b'Q', b'I', b'D']);
+        assert_eq!(ciborium::from_reader::<Value, _>(&cbor[..]).unwrap(), value);
+    }
+
+    #[test]
+    fn plain_deserialize_is_bounded_by_max_depth() {
+        let nested = |levels: usize| format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+        assert!(serde_json::from_str::<Value>(&nested(MAX_DEPTH)).is_ok());
+        let error = serde_json::from_str::<Value>(&nested(MAX_DEPTH + 1)).unwrap_err();
+        assert!(error.to_string().contains("nest too deeply"), "{error}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_found_in_small_and_large_dicts() {
+        for len in [0, 1, 2, 16, 17, 1000] {
+            let mut entries: Vec<(String, Value)> =
+                (0..len).map(|i| (i.to_string(), Value::Null)).collect();
+            assert!(!has_duplicate_keys(&entries), "{len}");
+            if let Some((first, _)) = entries.first().cloned() {
+                entries.push((first, Value::Bool(true)));
+                assert!(has_duplicate_keys(&entries), "{len}");
+            }
+        }
+    }
+
+    #[test]
+    fn dict_insert_keeps_the_first_position() {
+        let mut dict = Dict::new();
+        dict.insert("b", Value::Integer(1));
+        dict.insert("a", Value::Integer(2));
+        dict.insert("b", Value::Integer(3));
+        let entries: Vec<(&str, &Value)> = dict.iter().collect();
+        assert_eq!(
+            entries,
+            [("b", &Value::Integer(3)), ("a", &Value::Integer(2))]
+        );
+        assert_eq!(dict.uint("a"), Some(Ok(2)));
+        assert_eq!(dict.str("a"), Some(Err(())));
+        assert_eq!(dict.bool("missing"), None);
+    }
+
+    #[test]
+    fn depth_counts_lists_and_dicts() {
+        assert_eq!(Value::Null.depth(), 0);
+        assert_eq!(Value::List(vec![]).depth(), 1);
+        let mut inner = Dict::new();
+        inner.insert("a", Value::List(vec![Value::Integer(1)]));
+        assert_eq!(Value::List(vec![Value::Dict(inner)]).depth(), 3);
+    }
+}
