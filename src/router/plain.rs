@@ -1,0 +1,1 @@
+//! The bridge between the control socket's opaque payloads and WAMP args/kwargs.
