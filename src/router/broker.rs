@@ -419,13 +419,47 @@ mod tests {
             key,
             serializer: Serializer::Json,
         };
-        let first = broker.subscribe("a.b", Match::Exact, &link(keys[0]), member(1), &mut ids, String::new);
-        let second = broker.subscribe("a.b", Match::Exact, &link(keys[1]), member(2), &mut ids, String::new);
-        let again = broker.subscribe("a.b", Match::Exact, &link(keys[1]), member(2), &mut ids, String::new);
-        let prefix = broker.subscribe("a.b", Match::Prefix, &link(keys[1]), member(2), &mut ids, String::new);
+        let first = broker.subscribe(
+            "a.b",
+            Match::Exact,
+            &link(keys[0]),
+            member(1),
+            &mut ids,
+            String::new,
+        );
+        let second = broker.subscribe(
+            "a.b",
+            Match::Exact,
+            &link(keys[1]),
+            member(2),
+            &mut ids,
+            String::new,
+        );
+        let again = broker.subscribe(
+            "a.b",
+            Match::Exact,
+            &link(keys[1]),
+            member(2),
+            &mut ids,
+            String::new,
+        );
+        let prefix = broker.subscribe(
+            "a.b",
+            Match::Prefix,
+            &link(keys[1]),
+            member(2),
+            &mut ids,
+            String::new,
+        );
         assert_eq!((first.created, first.added), (true, true));
-        assert_eq!((second.id, second.created, second.added), (first.id, false, true));
-        assert_eq!((again.id, again.created, again.added), (first.id, false, false));
+        assert_eq!(
+            (second.id, second.created, second.added),
+            (first.id, false, true)
+        );
+        assert_eq!(
+            (again.id, again.created, again.added),
+            (first.id, false, false)
+        );
         assert_ne!(prefix.id, first.id);
         assert_eq!(broker.unsubscribe(first.id, 1, &link(keys[0])), Some(false));
         assert_eq!(broker.unsubscribe(first.id, 1, &link(keys[0])), None);

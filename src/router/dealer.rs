@@ -125,8 +125,10 @@ impl Dealer {
 
     fn insert_call(&mut self, call: Call) -> u64 {
         let key = self.call_keys.next_id();
-        self.by_invocation.insert((call.callee, call.invocation), key);
-        self.by_request.insert((call.caller, call.caller_request), key);
+        self.by_invocation
+            .insert((call.callee, call.invocation), key);
+        self.by_request
+            .insert((call.caller, call.caller_request), key);
         if let Some(deadline) = call.deadline {
             self.deadlines.insert((deadline, key));
         }
@@ -204,7 +206,9 @@ impl Realm {
         let Some(session) = self.sessions.get(&id) else {
             return Ok(());
         };
-        let refusal = if let Err(error) = uri::check(procedure, options.policy, ctx.config.strict_uris) {
+        let refusal = if let Err(error) =
+            uri::check(procedure, options.policy, ctx.config.strict_uris)
+        {
             Some(Refusal::InvalidUri {
                 uri: procedure.to_owned(),
                 error,
@@ -254,10 +258,14 @@ impl Realm {
             return Ok(());
         }
         let (registration, created) = match self.dealer.index.get(procedure, options.policy) {
-            Some(existing) if self.dealer.registrations.contains_key(&existing) => (existing, false),
+            Some(existing) if self.dealer.registrations.contains_key(&existing) => {
+                (existing, false)
+            }
             Some(_) | None => {
                 let registration = ctx.router_ids.next_id();
-                self.dealer.index.insert(procedure, options.policy, registration);
+                self.dealer
+                    .index
+                    .insert(procedure, options.policy, registration);
                 self.dealer.registrations.insert(
                     registration,
                     Registration {
@@ -312,7 +320,13 @@ impl Realm {
         Ok(())
     }
 
-    pub(super) fn on_unregister(&mut self, ctx: &mut Ctx<'_>, id: u64, request: u64, registration: u64) {
+    pub(super) fn on_unregister(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        id: u64,
+        request: u64,
+        registration: u64,
+    ) {
         let meta = self
             .dealer
             .get(registration)
@@ -322,7 +336,11 @@ impl Realm {
                 let refusal = Refusal::NoSuchRegistration { registration };
                 self.send(
                     id,
-                    crate::router::realm::refusal_message(MessageType::Unregister, request, &refusal),
+                    crate::router::realm::refusal_message(
+                        MessageType::Unregister,
+                        request,
+                        &refusal,
+                    ),
                     ctx.out,
                 );
             }
@@ -353,7 +371,11 @@ impl Realm {
     /// callees with `max` invocations pending.
     fn pick_callee(&mut self, ctx: &mut Ctx<'_>, id: u64, max: usize) -> Result<u64, Refusal> {
         let sessions = &self.sessions;
-        let free = |callee: &u64| sessions.get(callee).is_some_and(|s| s.calls_as_callee < max);
+        let free = |callee: &u64| {
+            sessions
+                .get(callee)
+                .is_some_and(|s| s.calls_as_callee < max)
+        };
         let Some(registration) = self.dealer.registrations.get_mut(&id) else {
             return Err(Refusal::NoSuchProcedure {
                 procedure: String::new(),
@@ -380,7 +402,12 @@ impl Realm {
             Invoke::Random => {
                 let eligible = registration.callees.iter().filter(|c| free(c)).count();
                 let nth = ctx.global_ids.below(eligible);
-                registration.callees.iter().filter(|c| free(c)).nth(nth).copied()
+                registration
+                    .callees
+                    .iter()
+                    .filter(|c| free(c))
+                    .nth(nth)
+                    .copied()
             }
         };
         picked.ok_or_else(busy)
@@ -462,13 +489,14 @@ impl Realm {
             refuse(self, Refusal::NoSuchProcedure { procedure }, ctx.out);
             return Ok(());
         };
-        let callee = match self.pick_callee(ctx, registration, ctx.config.max_pending_calls_per_callee) {
-            Ok(callee) => callee,
-            Err(refusal) => {
-                refuse(self, refusal, ctx.out);
-                return Ok(());
-            }
-        };
+        let callee =
+            match self.pick_callee(ctx, registration, ctx.config.max_pending_calls_per_callee) {
+                Ok(callee) => callee,
+                Err(refusal) => {
+                    refuse(self, refusal, ctx.out);
+                    return Ok(());
+                }
+            };
         let Some(callee_session) = self.sessions.get_mut(&callee) else {
             return Ok(());
         };
@@ -549,12 +577,20 @@ impl Realm {
         match mode {
             CancelMode::Skip => {
                 self.end_call(key);
-                self.send(id, call_error(request, CANCELED_ERROR, "call canceled"), ctx.out);
+                self.send(
+                    id,
+                    call_error(request, CANCELED_ERROR, "call canceled"),
+                    ctx.out,
+                );
             }
             CancelMode::KillNoWait => {
                 self.end_call(key);
                 self.send(callee, interrupt(invocation, mode), ctx.out);
-                self.send(id, call_error(request, CANCELED_ERROR, "call canceled"), ctx.out);
+                self.send(
+                    id,
+                    call_error(request, CANCELED_ERROR, "call canceled"),
+                    ctx.out,
+                );
             }
             CancelMode::Kill => {
                 if let Some(call) = self.dealer.calls.get_mut(&key) {

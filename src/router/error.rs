@@ -59,7 +59,10 @@ impl fmt::Display for Violation {
                 write!(f, "ERROR for a {} request", request_type.name())
             }
             Violation::RequestInFlight { message, request } => {
-                write!(f, "{message} with request id {request}, which is still in flight")
+                write!(
+                    f,
+                    "{message} with request id {request}, which is still in flight"
+                )
             }
             Violation::BadOption { message, option } => {
                 write!(f, "{message}: invalid type or value for '{option}'")
@@ -234,7 +237,10 @@ mod tests {
     #[test]
     fn refusals_map_to_their_uris() {
         assert_eq!(
-            Refusal::RestrictedUri { uri: "wamp.x".into() }.uri(),
+            Refusal::RestrictedUri {
+                uri: "wamp.x".into()
+            }
+            .uri(),
             "wamp.error.invalid_uri"
         );
         assert_eq!(

@@ -87,7 +87,11 @@ impl SequentialIds {
 
     pub fn next_id(&mut self) -> u64 {
         // WAMP v2, "IDs": "... wrapping around to 1 after 2^53".
-        self.last = if self.last >= MAX_ID { 1 } else { self.last + 1 };
+        self.last = if self.last >= MAX_ID {
+            1
+        } else {
+            self.last + 1
+        };
         self.last
     }
 }
@@ -115,12 +119,18 @@ mod tests {
         for _ in 0..10 {
             assert_eq!(a.next_id(), b.next_id());
         }
-        assert_ne!(GlobalIds::seeded(1).next_id(), GlobalIds::seeded(2).next_id());
+        assert_ne!(
+            GlobalIds::seeded(1).next_id(),
+            GlobalIds::seeded(2).next_id()
+        );
     }
 
     #[test]
     fn os_seeded_ids_differ_between_instances() {
-        assert_ne!(GlobalIds::from_os().next_id(), GlobalIds::from_os().next_id());
+        assert_ne!(
+            GlobalIds::from_os().next_id(),
+            GlobalIds::from_os().next_id()
+        );
     }
 
     #[test]

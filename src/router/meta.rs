@@ -222,7 +222,9 @@ impl Realm {
                     .collect::<Vec<_>>();
                 sessions.sort_unstable();
                 if name == "wamp.session.count" {
-                    Ok(vec![Value::from(u64::try_from(sessions.len()).unwrap_or(u64::MAX))])
+                    Ok(vec![Value::from(
+                        u64::try_from(sessions.len()).unwrap_or(u64::MAX),
+                    )])
                 } else {
                     Ok(vec![ids(sessions.into_iter())])
                 }
@@ -321,29 +323,40 @@ impl Realm {
                     }
                 }
             }
-            "wamp.subscription.lookup" | "wamp.registration.lookup" => {
-                string_argument(payload, 0, if name == "wamp.subscription.lookup" { "topic" } else { "procedure" }, name)
-                    .and_then(|uri| {
-                        let policy = match argument(payload, 1, "options") {
-                            None => Ok(Match::Exact),
-                            Some(Value::Dict(options)) => match options.str("match") {
-                                None => Ok(Match::Exact),
-                                Some(Ok(policy)) => Match::parse(policy)
-                                    .ok_or_else(|| invalid(name, "unknown match policy")),
-                                Some(Err(())) => Err(invalid(name, "match must be a string")),
-                            },
-                            Some(_) => Err(invalid(name, "options must be a dict")),
-                        }?;
-                        let found = if name == "wamp.subscription.lookup" {
-                            self.broker.lookup(uri, policy).map(|s| (s.id, s.uri.as_str()))
-                        } else {
-                            self.dealer.lookup(uri, policy).map(|r| (r.id, r.uri.as_str()))
-                        };
-                        Ok(vec![id_or_null(
-                            found.filter(|&(_, uri)| shown(uri)).map(|(id, _)| id),
-                        )])
-                    })
-            }
+            "wamp.subscription.lookup" | "wamp.registration.lookup" => string_argument(
+                payload,
+                0,
+                if name == "wamp.subscription.lookup" {
+                    "topic"
+                } else {
+                    "procedure"
+                },
+                name,
+            )
+            .and_then(|uri| {
+                let policy = match argument(payload, 1, "options") {
+                    None => Ok(Match::Exact),
+                    Some(Value::Dict(options)) => match options.str("match") {
+                        None => Ok(Match::Exact),
+                        Some(Ok(policy)) => Match::parse(policy)
+                            .ok_or_else(|| invalid(name, "unknown match policy")),
+                        Some(Err(())) => Err(invalid(name, "match must be a string")),
+                    },
+                    Some(_) => Err(invalid(name, "options must be a dict")),
+                }?;
+                let found = if name == "wamp.subscription.lookup" {
+                    self.broker
+                        .lookup(uri, policy)
+                        .map(|s| (s.id, s.uri.as_str()))
+                } else {
+                    self.dealer
+                        .lookup(uri, policy)
+                        .map(|r| (r.id, r.uri.as_str()))
+                };
+                Ok(vec![id_or_null(
+                    found.filter(|&(_, uri)| shown(uri)).map(|(id, _)| id),
+                )])
+            }),
             "wamp.subscription.match" => string_argument(payload, 0, "topic", name).map(|topic| {
                 let mut matches = Vec::new();
                 self.broker.for_each_match(topic, |s| {
@@ -381,9 +394,9 @@ impl Realm {
                         });
                     }
                     Ok(vec![match name {
-                        "wamp.subscription.get" => {
-                            self.subscription_details(id).map_or(Value::Null, Value::Dict)
-                        }
+                        "wamp.subscription.get" => self
+                            .subscription_details(id)
+                            .map_or(Value::Null, Value::Dict),
                         "wamp.subscription.list_subscribers" => {
                             let mut sessions = subscription.subscribers().collect::<Vec<_>>();
                             sessions.sort_unstable();
@@ -397,8 +410,8 @@ impl Realm {
             }
             "wamp.registration.get"
             | "wamp.registration.list_callees"
-            | "wamp.registration.count_callees" => {
-                id_argument(payload, "registration_id", name).and_then(|id| {
+            | "wamp.registration.count_callees" => id_argument(payload, "registration_id", name)
+                .and_then(|id| {
                     let registration = self
                         .dealer
                         .get(id)
@@ -409,9 +422,9 @@ impl Realm {
                         });
                     }
                     Ok(vec![match name {
-                        "wamp.registration.get" => {
-                            self.registration_details(id).map_or(Value::Null, Value::Dict)
-                        }
+                        "wamp.registration.get" => self
+                            .registration_details(id)
+                            .map_or(Value::Null, Value::Dict),
                         "wamp.registration.list_callees" => {
                             ids(registration.callees.iter().copied())
                         }
@@ -419,8 +432,7 @@ impl Realm {
                             u64::try_from(registration.callees.len()).unwrap_or(u64::MAX),
                         ),
                     }])
-                })
-            }
+                }),
             _ => return None,
         };
         Some(result)

@@ -197,7 +197,10 @@ impl Router {
     }
 
     fn is_backend_realm(config: &RouterConfig, realm: &Realm) -> bool {
-        config.realms.first().is_some_and(|name| *name == realm.name)
+        config
+            .realms
+            .first()
+            .is_some_and(|name| *name == realm.name)
     }
 
     /// Runs `step` on realm `index` with a fresh context, then closes the clients it killed.
@@ -312,7 +315,14 @@ impl Router {
         });
     }
 
-    fn end_client_session(&mut self, key: Key, realm: usize, session: u64, now: Instant, out: &mut Vec<Action>) {
+    fn end_client_session(
+        &mut self,
+        key: Key,
+        realm: usize,
+        session: u64,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
         if let Some(phase) = self.clients.get_mut(&key) {
             *phase = Phase::Closing;
         }
@@ -321,16 +331,36 @@ impl Router {
     }
 
     /// ABORT `wamp.error.protocol_violation`, the session (if any) leaves, Close.
-    fn violation(&mut self, key: Key, serializer: Serializer, violation: Violation, now: Instant, out: &mut Vec<Action>) {
+    fn violation(
+        &mut self,
+        key: Key,
+        serializer: Serializer,
+        violation: Violation,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
         log::debug!(conn = key.to_usize(), reason:% = violation; "WAMP protocol violation");
-        self.abort(key, serializer, PROTOCOL_VIOLATION, violation.to_string(), out);
+        self.abort(
+            key,
+            serializer,
+            PROTOCOL_VIOLATION,
+            violation.to_string(),
+            out,
+        );
         if let Some(&Phase::Established { realm, session, .. }) = self.clients.get(&key) {
             self.end_client_session(key, realm, session, now, out);
         }
         self.close(key, CLOSE_PROTOCOL_ERROR, PROTOCOL_VIOLATION, out);
     }
 
-    fn abort(&mut self, key: Key, serializer: Serializer, reason: &str, message: String, out: &mut Vec<Action>) {
+    fn abort(
+        &mut self,
+        key: Key,
+        serializer: Serializer,
+        reason: &str,
+        message: String,
+        out: &mut Vec<Action>,
+    ) {
         let mut details = Dict::new();
         details.insert("message", Value::String(message));
         let abort = Message::Abort {
@@ -340,8 +370,16 @@ impl Router {
         realm::send_via(Link::Client { key, serializer }, abort, out);
     }
 
-    fn hello(&mut self, key: Key, realm_name: &str, details: &Dict, now: Instant, out: &mut Vec<Action>) {
-        let Some(Phase::Establishing { serializer, authid }) = self.clients.get(&key).cloned() else {
+    fn hello(
+        &mut self,
+        key: Key,
+        realm_name: &str,
+        details: &Dict,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(Phase::Establishing { serializer, authid }) = self.clients.get(&key).cloned()
+        else {
             return;
         };
         let features = match PeerFeatures::parse_hello(details) {
@@ -356,7 +394,10 @@ impl Router {
             return self.close(key, CLOSE_NORMAL, "wamp.error.no_such_realm", out);
         }
         if self.client_sessions >= self.config.max_sessions {
-            let text = format!("the router has {} sessions, the most allowed", self.config.max_sessions);
+            let text = format!(
+                "the router has {} sessions, the most allowed",
+                self.config.max_sessions
+            );
             self.abort(key, serializer, TOO_MANY_SESSIONS, text, out);
             return self.close(key, CLOSE_NORMAL, TOO_MANY_SESSIONS, out);
         }
@@ -390,7 +431,11 @@ impl Router {
     fn fresh_session_id(&mut self) -> u64 {
         loop {
             let id = self.global_ids.next_id();
-            if !self.realms.iter().any(|realm| realm.sessions.contains_key(&id)) {
+            if !self
+                .realms
+                .iter()
+                .any(|realm| realm.sessions.contains_key(&id))
+            {
                 return id;
             }
         }
@@ -445,7 +490,12 @@ impl Router {
     }
 
     /// The backend session of control connection `key`, created on first use.
-    fn backend_session(&mut self, key: Key, now: Instant, out: &mut Vec<Action>) -> Option<(usize, u64)> {
+    fn backend_session(
+        &mut self,
+        key: Key,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> Option<(usize, u64)> {
         if let Some(&attached) = self.backends.get(&key) {
             return Some(attached);
         }
@@ -468,13 +518,21 @@ impl Router {
     /// CALL, CANCEL, YIELD, ERROR for an invocation, PUBLISH, SUBSCRIBE, UNSUBSCRIBE); the
     /// backend session in the backend realm is created on first use. Replies come back as
     /// `Action::Control`.
-    pub fn from_backend(&mut self, key: Key, message: Message, now: Instant, out: &mut Vec<Action>) {
+    pub fn from_backend(
+        &mut self,
+        key: Key,
+        message: Message,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
         let Some((realm, session)) = self.backend_session(key, now, out) else {
             log::debug!(conn = key.to_usize(); "WAMP message from the backend while WAMP is off dropped");
             return;
         };
         let kind = message.message_type().name();
-        let result = self.with_realm(realm, now, out, |realm, ctx| realm.handle(ctx, session, message));
+        let result = self.with_realm(realm, now, out, |realm, ctx| {
+            realm.handle(ctx, session, message)
+        });
         if let Some(Err(violation)) = result {
             // The control layer is trusted code: a bad message is dropped and logged, the
             // session stays.
@@ -572,5 +630,272 @@ impl Router {
             figures.retained_events += realm.broker.retained_count();
         }
         figures
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{Harness, Out, config, json, to};
+    use super::*;
+
+    #[test]
+    fn hello_to_a_configured_realm_is_welcomed() {
+        let mut h = Harness::new(config());
+        let key = h.connect(Serializer::Json, "alice");
+        let out = h.send(key, r#"[1,"realm1",{"roles":{"subscriber":{}}}]"#);
+        let [Out::To(to_key, Message::Welcome { session, details })] = out.as_slice() else {
+            panic!("{out:?}");
+        };
+        assert_eq!(*to_key, key);
+        assert!((1..=crate::wamp::MAX_ID).contains(session));
+        assert_eq!(details.str("authid"), Some(Ok("alice")));
+        assert_eq!(details.str("authrole"), Some(Ok("user")));
+        assert_eq!(details.str("authmethod"), Some(Ok("cookie")));
+        assert_eq!(details.str("authprovider"), Some(Ok("static")));
+        assert_eq!(details.str("realm"), Some(Ok("realm1")));
+        let roles = json(&Message::Welcome {
+            session: 1,
+            details: details.clone(),
+        });
+        for feature in [
+            r#""broker":{"features":{"publisher_identification":true,"publisher_exclusion":true,"subscriber_blackwhite_listing":true,"pattern_based_subscription":true,"event_retention":true,"subscription_meta_api":true,"session_meta_api":true}}"#,
+            r#""dealer":{"features":{"progressive_call_results":true,"call_timeout":true,"call_canceling":true,"caller_identification":true,"pattern_based_registration":true,"shared_registration":true,"registration_meta_api":true,"session_meta_api":true}}"#,
+        ] {
+            assert!(roles.contains(feature), "{roles}");
+        }
+        assert_eq!(h.router.figures().sessions, 1);
+    }
+
+    #[test]
+    fn hello_to_an_unknown_realm_is_aborted_no_such_realm() {
+        let mut h = Harness::new(config());
+        let key = h.connect(Serializer::Json, "alice");
+        let out = h.send(key, r#"[1,"nope",{"roles":{"caller":{}}}]"#);
+        assert_eq!(
+            out,
+            vec![
+                Out::To(
+                    key,
+                    testing::parse(
+                        r#"[3,{"message":"no realm \"nope\" exists on this router"},"wamp.error.no_such_realm"]"#
+                    )
+                ),
+                Out::Close(key, 1000, "wamp.error.no_such_realm".into()),
+            ]
+        );
+        assert!(
+            h.send(key, r#"[1,"realm1",{"roles":{"caller":{}}}]"#)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn hello_over_max_sessions_is_aborted() {
+        let mut h = Harness::new(RouterConfig {
+            max_sessions: 1,
+            ..config()
+        });
+        h.join("a");
+        let key = h.connect(Serializer::Json, "b");
+        let out = h.send(key, r#"[1,"realm1",{"roles":{"caller":{}}}]"#);
+        assert_eq!(
+            to(&out, key),
+            vec![
+                r#"[3,{"message":"the router has 1 sessions, the most allowed"},"wamp.error.not_authorized"]"#
+            ]
+        );
+        assert!(out.contains(&Out::Close(key, 1000, TOO_MANY_SESSIONS.into())));
+    }
+
+    fn assert_violation(out: &[Out], key: Key, text: &str) {
+        assert_eq!(
+            to(out, key),
+            vec![format!(
+                r#"[3,{{"message":"{text}"}},"wamp.error.protocol_violation"]"#
+            )]
+        );
+        assert_eq!(
+            out.last(),
+            Some(&Out::Close(key, 1002, PROTOCOL_VIOLATION.into()))
+        );
+    }
+
+    #[test]
+    fn message_before_hello_is_a_protocol_violation() {
+        let mut h = Harness::new(config());
+        let key = h.connect(Serializer::Json, "alice");
+        let out = h.send(key, r#"[32,1,{},"a.b"]"#);
+        assert_violation(
+            &out,
+            key,
+            "SUBSCRIBE received before the session was established",
+        );
+        assert!(
+            h.send(key, r#"[1,"realm1",{"roles":{"caller":{}}}]"#)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn hello_without_roles_is_a_protocol_violation() {
+        let mut h = Harness::new(config());
+        let key = h.connect(Serializer::Json, "alice");
+        let out = h.send(key, r#"[1,"realm1",{}]"#);
+        assert_violation(&out, key, "HELLO: invalid type or value for 'roles'");
+    }
+
+    #[test]
+    fn second_hello_is_a_protocol_violation_and_the_session_leaves() {
+        let mut h = Harness::new(config());
+        let (key, _) = h.join("alice");
+        let out = h.send(key, r#"[1,"realm1",{"roles":{"caller":{}}}]"#);
+        assert_violation(
+            &out,
+            key,
+            "HELLO received after the session was established",
+        );
+        assert_eq!(h.router.figures().sessions, 0);
+    }
+
+    #[test]
+    fn messages_only_a_router_sends_are_protocol_violations() {
+        for (text, name) in [
+            (r#"[36,1,2,{}]"#, "EVENT"),
+            (r#"[2,1,{}]"#, "WELCOME"),
+            (r#"[50,1,{}]"#, "RESULT"),
+            (r#"[4,"ticket",{}]"#, "CHALLENGE"),
+        ] {
+            let mut h = Harness::new(config());
+            let (key, _) = h.join("alice");
+            let out = h.send(key, text);
+            assert_violation(
+                &out,
+                key,
+                &format!("{name} is not a message a router accepts"),
+            );
+        }
+    }
+
+    #[test]
+    fn error_for_anything_but_an_invocation_is_a_protocol_violation() {
+        let mut h = Harness::new(config());
+        let (key, _) = h.join("alice");
+        let out = h.send(key, r#"[8,48,1,{},"x.y"]"#);
+        assert_violation(&out, key, "ERROR for a CALL request");
+    }
+
+    #[test]
+    fn undecodable_bytes_are_a_protocol_violation() {
+        let mut h = Harness::new(config());
+        let (key, _) = h.join("alice");
+        let out = h.send_bytes(key, b"[99]");
+        assert_violation(&out, key, "undecodable message: unknown message type 99");
+        let key = h.connect(Serializer::Json, "bob");
+        let out = h.send_bytes(key, b"{");
+        let [Out::To(_, Message::Abort { reason, .. }), Out::Close(..)] = out.as_slice() else {
+            panic!("{out:?}");
+        };
+        assert_eq!(reason, PROTOCOL_VIOLATION);
+    }
+
+    #[test]
+    fn too_deep_a_message_is_a_protocol_violation() {
+        let mut h = Harness::new(RouterConfig {
+            max_depth: 5,
+            ..config()
+        });
+        let (key, _) = h.join_as(Serializer::Json, "realm1", "alice");
+        let out = h.send(key, r#"[16,1,{},"a.b",[[[[[1]]]]]]"#);
+        assert!(
+            matches!(out.first(), Some(Out::To(_, Message::Abort { .. }))),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn goodbye_is_answered_goodbye_and_out_and_closed() {
+        let mut h = Harness::new(config());
+        let (key, _) = h.join("alice");
+        let out = h.send(key, r#"[6,{},"wamp.close.close_realm"]"#);
+        assert_eq!(
+            out,
+            vec![
+                Out::To(
+                    key,
+                    testing::parse(r#"[6,{},"wamp.close.goodbye_and_out"]"#)
+                ),
+                Out::Close(key, 1000, "wamp.close.goodbye_and_out".into()),
+            ]
+        );
+        assert_eq!(h.router.figures().sessions, 0);
+        assert!(h.send(key, r#"[32,1,{},"a.b"]"#).is_empty());
+        assert!(h.gone(Peer::Client(key)).is_empty());
+    }
+
+    #[test]
+    fn client_abort_ends_the_session_without_reply() {
+        let mut h = Harness::new(config());
+        let (key, _) = h.join("alice");
+        let out = h.send(key, r#"[3,{},"wamp.close.system_shutdown"]"#);
+        assert_eq!(out, vec![Out::Close(key, 1000, "wamp.close.abort".into())]);
+        assert_eq!(h.router.figures().sessions, 0);
+    }
+
+    #[test]
+    fn gone_ends_the_session_and_frees_its_place() {
+        let mut h = Harness::new(RouterConfig {
+            max_sessions: 1,
+            ..config()
+        });
+        let (key, _) = h.join("alice");
+        h.gone(Peer::Client(key));
+        assert_eq!(h.router.figures(), RouterFigures::default());
+        h.join("bob");
+        assert!(h.send(key, r#"[32,1,{},"a.b"]"#).is_empty());
+    }
+
+    #[test]
+    fn session_ids_differ_and_every_realm_is_separate() {
+        let mut h = Harness::new(config());
+        let (_, a) = h.join_as(Serializer::Json, "realm1", "a");
+        let (_, b) = h.join_as(Serializer::MsgPack, "realm2", "b");
+        let (_, c) = h.join_as(Serializer::Cbor, "realm1", "c");
+        assert!(a != b && b != c && a != c);
+        assert_eq!(h.router.figures().sessions, 3);
+    }
+
+    #[test]
+    fn backend_session_is_made_on_first_use() {
+        let mut h = Harness::new(config());
+        let control = h.key();
+        let out = h.backend(control, r#"[32,7,{},"a.b"]"#);
+        let [Out::Control(key, Message::Subscribed { request: 7, .. })] = out.as_slice() else {
+            panic!("{out:?}");
+        };
+        assert_eq!(*key, control);
+        assert_eq!(h.router.figures().sessions, 1);
+        h.gone(Peer::Control(control));
+        assert_eq!(h.router.figures(), RouterFigures::default());
+    }
+
+    #[test]
+    fn wamp_off_drops_everything() {
+        let mut h = Harness::new(RouterConfig {
+            realms: Vec::new(),
+            ..config()
+        });
+        assert!(!h.router.enabled());
+        let control = h.key();
+        assert!(h.backend(control, r#"[32,7,{},"a.b"]"#).is_empty());
+        let mut out = Vec::new();
+        assert_eq!(
+            h.router
+                .publish_from_plain("a.b", &Dict::new(), Payload::default(), h.now, &mut out),
+            0
+        );
+        assert!(out.is_empty());
     }
 }

@@ -98,7 +98,9 @@ impl Audience {
         {
             return false;
         }
-        self.eligible.as_ref().is_none_or(|set| set.contains(&session))
+        self.eligible
+            .as_ref()
+            .is_none_or(|set| set.contains(&session))
             && self
                 .eligible_authid
                 .as_ref()
@@ -367,7 +369,10 @@ mod tests {
     #[test]
     fn audience_checks_every_list() {
         let options = dict(&[
-            ("eligible", Value::List(vec![Value::Integer(1), Value::Integer(2)])),
+            (
+                "eligible",
+                Value::List(vec![Value::Integer(1), Value::Integer(2)]),
+            ),
             ("exclude_authid", Value::List(vec![Value::from("bob")])),
             ("eligible_authrole", Value::List(vec![Value::from("user")])),
         ]);
@@ -384,7 +389,10 @@ mod tests {
         assert!(SubscribeOptions::parse(&options).is_err());
         let options = dict(&[("invoke", Value::from("all"))]);
         assert!(RegisterOptions::parse(&options).is_err());
-        let options = dict(&[("match", Value::from("prefix")), ("invoke", Value::from("roundrobin"))]);
+        let options = dict(&[
+            ("match", Value::from("prefix")),
+            ("invoke", Value::from("roundrobin")),
+        ]);
         assert_eq!(
             RegisterOptions::parse(&options),
             Ok(RegisterOptions {

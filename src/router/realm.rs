@@ -124,12 +124,24 @@ impl Realm {
         }
     }
 
-    fn refuse(&self, id: u64, request_type: MessageType, request: u64, refusal: &Refusal, out: &mut Vec<Action>) {
+    fn refuse(
+        &self,
+        id: u64,
+        request_type: MessageType,
+        request: u64,
+        refusal: &Refusal,
+        out: &mut Vec<Action>,
+    ) {
         self.send(id, refusal_message(request_type, request, refusal), out);
     }
 
     /// A message from established session `id`. HELLO, GOODBYE and ABORT are the router's.
-    pub fn handle(&mut self, ctx: &mut Ctx<'_>, id: u64, message: Message) -> Result<(), Violation> {
+    pub fn handle(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        id: u64,
+        message: Message,
+    ) -> Result<(), Violation> {
         match message {
             Message::Publish {
                 request,
@@ -309,14 +321,11 @@ impl Realm {
             authrole: Rc::clone(&session.authrole),
         };
         let wall_now = ctx.wall_now;
-        let subscribed = self.broker.subscribe(
-            topic,
-            options.policy,
-            &link,
-            member,
-            ctx.router_ids,
-            || iso8601(wall_now),
-        );
+        let subscribed =
+            self.broker
+                .subscribe(topic, options.policy, &link, member, ctx.router_ids, || {
+                    iso8601(wall_now)
+                });
         if subscribed.added
             && let Some(session) = self.sessions.get_mut(&id)
         {
@@ -336,7 +345,9 @@ impl Realm {
         if options.get_retained
             && options.policy == Match::Exact
             && let Some(retained) = self.broker.retained(topic)
-            && retained.audience.admits(id, &self.session_authid(id), &self.session_authrole(id))
+            && retained
+                .audience
+                .admits(id, &self.session_authid(id), &self.session_authrole(id))
         {
             let mut details = Dict::new();
             crate::router::broker::disclose(&mut details, retained.publisher.as_ref());
@@ -458,7 +469,14 @@ impl Realm {
             };
             self.send(id, published, ctx.out);
         }
-        self.publish(ctx, publication, Publisher::Session(id), &topic, &options, payload);
+        self.publish(
+            ctx,
+            publication,
+            Publisher::Session(id),
+            &topic,
+            &options,
+            payload,
+        );
         Ok(())
     }
 
@@ -486,9 +504,9 @@ impl Realm {
         // WAMP v2 advanced, "Publisher Identification": disclosed on request, and by the
         // broker's own rule; Crossbar discloses `trusted` sessions always (`router.py`
         // `authorize`: auto_disclose_trusted).
-        let disclosed = disclosure.clone().filter(|_| {
-            options.disclose_me || session.is_some_and(Session::is_backend)
-        });
+        let disclosed = disclosure
+            .clone()
+            .filter(|_| options.disclose_me || session.is_some_and(Session::is_backend));
         let publisher_authid = disclosure
             .as_ref()
             .map_or_else(String::new, |d| d.authid.to_string());

@@ -29,7 +29,10 @@ use crate::wamp::Serializer;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Phase {
     /// Subprotocol chosen; awaiting HELLO.
-    Establishing { serializer: Serializer, authid: String },
+    Establishing {
+        serializer: Serializer,
+        authid: String,
+    },
     /// WELCOME sent; the session is `realms[realm].sessions[session]`.
     Established {
         realm: usize,

@@ -296,7 +296,13 @@ mod tests {
 
     #[test]
     fn loose_exact_uris() {
-        for good in ["a", "com.myapp.topic1", "ünï.名前", "A-B.c:d/e", "wamp.session.on_join"] {
+        for good in [
+            "a",
+            "com.myapp.topic1",
+            "ünï.名前",
+            "A-B.c:d/e",
+            "wamp.session.on_join",
+        ] {
             assert_eq!(check(good, Match::Exact, false), Ok(()), "{good}");
         }
         assert_eq!(
