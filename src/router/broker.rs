@@ -482,4 +482,539 @@ mod tests {
         assert!(!broker.retain("b", event, 1));
         assert_eq!(broker.retained_count(), 1);
     }
+
+    mod scenarios {
+        use crate::router::testing::{Harness, Out, config, parse, to};
+        use crate::router::{Action, Peer, RouterConfig};
+        use crate::wamp::{Dict, Message, Payload, Serializer, Value};
+
+        fn subscribed(out: &[Out]) -> u64 {
+            out.iter()
+                .find_map(|out| match out {
+                    Out::To(_, Message::Subscribed { subscription, .. })
+                    | Out::Control(_, Message::Subscribed { subscription, .. }) => {
+                        Some(*subscription)
+                    }
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("no SUBSCRIBED in {out:?}"))
+        }
+
+        fn events(out: &[Out]) -> Vec<(crate::server::slab::Key, Message)> {
+            out.iter()
+                .filter_map(|out| match out {
+                    Out::To(key, message @ Message::Event { .. })
+                    | Out::Control(key, message @ Message::Event { .. }) => {
+                        Some((*key, message.clone()))
+                    }
+                    _ => None,
+                })
+                .collect()
+        }
+
+        #[test]
+        fn one_subscription_per_uri_and_match() {
+            let mut h = Harness::new(config());
+            let (a, _) = h.join("a");
+            let (b, _) = h.join("b");
+            let first = subscribed(&h.send(a, r#"[32,1,{},"com.x"]"#));
+            assert_eq!(
+                subscribed(&h.send(b, r#"[32,1,{"match":"exact"},"com.x"]"#)),
+                first
+            );
+            assert_eq!(subscribed(&h.send(a, r#"[32,2,{},"com.x"]"#)), first);
+            let prefix = subscribed(&h.send(a, r#"[32,3,{"match":"prefix"},"com.x"]"#));
+            assert_ne!(prefix, first);
+            assert_eq!(h.router.figures().subscriptions, 2);
+        }
+
+        #[test]
+        fn publication_reaches_subscribers_but_not_the_publisher() {
+            let mut h = Harness::new(config());
+            let (a, _) = h.join("a");
+            let (b, _) = h.join("b");
+            let sub = subscribed(&h.send(a, r#"[32,1,{},"com.x"]"#));
+            h.send(b, r#"[32,1,{},"com.x"]"#);
+            let out = h.send(a, r#"[16,2,{},"com.x",[1,"two"],{"k":true}]"#);
+            let received = events(&out);
+            assert_eq!(received.len(), 1);
+            let (
+                key,
+                Message::Event {
+                    subscription,
+                    details,
+                    payload,
+                    ..
+                },
+            ) = &received[0]
+            else {
+                panic!();
+            };
+            assert_eq!((*key, *subscription), (b, sub));
+            assert!(details.is_empty());
+            assert_eq!(payload.args, vec![Value::Integer(1), Value::from("two")]);
+            assert_eq!(payload.kwargs.get("k"), Some(&Value::Bool(true)));
+            let out = h.send(a, r#"[16,3,{"exclude_me":false},"com.x"]"#);
+            let mut keys = events(&out)
+                .into_iter()
+                .map(|(key, _)| key)
+                .collect::<Vec<_>>();
+            keys.sort();
+            assert_eq!(keys, vec![a, b]);
+        }
+
+        #[test]
+        fn acknowledged_publication_gets_published_first() {
+            let mut h = Harness::new(config());
+            let (a, _) = h.join("a");
+            h.send(a, r#"[32,1,{},"com.x"]"#);
+            let out = h.send(
+                a,
+                r#"[16,9,{"acknowledge":true,"exclude_me":false},"com.x"]"#,
+            );
+            let [
+                Out::To(
+                    _,
+                    Message::Published {
+                        request: 9,
+                        publication,
+                    },
+                ),
+                Out::To(
+                    _,
+                    Message::Event {
+                        publication: event_publication,
+                        ..
+                    },
+                ),
+                Out::Plain { .. },
+            ] = out.as_slice()
+            else {
+                panic!("{out:?}");
+            };
+            assert_eq!(publication, event_publication);
+        }
+
+        #[test]
+        fn audience_options_filter_recipients() {
+            let mut h = Harness::new(config());
+            let (p, _) = h.join("pub");
+            let (a, sa) = h.join("alice");
+            let (b, sb) = h.join("bob");
+            let (c, _) = h.join_as(Serializer::Json, "realm1", "carol");
+            for key in [a, b, c] {
+                h.send(key, r#"[32,1,{},"t"]"#);
+            }
+            let control = h.key();
+            h.backend(control, r#"[32,1,{},"t"]"#);
+            let receivers = |h: &mut Harness, options: &str| {
+                let out = h.send(p, &format!(r#"[16,1,{options},"t"]"#));
+                let mut keys = events(&out).into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+                keys.sort();
+                keys
+            };
+            let mut all = vec![a, b, c, control];
+            all.sort();
+            assert_eq!(receivers(&mut h, "{}"), all);
+            assert_eq!(
+                receivers(&mut h, &format!(r#"{{"exclude":[{sa}]}}"#)),
+                vec![b, c, control]
+            );
+            assert_eq!(
+                receivers(&mut h, &format!(r#"{{"eligible":[{sa},{sb}]}}"#)),
+                vec![a, b]
+            );
+            assert_eq!(
+                receivers(&mut h, r#"{"exclude_authid":["bob","backend"]}"#),
+                vec![a, c]
+            );
+            assert_eq!(
+                receivers(&mut h, r#"{"eligible_authid":["carol"]}"#),
+                vec![c]
+            );
+            assert_eq!(
+                receivers(&mut h, r#"{"exclude_authrole":["user"]}"#),
+                vec![control]
+            );
+            assert_eq!(
+                receivers(&mut h, r#"{"eligible_authrole":["user"]}"#),
+                vec![a, b, c]
+            );
+            assert_eq!(
+                receivers(
+                    &mut h,
+                    &format!(r#"{{"eligible":[{sa},{sb}],"exclude_authid":["alice"]}}"#)
+                ),
+                vec![b]
+            );
+        }
+
+        #[test]
+        fn disclosed_publisher_and_pattern_topics_are_in_the_details() {
+            let mut h = Harness::new(config());
+            let (p, sp) = h.join("pub");
+            let (a, _) = h.join("a");
+            h.send(a, r#"[32,1,{"match":"prefix"},"com."]"#);
+            h.send(a, r#"[32,2,{"match":"wildcard"},"com..z"]"#);
+            h.send(a, r#"[32,3,{},"com.y.z"]"#);
+            let out = h.send(p, r#"[16,1,{"disclose_me":true},"com.y.z"]"#);
+            let texts = to(&out, a);
+            assert_eq!(texts.len(), 3, "{texts:?}");
+            let publisher =
+                format!(r#""publisher":{sp},"publisher_authid":"pub","publisher_authrole":"user""#);
+            assert!(texts.iter().all(|t| t.contains(&publisher)), "{texts:?}");
+            assert_eq!(
+                texts
+                    .iter()
+                    .filter(|t| t.contains(r#""topic":"com.y.z""#))
+                    .count(),
+                2
+            );
+            let out = h.send(p, r#"[16,1,{},"com.q"]"#);
+            let texts = to(&out, a);
+            assert_eq!(texts.len(), 1);
+            assert!(texts[0].ends_with(r#",{"topic":"com.q"}]"#), "{texts:?}");
+        }
+
+        #[test]
+        fn each_subscription_and_serializer_is_encoded_once_and_shared() {
+            let mut h = Harness::new(config());
+            let (p, _) = h.join("pub");
+            let mut keys = Vec::new();
+            for serializer in [
+                Serializer::Json,
+                Serializer::Json,
+                Serializer::Json,
+                Serializer::MsgPack,
+                Serializer::MsgPack,
+                Serializer::Cbor,
+            ] {
+                let (key, _) = h.join_as(serializer, "realm1", "s");
+                h.send(key, r#"[32,1,{},"t"]"#);
+                keys.push(key);
+            }
+            h.send(keys[0], r#"[32,2,{"match":"prefix"},"t"]"#);
+            let actions = h.send_raw(p, r#"[16,1,{},"t",["x"]]"#);
+            let sends = actions
+                .iter()
+                .filter_map(|action| match action {
+                    Action::Send { to, binary, bytes } => Some((to.len(), *binary, bytes.clone())),
+                    _ => None,
+                })
+                .collect::<Vec<_>>();
+            let counts = sends
+                .iter()
+                .map(|(n, binary, _)| (*n, *binary))
+                .collect::<Vec<_>>();
+            assert_eq!(counts, vec![(3, false), (2, true), (1, true), (1, false)]);
+            // The Rc is shared by every recipient of a Send: one allocation per group.
+            assert!(
+                sends
+                    .iter()
+                    .all(|(_, _, bytes)| std::rc::Rc::strong_count(bytes) == 2)
+            );
+            let decoded = h.decode(actions);
+            assert_eq!(decoded.len(), 8, "7 events and the plain side's");
+        }
+
+        #[test]
+        fn exclude_me_drops_only_the_publisher_from_its_group() {
+            let mut h = Harness::new(config());
+            let mut keys = Vec::new();
+            for name in ["a", "b", "c"] {
+                let (key, _) = h.join(name);
+                h.send(key, r#"[32,1,{},"t"]"#);
+                keys.push(key);
+            }
+            let actions = h.send_raw(keys[1], r#"[16,1,{},"t"]"#);
+            let [Action::Send { to, .. }, Action::Plain { .. }] = actions.as_slice() else {
+                panic!("{actions:?}");
+            };
+            let mut to = to.clone();
+            to.sort();
+            assert_eq!(to, vec![keys[0], keys[2]]);
+        }
+
+        #[test]
+        fn retained_event_is_sent_on_subscribe_with_get_retained() {
+            let mut h = Harness::new(config());
+            let (p, sp) = h.join("pub");
+            h.send(p, r#"[16,1,{"retain":true},"t",["old"]]"#);
+            h.send(
+                p,
+                r#"[16,2,{"retain":true,"disclose_me":true},"t",["new"]]"#,
+            );
+            let (a, _) = h.join("a");
+            let out = h.send(a, r#"[32,1,{"get_retained":true},"t"]"#);
+            let texts = to(&out, a);
+            assert_eq!(texts.len(), 2, "{texts:?}");
+            assert!(texts[0].starts_with("[33,1,"));
+            assert!(texts[1].contains(&format!(r#"{{"publisher":{sp},"publisher_authid":"pub","publisher_authrole":"user","retained":true}},["new"]]"#)), "{texts:?}");
+            let out = h.send(a, r#"[32,2,{},"t"]"#);
+            assert_eq!(to(&out, a).len(), 1);
+            let out = h.send(a, r#"[32,3,{"get_retained":true,"match":"prefix"},"t"]"#);
+            assert_eq!(
+                to(&out, a).len(),
+                1,
+                "pattern subscriptions get no retained event"
+            );
+            assert_eq!(h.router.figures().retained_events, 1);
+        }
+
+        #[test]
+        fn retained_event_respects_its_audience_and_the_bound() {
+            let mut h = Harness::new(RouterConfig {
+                max_retained: 1,
+                ..config()
+            });
+            let (p, _) = h.join("pub");
+            h.send(
+                p,
+                r#"[16,1,{"retain":true,"exclude_authid":["a"]},"t",["x"]]"#,
+            );
+            h.send(p, r#"[16,1,{"retain":true},"u",["y"]]"#);
+            assert_eq!(h.router.figures().retained_events, 1);
+            let (a, _) = h.join("a");
+            assert_eq!(
+                to(&h.send(a, r#"[32,1,{"get_retained":true},"t"]"#), a).len(),
+                1
+            );
+            assert_eq!(
+                to(&h.send(a, r#"[32,2,{"get_retained":true},"u"]"#), a).len(),
+                1
+            );
+            let (b, _) = h.join("b");
+            assert_eq!(
+                to(&h.send(b, r#"[32,1,{"get_retained":true},"t"]"#), b).len(),
+                2
+            );
+        }
+
+        #[test]
+        fn unsubscribe_and_its_errors() {
+            let mut h = Harness::new(config());
+            let (a, _) = h.join("a");
+            let (b, _) = h.join("b");
+            let sub = subscribed(&h.send(a, r#"[32,1,{},"t"]"#));
+            assert_eq!(
+                to(&h.send(b, &format!("[34,2,{sub}]")), b),
+                vec![format!(
+                    r#"[8,34,2,{{}},"wamp.error.no_such_subscription",["no subscription {sub} for this session"]]"#
+                )]
+            );
+            assert_eq!(to(&h.send(a, &format!("[34,3,{sub}]")), a), vec!["[35,3]"]);
+            assert_eq!(h.router.figures().subscriptions, 0);
+            assert_eq!(
+                to(&h.send(a, &format!("[34,4,{sub}]")), a)[0],
+                format!(
+                    r#"[8,34,4,{{}},"wamp.error.no_such_subscription",["no subscription {sub} for this session"]]"#
+                )
+            );
+            assert!(to(&h.send(b, r#"[16,5,{},"t"]"#), a).is_empty());
+        }
+
+        #[test]
+        fn invalid_topics_are_refused() {
+            let mut h = Harness::new(RouterConfig {
+                strict_uris: true,
+                ..config()
+            });
+            let (a, _) = h.join("a");
+            assert_eq!(
+                to(&h.send(a, r#"[32,1,{},"a..b"]"#), a),
+                vec![
+                    r#"[8,32,1,{},"wamp.error.invalid_uri",["invalid URI 'a..b': has an empty component at byte 2"]]"#
+                ]
+            );
+            assert_eq!(
+                to(&h.send(a, r#"[32,2,{},"A.b"]"#), a),
+                vec![
+                    r#"[8,32,2,{},"wamp.error.invalid_uri",["invalid URI 'A.b': has a character outside [0-9a-z_] at byte 0 (strict URIs)"]]"#
+                ]
+            );
+            assert_eq!(
+                to(&h.send(a, r#"[32,3,{"match":"wildcard"},"a..b"]"#), a)[0],
+                "[33,3,1]"
+            );
+            // Crossbar answers a refused PUBLISH only when it asked for acknowledgement.
+            assert!(h.send(a, r#"[16,4,{},"a..b"]"#).is_empty());
+            assert_eq!(
+                to(&h.send(a, r#"[16,5,{"acknowledge":true},"a..b"]"#), a)[0],
+                r#"[8,16,5,{},"wamp.error.invalid_uri",["invalid URI 'a..b': has an empty component at byte 2"]]"#
+            );
+        }
+
+        #[test]
+        fn clients_may_not_publish_to_wamp_topics() {
+            let mut h = Harness::new(config());
+            let (a, _) = h.join("a");
+            h.send(a, r#"[32,1,{},"wamp.session.on_join"]"#);
+            let (b, _) = h.join("b");
+            assert!(h.send(b, r#"[16,1,{},"wamp.session.on_join"]"#).is_empty());
+            assert_eq!(
+                to(&h.send(b, r#"[16,2,{"acknowledge":true},"wamp.x"]"#), b),
+                vec![r#"[8,16,2,{},"wamp.error.invalid_uri",["restricted URI 'wamp.x'"]]"#]
+            );
+            let control = h.key();
+            let out = h.backend(
+                control,
+                r#"[16,3,{},"wamp.session.on_join",["from backend"]]"#,
+            );
+            assert_eq!(to(&out, a).len(), 1);
+        }
+
+        #[test]
+        fn subscription_limit_is_an_error() {
+            let mut h = Harness::new(RouterConfig {
+                max_subscriptions_per_session: 2,
+                ..config()
+            });
+            let (a, _) = h.join("a");
+            h.send(a, r#"[32,1,{},"t1"]"#);
+            h.send(a, r#"[32,2,{},"t2"]"#);
+            assert_eq!(to(&h.send(a, r#"[32,3,{},"t2"]"#), a)[0], "[33,3,2]");
+            assert_eq!(
+                to(&h.send(a, r#"[32,4,{},"t3"]"#), a),
+                vec![
+                    r#"[8,32,4,{},"wamp.error.not_authorized",["the session has 2 subscriptions, the most allowed"]]"#
+                ]
+            );
+            for request in 5..1000 {
+                let out = h.send(a, &format!(r#"[32,{request},{{}},"x{request}"]"#));
+                assert_eq!(out.len(), 1);
+            }
+            assert_eq!(h.router.figures().subscriptions, 2);
+        }
+
+        #[test]
+        fn bad_option_types_are_protocol_violations() {
+            let mut h = Harness::new(config());
+            let (a, _) = h.join("a");
+            let out = h.send(a, r#"[16,1,{"exclude":"x"},"t"]"#);
+            assert!(
+                matches!(out.first(), Some(Out::To(_, Message::Abort { .. }))),
+                "{out:?}"
+            );
+            let (b, _) = h.join("b");
+            let out = h.send(b, r#"[32,1,{"match":"regex"},"t"]"#);
+            assert!(
+                matches!(out.first(), Some(Out::To(_, Message::Abort { .. }))),
+                "{out:?}"
+            );
+        }
+
+        #[test]
+        fn backend_realm_publications_reach_the_plain_side() {
+            let mut h = Harness::new(config());
+            let (a, _) = h.join("alice");
+            let out = h.send(a, r#"[16,1,{},"news",["hi"]]"#);
+            assert_eq!(
+                out,
+                vec![Out::Plain {
+                    topic: "news".into(),
+                    payload: Payload {
+                        args: vec![Value::from("hi")],
+                        kwargs: Dict::new()
+                    },
+                    publisher_authid: "alice".into(),
+                }]
+            );
+            let (b, _) = h.join_as(Serializer::Json, "realm2", "bob");
+            assert!(h.send(b, r#"[16,1,{},"news",["hi"]]"#).is_empty());
+            let control = h.key();
+            let out = h.backend(control, r#"[16,1,{},"news"]"#);
+            assert!(
+                matches!(out.as_slice(), [Out::Plain { publisher_authid, .. }] if publisher_authid == "backend")
+            );
+            // Meta events stay WAMP-side.
+            let (c, _) = h.join("carol");
+            h.send(c, r#"[32,1,{},"wamp.session.on_join"]"#);
+            let out = h.send(c, r#"[32,2,{},"x"]"#);
+            assert!(
+                out.iter().all(|o| !matches!(o, Out::Plain { .. })),
+                "{out:?}"
+            );
+        }
+
+        #[test]
+        fn plain_publications_reach_wamp_subscribers_without_plain_echo() {
+            let mut h = Harness::new(config());
+            let (a, sa) = h.join("alice");
+            let (b, _) = h.join("bob");
+            h.send(a, r#"[32,1,{},"news"]"#);
+            h.send(b, r#"[32,1,{},"news"]"#);
+            let mut actions = Vec::new();
+            let mut options = Dict::new();
+            options.insert("exclude", Value::List(vec![Value::from(sa)]));
+            options.insert("retain", Value::Bool(true));
+            let payload = Payload {
+                args: vec![Value::from("x")],
+                kwargs: Dict::new(),
+            };
+            let publication =
+                h.router
+                    .publish_from_plain("news", &options, payload, h.now, &mut actions);
+            assert!((1..=crate::wamp::MAX_ID).contains(&publication));
+            let out = h.decode(actions);
+            assert_eq!(out.len(), 1, "{out:?}");
+            assert_eq!(
+                to(&out, b),
+                vec![format!(r#"[36,1,{publication},{{}},["x"]]"#)]
+            );
+            assert_eq!(h.router.figures().retained_events, 1);
+            let mut actions = Vec::new();
+            assert_eq!(
+                h.router.publish_from_plain(
+                    "wamp.x",
+                    &Dict::new(),
+                    Payload::default(),
+                    h.now,
+                    &mut actions
+                ),
+                0
+            );
+            assert_eq!(
+                h.router.publish_from_plain(
+                    "a..b",
+                    &Dict::new(),
+                    Payload::default(),
+                    h.now,
+                    &mut actions
+                ),
+                0
+            );
+            assert!(actions.is_empty());
+        }
+
+        #[test]
+        fn backend_subscribers_get_control_events() {
+            let mut h = Harness::new(config());
+            let control = h.key();
+            let sub = subscribed(&h.backend(control, r#"[32,1,{},"t"]"#));
+            let (a, _) = h.join("a");
+            let out = h.send(a, r#"[16,1,{},"t",[1]]"#);
+            let [
+                Out::Control(key, Message::Event { subscription, .. }),
+                Out::Plain { .. },
+            ] = out.as_slice()
+            else {
+                panic!("{out:?}");
+            };
+            assert_eq!((*key, *subscription), (control, sub));
+        }
+
+        #[test]
+        fn last_subscriber_leaving_deletes_the_subscription() {
+            let mut h = Harness::new(config());
+            let (a, _) = h.join("a");
+            let (b, _) = h.join("b");
+            h.send(a, r#"[32,1,{},"t"]"#);
+            h.send(b, r#"[32,1,{},"t"]"#);
+            h.gone(Peer::Client(a));
+            assert_eq!(h.router.figures().subscriptions, 1);
+            h.send(b, r#"[6,{},"wamp.close.close_realm"]"#);
+            assert_eq!(h.router.figures().subscriptions, 0);
+            let _ = parse("[35,1]");
+        }
+    }
 }
