@@ -730,3 +730,551 @@ impl Realm {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::router::testing::{Harness, Out, config, to};
+    use crate::router::{Peer, RouterConfig};
+    use crate::server::slab::Key;
+    use crate::wamp::{Message, Serializer};
+
+    fn registered(out: &[Out]) -> u64 {
+        out.iter()
+            .find_map(|out| match out {
+                Out::To(_, Message::Registered { registration, .. })
+                | Out::Control(_, Message::Registered { registration, .. }) => Some(*registration),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no REGISTERED in {out:?}"))
+    }
+
+    /// The INVOCATION request id sent to `key`.
+    fn invocation(out: &[Out], key: Key) -> (u64, String) {
+        out.iter()
+            .find_map(|out| match out {
+                Out::To(to, message @ Message::Invocation { request, .. })
+                | Out::Control(to, message @ Message::Invocation { request, .. })
+                    if *to == key =>
+                {
+                    Some((*request, crate::router::testing::json(message)))
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no INVOCATION in {out:?}"))
+    }
+
+    /// A caller and a callee (call canceling announced) with `procedure` registered.
+    fn pair(h: &mut Harness, procedure: &str) -> (Key, Key, u64) {
+        let (callee, _) = h.join("callee");
+        let (caller, _) = h.join("caller");
+        let registration = registered(&h.send(callee, &format!(r#"[64,1,{{}},"{procedure}"]"#)));
+        (caller, callee, registration)
+    }
+
+    #[test]
+    fn call_is_invoked_and_the_result_returned_untouched() {
+        let mut h = Harness::new(config());
+        let (caller, callee, registration) = pair(&mut h, "com.add");
+        let out = h.send(caller, r#"[48,7,{},"com.add",[1,2],{"x":{"y":[null]}}]"#);
+        let (request, text) = invocation(&out, callee);
+        assert_eq!(
+            text,
+            format!(r#"[68,{request},{registration},{{}},[1,2],{{"x":{{"y":[null]}}}}]"#)
+        );
+        assert_eq!(h.router.figures().pending_calls, 1);
+        let out = h.send(callee, &format!(r#"[70,{request},{{}},[3],{{"k":"v"}}]"#));
+        assert_eq!(to(&out, caller), vec![r#"[50,7,{},[3],{"k":"v"}]"#]);
+        assert_eq!(h.router.figures().pending_calls, 0);
+    }
+
+    #[test]
+    fn callee_error_reaches_the_caller_untouched() {
+        let mut h = Harness::new(config());
+        let (caller, callee, _) = pair(&mut h, "com.add");
+        let out = h.send(caller, r#"[48,7,{},"com.add"]"#);
+        let (request, _) = invocation(&out, callee);
+        let out = h.send(
+            callee,
+            &format!(r#"[8,68,{request},{{"x":1}},"com.error.bad",["why"],{{"a":1}}]"#),
+        );
+        assert_eq!(
+            to(&out, caller),
+            vec![r#"[8,48,7,{},"com.error.bad",["why"],{"a":1}]"#]
+        );
+        assert_eq!(h.router.figures().pending_calls, 0);
+    }
+
+    #[test]
+    fn registration_errors() {
+        let mut h = Harness::new(config());
+        let (a, _) = h.join("a");
+        let (b, _) = h.join("b");
+        let reg = registered(&h.send(a, r#"[64,1,{},"p"]"#));
+        assert_eq!(
+            to(&h.send(b, r#"[64,2,{},"p"]"#), b),
+            vec![
+                r#"[8,64,2,{},"wamp.error.procedure_already_exists",["register for already registered procedure 'p'"]]"#
+            ]
+        );
+        assert_eq!(
+            to(&h.send(a, r#"[64,3,{},"p"]"#), a)[0].as_str(),
+            r#"[8,64,3,{},"wamp.error.procedure_already_exists",["register for already registered procedure 'p'"]]"#
+        );
+        let shared = registered(&h.send(a, r#"[64,4,{"invoke":"roundrobin"},"q"]"#));
+        assert_eq!(
+            registered(&h.send(b, r#"[64,5,{"invoke":"roundrobin"},"q"]"#)),
+            shared
+        );
+        assert_eq!(
+            to(&h.send(b, r#"[64,6,{"invoke":"random"},"q"]"#), b),
+            vec![
+                r#"[8,64,6,{},"wamp.error.procedure_exists_invocation_policy_conflict",["register for already registered procedure 'q' with conflicting invocation policy (has roundrobin and random was requested)"]]"#
+            ]
+        );
+        assert_eq!(
+            to(&h.send(b, &format!("[66,7,{reg}]")), b),
+            vec![format!(
+                r#"[8,66,7,{{}},"wamp.error.no_such_registration",["no registration {reg} for this session"]]"#
+            )]
+        );
+        assert_eq!(to(&h.send(a, &format!("[66,8,{reg}]")), a), vec!["[67,8]"]);
+        assert_eq!(
+            to(&h.send(b, r#"[48,9,{},"p"]"#), b),
+            vec![
+                r#"[8,48,9,{},"wamp.error.no_such_procedure",["no callee registered for procedure <p>"]]"#
+            ]
+        );
+        assert_eq!(
+            to(&h.send(b, r#"[64,10,{},"wamp.p"]"#), b),
+            vec![r#"[8,64,10,{},"wamp.error.invalid_uri",["restricted URI 'wamp.p'"]]"#]
+        );
+        assert_eq!(
+            to(&h.send(b, r#"[64,11,{},"a b"]"#), b),
+            vec![
+                r#"[8,64,11,{},"wamp.error.invalid_uri",["invalid URI 'a b': has whitespace or '#' at byte 1"]]"#
+            ]
+        );
+        assert_eq!(
+            to(&h.send(b, r#"[48,12,{},"a..b"]"#), b),
+            vec![
+                r#"[8,48,12,{},"wamp.error.invalid_uri",["invalid URI 'a..b': has an empty component at byte 2"]]"#
+            ]
+        );
+        let control = h.key();
+        assert!(matches!(
+            h.backend(control, r#"[64,13,{},"wamp.backend.p"]"#)
+                .as_slice(),
+            [Out::Control(_, Message::Registered { .. })]
+        ));
+        assert_eq!(
+            to(
+                &h.backend(control, r#"[64,14,{},"wamp.session.count"]"#),
+                control
+            ),
+            vec![
+                r#"[8,64,14,{},"wamp.error.procedure_already_exists",["register for already registered procedure 'wamp.session.count'"]]"#
+            ]
+        );
+    }
+
+    #[test]
+    fn exact_beats_prefix_beats_wildcard_and_patterns_name_the_procedure() {
+        let mut h = Harness::new(config());
+        let (w, _) = h.join("w");
+        let (p, _) = h.join("p");
+        let (e, _) = h.join("e");
+        let (caller, _) = h.join("caller");
+        h.send(w, r#"[64,1,{"match":"wildcard"},"com..add"]"#);
+        h.send(p, r#"[64,1,{"match":"prefix"},"com.math"]"#);
+        let out = h.send(caller, r#"[48,1,{},"com.math.add"]"#);
+        assert!(
+            invocation(&out, p)
+                .1
+                .contains(r#"{"procedure":"com.math.add"}"#)
+        );
+        let out = h.send(caller, r#"[48,2,{},"com.other.add"]"#);
+        assert!(
+            invocation(&out, w)
+                .1
+                .contains(r#"{"procedure":"com.other.add"}"#)
+        );
+        h.send(e, r#"[64,1,{},"com.math.add"]"#);
+        let out = h.send(caller, r#"[48,3,{},"com.math.add"]"#);
+        assert!(invocation(&out, e).1.ends_with(",{}]"));
+    }
+
+    #[test]
+    fn caller_is_disclosed_on_request_and_options_are_passed() {
+        let mut h = Harness::new(config());
+        let (callee, _) = h.join("callee");
+        let (caller, caller_id) = h.join("caller");
+        h.send(callee, r#"[64,1,{},"p"]"#);
+        let out = h.send(
+            caller,
+            r#"[48,1,{"disclose_me":true,"receive_progress":true,"timeout":5000},"p"]"#,
+        );
+        assert!(invocation(&out, callee).1.contains(&format!(
+            r#"{{"caller":{caller_id},"caller_authid":"caller","caller_authrole":"user","receive_progress":true,"timeout":5000}}"#
+        )));
+        // The backend (trusted) is always disclosed, as Crossbar discloses trusted sessions.
+        let control = h.key();
+        let out = h.backend(control, r#"[48,1,{},"p"]"#);
+        assert!(
+            invocation(&out, callee)
+                .1
+                .contains(r#""caller_authid":"backend","caller_authrole":"trusted""#)
+        );
+    }
+
+    #[test]
+    fn progressive_results_then_the_final_one() {
+        let mut h = Harness::new(config());
+        let (caller, callee, _) = pair(&mut h, "p");
+        let out = h.send(caller, r#"[48,3,{"receive_progress":true},"p"]"#);
+        let (request, _) = invocation(&out, callee);
+        let out = h.send(
+            callee,
+            &format!(r#"[70,{request},{{"progress":true}},["part"]]"#),
+        );
+        assert_eq!(
+            to(&out, caller),
+            vec![r#"[50,3,{"progress":true},["part"]]"#]
+        );
+        let out = h.send(callee, &format!(r#"[70,{request},{{}},["done"]]"#));
+        assert_eq!(to(&out, caller), vec![r#"[50,3,{},["done"]]"#]);
+        assert!(
+            h.send(callee, &format!(r#"[70,{request},{{}},["late"]]"#))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn timeout_fails_the_call_and_interrupts_the_callee() {
+        let mut h = Harness::new(config());
+        let (caller, callee, _) = pair(&mut h, "p");
+        let out = h.send(caller, r#"[48,1,{"timeout":1500},"p"]"#);
+        let (request, _) = invocation(&out, callee);
+        assert_eq!(
+            h.router.next_deadline(),
+            Some(h.now + Duration::from_millis(1500))
+        );
+        assert!(h.advance(Duration::from_millis(1499)).is_empty());
+        let out = h.advance(Duration::from_millis(1));
+        assert_eq!(
+            to(&out, caller),
+            vec![r#"[8,48,1,{},"wamp.error.timeout",["call timed out"]]"#]
+        );
+        assert_eq!(
+            to(&out, callee),
+            vec![format!(r#"[69,{request},{{"mode":"killnowait"}}]"#)]
+        );
+        assert_eq!(h.router.next_deadline(), None);
+        assert!(
+            h.send(callee, &format!(r#"[70,{request},{{}}]"#))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn configured_call_timeout_applies_without_an_option() {
+        let mut h = Harness::new(RouterConfig {
+            call_timeout: Some(Duration::from_secs(2)),
+            ..config()
+        });
+        let (caller, _, _) = pair(&mut h, "p");
+        h.send(caller, r#"[48,1,{},"p"]"#);
+        assert_eq!(
+            h.router.next_deadline(),
+            Some(h.now + Duration::from_secs(2))
+        );
+        let out = h.advance(Duration::from_secs(2));
+        assert_eq!(to(&out, caller).len(), 1);
+        assert_eq!(h.router.figures().pending_calls, 0);
+    }
+
+    #[test]
+    fn cancel_modes() {
+        let mut h = Harness::new(config());
+        let (caller, callee, _) = pair(&mut h, "p");
+        // skip: ERROR at once, nothing to the callee, the late result dropped.
+        let (request, _) = invocation(&h.send(caller, r#"[48,1,{},"p"]"#), callee);
+        let out = h.send(caller, r#"[49,1,{"mode":"skip"}]"#);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            to(&out, caller),
+            vec![r#"[8,48,1,{},"wamp.error.canceled",["call canceled"]]"#]
+        );
+        assert!(
+            h.send(callee, &format!(r#"[70,{request},{{}}]"#))
+                .is_empty()
+        );
+        // killnowait: INTERRUPT and ERROR at once.
+        let (request, _) = invocation(&h.send(caller, r#"[48,2,{},"p"]"#), callee);
+        let out = h.send(caller, r#"[49,2,{"mode":"killnowait"}]"#);
+        assert_eq!(
+            to(&out, callee),
+            vec![format!(r#"[69,{request},{{"mode":"killnowait"}}]"#)]
+        );
+        assert_eq!(
+            to(&out, caller),
+            vec![r#"[8,48,2,{},"wamp.error.canceled",["call canceled"]]"#]
+        );
+        assert!(
+            h.send(
+                callee,
+                &format!(r#"[8,68,{request},{{}},"wamp.error.canceled"]"#)
+            )
+            .is_empty()
+        );
+        // kill: INTERRUPT, then the callee's answer is passed on.
+        let (request, _) = invocation(&h.send(caller, r#"[48,3,{},"p"]"#), callee);
+        let out = h.send(caller, r#"[49,3,{"mode":"kill"}]"#);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            to(&out, callee),
+            vec![format!(r#"[69,{request},{{"mode":"kill"}}]"#)]
+        );
+        assert!(h.send(caller, r#"[49,3,{"mode":"kill"}]"#).is_empty());
+        let out = h.send(
+            callee,
+            &format!(r#"[8,68,{request},{{}},"wamp.error.canceled",["stopped"]]"#),
+        );
+        assert_eq!(
+            to(&out, caller),
+            vec![r#"[8,48,3,{},"wamp.error.canceled",["stopped"]]"#]
+        );
+        // A CANCEL for no call in flight is ignored.
+        assert!(h.send(caller, r#"[49,99,{}]"#).is_empty());
+        assert_eq!(h.router.figures().pending_calls, 0);
+    }
+
+    #[test]
+    fn callee_without_call_canceling_is_never_interrupted() {
+        let mut h = Harness::new(config());
+        let callee = h.connect(Serializer::Json, "old");
+        h.send(callee, r#"[1,"realm1",{"roles":{"callee":{}}}]"#);
+        h.send(callee, r#"[64,1,{},"p"]"#);
+        let (caller, _) = h.join("caller");
+        h.send(caller, r#"[48,1,{"timeout":10},"p"]"#);
+        let out = h.send(caller, r#"[49,1,{"mode":"kill"}]"#);
+        assert_eq!(
+            to(&out, caller),
+            vec![r#"[8,48,1,{},"wamp.error.canceled",["call canceled"]]"#]
+        );
+        assert!(to(&out, callee).is_empty());
+        h.send(caller, r#"[48,2,{"timeout":10},"p"]"#);
+        let out = h.advance(Duration::from_millis(10));
+        assert_eq!(out.len(), 1, "{out:?}");
+    }
+
+    #[test]
+    fn callee_leaving_fails_its_calls() {
+        let mut h = Harness::new(config());
+        let (caller, callee, _) = pair(&mut h, "p");
+        h.send(caller, r#"[48,1,{},"p"]"#);
+        let out = h.gone(Peer::Client(callee));
+        assert_eq!(
+            to(&out, caller),
+            vec![
+                r#"[8,48,1,{},"wamp.error.canceled",["callee disconnected from in-flight request"]]"#
+            ]
+        );
+        assert_eq!(h.router.figures().pending_calls, 0);
+        assert_eq!(h.router.figures().registrations, 0);
+    }
+
+    #[test]
+    fn caller_leaving_interrupts_and_the_late_answer_does_no_harm() {
+        let mut h = Harness::new(config());
+        let (caller, callee, _) = pair(&mut h, "p");
+        let (request, _) = invocation(&h.send(caller, r#"[48,1,{"timeout":100},"p"]"#), callee);
+        let out = h.gone(Peer::Client(caller));
+        assert_eq!(
+            to(&out, callee),
+            vec![format!(r#"[69,{request},{{"mode":"killnowait"}}]"#)]
+        );
+        assert_eq!(h.router.next_deadline(), None);
+        // Crossbar #2133/#2153: the late YIELD or ERROR must not end the callee's session.
+        assert!(
+            h.send(callee, &format!(r#"[70,{request},{{}}]"#))
+                .is_empty()
+        );
+        assert!(
+            h.send(callee, &format!(r#"[8,68,{request},{{}},"x.y"]"#))
+                .is_empty()
+        );
+        assert!(h.send(callee, r#"[70,12345,{}]"#).is_empty());
+        let (other, _) = h.join("other");
+        let out = h.send(other, r#"[48,1,{},"p"]"#);
+        invocation(&out, callee);
+    }
+
+    #[test]
+    fn pending_call_limits() {
+        let mut h = Harness::new(RouterConfig {
+            max_pending_calls_per_session: 2,
+            max_pending_calls_per_callee: 3,
+            ..config()
+        });
+        let (callee, _) = h.join("callee");
+        h.send(callee, r#"[64,1,{},"p"]"#);
+        let (a, _) = h.join("a");
+        let (b, _) = h.join("b");
+        h.send(a, r#"[48,1,{},"p"]"#);
+        h.send(a, r#"[48,2,{},"p"]"#);
+        assert_eq!(
+            to(&h.send(a, r#"[48,3,{},"p"]"#), a),
+            vec![
+                r#"[8,48,3,{},"wamp.error.canceled",["the session has 2 calls pending, the most allowed"]]"#
+            ]
+        );
+        // Meta procedures answer at once and are not limited.
+        assert_eq!(
+            to(&h.send(a, r#"[48,4,{},"wamp.session.count"]"#), a),
+            vec!["[50,4,{},[3]]"]
+        );
+        h.send(b, r#"[48,1,{},"p"]"#);
+        assert_eq!(
+            to(&h.send(b, r#"[48,2,{},"p"]"#), b),
+            vec![
+                r#"[8,48,2,{},"wamp.error.no_available_callee",["every callee of <p> has 3 invocations pending, the most allowed"]]"#
+            ]
+        );
+        for request in 10..500 {
+            assert_eq!(h.send(b, &format!(r#"[48,{request},{{}},"p"]"#)).len(), 1);
+        }
+        assert_eq!(h.router.figures().pending_calls, 3);
+    }
+
+    #[test]
+    fn registration_limit_is_an_error() {
+        let mut h = Harness::new(RouterConfig {
+            max_registrations_per_session: 1,
+            ..config()
+        });
+        let (a, _) = h.join("a");
+        h.send(a, r#"[64,1,{},"p"]"#);
+        assert_eq!(
+            to(&h.send(a, r#"[64,2,{},"q"]"#), a),
+            vec![
+                r#"[8,64,2,{},"wamp.error.not_authorized",["the session has 1 registrations, the most allowed"]]"#
+            ]
+        );
+    }
+
+    #[test]
+    fn invocation_policies() {
+        let mut h = Harness::new(RouterConfig {
+            max_pending_calls_per_callee: 1000,
+            max_pending_calls_per_session: 1000,
+            ..config()
+        });
+        let (caller, _) = h.join("caller");
+        let callees = (0..3)
+            .map(|i| h.join(&format!("c{i}")).0)
+            .collect::<Vec<_>>();
+        for (policy, procedure) in [
+            ("roundrobin", "rr"),
+            ("first", "f"),
+            ("last", "l"),
+            ("random", "r"),
+        ] {
+            for callee in &callees {
+                h.send(
+                    *callee,
+                    &format!(r#"[64,1,{{"invoke":"{policy}"}},"{procedure}"]"#),
+                );
+            }
+        }
+        let mut request = 0;
+        let mut hits = |h: &mut Harness, procedure: &str, n: usize| {
+            let mut counts = vec![0; 3];
+            for _ in 0..n {
+                request += 1;
+                let out = h.send(caller, &format!(r#"[48,{request},{{}},"{procedure}"]"#));
+                for (i, callee) in callees.iter().enumerate() {
+                    if !to(&out, *callee).is_empty() {
+                        counts[i] += 1;
+                    }
+                }
+            }
+            counts
+        };
+        assert_eq!(hits(&mut h, "rr", 6), vec![2, 2, 2]);
+        assert_eq!(hits(&mut h, "f", 3), vec![3, 0, 0]);
+        assert_eq!(hits(&mut h, "l", 3), vec![0, 0, 3]);
+        let random = hits(&mut h, "r", 300);
+        assert!(random.iter().all(|&n| n > 60), "{random:?}");
+    }
+
+    #[test]
+    fn roundrobin_skips_busy_callees() {
+        let mut h = Harness::new(RouterConfig {
+            max_pending_calls_per_callee: 1,
+            ..config()
+        });
+        let (caller, _) = h.join("caller");
+        let (a, _) = h.join("a");
+        let (b, _) = h.join("b");
+        h.send(a, r#"[64,1,{"invoke":"roundrobin"},"p"]"#);
+        h.send(b, r#"[64,1,{"invoke":"roundrobin"},"p"]"#);
+        invocation(&h.send(caller, r#"[48,1,{},"p"]"#), a);
+        invocation(&h.send(caller, r#"[48,2,{},"p"]"#), b);
+        let out = h.send(caller, r#"[48,3,{},"p"]"#);
+        assert!(to(&out, caller)[0].contains("wamp.error.no_available_callee"));
+    }
+
+    #[test]
+    fn backend_as_callee_and_as_caller() {
+        let mut h = Harness::new(config());
+        let control = h.key();
+        let registration = registered(&h.backend(control, r#"[64,1,{},"backend.p"]"#));
+        let (caller, caller_id) = h.join("alice");
+        let out = h.send(caller, r#"[48,5,{},"backend.p",["x"]]"#);
+        let (request, text) = invocation(&out, control);
+        assert_eq!(text, format!(r#"[68,{request},{registration},{{}},["x"]]"#));
+        let out = h.backend(control, &format!(r#"[70,{request},{{}},["y"]]"#));
+        assert_eq!(to(&out, caller), vec![r#"[50,5,{},["y"]]"#]);
+        // The backend calls a browser's procedure; RESULT carries its own request id.
+        h.send(caller, r#"[64,6,{},"browser.p"]"#);
+        let out = h.backend(control, r#"[48,4242,{},"browser.p",[1]]"#);
+        let (request, text) = invocation(&out, caller);
+        let backend_id = text
+            .split("\"caller\":")
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap()
+            .to_owned();
+        assert_ne!(backend_id, caller_id.to_string());
+        let out = h.send(caller, &format!(r#"[70,{request},{{}},[2]]"#));
+        assert_eq!(to(&out, control), vec![r#"[50,4242,{},[2]]"#]);
+    }
+
+    #[test]
+    fn reusing_an_in_flight_request_id_is_a_protocol_violation() {
+        let mut h = Harness::new(config());
+        let (caller, _, _) = pair(&mut h, "p");
+        h.send(caller, r#"[48,1,{},"p"]"#);
+        let out = h.send(caller, r#"[48,1,{},"p"]"#);
+        assert!(
+            matches!(out.first(), Some(Out::To(_, Message::Abort { .. }))),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn self_call_and_leave() {
+        let mut h = Harness::new(config());
+        let (a, _) = h.join("a");
+        h.send(a, r#"[64,1,{},"p"]"#);
+        let out = h.send(a, r#"[48,2,{},"p"]"#);
+        invocation(&out, a);
+        let out = h.gone(Peer::Client(a));
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(h.router.figures().pending_calls, 0);
+    }
+}
