@@ -477,3 +477,466 @@ fn goodbye(payload: &Payload) -> Result<Message, Refusal> {
     }
     Ok(Message::Goodbye { details, reason })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::router::Peer;
+    use crate::router::testing::{Harness, Out, config, to};
+    use crate::wamp::Message;
+
+    fn result(out: &[Out], key: crate::server::slab::Key) -> String {
+        to(out, key).pop().unwrap_or_default()
+    }
+
+    #[test]
+    fn join_and_leave_events_in_crossbar_shapes() {
+        let mut h = Harness::new(config());
+        let (watcher, _) = h.join("watcher");
+        h.send(watcher, r#"[32,1,{},"wamp.session.on_join"]"#);
+        h.send(watcher, r#"[32,2,{},"wamp.session.on_leave"]"#);
+        let (alice, alice_id) = h.join_as(crate::wamp::Serializer::MsgPack, "realm1", "alice");
+        let out = h.send(alice, r#"[32,1,{},"t"]"#);
+        assert!(to(&out, watcher).is_empty());
+        let key = h.connect(crate::wamp::Serializer::Json, "bob");
+        let out = h.send(
+            key,
+            &format!(r#"[1,"realm1",{}]"#, crate::router::testing::HELLO_FEATURES),
+        );
+        let joined = to(&out, watcher);
+        assert_eq!(joined.len(), 1);
+        assert!(
+            joined[0].contains(r#"{"realm":"realm1","session":"#),
+            "{joined:?}"
+        );
+        assert!(joined[0].contains(r#""authid":"bob","authrole":"user","authmethod":"cookie","authprovider":"static","authextra":{},"serializer":"json","transport":null,"resumed":false,"resumable":false,"resume_token":null}"#), "{joined:?}");
+        let out = h.gone(Peer::Client(alice));
+        let left = to(&out, watcher);
+        assert_eq!(left.len(), 1);
+        assert!(
+            left[0].ends_with(&format!(",{{}},[{alice_id}]]")),
+            "{left:?}"
+        );
+        // A backend session is invisible to the session meta API.
+        let control = h.key();
+        let out = h.backend(control, r#"[32,1,{},"u"]"#);
+        assert!(to(&out, watcher).is_empty());
+    }
+
+    #[test]
+    fn subscription_events_follow_the_reply() {
+        let mut h = Harness::new(config());
+        let (watcher, _) = h.join("watcher");
+        for (request, topic) in ["on_create", "on_subscribe", "on_unsubscribe", "on_delete"]
+            .iter()
+            .enumerate()
+        {
+            h.send(
+                watcher,
+                &format!(r#"[32,{},{{}},"wamp.subscription.{topic}"]"#, request + 1),
+            );
+        }
+        let (a, a_id) = h.join("a");
+        let out = h.send(a, r#"[32,7,{"match":"prefix"},"com."]"#);
+        let [
+            Out::To(_, Message::Subscribed { subscription, .. }),
+            rest @ ..,
+        ] = out.as_slice()
+        else {
+            panic!("{out:?}");
+        };
+        let events = to(rest, watcher);
+        assert_eq!(events.len(), 2);
+        assert!(
+            events[0].contains(&format!(r#"[{a_id},{{"id":{subscription},"created":""#)),
+            "{events:?}"
+        );
+        assert!(
+            events[0].contains(r#""uri":"com.","match":"prefix"}]"#),
+            "{events:?}"
+        );
+        assert!(events[1].ends_with(&format!(r#"[{a_id},{subscription}]]"#)));
+        let out = h.send(a, &format!("[34,8,{subscription}]"));
+        let events = to(&out, watcher);
+        assert_eq!(events.len(), 2);
+        // The watcher's own subscriptions to wamp. topics made no events, and it receives
+        // the events a session causes as Crossbar does, its own included.
+        let out = h.send(watcher, r#"[32,9,{},"mine"]"#);
+        assert_eq!(to(&out, watcher).len(), 3);
+        let out = h.gone(Peer::Client(a));
+        assert!(to(&out, watcher).is_empty());
+    }
+
+    #[test]
+    fn registration_events_and_cleanup_on_leave() {
+        let mut h = Harness::new(config());
+        let (watcher, _) = h.join("watcher");
+        for topic in ["on_create", "on_register", "on_unregister", "on_delete"] {
+            h.send(
+                watcher,
+                &format!(r#"[32,1,{{}},"wamp.registration.{topic}"]"#),
+            );
+        }
+        h.send(watcher, r#"[32,1,{},"wamp.session.on_leave"]"#);
+        let (a, a_id) = h.join("a");
+        let out = h.send(a, r#"[64,1,{"invoke":"roundrobin"},"p"]"#);
+        let events = to(&out, watcher);
+        assert_eq!(events.len(), 2);
+        assert!(
+            events[0].contains(r#""uri":"p","match":"exact","invoke":"roundrobin"}]"#),
+            "{events:?}"
+        );
+        let out = h.gone(Peer::Client(a));
+        let events = to(&out, watcher);
+        assert_eq!(events.len(), 3);
+        assert!(events[0].ends_with(&format!("[{a_id}]]")));
+        assert!(events[1].contains(&format!("[{a_id},")));
+    }
+
+    #[test]
+    fn session_procedures() {
+        let mut h = Harness::new(config());
+        let (a, a_id) = h.join("a");
+        let (_b, b_id) = h.join("b");
+        let control = h.key();
+        h.backend(control, r#"[32,1,{},"x"]"#);
+        assert_eq!(
+            result(&h.send(a, r#"[48,1,{},"wamp.session.count"]"#), a),
+            "[50,1,{},[2]]"
+        );
+        assert_eq!(
+            result(
+                &h.send(a, r#"[48,2,{},"wamp.session.count",[["trusted"]]]"#),
+                a
+            ),
+            "[50,2,{},[0]]"
+        );
+        let mut ids = [a_id, b_id];
+        ids.sort();
+        assert_eq!(
+            result(&h.send(a, r#"[48,3,{},"wamp.session.list"]"#), a),
+            format!("[50,3,{{}},[[{},{}]]]", ids[0], ids[1])
+        );
+        let got = result(
+            &h.send(a, &format!(r#"[48,4,{{}},"wamp.session.get",[{b_id}]]"#)),
+            a,
+        );
+        assert!(
+            got.starts_with(&format!(
+                r#"[50,4,{{}},[{{"realm":"realm1","session":{b_id},"authid":"b""#
+            )),
+            "{got}"
+        );
+        assert_eq!(
+            result(&h.send(a, r#"[48,5,{},"wamp.session.get",[1]]"#), a),
+            r#"[8,48,5,{},"wamp.error.no_such_session",["no session with ID 1 exists on this router"]]"#
+        );
+        assert_eq!(
+            result(
+                &h.send(a, r#"[48,6,{},"wamp.session.get",[],{"session_id":"x"}]"#),
+                a
+            ),
+            r#"[8,48,6,{},"wamp.error.invalid_argument",["wamp.session.get: the first argument must be an id"]]"#
+        );
+    }
+
+    #[test]
+    fn kill_says_goodbye_and_closes() {
+        let mut h = Harness::new(config());
+        let (a, a_id) = h.join("a");
+        let (b, b_id) = h.join("b");
+        assert!(
+            result(
+                &h.send(a, &format!(r#"[48,1,{{}},"wamp.session.kill",[{a_id}]]"#)),
+                a
+            )
+            .contains("no_such_session")
+        );
+        let out = h.send(
+            a,
+            &format!(
+                r#"[48,2,{{}},"wamp.session.kill",[{b_id}],{{"reason":"com.bye","message":"go"}}]"#
+            ),
+        );
+        assert_eq!(to(&out, b), vec![r#"[6,{"message":"go"},"com.bye"]"#]);
+        assert_eq!(to(&out, a), vec!["[50,2,{},[null]]"]);
+        assert_eq!(
+            out.last(),
+            Some(&Out::Close(b, 1000, "wamp.close.killed".into()))
+        );
+        assert!(h.send(b, r#"[32,1,{},"t"]"#).is_empty());
+        assert_eq!(h.router.figures().sessions, 1);
+        let (c, c_id) = h.join("victim");
+        let (d, d_id) = h.join("victim");
+        let out = h.send(a, r#"[48,3,{},"wamp.session.kill_by_authid",["victim"]]"#);
+        let mut ids = [c_id, d_id];
+        ids.sort();
+        assert_eq!(
+            to(&out, a),
+            vec![format!("[50,3,{{}},[[{},{}]]]", ids[0], ids[1])]
+        );
+        assert_eq!(to(&out, c), vec![r#"[6,{},"wamp.close.killed"]"#]);
+        assert_eq!(to(&out, d).len(), 1);
+        assert_eq!(
+            result(
+                &h.send(a, r#"[48,4,{},"wamp.session.kill_by_authrole",["user"]]"#),
+                a
+            ),
+            "[50,4,{},[[]]]"
+        );
+        assert!(
+            result(
+                &h.send(
+                    a,
+                    r#"[48,5,{},"wamp.session.kill",[1],{"reason":"bad uri"}]"#
+                ),
+                a
+            )
+            .contains("no_such_session")
+        );
+    }
+
+    #[test]
+    fn subscription_procedures() {
+        let mut h = Harness::new(config());
+        let (a, a_id) = h.join("a");
+        let (b, b_id) = h.join("b");
+        let out = h.send(a, r#"[32,1,{},"t.x"]"#);
+        let sub = match out.first() {
+            Some(Out::To(_, Message::Subscribed { subscription, .. })) => *subscription,
+            _ => panic!(),
+        };
+        h.send(b, r#"[32,1,{},"t.x"]"#);
+        h.send(b, r#"[32,2,{"match":"wildcard"},"t."]"#);
+        h.send(b, r#"[32,3,{},"wamp.session.on_join"]"#);
+        let list = result(&h.send(a, r#"[48,1,{},"wamp.subscription.list"]"#), a);
+        assert_eq!(
+            list,
+            format!(
+                r#"[50,1,{{}},[{{"exact":[{sub}],"prefix":[],"wildcard":[{}]}}]]"#,
+                sub + 1
+            )
+        );
+        let list = result(
+            &h.send(
+                a,
+                &format!(r#"[48,2,{{}},"wamp.subscription.list",[{a_id}]]"#),
+            ),
+            a,
+        );
+        assert_eq!(
+            list,
+            format!(r#"[50,2,{{}},[{{"exact":[{sub}],"prefix":[],"wildcard":[]}}]]"#)
+        );
+        assert_eq!(
+            result(
+                &h.send(a, r#"[48,3,{},"wamp.subscription.lookup",["t.x"]]"#),
+                a
+            ),
+            format!("[50,3,{{}},[{sub}]]")
+        );
+        assert_eq!(
+            result(
+                &h.send(
+                    a,
+                    r#"[48,4,{},"wamp.subscription.lookup",["t.",{"match":"wildcard"}]]"#
+                ),
+                a
+            ),
+            format!("[50,4,{{}},[{}]]", sub + 1)
+        );
+        assert_eq!(
+            result(
+                &h.send(a, r#"[48,5,{},"wamp.subscription.lookup",["nope"]]"#),
+                a
+            ),
+            "[50,5,{},[null]]"
+        );
+        assert_eq!(
+            result(
+                &h.send(a, r#"[48,6,{},"wamp.subscription.match",["t.x"]]"#),
+                a
+            ),
+            format!("[50,6,{{}},[[{sub},{}]]]", sub + 1)
+        );
+        assert_eq!(
+            result(
+                &h.send(a, r#"[48,7,{},"wamp.subscription.match",["q"]]"#),
+                a
+            ),
+            "[50,7,{},[null]]"
+        );
+        let got = result(
+            &h.send(
+                a,
+                &format!(r#"[48,8,{{}},"wamp.subscription.get",[{sub}]]"#),
+            ),
+            a,
+        );
+        assert!(
+            got.contains(&format!(r#"{{"id":{sub},"created":""#))
+                && got.ends_with(r#""uri":"t.x","match":"exact"}]]"#),
+            "{got}"
+        );
+        let mut ids = [a_id, b_id];
+        ids.sort();
+        assert_eq!(
+            result(
+                &h.send(
+                    a,
+                    &format!(r#"[48,9,{{}},"wamp.subscription.list_subscribers",[{sub}]]"#)
+                ),
+                a
+            ),
+            format!("[50,9,{{}},[[{},{}]]]", ids[0], ids[1])
+        );
+        assert_eq!(
+            result(
+                &h.send(
+                    a,
+                    &format!(r#"[48,10,{{}},"wamp.subscription.count_subscribers",[{sub}]]"#)
+                ),
+                a
+            ),
+            "[50,10,{},[2]]"
+        );
+        assert_eq!(
+            result(
+                &h.send(a, r#"[48,11,{},"wamp.subscription.get",[99999]]"#),
+                a
+            ),
+            r#"[8,48,11,{},"wamp.error.no_such_subscription",["no subscription 99999 for this session"]]"#
+        );
+        let meta_sub = sub + 2;
+        assert_eq!(
+            result(
+                &h.send(
+                    a,
+                    &format!(r#"[48,12,{{}},"wamp.subscription.get",[{meta_sub}]]"#)
+                ),
+                a
+            ),
+            r#"[8,48,12,{},"wamp.error.not_authorized",["not authorized for protected URI \"wamp.session.on_join\""]]"#
+        );
+        // The backend sees protected subscriptions too.
+        let control = h.key();
+        let out = h.backend(
+            control,
+            &format!(r#"[48,13,{{}},"wamp.subscription.count_subscribers",[{meta_sub}]]"#),
+        );
+        assert_eq!(to(&out, control), vec!["[50,13,{},[1]]"]);
+    }
+
+    #[test]
+    fn registration_procedures() {
+        let mut h = Harness::new(config());
+        let (a, a_id) = h.join("a");
+        let (b, b_id) = h.join("b");
+        let out = h.send(a, r#"[64,1,{"invoke":"first"},"p.x"]"#);
+        let reg = match out.first() {
+            Some(Out::To(_, Message::Registered { registration, .. })) => *registration,
+            _ => panic!(),
+        };
+        h.send(b, r#"[64,1,{"invoke":"first"},"p.x"]"#);
+        h.send(b, r#"[64,2,{"match":"prefix"},"p."]"#);
+        assert_eq!(
+            result(&h.send(a, r#"[48,1,{},"wamp.registration.list"]"#), a),
+            format!(
+                r#"[50,1,{{}},[{{"exact":[{reg}],"prefix":[{}],"wildcard":[]}}]]"#,
+                reg + 1
+            )
+        );
+        assert_eq!(
+            result(
+                &h.send(
+                    a,
+                    &format!(r#"[48,2,{{}},"wamp.registration.list",[{b_id}]]"#)
+                ),
+                a
+            ),
+            format!(
+                r#"[50,2,{{}},[{{"exact":[{reg}],"prefix":[{}],"wildcard":[]}}]]"#,
+                reg + 1
+            )
+        );
+        assert_eq!(
+            result(
+                &h.send(
+                    a,
+                    r#"[48,3,{},"wamp.registration.lookup",["p.",{"match":"prefix"}]]"#
+                ),
+                a
+            ),
+            format!("[50,3,{{}},[{}]]", reg + 1)
+        );
+        assert_eq!(
+            result(
+                &h.send(a, r#"[48,4,{},"wamp.registration.match",["p.x"]]"#),
+                a
+            ),
+            format!("[50,4,{{}},[{reg}]]")
+        );
+        assert_eq!(
+            result(
+                &h.send(a, r#"[48,5,{},"wamp.registration.match",["p.y"]]"#),
+                a
+            ),
+            format!("[50,5,{{}},[{}]]", reg + 1)
+        );
+        assert_eq!(
+            result(
+                &h.send(a, r#"[48,6,{},"wamp.registration.match",["q"]]"#),
+                a
+            ),
+            "[50,6,{},[null]]"
+        );
+        let got = result(
+            &h.send(
+                a,
+                &format!(r#"[48,7,{{}},"wamp.registration.get",[{reg}]]"#),
+            ),
+            a,
+        );
+        assert!(
+            got.ends_with(r#""uri":"p.x","match":"exact","invoke":"first"}]]"#),
+            "{got}"
+        );
+        assert_eq!(
+            result(
+                &h.send(
+                    a,
+                    &format!(r#"[48,8,{{}},"wamp.registration.list_callees",[{reg}]]"#)
+                ),
+                a
+            ),
+            format!("[50,8,{{}},[[{a_id},{b_id}]]]")
+        );
+        assert_eq!(
+            result(
+                &h.send(
+                    a,
+                    &format!(r#"[48,9,{{}},"wamp.registration.count_callees",[{reg}]]"#)
+                ),
+                a
+            ),
+            "[50,9,{},[2]]"
+        );
+        assert!(
+            result(
+                &h.send(a, r#"[48,10,{},"wamp.registration.get",[424242]]"#),
+                a
+            )
+            .contains("wamp.error.no_such_registration")
+        );
+        assert!(
+            result(
+                &h.send(a, r#"[48,11,{},"wamp.registration.list",[424242]]"#),
+                a
+            )
+            .contains("wamp.error.no_such_session")
+        );
+        assert!(
+            result(&h.send(a, r#"[48,12,{},"wamp.nothing"]"#), a)
+                .contains("wamp.error.no_such_procedure")
+        );
+    }
+}

@@ -1,9 +1,6 @@
 //! Test harness: drives a `Router` with JSON text as clients and the backend would send it,
 //! and decodes what it asks the hub to do.
 
-// Some helpers serve later stages' tests only.
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
