@@ -435,8 +435,8 @@ pub fn compared_with(workload: &str) -> Option<(String, Kind)> {
     let words: Vec<&str> = workload.split(' ').collect();
     match words.as_slice() {
         ["event", n, "broadcast", window] => Some((format!("event {n} broadcast {window}"), Kind::Wson)),
-        // `event n=N TxM w=W`: over T > 1 topics, W/T per topic, as issue 10's topics.
-        ["event", n, shape, window] => {
+        // `event n=N [x] TxM w=W`: over T > 1 topics, W/T per topic, as issue 10's topics.
+        ["event", n, shape, window] | ["event", n, "x", shape, window] => {
             let topics: u32 = shape.split('x').next()?.parse().ok()?;
             let window: u32 = window.strip_prefix("w=")?.parse().ok()?;
             let per_topic = if window > 1 {
@@ -473,7 +473,7 @@ pub fn columns(kind: &str) -> (&'static str, Vec<Column>) {
             ],
         ),
         "event" => (
-            "WAMP EVENT fan-out (issue 11): PUBLISH from one session to random topics (T topics x subscribers), W in flight; latency PUBLISH -> last EVENT; `broadcast`: plain `b` to plain clients, same wson process; cpu/cmp: over that broadcast at the same W per client",
+            "WAMP EVENT fan-out (issue 11): PUBLISH from one session to random topics (T topics x subscribers), W in flight; latency PUBLISH -> last EVENT; `broadcast` and `x`: plain `b`, and `x` to plain topics of the same shape, to plain clients of the same wson process; cpu/cmp: over that broadcast at the same W per client",
             [
                 vec![
                     col("deliveries/s", "rate", 1.0),
@@ -688,6 +688,31 @@ pub fn events_session(
             let record = before.record(&mut server, workload, round, &result, &warm)?;
             yardstick.push(record.metric("subscribers", n as f64));
         }
+        // Plain topics of the same shapes (`j` per token, `J` for the one user, then `x`),
+        // as issue 10's: what the topic shape costs without WAMP.
+        for topics in [TOPICS.min(n), 1] {
+            let spec = GroupSpec::topics(n, topics);
+            let users = vec!["bench".to_string(); n];
+            let (frames, count) = spec.subscribe_frames(plain.tokens(), &users, topics == 1);
+            let replies = plain.control_request(&frames, count, Duration::from_secs(120))?;
+            if let Some(bad) = replies.iter().find(|(c, p)| *c != b'#' || p.is_empty()) {
+                return Err(format!("plain subscribe: unexpected reply {bad:?}"));
+            }
+            for &window in &plan.windows {
+                let window = topic_window(window, topics);
+                let workload = format!("event n={n} x {topics}x{} w={window}", n / topics);
+                let record = event_phase(
+                    &mut plain,
+                    &mut server,
+                    &spec,
+                    None,
+                    window,
+                    plan,
+                    (workload, round),
+                )?;
+                yardstick.push(record.metric("subscribers", n as f64));
+            }
+        }
         drop(plain);
         settle(1000);
     }
@@ -747,7 +772,7 @@ pub fn events_session(
                 &mut generator,
                 &mut server,
                 &spec,
-                (publisher, &ids),
+                Some((publisher, &ids)),
                 window,
                 plan,
                 (workload, round),
@@ -771,12 +796,14 @@ pub fn events_session(
     Ok(note)
 }
 
-/// One EVENT phase: untimed warm-up, then measured.
+/// One EVENT phase (PUBLISH from `wamp`'s publisher session to subscribers expecting the
+/// given subscription ids), or without `wamp` its plain counterpart (`x` on the control
+/// connection): untimed warm-up, then measured.
 fn event_phase(
     generator: &mut Generator,
     server: &mut Running,
     spec: &GroupSpec,
-    (publisher, subscriptions): (usize, &[u64]),
+    wamp: Option<(usize, &[u64])>,
     window: u32,
     plan: &Plan,
     (workload, round): (String, usize),
@@ -784,8 +811,10 @@ fn event_phase(
     let groups = spec.names.len();
     let make = |generator: &mut Generator, max: u32| {
         let id = generator.new_phase_id();
-        let mut phase = Groups::new(spec, id, SIZE, window, max)
-            .via_wamp(publisher, subscriptions.to_vec());
+        let mut phase = Groups::new(spec, id, SIZE, window, max);
+        if let Some((publisher, subscriptions)) = wamp {
+            phase = phase.via_wamp(publisher, subscriptions.to_vec());
+        }
         if groups > 1 && window > plan.direct_window {
             // Thousands in flight over many topics: see `Groups::in_bursts`.
             phase = phase.in_bursts();
