@@ -577,7 +577,10 @@ pub fn process_tree(pid: i32) -> Vec<i32> {
     let mut parents: Vec<(i32, i32)> = Vec::new();
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {
-            let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok())
+            let Some(child) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
             else {
                 continue;
             };

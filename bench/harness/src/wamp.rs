@@ -113,7 +113,10 @@ pub fn head(body: &[u8]) -> Option<(u64, [Option<u64>; 3])> {
         while body.get(at).is_some_and(u8::is_ascii_digit) {
             at += 1;
         }
-        let value = std::str::from_utf8(body.get(start..at)?).ok()?.parse().ok()?;
+        let value = std::str::from_utf8(body.get(start..at)?)
+            .ok()?
+            .parse()
+            .ok()?;
         while body.get(at)?.is_ascii_whitespace() {
             at += 1;
         }
@@ -419,8 +422,7 @@ impl Workload for Rpc {
 // Sessions
 
 /// A session of this module: (server, plan, paths, session, round, records) -> a note.
-pub type Session =
-    fn(Kind, &Plan, &Paths, u32, usize, &mut Vec<Record>) -> Result<String, String>;
+pub type Session = fn(Kind, &Plan, &Paths, u32, usize, &mut Vec<Record>) -> Result<String, String>;
 
 /// The sections of the table this module owns (the first word of a workload name).
 pub fn owns(kind: &str) -> bool {
@@ -434,7 +436,9 @@ pub const RATIO_HEADER: &str = "cpu/cmp";
 pub fn compared_with(workload: &str) -> Option<(String, Kind)> {
     let words: Vec<&str> = workload.split(' ').collect();
     match words.as_slice() {
-        ["event", n, "broadcast", window] => Some((format!("event {n} broadcast {window}"), Kind::Wson)),
+        ["event", n, "broadcast", window] => {
+            Some((format!("event {n} broadcast {window}"), Kind::Wson))
+        }
         // `event n=N [x] TxM w=W`: over T > 1 topics, W/T per topic, as issue 10's topics.
         ["event", n, shape, window] | ["event", n, "x", shape, window] => {
             let topics: u32 = shape.split('x').next()?.parse().ok()?;
@@ -552,9 +556,7 @@ fn join(
     let before = server.map(CpuMark::read);
     let connect = generator.connect(count, plan.concurrency, SETUP_LIMIT);
     let left = SETUP_LIMIT.saturating_sub(started.elapsed());
-    let opened: Vec<usize> = (0..count)
-        .filter(|&i| generator.is_open(i))
-        .collect();
+    let opened: Vec<usize> = (0..count).filter(|&i| generator.is_open(i)).collect();
     let hellos = opened.iter().map(|&i| (i, hello())).collect();
     let requests = Requests::new(hellos, WELCOME, 0, plan.concurrency, left);
     let (_, requests) = generator.run_owned(requests, Duration::ZERO, plan.stall * 3);
@@ -575,10 +577,7 @@ fn join(
         rate: indexes.len() as f64 / elapsed.as_secs_f64().max(1e-9),
         cpu_us: cpu.0,
         failed: (count - indexes.len()) as u64,
-        first_error: connect
-            .first_error
-            .or(requests.first_failure)
-            .or(silence),
+        first_error: connect.first_error.or(requests.first_failure).or(silence),
         indexes,
     })
 }
@@ -605,7 +604,10 @@ fn subscribe(
         .enumerate()
         .filter_map(|(i, g)| {
             let topic = spec.names.get((*g)? as usize)?;
-            Some((i, format!("[32,{},{{}},\"{topic}\"]", 2 + i % 1000).into_bytes()))
+            Some((
+                i,
+                format!("[32,{},{{}},\"{topic}\"]", 2 + i % 1000).into_bytes(),
+            ))
         })
         .collect();
     let count = requests.len();
@@ -1046,7 +1048,11 @@ pub fn targets(summary: &[Summary], plan: &Plan) -> Vec<Target> {
                     && !s.workload.contains(" broadcast ")
             })
             .collect();
-        let lost: f64 = mine.iter().map(|s| s.get("lost")).filter(|v| !v.is_nan()).sum();
+        let lost: f64 = mine
+            .iter()
+            .map(|s| s.get("lost"))
+            .filter(|v| !v.is_nan())
+            .sum();
         let bad: f64 = mine
             .iter()
             .flat_map(|s| s.values.iter())
@@ -1081,7 +1087,10 @@ mod tests {
         );
         assert_eq!(head(b"[2,123,{}]"), Some((2, [Some(123), None, None])));
         assert_eq!(head(b"[33,2,99]"), Some((33, [Some(2), Some(99), None])));
-        assert_eq!(head(b"[3,{},\"wamp.error\"]"), Some((3, [None, None, None])));
+        assert_eq!(
+            head(b"[3,{},\"wamp.error\"]"),
+            Some((3, [None, None, None]))
+        );
         assert_eq!(head(b"{}"), None);
     }
 
@@ -1112,7 +1121,10 @@ mod tests {
         let mut out = Outbox::default();
         rpc.trigger(false, now, &mut out);
         let expected = with_arg("[70,4,{},[\"".into(), &body);
-        assert!(out.control.starts_with(format!("{}V", expected.len()).as_bytes()));
+        assert!(
+            out.control
+                .starts_with(format!("{}V", expected.len()).as_bytes())
+        );
         assert!(out.control.ends_with(&expected));
         // Caller 1's RESULT for its request 1 (sequence 0).
         let result = with_arg("[50,1,{},[\"".into(), &body);
