@@ -3,7 +3,8 @@
 # the Node.js peers, then runs every workload on every server and prints a table and one
 # JSON line (also appended to bench/out/results.jsonl).
 #
-#   bench/run.sh            full run (3 rounds, 1,000 / 10,000 / 19,000 clients; ~16 min)
+#   bench/run.sh            full run (3 rounds, 1,000 / 10,000 / 19,000 clients, WAMP at 10,000;
+#                           ~25 min)
 #   bench/run.sh --quick    smoke run (1 round, 200 / 1,000 clients; ~1 min)
 #   bench/run.sh --wamp-only --n 10000 --rounds 3   the WAMP workloads of issue 11 only,
 #                           wson and Crossbar.io (installed into peers/.crossbar-venv)
