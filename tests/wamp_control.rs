@@ -270,7 +270,12 @@ fn the_backend_registers_a_procedure_and_serves_a_browser_call() {
     let mut probe = server.control();
     send_v(&mut probe, json!([48, 3, {}, "com.example.add", [1, 1]]));
     let error = next_v(&mut probe);
-    assert_eq!(error, json!([8, 48, 3, {}, "wamp.error.no_such_procedure"]));
+    assert_eq!(
+        error.as_array().unwrap()[..5],
+        json!([8, 48, 3, {}, "wamp.error.no_such_procedure"])
+            .as_array()
+            .unwrap()[..]
+    );
 }
 
 #[test]
