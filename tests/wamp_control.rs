@@ -333,6 +333,9 @@ fn readme_php_publishes_and_serves_a_procedure_to_a_wamp_caller() {
         format!("32:{}10:news.sport", bob.token_str()).as_bytes(),
     );
     assert_eq!(control.reply_text(), "1#1");
+    // alice hears (meta API) when the procedure is registered, before she calls it.
+    let mut alice = Wamp::join(&server, &Cookies::fresh("alice"));
+    alice.subscribe(1, json!({}), "wamp.registration.on_register");
     let script = server.path("wamp.php");
     let conf = format!("{}/", script.parent().unwrap().display());
     let block = crate::readme::readme_php("wamp").replace("/path/to/wson/conf/", &conf);
@@ -347,7 +350,8 @@ fn readme_php_publishes_and_serves_a_procedure_to_a_wamp_caller() {
     );
     // The PUBLISH reaches bob's plain connection, the REGISTER lets alice call.
     assert_eq!(plain.recv_text(), "Goal!");
-    let mut alice = Wamp::join(&server, &Cookies::fresh("alice"));
+    let on_register = alice.recv();
+    assert_eq!(on_register[0], 36, "{on_register}");
     alice.send(json!([48, 1, {}, "com.example.add", [2, 3]]));
     assert_eq!(alice.recv(), json!([50, 1, {}, [5]]));
     alice.send(json!([48, 2, {}, "com.example.add", [20, 22]]));
