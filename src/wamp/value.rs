@@ -26,9 +26,9 @@ use serde::ser::{Serialize, Serializer};
 
 use crate::wamp::serializer::MAX_DEPTH;
 
-/// The first character of a JSON string that carries binary: "the string is prefixed with a
-/// NUL character (\0) and the binary value is Base64 encoded" (WAMP v2, "Binary conversion of
-/// JSON Strings").
+/// The first character of a JSON string that carries binary. WAMP v2, "Binary conversion of
+/// JSON Strings": "If the string starts with a \0 character, interpret the rest (after the
+/// first character) as Base64 and decode to a byte array".
 pub(crate) const JSON_BINARY_PREFIX: char = '\0';
 
 /// Decoders reserve room for at most this many list or dict entries before seeing them: a
