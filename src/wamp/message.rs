@@ -586,9 +586,10 @@ impl Fields {
         self.items.next().ok_or_else(|| self.bad(field))
     }
 
-    /// WAMP v2, "IDs": "IDs ... MUST be ... between 1 and 2^53 inclusive". A negative or
-    /// non-integer id is of the wrong type (`BadField`); an integer outside the range is
-    /// `IdOutOfRange`.
+    /// WAMP v2, "IDs": sessions, publications, subscriptions, registrations and requests "are
+    /// identified in WAMP using IDs that are integers between (inclusive) 1 and 2^53". A
+    /// negative or non-integer id is of the wrong type (`BadField`); an integer outside the
+    /// range is `IdOutOfRange`.
     fn id(&mut self, field: &'static str) -> Result<u64, DecodeError> {
         let id = match self.next(field)? {
             Value::Integer(i) => u64::try_from(i).map_err(|_| self.bad(field))?,

@@ -100,7 +100,7 @@ pub enum DecodeError {
     Syntax { detail: String },
     /// Lists and dicts nest deeper than allowed; `max` is the bound applied.
     TooDeep { max: usize },
-    /// The value is not a non-empty list starting with an integer.
+    /// The value is not a non-empty list starting with a non-negative integer.
     NotAMessage,
     /// The type code names no message of WAMP v2.
     UnknownType { code: u64 },

@@ -14,6 +14,7 @@
 
 use std::cell::Cell;
 use std::collections::HashSet;
+use std::convert::Infallible;
 use std::fmt;
 
 use base64::Engine as _;
@@ -25,9 +26,9 @@ use serde::ser::{Serialize, Serializer};
 
 use crate::wamp::serializer::MAX_DEPTH;
 
-/// The first character of a JSON string that carries binary: "the string is prefixed with a
-/// NUL character (\0) and the binary value is Base64 encoded" (WAMP v2, "Binary conversion of
-/// JSON Strings").
+/// The first character of a JSON string that carries binary. WAMP v2, "Binary conversion of
+/// JSON Strings": "If the string starts with a \0 character, interpret the rest (after the
+/// first character) as Base64 and decode to a byte array".
 pub(crate) const JSON_BINARY_PREFIX: char = '\0';
 
 /// Decoders reserve room for at most this many list or dict entries before seeing them: a
@@ -402,22 +403,27 @@ impl<'de> Visitor<'de> for ValueVisitor<'_> {
     /// on as a bare number or string, the message is refused. (Tag 55799, which means
     /// nothing, is skipped by `wamp::cbor` before the value.)
     fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Value, A::Error> {
-        let (_, content) = data.variant::<de::IgnoredAny>()?;
-        content.tuple_variant(2, TagVisitor)
+        refuse_tag(data).map(|never| match never {})
     }
 }
 
-/// Reads the tag number of a CBOR tag, to name it in the error.
+/// The error for a CBOR tag, naming its number.
+fn refuse_tag<'de, A: EnumAccess<'de>>(data: A) -> Result<Infallible, A::Error> {
+    let (_, content) = data.variant::<de::IgnoredAny>()?;
+    content.tuple_variant(2, TagVisitor)
+}
+
+/// Reads the tag number of a CBOR tag, and fails with it.
 struct TagVisitor;
 
 impl<'de> Visitor<'de> for TagVisitor {
-    type Value = Value;
+    type Value = Infallible;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a WAMP value, not a CBOR tag")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Infallible, A::Error> {
         match seq.next_element::<u64>()? {
             Some(tag) => Err(de::Error::custom(format_args!(
                 "CBOR tag {tag} is not a WAMP value"
@@ -458,8 +464,7 @@ impl<'de> Visitor<'de> for KeyVisitor {
     }
 
     fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<String, A::Error> {
-        let (_, content) = data.variant::<de::IgnoredAny>()?;
-        content.tuple_variant(2, TagVisitor).map(|_| String::new())
+        refuse_tag(data).map(|never| match never {})
     }
 }
 
