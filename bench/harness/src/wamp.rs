@@ -1039,13 +1039,14 @@ pub fn targets(summary: &[Summary], plan: &Plan) -> Vec<Target> {
         "warmup_anomalies",
     ];
     for kind in [Kind::Wson, Kind::Crossbar] {
-        // WAMP rows only: the plain broadcast yardstick has its own checks.
+        // WAMP rows only: the plain yardsticks (`b`, `x`) are counted with the table's.
         let mine: Vec<&Summary> = summary
             .iter()
             .filter(|s| {
                 s.server == kind
                     && owns(s.workload.split(' ').next().unwrap_or(""))
                     && !s.workload.contains(" broadcast ")
+                    && !s.workload.contains(" x ")
             })
             .collect();
         let lost: f64 = mine
