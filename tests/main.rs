@@ -24,3 +24,4 @@ mod smoke;
 mod sockets;
 mod topics;
 mod users;
+mod wamp_parity;

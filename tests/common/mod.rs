@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 mod backend;
+pub mod wamp;
 mod scripts;
 
 pub use backend::*;
