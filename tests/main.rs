@@ -24,4 +24,5 @@ mod smoke;
 mod sockets;
 mod topics;
 mod users;
+mod wamp_clients;
 mod wamp_parity;

@@ -217,3 +217,65 @@ impl Drop for Crossbar {
         }
     }
 }
+
+// --- Raw WAMP over the test's own WebSocket client -----------------------------------------
+
+/// A WAMP session by hand over `WsClient` (JSON), for input no WAMP library sends.
+pub struct RawWamp {
+    pub ws: WsClient,
+}
+
+impl RawWamp {
+    /// Upgrades with `user`'s cookies offering `protocol`; the 101 must choose it.
+    pub fn connect(server: &Server, user: &str, protocol: &str) -> RawWamp {
+        let cookies = Cookies::fresh(user);
+        let address = server.tcp();
+        let mut ws = WsClient::raw_tcp(&address);
+        let extra = format!("Sec-WebSocket-Protocol: {protocol}\r\n");
+        if let Err(refusal) = ws.upgrade(&request(&address, &cookies.header, Some(ORIGIN), &extra))
+        {
+            panic!("WAMP upgrade refused: {}", refusal.raw);
+        }
+        let chosen = ws.response.as_ref().and_then(|r| r.header("Sec-WebSocket-Protocol"));
+        assert_eq!(chosen, Some(protocol), "the 101 must choose {protocol}");
+        RawWamp { ws }
+    }
+
+    /// Connected and joined to `realm` (JSON); returns the WELCOME.
+    pub fn join(server: &Server, user: &str, realm: &str) -> (RawWamp, Value) {
+        let mut raw = RawWamp::connect(server, user, "wamp.2.json");
+        raw.send(&json!([1, realm, {"roles": {
+            "publisher": {}, "subscriber": {}, "caller": {}, "callee": {}
+        }}]));
+        let welcome = raw.recv();
+        assert_eq!(welcome[0], 2, "expected WELCOME, got {welcome}");
+        (raw, welcome)
+    }
+
+    pub fn send(&mut self, message: &Value) {
+        self.ws.send_text(&message.to_string());
+    }
+
+    pub fn send_text(&mut self, text: &str) {
+        self.ws.send_text(text);
+    }
+
+    /// The next WAMP message; a Close frame is `["close", code]`, the end of the connection
+    /// `["end"]`.
+    pub fn recv(&mut self) -> Value {
+        loop {
+            let Some(frame) = self.ws.try_recv() else {
+                return json!(["end"]);
+            };
+            match frame.opcode {
+                frame::OpCode::Text => {
+                    return serde_json::from_slice(&frame.payload)
+                        .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", frame.text()));
+                }
+                frame::OpCode::Close => return json!(["close", frame.close_code()]),
+                frame::OpCode::Binary => panic!("binary frame on wamp.2.json: {frame:?}"),
+                _ => {}
+            }
+        }
+    }
+}
