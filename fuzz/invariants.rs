@@ -919,6 +919,7 @@ fn check_command_values(parsed: &Command<'_>) {
         | Command::Quit
         | Command::Status
         | Command::Authorizer => {}
+        Command::Wamp { message } => assert!(std::str::from_utf8(message).is_ok()),
         Command::ToUser {
             user: name,
             binary,

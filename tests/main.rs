@@ -25,4 +25,5 @@ mod sockets;
 mod topics;
 mod users;
 mod wamp_clients;
+mod wamp_control;
 mod wamp_parity;

@@ -19,7 +19,7 @@ fn repository() -> PathBuf {
 }
 
 /// The ```php block after `<!-- readme-php: NAME -->` in README.md.
-fn readme_php(name: &str) -> String {
+pub fn readme_php(name: &str) -> String {
     let readme = fs::read_to_string(repository().join("README.md")).unwrap();
     let marker = format!("<!-- readme-php: {name} -->");
     let at = readme

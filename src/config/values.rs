@@ -332,7 +332,7 @@ pub(super) fn realms(checker: &mut Checker, key: &str, value: Value) -> Option<V
             Ok(()) => None,
         };
         if let Some(problem) = problem {
-            checker.error(&format!("{key}[{index}]"), problem);
+            checker.error(format!("{key}[{index}]"), problem);
             valid = false;
         }
     }

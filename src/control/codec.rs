@@ -143,6 +143,9 @@ pub enum ControlError {
     /// `Z` allows request `id` without naming a user while `auth = "authorizer"` (no cookie
     /// user to keep). Raised by the server, which knows the mode.
     AllowWithoutUser { id: u64 },
+    /// `V` carries no WAMP message (the JSON or the message's shape is wrong; `detail` says
+    /// how), or WAMP is off. Raised by the server, which knows `[wamp] max_depth`.
+    BadWampMessage { detail: String },
 }
 
 /// Which field of a command an error is about: its number (from 1) and what it holds.
@@ -338,6 +341,9 @@ impl fmt::Display for ControlError {
                 "control command 'Z' allows request {id} without a user, which auth = \
                  \"authorizer\" requires"
             ),
+            ControlError::BadWampMessage { detail } => {
+                write!(f, "control command 'V' carries no WAMP message: {detail}")
+            }
         }
     }
 }

@@ -170,6 +170,10 @@ pub enum Command<'a> {
     Authorizer,
     /// `Z`: an authorizer's answer to request `id`. No reply.
     Authorize { id: u64, decision: Decision<'a> },
+    /// `V`: one WAMP v2 message in JSON (wamp.2.json rules) from the backend's WAMP session:
+    /// PUBLISH, SUBSCRIBE, REGISTER, CALL, YIELD... The router's messages come back as `V`
+    /// frames; no reply otherwise. The router decodes it: the codec only frames it.
+    Wamp { message: &'a [u8] },
 }
 
 impl Command<'_> {
@@ -219,6 +223,7 @@ impl Command<'_> {
             Command::Listen { .. } => b'e',
             Command::Authorizer => b'z',
             Command::Authorize { .. } => b'Z',
+            Command::Wamp { .. } => b'V',
         }
     }
 
@@ -229,7 +234,9 @@ impl Command<'_> {
     pub fn encode(&self, out: &mut Vec<u8>) {
         let command = self.command_byte();
         match *self {
-            Command::Broadcast { message, .. } | Command::Fragment { message, .. } => {
+            Command::Broadcast { message, .. }
+            | Command::Fragment { message, .. }
+            | Command::Wamp { message } => {
                 codec::encode(command, message, out);
             }
             Command::Direct { token, message, .. } => {
@@ -391,6 +398,7 @@ impl Command<'_> {
             | Command::Topics { .. }
             | Command::Listen { .. }
             | Command::Authorizer
+            | Command::Wamp { .. }
             | Command::Authorize {
                 decision: Decision::Deny { .. },
                 ..
@@ -753,6 +761,10 @@ pub fn parse(frame: RawFrame<'_>) -> Result<Command<'_>, ControlError> {
         b'q' | b'Q' => Ok(Command::Quit),
         b't' => Ok(Command::Status),
         b'z' => Ok(Command::Authorizer),
+        // COMMANDS.md, V: JSON is UTF-8 text; what it says is the router's to judge.
+        b'V' => Ok(Command::Wamp {
+            message: text(command, payload)?,
+        }),
         b'u' | b'U' | b'w' | b'W' | b'o' | b'g' | b'y' | b'k' | b'K' | b'j' | b'J' | b'r'
         | b'R' | b'x' | b'X' | b'h' | b'H' | b'v' | b'e' | b'Z' => parse_fields(command, payload),
         // COMMANDS.md, Errors: an unknown command byte is 0E (the PHP ws(s)on skipped it).
@@ -1180,7 +1192,8 @@ impl Reply {
             | ControlError::RepeatedEventKind { .. }
             | ControlError::BadDecision { .. }
             | ControlError::BadStatus { .. }
-            | ControlError::AllowWithoutUser { .. } => Reply::Error,
+            | ControlError::AllowWithoutUser { .. }
+            | ControlError::BadWampMessage { .. } => Reply::Error,
         }
     }
 }
@@ -2203,6 +2216,19 @@ mod tests {
     #[test]
     fn z_registers_an_authorizer_and_ignores_its_payload() {
         assert_command(b"0z", Command::Authorizer);
+        assert_command(
+            br#"25V[16,1,{},"news.sport",[]]"#,
+            Command::Wamp {
+                message: br#"[16,1,{},"news.sport",[]]"#,
+            },
+        );
+        assert_eq!(
+            command(b"2V\xff["),
+            Err(ControlError::InvalidUtf8 {
+                command: b'V',
+                offset: 0
+            })
+        );
         assert_eq!(command(b"3zabc"), Ok(Command::Authorizer));
     }
 
@@ -3063,6 +3089,12 @@ mod tests {
                     authorizer::REQUEST_BYTE => AuthRequest::parse(item.payload)
                         .unwrap_or_else(|| panic!("<- {text} is not an authorization request"))
                         .encode(&mut again),
+                    crate::control::wamp::WAMP_BYTE => {
+                        let message = crate::wamp::Serializer::Json
+                            .decode(item.payload, 32)
+                            .unwrap_or_else(|error| panic!("<- {text} is not WAMP: {error}"));
+                        crate::control::wamp::encode_frame(&message, &mut again);
+                    }
                     _ => Reply::decode(item)
                         .unwrap_or_else(|| panic!("<- {text} is not a reply"))
                         .encode(&mut again),
@@ -3077,7 +3109,7 @@ mod tests {
         }
         // Every command and reply of issue 10 has at least one example.
         let commands: std::collections::BTreeSet<u8> =
-            b"uUwWogykKjJrRxXhHvezZ".iter().copied().collect();
+            b"uUwWogykKjJrRxXhHvezZV".iter().copied().collect();
         let missing: Vec<char> = commands
             .difference(&new_commands)
             .map(|b| char::from(*b))
@@ -3086,7 +3118,7 @@ mod tests {
             missing.is_empty(),
             "commands without an example: {missing:?}"
         );
-        let replies: std::collections::BTreeSet<u8> = b"#L!ez".iter().copied().collect();
+        let replies: std::collections::BTreeSet<u8> = b"#L!ezV".iter().copied().collect();
         let missing: Vec<char> = replies
             .difference(&new_replies)
             .map(|b| char::from(*b))

@@ -22,11 +22,12 @@ pub enum EventKind {
     Unsubscribed,
     Join,
     Leave,
+    Publish,
 }
 
 impl EventKind {
     /// Every kind, in the order `EventKinds` lists them.
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::Connected,
         EventKind::Disconnected,
         EventKind::Message,
@@ -34,6 +35,7 @@ impl EventKind {
         EventKind::Unsubscribed,
         EventKind::Join,
         EventKind::Leave,
+        EventKind::Publish,
     ];
 
     pub fn name(self) -> &'static str {
@@ -45,6 +47,7 @@ impl EventKind {
             EventKind::Unsubscribed => "unsubscribed",
             EventKind::Join => "join",
             EventKind::Leave => "leave",
+            EventKind::Publish => "publish",
         }
     }
 
@@ -63,6 +66,7 @@ impl EventKind {
             EventKind::Unsubscribed => 1 << 4,
             EventKind::Join => 1 << 5,
             EventKind::Leave => 1 << 6,
+            EventKind::Publish => 1 << 7,
         }
     }
 }
@@ -83,7 +87,7 @@ pub enum KindsError {
 
 impl EventKinds {
     /// Every kind: what an empty kinds field means.
-    pub const ALL: EventKinds = EventKinds(0b111_1111);
+    pub const ALL: EventKinds = EventKinds(0b1111_1111);
     pub const NONE: EventKinds = EventKinds(0);
 
     pub fn contains(self, kind: EventKind) -> bool {
@@ -243,6 +247,14 @@ pub enum Event<'a> {
     Join { user: &'a str, topic: &'a str },
     /// The user's last connection left the topic (disconnects included).
     Leave { user: &'a str, topic: &'a str },
+    /// A WAMP session published to a topic of the backend realm; `user` is its authid, the
+    /// payload its args and kwargs as a plain message (README, "WAMP").
+    Publish {
+        topic: &'a str,
+        user: &'a str,
+        binary: bool,
+        payload: &'a [u8],
+    },
 }
 
 /// Most fields an event has (`connected`: the kind and seven more).
@@ -258,6 +270,7 @@ impl<'a> Event<'a> {
             Event::Unsubscribed { .. } => EventKind::Unsubscribed,
             Event::Join { .. } => EventKind::Join,
             Event::Leave { .. } => EventKind::Leave,
+            Event::Publish { .. } => EventKind::Publish,
         }
     }
 
@@ -326,6 +339,18 @@ impl<'a> Event<'a> {
             Event::Join { user, topic } | Event::Leave { user, topic } => {
                 &[kind, user.as_bytes(), topic.as_bytes()]
             }
+            Event::Publish {
+                topic,
+                user,
+                binary,
+                payload,
+            } => &[
+                kind,
+                topic.as_bytes(),
+                user.as_bytes(),
+                message_type(binary).as_bytes(),
+                payload,
+            ],
         };
         fields::encode_fields_frame(EVENT_BYTE, fields, out);
     }
@@ -403,6 +428,16 @@ impl<'a> Event<'a> {
             (EventKind::Leave, [_, user_field, topic]) => Event::Leave {
                 user: user(user_field)?,
                 topic: text(topic)?,
+            },
+            (EventKind::Publish, [_, topic, user_field, message_type, payload]) => Event::Publish {
+                topic: text(topic)?,
+                user: user(user_field)?,
+                binary: match *message_type {
+                    b"text" => false,
+                    b"binary" => true,
+                    _ => return None,
+                },
+                payload,
             },
             _ => return None,
         };

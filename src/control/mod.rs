@@ -8,4 +8,5 @@ pub mod command;
 pub mod event;
 pub mod fields;
 pub mod topic;
+pub mod wamp;
 pub mod wire;

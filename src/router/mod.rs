@@ -12,6 +12,8 @@
 //! The first configured realm is the backend realm: the control socket publishes, registers
 //! and calls there, and its topics are the plain side's topics (one namespace).
 
+pub mod plain;
+
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 

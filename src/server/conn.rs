@@ -30,6 +30,7 @@ use crate::server::settings::Settings;
 use crate::server::socket::{self, Connection, Lost, Socket};
 use crate::server::stats::Stats;
 use crate::server::stream::Stream;
+use crate::wamp::Serializer;
 use crate::ws::frame::{self, OpCode};
 use crate::ws::handshake::{self, Status};
 use crate::ws::message::{CloseFrame, Event, MessageDecoder, MessageKind};
@@ -95,9 +96,13 @@ pub struct Session {
 }
 
 /// The application protocol a session speaks over WebSocket messages.
-enum App {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum App {
     /// Messages are opaque: what becomes of one is the hub's `client_messages` policy.
     Plain,
+    /// WAMP v2 (the client chose this subprotocol): every message goes to the router, and
+    /// only the router's messages go to the client.
+    Wamp(Serializer),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +169,26 @@ pub struct Upgrade {
     pub path: String,
     /// Every `Cookie` header value, joined with "; " (for the authorizer).
     pub cookies: Vec<u8>,
+    /// The subprotocols offered, in the client's order of preference.
+    pub protocols: Vec<String>,
+}
+
+/// Which sessions a frame is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Plain sessions: the control socket's messages.
+    Plain,
+    /// WAMP sessions: the router's messages.
+    Wamp,
+}
+
+impl Audience {
+    fn reaches(self, app: App) -> bool {
+        matches!(
+            (self, app),
+            (Audience::Plain, App::Plain) | (Audience::Wamp, App::Wamp(_))
+        )
+    }
 }
 
 /// What became of a data frame offered to this client.
@@ -183,6 +208,9 @@ pub trait Upcalls {
     /// A complete message from this client; `queued` is what its outbound queue holds.
     /// Returns what, if anything, goes back to the client now.
     fn message(&mut self, kind: MessageKind, payload: &[u8], queued: usize) -> Delivered;
+    /// A complete message from a WAMP session, for the router; what goes back to the client
+    /// the hub queues after the drive.
+    fn wamp(&mut self, payload: &[u8]);
 }
 
 /// The answer to a message that may go back to its own sender.
@@ -401,6 +429,7 @@ impl Conn {
             origin,
             key,
             cookies,
+            protocols,
             ..
         } = request;
         self.phase = Phase::Admitting {
@@ -413,6 +442,7 @@ impl Conn {
             origin,
             path,
             cookies,
+            protocols,
         }))
     }
 
@@ -444,8 +474,18 @@ impl Conn {
 
     /// Completes the upgrade: queues the 101, opens the session and handles any frames
     /// the client sent right behind its request.
-    /// `expires_at` (Unix seconds) is when the session's token expires.
-    pub fn accept(&mut self, expires_at: u64, ctx: &mut ClientCtx<'_>) -> Result<(), Gone> {
+    /// `expires_at` (Unix seconds) is when the session's token expires; `app` is the protocol
+    /// the hub chose (a WAMP serializer's subprotocol goes into the 101).
+    pub fn accept(
+        &mut self,
+        expires_at: u64,
+        app: App,
+        ctx: &mut ClientCtx<'_>,
+    ) -> Result<(), Gone> {
+        let subprotocol = match app {
+            App::Plain => None,
+            App::Wamp(serializer) => Some(serializer.subprotocol()),
+        };
         let (request, head_len) = match &mut self.phase {
             Phase::Admitting {
                 request,
@@ -454,7 +494,10 @@ impl Conn {
             } => {
                 self.socket
                     .out_mut()
-                    .push(Rc::from(handshake::accept_response(websocket_key, None)));
+                    .push(Rc::from(handshake::accept_response(
+                        websocket_key,
+                        subprotocol,
+                    )));
                 (std::mem::take(request), *head_len)
             }
             Phase::Handshake { .. }
@@ -478,7 +521,7 @@ impl Conn {
                     ))
                     .unwrap_or(now),
             },
-            app: App::Plain,
+            app,
         });
         let early = request.get(head_len..).unwrap_or(&[]);
         if early.is_empty() {
@@ -539,6 +582,13 @@ impl Conn {
                     ctx.stats.messages_in += 1;
                     let delivered = match session.app {
                         App::Plain => ctx.upcalls.message(kind, payload, out.pending_bytes()),
+                        App::Wamp(_) => {
+                            // After our Close the router has let the session go.
+                            if !closing {
+                                ctx.upcalls.wamp(payload);
+                            }
+                            Delivered::Nothing
+                        }
                     };
                     match delivered {
                         Delivered::Nothing => {}
@@ -712,11 +762,12 @@ impl Conn {
         Ok(())
     }
 
-    /// Queues a data frame from the hub, unless that would push the client past
-    /// `max_outbound`.
-    pub fn queue(&mut self, frame: Rc<[u8]>, max_outbound: usize) -> Delivery {
-        match self.phase {
-            Phase::Open(_) => {
+    /// Queues a data frame from the hub to a session speaking `app` (a plain message never
+    /// reaches a WAMP session, nor a router message a plain one), unless that would push the
+    /// client past `max_outbound`.
+    pub fn queue(&mut self, frame: Rc<[u8]>, app: Audience, max_outbound: usize) -> Delivery {
+        match &self.phase {
+            Phase::Open(session) if app.reaches(session.app) => {
                 let queued = self.queued_bytes();
                 if queued + frame.len() > max_outbound {
                     return Delivery::Overflow { queued };
@@ -724,11 +775,24 @@ impl Conn {
                 self.socket.out_mut().push(frame);
                 Delivery::Queued
             }
-            Phase::Handshake { .. }
+            Phase::Open(_)
+            | Phase::Handshake { .. }
             | Phase::Admitting { .. }
             | Phase::Closing { .. }
             | Phase::Flushing { .. }
             | Phase::Lingering { .. } => Delivery::NotOpen,
+        }
+    }
+
+    /// The protocol of an open session.
+    pub fn app(&self) -> Option<App> {
+        match &self.phase {
+            Phase::Open(session) => Some(session.app),
+            Phase::Closing { session, .. } => Some(session.app),
+            Phase::Handshake { .. }
+            | Phase::Admitting { .. }
+            | Phase::Flushing { .. }
+            | Phase::Lingering { .. } => None,
         }
     }
 

@@ -31,7 +31,7 @@ use mio::{Events, Interest, Poll, Token};
 use crate::config::{Config, ConfigError};
 use crate::server::commands::Backend;
 use crate::server::control_conn::{ControlConn, ControlCtx, ControlDrive, ControlGone};
-use crate::server::hub::{ControlSink, Hub, Offer, Step};
+use crate::server::hub::{ControlSink, Hub, Offer, Step, router_config};
 use crate::server::listener::{BindError, ListenBacklog, Listener, SocketFile};
 use crate::server::outbound::FrameBatch;
 use crate::server::settings::Settings;
@@ -280,7 +280,7 @@ impl Server {
             wake,
             signals,
             reloader,
-            hub: Hub::new(listener_names),
+            hub: Hub::new(listener_names, router_config(&settings.wamp)),
             listeners,
             control_listener,
             accept_pending: Vec::new(),
@@ -306,7 +306,12 @@ impl Server {
             let timeout = if self.pending.is_empty()
                 && (self.accept_pending.is_empty() || self.accept_paused)
             {
-                self.next_tick.saturating_duration_since(now)
+                // A call's timeout may come before the next tick.
+                let wake_at = self
+                    .hub
+                    .router_deadline()
+                    .map_or(self.next_tick, |deadline| deadline.min(self.next_tick));
+                wake_at.saturating_duration_since(now)
             } else {
                 Duration::ZERO
             };
@@ -337,6 +342,13 @@ impl Server {
             let revisit = std::mem::take(&mut self.pending);
             for peer in revisit {
                 self.drive(peer, now);
+            }
+            if self
+                .hub
+                .router_deadline()
+                .is_some_and(|deadline| deadline <= now)
+            {
+                self.hub.router_tick(now);
             }
             self.settle_hub(now);
             if !self.accept_paused {
@@ -387,6 +399,7 @@ impl Server {
             for key in &revisits {
                 self.drive_client(*key, now);
             }
+            let routed = self.hub.settle_router(&self.settings, &mut self.stats, now);
             let mut sink = ControlQueues {
                 controls: &mut self.controls,
                 max_queue: self.settings.events.max_queue,
@@ -401,7 +414,7 @@ impl Server {
                 );
                 self.close_control(*key, &ControlGone::SlowReader, now);
             }
-            if revisits.is_empty() && full.is_empty() {
+            if revisits.is_empty() && full.is_empty() && !routed {
                 return;
             }
         }
@@ -613,6 +626,7 @@ impl Server {
             Ok((fresh, signing_secret)) => {
                 let settings = self.settings.reloaded(fresh, signing_secret);
                 self.hub.apply_message_limit(settings.max_message_size);
+                self.hub.configure_router(&settings.wamp);
                 log::set_max_level(settings.log_level);
                 self.settings = settings;
                 log::info!(

@@ -81,6 +81,7 @@ impl Dict {
 
 impl Value {
     /// A non-negative integer, as `u64`.
+    #[allow(clippy::result_unit_err)]
     pub fn as_u64(&self) -> Result<u64, ()> {
         match *self {
             Value::Integer(i) => u64::try_from(i).map_err(|_| ()),

@@ -742,10 +742,10 @@ impl Control {
         self.send(command, &payload);
     }
 
-    /// The next reply frame as (command, payload), events and authorization requests
-    /// set aside; `None` at EOF.
+    /// The next reply frame as (command, payload), events, authorization requests and WAMP
+    /// frames set aside; `None` at EOF.
     pub fn try_reply(&mut self) -> Option<(u8, Vec<u8>)> {
-        self.next_frame(|command| command != b'e' && command != b'z')
+        self.next_frame(|command| !matches!(command, b'e' | b'z' | b'V'))
     }
 
     /// The next frame whose command byte `wanted` accepts, first among those set aside;

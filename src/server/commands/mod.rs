@@ -17,6 +17,7 @@ use crate::server::outbound::{BatchFor, FrameBatch, shared_frame};
 use crate::server::settings::Settings;
 use crate::server::slab::Key;
 use crate::server::stats::Stats;
+use crate::wamp::Serializer;
 use crate::ws::frame::OpCode;
 use crate::ws::message::MessageKind;
 
@@ -270,6 +271,9 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
         } => {
             command.check_topic_len(ctx.settings.topics.max_name_length)?;
             ctx.queue_batched(BatchFor::Topic(topic.as_str()), binary, message);
+            // One namespace: the backend realm's WAMP subscribers hear it as an EVENT.
+            ctx.hub
+                .wamp_publish_from_plain(topic.as_str(), binary, message, ctx.settings, ctx.now);
             Outcome::Done
         }
         Command::Subscribers { topic, page } => {
@@ -308,6 +312,20 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
             }
             ctx.hub
                 .decide(id, &decision, ctx.settings, ctx.stats, ctx.now);
+            Outcome::Done
+        }
+        Command::Wamp { message } => {
+            if ctx.settings.wamp.realms.is_empty() {
+                return Err(ControlError::BadWampMessage {
+                    detail: "WAMP is off ([wamp] realms is empty)".to_owned(),
+                });
+            }
+            let message = Serializer::Json
+                .decode(message, ctx.settings.wamp.max_depth)
+                .map_err(|error| ControlError::BadWampMessage {
+                    detail: error.to_string(),
+                })?;
+            ctx.hub.wamp_from_backend(ctx.me, message, ctx.now);
             Outcome::Done
         }
     })
@@ -375,6 +393,11 @@ fn status_json(ctx: &Backend<'_>) -> String {
         "event_listeners_dropped": figures.event_listeners_dropped,
         "authorizers": figures.authorizers,
         "authorizations_waiting": figures.authorizations_waiting,
+        "wamp_sessions": figures.wamp.sessions,
+        "wamp_subscriptions": figures.wamp.subscriptions,
+        "wamp_registrations": figures.wamp.registrations,
+        "wamp_pending_calls": figures.wamp.pending_calls,
+        "wamp_retained_events": figures.wamp.retained_events,
     })
     .to_string()
 }

@@ -3,6 +3,7 @@
 //! its answer, a fallback, or a timeout.
 
 use super::*;
+use crate::server::conn::App;
 
 /// Who an admitted connection is.
 struct Admission<'a> {
@@ -155,6 +156,7 @@ impl Hub {
                 TokenReuse::Share => {}
             }
         }
+        let app = self.choose_app(&admission.upgrade.protocols);
         let user = self.users.join(admission.user, key);
         self.tokens.entry(token).or_default().push(key);
         let listener_name = {
@@ -182,10 +184,23 @@ impl Hub {
                 remote: &remote,
                 origin: upgrade.origin.as_deref().unwrap_or(""),
                 path: &upgrade.path,
-                subprotocol: "",
+                subprotocol: match app {
+                    App::Plain => "",
+                    App::Wamp(serializer) => serializer.subprotocol(),
+                },
             });
         }
-        for topic in self.users.subscriptions(&user).to_vec() {
+        if let App::Wamp(serializer) = app {
+            self.open_wamp(key, serializer, &user, now);
+        }
+        // Plain topics carry plain messages: a WAMP session subscribes through the router.
+        let topics = if app == App::Plain { topics } else { &[] };
+        let user_topics = if app == App::Plain {
+            self.users.subscriptions(&user).to_vec()
+        } else {
+            Vec::new()
+        };
+        for topic in user_topics {
             if self.join_topic(key, topic, settings).is_err() {
                 log::warn!(
                     user = &*user,
@@ -210,7 +225,7 @@ impl Hub {
             }
         }
         let accepted = self.with_session(key, settings, stats, now, |conn, ctx| {
-            conn.accept(admission.expires_at, ctx)
+            conn.accept(admission.expires_at, app, ctx)
         });
         match accepted {
             Some(Ok(())) => self.settle(key, settings),

@@ -124,6 +124,7 @@ mod tests {
                 origin: None,
                 path: "/".to_owned(),
                 cookies: Vec::new(),
+                protocols: Vec::new(),
             },
         }
     }

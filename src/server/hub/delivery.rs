@@ -3,6 +3,7 @@
 //! holders, a user's connections or a topic's members; and fragmented messages.
 
 use super::*;
+use crate::server::conn::{App, Audience};
 
 /// What became of a frame offered to one client.
 pub(super) enum Offered {
@@ -24,11 +25,12 @@ pub(super) fn offer(
     locks: &mut Locks,
     to_flush: &mut Vec<Key>,
     frame: &Rc<[u8]>,
+    audience: Audience,
     settings: &Settings,
 ) -> Offered {
     let max_outbound = settings.max_outbound_buffer;
     let Some(deferred) = locks.deferred_for(key) else {
-        return match client.conn.queue(frame.clone(), max_outbound) {
+        return match client.conn.queue(frame.clone(), audience, max_outbound) {
             Delivery::Queued => {
                 if !client.flush_scheduled {
                     client.flush_scheduled = true;
@@ -55,7 +57,7 @@ pub(super) fn offer(
 }
 
 /// Whom a message is for, as the index that lists them.
-enum Audience<'a> {
+pub(super) enum Among<'a> {
     Token(&'a Token),
     User(&'a str),
     Topic(TopicId),
@@ -63,7 +65,7 @@ enum Audience<'a> {
 
 /// What a delivery queues: one message, encoded once it is known to have a recipient, or
 /// frames already encoded together (a batch).
-enum Outgoing<'a> {
+pub(super) enum Outgoing<'a> {
     Message(Message<'a>),
     Frames {
         frames: &'a Rc<[u8]>,
@@ -91,19 +93,20 @@ impl Message<'_> {
 
 /// The parts of the hub a delivery writes to, borrowed apart from the index it walks.
 pub(super) struct Recipients<'a> {
-    clients: &'a mut Slab<Client>,
-    locks: &'a mut Locks,
-    to_flush: &'a mut Vec<Key>,
+    pub(super) clients: &'a mut Slab<Client>,
+    pub(super) locks: &'a mut Locks,
+    pub(super) to_flush: &'a mut Vec<Key>,
 }
 
 impl Recipients<'_> {
     /// Queues `outgoing` to each of `keys` (each once: `keys` has no repeats), encoded
     /// once and shared, and only when there is someone to send it to. Returns the number of
     /// recipients and the clients to drop as slow consumers.
-    fn deliver(
+    pub(super) fn deliver(
         &mut self,
         keys: &[Key],
         outgoing: Outgoing<'_>,
+        audience: Audience,
         settings: &Settings,
         stats: &mut Stats,
     ) -> (usize, Vec<(Key, usize)>) {
@@ -120,7 +123,15 @@ impl Recipients<'_> {
             let Some(client) = self.clients.get_mut(key) else {
                 continue;
             };
-            match offer(client, key, self.locks, self.to_flush, frame, settings) {
+            match offer(
+                client,
+                key,
+                self.locks,
+                self.to_flush,
+                frame,
+                audience,
+                settings,
+            ) {
                 Offered::Reached => recipients += 1,
                 Offered::Skipped => {}
                 Offered::Overflow { queued } => overflowed.push((key, queued)),
@@ -149,6 +160,7 @@ impl Hub {
                 &mut self.locks,
                 &mut self.to_flush,
                 frames,
+                Audience::Plain,
                 settings,
             ) {
                 Offered::Reached => recipients += 1,
@@ -170,7 +182,7 @@ impl Hub {
         stats: &mut Stats,
     ) -> usize {
         self.deliver_to(
-            Audience::Token(token),
+            Among::Token(token),
             Outgoing::Message(message),
             settings,
             stats,
@@ -186,7 +198,7 @@ impl Hub {
         stats: &mut Stats,
     ) -> usize {
         self.deliver_to(
-            Audience::User(user),
+            Among::User(user),
             Outgoing::Message(message),
             settings,
             stats,
@@ -206,7 +218,7 @@ impl Hub {
         match self.topics.get(topic) {
             Some(id) => {
                 let outgoing = Outgoing::Frames { frames, messages };
-                self.deliver_to(Audience::Topic(id), outgoing, settings, stats)
+                self.deliver_to(Among::Topic(id), outgoing, settings, stats)
             }
             None => 0,
         }
@@ -214,9 +226,9 @@ impl Hub {
 
     /// Walks the index that names the audience in place (its keys are not copied) and
     /// queues the message to each; slow consumers are dropped after the walk.
-    fn deliver_to(
+    pub(super) fn deliver_to(
         &mut self,
-        audience: Audience<'_>,
+        among: Among<'_>,
         outgoing: Outgoing<'_>,
         settings: &Settings,
         stats: &mut Stats,
@@ -230,17 +242,18 @@ impl Hub {
             to_flush,
             ..
         } = self;
-        let keys = match audience {
-            Audience::Token(token) => tokens.get(token).map_or(&[][..], KeyList::as_slice),
-            Audience::User(user) => users.connections(user),
-            Audience::Topic(id) => topics.members(id),
+        let keys = match among {
+            Among::Token(token) => tokens.get(token).map_or(&[][..], KeyList::as_slice),
+            Among::User(user) => users.connections(user),
+            Among::Topic(id) => topics.members(id),
         };
         let mut recipients = Recipients {
             clients,
             locks,
             to_flush,
         };
-        let (count, overflowed) = recipients.deliver(keys, outgoing, settings, stats);
+        let (count, overflowed) =
+            recipients.deliver(keys, outgoing, Audience::Plain, settings, stats);
         self.drop_slow_consumers(overflowed, stats);
         count
     }
@@ -265,7 +278,15 @@ impl Hub {
             return false;
         }
         match *self.holders(token) {
-            [key] => self.locks.lock(key, owner),
+            // A WAMP session takes only the router's messages.
+            [key]
+                if self
+                    .clients
+                    .get(key)
+                    .is_some_and(|client| client.conn.app() == Some(App::Plain)) =>
+            {
+                self.locks.lock(key, owner)
+            }
             _ => false,
         }
     }

@@ -3,6 +3,7 @@
 //! `join`/`leave` events.
 
 use super::*;
+use crate::server::conn::App;
 
 /// The page of a list reply from one page of names and counts.
 fn page_reply(items: Vec<(Rc<str>, usize)>, more: bool) -> Page {
@@ -110,7 +111,7 @@ impl Hub {
         topic: &str,
         settings: &Settings,
     ) -> Result<usize, Refusal> {
-        let holders = self.holders(token).to_vec();
+        let holders = self.plain_only(self.holders(token));
         if holders.is_empty() {
             return Ok(0);
         }
@@ -125,7 +126,7 @@ impl Hub {
         topic: &str,
         settings: &Settings,
     ) -> Result<usize, Refusal> {
-        let connections = self.users.connections(user).to_vec();
+        let connections = self.plain_only(self.users.connections(user));
         self.check_room(&connections, topic, settings)?;
         let known = self
             .topics
@@ -188,6 +189,19 @@ impl Hub {
 
     /// One open connection joins a topic (a no-op when it is in already): `subscribed`,
     /// and `join` when it is its user's first connection there.
+    /// The plain sessions among `keys`: plain topics carry plain messages, and a WAMP
+    /// session subscribes through the router instead.
+    fn plain_only(&self, keys: &[Key]) -> Vec<Key> {
+        keys.iter()
+            .copied()
+            .filter(|key| {
+                self.clients
+                    .get(*key)
+                    .is_some_and(|client| client.conn.app() == Some(App::Plain))
+            })
+            .collect()
+    }
+
     pub(super) fn join_topic(
         &mut self,
         key: Key,

@@ -30,6 +30,7 @@ mod membership;
 mod names;
 mod topics;
 mod users;
+mod wamp;
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -61,6 +62,9 @@ pub use locks::{Fragment, FragmentResult};
 use names::{TopicId, UserName};
 use topics::{Presence, Topics};
 use users::Users;
+pub use wamp::router_config;
+
+use crate::router::{Action, Peer, Router, RouterConfig, RouterFigures};
 
 /// Close code of a connection whose token a newer one took (`token_reuse = "replace"`).
 pub const CLOSE_REPLACED: u16 = 4001;
@@ -85,6 +89,10 @@ pub struct Hub {
     /// Refused or failed sockets waiting for their peer to close, bounded by
     /// `max_lingering`.
     winding: usize,
+    /// The WAMP router: realms, sessions, subscriptions, registrations, calls.
+    router: Router,
+    /// What the router asked the hub to do, carried out by `settle_router`.
+    actions: Vec<Action>,
 }
 
 /// A listener's name (its bound endpoint) and its live connections, for `m`, status and
@@ -135,15 +143,19 @@ pub struct Figures {
     pub event_listeners_dropped: u64,
     pub authorizers: usize,
     pub authorizations_waiting: usize,
+    pub wamp: RouterFigures,
 }
 
 /// What a client's session hands up while the hub drives it.
 struct SessionUpcalls<'a> {
     locks: &'a mut Locks,
     events: &'a mut Events,
+    router: &'a mut Router,
+    actions: &'a mut Vec<Action>,
     seat: Option<&'a Seat>,
     me: Key,
     settings: &'a Settings,
+    now: Instant,
 }
 
 impl Upcalls for SessionUpcalls<'_> {
@@ -182,6 +194,11 @@ impl Upcalls for SessionUpcalls<'_> {
             }
         }
     }
+
+    fn wamp(&mut self, payload: &[u8]) {
+        self.router
+            .receive(self.me, payload, self.now, self.actions);
+    }
 }
 
 /// The `disconnected` code and cause of a client removed while still open.
@@ -198,7 +215,7 @@ fn abrupt_ending(gone: &Gone) -> (u16, DisconnectCause) {
     }
 }
 impl Hub {
-    pub fn new(listener_names: Vec<String>) -> Hub {
+    pub fn new(listener_names: Vec<String>, router: RouterConfig) -> Hub {
         Hub {
             clients: Slab::default(),
             tokens: HashMap::new(),
@@ -218,6 +235,8 @@ impl Hub {
             to_drive: Vec::new(),
             live: 0,
             winding: 0,
+            router: Router::new(router),
+            actions: Vec::new(),
         }
     }
 
@@ -247,6 +266,7 @@ impl Hub {
             event_listeners_dropped: self.events.dropped(),
             authorizers: self.authorizers.count(),
             authorizations_waiting: self.authorizers.waiting(),
+            wamp: self.router.figures(),
         }
     }
 
@@ -297,15 +317,20 @@ impl Hub {
             clients,
             locks,
             events,
+            router,
+            actions,
             ..
         } = self;
         let Client { conn, seat, .. } = clients.get_mut(key)?;
         let mut upcalls = SessionUpcalls {
             locks,
             events,
+            router,
+            actions,
             seat: seat.as_ref(),
             me: key,
             settings,
+            now,
         };
         let mut ctx = ClientCtx {
             settings,
@@ -403,6 +428,7 @@ impl Hub {
     }
 
     fn release(&mut self, key: Key, seat: Seat, code: u16, reason: &str, cause: DisconnectCause) {
+        self.wamp_gone(Peer::Client(key));
         if let Some(holders) = self.tokens.get_mut(&seat.token) {
             holders.remove(key);
             if holders.is_empty() {
@@ -619,6 +645,7 @@ impl Hub {
             );
         }
         self.events.forget(control);
+        self.wamp_gone(Peer::Control(control));
         for id in self.authorizers.forget(control) {
             match self.authorizers.pick() {
                 Some(authorizer) => {

@@ -1,0 +1,187 @@
+//! The hub's side of the WAMP router: the router owns realms, sessions, subscriptions,
+//! registrations and calls; the hub owns the clients. A WAMP client's messages go up to the
+//! router through the session's upcall, and the hub carries out what the router answers:
+//! frames to WAMP clients (through the same `offer` as every delivery, so one ordering and
+//! one slow-consumer rule), `V` frames to control connections, closes, and publications for
+//! the plain side and the event listeners.
+
+use super::*;
+use crate::config::Wamp;
+use crate::control::event::EventKind;
+use crate::control::wamp::encode_frame;
+use crate::router::{Action, Peer, RouterConfig, Transport, plain};
+use crate::server::conn::{App, Audience};
+use crate::wamp::{Dict, Message, Serializer};
+
+/// The router's settings from `[wamp]`.
+pub fn router_config(wamp: &Wamp) -> RouterConfig {
+    RouterConfig {
+        realms: wamp.realms.clone(),
+        authrole: wamp.authrole.clone(),
+        strict_uris: wamp.strict_uris,
+        max_sessions: wamp.max_sessions,
+        max_subscriptions_per_session: wamp.max_subscriptions_per_session,
+        max_registrations_per_session: wamp.max_registrations_per_session,
+        max_pending_calls_per_session: wamp.max_pending_calls_per_session,
+        max_pending_calls_per_callee: wamp.max_pending_calls_per_callee,
+        max_depth: wamp.max_depth,
+        max_retained: wamp.max_retained,
+        call_timeout: wamp.call_timeout,
+    }
+}
+
+impl Hub {
+    /// The protocol an upgrade gets: WAMP with the first serializer the client offers that
+    /// wson speaks (RFC 6455 §4.2.2: the server selects one of the client's values), when a
+    /// realm is configured; plain otherwise.
+    pub(super) fn choose_app(&self, protocols: &[String]) -> App {
+        if !self.router.enabled() {
+            return App::Plain;
+        }
+        protocols
+            .iter()
+            .find_map(|name| Serializer::from_subprotocol(name))
+            .map_or(App::Plain, App::Wamp)
+    }
+
+    /// A WAMP client was admitted: its session begins with its HELLO.
+    pub(super) fn open_wamp(&mut self, key: Key, serializer: Serializer, user: &str, now: Instant) {
+        self.router.open(
+            key,
+            Transport {
+                serializer,
+                authid: user.to_owned(),
+            },
+            now,
+        );
+    }
+
+    /// A message from the backend's WAMP session on control connection `control`.
+    pub fn wamp_from_backend(&mut self, control: Key, message: Message, now: Instant) {
+        self.router
+            .from_backend(control, message, now, &mut self.actions);
+    }
+
+    /// A control publish (`x`/`X`) reaches the WAMP subscribers of the backend realm too.
+    pub fn wamp_publish_from_plain(
+        &mut self,
+        topic: &str,
+        binary: bool,
+        message: &[u8],
+        settings: &Settings,
+        now: Instant,
+    ) {
+        if !self.router.enabled() {
+            return;
+        }
+        let payload = plain::from_plain(binary, message, settings.wamp.max_depth);
+        self.router
+            .publish_from_plain(topic, &Dict::new(), payload, now, &mut self.actions);
+    }
+
+    /// Applies a reloaded `[wamp]`.
+    pub fn configure_router(&mut self, wamp: &Wamp) {
+        self.router.configure(router_config(wamp));
+    }
+
+    /// When the router next has something to do (a call's timeout).
+    pub fn router_deadline(&self) -> Option<Instant> {
+        self.router.next_deadline()
+    }
+
+    /// Runs the router's due timers; their actions are carried out by `settle_router`.
+    pub fn router_tick(&mut self, now: Instant) {
+        self.router.tick(now, &mut self.actions);
+    }
+
+    /// Carries out what the router asked, until it asks nothing more (closing a session can
+    /// make it ask more). Returns true when there was anything to do.
+    pub fn settle_router(&mut self, settings: &Settings, stats: &mut Stats, now: Instant) -> bool {
+        if self.actions.is_empty() {
+            return false;
+        }
+        let mut actions = std::mem::take(&mut self.actions);
+        while !actions.is_empty() {
+            for action in actions.drain(..) {
+                self.carry_out(action, settings, stats, now);
+            }
+            // What carrying out made the router ask (a slow consumer's session leaving).
+            std::mem::swap(&mut actions, &mut self.actions);
+        }
+        // The emptied buffer goes back, so its allocation is reused.
+        self.actions = actions;
+        true
+    }
+
+    fn carry_out(&mut self, action: Action, settings: &Settings, stats: &mut Stats, now: Instant) {
+        match action {
+            Action::Send { to, binary, bytes } => {
+                let frame = shared_frame(true, MessageKind::from_binary(binary).opcode(), &bytes);
+                let mut recipients = Recipients {
+                    clients: &mut self.clients,
+                    locks: &mut self.locks,
+                    to_flush: &mut self.to_flush,
+                };
+                let (_, overflowed) = recipients.deliver(
+                    &to,
+                    Outgoing::Frames {
+                        frames: &frame,
+                        messages: 1,
+                    },
+                    Audience::Wamp,
+                    settings,
+                    stats,
+                );
+                self.drop_slow_consumers(overflowed, stats);
+            }
+            Action::Control { to, message } => {
+                let mut frame = Vec::new();
+                encode_frame(&message, &mut frame);
+                self.events.send(to, Rc::from(frame));
+            }
+            Action::Close { to, code, reason } => {
+                self.end_session(to, code, &reason, DisconnectCause::Protocol, settings, now);
+            }
+            Action::Plain {
+                topic,
+                payload,
+                publisher_authid,
+            } => {
+                let members = self
+                    .topics
+                    .get(&topic)
+                    .is_some_and(|id| !self.topics.members(id).is_empty());
+                let heard = self.events.wants(EventKind::Publish);
+                if !members && !heard {
+                    return;
+                }
+                let (binary, bytes) = plain::to_plain(&payload);
+                if members && let Some(id) = self.topics.get(&topic) {
+                    let message = Message_ {
+                        binary,
+                        payload: &bytes,
+                    };
+                    self.deliver_to(
+                        Among::Topic(id),
+                        Outgoing::Message(message),
+                        settings,
+                        stats,
+                    );
+                }
+                self.events.emit(&Event::Publish {
+                    topic: &topic,
+                    user: &publisher_authid,
+                    binary,
+                    payload: &bytes,
+                });
+            }
+        }
+    }
+
+    /// A WAMP client or control connection is gone: its session leaves the router.
+    pub(super) fn wamp_gone(&mut self, peer: Peer) {
+        self.router.gone(peer, Instant::now(), &mut self.actions);
+    }
+}
+
+use super::delivery::{Among, Message as Message_, Outgoing, Recipients};

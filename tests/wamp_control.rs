@@ -1,0 +1,381 @@
+//! The WAMP router inside wson, seen from the hub's side: the subprotocol a WAMP client gets,
+//! the backend's WAMP session over the control socket (`V` frames, COMMANDS.md), the one
+//! namespace of plain topics and the backend realm, plain commands skipping WAMP sessions,
+//! and README's PHP callee. (The router's rules are pinned with real WAMP clients and against
+//! Crossbar in `wamp_clients.rs` and `wamp_parity.rs`.)
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+use wson::ws::frame::OpCode;
+
+use crate::common::*;
+
+/// A WAMP client speaking `wamp.2.json` over the tests' raw WebSocket client.
+struct Wamp {
+    ws: WsClient,
+    welcome: Value,
+}
+
+impl Wamp {
+    /// Connects with `cookies`, offering `wamp.2.json`, and joins `realm1`.
+    fn join(server: &Server, cookies: &Cookies) -> Wamp {
+        let mut ws = Wamp::upgrade(server, cookies, "wamp.2.json");
+        assert_eq!(
+            ws.response
+                .as_ref()
+                .and_then(|r| r.header("Sec-WebSocket-Protocol")),
+            Some("wamp.2.json")
+        );
+        ws.send_text(
+            r#"[1,"realm1",{"roles":{"subscriber":{},"publisher":{},"caller":{},"callee":{}}}]"#,
+        );
+        let welcome: Value = serde_json::from_str(&ws.recv_text()).unwrap();
+        assert_eq!(welcome[0], 2, "WELCOME expected, got {welcome}");
+        Wamp { ws, welcome }
+    }
+
+    fn upgrade(server: &Server, cookies: &Cookies, protocols: &str) -> WsClient {
+        let addr = server.tcp();
+        let mut ws = WsClient::raw_tcp(&addr);
+        ws.upgrade(&request(
+            &addr,
+            &cookies.header,
+            Some(ORIGIN),
+            &format!("Sec-WebSocket-Protocol: {protocols}\r\n"),
+        ))
+        .unwrap_or_else(|refusal| panic!("upgrade refused: {}", refusal.status));
+        ws
+    }
+
+    fn send(&mut self, message: Value) {
+        self.ws.send_text(&message.to_string());
+    }
+
+    fn recv(&mut self) -> Value {
+        let frame = self.ws.recv_data();
+        assert_eq!(frame.opcode, OpCode::Text, "wamp.2.json uses text frames");
+        serde_json::from_str(&frame.text()).unwrap()
+    }
+
+    /// SUBSCRIBE and its SUBSCRIBED; returns the subscription id.
+    fn subscribe(&mut self, request: u64, options: Value, topic: &str) -> u64 {
+        self.send(json!([32, request, options, topic]));
+        let reply = self.recv();
+        assert_eq!(reply[0], 33, "SUBSCRIBED expected, got {reply}");
+        reply[2].as_u64().unwrap()
+    }
+}
+
+/// The backend's WAMP session: `V` frames on a control connection.
+fn send_v(control: &mut Control, message: Value) {
+    control.send(b'V', message.to_string().as_bytes());
+}
+
+fn next_v(control: &mut Control) -> Value {
+    let (_, payload) = control
+        .next_frame(|command| command == b'V')
+        .expect("a V frame");
+    serde_json::from_slice(&payload).unwrap()
+}
+
+#[test]
+fn a_wamp_client_gets_its_subprotocol_and_a_welcome_naming_its_cookie_user() {
+    let server = Setup::new().start();
+    let wamp = Wamp::join(&server, &Cookies::fresh("alice"));
+    let details = &wamp.welcome[2];
+    assert!(wamp.welcome[1].as_u64().unwrap() >= 1);
+    assert_eq!(details["authid"], "alice");
+    assert_eq!(details["authrole"], "user");
+    assert_eq!(details["authmethod"], "cookie");
+    assert!(details["roles"]["broker"].is_object(), "{details}");
+    assert!(details["roles"]["dealer"].is_object(), "{details}");
+}
+
+#[test]
+fn the_first_wamp_serializer_the_client_offers_is_chosen() {
+    let server = Setup::new().start();
+    let ws = Wamp::upgrade(
+        &server,
+        &Cookies::fresh("alice"),
+        "chat, wamp.2.msgpack, wamp.2.json",
+    );
+    let protocol = ws
+        .response
+        .as_ref()
+        .and_then(|r| r.header("Sec-WebSocket-Protocol"))
+        .map(str::to_owned);
+    assert_eq!(protocol.as_deref(), Some("wamp.2.msgpack"));
+}
+
+#[test]
+fn with_no_realm_wamp_is_off_and_the_client_is_plain() {
+    let server = Setup::new().set("wamp.realms", "[]").start();
+    let mut ws = Wamp::upgrade(&server, &Cookies::fresh("alice"), "wamp.2.json");
+    assert_eq!(
+        ws.response
+            .as_ref()
+            .and_then(|r| r.header("Sec-WebSocket-Protocol")),
+        None
+    );
+    let mut control = server.control();
+    control.send(b'b', b"plain");
+    assert_eq!(ws.recv_text(), "plain");
+    // And the backend's WAMP session is refused with 0E.
+    send_v(&mut control, json!([16, 1, {}, "news", []]));
+    assert_eq!(control.reply_text(), "0E");
+}
+
+#[test]
+fn a_control_publish_reaches_wamp_subscribers_with_its_payload_as_arguments() {
+    let server = Setup::new().start();
+    let mut wamp = Wamp::join(&server, &Cookies::fresh("alice"));
+    let exact = wamp.subscribe(1, json!({}), "news.sport");
+    let mut control = server.control();
+    for (command, message) in [
+        (b'x', &b"[1,\"two\",{\"three\":3}]"[..]),
+        (b'x', b"{\"score\":\"2-1\"}"),
+        (b'x', b"Goal!"),
+        (b'x', b"[not json"),
+        (b'X', b"\x00\xff"),
+    ] {
+        let mut payload = b"10:news.sport".to_vec();
+        payload.extend_from_slice(format!("{}:", message.len()).as_bytes());
+        payload.extend_from_slice(message);
+        control.send(command, &payload);
+    }
+    let events: Vec<Value> = (0..5).map(|_| wamp.recv()).collect();
+    for event in &events {
+        assert_eq!(event[0], 36, "{event}");
+        assert_eq!(event[1], exact);
+    }
+    assert_eq!(events[0][4], json!([1, "two", {"three": 3}]));
+    assert_eq!(events[0].get(5), None);
+    assert_eq!(events[1][4], json!([]));
+    assert_eq!(events[1][5], json!({"score": "2-1"}));
+    assert_eq!(events[2][4], json!(["Goal!"]));
+    assert_eq!(events[3][4], json!(["[not json"]));
+    // A binary value in JSON: a NUL, then base64.
+    assert_eq!(events[4][4], json!(["\u{0}AP8="]));
+}
+
+#[test]
+fn a_wamp_publish_reaches_plain_subscribers_and_event_listeners() {
+    let server = Setup::new().start();
+    let bob = Cookies::fresh("bob");
+    let mut plain = WsClient::connect_tcp(&server.tcp(), &bob).unwrap();
+    let mut control = server.control();
+    control.send(b'e', b"0:7:publish");
+    control.send(
+        b'j',
+        format!("32:{}10:news.sport", bob.token_str()).as_bytes(),
+    );
+    assert_eq!(control.reply_text(), "1#1");
+    let mut alice = Wamp::join(&server, &Cookies::fresh("alice"));
+    for (request, payload) in [
+        (1, json!(["Goal!"])),
+        (2, json!([1, 2])),
+        (3, json!([[], {"score": "2-1"}])),
+    ] {
+        let mut message = json!([16, request, {}, "news.sport"]);
+        for part in payload.as_array().unwrap() {
+            message.as_array_mut().unwrap().push(part.clone());
+        }
+        alice.send(message);
+    }
+    assert_eq!(plain.recv_text(), "Goal!");
+    assert_eq!(plain.recv_text(), "[1,2]");
+    assert_eq!(plain.recv_text(), r#"{"score":"2-1"}"#);
+    let (_, event) = control.next_frame(|command| command == b'e').unwrap();
+    assert_eq!(
+        wson::control::event::Event::parse(&event),
+        Some(wson::control::event::Event::Publish {
+            topic: "news.sport",
+            user: "alice",
+            binary: false,
+            payload: b"Goal!",
+        })
+    );
+}
+
+#[test]
+fn plain_commands_skip_wamp_sessions() {
+    let server = Setup::new().start();
+    let alice = Cookies::fresh("alice");
+    let mut wamp = Wamp::join(&server, &alice);
+    let mut plain = WsClient::connect_tcp(&server.tcp(), &Cookies::fresh("bob")).unwrap();
+    wamp.subscribe(1, json!({}), "news.sport");
+    let mut control = server.control();
+    control.send(b'b', b"to plain clients");
+    control.direct(b'c', &alice.token, b"hi");
+    assert_eq!(control.reply_text(), format!("32N{}", alice.token_str()));
+    control.send(b'w', b"5:alice2:hi");
+    assert_eq!(control.reply_text(), "1#0");
+    control.send(b'j', format!("32:{}4:chat", alice.token_str()).as_bytes());
+    assert_eq!(control.reply_text(), "1#0");
+    assert_eq!(plain.recv_text(), "to plain clients");
+    // The first thing the WAMP session gets is the EVENT of this publication.
+    control.send(b'x', b"10:news.sport5:Goal!");
+    let event = wamp.recv();
+    assert_eq!(
+        (event[0].clone(), event[4].clone()),
+        (json!(36), json!(["Goal!"]))
+    );
+    // It is still a connection of alice's.
+    control.send(b'o', b"5:alice");
+    assert_eq!(control.reply_text(), "1#1");
+}
+
+#[test]
+fn the_backend_registers_a_procedure_and_serves_a_browser_call() {
+    let server = Setup::new().start();
+    let mut control = server.control();
+    send_v(&mut control, json!([64, 1, {}, "com.example.add"]));
+    let registered = next_v(&mut control);
+    assert_eq!(registered[0], 65, "{registered}");
+    assert_eq!(registered[1], 1);
+    let mut wamp = Wamp::join(&server, &Cookies::fresh("alice"));
+    wamp.send(json!([48, 7, {"disclose_me": true}, "com.example.add", [2, 3]]));
+    let invocation = next_v(&mut control);
+    assert_eq!(invocation[0], 68, "{invocation}");
+    assert_eq!(invocation[2], registered[2]);
+    assert_eq!(invocation[3]["caller_authid"], "alice");
+    assert_eq!(invocation[4], json!([2, 3]));
+    let request = invocation[1].clone();
+    send_v(
+        &mut control,
+        json!([70, request, {"progress": true}, ["half"]]),
+    );
+    send_v(&mut control, json!([70, request, {}, [5], {"note": "sum"}]));
+    let result = wamp.recv();
+    assert_eq!(result, json!([50, 7, {}, [5], {"note": "sum"}]));
+    // The backend calls a procedure a WAMP client registered.
+    wamp.send(json!([64, 8, {}, "com.example.upper"]));
+    assert_eq!(wamp.recv()[0], 65);
+    send_v(
+        &mut control,
+        json!([48, 2, {}, "com.example.upper", ["shout"]]),
+    );
+    let invocation = wamp.recv();
+    assert_eq!(invocation[0], 68);
+    assert_eq!(invocation[4], json!(["shout"]));
+    wamp.send(json!([70, invocation[1], {}, ["SHOUT"]]));
+    assert_eq!(next_v(&mut control), json!([50, 2, {}, ["SHOUT"]]));
+    // The backend leaving ends its registration: the next call finds no procedure.
+    drop(control);
+    let mut probe = server.control();
+    send_v(&mut probe, json!([48, 3, {}, "com.example.add", [1, 1]]));
+    let error = next_v(&mut probe);
+    assert_eq!(error, json!([8, 48, 3, {}, "wamp.error.no_such_procedure"]));
+}
+
+#[test]
+fn a_v_frame_that_is_no_wamp_message_is_0e() {
+    let server = Setup::new().start();
+    for bad in [&b"42"[..], b"[16,", b"[99,1]", b"{}"] {
+        let mut control = server.control();
+        control.send(b'V', bad);
+        assert_eq!(
+            control.reply_text(),
+            "0E",
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+        assert!(control.try_reply().is_none(), "closed after 0E");
+    }
+}
+
+#[test]
+fn the_status_reply_counts_wamp_sessions_subscriptions_and_registrations() {
+    let server = Setup::new().start();
+    let mut wamp = Wamp::join(&server, &Cookies::fresh("alice"));
+    wamp.subscribe(1, json!({}), "news.sport");
+    wamp.send(json!([64, 2, {}, "com.example.add"]));
+    assert_eq!(wamp.recv()[0], 65);
+    let mut control = server.control();
+    control.send(b't', b"");
+    let (_, json) = control.reply();
+    let status: Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(status["wamp_sessions"], 1);
+    assert_eq!(status["wamp_subscriptions"], 1);
+    assert_eq!(status["wamp_registrations"], 1);
+    assert_eq!(status["wamp_pending_calls"], 0);
+}
+
+/// A process killed and reaped on drop.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// README's PHP: publishes, then serves `com.example.add` on the control socket.
+#[test]
+fn readme_php_publishes_and_serves_a_procedure_to_a_wamp_caller() {
+    let server = Setup::new().start();
+    let bob = Cookies::fresh("bob");
+    let mut plain = WsClient::connect_tcp(&server.tcp(), &bob).unwrap();
+    let mut control = server.control();
+    control.send(
+        b'j',
+        format!("32:{}10:news.sport", bob.token_str()).as_bytes(),
+    );
+    assert_eq!(control.reply_text(), "1#1");
+    let script = server.path("wamp.php");
+    let conf = format!("{}/", script.parent().unwrap().display());
+    let block = crate::readme::readme_php("wamp").replace("/path/to/wson/conf/", &conf);
+    std::fs::write(&script, format!("<?php\n{block}")).unwrap();
+    let _php = Running(
+        Command::new("php")
+            .arg(&script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("php"),
+    );
+    // The PUBLISH reaches bob's plain connection, the REGISTER lets alice call.
+    assert_eq!(plain.recv_text(), "Goal!");
+    let mut alice = Wamp::join(&server, &Cookies::fresh("alice"));
+    alice.send(json!([48, 1, {}, "com.example.add", [2, 3]]));
+    assert_eq!(alice.recv(), json!([50, 1, {}, [5]]));
+    alice.send(json!([48, 2, {}, "com.example.add", [20, 22]]));
+    assert_eq!(alice.recv(), json!([50, 2, {}, [42]]));
+}
+
+/// A Python script of a few lines publishes and calls through the control socket.
+#[test]
+fn a_python_script_publishes_and_calls_through_the_control_socket() {
+    let server = Setup::new().start();
+    let mut callee = Wamp::join(&server, &Cookies::fresh("worker"));
+    callee.send(json!([64, 1, {}, "com.example.add"]));
+    assert_eq!(callee.recv()[0], 65);
+    let mut listener = Wamp::join(&server, &Cookies::fresh("alice"));
+    listener.subscribe(1, json!({}), "news.sport");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/py_wamp_control.py");
+    let mut python = Command::new("python3")
+        .arg(&script)
+        .arg(server.path("control.sock"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let event = listener.recv();
+    assert_eq!(event[4], json!(["from python"]));
+    let invocation = callee.recv();
+    assert_eq!(invocation[4], json!([2, 3]));
+    callee.send(json!([70, invocation[1], {}, [5]]));
+    python.stdin.take().unwrap().write_all(b"\n").unwrap();
+    let output = python.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "5");
+}
