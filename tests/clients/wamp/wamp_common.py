@@ -10,6 +10,7 @@ give equal documents for equal behaviour.
 
 import asyncio
 import json
+import traceback
 from urllib.parse import urlparse
 
 import txaio
@@ -391,7 +392,11 @@ def run(scenarios, argv):
         try:
             await asyncio.wait_for(scenarios[name](ctx), 45)
         except Exception as e:  # noqa: BLE001: the failure is part of the document
-            ctx.out["failed"] = f"{type(e).__name__}: {str(e)[:300]}"
+            # Where in the scenario: its innermost line in a scenario script.
+            frames = [f for f in traceback.extract_tb(e.__traceback__)
+                      if f.filename.endswith("_scenarios.py")]
+            where = f" at line {frames[-1].lineno}: {frames[-1].line}" if frames else ""
+            ctx.out["failed"] = f"{type(e).__name__}: {str(e)[:300]}{where}"
         finally:
             await ctx.close()
         return ctx.out
