@@ -595,7 +595,9 @@ async def caller_leaves(ctx):
     await caller.send([6, {}, "wamp.close.normal"])
     ctx.note("goodbye", await caller.recv())
     # Crossbar tells the callee with an INTERRUPT (its mode: killnowait).
-    ctx.note("callee_told", await raw_callee.recv())
+    told = await raw_callee.recv()
+    ctx.note("callee_told", [told[0], told[1] == invocation[1]] + told[2:]
+             if told[0] == 69 else told)
     await raw_callee.send([70, invocation[1], {}, ["late"]])
     c = await ctx.join("C")
     call = asyncio.ensure_future(attempt(c.call("com.caller_leaves.p", "second"), result_of))
@@ -606,6 +608,41 @@ async def caller_leaves(ctx):
         await raw_callee.send([70, next_message[1], {}, ["served"]])
     ctx.note("second_caller", await call)
     await raw_callee.close()
+    # An autobahn-python callee answers the INTERRUPT with ERROR wamp.error.canceled (its
+    # handler is cancelled); it too must survive and serve the next caller.
+    d = await ctx.join("D")
+    started = asyncio.get_running_loop().create_future()
+
+    async def slow(n, details=None):
+        if n == "wait":
+            started.set_result(True)
+            try:
+                await asyncio.sleep(STEP * 2)
+            except asyncio.CancelledError:
+                interrupted.append(True)
+                raise
+        return f"served {n}"
+
+    interrupted = []
+    await d.register(slow, "com.caller_leaves.q")
+    caller = await ctx.raw("B")
+    await caller.send([48, 1, {}, "com.caller_leaves.q", ["wait"]])
+    await asyncio.wait_for(started, STEP)
+    await caller.send([6, {}, "wamp.close.normal"])
+    ctx.note("goodbye_again", await caller.recv())
+    ctx.note("autobahn_callee_interrupted", await _eventually(lambda: bool(interrupted)))
+    ctx.note("autobahn_callee_then", await attempt(c.call("com.caller_leaves.q", "next")))
+    ctx.note("autobahn_callee_attached", d.session.is_attached())
+
+
+async def _eventually(condition):
+    """Whether `condition()` becomes true within STEP (checked on each loop turn)."""
+    deadline = asyncio.get_running_loop().time() + STEP
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
 
 
 # --- Meta API -----------------------------------------------------------------------------------

@@ -390,7 +390,8 @@ def run(scenarios, argv):
     async def main():
         ctx = Ctx(url, realm, cookies)
         try:
-            await asyncio.wait_for(scenarios[name](ctx), 45)
+            # Under the test's own 15 s wait for the document.
+            await asyncio.wait_for(scenarios[name](ctx), 12)
         except Exception as e:  # noqa: BLE001: the failure is part of the document
             # Where in the scenario: its innermost line in a scenario script.
             frames = [f for f in traceback.extract_tb(e.__traceback__)
