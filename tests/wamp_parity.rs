@@ -194,6 +194,21 @@ fn crossbar_as_reference(scenario: &str, mut doc: Value) -> Value {
                 got.insert(0, json!([8, 48, 7, {}, "wamp.error.canceled"]));
             }
         }
+        // WAMP (call timeout): the Dealer "MUST use wamp.error.timeout" for the caller;
+        // Crossbar answers wamp.error.canceled. (README, "WAMP": the exceptions.)
+        "call_timeout" => {
+            if doc["caller"][4] == "wamp.error.canceled" {
+                doc["caller"][4] = json!("wamp.error.timeout");
+            }
+        }
+        // Cancel mode "kill": wson passes on the callee's own ERROR; Crossbar substitutes
+        // wamp.error.canceled. (README, "WAMP": the exceptions.)
+        "cancel_kill" => {
+            if doc["caller"] == json!([8, 48, 7, {}, "wamp.error.canceled"]) {
+                doc["caller"] = json!([8, 48, 7, {}, "com.cancel_kill.stopped",
+                                       ["callee stopped"], {"at": 1}]);
+            }
+        }
         "meta_session" => {
             // WAMP meta API, wamp.session.kill: specifying "the caller's own session ... will
             // result in a wamp.error.no_such_session". Crossbar kills the caller (with
@@ -212,6 +227,15 @@ fn crossbar_as_reference(scenario: &str, mut doc: Value) -> Value {
             }
         }
         _ => {}
+    }
+    // WAMP: the peer receiving GOODBYE replies with GOODBYE "wamp.close.goodbye_and_out";
+    // Crossbar replies "wamp.close.normal". (README, "WAMP": the exceptions.)
+    if let Some(object) = doc.as_object_mut() {
+        for (_, value) in object.iter_mut() {
+            if *value == json!([6, {}, "wamp.close.normal"]) {
+                *value = json!([6, {}, "wamp.close.goodbye_and_out"]);
+            }
+        }
     }
     doc
 }

@@ -525,9 +525,10 @@ async def _cancel(ctx, mode):
     elif mode == "kill":
         interrupt = await raw_callee.recv()
         ctx.note("interrupt", [interrupt[0], interrupt[1] == invocation[1], interrupt[2:]])
-        # Kill: the caller waits for the callee's answer to the interrupt.
-        await raw_callee.send([8, 68, invocation[1], {}, "wamp.error.canceled",
-                               ["callee stopped"]])
+        # Kill: the caller waits for the callee's answer to the interrupt (an error of its
+        # own here, to show whose ERROR the caller gets).
+        await raw_callee.send([8, 68, invocation[1], {}, "com.cancel_kill.stopped",
+                               ["callee stopped"], {"at": 1}])
         ctx.note("caller", await caller.recv())
     else:
         ctx.note("caller", await caller.recv())
