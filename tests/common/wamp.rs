@@ -246,8 +246,15 @@ impl RawWamp {
     /// Connected and joined to `realm` (JSON); returns the WELCOME.
     pub fn join(server: &Server, user: &str, realm: &str) -> (RawWamp, Value) {
         let mut raw = RawWamp::connect(server, user, "wamp.2.json");
+        // The features the scenarios use; a callee that does not announce call_canceling
+        // gets no INTERRUPT (as in Crossbar).
         raw.send(&json!([1, realm, {"roles": {
-            "publisher": {}, "subscriber": {}, "caller": {}, "callee": {}
+            "publisher": {"features": {"publisher_exclusion": true}},
+            "subscriber": {"features": {"pattern_based_subscription": true}},
+            "caller": {"features": {"call_canceling": true, "call_timeout": true,
+                                    "progressive_call_results": true}},
+            "callee": {"features": {"call_canceling": true, "call_timeout": true,
+                                    "progressive_call_results": true}},
         }}]));
         let welcome = raw.recv();
         assert_eq!(welcome[0], 2, "expected WELCOME, got {welcome}");
