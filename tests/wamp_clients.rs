@@ -20,6 +20,8 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 
 use serde_json::{Value, json};
 
+use wson::ws::frame;
+
 use crate::common::wamp::*;
 use crate::common::*;
 use crate::real_clients::{Browser, chromium};
@@ -31,7 +33,11 @@ fn node_script(script: &str, serializer: &str) -> Option<Value> {
     let server = wson_wamp(&[REALM], &[]);
     let cookies = cookie_list();
     let url = wson_url(&server);
-    Some(run_script(&node, script, &[&url, REALM, serializer, &cookies]))
+    Some(run_script(
+        &node,
+        script,
+        &[&url, REALM, serializer, &cookies],
+    ))
 }
 
 /// What autobahn-js in Node observes: the same payload back from the event and the call.
@@ -41,7 +47,10 @@ fn autobahn_js(serializer: &str) {
     };
     let mut payload = json!(["hello \u{e9}", 1, 2.5, {"k": [true, null]}]);
     if serializer != "json" {
-        payload.as_array_mut().unwrap().push(json!({"bytes": "0001feff"}));
+        payload
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"bytes": "0001feff"}));
     }
     assert_eq!(
         out,
@@ -273,7 +282,10 @@ fn chromium_autobahn_js_call_and_pubsub_msgpack() {
 
 /// A clear end of a session: an ABORT (with its reason URI), or a Close frame with a code.
 fn clear_end(message: &Value) -> bool {
-    (message[0] == 3 && message[2].as_str().is_some_and(|uri| uri.starts_with("wamp.error.")))
+    (message[0] == 3
+        && message[2]
+            .as_str()
+            .is_some_and(|uri| uri.starts_with("wamp.error.")))
         || (message[0] == "close" && message[1].is_u64())
 }
 
@@ -310,11 +322,46 @@ fn garbage_text_is_a_clear_end_and_others_go_on() {
 }
 
 #[test]
+fn garbage_on_binary_serializers_ends_the_session_and_others_go_on() {
+    if wamp_python().is_none() {
+        return;
+    }
+    let server = wson_wamp(&[REALM], &[]);
+    let garbage: [&[u8]; 3] = [b"\xc1\xc1\xc1", b"\xff\xfe\x00\x01", b"\x9f\x9f\x9f\x9f"];
+    for protocol in ["wamp.2.msgpack", "wamp.2.cbor"] {
+        for bytes in garbage {
+            let mut raw = RawWamp::connect(&server, "mallory", protocol);
+            raw.ws.send(true, frame::OpCode::Binary, bytes);
+            // Perhaps a (binary) ABORT first; then a Close with a code, or the end.
+            let mut seen = Vec::new();
+            let end = loop {
+                let message = raw.recv();
+                seen.push(message.clone());
+                if message[0] != "binary" || seen.len() > 3 {
+                    break message;
+                }
+            };
+            assert!(
+                end[0] == "end" || (end[0] == "close" && end[1].is_u64()),
+                "{protocol} {bytes:?}: {seen:?}"
+            );
+        }
+    }
+    still_serving(&server);
+}
+
+#[test]
 fn a_message_that_is_not_a_wamp_message_is_a_clear_end() {
     if wamp_python().is_none() {
         return;
     }
-    for junk in [json!({"not": "a list"}), json!([]), json!(["x"]), json!([999, 1]), json!([16])] {
+    for junk in [
+        json!({"not": "a list"}),
+        json!([]),
+        json!(["x"]),
+        json!([999, 1]),
+        json!([16]),
+    ] {
         let (server, reply) = hostile(|raw| raw.send(&junk));
         assert!(clear_end(&reply), "{junk} -> {reply}");
         still_serving(&server);
@@ -328,7 +375,9 @@ fn deep_nesting_is_abort_protocol_violation() {
     }
     let deep = format!("{}1{}", "[".repeat(5000), "]".repeat(5000));
     let (server, reply) = hostile(|raw| {
-        raw.send_text(&format!(r#"[16, 1, {{"acknowledge": true}}, "com.deep", [{deep}]]"#));
+        raw.send_text(&format!(
+            r#"[16, 1, {{"acknowledge": true}}, "com.deep", [{deep}]]"#
+        ));
     });
     assert_eq!(reply[0], 3, "ABORT expected: {reply}");
     assert_eq!(reply[2], "wamp.error.protocol_violation", "{reply}");
@@ -357,7 +406,14 @@ fn ids_out_of_range_are_refused() {
         return;
     }
     // WAMP: IDs are integers between 1 and 2^53 (inclusive).
-    for id in ["9007199254740993", "18446744073709551615", "-1", "0", "1.5", "1e300"] {
+    for id in [
+        "9007199254740993",
+        "18446744073709551615",
+        "-1",
+        "0",
+        "1.5",
+        "1e300",
+    ] {
         let (server, reply) = hostile(|raw| {
             raw.send_text(&format!(r#"[32, {id}, {{}}, "com.huge"]"#));
         });
@@ -384,14 +440,25 @@ fn subscriptions_past_the_limit_get_an_error_and_the_session_goes_on() {
     for n in 6..=50 {
         let reply = raw.recv();
         assert_eq!(reply[0], 8, "subscription {n} past the limit: {reply}");
-        assert_eq!((reply[1].as_u64(), reply[2].as_u64()), (Some(32), Some(n)), "{reply}");
-        assert!(reply[4].as_str().unwrap().starts_with("wamp.error."), "{reply}");
+        assert_eq!(
+            (reply[1].as_u64(), reply[2].as_u64()),
+            (Some(32), Some(n)),
+            "{reply}"
+        );
+        assert!(
+            reply[4].as_str().unwrap().starts_with("wamp.error."),
+            "{reply}"
+        );
     }
     // Still a session: it publishes to one of its subscriptions.
     raw.send(&json!([16, 99, {"acknowledge": true, "exclude_me": false}, "com.flood.1", []]));
     let mut got = vec![raw.recv(), raw.recv()];
     got.sort_by_key(|m| m[0].as_u64());
-    assert_eq!((got[0][0].as_u64(), got[1][0].as_u64()), (Some(17), Some(36)), "{got:?}");
+    assert_eq!(
+        (got[0][0].as_u64(), got[1][0].as_u64()),
+        (Some(17), Some(36)),
+        "{got:?}"
+    );
     still_serving(&server);
 }
 
@@ -432,7 +499,11 @@ fn configured_call_timeout_times_the_call_out_and_interrupts_the_callee() {
     // Nobody answers: after call_timeout (1 s) the router gives up on both sides.
     let error = caller.recv();
     assert_eq!(error[0], 8, "{error}");
-    assert_eq!((error[1].as_u64(), error[2].as_u64()), (Some(48), Some(7)), "{error}");
+    assert_eq!(
+        (error[1].as_u64(), error[2].as_u64()),
+        (Some(48), Some(7)),
+        "{error}"
+    );
     // WAMP: the Dealer "MUST use wamp.error.timeout" (Crossbar says canceled).
     assert_eq!(error[4], "wamp.error.timeout", "{error}");
     let interrupt = callee.recv();
@@ -448,8 +519,14 @@ fn wamp_is_off_without_realms() {
     let mut ws = WsClient::raw_tcp(&address);
     let extra = "Sec-WebSocket-Protocol: wamp.2.json\r\n";
     // No subprotocol chosen: the client is a plain wson client (or refused); never WAMP.
-    if ws.upgrade(&request(&address, &cookies.header, Some(ORIGIN), extra)).is_ok() {
-        let chosen = ws.response.as_ref().and_then(|r| r.header("Sec-WebSocket-Protocol"));
+    if ws
+        .upgrade(&request(&address, &cookies.header, Some(ORIGIN), extra))
+        .is_ok()
+    {
+        let chosen = ws
+            .response
+            .as_ref()
+            .and_then(|r| r.header("Sec-WebSocket-Protocol"));
         assert_eq!(chosen, None);
     }
 }

@@ -196,26 +196,20 @@ fn crossbar_as_reference(scenario: &str, mut doc: Value) -> Value {
         }
         // WAMP (call timeout): the Dealer "MUST use wamp.error.timeout" for the caller;
         // Crossbar answers wamp.error.canceled. (README, "WAMP": the exceptions.)
-        "call_timeout" => {
-            if doc["caller"][4] == "wamp.error.canceled" {
-                doc["caller"][4] = json!("wamp.error.timeout");
-            }
+        "call_timeout" if doc["caller"][4] == "wamp.error.canceled" => {
+            doc["caller"][4] = json!("wamp.error.timeout");
         }
         // Cancel mode "kill": wson passes on the callee's own ERROR; Crossbar substitutes
         // wamp.error.canceled. (README, "WAMP": the exceptions.)
-        "cancel_kill" => {
-            if doc["caller"] == json!([8, 48, 7, {}, "wamp.error.canceled"]) {
-                doc["caller"] = json!([8, 48, 7, {}, "com.cancel_kill.stopped",
-                                       ["callee stopped"], {"at": 1}]);
-            }
+        "cancel_kill" if doc["caller"] == json!([8, 48, 7, {}, "wamp.error.canceled"]) => {
+            doc["caller"] = json!([8, 48, 7, {}, "com.cancel_kill.stopped",
+                                   ["callee stopped"], {"at": 1}]);
         }
-        "meta_session" => {
-            // WAMP meta API, wamp.session.kill: specifying "the caller's own session ... will
-            // result in a wamp.error.no_such_session". Crossbar kills the caller (with
-            // wamp.close.normal instead of the reason given).
-            if doc["kill_self"].get("killed").is_some() {
-                doc["kill_self"] = json!({"error": "wamp.error.no_such_session"});
-            }
+        // WAMP meta API, wamp.session.kill: specifying "the caller's own session ... will
+        // result in a wamp.error.no_such_session". Crossbar kills the caller (with
+        // wamp.close.normal instead of the reason given).
+        "meta_session" if doc["kill_self"].get("killed").is_some() => {
+            doc["kill_self"] = json!({"error": "wamp.error.no_such_session"});
         }
         // When a session leaves, Crossbar's on_unsubscribe/on_unregister and on_delete name
         // the session as null; WAMP gives the session id (C left here).

@@ -7,8 +7,8 @@
 #![allow(dead_code)]
 
 mod backend;
-pub mod wamp;
 mod scripts;
+pub mod wamp;
 
 pub use backend::*;
 pub use scripts::*;
