@@ -28,6 +28,7 @@ use wson::control::fields::{self, Fields};
 use wson::control::topic::{self, Topic};
 use wson::decoded::Decoded;
 use wson::token::Token;
+use wson::wamp::{self, DecodeError, MAX_DEPTH, Serializer};
 use wson::ws::frame::{self, FrameError, FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode};
 use wson::ws::handshake::{self, HandshakeError, Request};
 use wson::ws::message::{self, CloseFrame, Event, MessageDecoder, MessageKind, ProtocolError};
@@ -1416,4 +1417,139 @@ fn value_contains(value: &toml::Value, needle: &str) -> bool {
         | toml::Value::Boolean(_)
         | toml::Value::Datetime(_) => false,
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// wamp_message: WAMP messages in JSON, MessagePack and CBOR
+// ---------------------------------------------------------------------------------------------
+
+/// `max_depth` values an input can pick: no bound of its own (so `MAX_DEPTH`), none at all
+/// (0), the message alone, a little nesting, and `MAX_DEPTH` itself.
+const WAMP_DEPTHS: [usize; 8] = [usize::MAX, 0, 1, 2, 3, 5, 16, MAX_DEPTH];
+
+/// Arbitrary bytes as one WAMP message. Input: `[selector, bytes @ ..]`; `selector % 3` picks
+/// the serializer (0 JSON, 1 MessagePack, 2 CBOR), `selector / 3 % 8` indexes `WAMP_DEPTHS`.
+///
+/// - `decode` never panics (nor overflows the stack); an error prints as one line, and
+///   `TooDeep` names the bound applied.
+/// - A decoded message nests at least 1 and at most the bound, and the bound is exact: one
+///   below the message's depth, the same bytes are `TooDeep`. (The input may nest deeper than
+///   the message: UNSUBSCRIBED's dropped Details.)
+/// - What decodes, encodes to bytes that decode to an equal message (NaN equal to NaN), and
+///   encoding that gives the same bytes again: the encoding is canonical.
+/// - MessagePack and CBOR carry every message: through either, it comes back equal. JSON does
+///   too unless the message holds a NaN or an infinity (written as null) or a string starting
+///   with NUL (read back as binary); a message decoded from JSON never holds such a string.
+pub fn wamp_message(data: &[u8]) {
+    let Some((&selector, input)) = data.split_first() else {
+        return;
+    };
+    let serializer = match selector % 3 {
+        0 => Serializer::Json,
+        1 => Serializer::MsgPack,
+        _ => Serializer::Cbor,
+    };
+    let max_depth = WAMP_DEPTHS
+        .get(usize::from(selector / 3) % WAMP_DEPTHS.len())
+        .copied()
+        .unwrap_or(usize::MAX);
+    let bound = max_depth.min(MAX_DEPTH);
+    match serializer.decode(input, max_depth) {
+        Ok(message) => check_wamp_message(serializer, input, &message, bound),
+        Err(error) => {
+            assert_one_printable_line(&error.to_string(), "DecodeError");
+            if let DecodeError::TooDeep { max } = error {
+                assert_eq!(max, bound, "TooDeep names another bound");
+            }
+        }
+    }
+}
+
+fn check_wamp_message(serializer: Serializer, input: &[u8], message: &wamp::Message, bound: usize) {
+    let value = message.to_value();
+    let depth = value.depth();
+    assert!(
+        (1..=bound).contains(&depth),
+        "depth {depth} with bound {bound}"
+    );
+    assert_eq!(
+        serializer.decode(input, depth - 1),
+        Err(DecodeError::TooDeep { max: depth - 1 }),
+        "a bound below the message's depth let it through"
+    );
+    if serializer == Serializer::Json {
+        assert!(!has_nul_string(&value), "JSON decoded a NUL-led string");
+    }
+
+    let bytes = serializer.encode(message);
+    let again = serializer
+        .decode(&bytes, depth)
+        .unwrap_or_else(|error| panic!("{serializer:?} re-encoding fails to decode: {error}"));
+    assert!(
+        same_value(&again.to_value(), &value),
+        "{serializer:?} round trip changed the message"
+    );
+    assert_eq!(
+        serializer.encode(&again),
+        bytes,
+        "encoding is not canonical"
+    );
+
+    let json_carries_it = !has_nul_string(&value) && !has_non_finite(&value);
+    for other in Serializer::ALL {
+        if other == Serializer::Json && !json_carries_it {
+            continue;
+        }
+        let through = other
+            .decode(&other.encode(message), depth)
+            .unwrap_or_else(|error| panic!("{other:?} cannot carry it: {error}"));
+        assert!(
+            same_value(&through.to_value(), &value),
+            "{other:?} changed the message"
+        );
+    }
+}
+
+/// Equality with NaN equal to NaN (a float's other bits are compared by the canonical-bytes
+/// check).
+fn same_value(a: &wamp::Value, b: &wamp::Value) -> bool {
+    use wamp::Value;
+    match (a, b) {
+        (Value::Float(x), Value::Float(y)) => x == y || (x.is_nan() && y.is_nan()),
+        (Value::List(xs), Value::List(ys)) => {
+            xs.len() == ys.len() && xs.iter().zip(ys).all(|(x, y)| same_value(x, y))
+        }
+        (Value::Dict(xs), Value::Dict(ys)) => {
+            xs.len() == ys.len()
+                && xs
+                    .iter()
+                    .zip(ys.iter())
+                    .all(|((kx, x), (ky, y))| kx == ky && same_value(x, y))
+        }
+        _ => a == b,
+    }
+}
+
+fn any_value(value: &wamp::Value, test: &dyn Fn(&wamp::Value) -> bool) -> bool {
+    use wamp::Value;
+    test(value)
+        || match value {
+            Value::List(items) => items.iter().any(|item| any_value(item, test)),
+            Value::Dict(dict) => dict.iter().any(|(_, item)| any_value(item, test)),
+            _ => false,
+        }
+}
+
+fn has_nul_string(value: &wamp::Value) -> bool {
+    any_value(
+        value,
+        &|v| matches!(v, wamp::Value::String(s) if s.starts_with('\0')),
+    )
+}
+
+fn has_non_finite(value: &wamp::Value) -> bool {
+    any_value(
+        value,
+        &|v| matches!(v, wamp::Value::Float(f) if !f.is_finite()),
+    )
 }

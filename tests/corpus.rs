@@ -74,3 +74,8 @@ fn auth_cookie_corpus_keeps_the_auth_invariants() {
 fn config_corpus_keeps_the_config_invariants() {
     replay("config", invariants::config);
 }
+
+#[test]
+fn wamp_message_corpus_keeps_the_codec_invariants() {
+    replay("wamp_message", invariants::wamp_message);
+}

@@ -403,11 +403,7 @@ impl<'a> Event<'a> {
                 Event::Message {
                     token: token(token_field)?,
                     user: user(user_field)?,
-                    binary: match *message_type {
-                        b"text" => false,
-                        b"binary" => true,
-                        _ => return None,
-                    },
+                    binary: binary_type(message_type)?,
                     payload,
                 }
             }
@@ -432,11 +428,7 @@ impl<'a> Event<'a> {
             (EventKind::Publish, [_, topic, user_field, message_type, payload]) => Event::Publish {
                 topic: text(topic)?,
                 user: user(user_field)?,
-                binary: match *message_type {
-                    b"text" => false,
-                    b"binary" => true,
-                    _ => return None,
-                },
+                binary: binary_type(message_type)?,
                 payload,
             },
             _ => return None,
@@ -445,9 +437,18 @@ impl<'a> Event<'a> {
     }
 }
 
-/// The `type` field of a `message` event.
+/// The `type` field of a `message` or `publish` event.
 pub fn message_type(binary: bool) -> &'static str {
     if binary { "binary" } else { "text" }
+}
+
+/// Whether a `type` field says binary; `None` for neither `text` nor `binary`.
+fn binary_type(field: &[u8]) -> Option<bool> {
+    match field {
+        b"text" => Some(false),
+        b"binary" => Some(true),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -133,7 +133,7 @@ pub fn is_reserved(uri: &str) -> bool {
 /// that WAMP routers use: Unicode White_Space (Rust's `char::is_whitespace`), plus
 /// U+001C-U+001F (Python's `str.isspace`, Crossbar) and U+FEFF (JavaScript's `\s`, Autobahn|JS).
 /// A name one of them would refuse is refused here.
-fn is_uri_whitespace(c: char) -> bool {
+pub(crate) fn is_uri_whitespace(c: char) -> bool {
     c.is_whitespace() || matches!(c, '\u{1c}'..='\u{1f}' | '\u{feff}')
 }
 

@@ -12,13 +12,28 @@
 //! The first configured realm is the backend realm: the control socket publishes, registers
 //! and calls there, and its topics are the plain side's topics (one namespace).
 
+pub mod broker;
+pub mod dealer;
+pub mod error;
+pub mod ids;
+pub mod meta;
+pub mod options;
 pub mod plain;
+pub mod realm;
+pub mod session;
+pub mod uri;
 
+use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use crate::router::error::{PROTOCOL_VIOLATION, Violation};
+use crate::router::ids::{GlobalIds, SequentialIds};
+use crate::router::options::{PeerFeatures, PublishOptions};
+use crate::router::realm::{Ctx, Publisher, Realm};
+use crate::router::session::{BACKEND_AUTHID, BACKEND_AUTHROLE, Link, Phase, Session};
 use crate::server::slab::Key;
-use crate::wamp::{Dict, Message, Payload, Serializer};
+use crate::wamp::{Dict, Message, Payload, Serializer, Value};
 
 /// Who a WAMP session talks through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -97,13 +112,49 @@ pub struct RouterFigures {
     pub retained_events: usize,
 }
 
+/// WebSocket close code after ABORT for a protocol violation: Crossbar's transport closes with
+/// 1002 on a WAMP protocol error (autobahn `wamp/websocket.py` `onMessage`:
+/// `_bailout(CLOSE_STATUS_CODE_PROTOCOL_ERROR, ..)`).
+pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+/// WebSocket close code after every other ABORT and GOODBYE.
+pub const CLOSE_NORMAL: u16 = 1000;
+
+/// ABORT reason when `max_sessions` sessions are established. Crossbar has no such limit; the
+/// spec's URI for a join the router does not allow.
+pub const TOO_MANY_SESSIONS: &str = "wamp.error.not_authorized";
+
 pub struct Router {
     config: RouterConfig,
+    global_ids: GlobalIds,
+    router_ids: SequentialIds,
+    /// Realms by first use; a realm stays while it has sessions or is configured.
+    realms: Vec<Realm>,
+    clients: HashMap<Key, Phase>,
+    /// Control connection -> (realm, backend session).
+    backends: HashMap<Key, (usize, u64)>,
+    /// Established client sessions, for `max_sessions`.
+    client_sessions: usize,
+    /// (Instant, SystemTime) at the first step: the wall clock of `created` timestamps.
+    clock: Option<(Instant, SystemTime)>,
 }
 
 impl Router {
     pub fn new(config: RouterConfig) -> Router {
-        Router { config }
+        Router::with_ids(config, GlobalIds::from_os())
+    }
+
+    /// A router whose random ids come from `ids` (tests seed it).
+    pub fn with_ids(config: RouterConfig, ids: GlobalIds) -> Router {
+        Router {
+            config,
+            global_ids: ids,
+            router_ids: SequentialIds::new(),
+            realms: Vec::new(),
+            clients: HashMap::new(),
+            backends: HashMap::new(),
+            client_sessions: 0,
+            clock: None,
+        }
     }
 
     /// Applies a reloaded config; existing sessions keep their realm even if it was removed.
@@ -118,12 +169,349 @@ impl Router {
 
     /// A WebSocket client chose a WAMP subprotocol; its session begins when its HELLO arrives.
     pub fn open(&mut self, key: Key, transport: Transport, now: Instant) {
-        let _ = (key, transport, now);
+        let mut out = Vec::new();
+        // A key is fresh per connection (slab generations); a leftover is a hub bug, and the
+        // old session must not linger.
+        self.gone(Peer::Client(key), now, &mut out);
+        self.clients.insert(
+            key,
+            Phase::Establishing {
+                serializer: transport.serializer,
+                authid: transport.authid,
+            },
+        );
+    }
+
+    fn wall_now(&mut self, now: Instant) -> SystemTime {
+        let (anchor, wall) = *self.clock.get_or_insert_with(|| (now, SystemTime::now()));
+        wall.checked_add(now.saturating_duration_since(anchor))
+            .unwrap_or(wall)
+    }
+
+    fn realm_index(&mut self, name: &str) -> usize {
+        if let Some(index) = self.realms.iter().position(|realm| realm.name == name) {
+            return index;
+        }
+        self.realms.push(Realm::new(name.to_owned()));
+        self.realms.len() - 1
+    }
+
+    fn is_backend_realm(config: &RouterConfig, realm: &Realm) -> bool {
+        config
+            .realms
+            .first()
+            .is_some_and(|name| *name == realm.name)
+    }
+
+    /// Runs `step` on realm `index` with a fresh context, then closes the clients it killed.
+    fn with_realm<T>(
+        &mut self,
+        index: usize,
+        now: Instant,
+        out: &mut Vec<Action>,
+        step: impl FnOnce(&mut Realm, &mut Ctx<'_>) -> T,
+    ) -> Option<T> {
+        let wall_now = self.wall_now(now);
+        let realm = self.realms.get_mut(index)?;
+        let mut ctx = Ctx {
+            backend_realm: Self::is_backend_realm(&self.config, realm),
+            config: &self.config,
+            global_ids: &mut self.global_ids,
+            router_ids: &mut self.router_ids,
+            now,
+            wall_now,
+            out,
+            closed: Vec::new(),
+        };
+        let result = step(realm, &mut ctx);
+        let closed = std::mem::take(&mut ctx.closed);
+        for key in closed {
+            if let Some(phase) = self.clients.get_mut(&key) {
+                if matches!(phase, Phase::Established { .. }) {
+                    self.client_sessions = self.client_sessions.saturating_sub(1);
+                }
+                *phase = Phase::Closing;
+            }
+            out.push(Action::Close {
+                to: key,
+                code: CLOSE_NORMAL,
+                reason: meta::KILLED.to_owned(),
+            });
+        }
+        Some(result)
     }
 
     /// One WebSocket message from `key`, serialized with the client's subprotocol.
     pub fn receive(&mut self, key: Key, bytes: &[u8], now: Instant, out: &mut Vec<Action>) {
-        let _ = (key, bytes, now, out);
+        let Some(phase) = self.clients.get(&key) else {
+            log::debug!(conn = key.to_usize(); "WAMP message from a client without a session dropped");
+            return;
+        };
+        let (serializer, established) = match *phase {
+            Phase::Closing => return,
+            Phase::Establishing { serializer, .. } => (serializer, None),
+            Phase::Established {
+                realm,
+                session,
+                serializer,
+            } => (serializer, Some((realm, session))),
+        };
+        let message = match serializer.decode(bytes, self.config.max_depth) {
+            Ok(message) => message,
+            Err(error) => {
+                self.violation(key, serializer, Violation::Decode(error), now, out);
+                return;
+            }
+        };
+        match (established, message) {
+            (None, Message::Hello { realm, details }) => {
+                self.hello(key, &realm, &details, now, out);
+            }
+            // WAMP v2, "Abort": "No response to an ABORT message is expected."
+            (None, Message::Abort { .. }) => self.close(key, CLOSE_NORMAL, "wamp.close.abort", out),
+            (None, other) => {
+                let violation = Violation::BeforeWelcome {
+                    message: other.message_type().name(),
+                };
+                self.violation(key, serializer, violation, now, out);
+            }
+            (Some(_), Message::Hello { .. }) => {
+                self.violation(key, serializer, Violation::SecondHello, now, out);
+            }
+            (Some((realm, session)), Message::Goodbye { .. }) => {
+                // WAMP v2, "GOODBYE": the other peer "replies" `wamp.close.goodbye_and_out`;
+                // the session ends and wson closes the connection.
+                let goodbye = Message::Goodbye {
+                    details: Dict::new(),
+                    reason: "wamp.close.goodbye_and_out".to_owned(),
+                };
+                realm::send_via(Link::Client { key, serializer }, goodbye, out);
+                self.end_client_session(key, realm, session, now, out);
+                self.close(key, CLOSE_NORMAL, "wamp.close.goodbye_and_out", out);
+            }
+            (Some((realm, session)), Message::Abort { .. }) => {
+                self.end_client_session(key, realm, session, now, out);
+                self.close(key, CLOSE_NORMAL, "wamp.close.abort", out);
+            }
+            (Some((realm, session)), message) => {
+                let result = self.with_realm(realm, now, out, |realm, ctx| {
+                    realm.handle(ctx, session, message)
+                });
+                if let Some(Err(violation)) = result {
+                    self.violation(key, serializer, violation, now, out);
+                }
+            }
+        }
+    }
+
+    fn close(&mut self, key: Key, code: u16, reason: &str, out: &mut Vec<Action>) {
+        if let Some(phase) = self.clients.get_mut(&key) {
+            *phase = Phase::Closing;
+        }
+        out.push(Action::Close {
+            to: key,
+            code,
+            reason: reason.to_owned(),
+        });
+    }
+
+    fn end_client_session(
+        &mut self,
+        key: Key,
+        realm: usize,
+        session: u64,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        if let Some(phase) = self.clients.get_mut(&key) {
+            *phase = Phase::Closing;
+        }
+        self.client_sessions = self.client_sessions.saturating_sub(1);
+        self.with_realm(realm, now, out, |realm, ctx| realm.leave(ctx, session));
+    }
+
+    /// ABORT `wamp.error.protocol_violation`, the session (if any) leaves, Close.
+    fn violation(
+        &mut self,
+        key: Key,
+        serializer: Serializer,
+        violation: Violation,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        log::debug!(conn = key.to_usize(), reason:% = violation; "WAMP protocol violation");
+        self.abort(
+            key,
+            serializer,
+            PROTOCOL_VIOLATION,
+            violation.to_string(),
+            out,
+        );
+        if let Some(&Phase::Established { realm, session, .. }) = self.clients.get(&key) {
+            self.end_client_session(key, realm, session, now, out);
+        }
+        self.close(key, CLOSE_PROTOCOL_ERROR, PROTOCOL_VIOLATION, out);
+    }
+
+    fn abort(
+        &mut self,
+        key: Key,
+        serializer: Serializer,
+        reason: &str,
+        message: String,
+        out: &mut Vec<Action>,
+    ) {
+        let mut details = Dict::new();
+        details.insert("message", Value::String(message));
+        let abort = Message::Abort {
+            details,
+            reason: reason.to_owned(),
+        };
+        realm::send_via(Link::Client { key, serializer }, abort, out);
+    }
+
+    fn hello(
+        &mut self,
+        key: Key,
+        realm_name: &str,
+        details: &Dict,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(Phase::Establishing { serializer, authid }) = self.clients.get(&key).cloned()
+        else {
+            return;
+        };
+        let features = match PeerFeatures::parse_hello(details) {
+            Ok(features) => features,
+            Err(violation) => return self.violation(key, serializer, violation, now, out),
+        };
+        if !self.config.realms.iter().any(|name| name == realm_name) {
+            // Crossbar `session.py` `onHello`: Deny(NO_SUCH_REALM, 'no realm "{}" exists on
+            // this router').
+            let text = format!("no realm \"{realm_name}\" exists on this router");
+            self.abort(key, serializer, "wamp.error.no_such_realm", text, out);
+            return self.close(key, CLOSE_NORMAL, "wamp.error.no_such_realm", out);
+        }
+        if self.client_sessions >= self.config.max_sessions {
+            let text = format!(
+                "the router has {} sessions, the most allowed",
+                self.config.max_sessions
+            );
+            self.abort(key, serializer, TOO_MANY_SESSIONS, text, out);
+            return self.close(key, CLOSE_NORMAL, TOO_MANY_SESSIONS, out);
+        }
+        let index = self.realm_index(realm_name);
+        let id = self.fresh_session_id();
+        let session = Session::new(
+            id,
+            Link::Client { key, serializer },
+            Rc::from(authid.as_str()),
+            Rc::from(self.config.authrole.as_str()),
+            features,
+        );
+        let welcome = Message::Welcome {
+            session: id,
+            details: self.welcome_details(realm_name, &session),
+        };
+        realm::send_via(session.link, welcome, out);
+        self.clients.insert(
+            key,
+            Phase::Established {
+                realm: index,
+                session: id,
+                serializer,
+            },
+        );
+        self.client_sessions += 1;
+        self.with_realm(index, now, out, |realm, ctx| realm.join(ctx, session));
+    }
+
+    /// A session id no session of any realm has ("global scope").
+    fn fresh_session_id(&mut self) -> u64 {
+        loop {
+            let id = self.global_ids.next_id();
+            if !self
+                .realms
+                .iter()
+                .any(|realm| realm.sessions.contains_key(&id))
+            {
+                return id;
+            }
+        }
+    }
+
+    /// WELCOME.Details: who the session is and what the router implements (WAMP v2,
+    /// "WELCOME": "The WELCOME message MUST contain the roles the Router implements").
+    fn welcome_details(&self, realm: &str, session: &Session) -> Dict {
+        fn features(names: &[&str]) -> Value {
+            let mut features = Dict::new();
+            for name in names {
+                features.insert(*name, Value::Bool(true));
+            }
+            let mut role = Dict::new();
+            role.insert("features", Value::Dict(features));
+            Value::Dict(role)
+        }
+        let mut roles = Dict::new();
+        roles.insert(
+            "broker",
+            features(&[
+                "publisher_identification",
+                "publisher_exclusion",
+                "subscriber_blackwhite_listing",
+                "pattern_based_subscription",
+                "event_retention",
+                "subscription_meta_api",
+                "session_meta_api",
+            ]),
+        );
+        roles.insert(
+            "dealer",
+            features(&[
+                "progressive_call_results",
+                "call_timeout",
+                "call_canceling",
+                "caller_identification",
+                "pattern_based_registration",
+                "shared_registration",
+                "registration_meta_api",
+                "session_meta_api",
+            ]),
+        );
+        let mut details = Dict::new();
+        details.insert("realm", Value::from(realm));
+        details.insert("authid", Value::from(&*session.authid));
+        details.insert("authrole", Value::from(&*session.authrole));
+        details.insert("authmethod", Value::from("cookie"));
+        details.insert("authprovider", Value::from("static"));
+        details.insert("roles", Value::Dict(roles));
+        details
+    }
+
+    /// The backend session of control connection `key`, created on first use.
+    fn backend_session(
+        &mut self,
+        key: Key,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> Option<(usize, u64)> {
+        if let Some(&attached) = self.backends.get(&key) {
+            return Some(attached);
+        }
+        let name = self.config.realms.first()?.clone();
+        let index = self.realm_index(&name);
+        let id = self.fresh_session_id();
+        let session = Session::new(
+            id,
+            Link::Backend { key },
+            Rc::from(BACKEND_AUTHID),
+            Rc::from(BACKEND_AUTHROLE),
+            PeerFeatures::backend(),
+        );
+        self.with_realm(index, now, out, |realm, ctx| realm.join(ctx, session));
+        self.backends.insert(key, (index, id));
+        Some((index, id))
     }
 
     /// A WAMP message from the backend over control connection `key` (REGISTER, UNREGISTER,
@@ -137,12 +525,26 @@ impl Router {
         now: Instant,
         out: &mut Vec<Action>,
     ) {
-        let _ = (key, message, now, out);
+        let Some((realm, session)) = self.backend_session(key, now, out) else {
+            log::debug!(conn = key.to_usize(); "WAMP message from the backend while WAMP is off dropped");
+            return;
+        };
+        let kind = message.message_type().name();
+        let result = self.with_realm(realm, now, out, |realm, ctx| {
+            realm.handle(ctx, session, message)
+        });
+        if let Some(Err(violation)) = result {
+            // The control layer is trusted code: a bad message is dropped and logged, the
+            // session stays.
+            log::warn!(conn = key.to_usize(), message = kind, reason:% = violation; "backend WAMP message dropped");
+        }
     }
 
     /// The plain side published `payload` to `topic` (control `x`/`X`): WAMP subscribers of
     /// the backend realm get an EVENT. `options` are PUBLISH options (exclude, eligible,
-    /// exclude_authid, eligible_authid, retain...). Returns the publication id.
+    /// exclude_authid, eligible_authid, retain...). Returns the publication id, 0 when the
+    /// topic or the options are refused (WAMP is off, a bad URI, a `wamp.` topic, options of
+    /// the wrong type). The publisher is not disclosed: no session publishes.
     pub fn publish_from_plain(
         &mut self,
         topic: &str,
@@ -151,28 +553,349 @@ impl Router {
         now: Instant,
         out: &mut Vec<Action>,
     ) -> u64 {
-        let _ = (topic, options, payload, now, out);
-        0
+        let Some(name) = self.config.realms.first().cloned() else {
+            return 0;
+        };
+        let options = match PublishOptions::parse(options) {
+            Ok(options) => options,
+            Err(violation) => {
+                log::debug!(topic = topic, reason:% = violation; "plain publication to WAMP refused");
+                return 0;
+            }
+        };
+        if let Err(error) = uri::check(topic, uri::Match::Exact, self.config.strict_uris) {
+            log::debug!(topic = topic, reason:% = error; "plain publication to WAMP refused");
+            return 0;
+        }
+        if topic.starts_with("wamp.") {
+            return 0;
+        }
+        let index = self.realm_index(&name);
+        let publication = self.global_ids.next_id();
+        self.with_realm(index, now, out, |realm, ctx| {
+            realm.publish(ctx, publication, Publisher::Plain, topic, &options, payload);
+        });
+        publication
     }
 
     /// The peer's transport is gone (client closed, control connection closed): its session
     /// leaves (on_leave meta event), its subscriptions and registrations go, its pending calls
     /// fail or are interrupted.
     pub fn gone(&mut self, peer: Peer, now: Instant, out: &mut Vec<Action>) {
-        let _ = (peer, now, out);
+        match peer {
+            Peer::Client(key) => match self.clients.remove(&key) {
+                Some(Phase::Established { realm, session, .. }) => {
+                    self.client_sessions = self.client_sessions.saturating_sub(1);
+                    self.with_realm(realm, now, out, |realm, ctx| realm.leave(ctx, session));
+                }
+                Some(Phase::Establishing { .. } | Phase::Closing) | None => {}
+            },
+            Peer::Control(key) => {
+                if let Some((realm, session)) = self.backends.remove(&key) {
+                    self.with_realm(realm, now, out, |realm, ctx| realm.leave(ctx, session));
+                }
+            }
+        }
     }
 
     /// Runs what is due by `now` (call timeouts).
     pub fn tick(&mut self, now: Instant, out: &mut Vec<Action>) {
-        let _ = (now, out);
+        for index in 0..self.realms.len() {
+            let due = self
+                .realms
+                .get(index)
+                .and_then(|realm| realm.dealer.next_deadline())
+                .is_some_and(|deadline| deadline <= now);
+            if due {
+                self.with_realm(index, now, out, |realm, ctx| realm.tick(ctx));
+            }
+        }
     }
 
     /// The earliest time `tick` has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        None
+        self.realms
+            .iter()
+            .filter_map(|realm| realm.dealer.next_deadline())
+            .min()
     }
 
     pub fn figures(&self) -> RouterFigures {
-        RouterFigures::default()
+        let mut figures = RouterFigures::default();
+        for realm in &self.realms {
+            figures.sessions += realm.sessions.len();
+            figures.subscriptions += realm.broker.subscription_count();
+            figures.registrations += realm.dealer.registration_count();
+            figures.pending_calls += realm.dealer.pending_count();
+            figures.retained_events += realm.broker.retained_count();
+        }
+        figures
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{Harness, Out, config, json, to};
+    use super::*;
+
+    #[test]
+    fn hello_to_a_configured_realm_is_welcomed() {
+        let mut h = Harness::new(config());
+        let key = h.connect(Serializer::Json, "alice");
+        let out = h.send(key, r#"[1,"realm1",{"roles":{"subscriber":{}}}]"#);
+        let [Out::To(to_key, Message::Welcome { session, details })] = out.as_slice() else {
+            panic!("{out:?}");
+        };
+        assert_eq!(*to_key, key);
+        assert!((1..=crate::wamp::MAX_ID).contains(session));
+        assert_eq!(details.str("authid"), Some(Ok("alice")));
+        assert_eq!(details.str("authrole"), Some(Ok("user")));
+        assert_eq!(details.str("authmethod"), Some(Ok("cookie")));
+        assert_eq!(details.str("authprovider"), Some(Ok("static")));
+        assert_eq!(details.str("realm"), Some(Ok("realm1")));
+        let roles = json(&Message::Welcome {
+            session: 1,
+            details: details.clone(),
+        });
+        for feature in [
+            r#""broker":{"features":{"publisher_identification":true,"publisher_exclusion":true,"subscriber_blackwhite_listing":true,"pattern_based_subscription":true,"event_retention":true,"subscription_meta_api":true,"session_meta_api":true}}"#,
+            r#""dealer":{"features":{"progressive_call_results":true,"call_timeout":true,"call_canceling":true,"caller_identification":true,"pattern_based_registration":true,"shared_registration":true,"registration_meta_api":true,"session_meta_api":true}}"#,
+        ] {
+            assert!(roles.contains(feature), "{roles}");
+        }
+        assert_eq!(h.router.figures().sessions, 1);
+    }
+
+    #[test]
+    fn hello_to_an_unknown_realm_is_aborted_no_such_realm() {
+        let mut h = Harness::new(config());
+        let key = h.connect(Serializer::Json, "alice");
+        let out = h.send(key, r#"[1,"nope",{"roles":{"caller":{}}}]"#);
+        assert_eq!(
+            out,
+            vec![
+                Out::To(
+                    key,
+                    testing::parse(
+                        r#"[3,{"message":"no realm \"nope\" exists on this router"},"wamp.error.no_such_realm"]"#
+                    )
+                ),
+                Out::Close(key, 1000, "wamp.error.no_such_realm".into()),
+            ]
+        );
+        assert!(
+            h.send(key, r#"[1,"realm1",{"roles":{"caller":{}}}]"#)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn hello_over_max_sessions_is_aborted() {
+        let mut h = Harness::new(RouterConfig {
+            max_sessions: 1,
+            ..config()
+        });
+        h.join("a");
+        let key = h.connect(Serializer::Json, "b");
+        let out = h.send(key, r#"[1,"realm1",{"roles":{"caller":{}}}]"#);
+        assert_eq!(
+            to(&out, key),
+            vec![
+                r#"[3,{"message":"the router has 1 sessions, the most allowed"},"wamp.error.not_authorized"]"#
+            ]
+        );
+        assert!(out.contains(&Out::Close(key, 1000, TOO_MANY_SESSIONS.into())));
+    }
+
+    fn assert_violation(out: &[Out], key: Key, text: &str) {
+        assert_eq!(
+            to(out, key),
+            vec![format!(
+                r#"[3,{{"message":"{text}"}},"wamp.error.protocol_violation"]"#
+            )]
+        );
+        assert_eq!(
+            out.last(),
+            Some(&Out::Close(key, 1002, PROTOCOL_VIOLATION.into()))
+        );
+    }
+
+    #[test]
+    fn message_before_hello_is_a_protocol_violation() {
+        let mut h = Harness::new(config());
+        let key = h.connect(Serializer::Json, "alice");
+        let out = h.send(key, r#"[32,1,{},"a.b"]"#);
+        assert_violation(
+            &out,
+            key,
+            "SUBSCRIBE received before the session was established",
+        );
+        assert!(
+            h.send(key, r#"[1,"realm1",{"roles":{"caller":{}}}]"#)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn hello_without_roles_is_a_protocol_violation() {
+        let mut h = Harness::new(config());
+        let key = h.connect(Serializer::Json, "alice");
+        let out = h.send(key, r#"[1,"realm1",{}]"#);
+        assert_violation(&out, key, "HELLO: invalid type or value for 'roles'");
+    }
+
+    #[test]
+    fn second_hello_is_a_protocol_violation_and_the_session_leaves() {
+        let mut h = Harness::new(config());
+        let (key, _) = h.join("alice");
+        let out = h.send(key, r#"[1,"realm1",{"roles":{"caller":{}}}]"#);
+        assert_violation(
+            &out,
+            key,
+            "HELLO received after the session was established",
+        );
+        assert_eq!(h.router.figures().sessions, 0);
+    }
+
+    #[test]
+    fn messages_only_a_router_sends_are_protocol_violations() {
+        for (text, name) in [
+            (r#"[36,1,2,{}]"#, "EVENT"),
+            (r#"[2,1,{}]"#, "WELCOME"),
+            (r#"[50,1,{}]"#, "RESULT"),
+            (r#"[4,"ticket",{}]"#, "CHALLENGE"),
+        ] {
+            let mut h = Harness::new(config());
+            let (key, _) = h.join("alice");
+            let out = h.send(key, text);
+            assert_violation(
+                &out,
+                key,
+                &format!("{name} is not a message a router accepts"),
+            );
+        }
+    }
+
+    #[test]
+    fn error_for_anything_but_an_invocation_is_a_protocol_violation() {
+        let mut h = Harness::new(config());
+        let (key, _) = h.join("alice");
+        let out = h.send(key, r#"[8,48,1,{},"x.y"]"#);
+        assert_violation(&out, key, "ERROR for a CALL request");
+    }
+
+    #[test]
+    fn undecodable_bytes_are_a_protocol_violation() {
+        let mut h = Harness::new(config());
+        let (key, _) = h.join("alice");
+        let out = h.send_bytes(key, b"[99]");
+        assert_violation(&out, key, "undecodable message: unknown message type 99");
+        let key = h.connect(Serializer::Json, "bob");
+        let out = h.send_bytes(key, b"{");
+        let [Out::To(_, Message::Abort { reason, .. }), Out::Close(..)] = out.as_slice() else {
+            panic!("{out:?}");
+        };
+        assert_eq!(reason, PROTOCOL_VIOLATION);
+    }
+
+    #[test]
+    fn too_deep_a_message_is_a_protocol_violation() {
+        let mut h = Harness::new(RouterConfig {
+            max_depth: 5,
+            ..config()
+        });
+        let (key, _) = h.join_as(Serializer::Json, "realm1", "alice");
+        let out = h.send(key, r#"[16,1,{},"a.b",[[[[[1]]]]]]"#);
+        assert!(
+            matches!(out.first(), Some(Out::To(_, Message::Abort { .. }))),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn goodbye_is_answered_goodbye_and_out_and_closed() {
+        let mut h = Harness::new(config());
+        let (key, _) = h.join("alice");
+        let out = h.send(key, r#"[6,{},"wamp.close.close_realm"]"#);
+        assert_eq!(
+            out,
+            vec![
+                Out::To(
+                    key,
+                    testing::parse(r#"[6,{},"wamp.close.goodbye_and_out"]"#)
+                ),
+                Out::Close(key, 1000, "wamp.close.goodbye_and_out".into()),
+            ]
+        );
+        assert_eq!(h.router.figures().sessions, 0);
+        assert!(h.send(key, r#"[32,1,{},"a.b"]"#).is_empty());
+        assert!(h.gone(Peer::Client(key)).is_empty());
+    }
+
+    #[test]
+    fn client_abort_ends_the_session_without_reply() {
+        let mut h = Harness::new(config());
+        let (key, _) = h.join("alice");
+        let out = h.send(key, r#"[3,{},"wamp.close.system_shutdown"]"#);
+        assert_eq!(out, vec![Out::Close(key, 1000, "wamp.close.abort".into())]);
+        assert_eq!(h.router.figures().sessions, 0);
+    }
+
+    #[test]
+    fn gone_ends_the_session_and_frees_its_place() {
+        let mut h = Harness::new(RouterConfig {
+            max_sessions: 1,
+            ..config()
+        });
+        let (key, _) = h.join("alice");
+        h.gone(Peer::Client(key));
+        assert_eq!(h.router.figures(), RouterFigures::default());
+        h.join("bob");
+        assert!(h.send(key, r#"[32,1,{},"a.b"]"#).is_empty());
+    }
+
+    #[test]
+    fn session_ids_differ_and_every_realm_is_separate() {
+        let mut h = Harness::new(config());
+        let (_, a) = h.join_as(Serializer::Json, "realm1", "a");
+        let (_, b) = h.join_as(Serializer::MsgPack, "realm2", "b");
+        let (_, c) = h.join_as(Serializer::Cbor, "realm1", "c");
+        assert!(a != b && b != c && a != c);
+        assert_eq!(h.router.figures().sessions, 3);
+    }
+
+    #[test]
+    fn backend_session_is_made_on_first_use() {
+        let mut h = Harness::new(config());
+        let control = h.key();
+        let out = h.backend(control, r#"[32,7,{},"a.b"]"#);
+        let [Out::Control(key, Message::Subscribed { request: 7, .. })] = out.as_slice() else {
+            panic!("{out:?}");
+        };
+        assert_eq!(*key, control);
+        assert_eq!(h.router.figures().sessions, 1);
+        h.gone(Peer::Control(control));
+        assert_eq!(h.router.figures(), RouterFigures::default());
+    }
+
+    #[test]
+    fn wamp_off_drops_everything() {
+        let mut h = Harness::new(RouterConfig {
+            realms: Vec::new(),
+            ..config()
+        });
+        assert!(!h.router.enabled());
+        let control = h.key();
+        assert!(h.backend(control, r#"[32,7,{},"a.b"]"#).is_empty());
+        let mut out = Vec::new();
+        assert_eq!(
+            h.router
+                .publish_from_plain("a.b", &Dict::new(), Payload::default(), h.now, &mut out),
+            0
+        );
+        assert!(out.is_empty());
     }
 }

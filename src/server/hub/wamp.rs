@@ -9,7 +9,8 @@ use super::*;
 use crate::config::Wamp;
 use crate::control::event::EventKind;
 use crate::control::wamp::encode_frame;
-use crate::router::{Action, Peer, RouterConfig, Transport, plain};
+use crate::router::meta::KILLED;
+use crate::router::{Action, CLOSE_PROTOCOL_ERROR, Peer, RouterConfig, Transport, plain};
 use crate::server::conn::{App, Audience};
 use crate::wamp::{Dict, Message, Serializer};
 
@@ -140,7 +141,13 @@ impl Hub {
                 self.events.send(to, Rc::from(frame));
             }
             Action::Close { to, code, reason } => {
-                self.end_session(to, code, &reason, DisconnectCause::Protocol, settings, now);
+                // The `disconnected` event's why: who ended the session.
+                let cause = match (code, reason.as_str()) {
+                    (CLOSE_PROTOCOL_ERROR, _) => DisconnectCause::Protocol,
+                    (_, KILLED) => DisconnectCause::Kicked,
+                    _ => DisconnectCause::Client,
+                };
+                self.end_session(to, code, &reason, cause, settings, now);
             }
             Action::Plain {
                 topic,

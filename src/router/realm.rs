@@ -1,0 +1,561 @@
+//! A realm: its sessions, its broker and dealer, and the handling of what an established
+//! session sends. WAMP v2, "Realms": "A Router ... MUST route messages only within a realm".
+//!
+//! `Ctx` carries what one step of the router needs besides the realm (config, id sources,
+//! the time, the action list), so a handler borrows the realm mutably and the rest alongside.
+
+use std::rc::Rc;
+use std::time::{Instant, SystemTime};
+
+use crate::router::broker::{Broker, Disclosure, Member, Publication, Retained};
+use crate::router::dealer::Dealer;
+use crate::router::error::{Refusal, Violation};
+use crate::router::ids::{GlobalIds, SequentialIds};
+use crate::router::options::{PublishOptions, SubscribeOptions};
+use crate::router::session::{Link, Session};
+use crate::router::uri::{self, Match};
+use crate::router::{Action, RouterConfig};
+use crate::server::slab::Key;
+use crate::wamp::{Dict, Message, MessageType, Payload, Value};
+
+/// One step's context.
+pub struct Ctx<'a> {
+    pub config: &'a RouterConfig,
+    pub global_ids: &'a mut GlobalIds,
+    /// Subscription and registration ids (router scope).
+    pub router_ids: &'a mut SequentialIds,
+    pub now: Instant,
+    /// The wall clock at `now`, for `created` timestamps.
+    pub wall_now: SystemTime,
+    pub out: &'a mut Vec<Action>,
+    /// Clients this step closed (killed through the meta API): the router moves them to
+    /// `Phase::Closing`.
+    pub closed: Vec<Key>,
+    /// The realm is the backend realm: its publications go to the plain side too.
+    pub backend_realm: bool,
+}
+
+/// Who publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publisher {
+    /// A session of the realm.
+    Session(u64),
+    /// The plain side (`publish_from_plain`): no session, nothing to exclude.
+    Plain,
+    /// The router itself (meta events).
+    Router,
+}
+
+#[derive(Debug)]
+pub struct Realm {
+    pub name: String,
+    pub sessions: std::collections::HashMap<u64, Session>,
+    pub broker: Broker,
+    pub dealer: Dealer,
+}
+
+/// Serializes `message` for one session.
+pub fn send_via(link: Link, message: Message, out: &mut Vec<Action>) {
+    match link {
+        Link::Client { key, serializer } => out.push(Action::Send {
+            to: vec![key],
+            binary: serializer.is_binary(),
+            bytes: Rc::from(serializer.encode(&message)),
+        }),
+        Link::Backend { key } => out.push(Action::Control { to: key, message }),
+    }
+}
+
+/// `[ERROR, request_type, request, {}, uri, [text]]` for a refusal.
+pub fn refusal_message(request_type: MessageType, request: u64, refusal: &Refusal) -> Message {
+    Message::Error {
+        request_type,
+        request,
+        details: Dict::new(),
+        error: refusal.uri().to_owned(),
+        payload: Payload {
+            args: vec![Value::String(refusal.to_string())],
+            kwargs: Dict::new(),
+        },
+    }
+}
+
+/// ISO 8601 UTC with milliseconds, as autobahn's `utcnow()` (`2024-05-23T13:03:44.123Z`).
+pub fn iso8601(time: SystemTime) -> String {
+    let since_epoch = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since_epoch.as_secs();
+    let millis = since_epoch.subsec_millis();
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+impl Realm {
+    pub fn new(name: String) -> Realm {
+        Realm {
+            name,
+            sessions: std::collections::HashMap::new(),
+            broker: Broker::default(),
+            dealer: Dealer::default(),
+        }
+    }
+
+    /// Sends `message` to session `id` (if it is still here).
+    pub fn send(&self, id: u64, message: Message, out: &mut Vec<Action>) {
+        if let Some(session) = self.sessions.get(&id) {
+            send_via(session.link, message, out);
+        }
+    }
+
+    fn refuse(
+        &self,
+        id: u64,
+        request_type: MessageType,
+        request: u64,
+        refusal: &Refusal,
+        out: &mut Vec<Action>,
+    ) {
+        self.send(id, refusal_message(request_type, request, refusal), out);
+    }
+
+    /// A message from established session `id`. HELLO, GOODBYE and ABORT are the router's.
+    pub fn handle(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        id: u64,
+        message: Message,
+    ) -> Result<(), Violation> {
+        match message {
+            Message::Publish {
+                request,
+                options,
+                topic,
+                payload,
+            } => self.on_publish(ctx, id, request, &options, topic, payload),
+            Message::Subscribe {
+                request,
+                options,
+                topic,
+            } => self.on_subscribe(ctx, id, request, &options, &topic),
+            Message::Unsubscribe {
+                request,
+                subscription,
+            } => {
+                self.on_unsubscribe(ctx, id, request, subscription);
+                Ok(())
+            }
+            Message::Register {
+                request,
+                options,
+                procedure,
+            } => self.on_register(ctx, id, request, &options, &procedure),
+            Message::Unregister {
+                request,
+                registration,
+            } => {
+                self.on_unregister(ctx, id, request, registration);
+                Ok(())
+            }
+            Message::Call {
+                request,
+                options,
+                procedure,
+                payload,
+            } => self.on_call(ctx, id, request, &options, procedure, payload),
+            Message::Cancel { request, options } => self.on_cancel(ctx, id, request, &options),
+            Message::Yield {
+                request,
+                options,
+                payload,
+            } => self.on_yield(ctx, id, request, &options, payload),
+            Message::Error {
+                request_type: MessageType::Invocation,
+                request,
+                details: _,
+                error,
+                payload,
+            } => {
+                self.on_invocation_error(ctx, id, request, error, payload);
+                Ok(())
+            }
+            Message::Error { request_type, .. } => {
+                Err(Violation::ErrorForRequestType { request_type })
+            }
+            other @ (Message::Hello { .. }
+            | Message::Welcome { .. }
+            | Message::Abort { .. }
+            | Message::Challenge { .. }
+            | Message::Authenticate { .. }
+            | Message::Goodbye { .. }
+            | Message::Published { .. }
+            | Message::Subscribed { .. }
+            | Message::Unsubscribed { .. }
+            | Message::Event { .. }
+            | Message::Result { .. }
+            | Message::Registered { .. }
+            | Message::Unregistered { .. }
+            | Message::Invocation { .. }
+            | Message::Interrupt { .. }) => Err(Violation::NotForRouter {
+                message: other.message_type().name(),
+            }),
+        }
+    }
+
+    /// Adds an established session; the caller sent WELCOME. Publishes `wamp.session.on_join`
+    /// for sessions the meta API shows.
+    pub fn join(&mut self, ctx: &mut Ctx<'_>, session: Session) {
+        let id = session.id;
+        let visible = !session.is_backend();
+        self.sessions.insert(id, session);
+        if visible && let Some(details) = self.session_details(id) {
+            self.meta_event(ctx, "wamp.session.on_join", vec![Value::Dict(details)]);
+        }
+    }
+
+    /// Session `id` leaves: its calls are failed or interrupted, its subscriptions and
+    /// registrations go; then the meta events, which it no longer receives (Crossbar
+    /// `session.py` clears the session id "so that we don't publish to ourselves").
+    pub fn leave(&mut self, ctx: &mut Ctx<'_>, id: u64) {
+        let Some(session) = self.sessions.get(&id) else {
+            return;
+        };
+        let link = session.link;
+        let visible = !session.is_backend();
+        let subscriptions = session.subscriptions.clone();
+        let registrations = session.registrations.clone();
+        self.dealer_session_gone(ctx, id);
+        let mut events: Vec<(&'static str, u64)> = Vec::new();
+        for subscription in subscriptions {
+            // Crossbar: meta events "but not for the meta API itself!".
+            let meta = self
+                .broker
+                .get(subscription)
+                .is_some_and(|s| s.uri.starts_with("wamp."));
+            if let Some(deleted) = self.broker.unsubscribe(subscription, id, &link)
+                && !meta
+            {
+                events.push(("wamp.subscription.on_unsubscribe", subscription));
+                if deleted {
+                    events.push(("wamp.subscription.on_delete", subscription));
+                }
+            }
+        }
+        for registration in registrations {
+            let meta = self
+                .dealer
+                .get(registration)
+                .is_some_and(|r| r.uri.starts_with("wamp."));
+            if let Some(deleted) = self.dealer.unregister(registration, id)
+                && !meta
+            {
+                events.push(("wamp.registration.on_unregister", registration));
+                if deleted {
+                    events.push(("wamp.registration.on_delete", registration));
+                }
+            }
+        }
+        self.sessions.remove(&id);
+        // Crossbar publishes on_leave first (`session.py` `onLeave`, `onMessage` for GOODBYE)
+        // and the subscription/registration events after (`callLater(0, ..)` in
+        // `broker.py`/`dealer.py` `detach`); its on_leave carries the session id alone.
+        if visible {
+            self.meta_event(ctx, "wamp.session.on_leave", vec![Value::from(id)]);
+        }
+        for (topic, object) in events {
+            self.meta_event(ctx, topic, vec![Value::from(id), Value::from(object)]);
+        }
+    }
+
+    fn on_subscribe(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        id: u64,
+        request: u64,
+        options: &Dict,
+        topic: &str,
+    ) -> Result<(), Violation> {
+        let options = SubscribeOptions::parse(options)?;
+        let Some(session) = self.sessions.get(&id) else {
+            return Ok(());
+        };
+        if let Err(error) = uri::check(topic, options.policy, ctx.config.strict_uris) {
+            let refusal = Refusal::InvalidUri {
+                uri: topic.to_owned(),
+                error,
+            };
+            self.refuse(id, MessageType::Subscribe, request, &refusal, ctx.out);
+            return Ok(());
+        }
+        let already = self
+            .broker
+            .lookup(topic, options.policy)
+            .is_some_and(|subscription| subscription.subscribers().any(|s| s == id));
+        if !already && session.subscriptions.len() >= ctx.config.max_subscriptions_per_session {
+            let refusal = Refusal::TooManySubscriptions {
+                max: ctx.config.max_subscriptions_per_session,
+            };
+            self.refuse(id, MessageType::Subscribe, request, &refusal, ctx.out);
+            return Ok(());
+        }
+        let link = session.link;
+        let member = Member {
+            session: id,
+            authid: Rc::clone(&session.authid),
+            authrole: Rc::clone(&session.authrole),
+        };
+        let wall_now = ctx.wall_now;
+        let subscribed =
+            self.broker
+                .subscribe(topic, options.policy, &link, member, ctx.router_ids, || {
+                    iso8601(wall_now)
+                });
+        if subscribed.added
+            && let Some(session) = self.sessions.get_mut(&id)
+        {
+            session.subscriptions.push(subscribed.id);
+        }
+        self.send(
+            id,
+            Message::Subscribed {
+                request,
+                subscription: subscribed.id,
+            },
+            ctx.out,
+        );
+        // WAMP v2 advanced, "Event Retention": "the Broker MUST send the retained event ...
+        // when the Subscriber's `get_retained` option is true"; Crossbar keeps it on the
+        // exact-match observation of the topic, so pattern subscriptions get none.
+        if options.get_retained
+            && options.policy == Match::Exact
+            && let Some(retained) = self.broker.retained(topic)
+            && retained
+                .audience
+                .admits(id, &self.session_authid(id), &self.session_authrole(id))
+        {
+            let mut details = Dict::new();
+            crate::router::broker::disclose(&mut details, retained.publisher.as_ref());
+            details.insert("retained", Value::Bool(true));
+            let message = Message::Event {
+                subscription: subscribed.id,
+                publication: ctx.global_ids.next_id(),
+                details,
+                payload: retained.payload.clone(),
+            };
+            self.send(id, message, ctx.out);
+        }
+        // Crossbar `broker.py` `processSubscribe`: on_create when the subscription is new,
+        // on_subscribe when the session is; none for `wamp.` topics; after SUBSCRIBED.
+        if !topic.starts_with("wamp.") {
+            if subscribed.created
+                && let Some(details) = self.subscription_details(subscribed.id)
+            {
+                self.meta_event(
+                    ctx,
+                    "wamp.subscription.on_create",
+                    vec![Value::from(id), Value::Dict(details)],
+                );
+            }
+            if subscribed.added {
+                self.meta_event(
+                    ctx,
+                    "wamp.subscription.on_subscribe",
+                    vec![Value::from(id), Value::from(subscribed.id)],
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn session_authid(&self, id: u64) -> Rc<str> {
+        self.sessions
+            .get(&id)
+            .map_or_else(|| Rc::from(""), |session| Rc::clone(&session.authid))
+    }
+
+    fn session_authrole(&self, id: u64) -> Rc<str> {
+        self.sessions
+            .get(&id)
+            .map_or_else(|| Rc::from(""), |session| Rc::clone(&session.authrole))
+    }
+
+    fn on_unsubscribe(&mut self, ctx: &mut Ctx<'_>, id: u64, request: u64, subscription: u64) {
+        let Some(session) = self.sessions.get(&id) else {
+            return;
+        };
+        let link = session.link;
+        let uri = self.broker.get(subscription).map(|s| s.uri.clone());
+        match self.broker.unsubscribe(subscription, id, &link) {
+            None => {
+                let refusal = Refusal::NoSuchSubscription { subscription };
+                self.refuse(id, MessageType::Unsubscribe, request, &refusal, ctx.out);
+            }
+            Some(deleted) => {
+                if let Some(session) = self.sessions.get_mut(&id) {
+                    session.subscriptions.retain(|&s| s != subscription);
+                }
+                self.send(id, Message::Unsubscribed { request }, ctx.out);
+                if uri.is_some_and(|uri| !uri.starts_with("wamp.")) {
+                    self.meta_event(
+                        ctx,
+                        "wamp.subscription.on_unsubscribe",
+                        vec![Value::from(id), Value::from(subscription)],
+                    );
+                    if deleted {
+                        self.meta_event(
+                            ctx,
+                            "wamp.subscription.on_delete",
+                            vec![Value::from(id), Value::from(subscription)],
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_publish(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        id: u64,
+        request: u64,
+        options: &Dict,
+        topic: String,
+        payload: Payload,
+    ) -> Result<(), Violation> {
+        let options = PublishOptions::parse(options)?;
+        let Some(session) = self.sessions.get(&id) else {
+            return Ok(());
+        };
+        // Crossbar `broker.py` `processPublish` answers a refused PUBLISH only when it asked
+        // for acknowledgement: "if publish.acknowledge: reply = message.Error(..)".
+        let refusal = match uri::check(&topic, Match::Exact, ctx.config.strict_uris) {
+            Err(error) => Some(Refusal::InvalidUri {
+                uri: topic.clone(),
+                error,
+            }),
+            Ok(()) if topic.starts_with("wamp.") && !session.is_backend() => {
+                Some(Refusal::RestrictedUri { uri: topic.clone() })
+            }
+            Ok(()) => None,
+        };
+        if let Some(refusal) = refusal {
+            if options.acknowledge {
+                self.refuse(id, MessageType::Publish, request, &refusal, ctx.out);
+            }
+            return Ok(());
+        }
+        let publication = ctx.global_ids.next_id();
+        if options.acknowledge {
+            // Crossbar `broker.py`: "send publish acknowledge before dispatching".
+            let published = Message::Published {
+                request,
+                publication,
+            };
+            self.send(id, published, ctx.out);
+        }
+        self.publish(
+            ctx,
+            publication,
+            Publisher::Session(id),
+            &topic,
+            &options,
+            payload,
+        );
+        Ok(())
+    }
+
+    /// Fans out publication `publication`, which the caller checked. Publications of the
+    /// backend realm also go to the plain side, except the router's own meta events and
+    /// what came from the plain side.
+    pub fn publish(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        publication: u64,
+        publisher: Publisher,
+        topic: &str,
+        options: &PublishOptions,
+        payload: Payload,
+    ) {
+        let session = match publisher {
+            Publisher::Session(id) => self.sessions.get(&id),
+            Publisher::Plain | Publisher::Router => None,
+        };
+        let disclosure = session.map(|session| Disclosure {
+            session: session.id,
+            authid: Rc::clone(&session.authid),
+            authrole: Rc::clone(&session.authrole),
+        });
+        // WAMP v2 advanced, "Publisher Identification": disclosed on request, and by the
+        // broker's own rule; Crossbar discloses `trusted` sessions always (`router.py`
+        // `authorize`: auto_disclose_trusted).
+        let disclosed = disclosure
+            .clone()
+            .filter(|_| options.disclose_me || session.is_some_and(Session::is_backend));
+        let publisher_authid = disclosure
+            .as_ref()
+            .map_or_else(String::new, |d| d.authid.to_string());
+        let exclude_session = match publisher {
+            Publisher::Session(id) if options.exclude_me => Some(id),
+            Publisher::Session(_) | Publisher::Plain | Publisher::Router => None,
+        };
+        if options.retain {
+            let retained = Retained {
+                payload: payload.clone(),
+                publisher: disclosed.clone(),
+                audience: options.audience.clone(),
+            };
+            if !self.broker.retain(topic, retained, ctx.config.max_retained) {
+                log::debug!(realm = self.name, topic = topic, max = ctx.config.max_retained; "retained event dropped: too many retaining topics");
+            }
+        }
+        let payload = self.broker.dispatch(
+            &Publication {
+                id: publication,
+                topic,
+                publisher: disclosed.as_ref(),
+                exclude_session,
+                audience: &options.audience,
+            },
+            payload,
+            ctx.out,
+        );
+        if ctx.backend_realm && matches!(publisher, Publisher::Session(_)) {
+            ctx.out.push(Action::Plain {
+                topic: topic.to_owned(),
+                payload,
+                publisher_authid,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn iso8601_matches_autobahn() {
+        let time = SystemTime::UNIX_EPOCH + Duration::from_millis(1_400_850_224_123);
+        assert_eq!(iso8601(time), "2014-05-23T13:03:44.123Z");
+        assert_eq!(iso8601(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(iso8601(leap), "2000-02-29T00:00:00.000Z");
+    }
+}

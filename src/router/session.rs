@@ -1,0 +1,118 @@
+//! Sessions: what the router knows of a peer.
+//!
+//! A WebSocket client goes through `Phase`:
+//!
+//! ```text
+//! open() -> Establishing --HELLO, realm known, room--> Established --GOODBYE/ABORT--> Closing
+//!              |  HELLO to an unknown realm, over max_sessions, anything else, bad bytes  ^
+//!              +-------------------------------- ABORT + Close ---------------------------+
+//!                              Established --protocol violation, kill--> Closing
+//! gone() removes the client in any phase.
+//! ```
+//!
+//! WAMP v2, "Session Establishment": "the first message sent MUST be `HELLO`"; a router
+//! answers with `WELCOME` or `ABORT`. In `Closing` the router has sent its last message
+//! (ABORT or GOODBYE) and asked the hub to close; WAMP v2, "Protocol errors": nothing more is
+//! processed ("without waiting for or processing any messages subsequently received").
+//!
+//! A control connection gets a backend `Session` on its first message, in the backend realm,
+//! and keeps it until `gone()`. An established session's data lives in its realm (`Session`),
+//! keyed by its id.
+
+use std::rc::Rc;
+
+use crate::router::options::PeerFeatures;
+use crate::server::slab::Key;
+use crate::wamp::Serializer;
+
+/// Where a WebSocket client is in its WAMP life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// Subprotocol chosen; awaiting HELLO.
+    Establishing {
+        serializer: Serializer,
+        authid: String,
+    },
+    /// WELCOME sent; the session is `realms[realm].sessions[session]`.
+    Established {
+        realm: usize,
+        session: u64,
+        serializer: Serializer,
+    },
+    /// ABORT or GOODBYE sent and Close asked for; everything received is dropped.
+    Closing,
+}
+
+/// How the router reaches a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    Client { key: Key, serializer: Serializer },
+    Backend { key: Key },
+}
+
+/// The authrole of backend sessions: Crossbar's router-internal sessions are `trusted`
+/// (`crossbar/router/router.py` `RESERVED_ROLES`); they may use `wamp.` URIs, are always
+/// disclosed as publisher or caller (`router.py` `authorize`: `auto_disclose_trusted`), and
+/// are hidden from the session meta API (`service.py` `is_restricted_session`).
+pub const BACKEND_AUTHROLE: &str = "trusted";
+/// The authid of backend sessions.
+pub const BACKEND_AUTHID: &str = "backend";
+
+/// An established session.
+#[derive(Debug)]
+pub struct Session {
+    pub id: u64,
+    pub link: Link,
+    pub authid: Rc<str>,
+    pub authrole: Rc<str>,
+    pub features: PeerFeatures,
+    /// Subscription ids, each once.
+    pub subscriptions: Vec<u64>,
+    /// Registration ids, each once.
+    pub registrations: Vec<u64>,
+    /// Calls this session made that wait for their result.
+    pub calls_as_caller: usize,
+    /// Invocations sent to this session that wait for its YIELD or ERROR.
+    pub calls_as_callee: usize,
+    /// INVOCATION request ids (session scope).
+    pub invocation_ids: crate::router::ids::SequentialIds,
+}
+
+impl Session {
+    pub fn new(
+        id: u64,
+        link: Link,
+        authid: Rc<str>,
+        authrole: Rc<str>,
+        features: PeerFeatures,
+    ) -> Session {
+        Session {
+            id,
+            link,
+            authid,
+            authrole,
+            features,
+            subscriptions: Vec::new(),
+            registrations: Vec::new(),
+            calls_as_caller: 0,
+            calls_as_callee: 0,
+            invocation_ids: crate::router::ids::SequentialIds::new(),
+        }
+    }
+
+    pub fn is_backend(&self) -> bool {
+        matches!(self.link, Link::Backend { .. })
+    }
+
+    /// WAMP v2, "Session Meta API" / Crossbar `SessionDetails.marshal()`.
+    pub fn serializer_name(&self) -> Option<&'static str> {
+        match self.link {
+            Link::Client { serializer, .. } => Some(match serializer {
+                Serializer::Json => "json",
+                Serializer::MsgPack => "msgpack",
+                Serializer::Cbor => "cbor",
+            }),
+            Link::Backend { .. } => None,
+        }
+    }
+}

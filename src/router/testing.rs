@@ -1,0 +1,193 @@
+//! Test harness: drives a `Router` with JSON text as clients and the backend would send it,
+//! and decodes what it asks the hub to do.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::router::ids::GlobalIds;
+use crate::router::{Action, Peer, Router, RouterConfig, Transport};
+use crate::server::slab::{Key, Slab};
+use crate::wamp::{Message, Payload, Serializer};
+
+pub fn config() -> RouterConfig {
+    RouterConfig {
+        realms: vec!["realm1".to_owned(), "realm2".to_owned()],
+        authrole: "user".to_owned(),
+        strict_uris: false,
+        max_sessions: 100,
+        max_subscriptions_per_session: 10,
+        max_registrations_per_session: 10,
+        max_pending_calls_per_session: 10,
+        max_pending_calls_per_callee: 10,
+        max_depth: 32,
+        max_retained: 10,
+        call_timeout: None,
+    }
+}
+
+/// One thing the router asked for, per recipient.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Out {
+    To(Key, Message),
+    Control(Key, Message),
+    Close(Key, u16, String),
+    Plain {
+        topic: String,
+        payload: Payload,
+        publisher_authid: String,
+    },
+}
+
+/// The message as compact JSON, for readable assertions.
+pub fn json(message: &Message) -> String {
+    String::from_utf8(Serializer::Json.encode(message)).unwrap()
+}
+
+pub fn parse(text: &str) -> Message {
+    Serializer::Json
+        .decode(text.as_bytes(), 64)
+        .unwrap_or_else(|error| panic!("{text}: {error}"))
+}
+
+pub struct Harness {
+    pub router: Router,
+    slab: Slab<()>,
+    pub now: Instant,
+    serializers: HashMap<Key, Serializer>,
+}
+
+/// A HELLO announcing every role, the callee with call canceling.
+pub const HELLO_FEATURES: &str = r#"{"roles":{"caller":{},"callee":{"features":{"call_canceling":true}},"publisher":{},"subscriber":{}}}"#;
+
+impl Harness {
+    pub fn new(config: RouterConfig) -> Harness {
+        Harness {
+            router: Router::with_ids(config, GlobalIds::seeded(1)),
+            slab: Slab::default(),
+            now: Instant::now(),
+            serializers: HashMap::new(),
+        }
+    }
+
+    pub fn key(&mut self) -> Key {
+        self.slab.insert(()).unwrap()
+    }
+
+    pub fn connect(&mut self, serializer: Serializer, authid: &str) -> Key {
+        let key = self.key();
+        self.serializers.insert(key, serializer);
+        self.router.open(
+            key,
+            Transport {
+                serializer,
+                authid: authid.to_owned(),
+            },
+            self.now,
+        );
+        key
+    }
+
+    /// A client of `serializer` joined to `realm`: its key and session id (output dropped).
+    pub fn join_as(&mut self, serializer: Serializer, realm: &str, authid: &str) -> (Key, u64) {
+        let key = self.connect(serializer, authid);
+        let out = self.send(key, &format!(r#"[1,"{realm}",{HELLO_FEATURES}]"#));
+        let session = out
+            .iter()
+            .find_map(|out| match out {
+                Out::To(to, Message::Welcome { session, .. }) if *to == key => Some(*session),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no WELCOME in {out:?}"));
+        (key, session)
+    }
+
+    pub fn join(&mut self, authid: &str) -> (Key, u64) {
+        self.join_as(Serializer::Json, "realm1", authid)
+    }
+
+    /// The raw actions for a message from client `key`, given as JSON text (re-encoded for
+    /// clients of other serializers).
+    pub fn send_raw(&mut self, key: Key, text: &str) -> Vec<Action> {
+        let serializer = self
+            .serializers
+            .get(&key)
+            .copied()
+            .unwrap_or(Serializer::Json);
+        let bytes = match serializer {
+            Serializer::Json => text.as_bytes().to_vec(),
+            other => other.encode(&parse(text)),
+        };
+        let mut out = Vec::new();
+        self.router.receive(key, &bytes, self.now, &mut out);
+        out
+    }
+
+    pub fn send(&mut self, key: Key, text: &str) -> Vec<Out> {
+        let actions = self.send_raw(key, text);
+        self.decode(actions)
+    }
+
+    pub fn send_bytes(&mut self, key: Key, bytes: &[u8]) -> Vec<Out> {
+        let mut out = Vec::new();
+        self.router.receive(key, bytes, self.now, &mut out);
+        self.decode(out)
+    }
+
+    pub fn backend(&mut self, key: Key, text: &str) -> Vec<Out> {
+        let mut out = Vec::new();
+        self.router
+            .from_backend(key, parse(text), self.now, &mut out);
+        self.decode(out)
+    }
+
+    pub fn gone(&mut self, peer: Peer) -> Vec<Out> {
+        let mut out = Vec::new();
+        self.router.gone(peer, self.now, &mut out);
+        self.decode(out)
+    }
+
+    pub fn advance(&mut self, by: Duration) -> Vec<Out> {
+        self.now += by;
+        let mut out = Vec::new();
+        self.router.tick(self.now, &mut out);
+        self.decode(out)
+    }
+
+    pub fn decode(&self, actions: Vec<Action>) -> Vec<Out> {
+        let mut decoded = Vec::new();
+        for action in actions {
+            match action {
+                Action::Send { to, binary, bytes } => {
+                    for key in to {
+                        let serializer = self.serializers.get(&key).copied().unwrap();
+                        assert_eq!(binary, serializer.is_binary());
+                        let message = serializer.decode(&bytes, 64).unwrap();
+                        decoded.push(Out::To(key, message));
+                    }
+                }
+                Action::Control { to, message } => decoded.push(Out::Control(to, message)),
+                Action::Close { to, code, reason } => decoded.push(Out::Close(to, code, reason)),
+                Action::Plain {
+                    topic,
+                    payload,
+                    publisher_authid,
+                } => decoded.push(Out::Plain {
+                    topic,
+                    payload,
+                    publisher_authid,
+                }),
+            }
+        }
+        decoded
+    }
+}
+
+/// The messages to `key`, as JSON.
+pub fn to(out: &[Out], key: Key) -> Vec<String> {
+    out.iter()
+        .filter_map(|out| match out {
+            Out::To(to, message) | Out::Control(to, message) if *to == key => Some(json(message)),
+            _ => None,
+        })
+        .collect()
+}
