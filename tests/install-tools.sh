@@ -2,11 +2,13 @@
 # Installs the third-party WebSocket clients that tests/real_clients.rs runs against wson,
 # and the tools other tests observe wson with:
 #   - Debian's chromium (headless browser)          -> /usr/bin/chromium
-#   - Python websockets and websocket-client         -> tests/clients/.venv
-#   - Node ws                                        -> tests/clients/node_modules
+#   - Python websockets, websocket-client and autobahn (WAMP) -> tests/clients/.venv
+#   - Crossbar.io, the reference WAMP router (tests/wamp_parity.rs) -> tests/clients/.crossbar-venv
+#   - Node ws, autobahn, autobahn-browser and wampy  -> tests/clients/node_modules
 #   - iproute2's ss (tests/sockets.rs reads the accept queue lengths) -> ss on PATH
 #   - php-cli (tests/readme.rs runs README's PHP, tests/demo.rs the demo) -> php on PATH
-# Versions are pinned in tests/clients/requirements.txt and tests/clients/package-lock.json.
+# Versions are pinned in tests/clients/requirements.txt, tests/clients/requirements-crossbar.txt
+# and tests/clients/package-lock.json.
 #
 # Idempotent and quick when everything is in place: each step checks first and installs only
 # what is missing or whose pin file changed (a hash of it is kept beside the install).
@@ -53,13 +55,19 @@ else
     apt_install php-cli
 fi
 
-# --- Python clients ---------------------------------------------------------------------------
-want="$(sha "$clients/requirements.txt")"
-have="$(cat "$venv/requirements.sha256" 2>/dev/null || true)"
-if [ -x "$venv/bin/python" ] && [ "$want" = "$have" ]; then
-    log "python clients: present"
-else
-    log "python clients: installing into $venv"
+# --- Python clients and Crossbar.io -------------------------------------------------------------
+# A venv from a pin file, rebuilt when the file changes. Crossbar.io gets its own: it pins many
+# dependencies (Twisted, web3, ...) that the clients have no business sharing.
+python_venv() {
+    local what="$1" venv="$2" pins="$3"
+    local want have python
+    want="$(sha "$pins")"
+    have="$(cat "$venv/requirements.sha256" 2>/dev/null || true)"
+    if [ -x "$venv/bin/python" ] && [ "$want" = "$have" ]; then
+        log "$what: present"
+        return
+    fi
+    log "$what: installing into $venv"
     python="${PYTHON:-python3}"
     rm -rf "$venv"
     if ! "$python" -m venv "$venv" 2>/dev/null; then
@@ -70,9 +78,11 @@ else
         "$python" -m venv "$venv"
     fi
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-        --no-input -r "$clients/requirements.txt"
+        --no-input -r "$pins"
     printf '%s\n' "$want" >"$venv/requirements.sha256"
-fi
+}
+python_venv "python clients" "$venv" "$clients/requirements.txt"
+python_venv "crossbar" "$clients/.crossbar-venv" "$clients/requirements-crossbar.txt"
 
 # --- Node client ------------------------------------------------------------------------------
 want="$(sha "$clients/package-lock.json")"

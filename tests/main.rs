@@ -24,4 +24,6 @@ mod smoke;
 mod sockets;
 mod topics;
 mod users;
+mod wamp_clients;
 mod wamp_control;
+mod wamp_parity;

@@ -830,7 +830,7 @@ mod tests {
         assert_eq!(
             to(&h.send(b, r#"[64,6,{"invoke":"random"},"q"]"#), b),
             vec![
-                r#"[8,64,6,{},"wamp.error.procedure_exists_invocation_policy_conflict",["register for already registered procedure 'q' with conflicting invocation policy (has roundrobin and random was requested)"]]"#
+                r#"[8,64,6,{},"wamp.error.procedure_exists_with_different_invocation_policy",["register for already registered procedure 'q' with conflicting invocation policy (has roundrobin and random was requested)"]]"#
             ]
         );
         assert_eq!(

@@ -139,7 +139,7 @@ impl Refusal {
             Refusal::NoSuchProcedure { .. } => "wamp.error.no_such_procedure",
             Refusal::ProcedureAlreadyExists { .. } => "wamp.error.procedure_already_exists",
             Refusal::InvocationPolicyConflict { .. } => {
-                "wamp.error.procedure_exists_invocation_policy_conflict"
+                "wamp.error.procedure_exists_with_different_invocation_policy"
             }
             // No Crossbar counterpart (it has no such limits); the spec's closest: the
             // session is not allowed more.

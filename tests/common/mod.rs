@@ -8,6 +8,7 @@
 
 mod backend;
 mod scripts;
+pub mod wamp;
 
 pub use backend::*;
 pub use scripts::*;

@@ -1,0 +1,307 @@
+//! WAMP test support: wson configured as a WAMP router, Crossbar.io (the reference router of
+//! `tests/wamp_parity.rs`) started once per test process, and the scenario scripts of
+//! `tests/clients/wamp/` run against either.
+//!
+//! Crossbar.io runs from `tests/clients/.crossbar-venv` (installed by `tests/install-tools.sh`)
+//! with anonymous auth (authrole "user", allowed everything) on a free port, one realm per
+//! scenario so that the tests sharing it stay independent. It is started by a small shell
+//! that holds the read end of a pipe from the test process: when the test process ends, for
+//! whatever reason, the pipe closes and the shell stops Crossbar and removes its folder.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::*;
+
+/// The users whose cookies the scenarios' sessions A, B, C, D send (wson: their authids).
+pub const USERS: [&str; 4] = ["alice", "bob", "carol", "dave"];
+
+/// The Cookie headers of sessions A, B, C, D, as the JSON list the scripts take.
+pub fn cookie_list() -> String {
+    let headers: Vec<String> = USERS
+        .iter()
+        .map(|user| Cookies::fresh(user).header)
+        .collect();
+    serde_json::to_string(&headers).unwrap()
+}
+
+/// wson with WAMP on `realms` (the first is the backend realm) and `extra` config keys.
+pub fn wson_wamp(realms: &[&str], extra: &[(&str, &str)]) -> Server {
+    let realms = serde_json::to_string(realms).unwrap();
+    let mut setup = Setup::new().set("wamp.realms", &realms);
+    for (key, value) in extra {
+        setup = setup.set(key, value);
+    }
+    setup.start()
+}
+
+pub fn wson_url(server: &Server) -> String {
+    format!("ws://{}/", server.tcp())
+}
+
+/// The Python that runs the WAMP scripts (the clients' venv, which has autobahn).
+pub fn wamp_python() -> Option<PathBuf> {
+    python()
+}
+
+/// Runs `script` (in `tests/clients/wamp/`) with `args` and returns the one JSON document it
+/// prints. A script that says more or less, or fails, fails the test with its stderr.
+pub fn run_script(program: &Path, script: &str, args: &[&str]) -> Value {
+    let mut child = Script::spawn(program, &format!("wamp/{script}"), args);
+    let document = child.next();
+    child.finish();
+    document
+}
+
+/// Runs one Python scenario against `url` in `realm` and returns what it observed.
+pub fn py_scenario(url: &str, realm: &str, scenario: &str) -> Value {
+    let python = wamp_python().expect("python clients installed");
+    let cookies = cookie_list();
+    let document = run_script(
+        &python,
+        "py_scenarios.py",
+        &[url, realm, scenario, &cookies],
+    );
+    assert_eq!(document["scenario"], scenario, "{document}");
+    document["observed"].clone()
+}
+
+/// The names of the Python scenarios (`py_scenarios.py --list`).
+pub fn py_scenario_names() -> Vec<String> {
+    let python = wamp_python().expect("python clients installed");
+    let out = Command::new(python)
+        .arg(clients_dir().join("wamp/py_scenarios.py"))
+        .arg("--list")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+// --- Crossbar.io ---------------------------------------------------------------------------
+
+/// A running Crossbar.io node: its WebSocket URL (realms: `realm1` and one per name given to
+/// `crossbar`).
+pub struct Crossbar {
+    pub url: String,
+    pub dir: PathBuf,
+    /// Held, never written: the shell stops Crossbar when this closes (at process exit).
+    _lifeline: Mutex<ChildStdin>,
+    _shell: Mutex<Child>,
+}
+
+impl Crossbar {
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.dir.join("crossbar.log")).unwrap_or_default()
+    }
+}
+
+static CROSSBAR: OnceLock<Result<Crossbar, String>> = OnceLock::new();
+
+pub fn crossbar_bin() -> Option<PathBuf> {
+    let bin = clients_dir().join(".crossbar-venv/bin/crossbar");
+    require(
+        &bin,
+        Some((
+            ".crossbar-venv/requirements.sha256",
+            "requirements-crossbar.txt",
+        )),
+    )
+    .then_some(bin)
+}
+
+/// The shared Crossbar.io node, started on first use with one realm per name in `realms`
+/// (every caller must pass the same list) plus `realm1`. Realm `disclose_me` discloses
+/// callers and publishers: Crossbar ignores the disclose_me option and discloses by role.
+pub fn crossbar(realms: &[String]) -> &'static Crossbar {
+    let started = CROSSBAR.get_or_init(|| start_crossbar(realms));
+    match started {
+        Ok(crossbar) => crossbar,
+        Err(problem) => panic!("Crossbar.io did not start: {problem}"),
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+fn crossbar_config(port: u16, realms: &[String]) -> Value {
+    let role = |disclose: bool| {
+        json!([{
+            "name": "user",
+            "permissions": [{
+                "uri": "", "match": "prefix",
+                "allow": {"call": true, "register": true, "publish": true, "subscribe": true},
+                "disclose": {"caller": disclose, "publisher": disclose},
+                "cache": true
+            }]
+        }])
+    };
+    let mut names = vec!["realm1".to_string()];
+    names.extend(realms.iter().cloned());
+    let realms: Vec<Value> = names
+        .iter()
+        .map(|name| json!({"name": name, "roles": role(name == "disclose_me")}))
+        .collect();
+    json!({
+        "version": 2,
+        "controller": {},
+        "workers": [{
+            "type": "router",
+            "realms": realms,
+            "transports": [{
+                "type": "websocket",
+                "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"},
+                "serializers": ["json", "msgpack", "cbor"],
+                "auth": {"anonymous": {"type": "static", "role": "user"}}
+            }]
+        }]
+    })
+}
+
+fn start_crossbar(realms: &[String]) -> Result<Crossbar, String> {
+    let bin = crossbar_bin().ok_or("crossbar is not installed")?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?.keep();
+    let port = free_port();
+    let config = crossbar_config(port, realms);
+    std::fs::write(dir.join("config.json"), config.to_string()).map_err(|e| e.to_string())?;
+    // `read` returns when the test process's end of the pipe closes; then Crossbar gets
+    // SIGTERM (it stops its router worker itself) and the folder goes.
+    let shell = r#"
+        "$0" start --cbdir "$1" --loglevel warn >"$1/crossbar.log" 2>&1 &
+        pid=$!
+        read -r _
+        kill -TERM "$pid" 2>/dev/null
+        wait "$pid"
+        rm -rf "$1"
+    "#;
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(shell)
+        .arg(&bin)
+        .arg(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run sh: {e}"))?;
+    let lifeline = child.stdin.take().ok_or("no stdin")?;
+    let crossbar = Crossbar {
+        url: format!("ws://127.0.0.1:{port}/"),
+        dir,
+        _lifeline: Mutex::new(lifeline),
+        _shell: Mutex::new(child),
+    };
+    // Crossbar takes a few seconds to boot. It logs at warn level only (at info it logs
+    // every session, which slows it down), so readiness is its transport accepting: the
+    // transport starts after the realms.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(crossbar);
+        }
+        let log = crossbar.log_text();
+        let exited = crossbar._shell.lock().unwrap().try_wait().ok().flatten();
+        if exited.is_some() || log.contains("Traceback") || Instant::now() > deadline {
+            return Err(format!(
+                "its transport did not listen on {port}; its log:\n{log}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+impl Drop for Crossbar {
+    fn drop(&mut self) {
+        if let Ok(mut lifeline) = self._lifeline.lock() {
+            let _ = lifeline.write_all(b"\n");
+        }
+    }
+}
+
+// --- Raw WAMP over the test's own WebSocket client -----------------------------------------
+
+/// A WAMP session by hand over `WsClient` (JSON), for input no WAMP library sends.
+pub struct RawWamp {
+    pub ws: WsClient,
+}
+
+impl RawWamp {
+    /// Upgrades with `user`'s cookies offering `protocol`; the 101 must choose it.
+    pub fn connect(server: &Server, user: &str, protocol: &str) -> RawWamp {
+        let cookies = Cookies::fresh(user);
+        let address = server.tcp();
+        let mut ws = WsClient::raw_tcp(&address);
+        let extra = format!("Sec-WebSocket-Protocol: {protocol}\r\n");
+        if let Err(refusal) = ws.upgrade(&request(&address, &cookies.header, Some(ORIGIN), &extra))
+        {
+            panic!("WAMP upgrade refused: {}", refusal.raw);
+        }
+        let chosen = ws
+            .response
+            .as_ref()
+            .and_then(|r| r.header("Sec-WebSocket-Protocol"));
+        assert_eq!(chosen, Some(protocol), "the 101 must choose {protocol}");
+        RawWamp { ws }
+    }
+
+    /// Connected and joined to `realm` (JSON); returns the WELCOME.
+    pub fn join(server: &Server, user: &str, realm: &str) -> (RawWamp, Value) {
+        let mut raw = RawWamp::connect(server, user, "wamp.2.json");
+        // The features the scenarios use; a callee that does not announce call_canceling
+        // gets no INTERRUPT (as in Crossbar).
+        raw.send(&json!([1, realm, {"roles": {
+            "publisher": {"features": {"publisher_exclusion": true}},
+            "subscriber": {"features": {"pattern_based_subscription": true}},
+            "caller": {"features": {"call_canceling": true, "call_timeout": true,
+                                    "progressive_call_results": true}},
+            "callee": {"features": {"call_canceling": true, "call_timeout": true,
+                                    "progressive_call_results": true}},
+        }}]));
+        let welcome = raw.recv();
+        assert_eq!(welcome[0], 2, "expected WELCOME, got {welcome}");
+        (raw, welcome)
+    }
+
+    pub fn send(&mut self, message: &Value) {
+        self.ws.send_text(&message.to_string());
+    }
+
+    pub fn send_text(&mut self, text: &str) {
+        self.ws.send_text(text);
+    }
+
+    /// The next WAMP message; a Close frame is `["close", code]`, the end of the connection
+    /// `["end"]`, a binary message `["binary", length]`.
+    pub fn recv(&mut self) -> Value {
+        loop {
+            let Some(frame) = self.ws.try_recv() else {
+                return json!(["end"]);
+            };
+            match frame.opcode {
+                frame::OpCode::Text => {
+                    return serde_json::from_slice(&frame.payload)
+                        .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", frame.text()));
+                }
+                frame::OpCode::Close => return json!(["close", frame.close_code()]),
+                // A binary serializer's message (msgpack, cbor), undecoded here.
+                frame::OpCode::Binary => return json!(["binary", frame.payload.len()]),
+                _ => {}
+            }
+        }
+    }
+}
