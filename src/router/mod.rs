@@ -540,6 +540,20 @@ impl Router {
         }
     }
 
+    /// True when a WAMP session of the backend realm is subscribed to a subscription that
+    /// matches `topic`: the plain side converts its payload into WAMP arguments only then.
+    pub fn backend_realm_listens(&self, topic: &str) -> bool {
+        let Some(name) = self.config.realms.first() else {
+            return false;
+        };
+        let Some(realm) = self.realms.iter().find(|realm| realm.name == *name) else {
+            return false;
+        };
+        let mut matched = false;
+        realm.broker.for_each_match(topic, |_| matched = true);
+        matched
+    }
+
     /// The plain side published `payload` to `topic` (control `x`/`X`): WAMP subscribers of
     /// the backend realm get an EVENT. `options` are PUBLISH options (exclude, eligible,
     /// exclude_authid, eligible_authid, retain...). Returns the publication id, 0 when the
