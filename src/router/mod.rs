@@ -612,6 +612,21 @@ impl Router {
         }
     }
 
+    /// wson is stopping: every joined client session gets GOODBYE
+    /// `wamp.close.system_shutdown` (WAMP v2, "Session Close": "The Peer is shutting down
+    /// completely"), queued before the hub closes the connections with 1001.
+    pub fn shut_down(&mut self, out: &mut Vec<Action>) {
+        for (&key, phase) in &self.clients {
+            if let Phase::Established { serializer, .. } = *phase {
+                let goodbye = Message::Goodbye {
+                    details: Dict::new(),
+                    reason: "wamp.close.system_shutdown".to_owned(),
+                };
+                realm::send_via(Link::Client { key, serializer }, goodbye, out);
+            }
+        }
+    }
+
     /// Runs what is due by `now` (call timeouts).
     pub fn tick(&mut self, now: Instant, out: &mut Vec<Action>) {
         for index in 0..self.realms.len() {
