@@ -390,3 +390,14 @@ fn a_python_script_publishes_and_calls_through_the_control_socket() {
     );
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "5");
 }
+
+#[test]
+fn a_stopping_server_says_goodbye_to_wamp_sessions_before_closing() {
+    let mut server = Setup::new().start();
+    let mut wamp = Wamp::join(&server, &Cookies::fresh("alice"));
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(wamp.recv(), json!([6, {}, "wamp.close.system_shutdown"]));
+    wamp.ws.expect_close(1001);
+    wamp.ws.send_close(1001, "");
+    server.wait_exit();
+}

@@ -540,6 +540,20 @@ impl Router {
         }
     }
 
+    /// True when a WAMP session of the backend realm is subscribed to a subscription that
+    /// matches `topic`: the plain side converts its payload into WAMP arguments only then.
+    pub fn backend_realm_listens(&self, topic: &str) -> bool {
+        let Some(name) = self.config.realms.first() else {
+            return false;
+        };
+        let Some(realm) = self.realms.iter().find(|realm| realm.name == *name) else {
+            return false;
+        };
+        let mut matched = false;
+        realm.broker.for_each_match(topic, |_| matched = true);
+        matched
+    }
+
     /// The plain side published `payload` to `topic` (control `x`/`X`): WAMP subscribers of
     /// the backend realm get an EVENT. `options` are PUBLISH options (exclude, eligible,
     /// exclude_authid, eligible_authid, retain...). Returns the publication id, 0 when the
@@ -594,6 +608,21 @@ impl Router {
                 if let Some((realm, session)) = self.backends.remove(&key) {
                     self.with_realm(realm, now, out, |realm, ctx| realm.leave(ctx, session));
                 }
+            }
+        }
+    }
+
+    /// wson is stopping: every joined client session gets GOODBYE
+    /// `wamp.close.system_shutdown` (WAMP v2, "Session Close": "The Peer is shutting down
+    /// completely"), queued before the hub closes the connections with 1001.
+    pub fn shut_down(&mut self, out: &mut Vec<Action>) {
+        for (&key, phase) in &self.clients {
+            if let Phase::Established { serializer, .. } = *phase {
+                let goodbye = Message::Goodbye {
+                    details: Dict::new(),
+                    reason: "wamp.close.system_shutdown".to_owned(),
+                };
+                realm::send_via(Link::Client { key, serializer }, goodbye, out);
             }
         }
     }

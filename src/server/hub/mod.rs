@@ -524,9 +524,11 @@ impl Hub {
         self.expire_authorizations(settings, stats, now);
     }
 
-    /// Sends Close 1001 to every client (the server is stopping); those not yet open are
-    /// dropped.
+    /// Sends Close 1001 to every client (the server is stopping), after a GOODBYE to each
+    /// WAMP session; those not yet open are dropped.
     pub fn shut_down(&mut self, settings: &Settings, stats: &mut Stats, now: Instant) {
+        self.router.shut_down(&mut self.actions);
+        self.settle_router(settings, stats, now);
         for key in self.clients.keys() {
             self.end_session(
                 key,
