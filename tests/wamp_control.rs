@@ -401,3 +401,44 @@ fn a_stopping_server_says_goodbye_to_wamp_sessions_before_closing() {
     wamp.ws.send_close(1001, "");
     server.wait_exit();
 }
+
+#[test]
+fn a_burst_of_publications_reaches_each_subscriber_whole_and_in_order() {
+    let server = Setup::new().start();
+    let mut exact = Wamp::join(&server, &Cookies::fresh("bob"));
+    let exact_id = exact.subscribe(1, json!({}), "news.sport");
+    let mut prefix = Wamp::join(&server, &Cookies::fresh("carol"));
+    let prefix_id = prefix.subscribe(1, json!({"match": "prefix"}), "news");
+    let mut publisher = Wamp::join(&server, &Cookies::fresh("alice"));
+    // One write: the router answers with EVENT after EVENT, batched per subscription.
+    let mut burst = Vec::new();
+    for n in 0..300 {
+        let topic = if n % 3 == 0 {
+            "news.weather"
+        } else {
+            "news.sport"
+        };
+        let message = json!([16, n + 1, {}, topic, [n]]).to_string();
+        burst.extend(wson::ws::frame::encode_masked_frame(
+            true,
+            OpCode::Text,
+            message.as_bytes(),
+            [1, 2, 3, 4],
+        ));
+    }
+    publisher.ws.send_raw(&burst);
+    for n in (0..300).filter(|n| n % 3 != 0) {
+        let event = exact.recv();
+        assert_eq!(
+            (event[1].as_u64(), event[4].clone()),
+            (Some(exact_id), json!([n]))
+        );
+    }
+    for n in 0..300 {
+        let event = prefix.recv();
+        assert_eq!(
+            (event[1].as_u64(), event[4].clone()),
+            (Some(prefix_id), json!([n]))
+        );
+    }
+}

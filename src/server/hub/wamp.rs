@@ -12,7 +12,20 @@ use crate::control::wamp::encode_frame;
 use crate::router::meta::KILLED;
 use crate::router::{Action, CLOSE_PROTOCOL_ERROR, Peer, RouterConfig, Transport, plain};
 use crate::server::conn::{App, Audience};
+use crate::server::outbound::FrameBatch;
 use crate::wamp::{Dict, Message, Serializer};
+use crate::ws::frame::{FrameHeader, encode_header};
+
+/// Appends one unmasked, final WebSocket frame carrying a WAMP message to `chunk`.
+fn push_frame(chunk: &mut Vec<u8>, binary: bool, message: &[u8]) {
+    chunk.extend_from_slice(&encode_header(&FrameHeader {
+        fin: true,
+        opcode: MessageKind::from_binary(binary).opcode(),
+        mask: None,
+        payload_len: message.len() as u64,
+    }));
+    chunk.extend_from_slice(message);
+}
 
 /// The router's settings from `[wamp]`.
 pub fn router_config(wamp: &Wamp) -> RouterConfig {
@@ -103,10 +116,37 @@ impl Hub {
             return false;
         }
         let mut actions = std::mem::take(&mut self.actions);
+        let mut chunk = Vec::new();
         while !actions.is_empty() {
-            for action in actions.drain(..) {
-                self.carry_out(action, settings, stats, now);
+            let mut pending = actions.drain(..).peekable();
+            while let Some(action) = pending.next() {
+                let Action::Send { to, binary, bytes } = action else {
+                    self.carry_out(action, settings, stats, now);
+                    continue;
+                };
+                // A publisher's burst gives one subscription's recipients EVENT after EVENT:
+                // they go out as one shared chunk, as consecutive broadcasts do, so each
+                // recipient queues (and writes) one piece instead of one per message.
+                chunk.clear();
+                push_frame(&mut chunk, binary, &bytes);
+                let mut messages = 1;
+                while let Some(Action::Send {
+                    to: next_to,
+                    binary: next_binary,
+                    bytes: next,
+                }) = pending.peek()
+                {
+                    let room = chunk.len().saturating_add(next.len()) < FrameBatch::MAX_BYTES;
+                    if !room || *next_binary != binary || *next_to != to {
+                        break;
+                    }
+                    push_frame(&mut chunk, binary, next);
+                    messages += 1;
+                    pending.next();
+                }
+                self.send_wamp(&to, &Rc::from(chunk.as_slice()), messages, settings, stats);
             }
+            drop(pending);
             // What carrying out made the router ask (a slow consumer's session leaving).
             std::mem::swap(&mut actions, &mut self.actions);
         }
@@ -115,26 +155,35 @@ impl Hub {
         true
     }
 
+    /// Queues `messages` whole frames, shared as one chunk, to WAMP clients `to`.
+    fn send_wamp(
+        &mut self,
+        to: &[Key],
+        frames: &Rc<[u8]>,
+        messages: usize,
+        settings: &Settings,
+        stats: &mut Stats,
+    ) {
+        let mut recipients = Recipients {
+            clients: &mut self.clients,
+            locks: &mut self.locks,
+            to_flush: &mut self.to_flush,
+        };
+        let (_, overflowed) = recipients.deliver(
+            to,
+            Outgoing::Frames { frames, messages },
+            Audience::Wamp,
+            settings,
+            stats,
+        );
+        self.drop_slow_consumers(overflowed, stats);
+    }
+
     fn carry_out(&mut self, action: Action, settings: &Settings, stats: &mut Stats, now: Instant) {
         match action {
             Action::Send { to, binary, bytes } => {
                 let frame = shared_frame(true, MessageKind::from_binary(binary).opcode(), &bytes);
-                let mut recipients = Recipients {
-                    clients: &mut self.clients,
-                    locks: &mut self.locks,
-                    to_flush: &mut self.to_flush,
-                };
-                let (_, overflowed) = recipients.deliver(
-                    &to,
-                    Outgoing::Frames {
-                        frames: &frame,
-                        messages: 1,
-                    },
-                    Audience::Wamp,
-                    settings,
-                    stats,
-                );
-                self.drop_slow_consumers(overflowed, stats);
+                self.send_wamp(&to, &frame, 1, settings, stats);
             }
             Action::Control { to, message } => {
                 let mut frame = Vec::new();
