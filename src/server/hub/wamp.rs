@@ -117,6 +117,7 @@ impl Hub {
         }
         let mut actions = std::mem::take(&mut self.actions);
         let mut chunk = Vec::new();
+        let mut aside = Vec::new();
         while !actions.is_empty() {
             let mut pending = actions.drain(..).peekable();
             while let Some(action) = pending.next() {
@@ -127,24 +128,37 @@ impl Hub {
                 // A publisher's burst gives one subscription's recipients EVENT after EVENT:
                 // they go out as one shared chunk, as consecutive broadcasts do, so each
                 // recipient queues (and writes) one piece instead of one per message.
+                // What goes to plain clients and control connections between them (each
+                // publication's plain side) concerns other connections: it waits for the chunk.
                 chunk.clear();
                 push_frame(&mut chunk, binary, &bytes);
                 let mut messages = 1;
-                while let Some(Action::Send {
-                    to: next_to,
-                    binary: next_binary,
-                    bytes: next,
-                }) = pending.peek()
-                {
-                    let room = chunk.len().saturating_add(next.len()) < FrameBatch::MAX_BYTES;
-                    if !room || *next_binary != binary || *next_to != to {
-                        break;
+                loop {
+                    match pending.peek() {
+                        Some(Action::Send {
+                            to: next_to,
+                            binary: next_binary,
+                            bytes: next,
+                        }) if *next_binary == binary
+                            && *next_to == to
+                            && chunk.len().saturating_add(next.len()) < FrameBatch::MAX_BYTES =>
+                        {
+                            push_frame(&mut chunk, binary, next);
+                            messages += 1;
+                            pending.next();
+                        }
+                        Some(Action::Plain { .. } | Action::Control { .. }) => {
+                            if let Some(other) = pending.next() {
+                                aside.push(other);
+                            }
+                        }
+                        Some(Action::Send { .. } | Action::Close { .. }) | None => break,
                     }
-                    push_frame(&mut chunk, binary, next);
-                    messages += 1;
-                    pending.next();
                 }
                 self.send_wamp(&to, &Rc::from(chunk.as_slice()), messages, settings, stats);
+                for other in aside.drain(..) {
+                    self.carry_out(other, settings, stats, now);
+                }
             }
             drop(pending);
             // What carrying out made the router ask (a slow consumer's session leaving).
