@@ -442,3 +442,55 @@ fn a_burst_of_publications_reaches_each_subscriber_whole_and_in_order() {
         );
     }
 }
+
+#[test]
+fn a_wamp_subscriber_that_does_not_read_is_dropped_as_a_slow_consumer() {
+    let server = Setup::new()
+        .set("max_control_frame", "8192")
+        .set("max_outbound_buffer", "1048576")
+        .start();
+    let mut slow = Wamp::join(&server, &Cookies::fresh("slow"));
+    slow.subscribe(1, json!({}), "news.sport");
+    let mut reader = Wamp::join(&server, &Cookies::fresh("reader"));
+    reader.subscribe(1, json!({}), "news.sport");
+    let mut control = server.control();
+    // Batches of 100 publications of 4 KiB, each read by the reader before the next: 16 MB
+    // in all, far past what the slow client's queue and socket buffers hold, while the
+    // reader's queue never holds more than a batch. The reader gets every one, in order.
+    let text = "x".repeat(4096);
+    for batch in 0..40 {
+        let mut frames = Vec::new();
+        for n in batch * 100..(batch + 1) * 100 {
+            let message = format!("{n:05}{text}");
+            let payload = format!("10:news.sport{}:{message}", message.len());
+            wson::control::codec::encode(b'x', payload.as_bytes(), &mut frames);
+        }
+        control.send_raw(&frames);
+        for n in batch * 100..(batch + 1) * 100 {
+            let event = reader.recv();
+            let argument = event[4][0].as_str().unwrap().to_owned();
+            assert_eq!(&argument[..5], format!("{n:05}"));
+        }
+    }
+    control.send(b't', b"");
+    let (_, json) = control.reply();
+    let status: Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(status["slow_consumers_dropped"], 1, "{status}");
+    assert_eq!(status["wamp_sessions"], 1, "{status}");
+    // The slow client finds its stream cut (possibly mid-frame) after part of the 16 MB.
+    let mut received = 0_usize;
+    let mut chunk = vec![0; 65536];
+    loop {
+        match std::io::Read::read(&mut slow.ws.stream, &mut chunk) {
+            Ok(0) => break,
+            Ok(n) => received += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("read failed: {e}"),
+        }
+    }
+    assert!(
+        received < 8_000_000,
+        "{received} bytes reached the slow client"
+    );
+}
