@@ -5,6 +5,7 @@
 //! one slow-consumer rule), `V` frames to control connections, closes, and publications for
 //! the plain side and the event listeners.
 
+use super::delivery::{Among, Message as PlainMessage, Outgoing, Recipients};
 use super::*;
 use crate::config::Wamp;
 use crate::control::event::EventKind;
@@ -193,6 +194,8 @@ impl Hub {
         self.drop_slow_consumers(overflowed, stats);
     }
 
+    /// Carries out one action. (`settle_router` sends EVENTs itself, in chunks; a `Send`
+    /// here goes alone.)
     fn carry_out(&mut self, action: Action, settings: &Settings, stats: &mut Stats, now: Instant) {
         match action {
             Action::Send { to, binary, bytes } => {
@@ -228,7 +231,7 @@ impl Hub {
                 }
                 let (binary, bytes) = plain::to_plain(&payload);
                 if members && let Some(id) = self.topics.get(&topic) {
-                    let message = Message_ {
+                    let message = PlainMessage {
                         binary,
                         payload: &bytes,
                     };
@@ -254,5 +257,3 @@ impl Hub {
         self.router.gone(peer, Instant::now(), &mut self.actions);
     }
 }
-
-use super::delivery::{Among, Message as Message_, Outgoing, Recipients};
