@@ -21,12 +21,13 @@ install_peers() {
 }
 
 # Crossbar.io, the WAMP peer of issue 11: PyPI's crossbar, every package pinned in
-# peers/crossbar-requirements.txt, in its own venv (peers/.crossbar-venv, not committed).
+# tests/clients/requirements-crossbar.txt (the same Crossbar the parity tests compare with),
+# in its own venv (peers/.crossbar-venv, not committed).
 # Idempotent: skipped while the venv has crossbar and was made from the same pins.
 crossbar_venv="$bench_dir/peers/.crossbar-venv"
 crossbar_bin="$crossbar_venv/bin/crossbar"
 install_crossbar() {
-    local pins="$bench_dir/peers/crossbar-requirements.txt"
+    local pins="$bench_dir/../tests/clients/requirements-crossbar.txt"
     local stamp="$crossbar_venv/.pins" python="${PYTHON:-python3}"
     if [ -x "$crossbar_bin" ] && [ -f "$stamp" ] && cmp -s "$pins" "$stamp"; then
         return 0
