@@ -53,7 +53,8 @@ pub(crate) fn encode(elements: &[Element<'_>], out: &mut Vec<u8>) {
     out.push(b']');
 }
 
-fn write_value(out: &mut Vec<u8>, value: &Value) {
+/// Appends `value` as JSON (also used by `wamp::v1`, whose messages are lists of values).
+pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value) {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
@@ -73,7 +74,7 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
     }
 }
 
-fn write_u64(out: &mut Vec<u8>, u: u64) {
+pub(crate) fn write_u64(out: &mut Vec<u8>, u: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(u).as_bytes());
 }
 
@@ -104,7 +105,7 @@ fn write_dict(out: &mut Vec<u8>, dict: &Dict) {
 /// A JSON string with serde_json's escapes: `"` and `\`, the short forms of RFC 8259 §7 for
 /// backspace, form feed, newline, carriage return and tab, `\u00XX` (lower-case hex) for the
 /// other control characters, everything else as UTF-8.
-fn write_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let mut rest = s.as_bytes();
     while let Some(position) = rest

@@ -7,12 +7,16 @@
 //! ciborium build it directly); `message` maps a value to a `Message` and a message to its
 //! elements; `json`, `msgpack` and `cbor` hold each format's decoder and a direct encoder from
 //! those elements to bytes; `serializer` picks one by subprotocol and bounds the nesting.
+//!
+//! `v1` is WAMP v1 (subprotocol `wamp`, JSON only): its own nine messages over the same
+//! `Value`, and the per-session CURIE table v1's PREFIX message fills.
 
 mod cbor;
 mod json;
 pub mod message;
 mod msgpack;
 pub mod serializer;
+pub mod v1;
 pub mod value;
 
 pub use message::{MAX_ID, Message, MessageType, Payload};
