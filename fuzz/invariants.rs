@@ -1553,3 +1553,147 @@ fn has_non_finite(value: &wamp::Value) -> bool {
         &|v| matches!(v, wamp::Value::Float(f) if !f.is_finite()),
     )
 }
+
+// ---------------------------------------------------------------------------------------------
+// wamp_v1_message: WAMP v1 messages (JSON) and the CURIE table
+// ---------------------------------------------------------------------------------------------
+
+/// The prefixes every `wamp_v1_message` input resolves against: the spec's two PREFIX
+/// examples, and the ones its CALL and SUBSCRIBE examples use.
+const V1_PREFIXES: [(&str, &str); 4] = [
+    ("calc", "http://example.com/simple/calc#"),
+    ("keyvalue", "http://example.com/simple/keyvalue#"),
+    ("api", "http://example.com/api#"),
+    ("event", "http://example.com/event#"),
+];
+
+/// Arbitrary bytes as one WAMP v1 message. Input: `[selector, bytes @ ..]`;
+/// `selector % 8` indexes `WAMP_DEPTHS`.
+///
+/// - `decode` never panics (nor overflows the stack); an error prints as one line, and
+///   `TooDeep` names the bound applied.
+/// - A decoded message nests at least 1 and at most the bound, `depth()` is exact: the same
+///   bytes decode with that bound and are `TooDeep` one below (v1 drops no element).
+/// - What decodes, encodes to bytes that decode to an equal message, and encoding that gives
+///   the same bytes again. JSON decoding yields no NaN, so equality is plain `==`.
+/// - Every URI field (procURI, errorURI, topicURI) resolves against a table of the spec's
+///   prefixes by the documented rule: unchanged and borrowed without a colon or with "//"
+///   after the first one, else the defined URI followed by the rest, else
+///   `UndefinedPrefix` naming exactly the text before the first colon.
+/// - A PREFIX message's definition, in a table of at most 2 prefixes of 32 bytes, either
+///   fails leaving the table as it was, or makes "prefix:x" resolve to URI + "x"; the table
+///   never holds more than its bound.
+pub fn wamp_v1_message(data: &[u8]) {
+    use wamp::v1::{self, V1DecodeError};
+
+    let Some((&selector, input)) = data.split_first() else {
+        return;
+    };
+    let max_depth = WAMP_DEPTHS
+        .get(usize::from(selector) % WAMP_DEPTHS.len())
+        .copied()
+        .unwrap_or(usize::MAX);
+    let bound = max_depth.min(MAX_DEPTH);
+    let message = match v1::decode(input, max_depth) {
+        Ok(message) => message,
+        Err(error) => {
+            assert_one_printable_line(&error.to_string(), "V1DecodeError");
+            if let V1DecodeError::TooDeep { max } = error {
+                assert_eq!(max, bound, "TooDeep names another bound");
+            }
+            return;
+        }
+    };
+
+    let depth = message.depth();
+    assert!(
+        (1..=bound).contains(&depth),
+        "depth {depth} with bound {bound}"
+    );
+    assert_eq!(
+        v1::decode(input, depth - 1),
+        Err(V1DecodeError::TooDeep { max: depth - 1 }),
+        "a bound below the message's depth let it through"
+    );
+    assert_eq!(
+        v1::V1MessageType::from_code(message.code()),
+        Some(message.message_type())
+    );
+
+    let bytes = v1::encode(&message);
+    let again = v1::decode(&bytes, depth)
+        .unwrap_or_else(|error| panic!("the re-encoding fails to decode: {error}"));
+    assert_eq!(again, message, "the round trip changed the message");
+    assert_eq!(v1::encode(&again), bytes, "encoding is not canonical");
+
+    check_v1_curies(&message);
+}
+
+fn check_v1_curies(message: &wamp::v1::V1Message) {
+    use std::borrow::Cow;
+    use wamp::v1::{CurieError, Prefixes, V1Message};
+
+    let mut table = Prefixes::new(V1_PREFIXES.len(), 64);
+    for (prefix, uri) in V1_PREFIXES {
+        table
+            .define(prefix, uri)
+            .unwrap_or_else(|error| panic!("{prefix}: {error}"));
+    }
+    let uris: Vec<&str> = match message {
+        V1Message::Call { procedure, .. } => vec![procedure],
+        V1Message::CallError { error_uri, .. } => vec![error_uri],
+        V1Message::Subscribe { topic }
+        | V1Message::Unsubscribe { topic }
+        | V1Message::Publish { topic, .. }
+        | V1Message::Event { topic, .. } => vec![topic],
+        V1Message::Prefix { uri, .. } => vec![uri],
+        V1Message::Welcome { .. } | V1Message::CallResult { .. } => vec![],
+    };
+    for text in uris {
+        let resolved = table.resolve(text);
+        match text.split_once(':') {
+            None => assert!(matches!(resolved, Ok(Cow::Borrowed(same)) if same == text)),
+            Some((_, rest)) if rest.starts_with("//") => {
+                assert!(matches!(resolved, Ok(Cow::Borrowed(same)) if same == text));
+            }
+            Some((prefix, rest)) => match table.get(prefix) {
+                Some(uri) => assert_eq!(resolved, Ok(Cow::Owned(format!("{uri}{rest}")))),
+                None => {
+                    assert_eq!(
+                        resolved,
+                        Err(CurieError::UndefinedPrefix {
+                            prefix: prefix.to_owned()
+                        })
+                    );
+                    if let Err(error) = resolved {
+                        assert_one_printable_line(&error.to_string(), "CurieError");
+                    }
+                }
+            },
+        }
+    }
+
+    if let V1Message::Prefix { prefix, uri } = message {
+        let mut small = Prefixes::new(2, 32);
+        small
+            .define("calc", "http://example.com/calc#")
+            .unwrap_or_else(|error| panic!("calc: {error}"));
+        let before = small.clone();
+        match small.define(prefix, uri) {
+            Ok(()) => {
+                assert!(prefix.len() <= 32 && uri.len() <= 32 && !prefix.contains(':'));
+                assert_eq!(small.get(prefix), Some(uri.as_str()));
+                let curie = format!("{prefix}:x");
+                assert_eq!(
+                    small.resolve(&curie).map(Cow::into_owned),
+                    Ok(format!("{uri}x"))
+                );
+            }
+            Err(error) => {
+                assert_eq!(small, before, "a refused PREFIX changed the table");
+                assert_one_printable_line(&error.to_string(), "CurieError");
+            }
+        }
+        assert!(small.len() <= 2);
+    }
+}
