@@ -162,12 +162,7 @@ impl AddressTable {
         }
         let key = AddressKey::of(address);
         if !self.entries.contains_key(&key) && self.entries.len() >= limits.max_addresses {
-            let due = self
-                .last_sweep
-                .is_none_or(|last| now.saturating_duration_since(last) >= MIN_SWEEP_INTERVAL);
-            if due {
-                self.sweep(now);
-            }
+            self.tick(now);
             if self.entries.len() >= limits.max_addresses {
                 return Admit::Untracked;
             }
@@ -202,11 +197,22 @@ impl AddressTable {
         Admit::Charged(key)
     }
 
-    /// A connection [`Admit::Charged`] to `key` closed.
-    pub fn release(&mut self, key: AddressKey, now: Instant) {
+    /// A connection [`Admit::Charged`] to `key` closed. Its entry may go on the next sweep
+    /// once a minute passed since the address's last handshake or failed login: nothing
+    /// the entry counts outlives that.
+    pub fn release(&mut self, key: AddressKey) {
         if let Some(entry) = self.entries.get_mut(&key) {
             entry.connections = entry.connections.saturating_sub(1);
-            entry.last_seen = now;
+        }
+    }
+
+    /// From the caller's timer: sweeps when the last sweep is a second old.
+    pub fn tick(&mut self, now: Instant) {
+        let due = self
+            .last_sweep
+            .is_none_or(|last| now.saturating_duration_since(last) >= MIN_SWEEP_INTERVAL);
+        if due {
+            self.sweep(now);
         }
     }
 
@@ -284,7 +290,7 @@ mod tests {
             Admit::Refused(Limited::Connections { max: 2 })
         );
         charged(table.admit(ip("192.0.2.2"), &limits, now));
-        table.release(first, now);
+        table.release(first);
         charged(table.admit(ip("192.0.2.1"), &limits, now));
         // An IPv6 /64 is one address.
         charged(table.admit(ip("2001:db8::1"), &limits, now));
@@ -301,7 +307,7 @@ mod tests {
         let start = Instant::now();
         let limits = limits(0, 2, 0);
         let key = charged(table.admit(ip("192.0.2.1"), &limits, start));
-        table.release(key, start);
+        table.release(key);
         charged(table.admit(ip("192.0.2.1"), &limits, start));
         let later = start + Duration::from_millis(300);
         assert_eq!(
@@ -321,7 +327,7 @@ mod tests {
         for _ in 0..2 {
             let key = charged(table.admit(ip("192.0.2.1"), &limits, start));
             table.login_failed(key, start);
-            table.release(key, start);
+            table.release(key);
         }
         let later = start + Duration::from_millis(20_500);
         assert_eq!(
@@ -355,12 +361,12 @@ mod tests {
         let limits = limits(5, 0, 0);
         let open = charged(table.admit(ip("192.0.2.1"), &limits, start));
         let closed = charged(table.admit(ip("192.0.2.2"), &limits, start));
-        table.release(closed, start);
+        table.release(closed);
         table.sweep(start + Duration::from_secs(59));
         assert_eq!(table.len(), 2);
         table.sweep(start + FAILURE_WINDOW);
         assert_eq!(table.len(), 1, "the open connection's entry stays");
-        table.release(open, start + FAILURE_WINDOW);
+        table.release(open);
         table.sweep(start + FAILURE_WINDOW * 2);
         assert!(table.is_empty());
     }
@@ -386,7 +392,7 @@ mod tests {
             Admit::Refused(_)
         ));
         // Once an entry is idle for a minute, a full table makes room for a newcomer.
-        table.release(second, start);
+        table.release(second);
         let later = start + FAILURE_WINDOW;
         charged(table.admit(ip("192.0.2.3"), &limits, later));
         assert_eq!(table.len(), 2);

@@ -200,11 +200,11 @@ config_keys! {
             default(MAX_CONNECTIONS_PER_ADDRESS = 0), reload;
         /// Most upgrade attempts one address makes per second; 0: no limit.
         handshakes_per_second: u32 = values::range(0, 1_000_000),
-            default(HANDSHAKES_PER_SECOND = 50), reload;
+            default(HANDSHAKES_PER_SECOND = 0), reload;
         /// Most refused cookie checks one address has per minute before it is refused
         /// outright; 0: no limit.
         failed_logins_per_minute: u32 = values::range(0, 1_000_000),
-            default(FAILED_LOGINS_PER_MINUTE = 30), reload;
+            default(FAILED_LOGINS_PER_MINUTE = 0), reload;
         /// Most addresses the per-address counters track at once.
         max_tracked_addresses: usize = values::size(1),
             default(MAX_TRACKED_ADDRESSES = 100_000), reload;
