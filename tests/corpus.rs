@@ -79,3 +79,8 @@ fn config_corpus_keeps_the_config_invariants() {
 fn wamp_message_corpus_keeps_the_codec_invariants() {
     replay("wamp_message", invariants::wamp_message);
 }
+
+#[test]
+fn access_corpus_keeps_the_range_and_forwarded_invariants() {
+    replay("access", invariants::access);
+}
