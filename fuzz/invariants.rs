@@ -1697,3 +1697,73 @@ fn check_v1_curies(message: &wamp::v1::V1Message) {
         assert!(small.len() <= 2);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// access: CIDR ranges and forwarded-header hops
+// ---------------------------------------------------------------------------------------------
+
+/// The bytes as a CIDR range and as `X-Forwarded-For` and `Forwarded` values: no panic;
+/// a parsed range prints to text that parses back to it and contains its own network
+/// address; a refusal is one line; one more hop appended to either header adds exactly that
+/// hop at the end; the client address the walk picks is one of the hops.
+pub fn access(data: &[u8]) {
+    use std::net::IpAddr;
+    use wson::access::forwarded::{self, Hop};
+    use wson::access::{Cidr, CidrError};
+
+    if let Ok(text) = std::str::from_utf8(data) {
+        match Cidr::parse(text) {
+            Ok(range) => {
+                let shown = range.to_string();
+                assert_eq!(
+                    Cidr::parse(&shown),
+                    Ok(range),
+                    "{shown} does not round-trip"
+                );
+                let network: IpAddr = shown
+                    .split_once('/')
+                    .and_then(|(address, _)| address.parse().ok())
+                    .expect("a printed range starts with its address");
+                assert!(range.contains(network), "{shown} lacks its network address");
+            }
+            Err(error) => {
+                assert!(!error.to_string().contains('\n'), "{error}");
+                if let CidrError::HostBitsSet { network } = error {
+                    assert_eq!(Cidr::parse(&network.to_string()), Ok(network));
+                }
+            }
+        }
+    }
+
+    let extra: IpAddr = "192.0.2.1".parse().expect("a literal address");
+    let no_proxy = |_: IpAddr| false;
+    for (hops, appended) in [
+        (forwarded::x_forwarded_for(data), {
+            let mut more = data.to_vec();
+            more.extend_from_slice(b", 192.0.2.1");
+            (forwarded::x_forwarded_for(&more), true)
+        }),
+        (forwarded::forwarded(data), {
+            let mut more = data.to_vec();
+            more.extend_from_slice(b", for=192.0.2.1");
+            // An unbalanced quote may swallow what follows it: only check without quotes.
+            (forwarded::forwarded(&more), !data.contains(&b'"'))
+        }),
+    ] {
+        let (more, check) = appended;
+        if check && !data.trim_ascii().is_empty() {
+            assert_eq!(more.len(), hops.len() + 1, "{hops:?} then {more:?}");
+            assert_eq!(more.get(..hops.len()), Some(&hops[..]));
+            assert_eq!(more.last(), Some(&Hop::Address(extra)));
+        }
+        assert!(hops.len() <= data.len() + 1);
+        if let Some(client) = forwarded::client_address(&hops, no_proxy) {
+            assert!(hops.contains(&Hop::Address(client)));
+            assert_eq!(hops.last(), Some(&Hop::Address(client)));
+        }
+        let everyone = |_: IpAddr| true;
+        if let Some(client) = forwarded::client_address(&hops, everyone) {
+            assert_eq!(hops.first(), Some(&Hop::Address(client)));
+        }
+    }
+}

@@ -6,6 +6,7 @@
 //! the command line. The library exists so tests, fuzz targets and benches reach every
 //! parser.
 
+pub mod access;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -84,3 +84,8 @@ fn wamp_message_corpus_keeps_the_codec_invariants() {
 fn wamp_v1_message_corpus_keeps_the_codec_invariants() {
     replay("wamp_v1_message", invariants::wamp_v1_message);
 }
+
+#[test]
+fn access_corpus_keeps_the_range_and_forwarded_invariants() {
+    replay("access", invariants::access);
+}

@@ -6,6 +6,7 @@
 #[macro_use]
 mod common;
 
+mod access;
 mod authorizer;
 mod conformance;
 mod control;

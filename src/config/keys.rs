@@ -16,10 +16,11 @@ use toml::Table;
 use super::declare::{ApplyOn, FromDefault, KeySpec, Presence, Section, TableSpec};
 use super::secret::{self, Secret};
 use super::values::{
-    self, AuthMode, AuthorizerFallback, Checker, ClientMessages, Endpoint, LogFormat, Origins,
-    TokenReuse,
+    self, AuthMode, AuthorizerFallback, Checker, ClientMessages, Endpoint, ForwardedHeader,
+    LogFormat, Origins, TokenReuse,
 };
 use super::{MAX_FRAME_HEADER_LEN, MIN_HANDSHAKE_SIZE};
+use crate::access::{Cidr, Proxy};
 use crate::auth::Digest;
 use crate::token::TOKEN_LEN;
 
@@ -180,6 +181,33 @@ config_keys! {
         /// Seconds a call waits for its result when CALL sets no `timeout`; 0: no limit.
         call_timeout: Option<Duration> = values::seconds_or_none,
             default(CALL_TIMEOUT = None), reload;
+    }
+
+    /// Address-based protection, before any auth work: blocked ranges, trusted proxies,
+    /// per-address limits.
+    [access] Access {
+        /// CIDR ranges whose connections are closed at once, before the request is read.
+        blocked: Vec<Cidr> = values::cidrs, default(BLOCKED = Vec::new()), reload;
+        /// Peers whose forwarded client address is the one checked; `"unix"`: the unix://
+        /// listeners.
+        trusted_proxies: Vec<Proxy> = values::proxies,
+            default(TRUSTED_PROXIES = Vec::new()), reload;
+        /// The header trusted proxies write the client's address into.
+        forwarded_header: ForwardedHeader = values::choice,
+            default(FORWARDED_HEADER = ForwardedHeader::XForwardedFor), reload;
+        /// Most connections one address (an IPv6 /64) holds at once; 0: no limit.
+        max_connections_per_address: usize = values::size(0),
+            default(MAX_CONNECTIONS_PER_ADDRESS = 0), reload;
+        /// Most upgrade attempts one address makes per second; 0: no limit.
+        handshakes_per_second: u32 = values::range(0, 1_000_000),
+            default(HANDSHAKES_PER_SECOND = 0), reload;
+        /// Most refused cookie checks one address has per minute before it is refused
+        /// outright; 0: no limit.
+        failed_logins_per_minute: u32 = values::range(0, 1_000_000),
+            default(FAILED_LOGINS_PER_MINUTE = 0), reload;
+        /// Most addresses the per-address counters track at once.
+        max_tracked_addresses: usize = values::size(1),
+            default(MAX_TRACKED_ADDRESSES = 100_000), reload;
     }
 }
 
@@ -582,6 +610,40 @@ mod tests {
         assert_eq!(config.topics.max_name_length, 255);
         assert_eq!(config.authorizer.timeout, Duration::from_secs(1));
         assert_eq!(config.authorizer.fallback_status, 400);
+    }
+
+    #[test]
+    fn access_ranges_name_the_bad_entry() {
+        assert_error(
+            &[("access.blocked", r#"["10.0.0.0/8", "10.0.0.1/8"]"#)],
+            "access.blocked[1]",
+            r#""10.0.0.1/8": bits set after the prefix (did you mean 10.0.0.0/8?)"#,
+        );
+        assert_error(
+            &[("access.blocked", r#"["192.0.2.0/33"]"#)],
+            "access.blocked[0]",
+            "prefix length 33 is longer than 32",
+        );
+        assert_error(
+            &[("access.trusted_proxies", r#"["nginx"]"#)],
+            "access.trusted_proxies[0]",
+            r#"not an IPv4 or IPv6 address (or "unix" for the unix:// listeners)"#,
+        );
+        assert_error(
+            &[("access.forwarded_header", r#""x-real-ip""#)],
+            "access.forwarded_header",
+            r#"is not one of "x-forwarded-for", "forwarded""#,
+        );
+        assert_error(
+            &[("access.max_tracked_addresses", "0")],
+            "access.max_tracked_addresses",
+            "must be at least 1",
+        );
+        assert_error(
+            &[("access.handshakes_per_second", "-1")],
+            "access.handshakes_per_second",
+            "must be at least 0",
+        );
     }
 
     #[test]

@@ -30,13 +30,13 @@ mod values;
 
 pub use declare::{ApplyOn, KeySpec, Presence, TableSpec};
 pub use keys::{
-    Authorizer, Config, Events, KEYS, MAX_EVENT_FIELDS_LEN, MIN_EVENT_QUEUE, TABLES, Topics, Users,
-    Wamp, defaults,
+    Access, Authorizer, Config, Events, KEYS, MAX_EVENT_FIELDS_LEN, MIN_EVENT_QUEUE, TABLES,
+    Topics, Users, Wamp, defaults,
 };
 pub use secret::{MAX_SECRET_FILE_LEN, MIN_SECRET_LEN, ResolvedSecret, Secret, resolve_secret};
 pub use values::{
-    AuthMode, AuthorizerFallback, Choice, ClientMessages, Endpoint, LogFormat, MAX_GROUP_NAME_LEN,
-    Origins, TokenReuse,
+    AuthMode, AuthorizerFallback, Choice, ClientMessages, Endpoint, ForwardedHeader, LogFormat,
+    MAX_GROUP_NAME_LEN, Origins, TokenReuse,
 };
 
 /// Below this a browser's ordinary request headers (cookies, user agent) would not fit.
@@ -137,6 +137,7 @@ mod tests {
     use log::LevelFilter;
 
     use super::*;
+    use crate::access::{Cidr, Proxy};
     use crate::auth::Digest;
     use crate::config::testing::*;
 
@@ -208,6 +209,11 @@ mod tests {
         assert_eq!(
             config.authorizer.max_pending,
             defaults::authorizer::MAX_PENDING
+        );
+        assert_eq!(config.access.blocked, defaults::access::BLOCKED);
+        assert_eq!(
+            config.access.handshakes_per_second,
+            defaults::access::HANDSHAKES_PER_SECOND
         );
     }
 
@@ -284,6 +290,16 @@ mod tests {
             ("wamp.max_depth", "2"),
             ("wamp.max_retained", "0"),
             ("wamp.call_timeout", "0"),
+            (
+                "access.blocked",
+                r#"["10.0.0.0/8", "::ffff:192.0.2.1", "2001:db8::/32"]"#,
+            ),
+            ("access.trusted_proxies", r#"["unix", "127.0.0.1"]"#),
+            ("access.forwarded_header", r#""forwarded""#),
+            ("access.max_connections_per_address", "1"),
+            ("access.handshakes_per_second", "0"),
+            ("access.failed_logins_per_minute", "1000000"),
+            ("access.max_tracked_addresses", "1"),
         ]);
         assert_eq!(
             config,
@@ -351,6 +367,21 @@ mod tests {
                     max_depth: 2,
                     max_retained: 0,
                     call_timeout: None,
+                },
+                access: Access {
+                    blocked: ["10.0.0.0/8", "192.0.2.1/32", "2001:db8::/32"]
+                        .into_iter()
+                        .map(|range| Cidr::parse(range).unwrap())
+                        .collect(),
+                    trusted_proxies: vec![
+                        Proxy::Unix,
+                        Proxy::Range(Cidr::parse("127.0.0.1/32").unwrap()),
+                    ],
+                    forwarded_header: ForwardedHeader::Forwarded,
+                    max_connections_per_address: 1,
+                    handshakes_per_second: 0,
+                    failed_logins_per_minute: 1_000_000,
+                    max_tracked_addresses: 1,
                 },
             }
         );
@@ -468,7 +499,8 @@ mod tests {
                 ),
                 (
                     Some("server".to_owned()),
-                    "unknown table (known: users, topics, events, authorizer, wamp)".to_owned()
+                    "unknown table (known: users, topics, events, authorizer, wamp, access)"
+                        .to_owned()
                 ),
             ]
         );

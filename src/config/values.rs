@@ -14,6 +14,7 @@ use log::LevelFilter;
 use toml::Value;
 
 use super::{ConfigError, MAX_SECONDS};
+use crate::access::{Cidr, Proxy};
 use crate::auth::Digest;
 
 /// Unix socket paths live in `sockaddr_un.sun_path` (108 bytes on Linux, 104 elsewhere),
@@ -204,6 +205,22 @@ impl Choice for AuthorizerFallback {
     ];
 }
 
+/// The header a trusted proxy writes the client's address into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For` (nginx's `$proxy_add_x_forwarded_for`, most load balancers).
+    XForwardedFor,
+    /// `Forwarded: for=...` (RFC 7239).
+    Forwarded,
+}
+
+impl Choice for ForwardedHeader {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("x-forwarded-for", ForwardedHeader::XForwardedFor),
+        ("forwarded", ForwardedHeader::Forwarded),
+    ];
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -337,6 +354,51 @@ pub(super) fn realms(checker: &mut Checker, key: &str, value: Value) -> Option<V
         }
     }
     valid.then_some(realms)
+}
+
+/// A list of CIDR ranges (`"10.0.0.0/8"`, `"2001:db8::/32"`, a bare address for one host).
+/// A range with host bits set is refused, naming the range probably meant.
+pub(super) fn cidrs(checker: &mut Checker, key: &str, value: Value) -> Option<Vec<Cidr>> {
+    let items = strings(checker, key, value)?;
+    let mut ranges = Vec::with_capacity(items.len());
+    let mut valid = true;
+    for (index, item) in items.iter().enumerate() {
+        match Cidr::parse(item) {
+            Ok(range) => ranges.push(range),
+            Err(error) => {
+                checker.error(format!("{key}[{index}]"), format!("{:?}: {error}", item));
+                valid = false;
+            }
+        }
+    }
+    valid.then_some(ranges)
+}
+
+/// `[access] trusted_proxies`: CIDR ranges, and `"unix"` for the Unix-socket listeners.
+pub(super) fn proxies(checker: &mut Checker, key: &str, value: Value) -> Option<Vec<Proxy>> {
+    let items = strings(checker, key, value)?;
+    let mut proxies = Vec::with_capacity(items.len());
+    let mut valid = true;
+    for (index, item) in items.iter().enumerate() {
+        if item == "unix" {
+            proxies.push(Proxy::Unix);
+            continue;
+        }
+        match Cidr::parse(item) {
+            Ok(range) => proxies.push(Proxy::Range(range)),
+            Err(error) => {
+                checker.error(
+                    format!("{key}[{index}]"),
+                    format!(
+                        "{:?}: {error} (or \"unix\" for the unix:// listeners)",
+                        item
+                    ),
+                );
+                valid = false;
+            }
+        }
+    }
+    valid.then_some(proxies)
 }
 
 /// A count or a size in bytes, at least `min`.

@@ -211,6 +211,23 @@ pub trait Upcalls {
     /// A complete message from a WAMP session, for the router; what goes back to the client
     /// the hub queues after the drive.
     fn wamp(&mut self, payload: &[u8]);
+    /// The address checks that need the request head (a trusted proxy's forwarded address),
+    /// run before origin and cookie checks.
+    fn screen(&mut self, request: &handshake::Request) -> Screen;
+    /// This connection's cookies were refused (counted against its address).
+    fn login_failed(&mut self);
+}
+
+/// What the address checks on a request head decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Pass,
+    /// The forwarded address is in a blocked range: 403.
+    Blocked,
+    /// The forwarded address is over a per-address limit: 429 with this `Retry-After`.
+    Limited {
+        retry_after: u32,
+    },
 }
 
 /// The answer to a message that may go back to its own sender.
@@ -357,12 +374,8 @@ impl Conn {
         }
     }
 
-    fn on_handshake_bytes(
-        &mut self,
-        settings: &Settings,
-        stats: &mut Stats,
-        now: Instant,
-    ) -> Option<Exit> {
+    fn on_handshake_bytes(&mut self, ctx: &mut ClientCtx<'_>) -> Option<Exit> {
+        let (settings, now) = (ctx.settings, ctx.now);
         let Phase::Handshake { request, .. } = &self.phase else {
             return None;
         };
@@ -377,11 +390,27 @@ impl Conn {
                     reason:% = error;
                     "handshake refused"
                 );
-                stats.handshakes_refused += 1;
+                ctx.stats.handshakes_refused += 1;
                 self.refuse(error.status(), None, settings, now);
                 return None;
             }
         };
+        // Before any auth work: the hub logs the refusal, naming the forwarded address.
+        match ctx.upcalls.screen(&request) {
+            Screen::Pass => {}
+            Screen::Blocked => {
+                ctx.stats.handshakes_refused += 1;
+                ctx.stats.refused_blocked += 1;
+                self.refuse(Status::Forbidden, None, settings, now);
+                return None;
+            }
+            Screen::Limited { retry_after } => {
+                ctx.stats.handshakes_refused += 1;
+                ctx.stats.refused_rate_limited += 1;
+                self.refuse(Status::TooManyRequests, Some(retry_after), settings, now);
+                return None;
+            }
+        }
         if !settings.origins.allows(request.origin.as_deref()) {
             log::warn!(
                 peer = self.peer(),
@@ -390,7 +419,7 @@ impl Conn {
                 origin = request.origin.as_deref().unwrap_or("(none)");
                 "handshake refused"
             );
-            stats.handshakes_refused += 1;
+            ctx.stats.handshakes_refused += 1;
             self.refuse(Status::Forbidden, None, settings, now);
             return None;
         }
@@ -413,7 +442,8 @@ impl Conn {
                             reason:% = error;
                             "handshake refused"
                         );
-                        stats.handshakes_refused += 1;
+                        ctx.stats.handshakes_refused += 1;
+                        ctx.upcalls.login_failed();
                         self.refuse(Status::Forbidden, None, settings, now);
                         return None;
                     }
@@ -841,7 +871,7 @@ impl Connection for Conn {
         match &mut self.phase {
             Phase::Handshake { request, .. } => {
                 request.extend_from_slice(bytes);
-                self.on_handshake_bytes(ctx.settings, ctx.stats, ctx.now)
+                self.on_handshake_bytes(ctx)
             }
             Phase::Open(_) | Phase::Closing { .. } => {
                 self.on_frame_bytes(bytes, ctx).err().map(Exit::Gone)

@@ -4,6 +4,7 @@
 
 use std::ops::Deref;
 
+use crate::access::Limits;
 use crate::config::Config;
 
 #[derive(Debug, Clone)]
@@ -37,6 +38,16 @@ impl Settings {
         Settings {
             config: self.config.reloaded(fresh),
             signing_secret,
+        }
+    }
+
+    /// The per-address limits as `[access]` sets them now.
+    pub fn access_limits(&self) -> Limits {
+        Limits {
+            connections: self.access.max_connections_per_address,
+            handshakes_per_second: self.access.handshakes_per_second,
+            failed_logins_per_minute: self.access.failed_logins_per_minute,
+            max_addresses: self.access.max_tracked_addresses,
         }
     }
 

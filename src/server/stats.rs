@@ -13,6 +13,12 @@ pub struct Stats {
     pub control_frames: u64,
     pub connections_accepted: u64,
     pub handshakes_refused: u64,
+    /// Connections from a blocked range: closed at accept (no handshake, so not in
+    /// `handshakes_refused`), or 403 when a trusted proxy forwarded a blocked address
+    /// (counted there too).
+    pub refused_blocked: u64,
+    /// Upgrades refused with 429 for a per-address limit (also in `handshakes_refused`).
+    pub refused_rate_limited: u64,
     pub slow_consumers_dropped: u64,
     pub protocol_errors: u64,
 }

@@ -12,6 +12,8 @@ use mio::event::Source;
 use mio::net::{TcpStream, UnixStream};
 use mio::{Interest, Registry, Token};
 
+use crate::access::PeerAddress;
+
 pub enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
@@ -26,6 +28,18 @@ impl Stream {
                 .map(|addr| addr.to_string())
                 .unwrap_or_else(|_| "?".to_string()),
             Stream::Unix(_) => "unix".to_string(),
+        }
+    }
+
+    /// The peer's address for access checks (an IPv4-mapped IPv6 peer as IPv4); `None` when
+    /// the kernel no longer knows it (the peer is already gone).
+    pub fn peer_address(&self) -> Option<PeerAddress> {
+        match self {
+            Stream::Tcp(stream) => stream
+                .peer_addr()
+                .ok()
+                .map(|addr| PeerAddress::Ip(addr.ip().to_canonical())),
+            Stream::Unix(_) => Some(PeerAddress::Unix),
         }
     }
 

@@ -45,6 +45,11 @@ pub struct Request {
     pub cookies: Vec<u8>,
     /// `Sec-WebSocket-Protocol` tokens from every such header, in order.
     pub protocols: Vec<String>,
+    /// Every `X-Forwarded-For` value, in order, joined with ", " (one list, RFC 9110 §5.3);
+    /// read only when a trusted proxy sent the request.
+    pub x_forwarded_for: Vec<u8>,
+    /// Every `Forwarded` value (RFC 7239), in order, joined with ", ".
+    pub forwarded: Vec<u8>,
 }
 
 /// The HTTP statuses a refused handshake can get.
@@ -222,6 +227,19 @@ pub fn parse_request(buf: &[u8], max_size: usize) -> Result<Decoded<Request>, Ha
     })
 }
 
+/// Appends one field value of a comma list header: RFC 9110 §5.3, several fields of a list
+/// are one list, in order.
+fn join_list(list: &mut Vec<u8>, value: &[u8]) {
+    let value = value.trim_ascii();
+    if value.is_empty() {
+        return;
+    }
+    if !list.is_empty() {
+        list.extend_from_slice(b", ");
+    }
+    list.extend_from_slice(value);
+}
+
 fn syntax_detail(error: httparse::Error) -> &'static str {
     match error {
         httparse::Error::HeaderName => "invalid header name",
@@ -262,6 +280,8 @@ fn validate(parsed: &httparse::Request<'_, '_>) -> Result<Request, HandshakeErro
     let mut connection_upgrade = false;
     let mut cookies: Vec<u8> = Vec::new();
     let mut protocols = Vec::new();
+    let mut x_forwarded_for: Vec<u8> = Vec::new();
+    let mut forwarded: Vec<u8> = Vec::new();
 
     for header in parsed.headers.iter() {
         let name = header.name;
@@ -309,6 +329,10 @@ fn validate(parsed: &httparse::Request<'_, '_>) -> Result<Request, HandshakeErro
                 }
                 cookies.extend_from_slice(value);
             }
+        } else if name.eq_ignore_ascii_case("x-forwarded-for") {
+            join_list(&mut x_forwarded_for, value);
+        } else if name.eq_ignore_ascii_case("forwarded") {
+            join_list(&mut forwarded, value);
         }
     }
 
@@ -351,6 +375,8 @@ fn validate(parsed: &httparse::Request<'_, '_>) -> Result<Request, HandshakeErro
         key: key.to_owned(),
         cookies,
         protocols,
+        x_forwarded_for,
+        forwarded,
     })
 }
 
@@ -531,7 +557,21 @@ mod tests {
                 user=alice; time=1700000000; digest=c1bc041b314a4951f2fb4303e0baf935"
                 .to_vec(),
             protocols: vec!["wamp.2.json".to_owned(), "wamp.2.msgpack".to_owned()],
+            x_forwarded_for: Vec::new(),
+            forwarded: Vec::new(),
         }
+    }
+
+    #[test]
+    fn forwarding_headers_join_as_one_list_each() {
+        let request = parse_done(&request_with(
+            "GET / HTTP/1.1",
+            "X-Forwarded-For: 203.0.113.7\r\nForwarded: for=192.0.2.1\r\n\
+             x-forwarded-for:  10.0.0.1 \r\nX-Forwarded-For:\r\n",
+            &[],
+        ));
+        assert_eq!(request.x_forwarded_for, b"203.0.113.7, 10.0.0.1");
+        assert_eq!(request.forwarded, b"for=192.0.2.1");
     }
 
     /// A minimal valid request with `extra` header lines (each ending in CRLF) added, and

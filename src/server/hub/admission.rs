@@ -15,10 +15,11 @@ struct Admission<'a> {
 }
 
 impl Hub {
-    /// Takes a freshly accepted connection, or refuses it at `max_connections` (refused
-    /// sockets no longer count toward it; at most `max_lingering` are kept while their 503
-    /// goes out). Returns the key to register the stream under, or `None` when nothing is
-    /// kept.
+    /// Takes a freshly accepted connection, or refuses it: closed at once when its address
+    /// is blocked, a 503 at `max_connections`, a 429 over a per-address limit (refused
+    /// sockets no longer count toward `max_connections`; at most `max_lingering` are kept
+    /// while their response goes out). Returns the key to register the stream under, or
+    /// `None` when nothing is kept.
     pub fn admit_socket(
         &mut self,
         mut stream: Stream,
@@ -28,9 +29,20 @@ impl Hub {
         now: Instant,
     ) -> Option<Key> {
         stats.connections_accepted += 1;
-        let refuse = self.live >= settings.max_connections;
-        if refuse {
-            stats.handshakes_refused += 1;
+        let peer = stream.peer_address();
+        if let Some(PeerAddress::Ip(address)) = peer
+            && in_ranges(&settings.access.blocked, address)
+        {
+            // Nothing is sent: a blocked peer learns nothing and costs no write; dropping
+            // the stream closes it.
+            stats.refused_blocked += 1;
+            log::warn!(peer = stream.peer(), reason = "blocked address"; "connection refused");
+            return None;
+        }
+        let behind_proxy =
+            peer.is_some_and(|peer| is_trusted(&settings.access.trusted_proxies, peer));
+        let mut charged = None;
+        let refusal = if self.live >= settings.max_connections {
             log::warn!(
                 peer = stream.peer(),
                 status = 503,
@@ -38,30 +50,69 @@ impl Hub {
                 max_connections = settings.max_connections;
                 "connection refused"
             );
+            Some((Status::ServiceUnavailable, None))
+        } else {
+            // A proxy carries many clients: its forwarded address is judged with the head.
+            match peer {
+                Some(PeerAddress::Ip(address)) if !behind_proxy => {
+                    match self.access.admit(address, &settings.access_limits(), now) {
+                        Admit::Charged(key) => {
+                            charged = Some(key);
+                            None
+                        }
+                        Admit::Untracked => None,
+                        Admit::Refused(limited) => {
+                            let retry_after = limited.retry_after(settings.busy_retry_after());
+                            stats.refused_rate_limited += 1;
+                            log::warn!(
+                                peer = stream.peer(),
+                                status = 429,
+                                retry_after,
+                                reason = limited.reason();
+                                "connection refused"
+                            );
+                            Some((Status::TooManyRequests, Some(retry_after)))
+                        }
+                    }
+                }
+                Some(PeerAddress::Ip(_) | PeerAddress::Unix) | None => None,
+            }
+        };
+        if let Some((status, retry_after)) = refusal {
+            stats.handshakes_refused += 1;
             if self.winding >= settings.max_lingering {
                 // No room to linger: best effort, the fresh socket's buffer takes a short
                 // response.
                 let _ = std::io::Write::write(
                     &mut stream,
-                    &handshake::refusal_response(Status::ServiceUnavailable, None),
+                    &handshake::refusal_response(status, retry_after),
                 );
                 return None;
             }
         }
         let mut conn = Conn::new(stream, now, settings);
-        if refuse {
-            // Kept until the 503 is written and the peer has closed, so its request
+        if let Some((status, retry_after)) = refusal {
+            // Kept until the response is written and the peer has closed, so its request
             // does not turn our close into a reset that destroys the response.
-            conn.refuse(Status::ServiceUnavailable, None, settings, now);
+            conn.refuse(status, retry_after, settings, now);
         }
-        let key = self.clients.insert(Client {
+        let refuse = refusal.is_some();
+        let inserted = self.clients.insert(Client {
             conn,
             listener,
             seat: None,
             waiting: None,
             winding: refuse,
             flush_scheduled: false,
-        })?;
+            charged,
+            behind_proxy,
+        });
+        let Some(key) = inserted else {
+            if let Some(address) = charged {
+                self.access.release(address);
+            }
+            return None;
+        };
         if refuse {
             self.winding += 1;
         } else {

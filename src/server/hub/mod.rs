@@ -36,12 +36,17 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Instant;
 
+use crate::access::{
+    AddressKey, AddressTable, Admit, PeerAddress, forwarded, in_ranges, is_trusted,
+};
 use crate::auth;
-use crate::config::{AuthMode, AuthorizerFallback, ClientMessages, TokenReuse};
+use crate::config::{AuthMode, AuthorizerFallback, ClientMessages, ForwardedHeader, TokenReuse};
 use crate::control::authorizer::{AuthRequest, Decision};
 use crate::control::command::{Page, PageRequest, Refusal};
 use crate::control::event::{DisconnectCause, Event, EventKinds};
-use crate::server::conn::{ClientCtx, Conn, Delivered, Delivery, Exit, Gone, Upcalls, Upgrade};
+use crate::server::conn::{
+    ClientCtx, Conn, Delivered, Delivery, Exit, Gone, Screen, Upcalls, Upgrade,
+};
 use crate::server::outbound::shared_frame;
 use crate::server::settings::Settings;
 use crate::server::slab::{Key, Slab};
@@ -93,6 +98,8 @@ pub struct Hub {
     router: Router,
     /// What the router asked the hub to do, carried out by `settle_router`.
     actions: Vec<Action>,
+    /// Per-address connections, handshakes and failed logins (`[access]`).
+    access: AddressTable,
 }
 
 /// A listener's name (its bound endpoint) and its live connections, for `m`, status and
@@ -115,6 +122,10 @@ struct Client {
     winding: bool,
     /// True while the client is on `to_flush`.
     flush_scheduled: bool,
+    /// The address this connection is counted against, given back when it closes.
+    charged: Option<AddressKey>,
+    /// True when its peer is a trusted proxy: the request head names the address to check.
+    behind_proxy: bool,
 }
 
 /// What an open connection holds in the shared indexes.
@@ -143,11 +154,17 @@ pub struct Figures {
     pub event_listeners_dropped: u64,
     pub authorizers: usize,
     pub authorizations_waiting: usize,
+    /// Addresses the per-address limits track now.
+    pub tracked_addresses: usize,
     pub wamp: RouterFigures,
 }
 
 /// What a client's session hands up while the hub drives it.
 struct SessionUpcalls<'a> {
+    access: &'a mut AddressTable,
+    charged: &'a mut Option<AddressKey>,
+    behind_proxy: bool,
+    peer: String,
     locks: &'a mut Locks,
     events: &'a mut Events,
     router: &'a mut Router,
@@ -199,6 +216,61 @@ impl Upcalls for SessionUpcalls<'_> {
         self.router
             .receive(self.me, payload, self.now, self.actions);
     }
+
+    fn screen(&mut self, request: &handshake::Request) -> Screen {
+        if !self.behind_proxy {
+            return Screen::Pass;
+        }
+        let access = &self.settings.access;
+        let hops = match access.forwarded_header {
+            ForwardedHeader::XForwardedFor => forwarded::x_forwarded_for(&request.x_forwarded_for),
+            ForwardedHeader::Forwarded => forwarded::forwarded(&request.forwarded),
+        };
+        let proxies = &access.trusted_proxies;
+        let trusted = |address| is_trusted(proxies, PeerAddress::Ip(address));
+        // No usable address: the proxy's own connection, which passed at accept.
+        let Some(address) = forwarded::client_address(&hops, trusted) else {
+            return Screen::Pass;
+        };
+        if in_ranges(&access.blocked, address) {
+            log::warn!(
+                peer = self.peer.as_str(),
+                forwarded = address.to_string(),
+                status = 403,
+                reason = "blocked address";
+                "handshake refused"
+            );
+            return Screen::Blocked;
+        }
+        match self
+            .access
+            .admit(address, &self.settings.access_limits(), self.now)
+        {
+            Admit::Charged(key) => {
+                *self.charged = Some(key);
+                Screen::Pass
+            }
+            Admit::Untracked => Screen::Pass,
+            Admit::Refused(limited) => {
+                let retry_after = limited.retry_after(self.settings.busy_retry_after());
+                log::warn!(
+                    peer = self.peer.as_str(),
+                    forwarded = address.to_string(),
+                    status = 429,
+                    retry_after,
+                    reason = limited.reason();
+                    "handshake refused"
+                );
+                Screen::Limited { retry_after }
+            }
+        }
+    }
+
+    fn login_failed(&mut self) {
+        if let Some(key) = *self.charged {
+            self.access.login_failed(key, self.now);
+        }
+    }
 }
 
 /// The `disconnected` code and cause of a client removed while still open.
@@ -237,6 +309,7 @@ impl Hub {
             winding: 0,
             router: Router::new(router),
             actions: Vec::new(),
+            access: AddressTable::default(),
         }
     }
 
@@ -266,6 +339,7 @@ impl Hub {
             event_listeners_dropped: self.events.dropped(),
             authorizers: self.authorizers.count(),
             authorizations_waiting: self.authorizers.waiting(),
+            tracked_addresses: self.access.len(),
             wamp: self.router.figures(),
         }
     }
@@ -319,10 +393,27 @@ impl Hub {
             events,
             router,
             actions,
+            access,
             ..
         } = self;
-        let Client { conn, seat, .. } = clients.get_mut(key)?;
+        let Client {
+            conn,
+            seat,
+            charged,
+            behind_proxy,
+            ..
+        } = clients.get_mut(key)?;
+        // Only a handshake from a proxy needs the peer's name (for its log line).
+        let peer = if *behind_proxy && !conn.is_open() {
+            conn.peer()
+        } else {
+            String::new()
+        };
         let mut upcalls = SessionUpcalls {
+            access,
+            charged,
+            behind_proxy: *behind_proxy,
+            peer,
             locks,
             events,
             router,
@@ -522,6 +613,7 @@ impl Hub {
             }
         }
         self.expire_authorizations(settings, stats, now);
+        self.access.tick(now);
     }
 
     /// Sends Close 1001 to every client (the server is stopping), after a GOODBYE to each
@@ -566,6 +658,9 @@ impl Hub {
             return;
         };
         self.locks.release_client(key);
+        if let Some(address) = client.charged.take() {
+            self.access.release(address);
+        }
         if let Some(id) = client.waiting.take() {
             self.authorizers.take(id);
         }
