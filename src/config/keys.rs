@@ -178,6 +178,9 @@ config_keys! {
         max_depth: usize = values::range(2, 100), default(MAX_DEPTH = 32), reload;
         /// Most topics with a retained event, per realm.
         max_retained: usize = values::size(0), default(MAX_RETAINED = 10_000), reload;
+        /// Bytes the retained events of a realm may hold in all.
+        max_retained_bytes: usize = values::size(0),
+            default(MAX_RETAINED_BYTES = 67_108_864), reload;
         /// Seconds a call waits for its result when CALL sets no `timeout`; 0: no limit.
         call_timeout: Option<Duration> = values::seconds_or_none,
             default(CALL_TIMEOUT = None), reload;

@@ -289,6 +289,7 @@ mod tests {
             ("wamp.max_pending_calls_per_callee", "1"),
             ("wamp.max_depth", "2"),
             ("wamp.max_retained", "0"),
+            ("wamp.max_retained_bytes", "0"),
             ("wamp.call_timeout", "0"),
             (
                 "access.blocked",
@@ -366,6 +367,7 @@ mod tests {
                     max_pending_calls_per_callee: 1,
                     max_depth: 2,
                     max_retained: 0,
+                    max_retained_bytes: 0,
                     call_timeout: None,
                 },
                 access: Access {

@@ -171,6 +171,20 @@ pub struct Retained {
     pub audience: Audience,
 }
 
+/// Why `Broker::retain` kept nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetainRefused {
+    /// `max_retained` topics already retain.
+    Topics,
+    /// The event would pass `max_retained_bytes`.
+    Bytes,
+}
+
+/// What a retained event counts against the bytes budget: its topic and arguments.
+fn retained_size(topic: &str, event: &Retained) -> usize {
+    topic.len().saturating_add(event.payload.heap_size())
+}
+
 /// What fans out.
 pub struct Publication<'a> {
     pub id: u64,
@@ -196,6 +210,8 @@ pub struct Broker {
     subscriptions: HashMap<u64, Subscription>,
     index: PatternIndex,
     retained: HashMap<String, Retained>,
+    /// What `retained` holds, by `retained_size`.
+    retained_bytes: usize,
 }
 
 impl Broker {
@@ -285,18 +301,42 @@ impl Broker {
         self.retained.get(topic)
     }
 
-    /// Keeps `event` as `topic`'s retained event; a topic not yet retaining is refused once
-    /// `max` topics retain (the bound on memory; existing topics still update).
-    pub fn retain(&mut self, topic: &str, event: Retained, max: usize) -> bool {
-        if let Some(slot) = self.retained.get_mut(topic) {
-            *slot = event;
-            return true;
+    /// Keeps `event` as `topic`'s retained event, within two bounds on memory: at most
+    /// `max_topics` topics retain (a topic not yet retaining is refused past it; existing
+    /// ones still update), and the retained events hold at most `max_bytes` in all (by
+    /// `Payload::heap_size`). An event that does not fit the bytes is refused and the topic's
+    /// older event goes too: a subscriber must never get a stale "last value" as the latest.
+    pub fn retain(
+        &mut self,
+        topic: &str,
+        event: Retained,
+        max_topics: usize,
+        max_bytes: usize,
+    ) -> Result<(), RetainRefused> {
+        let size = retained_size(topic, &event);
+        let previous = self
+            .retained
+            .get(topic)
+            .map(|old| retained_size(topic, old));
+        if previous.is_none() && self.retained.len() >= max_topics {
+            return Err(RetainRefused::Topics);
         }
-        if self.retained.len() >= max {
-            return false;
+        let others = self.retained_bytes.saturating_sub(previous.unwrap_or(0));
+        if others.saturating_add(size) > max_bytes {
+            if previous.is_some() {
+                self.retained.remove(topic);
+                self.retained_bytes = others;
+            }
+            return Err(RetainRefused::Bytes);
         }
         self.retained.insert(topic.to_owned(), event);
-        true
+        self.retained_bytes = others.saturating_add(size);
+        Ok(())
+    }
+
+    /// Bytes the retained events hold (see `retain`).
+    pub fn retained_bytes(&self) -> usize {
+        self.retained_bytes
     }
 
     /// Sends `payload` to every subscriber `publication` reaches and gives it back.
@@ -477,10 +517,49 @@ mod tests {
             publisher: None,
             audience: Audience::default(),
         };
-        assert!(broker.retain("a", event.clone(), 1));
-        assert!(broker.retain("a", event.clone(), 1));
-        assert!(!broker.retain("b", event, 1));
+        assert_eq!(broker.retain("a", event.clone(), 1, usize::MAX), Ok(()));
+        assert_eq!(broker.retain("a", event.clone(), 1, usize::MAX), Ok(()));
+        assert_eq!(
+            broker.retain("b", event, 1, usize::MAX),
+            Err(RetainRefused::Topics)
+        );
         assert_eq!(broker.retained_count(), 1);
+    }
+
+    #[test]
+    fn retention_is_bounded_by_bytes_and_an_event_too_big_drops_the_stale_one() {
+        let event = |text: &str| Retained {
+            payload: Payload {
+                args: vec![Value::from(text)],
+                kwargs: Dict::new(),
+            },
+            publisher: None,
+            audience: Audience::default(),
+        };
+        let small = retained_size("a", &event("x"));
+        let mut broker = Broker::default();
+        let budget = 3 * small;
+        assert_eq!(broker.retain("a", event("x"), 10, budget), Ok(()));
+        assert_eq!(broker.retain("b", event("y"), 10, budget), Ok(()));
+        assert_eq!(broker.retained_bytes(), 2 * small);
+        // Replacing an event counts the difference, not the sum.
+        assert_eq!(broker.retain("a", event("z"), 10, budget), Ok(()));
+        assert_eq!(broker.retained_bytes(), 2 * small);
+        // Too big for what is left: refused, and "a"'s older value is not kept as the latest.
+        let big = "x".repeat(2 * small);
+        assert_eq!(
+            broker.retain("a", event(&big), 10, budget),
+            Err(RetainRefused::Bytes)
+        );
+        assert!(broker.retained("a").is_none());
+        assert_eq!(broker.retained_count(), 1);
+        assert_eq!(broker.retained_bytes(), small);
+        // A string's bytes count in full: a 1 MB event never fits a 64 KB budget.
+        let huge = "x".repeat(1 << 20);
+        assert_eq!(
+            broker.retain("c", event(&huge), 10, 1 << 16),
+            Err(RetainRefused::Bytes)
+        );
     }
 
     mod scenarios {

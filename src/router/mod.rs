@@ -64,6 +64,8 @@ pub struct RouterConfig {
     pub max_depth: usize,
     /// Topics with a retained event, per realm.
     pub max_retained: usize,
+    /// Bytes the retained events of a realm may hold (by `Payload::heap_size`).
+    pub max_retained_bytes: usize,
     /// The longest a call may wait for its result when CALL has no `timeout`; `None`: forever.
     pub call_timeout: Option<Duration>,
 }
@@ -110,6 +112,7 @@ pub struct RouterFigures {
     pub registrations: usize,
     pub pending_calls: usize,
     pub retained_events: usize,
+    pub retained_bytes: usize,
 }
 
 /// WebSocket close code after ABORT for a protocol violation: Crossbar's transport closes with
@@ -657,6 +660,7 @@ impl Router {
             figures.registrations += realm.dealer.registration_count();
             figures.pending_calls += realm.dealer.pending_count();
             figures.retained_events += realm.broker.retained_count();
+            figures.retained_bytes += realm.broker.retained_bytes();
         }
         figures
     }

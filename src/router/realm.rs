@@ -7,7 +7,7 @@
 use std::rc::Rc;
 use std::time::{Instant, SystemTime};
 
-use crate::router::broker::{Broker, Disclosure, Member, Publication, Retained};
+use crate::router::broker::{Broker, Disclosure, Member, Publication, RetainRefused, Retained};
 use crate::router::dealer::Dealer;
 use crate::router::error::{Refusal, Violation};
 use crate::router::ids::{GlobalIds, SequentialIds};
@@ -520,8 +520,18 @@ impl Realm {
                 publisher: disclosed.clone(),
                 audience: options.audience.clone(),
             };
-            if !self.broker.retain(topic, retained, ctx.config.max_retained) {
-                log::debug!(realm = self.name, topic = topic, max = ctx.config.max_retained; "retained event dropped: too many retaining topics");
+            let kept = self.broker.retain(
+                topic,
+                retained,
+                ctx.config.max_retained,
+                ctx.config.max_retained_bytes,
+            );
+            if let Err(refused) = kept {
+                let reason = match refused {
+                    RetainRefused::Topics => "max_retained topics retain already",
+                    RetainRefused::Bytes => "the retained events would pass max_retained_bytes",
+                };
+                log::debug!(realm = self.name, topic = topic, reason; "retained event dropped");
             }
         }
         let payload = self.broker.dispatch(

@@ -21,6 +21,7 @@ pub fn config() -> RouterConfig {
         max_pending_calls_per_callee: 10,
         max_depth: 32,
         max_retained: 10,
+        max_retained_bytes: 1 << 20,
         call_timeout: None,
     }
 }

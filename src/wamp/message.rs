@@ -121,6 +121,15 @@ impl Payload {
     pub fn is_empty(&self) -> bool {
         self.args.is_empty() && self.kwargs.is_empty()
     }
+
+    /// About how many bytes the arguments hold in memory (see `Value::heap_size`).
+    pub fn heap_size(&self) -> usize {
+        self.args
+            .iter()
+            .fold(self.kwargs.heap_size(), |sum, value| {
+                sum.saturating_add(value.heap_size())
+            })
+    }
 }
 
 /// A WAMP v2 message.

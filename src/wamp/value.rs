@@ -68,6 +68,15 @@ impl Dict {
         self.0.len()
     }
 
+    /// About how many bytes the dict's entries hold in memory (see `Value::heap_size`).
+    pub fn heap_size(&self) -> usize {
+        self.0.iter().fold(0_usize, |sum, (key, value)| {
+            sum.saturating_add(std::mem::size_of::<String>())
+                .saturating_add(key.len())
+                .saturating_add(value.heap_size())
+        })
+    }
+
     /// The first value under `key`.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
@@ -125,6 +134,26 @@ impl Value {
         match self {
             Value::String(s) => Some(s),
             _ => None,
+        }
+    }
+
+    /// About how many bytes this value holds in memory (its own size and what it owns): the
+    /// measure of the retained events' budget. An estimate, never below the bytes of its
+    /// strings and binaries, so a budget in these units bounds real memory.
+    pub fn heap_size(&self) -> usize {
+        let own = std::mem::size_of::<Value>();
+        match self {
+            Value::String(text) => own.saturating_add(text.len()),
+            Value::Bytes(bytes) => own.saturating_add(bytes.len()),
+            Value::List(items) => items
+                .iter()
+                .fold(own, |sum, item| sum.saturating_add(item.heap_size())),
+            Value::Dict(dict) => own.saturating_add(dict.heap_size()),
+            Value::Null
+            | Value::Bool(_)
+            | Value::Integer(_)
+            | Value::Unsigned(_)
+            | Value::Float(_) => own,
         }
     }
 

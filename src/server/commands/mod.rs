@@ -401,6 +401,7 @@ fn status_json(ctx: &Backend<'_>) -> String {
         "wamp_registrations": figures.wamp.registrations,
         "wamp_pending_calls": figures.wamp.pending_calls,
         "wamp_retained_events": figures.wamp.retained_events,
+        "wamp_retained_bytes": figures.wamp.retained_bytes,
     })
     .to_string()
 }

@@ -41,6 +41,7 @@ pub fn router_config(wamp: &Wamp) -> RouterConfig {
         max_pending_calls_per_callee: wamp.max_pending_calls_per_callee,
         max_depth: wamp.max_depth,
         max_retained: wamp.max_retained,
+        max_retained_bytes: wamp.max_retained_bytes,
         call_timeout: wamp.call_timeout,
     }
 }
