@@ -27,6 +27,7 @@ mod secret;
 #[cfg(test)]
 mod testing;
 mod values;
+pub mod wamp_realm;
 
 pub use declare::{ApplyOn, KeySpec, Presence, TableSpec};
 pub use keys::{
@@ -351,6 +352,7 @@ mod tests {
                     max_depth: 2,
                     max_retained: 0,
                     call_timeout: None,
+                    realm: wamp_realm::WampRealms::NONE,
                 },
             }
         );

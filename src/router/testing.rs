@@ -22,6 +22,7 @@ pub fn config() -> RouterConfig {
         max_depth: 32,
         max_retained: 10,
         call_timeout: None,
+        realm_settings: crate::config::wamp_realm::WampRealms::NONE,
     }
 }
 
@@ -80,7 +81,22 @@ impl Harness {
             key,
             Transport {
                 serializer,
-                authid: authid.to_owned(),
+                cookie_user: Some(authid.to_owned()),
+            },
+            self.now,
+        );
+        key
+    }
+
+    /// A client admitted without cookies (a WAMP login without them).
+    pub fn connect_cookieless(&mut self, serializer: Serializer) -> Key {
+        let key = self.key();
+        self.serializers.insert(key, serializer);
+        self.router.open(
+            key,
+            Transport {
+                serializer,
+                cookie_user: None,
             },
             self.now,
         );

@@ -42,6 +42,7 @@ pub fn router_config(wamp: &Wamp) -> RouterConfig {
         max_depth: wamp.max_depth,
         max_retained: wamp.max_retained,
         call_timeout: wamp.call_timeout,
+        realm_settings: wamp.realm.clone(),
     }
 }
 
@@ -59,13 +60,20 @@ impl Hub {
             .map_or(App::Plain, App::Wamp)
     }
 
-    /// A WAMP client was admitted: its session begins with its HELLO.
-    pub(super) fn open_wamp(&mut self, key: Key, serializer: Serializer, user: &str, now: Instant) {
+    /// A WAMP client was admitted: its session begins with its HELLO. `cookie_user`: the
+    /// user of its cookies (or the connect authorizer), `None` when admitted without them.
+    pub(super) fn open_wamp(
+        &mut self,
+        key: Key,
+        serializer: Serializer,
+        cookie_user: Option<&str>,
+        now: Instant,
+    ) {
         self.router.open(
             key,
             Transport {
                 serializer,
-                authid: user.to_owned(),
+                cookie_user: cookie_user.map(str::to_owned),
             },
             now,
         );
