@@ -376,3 +376,46 @@ fn an_anonymous_guest_gets_its_roles_permissions_and_a_cookie_client_in_realm2_h
     assert_eq!(details["authrole"], "user");
     assert_eq!(user.ask(json!([32, 1, {}, "com.example.news"]))[0], 8);
 }
+
+/// autobahn-python logs in with `method` as `authid` (its own `compute_wcs` and `derive_key`
+/// answer a WAMP-CRA challenge) and reports what it saw.
+fn autobahn_python(server: &Server, method: &str, authid: &str, secret: &str) -> Option<Value> {
+    let python = crate::common::wamp::wamp_python()?;
+    let url = crate::common::wamp::wson_url(server);
+    Some(crate::common::wamp::run_script(
+        &python,
+        "py_auth.py",
+        &[&url, "realm2", method, authid, secret],
+    ))
+}
+
+#[test]
+fn autobahn_python_logs_in_with_ticket_and_wampcra() {
+    let server = server();
+    for (method, authid, secret, role) in [
+        ("ticket", "joe", "joe-ticket", "dothings"),
+        ("wampcra", "peter", "peter-secret", "seethings"),
+        ("wampcra", "salty", "salty-secret", "seethings"),
+    ] {
+        let Some(out) = autobahn_python(&server, method, authid, secret) else {
+            return;
+        };
+        assert_eq!(
+            out["welcome"],
+            json!({"authid": authid, "authrole": role, "authmethod": method, "authprovider": "static"}),
+            "{out}"
+        );
+        assert_eq!(out["subscribed"], true, "{out}");
+        // dothings may subscribe anywhere; seethings only under com.example.
+        let denied = if role == "dothings" {
+            Value::Null
+        } else {
+            json!("wamp.error.not_authorized")
+        };
+        assert_eq!(out["denied"], denied, "{out}");
+    }
+    let out = autobahn_python(&server, "wampcra", "salty", "wrong").unwrap();
+    assert_eq!(out, json!({"abort": "wamp.error.not_authorized"}));
+    let out = autobahn_python(&server, "ticket", "joe", "wrong").unwrap();
+    assert_eq!(out, json!({"abort": "wamp.error.not_authorized"}));
+}

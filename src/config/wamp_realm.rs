@@ -691,3 +691,25 @@ mod tests {
         assert!(message.contains("\"subscribe\""), "{message}");
     }
 }
+
+#[cfg(test)]
+mod readme_tests {
+    use std::path::Path;
+
+    use crate::config::parse;
+    use crate::config::testing::*;
+
+    /// README's "Authentication and roles" example, under the base file.
+    #[test]
+    fn the_readme_example_parses() {
+        let readme = include_str!("../../README.md");
+        let (_, rest) = readme
+            .split_once("Crossbar's workshop realm, translated:\n\n```toml\n")
+            .unwrap();
+        let (example, _) = rest.split_once("```").unwrap();
+        let config = parse(&format!("{}{example}", text(&[], &[])), Path::new(FILE)).unwrap();
+        let realm = config.wamp.realm.get("realm2").unwrap();
+        assert_eq!(realm.principals.len(), 2);
+        assert_eq!(realm.roles.len(), 2);
+    }
+}
