@@ -212,13 +212,18 @@ fn realm(checker: &mut Checker, path: &str, value: Value) -> Option<RealmSetting
     }
     let (anonymous_role, roles, principals) = (anonymous_role?, roles?, principals?);
     for (index, role) in roles.iter().enumerate() {
-        if roles[..index].iter().any(|other| other.name == role.name) {
+        if roles
+            .iter()
+            .take(index)
+            .any(|other| other.name == role.name)
+        {
             checker.error(format!("{path}.role[{index}].name"), "repeated role");
         }
     }
     for (index, principal) in principals.iter().enumerate() {
-        if principals[..index]
+        if principals
             .iter()
+            .take(index)
             .any(|other| other.authid == principal.authid)
         {
             checker.error(

@@ -18,7 +18,11 @@ use base64::Engine;
 use hmac::{KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::config::wamp_realm::{AuthMethod, Credential, Hidden, Permission, RealmSettings};
+use std::collections::HashMap;
+
+use crate::config::wamp_realm::{
+    AuthMethod, Credential, Hidden, Permission, RealmSettings, WampRealms,
+};
 use crate::router::uri::PatternIndex;
 use crate::wamp::{Dict, Value};
 
@@ -283,55 +287,88 @@ pub struct Authorization {
     pub disclose: bool,
 }
 
-/// May a session of `authrole` do `action` on `uri` in `realm`? `None` settings or no roles:
-/// yes, as before roles existed. A role the realm does not define: no. Otherwise the
-/// permission matching `uri` most specifically decides: an exact one, else the longest
-/// prefix, else the wildcard with the most leading literal components (the order the router
-/// uses to pick a registration for a call). No matching permission: no (Crossbar's default
-/// permissions deny everything).
-///
-/// Crossbar's `RouterRoleStaticAuth.authorize` differs in two corner cases: a matching
-/// wildcard beats a prefix there, and an exact permission on a longer prefix of the URI
-/// hides a shorter prefix permission.
-pub fn authorize(
-    realm: Option<&RealmSettings>,
-    authrole: &str,
-    uri: &str,
-    action: Action,
-) -> Authorization {
-    let deny = Authorization {
-        allow: false,
-        disclose: false,
-    };
-    let Some(realm) = realm.filter(|realm| !realm.roles.is_empty()) else {
-        return Authorization {
-            allow: true,
-            disclose: false,
-        };
-    };
-    let Some(role) = realm.role(authrole) else {
-        return deny;
-    };
-    let mut index = PatternIndex::default();
-    for (position, permission) in role.permissions.iter().enumerate() {
-        // The first of two permissions on the same URI and match wins.
-        if index.get(&permission.uri, permission.policy).is_some() {
-            continue;
+/// Every realm's roles with their permissions indexed by URI, built once per config (load
+/// and reload), so an action costs the lookups of one `PatternIndex`.
+#[derive(Debug, Default)]
+pub struct Policies {
+    /// Realms with roles only; a realm absent here authorizes everything.
+    realms: HashMap<String, HashMap<String, RolePolicy>>,
+}
+
+#[derive(Debug)]
+struct RolePolicy {
+    index: PatternIndex,
+    permissions: Vec<Permission>,
+}
+
+impl Policies {
+    pub fn compile(settings: &WampRealms) -> Policies {
+        let mut realms = HashMap::new();
+        for (name, realm) in &settings.by_name {
+            if realm.roles.is_empty() {
+                continue;
+            }
+            let roles = realm
+                .roles
+                .iter()
+                .map(|role| {
+                    let mut index = PatternIndex::default();
+                    for (position, permission) in role.permissions.iter().enumerate() {
+                        // The first of two permissions on the same URI and match wins.
+                        if index.get(&permission.uri, permission.policy).is_none() {
+                            let id = u64::try_from(position).unwrap_or(u64::MAX);
+                            index.insert(&permission.uri, permission.policy, id);
+                        }
+                    }
+                    let policy = RolePolicy {
+                        index,
+                        permissions: role.permissions.clone(),
+                    };
+                    (role.name.clone(), policy)
+                })
+                .collect();
+            realms.insert(name.clone(), roles);
         }
-        index.insert(
-            &permission.uri,
-            permission.policy,
-            u64::try_from(position).unwrap_or(u64::MAX),
-        );
+        Policies { realms }
     }
-    let Some(permission) = index
-        .best_match(uri)
-        .and_then(|position| usize::try_from(position).ok())
-        .and_then(|position| role.permissions.get(position))
-    else {
-        return deny;
-    };
-    answer(permission, action)
+
+    /// May a session of `authrole` do `action` on `uri` in `realm`? A realm without settings
+    /// or without roles: yes, as before roles existed. A role the realm does not define: no. Otherwise the
+    /// permission matching `uri` most specifically decides: an exact one, else the longest
+    /// prefix, else the wildcard with the most leading literal components (the order the router
+    /// uses to pick a registration for a call). No matching permission: no (Crossbar's default
+    /// permissions deny everything).
+    ///
+    /// Crossbar's `RouterRoleStaticAuth.authorize` differs in two corner cases: a matching
+    /// wildcard beats a prefix there, and an exact permission on a longer prefix of the URI
+    /// hides a shorter prefix permission.
+    pub fn authorize(
+        &self,
+        realm: &str,
+        authrole: &str,
+        uri: &str,
+        action: Action,
+    ) -> Authorization {
+        let Some(roles) = self.realms.get(realm) else {
+            return Authorization {
+                allow: true,
+                disclose: false,
+            };
+        };
+        roles
+            .get(authrole)
+            .and_then(|role| {
+                let position = usize::try_from(role.index.best_match(uri)?).ok()?;
+                role.permissions.get(position)
+            })
+            .map_or(
+                Authorization {
+                    allow: false,
+                    disclose: false,
+                },
+                |permission| answer(permission, action),
+            )
+    }
 }
 
 fn answer(permission: &Permission, action: Action) -> Authorization {
@@ -582,6 +619,20 @@ pub(crate) mod tests {
             assert!(pending.accepts(&compute_wcs(key.as_bytes(), challenge.as_bytes())));
             assert!(!pending.accepts(&compute_wcs(b"wrong", challenge.as_bytes())));
         }
+    }
+
+    /// `Policies::authorize` for one realm's settings.
+    fn authorize(
+        realm: Option<&RealmSettings>,
+        authrole: &str,
+        uri: &str,
+        action: Action,
+    ) -> Authorization {
+        let mut settings = WampRealms::NONE;
+        if let Some(realm) = realm {
+            settings.by_name.insert(String::new(), realm.clone());
+        }
+        Policies::compile(&settings).authorize("", authrole, uri, action)
     }
 
     #[test]

@@ -131,6 +131,8 @@ pub const TOO_MANY_SESSIONS: &str = "wamp.error.not_authorized";
 
 pub struct Router {
     config: RouterConfig,
+    /// `config.realm_settings`' roles, compiled at `new` and `configure`.
+    policies: auth::Policies,
     global_ids: GlobalIds,
     router_ids: SequentialIds,
     /// Realms by first use; a realm stays while it has sessions or is configured.
@@ -152,6 +154,7 @@ impl Router {
     /// A router whose random ids come from `ids` (tests seed it).
     pub fn with_ids(config: RouterConfig, ids: GlobalIds) -> Router {
         Router {
+            policies: auth::Policies::compile(&config.realm_settings),
             config,
             global_ids: ids,
             router_ids: SequentialIds::new(),
@@ -165,6 +168,7 @@ impl Router {
 
     /// Applies a reloaded config; existing sessions keep their realm even if it was removed.
     pub fn configure(&mut self, config: RouterConfig) {
+        self.policies = auth::Policies::compile(&config.realm_settings);
         self.config = config;
     }
 
@@ -222,6 +226,7 @@ impl Router {
         let mut ctx = Ctx {
             backend_realm: Self::is_backend_realm(&self.config, realm),
             config: &self.config,
+            policies: &self.policies,
             global_ids: &mut self.global_ids,
             router_ids: &mut self.router_ids,
             now,

@@ -22,6 +22,8 @@ use crate::wamp::{Dict, Message, MessageType, Payload, Value};
 /// One step's context.
 pub struct Ctx<'a> {
     pub config: &'a RouterConfig,
+    /// `config.realm_settings`' roles, compiled.
+    pub policies: &'a auth::Policies,
     pub global_ids: &'a mut GlobalIds,
     /// Subscription and registration ids (router scope).
     pub router_ids: &'a mut SequentialIds,
@@ -134,12 +136,10 @@ impl Realm {
         action: auth::Action,
     ) -> auth::Authorization {
         match self.sessions.get(&id) {
-            Some(session) if !session.is_backend() => auth::authorize(
-                ctx.config.realm_settings.get(&self.name),
-                &session.authrole,
-                uri,
-                action,
-            ),
+            Some(session) if !session.is_backend() => {
+                ctx.policies
+                    .authorize(&self.name, &session.authrole, uri, action)
+            }
             Some(_) => auth::Authorization {
                 allow: true,
                 disclose: false,
