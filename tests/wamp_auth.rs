@@ -14,7 +14,7 @@ use crate::common::*;
 
 /// realm1: cookies only, no roles (as before). realm2: anonymous, ticket and wampcra logins,
 /// principals and roles after Crossbar's workshop (`dothings`, `seethings`, `blocked`).
-fn server() -> Server {
+fn setup() -> Setup {
     Setup::new()
         .set("wamp.realms", r#"["realm1", "realm2"]"#)
         .set(
@@ -44,7 +44,10 @@ fn server() -> Server {
                 {name = "blocked"},
             ]"#,
         )
-        .start()
+}
+
+fn server() -> Server {
+    setup().start()
 }
 
 const ROLES: &str = r#"{"subscriber":{},"publisher":{},"caller":{},"callee":{}}"#;
@@ -418,4 +421,50 @@ fn autobahn_python_logs_in_with_ticket_and_wampcra() {
     assert_eq!(out, json!({"abort": "wamp.error.not_authorized"}));
     let out = autobahn_python(&server, "ticket", "joe", "wrong").unwrap();
     assert_eq!(out, json!({"abort": "wamp.error.not_authorized"}));
+}
+
+#[test]
+fn a_reload_applies_changed_permissions_to_joined_sessions() {
+    let setup = setup();
+    let (dir, path) = setup.write();
+    let mut server = Server::start_in(dir, path.clone(), setup.toml(), &[]);
+    let (mut peter, _, reply) = wampcra_login(&server, "peter", "peter-secret");
+    Wamp::welcomed(&reply);
+    assert_eq!(peter.ask(json!([32, 1, {}, "org.other"]))[0], 8);
+    let changed = setup.set(
+        "wamp.realm.realm2.role",
+        r#"[{name = "seethings", permissions = [{uri = "org.", match = "prefix", allow = ["subscribe"]}]}]"#,
+    )
+    .set(
+        "wamp.realm.realm2.principal",
+        r#"[{authid = "peter", role = "seethings", secret = "peter-secret"}]"#,
+    )
+    .set("wamp.realm.realm2.auth", r#"["wampcra"]"#);
+    std::fs::write(&path, changed.toml()).unwrap();
+    server.signal(nix::sys::signal::Signal::SIGHUP);
+    server.wait_for_log("configuration reloaded");
+    assert_eq!(peter.ask(json!([32, 2, {}, "org.other"]))[0], 33);
+    assert_eq!(peter.ask(json!([32, 3, {}, "com.example.news"]))[0], 8);
+}
+
+#[test]
+fn tickets_secrets_and_signatures_are_never_logged() {
+    let server = server();
+    let (_joe, reply) = ticket_login(&server, "joe", "joe-ticket");
+    Wamp::welcomed(&reply);
+    let (mut wrong, reply) = ticket_login(&server, "joe", "guessed-ticket");
+    wrong.expect_abort(&reply, "wamp.error.not_authorized");
+    let (_peter, extra, reply) = wampcra_login(&server, "peter", "peter-secret");
+    Wamp::welcomed(&reply);
+    let signature = compute_wcs(b"peter-secret", extra["challenge"].as_str().unwrap());
+    let log = server.log_text();
+    assert!(log.contains("WAMP login failed"), "{log}");
+    for secret in [
+        "joe-ticket",
+        "guessed-ticket",
+        "peter-secret",
+        signature.as_str(),
+    ] {
+        assert!(!log.contains(secret), "{secret} logged:\n{log}");
+    }
 }
