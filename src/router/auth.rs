@@ -3,16 +3,18 @@
 //! Authentication: HELLO's `authmethods` (in the client's order) meet the methods the realm
 //! allows; the first both know wins. `cookie` (the wson cookies of the upgrade) and
 //! `anonymous` welcome at once; `ticket` and `wampcra` send CHALLENGE and the router waits for
-//! AUTHENTICATE (`Phase::Authenticating`). WAMP v2, "Authentication": "the Router MUST send
-//! an ABORT" when it denies; the reasons are Crossbar's: `wamp.error.no_auth_method` when no
-//! method fits, `wamp.error.not_authorized` (autobahn's `Deny` default) for a failed login.
+//! AUTHENTICATE (`Phase::Authenticating`). A denied login ends with ABORT, as any refused
+//! HELLO (WAMP v2, "Session Establishment"); the spec names no reason for a failed login, so
+//! the reasons are Crossbar's: `wamp.error.no_auth_method` when no method fits,
+//! `wamp.error.not_authorized` (autobahn's `Deny` default) for a failed login.
 //! An unknown authid gets a CHALLENGE like a known one and fails at AUTHENTICATE with the
 //! same ABORT as a wrong signature, so a client cannot tell which part was wrong (Crossbar
-//! ABORTs an unknown authid at HELLO, naming it).
+//! ABORTs an unknown authid at HELLO, naming it). One difference remains visible: a salted
+//! WAMP-CRA principal's CHALLENGE carries its salt, an unknown authid's carries none.
 //!
 //! Authorization: a realm with roles checks each PUBLISH, SUBSCRIBE, CALL and REGISTER
 //! against the session's role; the permission matching the URI most specifically decides
-//! (see [`authorize`]). The backend is trusted and never checked.
+//! (see [`Policies::authorize`]). The backend is trusted and never checked.
 
 use base64::Engine;
 use hmac::{KeyInit, Mac};

@@ -25,8 +25,8 @@ pub enum Violation {
     BeforeWelcome { message: &'static str },
     /// "receiving a second `HELLO` within the lifetime of a session".
     SecondHello,
-    /// A message only a router sends (WELCOME, EVENT, RESULT...), or one of a feature wson
-    /// has not (CHALLENGE, AUTHENTICATE).
+    /// A message only a router sends (WELCOME, EVENT, RESULT, CHALLENGE...), or AUTHENTICATE
+    /// after the session was established (it answers a CHALLENGE only).
     NotForRouter { message: &'static str },
     /// `ERROR` answering anything but an INVOCATION ("Receiving `ERROR` message with invalid
     /// REQUEST.Type").

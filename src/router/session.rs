@@ -3,13 +3,13 @@
 //! A WebSocket client goes through `Phase`:
 //!
 //! ```text
-//! open() -> Establishing --HELLO, realm known, room, login--> Established --GOODBYE/ABORT--> Closing
-//!              |     \--HELLO, ticket/wampcra: CHALLENGE--> Authenticating                    ^
-//!              |                         AUTHENTICATE right: WELCOME -> Established           |
-//!              |                         wrong, anything else: ABORT + Close -----------------+
-//!              |  HELLO to an unknown realm, over max_sessions, no login method, bad bytes    |
-//!              +-------------------------------- ABORT + Close -------------------------------+
-//!                              Established --protocol violation, kill--> Closing
+//! open() -> Establishing --HELLO: realm known, room, cookie/anonymous login--> Established
+//!             |   \--HELLO: ticket/wampcra--CHALLENGE--> Authenticating
+//!             |                    AUTHENTICATE right --WELCOME--> Established
+//!             |                    wrong, too long, ABORT, anything else --> ABORT + Close
+//!             |  HELLO to an unknown realm, over max_sessions, no login method, bad bytes
+//!             +--> ABORT + Close --> Closing
+//! Established --GOODBYE/ABORT, protocol violation, kill--> Closing
 //! gone() removes the client in any phase.
 //! ```
 //!
