@@ -306,9 +306,8 @@ fn methods(checker: &mut Checker, path: &str, value: Value) -> Vec<AuthMethod> {
             None => checker.error(
                 format!("{path}[{index}]"),
                 format!(
-                    "{:?}: expected \"anonymous\", \"ticket\" or \"wampcra\" (cookie is always \
-                     allowed)",
-                    name.escape_debug().to_string()
+                    "{name:?}: expected \"anonymous\", \"ticket\" or \"wampcra\" (cookie is \
+                     always allowed)"
                 ),
             ),
         }

@@ -129,6 +129,9 @@ pub const CLOSE_NORMAL: u16 = 1000;
 /// spec's URI for a join the router does not allow.
 pub const TOO_MANY_SESSIONS: &str = "wamp.error.not_authorized";
 
+/// Longest client-chosen authid a log line repeats.
+const MAX_LOGGED_AUTHID_LEN: usize = 128;
+
 pub struct Router {
     config: RouterConfig,
     /// `config.realm_settings`' roles, compiled at `new` and `configure`.
@@ -516,7 +519,13 @@ impl Router {
                     signature.len() <= auth::MAX_SIGNATURE_LEN && pending.accepts(&signature);
                 if !accepted {
                     // Never the signature, nor which part was wrong.
-                    log::info!(conn = key.to_usize(), realm = realm_name, authid = pending.authid, authmethod = pending.method.name(); "WAMP login failed");
+                    // The authid is the client's: a long one is not copied into the log.
+                    let authid = if pending.authid.len() <= MAX_LOGGED_AUTHID_LEN {
+                        pending.authid.as_str()
+                    } else {
+                        "(too long)"
+                    };
+                    log::info!(conn = key.to_usize(), realm = realm_name, authid, authmethod = pending.method.name(); "WAMP login failed");
                     self.abort(
                         key,
                         serializer,
