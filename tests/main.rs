@@ -25,6 +25,7 @@ mod smoke;
 mod sockets;
 mod topics;
 mod users;
+mod wamp_auth;
 mod wamp_clients;
 mod wamp_control;
 mod wamp_parity;

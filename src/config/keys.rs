@@ -19,6 +19,7 @@ use super::values::{
     self, AuthMode, AuthorizerFallback, Checker, ClientMessages, Endpoint, ForwardedHeader,
     LogFormat, Origins, TokenReuse,
 };
+use super::wamp_realm::{self, WampRealms};
 use super::{MAX_FRAME_HEADER_LEN, MIN_HANDSHAKE_SIZE};
 use crate::access::{Cidr, Proxy};
 use crate::auth::Digest;
@@ -184,6 +185,8 @@ config_keys! {
         /// Seconds a call waits for its result when CALL sets no `timeout`; 0: no limit.
         call_timeout: Option<Duration> = values::seconds_or_none,
             default(CALL_TIMEOUT = None), reload;
+        /// Per-realm logins, principals and roles: the `[wamp.realm.NAME]` tables.
+        realm: WampRealms = wamp_realm::realms, default(REALM = WampRealms::NONE), reload;
     }
 
     /// Address-based protection, before any auth work: blocked ranges, trusted proxies,
@@ -276,6 +279,16 @@ pub(super) fn check_across_keys(checker: &mut Checker, config: &parsed::Config) 
                     message_size.saturating_add(MAX_EVENT_FIELDS_LEN)
                 ),
             );
+        }
+    }
+    if let (Some(realms), Some(settings)) = (&config.wamp.realms, &config.wamp.realm) {
+        for name in settings.by_name.keys() {
+            if !realms.contains(name) {
+                checker.error(
+                    format!("wamp.realm.{}", name.escape_debug()),
+                    "not one of wamp.realms",
+                );
+            }
         }
     }
     if let (Some(AuthorizerFallback::Allow), Some(AuthMode::Authorizer)) =

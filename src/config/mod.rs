@@ -27,6 +27,7 @@ mod secret;
 #[cfg(test)]
 mod testing;
 mod values;
+pub mod wamp_realm;
 
 pub use declare::{ApplyOn, KeySpec, Presence, TableSpec};
 pub use keys::{
@@ -369,6 +370,7 @@ mod tests {
                     max_retained: 0,
                     max_retained_bytes: 0,
                     call_timeout: None,
+                    realm: wamp_realm::WampRealms::NONE,
                 },
                 access: Access {
                     blocked: ["10.0.0.0/8", "192.0.2.1/32", "2001:db8::/32"]

@@ -65,6 +65,11 @@ impl Checker {
         None
     }
 
+    /// How many problems were recorded so far: a parser compares it before and after.
+    pub(super) fn error_count(&self) -> usize {
+        self.errors.len()
+    }
+
     pub(super) fn into_errors(self) -> Vec<ConfigError> {
         self.errors
     }

@@ -25,6 +25,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
+use crate::router::auth;
 use crate::router::error::{Refusal, Violation};
 use crate::router::ids::SequentialIds;
 use crate::router::options::{CallOptions, CancelMode, Invoke, RegisterOptions, yield_progress};
@@ -217,6 +218,15 @@ impl Realm {
             // Crossbar `dealer.py`: "disallow registration of procedures starting with
             // "wamp." other than for trusted sessions".
             Some(Refusal::RestrictedUri {
+                uri: procedure.to_owned(),
+            })
+        } else if !self
+            .authorization(ctx, id, procedure, auth::Action::Register)
+            .allow
+        {
+            // Crossbar `dealer.py` `processRegister`: `router.authorize` after the URI checks.
+            Some(Refusal::NotAuthorized {
+                action: "register",
                 uri: procedure.to_owned(),
             })
         } else if options.policy == Match::Exact && Self::is_meta_procedure(procedure) {
@@ -449,6 +459,17 @@ impl Realm {
             refuse(self, refusal, ctx.out);
             return Ok(());
         }
+        // Crossbar `dealer.py` `processCall`: `router.authorize` before anything is looked
+        // up, meta procedures included.
+        let authorization = self.authorization(ctx, id, &procedure, auth::Action::Call);
+        if !authorization.allow {
+            let refusal = Refusal::NotAuthorized {
+                action: "call",
+                uri: procedure,
+            };
+            refuse(self, refusal, ctx.out);
+            return Ok(());
+        }
         // The meta procedures are the router's own (Crossbar's service session registers
         // them); they answer at once.
         if let Some(answer) = self.meta_call(ctx, id, &procedure, &payload) {
@@ -478,7 +499,9 @@ impl Realm {
             refuse(self, refusal, ctx.out);
             return Ok(());
         }
-        let disclose = options.disclose_me || caller.is_backend();
+        // The permission's `disclose` discloses the caller whatever it asked (Crossbar
+        // `dealer.py`: "if authorization['disclose']: disclose = True").
+        let disclose = options.disclose_me || caller.is_backend() || authorization.disclose;
         let caller_authid = caller.authid.clone();
         let caller_authrole = caller.authrole.clone();
         let Some((registration, policy)) = self

@@ -25,8 +25,8 @@ pub enum Violation {
     BeforeWelcome { message: &'static str },
     /// "receiving a second `HELLO` within the lifetime of a session".
     SecondHello,
-    /// A message only a router sends (WELCOME, EVENT, RESULT...), or one of a feature wson
-    /// has not (CHALLENGE, AUTHENTICATE).
+    /// A message only a router sends (WELCOME, EVENT, RESULT, CHALLENGE...), or AUTHENTICATE
+    /// after the session was established (it answers a CHALLENGE only).
     NotForRouter { message: &'static str },
     /// `ERROR` answering anything but an INVOCATION ("Receiving `ERROR` message with invalid
     /// REQUEST.Type").
@@ -128,6 +128,12 @@ pub enum Refusal {
     NotAuthorizedProtected {
         uri: String,
     },
+    /// The session's role has no permission for the action on the URI (`[wamp.realm.NAME]`
+    /// roles).
+    NotAuthorized {
+        action: &'static str,
+        uri: String,
+    },
 }
 
 impl Refusal {
@@ -154,7 +160,9 @@ impl Refusal {
             Refusal::NoAvailableCallee { .. } => "wamp.error.no_available_callee",
             Refusal::InvalidArgument { .. } => "wamp.error.invalid_argument",
             Refusal::NoSuchSession { .. } => "wamp.error.no_such_session",
-            Refusal::NotAuthorizedProtected { .. } => "wamp.error.not_authorized",
+            Refusal::NotAuthorizedProtected { .. } | Refusal::NotAuthorized { .. } => {
+                "wamp.error.not_authorized"
+            }
         }
     }
 }
@@ -185,6 +193,11 @@ impl fmt::Display for Refusal {
                 "register for already registered procedure '{procedure}' with conflicting \
                  invocation policy (has {existing} and {requested} was requested)"
             ),
+            // Crossbar `broker.py`/`dealer.py`: "session is not authorized to publish to
+            // topic '{}'" and the like; the role is not named.
+            Refusal::NotAuthorized { action, uri } => {
+                write!(f, "session is not authorized to {action} '{uri}'")
+            }
             Refusal::TooManySubscriptions { max } => {
                 write!(f, "the session has {max} subscriptions, the most allowed")
             }

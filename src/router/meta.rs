@@ -151,7 +151,7 @@ impl Realm {
         details.insert("session", Value::from(id));
         details.insert("authid", Value::from(&*session.authid));
         details.insert("authrole", Value::from(&*session.authrole));
-        details.insert("authmethod", Value::from("cookie"));
+        details.insert("authmethod", Value::from(session.authmethod));
         details.insert("authprovider", Value::from("static"));
         details.insert("authextra", Value::Dict(Dict::new()));
         details.insert(

@@ -12,6 +12,7 @@
 //! The first configured realm is the backend realm: the control socket publishes, registers
 //! and calls there, and its topics are the plain side's topics (one namespace).
 
+pub mod auth;
 pub mod broker;
 pub mod dealer;
 pub mod error;
@@ -27,6 +28,8 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::config::wamp_realm::WampRealms;
+use crate::router::auth::{Login, Start};
 use crate::router::error::{PROTOCOL_VIOLATION, Violation};
 use crate::router::ids::{GlobalIds, SequentialIds};
 use crate::router::options::{PeerFeatures, PublishOptions};
@@ -68,14 +71,17 @@ pub struct RouterConfig {
     pub max_retained_bytes: usize,
     /// The longest a call may wait for its result when CALL has no `timeout`; `None`: forever.
     pub call_timeout: Option<Duration>,
+    /// `[wamp.realm.NAME]`: login methods, principals and roles per realm.
+    pub realm_settings: WampRealms,
 }
 
 /// What the hub knows of a WebSocket client when it opens a WAMP session for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transport {
     pub serializer: Serializer,
-    /// The `user` cookie: the session's authid.
-    pub authid: String,
+    /// The user the upgrade was admitted as (cookies or the connect authorizer): the authid
+    /// of a `cookie` login. `None` for an upgrade admitted without cookies for a WAMP login.
+    pub cookie_user: Option<String>,
 }
 
 /// What the hub does for the router.
@@ -126,8 +132,13 @@ pub const CLOSE_NORMAL: u16 = 1000;
 /// spec's URI for a join the router does not allow.
 pub const TOO_MANY_SESSIONS: &str = "wamp.error.not_authorized";
 
+/// Longest client-chosen authid a log line repeats.
+const MAX_LOGGED_AUTHID_LEN: usize = 128;
+
 pub struct Router {
     config: RouterConfig,
+    /// `config.realm_settings`' roles, compiled at `new` and `configure`.
+    policies: auth::Policies,
     global_ids: GlobalIds,
     router_ids: SequentialIds,
     /// Realms by first use; a realm stays while it has sessions or is configured.
@@ -149,6 +160,7 @@ impl Router {
     /// A router whose random ids come from `ids` (tests seed it).
     pub fn with_ids(config: RouterConfig, ids: GlobalIds) -> Router {
         Router {
+            policies: auth::Policies::compile(&config.realm_settings),
             config,
             global_ids: ids,
             router_ids: SequentialIds::new(),
@@ -162,6 +174,7 @@ impl Router {
 
     /// Applies a reloaded config; existing sessions keep their realm even if it was removed.
     pub fn configure(&mut self, config: RouterConfig) {
+        self.policies = auth::Policies::compile(&config.realm_settings);
         self.config = config;
     }
 
@@ -180,7 +193,7 @@ impl Router {
             key,
             Phase::Establishing {
                 serializer: transport.serializer,
-                authid: transport.authid,
+                cookie_user: transport.cookie_user,
             },
         );
     }
@@ -219,6 +232,7 @@ impl Router {
         let mut ctx = Ctx {
             backend_realm: Self::is_backend_realm(&self.config, realm),
             config: &self.config,
+            policies: &self.policies,
             global_ids: &mut self.global_ids,
             router_ids: &mut self.router_ids,
             now,
@@ -252,6 +266,15 @@ impl Router {
         };
         let (serializer, established) = match *phase {
             Phase::Closing => return,
+            Phase::Authenticating { serializer, .. } => {
+                match serializer.decode(bytes, self.config.max_depth) {
+                    Ok(message) => self.authenticating(key, message, now, out),
+                    Err(error) => {
+                        self.violation(key, serializer, Violation::Decode(error), now, out)
+                    }
+                }
+                return;
+            }
             Phase::Establishing { serializer, .. } => (serializer, None),
             Phase::Established {
                 realm,
@@ -381,7 +404,10 @@ impl Router {
         now: Instant,
         out: &mut Vec<Action>,
     ) {
-        let Some(Phase::Establishing { serializer, authid }) = self.clients.get(&key).cloned()
+        let Some(Phase::Establishing {
+            serializer,
+            cookie_user,
+        }) = self.clients.get(&key).cloned()
         else {
             return;
         };
@@ -404,15 +430,176 @@ impl Router {
             self.abort(key, serializer, TOO_MANY_SESSIONS, text, out);
             return self.close(key, CLOSE_NORMAL, TOO_MANY_SESSIONS, out);
         }
-        let index = self.realm_index(realm_name);
         let id = self.fresh_session_id();
-        let session = Session::new(
+        let authmethods = match details.get("authmethods") {
+            None => None,
+            Some(Value::List(items)) => Some(items.iter().filter_map(Value::as_str).collect()),
+            Some(_) => {
+                let violation = Violation::BadOption {
+                    message: "HELLO",
+                    option: "authmethods",
+                };
+                return self.violation(key, serializer, violation, now, out);
+            }
+        };
+        let authid = match details.str("authid") {
+            None => None,
+            Some(Ok(authid)) => Some(authid),
+            Some(Err(())) => {
+                let violation = Violation::BadOption {
+                    message: "HELLO",
+                    option: "authid",
+                };
+                return self.violation(key, serializer, violation, now, out);
+            }
+        };
+        let mut random_authid = [0_u8; 24];
+        let mut random_nonce = [0_u8; 48];
+        if getrandom::fill(&mut random_authid).is_err()
+            || getrandom::fill(&mut random_nonce).is_err()
+        {
+            log::error!(conn = key.to_usize(); "no OS randomness for a WAMP login");
+            let text = "the router cannot authenticate now".to_owned();
+            self.abort(key, serializer, auth::NOT_AUTHORIZED, text, out);
+            return self.close(key, CLOSE_NORMAL, auth::NOT_AUTHORIZED, out);
+        }
+        let wall_now = self.wall_now(now);
+        let hello = auth::Hello {
+            authmethods,
+            authid,
+            cookie_user: cookie_user.as_deref(),
+            cookie_role: &self.config.authrole,
+            session: id,
+            timestamp: realm::iso8601(wall_now),
+            random_authid,
+            random_nonce,
+        };
+        match auth::start(self.config.realm_settings.get(realm_name), hello) {
+            Start::Welcome(login) => {
+                self.establish(key, serializer, realm_name, id, features, login, now, out);
+            }
+            Start::Challenge { pending, extra } => {
+                let challenge = Message::Challenge {
+                    method: pending.method.name().to_owned(),
+                    extra,
+                };
+                realm::send_via(Link::Client { key, serializer }, challenge, out);
+                self.clients.insert(
+                    key,
+                    Phase::Authenticating {
+                        serializer,
+                        realm: realm_name.to_owned(),
+                        session: id,
+                        features,
+                        pending,
+                    },
+                );
+            }
+            Start::Deny { reason, message } => {
+                log::debug!(conn = key.to_usize(), realm = realm_name, reason; "WAMP login refused");
+                self.abort(key, serializer, reason, message, out);
+                self.close(key, CLOSE_NORMAL, reason, out);
+            }
+        }
+    }
+
+    /// A message while CHALLENGE waits for its AUTHENTICATE.
+    fn authenticating(&mut self, key: Key, message: Message, now: Instant, out: &mut Vec<Action>) {
+        let Some(Phase::Authenticating {
+            serializer,
+            realm: realm_name,
+            session,
+            features,
+            pending,
+        }) = self.clients.get(&key).cloned()
+        else {
+            return;
+        };
+        match message {
+            Message::Authenticate { signature, .. } => {
+                // The signature is bounded before it is compared: a huge one fails unread.
+                let accepted =
+                    signature.len() <= auth::MAX_SIGNATURE_LEN && pending.accepts(&signature);
+                if !accepted {
+                    // Never the signature, nor which part was wrong.
+                    // The authid is the client's: a long one is not copied into the log.
+                    let authid = if pending.authid.len() <= MAX_LOGGED_AUTHID_LEN {
+                        pending.authid.as_str()
+                    } else {
+                        "(too long)"
+                    };
+                    log::info!(conn = key.to_usize(), realm = realm_name, authid, authmethod = pending.method.name(); "WAMP login failed");
+                    self.abort(
+                        key,
+                        serializer,
+                        auth::NOT_AUTHORIZED,
+                        auth::FAILED_LOGIN.to_owned(),
+                        out,
+                    );
+                    return self.close(key, CLOSE_NORMAL, auth::NOT_AUTHORIZED, out);
+                }
+                if !self.config.realms.contains(&realm_name)
+                    || self.client_sessions >= self.config.max_sessions
+                {
+                    // A reload removed the realm, or others joined while this one answered.
+                    self.abort(
+                        key,
+                        serializer,
+                        auth::NOT_AUTHORIZED,
+                        "the router cannot take this session now".to_owned(),
+                        out,
+                    );
+                    return self.close(key, CLOSE_NORMAL, auth::NOT_AUTHORIZED, out);
+                }
+                let login = Login {
+                    authid: pending.authid,
+                    authrole: pending.authrole,
+                    authmethod: pending.method.name(),
+                };
+                self.establish(
+                    key,
+                    serializer,
+                    &realm_name,
+                    session,
+                    features,
+                    login,
+                    now,
+                    out,
+                );
+            }
+            // WAMP v2, "Abort": "No response to an ABORT message is expected."
+            Message::Abort { .. } => self.close(key, CLOSE_NORMAL, "wamp.close.abort", out),
+            other => {
+                let violation = Violation::BeforeWelcome {
+                    message: other.message_type().name(),
+                };
+                self.violation(key, serializer, violation, now, out);
+            }
+        }
+    }
+
+    /// WELCOME: session `id` of `login` joins `realm_name`.
+    #[allow(clippy::too_many_arguments)]
+    fn establish(
+        &mut self,
+        key: Key,
+        serializer: Serializer,
+        realm_name: &str,
+        id: u64,
+        features: PeerFeatures,
+        login: Login,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let index = self.realm_index(realm_name);
+        let mut session = Session::new(
             id,
             Link::Client { key, serializer },
-            Rc::from(authid.as_str()),
-            Rc::from(self.config.authrole.as_str()),
+            Rc::from(login.authid.as_str()),
+            Rc::from(login.authrole.as_str()),
             features,
         );
+        session.authmethod = login.authmethod;
         let welcome = Message::Welcome {
             session: id,
             details: self.welcome_details(realm_name, &session),
@@ -486,8 +673,8 @@ impl Router {
         details.insert("realm", Value::from(realm));
         details.insert("authid", Value::from(&*session.authid));
         details.insert("authrole", Value::from(&*session.authrole));
-        details.insert("authmethod", Value::from("cookie"));
-        details.insert("authprovider", Value::from("static"));
+        details.insert("authmethod", Value::from(session.authmethod));
+        details.insert("authprovider", Value::from(auth::STATIC_PROVIDER));
         details.insert("roles", Value::Dict(roles));
         details
     }
@@ -605,7 +792,10 @@ impl Router {
                     self.client_sessions = self.client_sessions.saturating_sub(1);
                     self.with_realm(realm, now, out, |realm, ctx| realm.leave(ctx, session));
                 }
-                Some(Phase::Establishing { .. } | Phase::Closing) | None => {}
+                Some(
+                    Phase::Establishing { .. } | Phase::Authenticating { .. } | Phase::Closing,
+                )
+                | None => {}
             },
             Peer::Control(key) => {
                 if let Some((realm, session)) = self.backends.remove(&key) {
@@ -930,5 +1120,199 @@ mod tests {
             0
         );
         assert!(out.is_empty());
+    }
+
+    fn auth_config() -> RouterConfig {
+        let mut realms = WampRealms::NONE;
+        realms
+            .by_name
+            .insert("realm2".to_owned(), auth::tests::realm_settings());
+        RouterConfig {
+            realm_settings: realms,
+            ..config()
+        }
+    }
+
+    #[test]
+    fn ticket_login_is_challenged_then_welcomed_with_its_principal() {
+        let mut h = Harness::new(auth_config());
+        let key = h.connect_cookieless(Serializer::Json);
+        let out = h.send(
+            key,
+            r#"[1,"realm2",{"roles":{"caller":{}},"authmethods":["ticket"],"authid":"alice"}]"#,
+        );
+        assert_eq!(to(&out, key), vec![r#"[4,"ticket",{}]"#]);
+        assert_eq!(h.router.figures().sessions, 0);
+        let out = h.send(key, r#"[5,"sesame",{}]"#);
+        let [Out::To(_, Message::Welcome { details, .. }), ..] = out.as_slice() else {
+            panic!("{out:?}");
+        };
+        assert_eq!(details.str("authid"), Some(Ok("alice")));
+        assert_eq!(details.str("authrole"), Some(Ok("admin")));
+        assert_eq!(details.str("authmethod"), Some(Ok("ticket")));
+        assert_eq!(details.str("authprovider"), Some(Ok("static")));
+        assert_eq!(h.router.figures().sessions, 1);
+    }
+
+    #[test]
+    fn a_failed_login_is_aborted_without_a_hint() {
+        let wrong = [
+            (
+                r#""ticket"],"authid":"alice""#,
+                r#"[5,"wrong",{}]"#.to_owned(),
+            ),
+            (
+                r#""ticket"],"authid":"nobody""#,
+                r#"[5,"sesame",{}]"#.to_owned(),
+            ),
+            (
+                r#""wampcra"],"authid":"bob""#,
+                r#"[5,"AAAA",{}]"#.to_owned(),
+            ),
+            (
+                r#""ticket"],"authid":"alice""#,
+                format!(r#"[5,"{}",{{}}]"#, "s".repeat(auth::MAX_SIGNATURE_LEN + 1)),
+            ),
+        ];
+        for (hello, authenticate) in wrong {
+            let mut h = Harness::new(auth_config());
+            let key = h.connect_cookieless(Serializer::Json);
+            h.send(
+                key,
+                &format!(r#"[1,"realm2",{{"roles":{{"caller":{{}}}},"authmethods":[{hello}}}]"#),
+            );
+            let out = h.send(key, &authenticate);
+            assert_eq!(
+                out,
+                vec![
+                    Out::To(
+                        key,
+                        testing::parse(
+                            r#"[3,{"message":"authentication failed"},"wamp.error.not_authorized"]"#
+                        )
+                    ),
+                    Out::Close(key, 1000, auth::NOT_AUTHORIZED.into()),
+                ]
+            );
+            assert_eq!(h.router.figures().sessions, 0);
+        }
+    }
+
+    #[test]
+    fn no_common_method_is_aborted_no_auth_method() {
+        let mut h = Harness::new(auth_config());
+        // Cookie-less: cookie is no method; realm1 has no settings, so nothing else either.
+        let key = h.connect_cookieless(Serializer::Json);
+        let out = h.send(key, r#"[1,"realm1",{"roles":{"caller":{}}}]"#);
+        assert_eq!(
+            to(&out, key),
+            vec![
+                r#"[3,{"message":"cannot authenticate using any of the offered authmethods cookie, anonymous"},"wamp.error.no_auth_method"]"#
+            ]
+        );
+        assert_eq!(
+            out.last(),
+            Some(&Out::Close(key, 1000, auth::NO_AUTH_METHOD.into()))
+        );
+    }
+
+    #[test]
+    fn authenticate_outside_a_challenge_is_a_protocol_violation() {
+        let mut h = Harness::new(auth_config());
+        let key = h.connect(Serializer::Json, "alice");
+        let out = h.send(key, r#"[5,"sesame",{}]"#);
+        assert_violation(
+            &out,
+            key,
+            "AUTHENTICATE received before the session was established",
+        );
+        let (key, _) = h.join("bob");
+        let out = h.send(key, r#"[5,"sesame",{}]"#);
+        assert_violation(&out, key, "AUTHENTICATE is not a message a router accepts");
+        // While challenged, anything but AUTHENTICATE or ABORT is one too.
+        let key = h.connect_cookieless(Serializer::Json);
+        h.send(
+            key,
+            r#"[1,"realm2",{"roles":{"caller":{}},"authmethods":["ticket"],"authid":"alice"}]"#,
+        );
+        let out = h.send(key, r#"[32,1,{},"a.b"]"#);
+        assert_violation(
+            &out,
+            key,
+            "SUBSCRIBE received before the session was established",
+        );
+    }
+
+    #[test]
+    fn a_role_is_checked_on_every_action() {
+        let mut h = Harness::new(auth_config());
+        let key = h.connect_cookieless(Serializer::Json);
+        let out = h.send(key, r#"[1,"realm2",{"roles":{"caller":{},"publisher":{},"subscriber":{},"callee":{}},"authmethods":["anonymous"]}]"#);
+        let [Out::To(_, Message::Welcome { details, .. }), ..] = out.as_slice() else {
+            panic!("{out:?}");
+        };
+        assert_eq!(details.str("authrole"), Some(Ok("guest")));
+        assert_eq!(details.str("authmethod"), Some(Ok("anonymous")));
+        let out = h.send(key, r#"[32,1,{},"com.app.news"]"#);
+        assert!(
+            matches!(out.as_slice(), [Out::To(_, Message::Subscribed { .. }), ..]),
+            "{out:?}"
+        );
+        for (text, reply) in [
+            (
+                r#"[32,2,{},"com.app.secret.plans"]"#,
+                r#"[8,32,2,{},"wamp.error.not_authorized",["session is not authorized to subscribe to 'com.app.secret.plans'"]]"#,
+            ),
+            (
+                r#"[16,3,{"acknowledge":true},"com.app.news"]"#,
+                r#"[8,16,3,{},"wamp.error.not_authorized",["session is not authorized to publish to 'com.app.news'"]]"#,
+            ),
+            (
+                r#"[64,4,{},"com.app.proc"]"#,
+                r#"[8,64,4,{},"wamp.error.not_authorized",["session is not authorized to register 'com.app.proc'"]]"#,
+            ),
+            (
+                r#"[48,5,{},"wamp.session.count"]"#,
+                r#"[8,48,5,{},"wamp.error.not_authorized",["session is not authorized to call 'wamp.session.count'"]]"#,
+            ),
+        ] {
+            assert_eq!(
+                to(&h.send(key, text), key),
+                vec![reply.to_owned()],
+                "{text}"
+            );
+        }
+        // An unacknowledged refused PUBLISH gets nothing, as the broker's other refusals.
+        assert!(h.send(key, r#"[16,6,{},"com.app.news"]"#).is_empty());
+    }
+
+    #[test]
+    fn a_permission_with_disclose_discloses_the_caller() {
+        let mut config = auth_config();
+        if let Some(realm) = config.realm_settings.by_name.get_mut("realm2")
+            && let Some(role) = realm.roles.iter_mut().find(|role| role.name == "guest")
+            && let Some(first) = role.permissions.first_mut()
+        {
+            first.disclose_caller = true;
+        }
+        let mut h = Harness::new(config);
+        // The backend (trusted, unchecked) is the callee in the backend realm; use a cookie
+        // session with the admin role as callee instead: its role comes from `authrole`.
+        let mut callee_config = h.router.config.clone();
+        callee_config.authrole = "admin".to_owned();
+        h.router.configure(callee_config);
+        let (callee, _) = h.join_as(Serializer::Json, "realm2", "callee");
+        h.send(callee, r#"[64,1,{},"com.app.proc"]"#);
+        let caller = h.connect_cookieless(Serializer::Json);
+        h.send(
+            caller,
+            r#"[1,"realm2",{"roles":{"caller":{}},"authmethods":["anonymous"]}]"#,
+        );
+        let out = h.send(caller, r#"[48,7,{},"com.app.proc"]"#);
+        let [Out::To(to_key, Message::Invocation { details, .. })] = out.as_slice() else {
+            panic!("{out:?}");
+        };
+        assert_eq!(*to_key, callee);
+        assert_eq!(details.str("caller_authrole"), Some(Ok("guest")));
     }
 }

@@ -7,6 +7,7 @@
 use std::rc::Rc;
 use std::time::{Instant, SystemTime};
 
+use crate::router::auth;
 use crate::router::broker::{Broker, Disclosure, Member, Publication, RetainRefused, Retained};
 use crate::router::dealer::Dealer;
 use crate::router::error::{Refusal, Violation};
@@ -21,6 +22,8 @@ use crate::wamp::{Dict, Message, MessageType, Payload, Value};
 /// One step's context.
 pub struct Ctx<'a> {
     pub config: &'a RouterConfig,
+    /// `config.realm_settings`' roles, compiled.
+    pub policies: &'a auth::Policies,
     pub global_ids: &'a mut GlobalIds,
     /// Subscription and registration ids (router scope).
     pub router_ids: &'a mut SequentialIds,
@@ -121,6 +124,30 @@ impl Realm {
     pub fn send(&self, id: u64, message: Message, out: &mut Vec<Action>) {
         if let Some(session) = self.sessions.get(&id) {
             send_via(session.link, message, out);
+        }
+    }
+
+    /// May session `id` do `action` on `uri`? The backend is trusted: always.
+    pub fn authorization(
+        &self,
+        ctx: &Ctx<'_>,
+        id: u64,
+        uri: &str,
+        action: auth::Action,
+    ) -> auth::Authorization {
+        match self.sessions.get(&id) {
+            Some(session) if !session.is_backend() => {
+                ctx.policies
+                    .authorize(&self.name, &session.authrole, uri, action)
+            }
+            Some(_) => auth::Authorization {
+                allow: true,
+                disclose: false,
+            },
+            None => auth::Authorization {
+                allow: false,
+                disclose: false,
+            },
         }
     }
 
@@ -292,9 +319,9 @@ impl Realm {
         topic: &str,
     ) -> Result<(), Violation> {
         let options = SubscribeOptions::parse(options)?;
-        let Some(session) = self.sessions.get(&id) else {
+        if !self.sessions.contains_key(&id) {
             return Ok(());
-        };
+        }
         if let Err(error) = uri::check(topic, options.policy, ctx.config.strict_uris) {
             let refusal = Refusal::InvalidUri {
                 uri: topic.to_owned(),
@@ -303,6 +330,21 @@ impl Realm {
             self.refuse(id, MessageType::Subscribe, request, &refusal, ctx.out);
             return Ok(());
         }
+        // Crossbar `broker.py` `processSubscribe`: after the URI check, `router.authorize`.
+        if !self
+            .authorization(ctx, id, topic, auth::Action::Subscribe)
+            .allow
+        {
+            let refusal = Refusal::NotAuthorized {
+                action: "subscribe to",
+                uri: topic.to_owned(),
+            };
+            self.refuse(id, MessageType::Subscribe, request, &refusal, ctx.out);
+            return Ok(());
+        }
+        let Some(session) = self.sessions.get(&id) else {
+            return Ok(());
+        };
         let already = self
             .broker
             .lookup(topic, options.policy)
@@ -438,7 +480,8 @@ impl Realm {
         topic: String,
         payload: Payload,
     ) -> Result<(), Violation> {
-        let options = PublishOptions::parse(options)?;
+        let mut options = PublishOptions::parse(options)?;
+        let authorization = self.authorization(ctx, id, &topic, auth::Action::Publish);
         let Some(session) = self.sessions.get(&id) else {
             return Ok(());
         };
@@ -452,6 +495,10 @@ impl Realm {
             Ok(()) if topic.starts_with("wamp.") && !session.is_backend() => {
                 Some(Refusal::RestrictedUri { uri: topic.clone() })
             }
+            Ok(()) if !authorization.allow => Some(Refusal::NotAuthorized {
+                action: "publish to",
+                uri: topic.clone(),
+            }),
             Ok(()) => None,
         };
         if let Some(refusal) = refusal {
@@ -460,6 +507,9 @@ impl Realm {
             }
             return Ok(());
         }
+        // Crossbar `broker.py`: the permission's `disclose` discloses the publisher whatever
+        // it asked ("if authorization['disclose']: disclose = True").
+        options.disclose_me |= authorization.disclose;
         let publication = ctx.global_ids.next_id();
         if options.acknowledge {
             // Crossbar `broker.py`: "send publish acknowledge before dispatching".

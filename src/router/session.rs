@@ -3,10 +3,13 @@
 //! A WebSocket client goes through `Phase`:
 //!
 //! ```text
-//! open() -> Establishing --HELLO, realm known, room--> Established --GOODBYE/ABORT--> Closing
-//!              |  HELLO to an unknown realm, over max_sessions, anything else, bad bytes  ^
-//!              +-------------------------------- ABORT + Close ---------------------------+
-//!                              Established --protocol violation, kill--> Closing
+//! open() -> Establishing --HELLO: realm known, room, cookie/anonymous login--> Established
+//!             |   \--HELLO: ticket/wampcra--CHALLENGE--> Authenticating
+//!             |                    AUTHENTICATE right --WELCOME--> Established
+//!             |                    wrong, too long, ABORT, anything else --> ABORT + Close
+//!             |  HELLO to an unknown realm, over max_sessions, no login method, bad bytes
+//!             +--> ABORT + Close --> Closing
+//! Established --GOODBYE/ABORT, protocol violation, kill--> Closing
 //! gone() removes the client in any phase.
 //! ```
 //!
@@ -21,6 +24,7 @@
 
 use std::rc::Rc;
 
+use crate::router::auth::Pending;
 use crate::router::options::PeerFeatures;
 use crate::server::slab::Key;
 use crate::wamp::Serializer;
@@ -28,10 +32,20 @@ use crate::wamp::Serializer;
 /// Where a WebSocket client is in its WAMP life.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Phase {
-    /// Subprotocol chosen; awaiting HELLO.
+    /// Subprotocol chosen; awaiting HELLO. `cookie_user`: the wson cookies' user, `None`
+    /// when the upgrade was admitted without cookies (then `cookie` is no login method).
     Establishing {
         serializer: Serializer,
-        authid: String,
+        cookie_user: Option<String>,
+    },
+    /// CHALLENGE sent; awaiting AUTHENTICATE. The session id is drawn already (the WAMP-CRA
+    /// challenge names it); the session joins `realm` on success.
+    Authenticating {
+        serializer: Serializer,
+        realm: String,
+        session: u64,
+        features: PeerFeatures,
+        pending: Pending,
     },
     /// WELCOME sent; the session is `realms[realm].sessions[session]`.
     Established {
@@ -65,6 +79,9 @@ pub struct Session {
     pub link: Link,
     pub authid: Rc<str>,
     pub authrole: Rc<str>,
+    /// How it logged in: `cookie`, `anonymous`, `ticket`, `wampcra` (backend: `cookie`, as
+    /// before logins had methods).
+    pub authmethod: &'static str,
     pub features: PeerFeatures,
     /// Subscription ids, each once.
     pub subscriptions: Vec<u64>,
@@ -91,6 +108,7 @@ impl Session {
             link,
             authid,
             authrole,
+            authmethod: "cookie",
             features,
             subscriptions: Vec::new(),
             registrations: Vec::new(),

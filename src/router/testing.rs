@@ -23,6 +23,7 @@ pub fn config() -> RouterConfig {
         max_retained: 10,
         max_retained_bytes: 1 << 20,
         call_timeout: None,
+        realm_settings: crate::config::wamp_realm::WampRealms::NONE,
     }
 }
 
@@ -81,7 +82,22 @@ impl Harness {
             key,
             Transport {
                 serializer,
-                authid: authid.to_owned(),
+                cookie_user: Some(authid.to_owned()),
+            },
+            self.now,
+        );
+        key
+    }
+
+    /// A client admitted without cookies (a WAMP login without them).
+    pub fn connect_cookieless(&mut self, serializer: Serializer) -> Key {
+        let key = self.key();
+        self.serializers.insert(key, serializer);
+        self.router.open(
+            key,
+            Transport {
+                serializer,
+                cookie_user: None,
             },
             self.now,
         );

@@ -171,6 +171,20 @@ pub struct Upgrade {
     pub cookies: Vec<u8>,
     /// The subprotocols offered, in the client's order of preference.
     pub protocols: Vec<String>,
+    /// Admitted without (valid) wson cookies because it offers a WAMP subprotocol and some
+    /// realm has a login method besides `cookie`: `identity` is `None`, and the WAMP login
+    /// is its only way in.
+    pub wamp_login: bool,
+}
+
+/// True when an upgrade offering `protocols` may go without cookies: it offers a WAMP
+/// subprotocol wson speaks, WAMP is on, and some realm allows a login besides `cookie`.
+pub fn wamp_login_possible(settings: &Settings, protocols: &[String]) -> bool {
+    !settings.wamp.realms.is_empty()
+        && settings.wamp.realm.any_cookieless()
+        && protocols
+            .iter()
+            .any(|name| Serializer::from_subprotocol(name).is_some())
 }
 
 /// Which sessions a frame is for.
@@ -423,6 +437,7 @@ impl Conn {
             self.refuse(Status::Forbidden, None, settings, now);
             return None;
         }
+        let mut wamp_login = false;
         let identity = match settings.auth {
             AuthMode::Authorizer => None,
             AuthMode::Cookie | AuthMode::CookieAndAuthorizer => {
@@ -435,6 +450,14 @@ impl Conn {
                 );
                 match verified {
                     Ok(identity) => Some(identity),
+                    // A WAMP client may log in with a ticket, a WAMP-CRA secret or anonymously
+                    // where a realm allows it: no cookies needed (a plain client still needs
+                    // them, and is refused below as before).
+                    Err(error) if wamp_login_possible(settings, &request.protocols) => {
+                        log::debug!(peer = self.peer(), reason:% = error; "upgrade without wson cookies admitted for a WAMP login");
+                        wamp_login = true;
+                        None
+                    }
                     Err(error) => {
                         log::warn!(
                             peer = self.peer(),
@@ -473,6 +496,7 @@ impl Conn {
             path,
             cookies,
             protocols,
+            wamp_login,
         }))
     }
 

@@ -5,6 +5,11 @@
 use super::*;
 use crate::server::conn::App;
 
+/// The wson user of every connection admitted without cookies for a WAMP login, whatever
+/// its WAMP authid: the hub indexes each connection under a user, and the WAMP login comes
+/// after the upgrade. The control socket sees them all as this one user.
+pub const WAMP_LOGIN_USER: &str = "wamp:login";
+
 /// Who an admitted connection is.
 struct Admission<'a> {
     token: Token,
@@ -133,6 +138,10 @@ impl Hub {
         stats: &mut Stats,
         now: Instant,
     ) {
+        if upgrade.wamp_login {
+            self.admit_for_wamp_login(key, &upgrade, settings, stats, now);
+            return;
+        }
         match (settings.auth, &upgrade.identity) {
             (AuthMode::Cookie, Some(identity)) => {
                 let admission = Admission {
@@ -149,6 +158,37 @@ impl Hub {
                 self.ask_authorizer(key, upgrade, settings, stats, now);
             }
         }
+    }
+
+    /// Admits an upgrade without cookies for a WAMP login: a fresh random token (as for the
+    /// authorizer), the user [`WAMP_LOGIN_USER`]. Refused with 403, as a plain client without
+    /// cookies, when a reload turned the WAMP logins off since the check.
+    fn admit_for_wamp_login(
+        &mut self,
+        key: Key,
+        upgrade: &Upgrade,
+        settings: &Settings,
+        stats: &mut Stats,
+        now: Instant,
+    ) {
+        if !crate::server::conn::wamp_login_possible(settings, &upgrade.protocols)
+            || self.choose_app(&upgrade.protocols) == App::Plain
+        {
+            self.deny(key, 403, "no wson cookies", settings, stats, now);
+            return;
+        }
+        let mut random = [0u8; 32];
+        if getrandom::fill(&mut random).is_err() {
+            self.deny(key, 503, "no randomness for a token", settings, stats, now);
+            return;
+        }
+        let admission = Admission {
+            token: auth::token_from_random(random),
+            user: WAMP_LOGIN_USER,
+            expires_at: auth::unix_now().saturating_add(settings.token_lifetime.as_secs()),
+            upgrade,
+        };
+        self.admit(key, &admission, &[], settings, stats, now);
     }
 
     /// Admits an upgrade: `token_reuse` decides about a token already held, then the
@@ -242,7 +282,8 @@ impl Hub {
             });
         }
         if let App::Wamp(serializer) = app {
-            self.open_wamp(key, serializer, &user, now);
+            let cookie_user = (!admission.upgrade.wamp_login).then_some(&*user);
+            self.open_wamp(key, serializer, cookie_user, now);
         }
         // Plain topics carry plain messages: a WAMP session subscribes through the router.
         let topics = if app == App::Plain { topics } else { &[] };

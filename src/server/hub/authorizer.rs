@@ -125,6 +125,7 @@ mod tests {
                 path: "/".to_owned(),
                 cookies: Vec::new(),
                 protocols: Vec::new(),
+                wamp_login: false,
             },
         }
     }

@@ -43,6 +43,7 @@ pub fn router_config(wamp: &Wamp) -> RouterConfig {
         max_retained: wamp.max_retained,
         max_retained_bytes: wamp.max_retained_bytes,
         call_timeout: wamp.call_timeout,
+        realm_settings: wamp.realm.clone(),
     }
 }
 
@@ -60,13 +61,20 @@ impl Hub {
             .map_or(App::Plain, App::Wamp)
     }
 
-    /// A WAMP client was admitted: its session begins with its HELLO.
-    pub(super) fn open_wamp(&mut self, key: Key, serializer: Serializer, user: &str, now: Instant) {
+    /// A WAMP client was admitted: its session begins with its HELLO. `cookie_user`: the
+    /// user of its cookies (or the connect authorizer), `None` when admitted without them.
+    pub(super) fn open_wamp(
+        &mut self,
+        key: Key,
+        serializer: Serializer,
+        cookie_user: Option<&str>,
+        now: Instant,
+    ) {
         self.router.open(
             key,
             Transport {
                 serializer,
-                authid: user.to_owned(),
+                cookie_user: cookie_user.map(str::to_owned),
             },
             now,
         );
