@@ -543,6 +543,8 @@ mod tests {
             .unwrap()
             .1
             .lines()
+            // The example is the comment block; the next table's text follows a blank line.
+            .take_while(|line| line.starts_with('#'))
             .map(|line| format!("{}\n", line.strip_prefix("# ").unwrap_or("")))
             .collect();
         format!(
