@@ -335,15 +335,15 @@ impl Policies {
     }
 
     /// May a session of `authrole` do `action` on `uri` in `realm`? A realm without settings
-    /// or without roles: yes, as before roles existed. A role the realm does not define: no. Otherwise the
-    /// permission matching `uri` most specifically decides: an exact one, else the longest
-    /// prefix, else the wildcard with the most leading literal components (the order the router
-    /// uses to pick a registration for a call). No matching permission: no (Crossbar's default
-    /// permissions deny everything).
+    /// or without roles: yes, as before roles existed. A role the realm does not define: no.
+    /// Otherwise the permission matching `uri` most specifically decides: an exact one, else
+    /// the wildcard with the most leading literal components, else the longest prefix. No
+    /// matching permission: no (Crossbar's default permissions deny everything).
     ///
-    /// Crossbar's `RouterRoleStaticAuth.authorize` differs in two corner cases: a matching
-    /// wildcard beats a prefix there, and an exact permission on a longer prefix of the URI
-    /// hides a shorter prefix permission.
+    /// As Crossbar's `RouterRoleStaticAuth.authorize`, a matching wildcard beats a prefix.
+    /// One Crossbar corner is not copied: there an exact permission on a longer prefix of the
+    /// URI (`com.a` for `com.ab`) hides a matching shorter prefix permission (`com.`) and
+    /// denies, a trie artefact rather than a rule.
     pub fn authorize(
         &self,
         realm: &str,
@@ -360,7 +360,7 @@ impl Policies {
         roles
             .get(authrole)
             .and_then(|role| {
-                let position = usize::try_from(role.index.best_match(uri)?).ok()?;
+                let position = usize::try_from(role.index.permission_match(uri)?).ok()?;
                 role.permissions.get(position)
             })
             .map_or(
@@ -648,8 +648,8 @@ pub(crate) mod tests {
         // The longer prefix beats the shorter one, the exact beats both.
         assert!(!may("guest", "com.app.secret.plans", Action::Subscribe));
         assert!(may("guest", "com.app.secret.open", Action::Subscribe));
-        // A prefix beats a wildcard: "com.app.chat" matches both.
-        assert!(!may("guest", "com.app.chat", Action::Publish));
+        // A wildcard beats a prefix, as in Crossbar: "com.app.chat" matches both.
+        assert!(may("guest", "com.app.chat", Action::Publish));
         assert!(may("guest", "com.room.chat", Action::Publish));
         assert!(!may("guest", "org.app", Action::Subscribe));
         // Meta API URIs are URIs like any other.

@@ -253,6 +253,21 @@ impl PatternIndex {
         if let Some(&id) = self.exact.get(uri) {
             return Some(id);
         }
+        self.longest_prefix(uri).or_else(|| self.best_wildcard(uri))
+    }
+
+    /// The permission a role applies to `uri`, in Crossbar's order
+    /// (`RouterRoleStaticAuth.authorize`): an exact permission, else a matching wildcard
+    /// ("if we found a non-exact match, there might be a better one in the wildcards"), else
+    /// the longest matching prefix.
+    pub fn permission_match(&self, uri: &str) -> Option<u64> {
+        if let Some(&id) = self.exact.get(uri) {
+            return Some(id);
+        }
+        self.best_wildcard(uri).or_else(|| self.longest_prefix(uri))
+    }
+
+    fn longest_prefix(&self, uri: &str) -> Option<u64> {
         for &len in self.prefix_lengths.keys().rev() {
             if len > uri.len() {
                 continue;
@@ -263,6 +278,10 @@ impl PatternIndex {
                 return Some(id);
             }
         }
+        None
+    }
+
+    fn best_wildcard(&self, uri: &str) -> Option<u64> {
         self.wildcard
             .get(&component_count(uri))?
             .iter()
