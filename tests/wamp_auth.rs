@@ -468,3 +468,25 @@ fn tickets_secrets_and_signatures_are_never_logged() {
         assert!(!log.contains(secret), "{secret} logged:\n{log}");
     }
 }
+
+#[test]
+fn failed_wamp_logins_count_toward_the_per_address_limit() {
+    let server = setup().set("access.failed_logins_per_minute", "2").start();
+    for _ in 0..2 {
+        let (mut wamp, reply) = ticket_login(&server, "joe", "wrong");
+        wamp.expect_abort(&reply, "wamp.error.not_authorized");
+    }
+    // The third upgrade from this address is refused before any login work.
+    let addr = server.tcp();
+    let mut ws = WsClient::raw_tcp(&addr);
+    let refusal = ws
+        .upgrade(&request(
+            &addr,
+            "",
+            Some(ORIGIN),
+            "Sec-WebSocket-Protocol: wamp.2.json\r\n",
+        ))
+        .expect_err("refused");
+    assert_eq!(refusal.status, 429);
+    assert!(refusal.header("Retry-After").is_some());
+}

@@ -97,6 +97,9 @@ pub enum Action {
     /// Hand `message` to the control connection `to` (a backend session's invocation, result,
     /// error, event...).
     Control { to: Key, message: Message },
+    /// The client failed a login (a wrong ticket or signature, an unknown authid): the hub
+    /// counts it against the client's address (`[access] failed_logins_per_minute`).
+    LoginFailed { to: Key },
     /// Close the client's WebSocket once what is queued is written (after ABORT, GOODBYE, kill).
     Close { to: Key, code: u16, reason: String },
     /// A WAMP publication in the backend realm, for the plain side: the hub queues it (as
@@ -529,6 +532,7 @@ impl Router {
                         "(too long)"
                     };
                     log::info!(conn = key.to_usize(), realm = realm_name, authid, authmethod = pending.method.name(); "WAMP login failed");
+                    out.push(Action::LoginFailed { to: key });
                     self.abort(
                         key,
                         serializer,
@@ -1185,6 +1189,8 @@ mod tests {
             assert_eq!(
                 out,
                 vec![
+                    // Counted against the client's address ([access] failed_logins_per_minute).
+                    Out::LoginFailed(key),
                     Out::To(
                         key,
                         testing::parse(

@@ -33,6 +33,7 @@ pub enum Out {
     To(Key, Message),
     Control(Key, Message),
     Close(Key, u16, String),
+    LoginFailed(Key),
     Plain {
         topic: String,
         payload: Payload,
@@ -184,6 +185,7 @@ impl Harness {
                 }
                 Action::Control { to, message } => decoded.push(Out::Control(to, message)),
                 Action::Close { to, code, reason } => decoded.push(Out::Close(to, code, reason)),
+                Action::LoginFailed { to } => decoded.push(Out::LoginFailed(to)),
                 Action::Plain {
                     topic,
                     payload,

@@ -162,7 +162,10 @@ impl Hub {
                                 aside.push(other);
                             }
                         }
-                        Some(Action::Send { .. } | Action::Close { .. }) | None => break,
+                        Some(
+                            Action::Send { .. } | Action::Close { .. } | Action::LoginFailed { .. },
+                        )
+                        | None => break,
                     }
                 }
                 self.send_wamp(&to, &Rc::from(chunk.as_slice()), messages, settings, stats);
@@ -215,6 +218,11 @@ impl Hub {
                 let mut frame = Vec::new();
                 encode_frame(&message, &mut frame);
                 self.events.send(to, Rc::from(frame));
+            }
+            Action::LoginFailed { to } => {
+                if let Some(charged) = self.clients.get(to).and_then(|client| client.charged) {
+                    self.access.login_failed(charged, now);
+                }
             }
             Action::Close { to, code, reason } => {
                 // The `disconnected` event's why: who ended the session.
