@@ -29,3 +29,6 @@ mod wamp_auth;
 mod wamp_clients;
 mod wamp_control;
 mod wamp_parity;
+mod workshop_lesson1;
+mod workshop_lesson2;
+mod workshop_lesson5;
