@@ -21,10 +21,11 @@ use serde_json::{Value, json};
 use crate::common::wamp::*;
 
 macro_rules! parity_tests {
-    ($($scenario:ident),* $(,)?) => {
+    ($($(#[$attribute:meta])* $scenario:ident),* $(,)?) => {
         const SCENARIOS: &[&str] = &[$(stringify!($scenario)),*];
         $(
             #[test]
+            $(#[$attribute])*
             fn $scenario() {
                 parity(stringify!($scenario));
             }
@@ -84,6 +85,13 @@ parity_tests!(
     auth_no_permissions,
     auth_precedence,
     auth_meta,
+    // Not documented as deliberate: a REGISTER the role may not make, of a procedure another
+    // session holds, gets wamp.error.not_authorized from wson and
+    // wamp.error.procedure_already_exists from Crossbar (its dealer looks for the
+    // registration before it authorizes). The CALL of an unregistered procedure the role
+    // may not call agrees.
+    #[ignore = "REGISTER of a taken procedure, not allowed: wson not_authorized, Crossbar procedure_already_exists"]
+    auth_check_order,
 );
 
 #[derive(PartialEq)]

@@ -1092,6 +1092,21 @@ async def auth_precedence(ctx):
                                 "com.prec.b.y", "com.prec.cd"])
 
 
+async def auth_check_order(ctx):
+    """What is checked first: the permission, or the state of the procedure. worker may not
+    register or call com.auth.other: REGISTER it while the boss holds it, CALL com.auth.gone
+    (registered by nobody)."""
+    boss = await _boss(ctx, ["com.auth.other"])
+    raw, steps = await _login(ctx, "A", "ticket", "worker", lambda _: "worker-ticket")
+    ctx.note("login", steps)
+    await raw.send([64, 1, {}, "com.auth.other"])
+    ctx.note("register_taken", _reply(await raw.recv())[-1])
+    await raw.send([48, 2, {}, "com.auth.gone", []])
+    ctx.note("call_unregistered", _reply(await raw.recv())[-1])
+    await raw.close()
+    await boss.close()
+
+
 async def auth_meta(ctx):
     """watcher: call wamp.session.count and subscribe wamp.session. (prefix), nothing else."""
     raw, steps = await _login(ctx, "A", "ticket", "watcher", lambda _: "watcher-ticket")
