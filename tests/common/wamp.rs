@@ -91,6 +91,163 @@ pub fn py_scenario_names() -> Vec<String> {
         .collect()
 }
 
+// --- The auth_* realms: one logical configuration for both routers ------------------------
+
+/// Whether `realm` is one of the parity scenarios' auth realms (logins and roles).
+pub fn is_auth_realm(realm: &str) -> bool {
+    realm.starts_with("auth_")
+}
+
+/// The principals of the auth realms: (authid, role, ticket or WAMP-CRA secret, salting).
+/// Ticket principals are named after their roles; boss is the trusted backend.
+const AUTH_PRINCIPALS: &[(&str, &str, Login)] = &[
+    ("boss", "boss", Login::Ticket("boss-ticket")),
+    ("worker", "worker", Login::Ticket("worker-ticket")),
+    ("nothing", "nothing", Login::Ticket("nothing-ticket")),
+    ("picky", "picky", Login::Ticket("picky-ticket")),
+    ("watcher", "watcher", Login::Ticket("watcher-ticket")),
+    ("peter", "worker", Login::Cra("peter-secret", None)),
+    (
+        "salty",
+        "worker",
+        Login::Cra("salty-secret", Some(("pepper", 100, 16))),
+    ),
+];
+
+enum Login {
+    Ticket(&'static str),
+    /// A secret, salted with (salt, iterations, keylen).
+    Cra(&'static str, Option<(&'static str, u32, u32)>),
+}
+
+/// A permission: uri, match, allowed actions.
+type Permission = (&'static str, &'static str, Vec<&'static str>);
+
+/// The roles of the auth realms: name and permissions.
+fn auth_roles() -> Vec<(&'static str, Vec<Permission>)> {
+    let all = vec!["call", "register", "publish", "subscribe"];
+    vec![
+        ("boss", vec![("", "prefix", all.clone())]),
+        (
+            "worker",
+            vec![
+                ("com.auth.open.", "prefix", all.clone()),
+                ("com.auth.read", "exact", vec!["subscribe", "call"]),
+            ],
+        ),
+        ("nothing", vec![]),
+        (
+            "picky",
+            vec![
+                ("com.prec.", "prefix", vec!["subscribe"]),
+                ("com.prec.a.", "prefix", vec!["publish"]),
+                ("com.prec..x", "wildcard", vec!["register"]),
+                ("com.prec.a.x", "exact", vec!["call"]),
+                ("com.prec.c", "exact", vec!["call"]),
+            ],
+        ),
+        (
+            "watcher",
+            vec![
+                ("wamp.session.count", "exact", vec!["call"]),
+                ("wamp.session.get", "exact", vec!["call"]),
+                ("wamp.session.", "prefix", vec!["subscribe"]),
+            ],
+        ),
+    ]
+}
+
+/// Crossbar's roles of an auth realm.
+fn crossbar_auth_roles() -> Value {
+    let roles: Vec<Value> = auth_roles()
+        .into_iter()
+        .map(|(name, permissions)| {
+            let permissions: Vec<Value> = permissions
+                .into_iter()
+                .map(|(uri, matching, allow)| {
+                    let allowed = |action: &str| allow.contains(&action);
+                    json!({
+                        "uri": uri, "match": matching,
+                        "allow": {"call": allowed("call"), "register": allowed("register"),
+                                  "publish": allowed("publish"),
+                                  "subscribe": allowed("subscribe")},
+                        "disclose": {"caller": false, "publisher": false},
+                        "cache": true
+                    })
+                })
+                .collect();
+            json!({"name": name, "permissions": permissions})
+        })
+        .collect();
+    Value::Array(roles)
+}
+
+/// Crossbar's transport auth: anonymous (role user) for the other realms, and the static
+/// ticket and WAMP-CRA principals (any realm; only the auth realms define their roles).
+fn crossbar_transport_auth() -> Value {
+    let mut tickets = serde_json::Map::new();
+    let mut users = serde_json::Map::new();
+    for (authid, role, login) in AUTH_PRINCIPALS {
+        match login {
+            Login::Ticket(ticket) => {
+                tickets.insert(authid.to_string(), json!({"ticket": ticket, "role": role}));
+            }
+            Login::Cra(secret, salting) => {
+                let mut user = json!({"secret": secret, "role": role});
+                if let Some((salt, iterations, keylen)) = salting {
+                    user["salt"] = json!(salt);
+                    user["iterations"] = json!(iterations);
+                    user["keylen"] = json!(keylen);
+                }
+                users.insert(authid.to_string(), user);
+            }
+        }
+    }
+    json!({
+        "anonymous": {"type": "static", "role": "user"},
+        "ticket": {"type": "static", "principals": tickets},
+        "wampcra": {"type": "static", "users": users}
+    })
+}
+
+/// wson's `[wamp.realm.REALM]` keys for an auth realm, the same logical configuration.
+pub fn wson_auth_keys(realm: &str) -> Vec<(String, String)> {
+    let toml = |value: Value| toml::Value::try_from(value).unwrap().to_string();
+    let principals: Vec<Value> = AUTH_PRINCIPALS
+        .iter()
+        .map(|(authid, role, login)| match login {
+            Login::Ticket(ticket) => json!({"authid": authid, "role": role, "ticket": ticket}),
+            Login::Cra(secret, salting) => {
+                let mut principal = json!({"authid": authid, "role": role, "secret": secret});
+                if let Some((salt, iterations, keylen)) = salting {
+                    principal["salt"] = json!(salt);
+                    principal["iterations"] = json!(iterations);
+                    principal["keylen"] = json!(keylen);
+                }
+                principal
+            }
+        })
+        .collect();
+    let roles: Vec<Value> = auth_roles()
+        .into_iter()
+        .map(|(name, permissions)| {
+            let permissions: Vec<Value> = permissions
+                .into_iter()
+                .map(
+                    |(uri, matching, allow)| json!({"uri": uri, "match": matching, "allow": allow}),
+                )
+                .collect();
+            json!({"name": name, "permissions": permissions})
+        })
+        .collect();
+    let key = |name: &str| format!("wamp.realm.{realm}.{name}");
+    vec![
+        (key("auth"), toml(json!(["ticket", "wampcra"]))),
+        (key("principal"), toml(Value::Array(principals))),
+        (key("role"), toml(Value::Array(roles))),
+    ]
+}
+
 // --- Crossbar.io ---------------------------------------------------------------------------
 
 /// A running Crossbar.io node: its WebSocket URL (realms: `realm1` and one per name given to
@@ -155,7 +312,14 @@ fn crossbar_config(port: u16, realms: &[String]) -> Value {
     names.extend(realms.iter().cloned());
     let realms: Vec<Value> = names
         .iter()
-        .map(|name| json!({"name": name, "roles": role(name == "disclose_me")}))
+        .map(|name| {
+            let roles = if is_auth_realm(name) {
+                crossbar_auth_roles()
+            } else {
+                role(name == "disclose_me")
+            };
+            json!({"name": name, "roles": roles})
+        })
         .collect();
     json!({
         "version": 2,
@@ -167,7 +331,7 @@ fn crossbar_config(port: u16, realms: &[String]) -> Value {
                 "type": "websocket",
                 "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"},
                 "serializers": ["json", "msgpack", "cbor"],
-                "auth": {"anonymous": {"type": "static", "role": "user"}}
+                "auth": crossbar_transport_auth()
             }]
         }]
     })

@@ -945,6 +945,189 @@ async def serializer_cbor(ctx):
     await _serializer(ctx, "cbor")
 
 
+# --- Authentication and authorization -----------------------------------------------------------
+# The auth_* realms share one logical configuration (tests/common/wamp.rs, `auth_spec`): ticket
+# principals boss (everything), worker, nothing, picky, watcher (the roles of the same names);
+# WAMP-CRA principals peter (plain) and salty (salted); the clients send no wson cookies.
+
+
+def _reply(message):
+    """A login or action reply in a router-independent shape."""
+    kind = {2: "welcome", 3: "abort", 4: "challenge", 8: "error", 17: "ok", 33: "ok", 50: "ok",
+            65: "ok"}.get(message[0], message[0])
+    if kind == "welcome":
+        d = message[2]
+        return [kind, {k: d.get(k) for k in ("authid", "authrole", "authmethod",
+                                              "authprovider")}]
+    if kind == "abort":
+        return [kind, message[2]]
+    if kind == "challenge":
+        return [kind, message[1], sorted(message[2])]
+    if kind == "error":
+        return [kind, message[4]]
+    return [kind] if kind == "ok" else message
+
+
+async def _login(ctx, label, method, authid, answer):
+    """A cookie-less raw session: HELLO offering `method` as `authid`, then `answer(extra)`
+    to a CHALLENGE. Returns (raw, steps): the replies in the shape of `_reply`."""
+    from wamp_common import RAW_ROLES, Raw
+    raw = Raw(ctx, label)
+    await raw.open(cookies=False)
+    await raw.send([1, ctx.realm, {"roles": RAW_ROLES, "authmethods": [method],
+                                   "authid": authid}])
+    first = await raw.recv()
+    steps = {"hello": _reply(first)}
+    if first[0] == 4:
+        await raw.send([5, answer(first[2]), {}])
+        second = await raw.recv()
+        steps["authenticate"] = _reply(second)
+        first = second
+    if first[0] == 2:
+        raw.id = first[1]
+    return raw, steps
+
+
+async def _try_login(ctx, method, authid, answer):
+    raw, steps = await _login(ctx, "A", method, authid, answer)
+    await raw.close()
+    return steps
+
+
+async def auth_ticket(ctx):
+    ctx.note("right", await _try_login(ctx, "ticket", "worker", lambda _: "worker-ticket"))
+    ctx.note("wrong", await _try_login(ctx, "ticket", "worker", lambda _: "nope"))
+    ctx.note("unknown", await _try_login(ctx, "ticket", "stranger", lambda _: "x"))
+    # A WAMP-CRA principal offering ticket: it has no ticket.
+    ctx.note("cra_principal", await _try_login(ctx, "ticket", "peter", lambda _: "peter-secret"))
+
+
+def _cra(secret):
+    from autobahn.wamp import auth
+
+    def answer(extra):
+        key = secret.encode()
+        if "salt" in extra:
+            key = auth.derive_key(secret, extra["salt"], extra["iterations"], extra["keylen"])
+        return auth.compute_wcs(key, extra["challenge"]).decode()
+    return answer
+
+
+async def auth_wampcra(ctx):
+    ctx.note("plain", await _try_login(ctx, "wampcra", "peter", _cra("peter-secret")))
+    ctx.note("plain_wrong", await _try_login(ctx, "wampcra", "peter", _cra("nope")))
+    ctx.note("salted", await _try_login(ctx, "wampcra", "salty", _cra("salty-secret")))
+    ctx.note("salted_wrong", await _try_login(ctx, "wampcra", "salty", _cra("nope")))
+    ctx.note("unknown", await _try_login(ctx, "wampcra", "stranger", _cra("x")))
+    # A ticket principal offering wampcra: it has no secret.
+    ctx.note("ticket_principal", await _try_login(ctx, "wampcra", "worker",
+                                                  _cra("worker-ticket")))
+
+
+async def _boss(ctx, procedures):
+    """The trusted backend (role boss): registers `procedures` so that calls reach the
+    authorization, not a missing procedure."""
+    boss, steps = await _login(ctx, "B", "ticket", "boss", lambda _: "boss-ticket")
+    assert steps["authenticate"][0] == "welcome", steps
+    for i, procedure in enumerate(procedures):
+        await boss.send([64, 100 + i, {}, procedure])
+        reply = await boss.recv()
+        assert reply[0] == 65, reply
+    return boss
+
+
+async def _authz(ctx, role, uris):
+    """Each action of `role` on each URI: "ok" or the ERROR URI. SUBSCRIBE, PUBLISH (with
+    acknowledge) and REGISTER (undone when it succeeds) first; then the boss registers every
+    URI and the role CALLs them, so that a call meets the authorization, not a missing
+    procedure (Crossbar answers no_such_procedure before it authorizes)."""
+    raw, steps = await _login(ctx, "A", "ticket", role, lambda _: role + "-ticket")
+    ctx.note("login", steps)
+    out = {uri: {} for uri in uris}
+    for uri in uris:
+        for action, message in [
+            ("subscribe", [32, raw.next_request(), {}, uri]),
+            ("publish", [16, raw.next_request(), {"acknowledge": True}, uri, []]),
+            ("register", [64, raw.next_request(), {}, uri]),
+        ]:
+            await raw.send(message)
+            reply = await raw.recv()
+            out[uri][action] = _reply(reply)[-1]
+            if reply[0] == 65:
+                await raw.send([66, raw.next_request(), reply[2]])
+                assert (await raw.recv())[0] == 67
+    boss = await _boss(ctx, uris)
+
+    async def serve():
+        while True:
+            message = await boss.recv()
+            if message[0] == 68:
+                await boss.send([70, message[1], {}, ["served"]])
+            elif message[0] == "closed":
+                return
+    server = asyncio.ensure_future(serve())
+    for uri in uris:
+        await raw.send([48, raw.next_request(), {}, uri, []])
+        out[uri]["call"] = _reply(await raw.recv())[-1]
+    ctx.note("actions", out)
+    server.cancel()
+    await raw.close()
+    await boss.close()
+
+
+async def auth_permissions(ctx):
+    # worker: prefix com.auth.open. everything; exact com.auth.read subscribe and call.
+    await _authz(ctx, "worker", ["com.auth.open.x", "com.auth.read", "com.auth.read.x",
+                                 "com.auth.other"])
+
+
+async def auth_no_permissions(ctx):
+    await _authz(ctx, "nothing", ["com.auth.open.x", "com.auth.read"])
+
+
+async def auth_precedence(ctx):
+    # picky: prefix com.prec. subscribe; prefix com.prec.a. publish; wildcard com.prec..x
+    # register; exact com.prec.a.x call; exact com.prec.c call.
+    await _authz(ctx, "picky", ["com.prec.a.x", "com.prec.b.x", "com.prec.a.y",
+                                "com.prec.b.y", "com.prec.cd"])
+
+
+async def auth_check_order(ctx):
+    """What is checked first: the permission, or the state of the procedure. worker may not
+    register or call com.auth.other: REGISTER it while the boss holds it, CALL com.auth.gone
+    (registered by nobody)."""
+    boss = await _boss(ctx, ["com.auth.other"])
+    raw, steps = await _login(ctx, "A", "ticket", "worker", lambda _: "worker-ticket")
+    ctx.note("login", steps)
+    await raw.send([64, 1, {}, "com.auth.other"])
+    ctx.note("register_taken", _reply(await raw.recv())[-1])
+    await raw.send([48, 2, {}, "com.auth.gone", []])
+    ctx.note("call_unregistered", _reply(await raw.recv())[-1])
+    await raw.close()
+    await boss.close()
+
+
+async def auth_meta(ctx):
+    """watcher: call wamp.session.count and subscribe wamp.session. (prefix), nothing else."""
+    raw, steps = await _login(ctx, "A", "ticket", "watcher", lambda _: "watcher-ticket")
+    ctx.note("login", steps)
+    for key, message in [
+        ("count", [48, 1, {}, "wamp.session.count", []]),
+        ("list", [48, 2, {}, "wamp.session.list", []]),
+        ("get", [48, 3, {}, "wamp.session.get", [raw.id]]),
+        ("sub_list", [48, 4, {}, "wamp.subscription.list", []]),
+        ("on_join", [32, 5, {}, "wamp.session.on_join"]),
+        ("on_create", [32, 6, {}, "wamp.subscription.on_create"]),
+    ]:
+        await raw.send(message)
+        reply = await raw.recv()
+        ctx.note(key, _reply(reply)[-1] if reply[0] == 8 else _reply(reply)[0])
+    # The count itself: the watcher alone (Crossbar does not count its service sessions).
+    await raw.send([48, 7, {}, "wamp.session.count", []])
+    ctx.note("count_value", (await raw.recv())[3:])
+    await raw.close()
+
+
 SCENARIOS = {name: fn for name, fn in list(globals().items())
              if asyncio.iscoroutinefunction(fn) and not name.startswith("_")
              and fn.__module__ == __name__}

@@ -333,12 +333,14 @@ class Raw:
         self.id = None
         self.authid = None
 
-    async def open(self, protocol="wamp.2.json"):
+    async def open(self, protocol="wamp.2.json", cookies=True):
+        """Connects; without `cookies` as a client that logs in by WAMP authentication."""
+        headers = {"Cookie": self.ctx.cookie(self.label)} if cookies else {}
         self.ws = await asyncio.wait_for(
             ws_connect(
                 self.ctx.url,
                 subprotocols=[protocol],
-                additional_headers={"Cookie": self.ctx.cookie(self.label)},
+                additional_headers=headers,
                 origin=ORIGIN,
                 compression=None,
                 ping_interval=None,
