@@ -3,10 +3,12 @@
 //! `tests/clients/wamp/` run against either.
 //!
 //! Crossbar.io runs from `tests/clients/.crossbar-venv` (installed by `tests/install-tools.sh`)
-//! with anonymous auth (authrole "user", allowed everything) on a free port, one realm per
-//! scenario so that the tests sharing it stay independent. It is started by a small shell
-//! that holds the read end of a pipe from the test process: when the test process ends, for
-//! whatever reason, the pipe closes and the shell stops Crossbar and removes its folder.
+//! on a free port, one realm per scenario so that the tests sharing it stay independent:
+//! anonymous auth (authrole "user", allowed everything) for the router scenarios, and for the
+//! `auth_*` ones the ticket and WAMP-CRA principals of `AUTH_PRINCIPALS` and the roles of
+//! `auth_roles`, given to wson as the same `[wamp.realm.NAME]` tables. It is started by a small
+//! shell that holds the read end of a pipe from the test process: when the test process ends,
+//! for whatever reason, the pipe closes and the shell stops Crossbar and removes its folder.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
