@@ -124,18 +124,20 @@ pub struct Subscription {
     pub created: String,
     /// WebSocket clients by serializer (`Serializer::ALL` order).
     clients: [Group; 3],
+    /// WAMP v1 clients: one EVENT encoding (it names the topic) for all of them.
+    v1: Group,
     backend: Group,
 }
 
 impl Subscription {
     pub fn subscriber_count(&self) -> usize {
-        self.clients.iter().map(Group::len).sum::<usize>() + self.backend.len()
+        self.clients.iter().map(Group::len).sum::<usize>() + self.v1.len() + self.backend.len()
     }
 
     pub fn subscribers(&self) -> impl Iterator<Item = u64> + '_ {
         self.clients
             .iter()
-            .chain(std::iter::once(&self.backend))
+            .chain([&self.v1, &self.backend])
             .flat_map(Group::sessions)
     }
 
@@ -150,6 +152,7 @@ impl Subscription {
                     _ => cbor,
                 }
             }
+            Link::V1 { .. } => &mut self.v1,
             Link::Backend { .. } => &mut self.backend,
         }
     }
@@ -265,6 +268,7 @@ impl Broker {
                         policy,
                         created: created_at(),
                         clients: Default::default(),
+                        v1: Group::default(),
                         backend: Group::default(),
                     },
                 );
@@ -272,7 +276,7 @@ impl Broker {
             }
         };
         let key = match *link {
-            Link::Client { key, .. } | Link::Backend { key } => key,
+            Link::Client { key, .. } | Link::Backend { key } | Link::V1 { key } => key,
         };
         let added = self
             .subscriptions
@@ -398,6 +402,25 @@ fn deliver(
             binary: serializer.is_binary(),
             bytes: Rc::from(serializer.encode(message)),
         });
+    }
+    if !subscription.v1.is_empty()
+        && let Message::Event { payload, .. } = message
+    {
+        let to = subscription
+            .v1
+            .recipients(publication.exclude_session, publication.audience);
+        if !to.is_empty() {
+            // v1 subscriptions are exact, so the subscription's URI is the topic.
+            let event = crate::wamp::v1::V1Message::Event {
+                topic: subscription.uri.clone(),
+                event: crate::router::v1::single_value(payload.clone()),
+            };
+            out.push(Action::Send {
+                to,
+                binary: false,
+                bytes: Rc::from(crate::wamp::v1::encode(&event)),
+            });
+        }
     }
     if !subscription.backend.is_empty() {
         for key in subscription

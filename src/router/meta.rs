@@ -446,7 +446,7 @@ impl Realm {
         let link = session.link;
         crate::router::realm::send_via(link, goodbye, ctx.out);
         self.leave(ctx, id);
-        if let Link::Client { key, .. } = link {
+        if let Link::Client { key, .. } | Link::V1 { key } = link {
             ctx.closed.push(key);
         }
     }

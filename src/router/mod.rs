@@ -23,6 +23,7 @@ pub mod plain;
 pub mod realm;
 pub mod session;
 pub mod uri;
+pub mod v1;
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -97,6 +98,9 @@ pub enum Action {
     /// Hand `message` to the control connection `to` (a backend session's invocation, result,
     /// error, event...).
     Control { to: Key, message: Message },
+    /// A message for WAMP v1 client `to`, translated into v1 by the router before its public
+    /// methods return: the hub never sees one.
+    V1 { to: Key, message: Message },
     /// The client failed a login (a wrong ticket or signature, an unknown authid): the hub
     /// counts it against the client's address (`[access] failed_logins_per_minute`).
     LoginFailed { to: Key },
@@ -247,7 +251,10 @@ impl Router {
         let closed = std::mem::take(&mut ctx.closed);
         for key in closed {
             if let Some(phase) = self.clients.get_mut(&key) {
-                if matches!(phase, Phase::Established { .. }) {
+                if matches!(
+                    phase,
+                    Phase::Established { .. } | Phase::EstablishedV1 { .. }
+                ) {
                     self.client_sessions = self.client_sessions.saturating_sub(1);
                 }
                 *phase = Phase::Closing;
@@ -263,12 +270,155 @@ impl Router {
 
     /// One WebSocket message from `key`, serialized with the client's subprotocol.
     pub fn receive(&mut self, key: Key, bytes: &[u8], now: Instant, out: &mut Vec<Action>) {
+        let start = out.len();
+        if let Some(Phase::EstablishedV1 { realm, session, .. }) = self.clients.get(&key) {
+            let (realm, session) = (*realm, *session);
+            self.receive_v1(key, realm, session, bytes, now, out);
+        } else {
+            self.receive_v2(key, bytes, now, out);
+        }
+        self.translate_v1(start, out);
+    }
+
+    /// A WAMP v1 client opened (subprotocol `wamp`, WAMP on): v1 has no HELLO, so it is
+    /// authenticated by its cookies (`cookie_user`; none: closed), joins the backend realm at
+    /// once and gets WELCOME first.
+    pub fn open_v1(
+        &mut self,
+        key: Key,
+        cookie_user: Option<&str>,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let start = out.len();
+        self.gone(Peer::Client(key), now, out);
+        let (Some(user), Some(realm_name)) = (cookie_user, self.config.realms.first().cloned())
+        else {
+            out.push(Action::Close {
+                to: key,
+                code: CLOSE_NORMAL,
+                reason: "wamp.error.not_authorized".to_owned(),
+            });
+            return;
+        };
+        if self.client_sessions >= self.config.max_sessions {
+            out.push(Action::Close {
+                to: key,
+                code: CLOSE_NORMAL,
+                reason: TOO_MANY_SESSIONS.to_owned(),
+            });
+            return;
+        }
+        let id = self.fresh_session_id();
+        let index = self.realm_index(&realm_name);
+        let session = Session::new(
+            id,
+            Link::V1 { key },
+            Rc::from(user),
+            Rc::from(self.config.authrole.as_str()),
+            PeerFeatures::default(),
+        );
+        let welcome = crate::wamp::v1::V1Message::Welcome {
+            session: id.to_string(),
+            protocol_version: crate::wamp::v1::PROTOCOL_VERSION,
+            server_ident: v1::SERVER_IDENT.to_owned(),
+        };
+        out.push(Action::Send {
+            to: vec![key],
+            binary: false,
+            bytes: Rc::from(crate::wamp::v1::encode(&welcome)),
+        });
+        self.clients.insert(
+            key,
+            Phase::EstablishedV1 {
+                realm: index,
+                session: id,
+                state: Box::default(),
+            },
+        );
+        self.client_sessions += 1;
+        self.with_realm(index, now, out, |realm, ctx| realm.join(ctx, session));
+        self.translate_v1(start, out);
+    }
+
+    fn receive_v1(
+        &mut self,
+        key: Key,
+        realm: usize,
+        session: u64,
+        bytes: &[u8],
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let message = match crate::wamp::v1::decode(bytes, self.config.max_depth) {
+            Ok(message) => message,
+            Err(error) => {
+                // v1 has no error message: a peer sending what is not v1 is cut off.
+                log::debug!(conn = key.to_usize(), reason:% = error; "WAMP v1 protocol violation");
+                self.end_client_session(key, realm, session, now, out);
+                self.close(key, CLOSE_PROTOCOL_ERROR, PROTOCOL_VIOLATION, out);
+                return;
+            }
+        };
+        let Some(Phase::EstablishedV1 { state, .. }) = self.clients.get_mut(&key) else {
+            return;
+        };
+        match state.incoming(message) {
+            v1::Incoming::Nothing => {}
+            v1::Incoming::Answer(answer) => out.push(Action::Send {
+                to: vec![key],
+                binary: false,
+                bytes: Rc::from(crate::wamp::v1::encode(&answer)),
+            }),
+            v1::Incoming::V2(message) => {
+                let kind = message.message_type().name();
+                let result = self.with_realm(realm, now, out, |realm, ctx| {
+                    realm.handle(ctx, session, message)
+                });
+                if let Some(Err(violation)) = result {
+                    // The translation makes valid v2; what the realm still refuses (a bad
+                    // URI, a `wamp.` topic) is dropped, as v1 has no error for it.
+                    log::debug!(conn = key.to_usize(), message = kind, reason:% = violation; "WAMP v1 message refused");
+                }
+            }
+        }
+    }
+
+    /// Replaces each `Action::V1` from `start` on by its v1 frame (or nothing).
+    fn translate_v1(&mut self, start: usize, out: &mut Vec<Action>) {
+        let any = out.get(start..).is_some_and(|tail| {
+            tail.iter()
+                .any(|action| matches!(action, Action::V1 { .. }))
+        });
+        if !any {
+            return;
+        }
+        let tail: Vec<Action> = out.drain(start..).collect();
+        for action in tail {
+            let Action::V1 { to, message } = action else {
+                out.push(action);
+                continue;
+            };
+            let Some(Phase::EstablishedV1 { state, .. }) = self.clients.get_mut(&to) else {
+                continue;
+            };
+            if let Some(v1_message) = state.outgoing(message) {
+                out.push(Action::Send {
+                    to: vec![to],
+                    binary: false,
+                    bytes: Rc::from(crate::wamp::v1::encode(&v1_message)),
+                });
+            }
+        }
+    }
+
+    fn receive_v2(&mut self, key: Key, bytes: &[u8], now: Instant, out: &mut Vec<Action>) {
         let Some(phase) = self.clients.get(&key) else {
             log::debug!(conn = key.to_usize(); "WAMP message from a client without a session dropped");
             return;
         };
         let (serializer, established) = match *phase {
-            Phase::Closing => return,
+            Phase::Closing | Phase::EstablishedV1 { .. } => return,
             Phase::Authenticating { serializer, .. } => {
                 match serializer.decode(bytes, self.config.max_depth) {
                     Ok(message) => self.authenticating(key, message, now, out),
@@ -719,6 +869,47 @@ impl Router {
         now: Instant,
         out: &mut Vec<Action>,
     ) {
+        let start = out.len();
+        self.backend_message_v2(key, message, now, out);
+        self.translate_v1(start, out);
+    }
+
+    /// See `publish_from_plain`.
+    pub fn publish_from_plain(
+        &mut self,
+        topic: &str,
+        options: &Dict,
+        payload: Payload,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> u64 {
+        let start = out.len();
+        let publication = self.publish_from_plain_v2(topic, options, payload, now, out);
+        self.translate_v1(start, out);
+        publication
+    }
+
+    /// The peer is gone; see `gone_v2`.
+    pub fn gone(&mut self, peer: Peer, now: Instant, out: &mut Vec<Action>) {
+        let start = out.len();
+        self.gone_v2(peer, now, out);
+        self.translate_v1(start, out);
+    }
+
+    /// Runs what is due by `now`; see `tick_v2`.
+    pub fn tick(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let start = out.len();
+        self.tick_v2(now, out);
+        self.translate_v1(start, out);
+    }
+
+    fn backend_message_v2(
+        &mut self,
+        key: Key,
+        message: Message,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
         let Some((realm, session)) = self.backend_session(key, now, out) else {
             log::debug!(conn = key.to_usize(); "WAMP message from the backend while WAMP is off dropped");
             return;
@@ -753,7 +944,7 @@ impl Router {
     /// exclude_authid, eligible_authid, retain...). Returns the publication id, 0 when the
     /// topic or the options are refused (WAMP is off, a bad URI, a `wamp.` topic, options of
     /// the wrong type). The publisher is not disclosed: no session publishes.
-    pub fn publish_from_plain(
+    fn publish_from_plain_v2(
         &mut self,
         topic: &str,
         options: &Dict,
@@ -789,10 +980,13 @@ impl Router {
     /// The peer's transport is gone (client closed, control connection closed): its session
     /// leaves (on_leave meta event), its subscriptions and registrations go, its pending calls
     /// fail or are interrupted.
-    pub fn gone(&mut self, peer: Peer, now: Instant, out: &mut Vec<Action>) {
+    fn gone_v2(&mut self, peer: Peer, now: Instant, out: &mut Vec<Action>) {
         match peer {
             Peer::Client(key) => match self.clients.remove(&key) {
-                Some(Phase::Established { realm, session, .. }) => {
+                Some(
+                    Phase::Established { realm, session, .. }
+                    | Phase::EstablishedV1 { realm, session, .. },
+                ) => {
                     self.client_sessions = self.client_sessions.saturating_sub(1);
                     self.with_realm(realm, now, out, |realm, ctx| realm.leave(ctx, session));
                 }
@@ -825,7 +1019,7 @@ impl Router {
     }
 
     /// Runs what is due by `now` (call timeouts).
-    pub fn tick(&mut self, now: Instant, out: &mut Vec<Action>) {
+    fn tick_v2(&mut self, now: Instant, out: &mut Vec<Action>) {
         for index in 0..self.realms.len() {
             let due = self
                 .realms

@@ -66,6 +66,7 @@ pub fn send_via(link: Link, message: Message, out: &mut Vec<Action>) {
             bytes: Rc::from(serializer.encode(&message)),
         }),
         Link::Backend { key } => out.push(Action::Control { to: key, message }),
+        Link::V1 { key } => out.push(Action::V1 { to: key, message }),
     }
 }
 

@@ -53,6 +53,13 @@ pub enum Phase {
         session: u64,
         serializer: Serializer,
     },
+    /// A WAMP v1 client: WELCOME sent at `open_v1`, the session is
+    /// `realms[realm].sessions[session]` (v1 has no HELLO: it joins the backend realm at once).
+    EstablishedV1 {
+        realm: usize,
+        session: u64,
+        state: Box<crate::router::v1::V1State>,
+    },
     /// ABORT or GOODBYE sent and Close asked for; everything received is dropped.
     Closing,
 }
@@ -60,8 +67,17 @@ pub enum Phase {
 /// How the router reaches a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Link {
-    Client { key: Key, serializer: Serializer },
-    Backend { key: Key },
+    Client {
+        key: Key,
+        serializer: Serializer,
+    },
+    Backend {
+        key: Key,
+    },
+    /// A WAMP v1 client (JSON only); messages to it are translated by `Router::translate_v1`.
+    V1 {
+        key: Key,
+    },
 }
 
 /// The authrole of backend sessions: Crossbar's router-internal sessions are `trusted`
@@ -130,6 +146,7 @@ impl Session {
                 Serializer::MsgPack => "msgpack",
                 Serializer::Cbor => "cbor",
             }),
+            Link::V1 { .. } => Some("json"),
             Link::Backend { .. } => None,
         }
     }

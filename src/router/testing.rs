@@ -1,7 +1,7 @@
 //! Test harness: drives a `Router` with JSON text as clients and the backend would send it,
 //! and decodes what it asks the hub to do.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use crate::router::ids::GlobalIds;
@@ -34,6 +34,8 @@ pub enum Out {
     Control(Key, Message),
     Close(Key, u16, String),
     LoginFailed(Key),
+    /// A WAMP v1 message to a v1 client, as its JSON text.
+    V1(Key, String),
     Plain {
         topic: String,
         payload: Payload,
@@ -57,6 +59,7 @@ pub struct Harness {
     slab: Slab<()>,
     pub now: Instant,
     serializers: HashMap<Key, Serializer>,
+    v1: HashSet<Key>,
 }
 
 /// A HELLO announcing every role, the callee with call canceling.
@@ -69,6 +72,7 @@ impl Harness {
             slab: Slab::default(),
             now: Instant::now(),
             serializers: HashMap::new(),
+            v1: HashSet::new(),
         }
     }
 
@@ -88,6 +92,15 @@ impl Harness {
             self.now,
         );
         key
+    }
+
+    /// A WAMP v1 client of cookie user `authid`: its key and what opening it gave.
+    pub fn connect_v1(&mut self, authid: Option<&str>) -> (Key, Vec<Out>) {
+        let key = self.key();
+        self.v1.insert(key);
+        let mut out = Vec::new();
+        self.router.open_v1(key, authid, self.now, &mut out);
+        (key, self.decode(out))
     }
 
     /// A client admitted without cookies (a WAMP login without them).
@@ -177,6 +190,12 @@ impl Harness {
             match action {
                 Action::Send { to, binary, bytes } => {
                     for key in to {
+                        if self.v1.contains(&key) {
+                            assert!(!binary);
+                            let text = String::from_utf8(bytes.to_vec()).unwrap();
+                            decoded.push(Out::V1(key, text));
+                            continue;
+                        }
                         let serializer = self.serializers.get(&key).copied().unwrap();
                         assert_eq!(binary, serializer.is_binary());
                         let message = serializer.decode(&bytes, 64).unwrap();
@@ -186,6 +205,9 @@ impl Harness {
                 Action::Control { to, message } => decoded.push(Out::Control(to, message)),
                 Action::Close { to, code, reason } => decoded.push(Out::Close(to, code, reason)),
                 Action::LoginFailed { to } => decoded.push(Out::LoginFailed(to)),
+                Action::V1 { to, message } => {
+                    panic!("untranslated v1 action to {to:?}: {message:?}")
+                }
                 Action::Plain {
                     topic,
                     payload,
@@ -206,6 +228,7 @@ pub fn to(out: &[Out], key: Key) -> Vec<String> {
     out.iter()
         .filter_map(|out| match out {
             Out::To(to, message) | Out::Control(to, message) if *to == key => Some(json(message)),
+            Out::V1(to, text) if *to == key => Some(text.clone()),
             _ => None,
         })
         .collect()

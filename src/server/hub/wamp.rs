@@ -157,7 +157,7 @@ impl Hub {
                             messages += 1;
                             pending.next();
                         }
-                        Some(Action::Plain { .. } | Action::Control { .. }) => {
+                        Some(Action::Plain { .. } | Action::Control { .. } | Action::V1 { .. }) => {
                             if let Some(other) = pending.next() {
                                 aside.push(other);
                             }
@@ -218,6 +218,10 @@ impl Hub {
                 let mut frame = Vec::new();
                 encode_frame(&message, &mut frame);
                 self.events.send(to, Rc::from(frame));
+            }
+            // The router translates these before returning (`Router::translate_v1`).
+            Action::V1 { to, .. } => {
+                log::debug!(conn = to.to_usize(); "untranslated WAMP v1 action dropped");
             }
             Action::LoginFailed { to } => {
                 if let Some(charged) = self.clients.get(to).and_then(|client| client.charged) {
