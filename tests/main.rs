@@ -29,6 +29,7 @@ mod wamp_auth;
 mod wamp_clients;
 mod wamp_control;
 mod wamp_parity;
+mod wamp_v1;
 mod workshop_lesson1;
 mod workshop_lesson2;
 mod workshop_lesson5;

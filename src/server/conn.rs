@@ -103,6 +103,8 @@ pub enum App {
     /// WAMP v2 (the client chose this subprotocol): every message goes to the router, and
     /// only the router's messages go to the client.
     Wamp(Serializer),
+    /// WAMP v1 (subprotocol `wamp`, JSON): every message goes to the router, which speaks v1.
+    WampV1,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,7 +202,7 @@ impl Audience {
     fn reaches(self, app: App) -> bool {
         matches!(
             (self, app),
-            (Audience::Plain, App::Plain) | (Audience::Wamp, App::Wamp(_))
+            (Audience::Plain, App::Plain) | (Audience::Wamp, App::Wamp(_) | App::WampV1)
         )
     }
 }
@@ -539,6 +541,7 @@ impl Conn {
         let subprotocol = match app {
             App::Plain => None,
             App::Wamp(serializer) => Some(serializer.subprotocol()),
+            App::WampV1 => Some(crate::wamp::v1::SUBPROTOCOL),
         };
         let (request, head_len) = match &mut self.phase {
             Phase::Admitting {
@@ -636,7 +639,7 @@ impl Conn {
                     ctx.stats.messages_in += 1;
                     let delivered = match session.app {
                         App::Plain => ctx.upcalls.message(kind, payload, out.pending_bytes()),
-                        App::Wamp(_) => {
+                        App::Wamp(_) | App::WampV1 => {
                             // After our Close the router has let the session go.
                             if !closing {
                                 ctx.upcalls.wamp(payload);

@@ -172,7 +172,10 @@ impl Hub {
         now: Instant,
     ) {
         if !crate::server::conn::wamp_login_possible(settings, &upgrade.protocols)
-            || self.choose_app(&upgrade.protocols) == App::Plain
+            || matches!(
+                self.choose_app(&upgrade.protocols),
+                App::Plain | App::WampV1
+            )
         {
             self.deny(key, 403, "no wson cookies", settings, stats, now);
             return;
@@ -278,12 +281,19 @@ impl Hub {
                 subprotocol: match app {
                     App::Plain => "",
                     App::Wamp(serializer) => serializer.subprotocol(),
+                    App::WampV1 => crate::wamp::v1::SUBPROTOCOL,
                 },
             });
         }
         if let App::Wamp(serializer) = app {
             let cookie_user = (!admission.upgrade.wamp_login).then_some(&*user);
             self.open_wamp(key, serializer, cookie_user, now);
+        }
+        if app == App::WampV1 {
+            // v1 has no login of its own: only the cookies' user (None: the router closes).
+            let cookie_user = (!admission.upgrade.wamp_login).then_some(&*user);
+            self.router
+                .open_v1(key, cookie_user, now, &mut self.actions);
         }
         // Plain topics carry plain messages: a WAMP session subscribes through the router.
         let topics = if app == App::Plain { topics } else { &[] };

@@ -48,17 +48,23 @@ pub fn router_config(wamp: &Wamp) -> RouterConfig {
 }
 
 impl Hub {
-    /// The protocol an upgrade gets: WAMP with the first serializer the client offers that
-    /// wson speaks (RFC 6455 §4.2.2: the server selects one of the client's values), when a
-    /// realm is configured; plain otherwise.
+    /// The protocol an upgrade gets: WAMP with the first subprotocol the client offers that
+    /// wson speaks (RFC 6455 §4.2.2: the server selects one of the client's values), a v2
+    /// serializer or v1's `wamp`, when a realm is configured; plain otherwise.
     pub(super) fn choose_app(&self, protocols: &[String]) -> App {
         if !self.router.enabled() {
             return App::Plain;
         }
         protocols
             .iter()
-            .find_map(|name| Serializer::from_subprotocol(name))
-            .map_or(App::Plain, App::Wamp)
+            .find_map(|name| {
+                if name == crate::wamp::v1::SUBPROTOCOL {
+                    Some(App::WampV1)
+                } else {
+                    Serializer::from_subprotocol(name).map(App::Wamp)
+                }
+            })
+            .unwrap_or(App::Plain)
     }
 
     /// A WAMP client was admitted: its session begins with its HELLO. `cookie_user`: the
