@@ -372,13 +372,27 @@ impl Router {
             }),
             v1::Incoming::V2(message) => {
                 let kind = message.message_type().name();
+                // What to forget if the realm refuses the message outright.
+                let request = match &message {
+                    Message::Call { request, .. } | Message::Subscribe { request, .. } => *request,
+                    _ => 0,
+                };
                 let result = self.with_realm(realm, now, out, |realm, ctx| {
                     realm.handle(ctx, session, message)
                 });
                 if let Some(Err(violation)) = result {
-                    // The translation makes valid v2; what the realm still refuses (a bad
-                    // URI, a `wamp.` topic) is dropped, as v1 has no error for it.
+                    // The translation makes valid v2, so this is rare; v1 has no error for
+                    // SUBSCRIBE or PUBLISH, and a CALL still gets its CALLERROR.
                     log::debug!(conn = key.to_usize(), message = kind, reason:% = violation; "WAMP v1 message refused");
+                    if let Some(Phase::EstablishedV1 { state, .. }) = self.clients.get_mut(&key)
+                        && let Some(answer) = state.refused(request, &violation.to_string())
+                    {
+                        out.push(Action::Send {
+                            to: vec![key],
+                            binary: false,
+                            bytes: Rc::from(crate::wamp::v1::encode(&answer)),
+                        });
+                    }
                 }
             }
         }

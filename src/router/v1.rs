@@ -162,6 +162,19 @@ impl V1State {
         }
     }
 
+    /// The realm refused the v2 message of `request` outright (no ERROR sent): forgets it,
+    /// and gives the CALLERROR when it was a CALL.
+    pub fn refused(&mut self, request: u64, reason: &str) -> Option<V1Message> {
+        self.subscribing.remove(&request);
+        let call_id = self.calls.remove(&request)?;
+        Some(V1Message::CallError {
+            call_id,
+            error_uri: crate::router::error::PROTOCOL_VIOLATION.to_owned(),
+            description: reason.to_owned(),
+            details: None,
+        })
+    }
+
     /// The v1 message for a v2 one the realm sends this session; `None`: v1 has no such
     /// message (SUBSCRIBED is recorded, PUBLISHED, UNSUBSCRIBED, GOODBYE... are dropped).
     pub fn outgoing(&mut self, message: Message) -> Option<V1Message> {
@@ -472,5 +485,41 @@ mod tests {
         harness.gone(crate::router::Peer::Client(client));
         assert!(!harness.router.backend_realm_listens("com.topic.a"));
         assert_eq!(harness.router.figures().sessions, 0);
+    }
+
+    #[test]
+    fn what_is_not_v1_closes_and_a_server_message_is_dropped() {
+        let mut harness = Harness::new(config());
+        let (client, _) = v1_client(&mut harness);
+        // A CALLRESULT is for clients: dropped, the session stays.
+        assert!(harness.send(client, r#"[3,"c1",1]"#).is_empty());
+        assert!(harness.send(client, r#"[5,"com.topic.a"]"#).is_empty());
+        let out = harness.send(client, "[99]");
+        assert!(
+            matches!(out.as_slice(), [Out::Close(to, 1002, _)] if *to == client),
+            "{out:?}"
+        );
+        assert_eq!(harness.router.figures().sessions, 0);
+        assert!(!harness.router.backend_realm_listens("com.topic.a"));
+        assert!(harness.send(client, r#"[5,"com.topic.a"]"#).is_empty());
+    }
+
+    #[test]
+    fn prefix_bounds_hold() {
+        let mut state = super::V1State::default();
+        for n in 0..super::MAX_PREFIXES + 1 {
+            let message = crate::wamp::v1::V1Message::Prefix {
+                prefix: format!("p{n}"),
+                uri: format!("com.p{n}."),
+            };
+            assert_eq!(state.incoming(message), super::Incoming::Nothing);
+        }
+        assert_eq!(state.prefixes.len(), super::MAX_PREFIXES);
+        let long = crate::wamp::v1::V1Message::Prefix {
+            prefix: "p0".to_owned(),
+            uri: "x".repeat(super::MAX_PREFIX_LEN + 1),
+        };
+        state.incoming(long);
+        assert_eq!(state.prefixes.get("p0"), Some("com.p0."));
     }
 }
