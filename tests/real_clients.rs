@@ -265,6 +265,24 @@ impl Drop for PageServer {
 
 /// One request per connection (`Connection: close`), read with a bounded wait.
 fn serve_http(mut stream: TcpStream, page: &[u8], reports: &Sender<String>) {
+    let Some((request_line, body)) = read_http_request(&mut stream) else {
+        return;
+    };
+    let (status, content_type, response_body): (&str, &str, &[u8]) =
+        if request_line.starts_with("GET /page.html") {
+            ("200 OK", "text/html; charset=utf-8", page)
+        } else if request_line.starts_with("POST /report ") {
+            let _ = reports.send(String::from_utf8_lossy(&body).into_owned());
+            ("200 OK", "text/plain", b"")
+        } else {
+            ("404 Not Found", "text/plain", b"")
+        };
+    write_http_response(&mut stream, status, content_type, response_body);
+}
+
+/// The request line and the body (by `Content-Length`) of one HTTP request, read within the
+/// stream's `WAIT`; `None` when the peer goes away first. For the pages the tests serve.
+pub(crate) fn read_http_request(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
     let _ = stream.set_read_timeout(Some(WAIT));
     let mut request = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -273,7 +291,7 @@ fn serve_http(mut stream: TcpStream, page: &[u8], reports: &Sender<String>) {
             break end + 4;
         }
         match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => request.extend_from_slice(&chunk[..n]),
         }
     };
@@ -286,28 +304,31 @@ fn serve_http(mut stream: TcpStream, page: &[u8], reports: &Sender<String>) {
         .unwrap_or(0);
     while request.len() < head_end + content_length {
         match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => request.extend_from_slice(&chunk[..n]),
         }
     }
-    let body = &request[head_end..head_end + content_length];
-    let request_line = head.lines().next().unwrap_or_default();
-    let (status, content_type, response_body): (&str, &str, &[u8]) =
-        if request_line.starts_with("GET /page.html") {
-            ("200 OK", "text/html; charset=utf-8", page)
-        } else if request_line.starts_with("POST /report ") {
-            let _ = reports.send(String::from_utf8_lossy(body).into_owned());
-            ("200 OK", "text/plain", b"")
-        } else {
-            ("404 Not Found", "text/plain", b"")
-        };
-    let response = format!(
+    let request_line = head.lines().next().unwrap_or_default().to_owned();
+    Some((
+        request_line,
+        request[head_end..head_end + content_length].to_vec(),
+    ))
+}
+
+/// A `Connection: close` response that no cache keeps.
+pub(crate) fn write_http_response(
+    stream: &mut TcpStream,
+    status: &str,
+    content_type: &str,
+    body: &[u8],
+) {
+    let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
          Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-        response_body.len()
+        body.len()
     );
-    let _ = stream.write_all(response.as_bytes());
-    let _ = stream.write_all(response_body);
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body);
 }
 
 /// Headless Chromium on one URL, in its own process group with a fresh profile; the whole

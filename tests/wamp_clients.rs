@@ -14,7 +14,6 @@
 //! The clients come from `tests/install-tools.sh`; a missing one fails the test, unless
 //! `WSON_SKIP_REAL_CLIENTS=1`.
 
-use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc::{Receiver, Sender, channel};
 
@@ -24,7 +23,7 @@ use wson::ws::frame;
 
 use crate::common::wamp::*;
 use crate::common::*;
-use crate::real_clients::{Browser, chromium};
+use crate::real_clients::{Browser, chromium, read_http_request, write_http_response};
 
 const REALM: &str = "realm1";
 
@@ -177,50 +176,20 @@ impl WampPageServer {
 }
 
 fn serve(mut stream: TcpStream, page: &[u8], bundle: &[u8], reports: &Sender<String>) {
-    let _ = stream.set_read_timeout(Some(WAIT));
-    let mut request = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(end) = find(&request, b"\r\n\r\n") {
-            break end + 4;
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => request.extend_from_slice(&chunk[..n]),
-        }
+    let Some((line, body)) = read_http_request(&mut stream) else {
+        return;
     };
-    let head = String::from_utf8_lossy(&request[..head_end]).into_owned();
-    let length: usize = head
-        .lines()
-        .filter_map(|line| line.split_once(':'))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, value)| value.trim().parse().ok())
-        .unwrap_or(0);
-    while request.len() < head_end + length {
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => request.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let line = head.lines().next().unwrap_or_default();
-    let (status, kind, body): (&str, &str, &[u8]) = if line.starts_with("GET /wamp.html") {
+    let (status, kind, response): (&str, &str, &[u8]) = if line.starts_with("GET /wamp.html") {
         ("200 OK", "text/html; charset=utf-8", page)
     } else if line.starts_with("GET /autobahn.min.js") {
         ("200 OK", "text/javascript", bundle)
     } else if line.starts_with("POST /report ") {
-        let body = &request[head_end..head_end + length];
-        let _ = reports.send(String::from_utf8_lossy(body).into_owned());
+        let _ = reports.send(String::from_utf8_lossy(&body).into_owned());
         ("200 OK", "text/plain", b"")
     } else {
         ("404 Not Found", "text/plain", b"")
     };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n\
-         Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = stream.write_all(response.as_bytes());
-    let _ = stream.write_all(body);
+    write_http_response(&mut stream, status, kind, response);
 }
 
 fn chromium_round_trip(serializer: &str) {
