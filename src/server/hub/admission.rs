@@ -553,19 +553,26 @@ impl Hub {
         now: Instant,
     ) {
         for id in self.authorizers.expired(now) {
-            if let Some(waiting) = self.authorizers.take(id) {
-                if let Some(client) = self.clients.get_mut(waiting.client) {
-                    client.waiting = None;
-                }
-                self.fall_back(
-                    waiting.client,
-                    waiting.upgrade,
-                    "the authorizer did not answer in time",
-                    settings,
-                    stats,
-                    now,
-                );
-            }
+            let why = "the authorizer did not answer in time";
+            self.stop_waiting(id, why, settings, stats, now);
         }
+    }
+
+    /// Request `id` gets no answer any more: its upgrade stops waiting and falls back.
+    pub(super) fn stop_waiting(
+        &mut self,
+        id: u64,
+        why: &str,
+        settings: &Settings,
+        stats: &mut Stats,
+        now: Instant,
+    ) {
+        let Some(waiting) = self.authorizers.take(id) else {
+            return;
+        };
+        if let Some(client) = self.clients.get_mut(waiting.client) {
+            client.waiting = None;
+        }
+        self.fall_back(waiting.client, waiting.upgrade, why, settings, stats, now);
     }
 }

@@ -752,21 +752,7 @@ impl Hub {
                         self.authorizers.reassign(id, authorizer);
                     }
                 }
-                None => {
-                    if let Some(waiting) = self.authorizers.take(id) {
-                        if let Some(client) = self.clients.get_mut(waiting.client) {
-                            client.waiting = None;
-                        }
-                        self.fall_back(
-                            waiting.client,
-                            waiting.upgrade,
-                            "the authorizer went away",
-                            settings,
-                            stats,
-                            now,
-                        );
-                    }
-                }
+                None => self.stop_waiting(id, "the authorizer went away", settings, stats, now),
             }
         }
     }
