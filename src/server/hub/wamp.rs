@@ -146,10 +146,15 @@ impl Hub {
                 // recipient queues (and writes) one piece instead of one per message.
                 // What goes to plain clients and control connections between them (each
                 // publication's plain side) concerns other connections: it waits for the chunk.
-                chunk.clear();
-                push_frame(&mut chunk, binary, &bytes);
+                // The chunk is built once a second EVENT joins: a lone message (a reply, an
+                // invocation) goes out as its own frame, without the extra copy.
                 let mut messages = 1;
                 loop {
+                    let joined = if messages == 1 {
+                        bytes.len()
+                    } else {
+                        chunk.len()
+                    };
                     match pending.peek() {
                         Some(Action::Send {
                             to: next_to,
@@ -157,8 +162,12 @@ impl Hub {
                             bytes: next,
                         }) if *next_binary == binary
                             && *next_to == to
-                            && chunk.len().saturating_add(next.len()) < FrameBatch::MAX_BYTES =>
+                            && joined.saturating_add(next.len()) < FrameBatch::MAX_BYTES =>
                         {
+                            if messages == 1 {
+                                chunk.clear();
+                                push_frame(&mut chunk, binary, &bytes);
+                            }
                             push_frame(&mut chunk, binary, next);
                             messages += 1;
                             pending.next();
@@ -174,7 +183,11 @@ impl Hub {
                         | None => break,
                     }
                 }
-                self.send_wamp(&to, &Rc::from(chunk.as_slice()), messages, settings, stats);
+                if messages == 1 {
+                    self.carry_out(Action::Send { to, binary, bytes }, settings, stats, now);
+                } else {
+                    self.send_wamp(&to, &Rc::from(chunk.as_slice()), messages, settings, stats);
+                }
                 for other in aside.drain(..) {
                     self.carry_out(other, settings, stats, now);
                 }
@@ -212,8 +225,8 @@ impl Hub {
         self.drop_slow_consumers(overflowed, stats);
     }
 
-    /// Carries out one action. (`settle_router` sends EVENTs itself, in chunks; a `Send`
-    /// here goes alone.)
+    /// Carries out one action. (`settle_router` joins consecutive EVENTs for the same
+    /// recipients into chunks; a `Send` here goes alone.)
     fn carry_out(&mut self, action: Action, settings: &Settings, stats: &mut Stats, now: Instant) {
         match action {
             Action::Send { to, binary, bytes } => {
