@@ -185,6 +185,18 @@ config_keys! {
         /// Seconds a call waits for its result when CALL sets no `timeout`; 0: no limit.
         call_timeout: Option<Duration> = values::seconds_or_none,
             default(CALL_TIMEOUT = None), reload;
+        /// Seconds a login or an action waits for a realm's authenticator or authorizer.
+        dynamic_auth_timeout: Duration = values::seconds,
+            default(DYNAMIC_AUTH_TIMEOUT = Duration::from_secs(5)), reload;
+        /// Seconds a session keeps an authorizer's answer that said `cache`; 0: never kept.
+        authorization_cache_lifetime: Option<Duration> = values::seconds_or_none,
+            default(AUTHORIZATION_CACHE_LIFETIME = Some(Duration::from_secs(300))), reload;
+        /// Most authorizer answers one session keeps cached.
+        max_cached_authorizations: usize = values::size(1),
+            default(MAX_CACHED_AUTHORIZATIONS = 1000), reload;
+        /// Most actions of one session held while an authorizer decides.
+        max_waiting_authorizations: usize = values::size(1),
+            default(MAX_WAITING_AUTHORIZATIONS = 100), reload;
         /// Per-realm logins, principals and roles: the `[wamp.realm.NAME]` tables.
         realm: WampRealms = wamp_realm::realms, default(REALM = WampRealms::NONE), reload;
     }

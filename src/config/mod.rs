@@ -292,6 +292,10 @@ mod tests {
             ("wamp.max_retained", "0"),
             ("wamp.max_retained_bytes", "0"),
             ("wamp.call_timeout", "0"),
+            ("wamp.dynamic_auth_timeout", "1"),
+            ("wamp.authorization_cache_lifetime", "0"),
+            ("wamp.max_cached_authorizations", "1"),
+            ("wamp.max_waiting_authorizations", "1"),
             (
                 "access.blocked",
                 r#"["10.0.0.0/8", "::ffff:192.0.2.1", "2001:db8::/32"]"#,
@@ -370,6 +374,10 @@ mod tests {
                     max_retained: 0,
                     max_retained_bytes: 0,
                     call_timeout: None,
+                    dynamic_auth_timeout: Duration::from_secs(1),
+                    authorization_cache_lifetime: None,
+                    max_cached_authorizations: 1,
+                    max_waiting_authorizations: 1,
                     realm: wamp_realm::WampRealms::NONE,
                 },
                 access: Access {

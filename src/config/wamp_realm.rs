@@ -84,6 +84,9 @@ pub struct RealmSettings {
     pub principals: Vec<Principal>,
     /// Empty: no authorization (every session may do everything).
     pub roles: Vec<Role>,
+    /// The procedure (registered in this realm) asked about a ticket or WAMP-CRA login whose
+    /// authid is no static principal: Crossbar's dynamic authenticator.
+    pub authenticator: Option<String>,
 }
 
 impl RealmSettings {
@@ -153,6 +156,9 @@ pub struct Salted {
 pub struct Role {
     pub name: String,
     pub permissions: Vec<Permission>,
+    /// The procedure (registered in this realm) asked about each action of a session of this
+    /// role, instead of `permissions`: Crossbar's dynamic authorizer.
+    pub authorizer: Option<String>,
 }
 
 /// One permission of a role.
@@ -207,6 +213,17 @@ fn realm(checker: &mut Checker, path: &str, value: Value) -> Option<RealmSetting
         || Some(Vec::new()),
         |value| array_of_tables(checker, &format!("{path}.principal"), value, principal),
     );
+    let authenticator = take(&mut table, "authenticator")
+        .and_then(|value| procedure(checker, &format!("{path}.authenticator"), value));
+    if authenticator.is_some()
+        && !auth.contains(&AuthMethod::Ticket)
+        && !auth.contains(&AuthMethod::Wampcra)
+    {
+        checker.error(
+            format!("{path}.authenticator"),
+            "asks about ticket and wampcra logins: add one of them to auth",
+        );
+    }
     for key in table.keys() {
         checker.error(format!("{path}.{}", key.escape_debug()), "unknown key");
     }
@@ -247,6 +264,7 @@ fn realm(checker: &mut Checker, path: &str, value: Value) -> Option<RealmSetting
         anonymous_role,
         principals,
         roles,
+        authenticator,
     })
 }
 
@@ -444,11 +462,22 @@ fn bounded(checker: &mut Checker, path: &str, value: Value, max: u32) -> Option<
 fn role(checker: &mut Checker, path: &str, mut table: Table) -> Option<Role> {
     let before = checker_errors(checker);
     let name = required(checker, &mut table, path, "name");
+    let authorizer = take(&mut table, "authorizer")
+        .and_then(|value| procedure(checker, &format!("{path}.authorizer"), value));
     // A role without permissions may do nothing (Crossbar's default permissions deny all).
-    let permissions = take(&mut table, "permissions").map_or_else(
-        || Some(Vec::new()),
-        |value| array_of_tables(checker, &format!("{path}.permissions"), value, permission),
-    );
+    let permissions = match take(&mut table, "permissions") {
+        None => Some(Vec::new()),
+        Some(_) if authorizer.is_some() => {
+            checker.error(
+                format!("{path}.permissions"),
+                "a role with an authorizer has no permissions: the authorizer decides",
+            );
+            None
+        }
+        Some(value) => {
+            array_of_tables(checker, &format!("{path}.permissions"), value, permission)
+        }
+    };
     unknown_keys(checker, path, &table);
     if checker_errors(checker) != before {
         return None;
@@ -456,7 +485,18 @@ fn role(checker: &mut Checker, path: &str, mut table: Table) -> Option<Role> {
     Some(Role {
         name: name?,
         permissions: permissions?,
+        authorizer,
     })
+}
+
+/// A procedure URI (exact, loose rule) the router calls: an authenticator or an authorizer.
+fn procedure(checker: &mut Checker, path: &str, value: Value) -> Option<String> {
+    let uri = non_empty(checker, path, value)?;
+    if let Err(error) = uri::check(&uri, Match::Exact, false) {
+        checker.error(path, format!("{uri:?} {error}"));
+        return None;
+    }
+    Some(uri)
 }
 
 fn permission(checker: &mut Checker, path: &str, mut table: Table) -> Option<Permission> {

@@ -23,7 +23,7 @@ use sha2::Sha256;
 use std::collections::HashMap;
 
 use crate::config::wamp_realm::{
-    AuthMethod, Credential, Hidden, Permission, RealmSettings, WampRealms,
+    AuthMethod, Credential, Hidden, Permission, RealmSettings, Salted, WampRealms,
 };
 use crate::router::uri::PatternIndex;
 use crate::wamp::{Dict, Value};
@@ -90,32 +90,60 @@ pub fn nonce(random: &[u8; 48]) -> String {
 }
 
 /// What a CHALLENGE waits for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Pending {
     pub authid: String,
     pub authrole: String,
     pub method: AuthMethod,
-    /// The signature that logs in: the ticket, or the WAMP-CRA signature of the challenge.
-    /// `None` for an unknown authid: every signature fails.
-    pub expected: Option<Hidden>,
+    pub expected: Expected,
+    /// `static`, or `dynamic` when an authenticator named the secret.
+    pub authprovider: &'static str,
+    /// The authenticator's `extra`, for WELCOME.
+    pub authextra: Dict,
+}
+
+/// What logs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expected {
+    /// This signature: the ticket, or the WAMP-CRA signature of the challenge.
+    Signature(Hidden),
+    /// Nothing: an unknown authid, every signature fails.
+    Nothing,
+    /// What the realm's authenticator says of the ticket (dynamic WAMP-Ticket).
+    Authenticator,
 }
 
 impl Pending {
     /// True when `signature` is the expected one (compared in constant time).
     pub fn accepts(&self, signature: &str) -> bool {
         match &self.expected {
-            Some(expected) => same_bytes(expected.expose(), signature.as_bytes()),
-            None => false,
+            Expected::Signature(expected) => same_bytes(expected.expose(), signature.as_bytes()),
+            Expected::Nothing | Expected::Authenticator => false,
         }
     }
 }
 
 /// Who a session is once logged in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Login {
     pub authid: String,
     pub authrole: String,
     pub authmethod: &'static str,
+    pub authprovider: &'static str,
+    pub authextra: Dict,
+}
+
+impl Login {
+    /// A login vouched for by config, cookies or anonymity.
+    pub fn fixed(authid: String, authrole: String, authmethod: &'static str) -> Login {
+        Login {
+            authid,
+            authrole,
+            authmethod,
+            authprovider: STATIC_PROVIDER,
+            authextra: Dict::new(),
+        }
+    }
 }
 
 /// What HELLO leads to.
@@ -125,6 +153,12 @@ pub enum Start {
     Challenge {
         pending: Pending,
         extra: Dict,
+    },
+    /// Ask the realm's authenticator `procedure` about `authid` (dynamic WAMP-CRA), then
+    /// challenge with the secret it names.
+    Ask {
+        procedure: String,
+        authid: String,
     },
     /// ABORT with `reason`.
     Deny {
@@ -162,21 +196,15 @@ pub fn start(realm: Option<&RealmSettings>, hello: Hello<'_>) -> Start {
         match *name {
             "cookie" => {
                 if let Some(user) = hello.cookie_user {
-                    return Start::Welcome(Login {
-                        authid: user.to_owned(),
-                        authrole: hello.cookie_role.to_owned(),
-                        authmethod: "cookie",
-                    });
+                    let role = hello.cookie_role.to_owned();
+                    return Start::Welcome(Login::fixed(user.to_owned(), role, "cookie"));
                 }
             }
             "anonymous" if allows(AuthMethod::Anonymous) => {
                 let role = realm.map_or("anonymous", |realm| realm.anonymous_role.as_str());
-                return Start::Welcome(Login {
-                    // Crossbar ignores a requested authid and draws one.
-                    authid: serial_number(&hello.random_authid),
-                    authrole: role.to_owned(),
-                    authmethod: "anonymous",
-                });
+                // Crossbar ignores a requested authid and draws one.
+                let authid = serial_number(&hello.random_authid);
+                return Start::Welcome(Login::fixed(authid, role.to_owned(), "anonymous"));
             }
             "ticket" if allows(AuthMethod::Ticket) => {
                 return challenge(realm, &hello, AuthMethod::Ticket);
@@ -200,19 +228,24 @@ pub fn start(realm: Option<&RealmSettings>, hello: Hello<'_>) -> Start {
 fn challenge(realm: Option<&RealmSettings>, hello: &Hello<'_>, method: AuthMethod) -> Start {
     let authid = hello.authid.unwrap_or_default().to_owned();
     let principal = realm.and_then(|realm| realm.principal(&authid));
+    let authenticator = realm.and_then(|realm| realm.authenticator.clone());
     let authrole = principal.map_or_else(String::new, |principal| principal.role.clone());
     match method {
         AuthMethod::Ticket => {
-            let expected = principal.and_then(|principal| match &principal.credential {
-                Credential::Ticket(ticket) => Some(ticket.clone()),
-                Credential::Wampcra { .. } => None,
-            });
+            let expected = match principal.map(|principal| &principal.credential) {
+                Some(Credential::Ticket(ticket)) => Expected::Signature(ticket.clone()),
+                Some(Credential::Wampcra { .. }) => Expected::Nothing,
+                None if authenticator.is_some() => Expected::Authenticator,
+                None => Expected::Nothing,
+            };
             Start::Challenge {
                 pending: Pending {
                     authid,
                     authrole,
                     method,
                     expected,
+                    authprovider: STATIC_PROVIDER,
+                    authextra: Dict::new(),
                 },
                 extra: Dict::new(),
             }
@@ -220,41 +253,78 @@ fn challenge(realm: Option<&RealmSettings>, hello: &Hello<'_>, method: AuthMetho
         AuthMethod::Wampcra | AuthMethod::Anonymous => {
             let (key, salted) = match principal.map(|principal| &principal.credential) {
                 Some(Credential::Wampcra { key, salted }) => (Some(key), salted.as_ref()),
-                Some(Credential::Ticket(_)) | None => (None, None),
+                Some(Credential::Ticket(_)) => (None, None),
+                None => match authenticator {
+                    Some(procedure) => return Start::Ask { procedure, authid },
+                    None => (None, None),
+                },
             };
-            // Crossbar `wampcra.py` `_compute_challenge`: these keys, `json.dumps` with its
-            // default separators; the client signs the string as it is.
-            let challenge = format!(
-                "{{\"authid\": {}, \"authrole\": {}, \"authmethod\": \"wampcra\", \
-                 \"authprovider\": \"{STATIC_PROVIDER}\", \"session\": {}, \"nonce\": {}, \
-                 \"timestamp\": {}}}",
-                json_string(&authid),
-                json_string(&authrole),
-                hello.session,
-                json_string(&nonce(&hello.random_nonce)),
-                json_string(&hello.timestamp),
-            );
-            let mut extra = Dict::new();
-            extra.insert("challenge", Value::from(challenge.as_str()));
-            if let Some(salted) = salted {
-                extra.insert("salt", Value::from(salted.salt.as_str()));
-                extra.insert("iterations", Value::from(u64::from(salted.iterations)));
-                extra.insert("keylen", Value::from(u64::from(salted.keylen)));
-            }
-            let expected = key.map(|key| {
-                Hidden::new(compute_wcs(key.expose(), challenge.as_bytes()).into_bytes())
-            });
-            Start::Challenge {
-                pending: Pending {
+            let (pending, extra) = wampcra_challenge(
+                WampcraPrincipal {
                     authid,
                     authrole,
-                    method: AuthMethod::Wampcra,
-                    expected,
+                    authprovider: STATIC_PROVIDER,
+                    key,
+                    salted,
                 },
-                extra,
-            }
+                hello.session,
+                &nonce(&hello.random_nonce),
+                &hello.timestamp,
+            );
+            Start::Challenge { pending, extra }
         }
     }
+}
+
+/// Who a WAMP-CRA challenge is for.
+pub struct WampcraPrincipal<'a> {
+    pub authid: String,
+    pub authrole: String,
+    pub authprovider: &'static str,
+    /// The key that signs; `None` for an unknown authid (every signature fails).
+    pub key: Option<&'a Hidden>,
+    pub salted: Option<&'a Salted>,
+}
+
+/// The WAMP-CRA CHALLENGE extra for `principal`, and what AUTHENTICATE must answer.
+pub fn wampcra_challenge(
+    principal: WampcraPrincipal<'_>,
+    session: u64,
+    nonce: &str,
+    timestamp: &str,
+) -> (Pending, Dict) {
+    // Crossbar `wampcra.py` `_compute_challenge`: these keys, `json.dumps` with its default
+    // separators; the client signs the string as it is.
+    let challenge = format!(
+        "{{\"authid\": {}, \"authrole\": {}, \"authmethod\": \"wampcra\", \
+         \"authprovider\": {}, \"session\": {session}, \"nonce\": {}, \"timestamp\": {}}}",
+        json_string(&principal.authid),
+        json_string(&principal.authrole),
+        json_string(principal.authprovider),
+        json_string(nonce),
+        json_string(timestamp),
+    );
+    let mut extra = Dict::new();
+    extra.insert("challenge", Value::from(challenge.as_str()));
+    if let Some(salted) = principal.salted {
+        extra.insert("salt", Value::from(salted.salt.as_str()));
+        extra.insert("iterations", Value::from(u64::from(salted.iterations)));
+        extra.insert("keylen", Value::from(u64::from(salted.keylen)));
+    }
+    let expected = principal.key.map_or(Expected::Nothing, |key| {
+        Expected::Signature(Hidden::new(
+            compute_wcs(key.expose(), challenge.as_bytes()).into_bytes(),
+        ))
+    });
+    let pending = Pending {
+        authid: principal.authid,
+        authrole: principal.authrole,
+        method: AuthMethod::Wampcra,
+        expected,
+        authprovider: principal.authprovider,
+        authextra: Dict::new(),
+    };
+    (pending, extra)
 }
 
 fn json_string(text: &str) -> String {
@@ -262,7 +332,7 @@ fn json_string(text: &str) -> String {
 }
 
 /// What a session may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     Call,
     Register,
@@ -301,6 +371,8 @@ pub struct Policies {
 struct RolePolicy {
     index: PatternIndex,
     permissions: Vec<Permission>,
+    /// The role's authorizer procedure; then `permissions` is empty.
+    authorizer: Option<String>,
 }
 
 impl Policies {
@@ -325,6 +397,7 @@ impl Policies {
                     let policy = RolePolicy {
                         index,
                         permissions: role.permissions.clone(),
+                        authorizer: role.authorizer.clone(),
                     };
                     (role.name.clone(), policy)
                 })
@@ -332,6 +405,12 @@ impl Policies {
             realms.insert(name.clone(), roles);
         }
         Policies { realms }
+    }
+
+    /// The procedure that decides for sessions of `authrole` in `realm`, when the role has
+    /// an authorizer instead of permissions.
+    pub fn authorizer(&self, realm: &str, authrole: &str) -> Option<&str> {
+        self.realms.get(realm)?.get(authrole)?.authorizer.as_deref()
     }
 
     /// May a session of `authrole` do `action` on `uri` in `realm`? A realm without settings
@@ -386,7 +465,7 @@ fn answer(permission: &Permission, action: Action) -> Authorization {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::config::wamp_realm::{Principal, Role, Salted};
+    use crate::config::wamp_realm::{Principal, Role};
     use crate::router::uri::Match;
 
     /// autobahn `test_wamp_auth.py` `test_compute_wcs`: the secret "L3L1YUE8Txlw" over
@@ -490,6 +569,7 @@ pub(crate) mod tests {
                         Match::Prefix,
                         &["call", "register", "publish", "subscribe"],
                     )],
+                    authorizer: None,
                 },
                 Role {
                     name: "guest".to_owned(),
@@ -499,12 +579,15 @@ pub(crate) mod tests {
                         permission("com.app.secret.open", Match::Exact, &["subscribe"]),
                         permission("com..chat", Match::Wildcard, &["publish", "subscribe"]),
                     ],
+                    authorizer: None,
                 },
                 Role {
                     name: "blocked".to_owned(),
                     permissions: Vec::new(),
+                    authorizer: None,
                 },
             ],
+            authenticator: None,
         }
     }
 
@@ -556,11 +639,7 @@ pub(crate) mod tests {
         cookieless.cookie_user = Some("u1");
         assert_eq!(
             start(None, cookieless),
-            Start::Welcome(Login {
-                authid: "u1".to_owned(),
-                authrole: "user".to_owned(),
-                authmethod: "cookie",
-            })
+            Start::Welcome(Login::fixed("u1".to_owned(), "user".to_owned(), "cookie"))
         );
         // Ticket is not allowed in a realm without settings.
         let Start::Deny { reason, .. } = start(None, hello(Some(vec!["ticket"]), Some("alice")))

@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use crate::router::auth;
+use crate::router::dynamic::{Outcome, ROUTER_CALLER};
 use crate::router::error::{Refusal, Violation};
 use crate::router::ids::SequentialIds;
 use crate::router::options::{CallOptions, CancelMode, Invoke, RegisterOptions, yield_progress};
@@ -651,15 +652,12 @@ impl Realm {
         } else {
             self.end_call(key);
         }
-        self.send(
-            caller,
-            Message::Result {
-                request: caller_request,
-                details,
-                payload,
-            },
-            ctx.out,
-        );
+        let result = Message::Result {
+            request: caller_request,
+            details,
+            payload,
+        };
+        self.reply_to_caller(ctx, caller, result);
         Ok(())
     }
 
@@ -678,17 +676,74 @@ impl Realm {
         let Some(call) = self.end_call(key) else {
             return;
         };
-        self.send(
-            call.caller,
-            Message::Error {
-                request_type: MessageType::Call,
-                request: call.caller_request,
-                details: Dict::new(),
-                error,
-                payload,
-            },
-            ctx.out,
-        );
+        let error = Message::Error {
+            request_type: MessageType::Call,
+            request: call.caller_request,
+            details: Dict::new(),
+            error,
+            payload,
+        };
+        self.reply_to_caller(ctx, call.caller, error);
+    }
+
+    /// RESULT or ERROR for `caller`: a session, or the router's own call (then the answer
+    /// settles what waited on it: an authorizer's, or an authenticator's for the router).
+    fn reply_to_caller(&mut self, ctx: &mut Ctx<'_>, caller: u64, message: Message) {
+        if caller != ROUTER_CALLER {
+            self.send(caller, message, ctx.out);
+            return;
+        }
+        if let Some((ticket, outcome)) = Outcome::of_reply(message) {
+            self.answered(ctx, ticket, outcome);
+        }
+    }
+
+    /// The router calls `procedure` with `payload`, as caller `ROUTER_CALLER` with request id
+    /// `ticket`; the answer comes back through `answered` within `dynamic_auth_timeout`. An
+    /// error when no callee can take it now.
+    pub(super) fn call_for_router(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        ticket: u64,
+        procedure: &str,
+        payload: Payload,
+    ) -> Result<(), &'static str> {
+        let Some((registration, policy)) = self
+            .dealer
+            .best_match(procedure)
+            .map(|registration| (registration.id, registration.policy))
+        else {
+            return Err("the procedure is not registered");
+        };
+        let max = ctx.config.max_pending_calls_per_callee;
+        let Ok(callee) = self.pick_callee(ctx, registration, max) else {
+            return Err("every callee of the procedure is busy");
+        };
+        let Some(callee_session) = self.sessions.get_mut(&callee) else {
+            return Err("the procedure is not registered");
+        };
+        let invocation = callee_session.invocation_ids.next_id();
+        callee_session.calls_as_callee += 1;
+        self.dealer.insert_call(Call {
+            caller: ROUTER_CALLER,
+            caller_request: ticket,
+            callee,
+            invocation,
+            deadline: ctx.now.checked_add(ctx.config.dynamic_auth_timeout),
+            kill_requested: false,
+        });
+        let mut details = Dict::new();
+        if policy != Match::Exact {
+            details.insert("procedure", Value::from(procedure));
+        }
+        let invocation = Message::Invocation {
+            request: invocation,
+            registration,
+            details,
+            payload,
+        };
+        self.send(callee, invocation, ctx.out);
+        Ok(())
     }
 
     /// Session `id` is leaving: its calls as caller are interrupted, its invocations as
@@ -712,15 +767,12 @@ impl Realm {
                 continue;
             };
             if call.caller != id {
-                self.send(
-                    call.caller,
-                    call_error(
-                        call.caller_request,
-                        CANCELED_ERROR,
-                        "callee disconnected from in-flight request",
-                    ),
-                    ctx.out,
+                let error = call_error(
+                    call.caller_request,
+                    CANCELED_ERROR,
+                    "callee disconnected from in-flight request",
                 );
+                self.reply_to_caller(ctx, call.caller, error);
             }
         }
     }
@@ -738,11 +790,8 @@ impl Realm {
                 self.dealer.deadlines.remove(&(deadline, key));
                 continue;
             };
-            self.send(
-                call.caller,
-                call_error(call.caller_request, TIMEOUT_ERROR, "call timed out"),
-                ctx.out,
-            );
+            let error = call_error(call.caller_request, TIMEOUT_ERROR, "call timed out");
+            self.reply_to_caller(ctx, call.caller, error);
             if self.callee_cancels(call.callee) {
                 self.send(
                     call.callee,

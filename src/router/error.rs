@@ -134,6 +134,13 @@ pub enum Refusal {
         action: &'static str,
         uri: String,
     },
+    /// The role's authorizer gave no answer (it failed, timed out, is not registered, or
+    /// answered something else than a decision).
+    AuthorizationFailed {
+        action: &'static str,
+        uri: String,
+        reason: String,
+    },
 }
 
 impl Refusal {
@@ -163,6 +170,7 @@ impl Refusal {
             Refusal::NotAuthorizedProtected { .. } | Refusal::NotAuthorized { .. } => {
                 "wamp.error.not_authorized"
             }
+            Refusal::AuthorizationFailed { .. } => crate::router::dynamic::AUTHORIZATION_FAILED,
         }
     }
 }
@@ -219,6 +227,11 @@ impl fmt::Display for Refusal {
             }
             Refusal::NotAuthorizedProtected { uri } => {
                 write!(f, "not authorized for protected URI \"{uri}\"")
+            }
+            // Crossbar `broker.py`/`dealer.py` `on_authorize_error`: "failed to authorize
+            // session for subscribing to topic URI '{}': {}" and the like.
+            Refusal::AuthorizationFailed { action, uri, reason } => {
+                write!(f, "failed to authorize session for {action} '{uri}': {reason}")
             }
         }
     }

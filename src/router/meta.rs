@@ -152,8 +152,8 @@ impl Realm {
         details.insert("authid", Value::from(&*session.authid));
         details.insert("authrole", Value::from(&*session.authrole));
         details.insert("authmethod", Value::from(session.authmethod));
-        details.insert("authprovider", Value::from("static"));
-        details.insert("authextra", Value::Dict(Dict::new()));
+        details.insert("authprovider", Value::from(session.authprovider));
+        details.insert("authextra", Value::Dict(session.authextra.clone()));
         details.insert(
             "serializer",
             session.serializer_name().map_or(Value::Null, Value::from),

@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod broker;
 pub mod dealer;
+pub mod dynamic;
 pub mod error;
 pub mod ids;
 pub mod meta;
@@ -29,7 +30,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::config::wamp_realm::WampRealms;
+use crate::config::wamp_realm::{self, AuthMethod, Hidden, Salted, WampRealms};
 use crate::router::auth::{Login, Start};
 use crate::router::error::{PROTOCOL_VIOLATION, Violation};
 use crate::router::ids::{GlobalIds, SequentialIds};
@@ -72,6 +73,14 @@ pub struct RouterConfig {
     pub max_retained_bytes: usize,
     /// The longest a call may wait for its result when CALL has no `timeout`; `None`: forever.
     pub call_timeout: Option<Duration>,
+    /// How long a login or an action waits for an authenticator's or authorizer's answer.
+    pub dynamic_auth_timeout: Duration,
+    /// How long a session keeps an authorizer's answer that said `cache`; `None`: not kept.
+    pub authorization_cache_lifetime: Option<Duration>,
+    /// Most cached authorizer answers per session.
+    pub max_cached_authorizations: usize,
+    /// Most actions of one session held while an authorizer decides.
+    pub max_waiting_authorizations: usize,
     /// `[wamp.realm.NAME]`: login methods, principals and roles per realm.
     pub realm_settings: WampRealms,
 }
@@ -126,6 +135,10 @@ pub struct RouterFigures {
     pub pending_calls: usize,
     pub retained_events: usize,
     pub retained_bytes: usize,
+    /// Authorizer calls in flight.
+    pub authorizations_waiting: usize,
+    /// Authorizer answers cached by sessions.
+    pub cached_authorizations: usize,
 }
 
 /// WebSocket close code after ABORT for a protocol violation: Crossbar's transport closes with
@@ -142,6 +155,54 @@ pub const TOO_MANY_SESSIONS: &str = "wamp.error.not_authorized";
 /// Longest client-chosen authid a log line repeats.
 const MAX_LOGGED_AUTHID_LEN: usize = 128;
 
+/// A login on its way to the authenticator.
+struct Asking {
+    key: Key,
+    serializer: Serializer,
+    realm: String,
+    session: u64,
+    features: PeerFeatures,
+    method: AuthMethod,
+    authid: String,
+}
+
+/// The ABORT of a login that did not succeed.
+struct LoginRefusal {
+    reason: String,
+    message: String,
+    /// Counts against the client's address (`[access] failed_logins_per_minute`).
+    counts: bool,
+}
+
+impl LoginRefusal {
+    /// A wrong ticket or signature, an unknown authid: the same whatever was wrong.
+    fn failed() -> LoginRefusal {
+        LoginRefusal {
+            reason: auth::NOT_AUTHORIZED.to_owned(),
+            message: auth::FAILED_LOGIN.to_owned(),
+            counts: true,
+        }
+    }
+
+    /// The authenticator is absent, timed out or answered nonsense: the client sees a failed
+    /// login (the log says what happened), not counted against its address.
+    fn unanswered() -> LoginRefusal {
+        LoginRefusal {
+            counts: false,
+            ..LoginRefusal::failed()
+        }
+    }
+}
+
+/// A client-chosen name as a log line may repeat it.
+fn loggable(text: &str) -> &str {
+    if text.len() <= MAX_LOGGED_AUTHID_LEN {
+        text
+    } else {
+        "(too long)"
+    }
+}
+
 pub struct Router {
     config: RouterConfig,
     /// `config.realm_settings`' roles, compiled at `new` and `configure`.
@@ -155,6 +216,8 @@ pub struct Router {
     backends: HashMap<Key, (usize, u64)>,
     /// Established client sessions, for `max_sessions`.
     client_sessions: usize,
+    /// Authenticator calls in flight: ticket -> the client in `AwaitingAuthenticator`.
+    logins: HashMap<u64, Key>,
     /// (Instant, SystemTime) at the first step: the wall clock of `created` timestamps.
     clock: Option<(Instant, SystemTime)>,
 }
@@ -175,6 +238,7 @@ impl Router {
             clients: HashMap::new(),
             backends: HashMap::new(),
             client_sessions: 0,
+            logins: HashMap::new(),
             clock: None,
         }
     }
@@ -246,9 +310,12 @@ impl Router {
             wall_now,
             out,
             closed: Vec::new(),
+            decided: None,
+            answers: Vec::new(),
         };
         let result = step(realm, &mut ctx);
         let closed = std::mem::take(&mut ctx.closed);
+        let answers = std::mem::take(&mut ctx.answers);
         for key in closed {
             if let Some(phase) = self.clients.get_mut(&key) {
                 if matches!(
@@ -264,6 +331,9 @@ impl Router {
                 code: CLOSE_NORMAL,
                 reason: meta::KILLED.to_owned(),
             });
+        }
+        for answer in answers {
+            self.authenticator_answered(answer, now, out);
         }
         Some(result)
     }
@@ -433,7 +503,8 @@ impl Router {
         };
         let (serializer, established) = match *phase {
             Phase::Closing | Phase::EstablishedV1 { .. } => return,
-            Phase::Authenticating { serializer, .. } => {
+            Phase::Authenticating { serializer, .. }
+            | Phase::AwaitingAuthenticator { serializer, .. } => {
                 match serializer.decode(bytes, self.config.max_depth) {
                     Ok(message) => self.authenticating(key, message, now, out),
                     Err(error) => {
@@ -662,6 +733,18 @@ impl Router {
                     },
                 );
             }
+            Start::Ask { procedure, authid } => {
+                let asking = Asking {
+                    key,
+                    serializer,
+                    realm: realm_name.to_owned(),
+                    session: id,
+                    features,
+                    method: AuthMethod::Wampcra,
+                    authid,
+                };
+                self.ask_authenticator(asking, &procedure, None, now, out);
+            }
             Start::Deny { reason, message } => {
                 log::debug!(conn = key.to_usize(), realm = realm_name, reason; "WAMP login refused");
                 self.abort(key, serializer, reason, message, out);
@@ -670,78 +753,302 @@ impl Router {
         }
     }
 
-    /// A message while CHALLENGE waits for its AUTHENTICATE.
+    /// A message while CHALLENGE waits for its AUTHENTICATE, or the authenticator for its
+    /// answer.
     fn authenticating(&mut self, key: Key, message: Message, now: Instant, out: &mut Vec<Action>) {
-        let Some(Phase::Authenticating {
-            serializer,
-            realm: realm_name,
-            session,
-            features,
-            pending,
-        }) = self.clients.get(&key).cloned()
-        else {
-            return;
+        let phase = self.clients.get(&key).cloned();
+        let serializer = match &phase {
+            Some(
+                Phase::Authenticating { serializer, .. }
+                | Phase::AwaitingAuthenticator { serializer, .. },
+            ) => *serializer,
+            _ => return,
         };
-        match message {
-            Message::Authenticate { signature, .. } => {
-                // The signature is bounded before it is compared: a huge one fails unread.
+        match (phase, message) {
+            (
+                Some(Phase::Authenticating {
+                    serializer,
+                    realm: realm_name,
+                    session,
+                    features,
+                    pending,
+                }),
+                Message::Authenticate { signature, .. },
+            ) => {
+                // The signature is bounded before it is compared or passed on: a huge one
+                // fails unread.
+                if signature.len() <= auth::MAX_SIGNATURE_LEN
+                    && pending.expected == auth::Expected::Authenticator
+                {
+                    let procedure = self
+                        .config
+                        .realm_settings
+                        .get(&realm_name)
+                        .and_then(|realm| realm.authenticator.clone())
+                        .unwrap_or_default();
+                    let asking = Asking {
+                        key,
+                        serializer,
+                        realm: realm_name,
+                        session,
+                        features,
+                        method: pending.method,
+                        authid: pending.authid,
+                    };
+                    return self.ask_authenticator(asking, &procedure, Some(signature), now, out);
+                }
                 let accepted =
                     signature.len() <= auth::MAX_SIGNATURE_LEN && pending.accepts(&signature);
                 if !accepted {
                     // Never the signature, nor which part was wrong.
-                    // The authid is the client's: a long one is not copied into the log.
-                    let authid = if pending.authid.len() <= MAX_LOGGED_AUTHID_LEN {
-                        pending.authid.as_str()
-                    } else {
-                        "(too long)"
-                    };
-                    log::info!(conn = key.to_usize(), realm = realm_name, authid, authmethod = pending.method.name(); "WAMP login failed");
-                    out.push(Action::LoginFailed { to: key });
-                    self.abort(
-                        key,
-                        serializer,
-                        auth::NOT_AUTHORIZED,
-                        auth::FAILED_LOGIN.to_owned(),
-                        out,
-                    );
-                    return self.close(key, CLOSE_NORMAL, auth::NOT_AUTHORIZED, out);
-                }
-                if !self.config.realms.contains(&realm_name)
-                    || self.client_sessions >= self.config.max_sessions
-                {
-                    // A reload removed the realm, or others joined while this one answered.
-                    self.abort(
-                        key,
-                        serializer,
-                        auth::NOT_AUTHORIZED,
-                        "the router cannot take this session now".to_owned(),
-                        out,
-                    );
-                    return self.close(key, CLOSE_NORMAL, auth::NOT_AUTHORIZED, out);
+                    log::info!(conn = key.to_usize(), realm = realm_name, authid = loggable(&pending.authid), authmethod = pending.method.name(); "WAMP login failed");
+                    return self.refuse_login(key, serializer, LoginRefusal::failed(), out);
                 }
                 let login = Login {
                     authid: pending.authid,
                     authrole: pending.authrole,
                     authmethod: pending.method.name(),
+                    authprovider: pending.authprovider,
+                    authextra: pending.authextra,
                 };
-                self.establish(
-                    key,
-                    serializer,
-                    &realm_name,
-                    session,
-                    features,
-                    login,
-                    now,
-                    out,
-                );
+                self.admit(key, serializer, &realm_name, session, features, login, now, out);
             }
             // WAMP v2, "Abort": "No response to an ABORT message is expected."
-            Message::Abort { .. } => self.close(key, CLOSE_NORMAL, "wamp.close.abort", out),
-            other => {
+            (_, Message::Abort { .. }) => self.close(key, CLOSE_NORMAL, "wamp.close.abort", out),
+            (_, other) => {
                 let violation = Violation::BeforeWelcome {
                     message: other.message_type().name(),
                 };
                 self.violation(key, serializer, violation, now, out);
+            }
+        }
+    }
+
+    /// ABORT for a login that did not succeed, and Close.
+    fn refuse_login(
+        &mut self,
+        key: Key,
+        serializer: Serializer,
+        refusal: LoginRefusal,
+        out: &mut Vec<Action>,
+    ) {
+        if refusal.counts {
+            out.push(Action::LoginFailed { to: key });
+        }
+        self.abort(key, serializer, &refusal.reason, refusal.message, out);
+        self.close(key, CLOSE_NORMAL, &refusal.reason, out);
+    }
+
+    /// A login succeeded: WELCOME, unless the realm went (a reload) or others took the room
+    /// while the login took its time.
+    #[allow(clippy::too_many_arguments)]
+    fn admit(
+        &mut self,
+        key: Key,
+        serializer: Serializer,
+        realm_name: &str,
+        session: u64,
+        features: PeerFeatures,
+        login: Login,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        if !self.config.realms.iter().any(|name| name == realm_name)
+            || self.client_sessions >= self.config.max_sessions
+        {
+            let refusal = LoginRefusal {
+                reason: auth::NOT_AUTHORIZED.to_owned(),
+                message: "the router cannot take this session now".to_owned(),
+                counts: false,
+            };
+            return self.refuse_login(key, serializer, refusal, out);
+        }
+        self.establish(key, serializer, realm_name, session, features, login, now, out);
+    }
+
+    /// Calls the realm's authenticator `procedure` about `asking.authid` (Crossbar's
+    /// signature: realm, authid, details; the details carry the `ticket` for WAMP-Ticket).
+    fn ask_authenticator(
+        &mut self,
+        asking: Asking,
+        procedure: &str,
+        ticket: Option<String>,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let mut transport = Dict::new();
+        transport.insert("type", Value::from("websocket"));
+        let mut details = Dict::new();
+        details.insert("transport", Value::Dict(transport));
+        details.insert("session", Value::from(asking.session));
+        details.insert("authmethod", Value::from(asking.method.name()));
+        details.insert("authid", Value::from(asking.authid.as_str()));
+        details.insert("authrole", Value::Null);
+        details.insert("authextra", Value::Null);
+        if let Some(ticket) = ticket {
+            details.insert("ticket", Value::String(ticket));
+        }
+        let payload = Payload {
+            args: vec![
+                Value::from(asking.realm.as_str()),
+                Value::from(asking.authid.as_str()),
+                Value::Dict(details),
+            ],
+            kwargs: Dict::new(),
+        };
+        let ticket = self.router_ids.next_id();
+        let index = self.realm_index(&asking.realm);
+        let called = self.with_realm(index, now, out, |realm, ctx| {
+            realm.call_for_router(ctx, ticket, procedure, payload)
+        });
+        if let Err(reason) = called.unwrap_or(Err("the realm is gone")) {
+            log::warn!(realm = asking.realm, authenticator = procedure, reason; "WAMP authenticator not called: login refused");
+            return self.refuse_login(asking.key, asking.serializer, LoginRefusal::unanswered(), out);
+        }
+        self.logins.insert(ticket, asking.key);
+        self.clients.insert(
+            asking.key,
+            Phase::AwaitingAuthenticator {
+                serializer: asking.serializer,
+                realm: asking.realm,
+                session: asking.session,
+                features: asking.features,
+                method: asking.method,
+                authid: asking.authid,
+                ticket,
+            },
+        );
+    }
+
+    /// The authenticator answered login call `answer.ticket` (or failed to): WAMP-CRA gets
+    /// its CHALLENGE signed with the secret named, WAMP-Ticket its WELCOME; an error ABORTs
+    /// with the authenticator's error URI and message, as Crossbar forwards them; no answer
+    /// (absent, timed out, nonsense) ABORTs as a failed login.
+    fn authenticator_answered(&mut self, answer: dynamic::Answer, now: Instant, out: &mut Vec<Action>) {
+        let Some(key) = self.logins.remove(&answer.ticket) else {
+            return;
+        };
+        let Some(Phase::AwaitingAuthenticator {
+            serializer,
+            realm: realm_name,
+            session,
+            features,
+            method,
+            authid,
+            ticket,
+        }) = self.clients.get(&key).cloned()
+        else {
+            return;
+        };
+        if ticket != answer.ticket {
+            return;
+        }
+        let payload = match answer.outcome {
+            dynamic::Outcome::Result(payload) => payload,
+            dynamic::Outcome::Error { error, payload } => {
+                log::info!(conn = key.to_usize(), realm = realm_name, authid = loggable(&authid), error = loggable(&error); "WAMP login denied by the authenticator");
+                let message = match payload.args.first() {
+                    Some(Value::String(text)) => text.clone(),
+                    _ => auth::FAILED_LOGIN.to_owned(),
+                };
+                let refusal = LoginRefusal {
+                    reason: error,
+                    message,
+                    counts: true,
+                };
+                return self.refuse_login(key, serializer, refusal, out);
+            }
+            dynamic::Outcome::Failed(reason) => {
+                log::warn!(conn = key.to_usize(), realm = realm_name, reason; "WAMP authenticator did not answer: login refused");
+                return self.refuse_login(key, serializer, LoginRefusal::unanswered(), out);
+            }
+        };
+        let principal = match dynamic::principal(&payload, wamp_realm::MAX_ITERATIONS) {
+            Ok(principal) => principal,
+            Err(reason) => {
+                log::warn!(conn = key.to_usize(), realm = realm_name, reason; "WAMP authenticator answer unusable: login refused");
+                return self.refuse_login(key, serializer, LoginRefusal::unanswered(), out);
+            }
+        };
+        let settings = self.config.realm_settings.get(&realm_name);
+        if settings.is_some_and(|realm| !realm.roles.is_empty() && realm.role(&principal.role).is_none()) {
+            // Crossbar `pending.py` `_assign_principal`.
+            let refusal = LoginRefusal {
+                reason: dynamic::NO_SUCH_ROLE.to_owned(),
+                message: format!("realm \"{realm_name}\" has no role \"{}\"", principal.role),
+                counts: false,
+            };
+            log::warn!(conn = key.to_usize(), realm = realm_name, role = loggable(&principal.role); "WAMP authenticator named a role the realm lacks");
+            return self.refuse_login(key, serializer, refusal, out);
+        }
+        let authid = principal.authid.unwrap_or(authid);
+        let authextra = principal.extra.unwrap_or_default();
+        match method {
+            AuthMethod::Wampcra => {
+                let Some(secret) = principal.secret else {
+                    log::warn!(conn = key.to_usize(), realm = realm_name; "WAMP authenticator named no secret for a wampcra login: refused");
+                    return self.refuse_login(key, serializer, LoginRefusal::unanswered(), out);
+                };
+                let salted = principal.salted.map(|(salt, iterations, keylen)| Salted {
+                    salt,
+                    iterations,
+                    keylen,
+                });
+                let key_bytes = match &salted {
+                    Some(salted) => auth::derive_key(
+                        secret.as_bytes(),
+                        salted.salt.as_bytes(),
+                        salted.iterations,
+                        salted.keylen,
+                    )
+                    .into_bytes(),
+                    None => secret.into_bytes(),
+                };
+                let mut random_nonce = [0_u8; 48];
+                if getrandom::fill(&mut random_nonce).is_err() {
+                    log::error!(conn = key.to_usize(); "no OS randomness for a WAMP login");
+                    return self.refuse_login(key, serializer, LoginRefusal::unanswered(), out);
+                }
+                let signing_key = Hidden::new(key_bytes);
+                let wall_now = self.wall_now(now);
+                let (mut pending, extra) = auth::wampcra_challenge(
+                    auth::WampcraPrincipal {
+                        authid,
+                        authrole: principal.role,
+                        authprovider: dynamic::DYNAMIC_PROVIDER,
+                        key: Some(&signing_key),
+                        salted: salted.as_ref(),
+                    },
+                    session,
+                    &auth::nonce(&random_nonce),
+                    &realm::iso8601(wall_now),
+                );
+                pending.authextra = authextra;
+                let challenge = Message::Challenge {
+                    method: AuthMethod::Wampcra.name().to_owned(),
+                    extra,
+                };
+                realm::send_via(Link::Client { key, serializer }, challenge, out);
+                self.clients.insert(
+                    key,
+                    Phase::Authenticating {
+                        serializer,
+                        realm: realm_name,
+                        session,
+                        features,
+                        pending,
+                    },
+                );
+            }
+            AuthMethod::Ticket | AuthMethod::Anonymous => {
+                let login = Login {
+                    authid,
+                    authrole: principal.role,
+                    authmethod: method.name(),
+                    authprovider: dynamic::DYNAMIC_PROVIDER,
+                    authextra,
+                };
+                self.admit(key, serializer, &realm_name, session, features, login, now, out);
             }
         }
     }
@@ -768,6 +1075,8 @@ impl Router {
             features,
         );
         session.authmethod = login.authmethod;
+        session.authprovider = login.authprovider;
+        session.authextra = login.authextra;
         let welcome = Message::Welcome {
             session: id,
             details: self.welcome_details(realm_name, &session),
@@ -842,7 +1151,10 @@ impl Router {
         details.insert("authid", Value::from(&*session.authid));
         details.insert("authrole", Value::from(&*session.authrole));
         details.insert("authmethod", Value::from(session.authmethod));
-        details.insert("authprovider", Value::from(auth::STATIC_PROVIDER));
+        details.insert("authprovider", Value::from(session.authprovider));
+        if !session.authextra.is_empty() {
+            details.insert("authextra", Value::Dict(session.authextra.clone()));
+        }
         details.insert("roles", Value::Dict(roles));
         details
     }
@@ -1005,7 +1317,10 @@ impl Router {
                     self.with_realm(realm, now, out, |realm, ctx| realm.leave(ctx, session));
                 }
                 Some(
-                    Phase::Establishing { .. } | Phase::Authenticating { .. } | Phase::Closing,
+                    Phase::Establishing { .. }
+                    | Phase::Authenticating { .. }
+                    | Phase::AwaitingAuthenticator { .. }
+                    | Phase::Closing,
                 )
                 | None => {}
             },
@@ -1054,6 +1369,17 @@ impl Router {
             .min()
     }
 
+    /// Drops the cached authorizer answers of every session, or of the sessions of `authid`
+    /// (control `O`); returns how many answers went.
+    pub fn flush_authorizations(&mut self, authid: Option<&str>) -> usize {
+        self.realms
+            .iter_mut()
+            .flat_map(|realm| realm.sessions.values_mut())
+            .filter(|session| authid.is_none_or(|authid| *session.authid == *authid))
+            .map(|session| session.gate.flush())
+            .sum()
+    }
+
     pub fn figures(&self) -> RouterFigures {
         let mut figures = RouterFigures::default();
         for realm in &self.realms {
@@ -1063,6 +1389,12 @@ impl Router {
             figures.pending_calls += realm.dealer.pending_count();
             figures.retained_events += realm.broker.retained_count();
             figures.retained_bytes += realm.broker.retained_bytes();
+            figures.authorizations_waiting += realm.authorizing.len();
+            figures.cached_authorizations += realm
+                .sessions
+                .values()
+                .map(|session| session.gate.cached_count())
+                .sum::<usize>();
         }
         figures
     }

@@ -10,6 +10,7 @@ use std::time::{Instant, SystemTime};
 use crate::router::auth;
 use crate::router::broker::{Broker, Disclosure, Member, Publication, RetainRefused, Retained};
 use crate::router::dealer::Dealer;
+use crate::router::dynamic::Answer;
 use crate::router::error::{Refusal, Violation};
 use crate::router::ids::{GlobalIds, SequentialIds};
 use crate::router::options::{PublishOptions, SubscribeOptions};
@@ -36,6 +37,11 @@ pub struct Ctx<'a> {
     pub closed: Vec<Key>,
     /// The realm is the backend realm: its publications go to the plain side too.
     pub backend_realm: bool,
+    /// The authorizer's answer for the held action being carried out now.
+    pub decided: Option<auth::Authorization>,
+    /// Answers to the router's calls that the realm does not settle itself (authenticators'):
+    /// the router settles them after the step.
+    pub answers: Vec<Answer>,
 }
 
 /// Who publishes.
@@ -55,6 +61,8 @@ pub struct Realm {
     pub sessions: std::collections::HashMap<u64, Session>,
     pub broker: Broker,
     pub dealer: Dealer,
+    /// Authorizer calls in flight: ticket -> the session whose held action waits.
+    pub authorizing: std::collections::HashMap<u64, u64>,
 }
 
 /// Serializes `message` for one session.
@@ -118,6 +126,7 @@ impl Realm {
             sessions: std::collections::HashMap::new(),
             broker: Broker::default(),
             dealer: Dealer::default(),
+            authorizing: std::collections::HashMap::new(),
         }
     }
 
@@ -128,7 +137,9 @@ impl Realm {
         }
     }
 
-    /// May session `id` do `action` on `uri`? The backend is trusted: always.
+    /// May session `id` do `action` on `uri`? The backend is trusted: always. A held action
+    /// carries its authorizer's answer in `ctx.decided`; otherwise the role's permissions
+    /// decide (a role with an authorizer has none: no).
     pub fn authorization(
         &self,
         ctx: &Ctx<'_>,
@@ -137,10 +148,10 @@ impl Realm {
         action: auth::Action,
     ) -> auth::Authorization {
         match self.sessions.get(&id) {
-            Some(session) if !session.is_backend() => {
+            Some(session) if !session.is_backend() => ctx.decided.unwrap_or_else(|| {
                 ctx.policies
                     .authorize(&self.name, &session.authrole, uri, action)
-            }
+            }),
             Some(_) => auth::Authorization {
                 allow: true,
                 disclose: false,
@@ -163,8 +174,9 @@ impl Realm {
         self.send(id, refusal_message(request_type, request, refusal), out);
     }
 
-    /// A message from established session `id`. HELLO, GOODBYE and ABORT are the router's.
-    pub fn handle(
+    /// A message from established session `id`, past its gate (see `dynamic`). HELLO,
+    /// GOODBYE and ABORT are the router's.
+    pub(super) fn dispatch(
         &mut self,
         ctx: &mut Ctx<'_>,
         id: u64,

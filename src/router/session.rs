@@ -7,6 +7,10 @@
 //!             |   \--HELLO: ticket/wampcra--CHALLENGE--> Authenticating
 //!             |                    AUTHENTICATE right --WELCOME--> Established
 //!             |                    wrong, too long, ABORT, anything else --> ABORT + Close
+//!             |   \--HELLO: wampcra, authid not static, realm has an authenticator
+//!             |          --> AwaitingAuthenticator --secret--CHALLENGE--> Authenticating
+//!             |   Authenticating (ticket, authenticator) --AUTHENTICATE--> AwaitingAuthenticator
+//!             |          --role--WELCOME--> Established; error, timeout, absent --> ABORT
 //!             |  HELLO to an unknown realm, over max_sessions, no login method, bad bytes
 //!             +--> ABORT + Close --> Closing
 //! Established --GOODBYE/ABORT, protocol violation, kill--> Closing
@@ -24,13 +28,15 @@
 
 use std::rc::Rc;
 
+use crate::config::wamp_realm::AuthMethod;
 use crate::router::auth::Pending;
+use crate::router::dynamic::Gate;
 use crate::router::options::PeerFeatures;
 use crate::server::slab::Key;
-use crate::wamp::Serializer;
+use crate::wamp::{Dict, Serializer};
 
 /// Where a WebSocket client is in its WAMP life.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Phase {
     /// Subprotocol chosen; awaiting HELLO. `cookie_user`: the wson cookies' user, `None`
     /// when the upgrade was admitted without cookies (then `cookie` is no login method).
@@ -46,6 +52,18 @@ pub enum Phase {
         session: u64,
         features: PeerFeatures,
         pending: Pending,
+    },
+    /// The realm's authenticator was called (router call `ticket`) about `authid`: for
+    /// WAMP-CRA before the CHALLENGE (it names the secret), for WAMP-Ticket after the
+    /// AUTHENTICATE (it judges the ticket).
+    AwaitingAuthenticator {
+        serializer: Serializer,
+        realm: String,
+        session: u64,
+        features: PeerFeatures,
+        method: AuthMethod,
+        authid: String,
+        ticket: u64,
     },
     /// WELCOME sent; the session is `realms[realm].sessions[session]`.
     Established {
@@ -98,6 +116,11 @@ pub struct Session {
     /// How it logged in: `cookie`, `anonymous`, `ticket`, `wampcra` (backend: `cookie`, as
     /// before logins had methods).
     pub authmethod: &'static str,
+    /// Who vouched for the login: `static` (config, cookies, anonymous) or `dynamic` (an
+    /// authenticator).
+    pub authprovider: &'static str,
+    /// WELCOME's `authextra`, from an authenticator's `extra`.
+    pub authextra: Dict,
     pub features: PeerFeatures,
     /// Subscription ids, each once.
     pub subscriptions: Vec<u64>,
@@ -109,6 +132,8 @@ pub struct Session {
     pub calls_as_callee: usize,
     /// INVOCATION request ids (session scope).
     pub invocation_ids: crate::router::ids::SequentialIds,
+    /// Actions held for, and answers cached from, the role's authorizer.
+    pub gate: Gate,
 }
 
 impl Session {
@@ -125,12 +150,15 @@ impl Session {
             authid,
             authrole,
             authmethod: "cookie",
+            authprovider: crate::router::auth::STATIC_PROVIDER,
+            authextra: Dict::new(),
             features,
             subscriptions: Vec::new(),
             registrations: Vec::new(),
             calls_as_caller: 0,
             calls_as_callee: 0,
             invocation_ids: crate::router::ids::SequentialIds::new(),
+            gate: Gate::default(),
         }
     }
 

@@ -23,6 +23,10 @@ pub fn config() -> RouterConfig {
         max_retained: 10,
         max_retained_bytes: 1 << 20,
         call_timeout: None,
+        dynamic_auth_timeout: Duration::from_secs(5),
+        authorization_cache_lifetime: Some(Duration::from_secs(300)),
+        max_cached_authorizations: 1000,
+        max_waiting_authorizations: 100,
         realm_settings: crate::config::wamp_realm::WampRealms::NONE,
     }
 }

@@ -402,6 +402,8 @@ fn status_json(ctx: &Backend<'_>) -> String {
         "wamp_pending_calls": figures.wamp.pending_calls,
         "wamp_retained_events": figures.wamp.retained_events,
         "wamp_retained_bytes": figures.wamp.retained_bytes,
+        "wamp_authorizations_waiting": figures.wamp.authorizations_waiting,
+        "wamp_cached_authorizations": figures.wamp.cached_authorizations,
     })
     .to_string()
 }
