@@ -474,9 +474,7 @@ fn role(checker: &mut Checker, path: &str, mut table: Table) -> Option<Role> {
             );
             None
         }
-        Some(value) => {
-            array_of_tables(checker, &format!("{path}.permissions"), value, permission)
-        }
+        Some(value) => array_of_tables(checker, &format!("{path}.permissions"), value, permission),
     };
     unknown_keys(checker, path, &table);
     if checker_errors(checker) != before {

@@ -698,6 +698,21 @@ impl Realm {
         }
     }
 
+    /// The router ends `call` without the callee's answer: ERROR `error` for a session, a
+    /// failure for the router's own call (the callee never answered: not the application's
+    /// error to pass on).
+    fn fail_caller(&mut self, ctx: &mut Ctx<'_>, call: &Call, error: &str, text: &'static str) {
+        if call.caller == ROUTER_CALLER {
+            self.answered(ctx, call.caller_request, Outcome::Failed(text));
+        } else {
+            self.send(
+                call.caller,
+                call_error(call.caller_request, error, text),
+                ctx.out,
+            );
+        }
+    }
+
     /// The router calls `procedure` with `payload`, as caller `ROUTER_CALLER` with request id
     /// `ticket`; the answer comes back through `answered` within `dynamic_auth_timeout`. An
     /// error when no callee can take it now.
@@ -767,12 +782,8 @@ impl Realm {
                 continue;
             };
             if call.caller != id {
-                let error = call_error(
-                    call.caller_request,
-                    CANCELED_ERROR,
-                    "callee disconnected from in-flight request",
-                );
-                self.reply_to_caller(ctx, call.caller, error);
+                let text = "callee disconnected from in-flight request";
+                self.fail_caller(ctx, &call, CANCELED_ERROR, text);
             }
         }
     }
@@ -790,8 +801,7 @@ impl Realm {
                 self.dealer.deadlines.remove(&(deadline, key));
                 continue;
             };
-            let error = call_error(call.caller_request, TIMEOUT_ERROR, "call timed out");
-            self.reply_to_caller(ctx, call.caller, error);
+            self.fail_caller(ctx, &call, TIMEOUT_ERROR, "call timed out");
             if self.callee_cancels(call.callee) {
                 self.send(
                     call.callee,
@@ -807,35 +817,10 @@ impl Realm {
 mod tests {
     use std::time::Duration;
 
-    use crate::router::testing::{Harness, Out, config, to};
+    use crate::router::testing::{Harness, Out, config, invocation, registered, to};
     use crate::router::{Peer, RouterConfig};
     use crate::server::slab::Key;
     use crate::wamp::{Message, Serializer};
-
-    fn registered(out: &[Out]) -> u64 {
-        out.iter()
-            .find_map(|out| match out {
-                Out::To(_, Message::Registered { registration, .. })
-                | Out::Control(_, Message::Registered { registration, .. }) => Some(*registration),
-                _ => None,
-            })
-            .unwrap_or_else(|| panic!("no REGISTERED in {out:?}"))
-    }
-
-    /// The INVOCATION request id sent to `key`.
-    fn invocation(out: &[Out], key: Key) -> (u64, String) {
-        out.iter()
-            .find_map(|out| match out {
-                Out::To(to, message @ Message::Invocation { request, .. })
-                | Out::Control(to, message @ Message::Invocation { request, .. })
-                    if *to == key =>
-                {
-                    Some((*request, crate::router::testing::json(message)))
-                }
-                _ => None,
-            })
-            .unwrap_or_else(|| panic!("no INVOCATION in {out:?}"))
-    }
 
     /// A caller and a callee (call canceling announced) with `procedure` registered.
     fn pair(h: &mut Harness, procedure: &str) -> (Key, Key, u64) {

@@ -296,7 +296,12 @@ impl Gate {
 impl Realm {
     /// A message from established session `id`: through its gate when its role has an
     /// authorizer and the message is an action one decides, else straight on.
-    pub fn handle(&mut self, ctx: &mut Ctx<'_>, id: u64, message: Message) -> Result<(), Violation> {
+    pub fn handle(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        id: u64,
+        message: Message,
+    ) -> Result<(), Violation> {
         let gated = self.sessions.get(&id).is_some_and(|session| {
             !session.is_backend()
                 && ctx
@@ -304,8 +309,7 @@ impl Realm {
                     .authorizer(&self.name, &session.authrole)
                     .is_some()
         });
-        let Some((action, uri, policy, options)) = authorizable(&message).filter(|_| gated)
-        else {
+        let Some((action, uri, policy, options)) = authorizable(&message).filter(|_| gated) else {
             return self.dispatch(ctx, id, message);
         };
         // What the handler would refuse before authorizing goes to it unasked: the authorizer
@@ -499,7 +503,11 @@ impl Realm {
             uri: uri.to_owned(),
             reason,
         };
-        self.send(id, refusal_message(request_type, request, &refusal), ctx.out);
+        self.send(
+            id,
+            refusal_message(request_type, request, &refusal),
+            ctx.out,
+        );
     }
 }
 
@@ -508,6 +516,324 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::config::wamp_realm::{AuthMethod, RealmSettings, Role, WampRealms};
+    use crate::router::auth::compute_wcs;
+    use crate::router::testing::{Harness, Out, config, invocation, registered, to};
+    use crate::router::{Peer, RouterConfig};
+    use crate::server::slab::Key;
+    use crate::wamp::Serializer;
+
+    /// realm1 with a dynamic authenticator `test.auth`, roles `member` (may do everything)
+    /// and `dyn` (asks `test.authorize`); cookie sessions are `dyn`.
+    fn dynamic_config() -> RouterConfig {
+        let mut realms = WampRealms::NONE;
+        realms.by_name.insert(
+            "realm1".to_owned(),
+            RealmSettings {
+                auth: vec![AuthMethod::Ticket, AuthMethod::Wampcra],
+                anonymous_role: "anonymous".to_owned(),
+                principals: Vec::new(),
+                roles: vec![
+                    Role {
+                        name: "member".to_owned(),
+                        permissions: vec![crate::router::auth::tests::permission(
+                            "",
+                            Match::Prefix,
+                            &["call", "register", "publish", "subscribe"],
+                        )],
+                        authorizer: None,
+                    },
+                    Role {
+                        name: "dyn".to_owned(),
+                        permissions: Vec::new(),
+                        authorizer: Some("test.authorize".to_owned()),
+                    },
+                ],
+                authenticator: Some("test.auth".to_owned()),
+            },
+        );
+        RouterConfig {
+            authrole: "dyn".to_owned(),
+            realm_settings: realms,
+            max_waiting_authorizations: 3,
+            ..config()
+        }
+    }
+
+    /// The backend (trusted, never asked) registers `procedure`.
+    fn backend_registers(h: &mut Harness, procedure: &str) -> Key {
+        let control = h.key();
+        registered(&h.backend(control, &format!(r#"[64,1,{{}},"{procedure}"]"#)));
+        control
+    }
+
+    fn hello(h: &mut Harness, method: &str, authid: &str) -> (Key, Vec<Out>) {
+        let key = h.connect_cookieless(Serializer::Json);
+        let text = format!(
+            r#"[1,"realm1",{{"roles":{{"caller":{{}}}},"authmethods":["{method}"],"authid":"{authid}"}}]"#
+        );
+        let out = h.send(key, &text);
+        (key, out)
+    }
+
+    fn abort_reason(out: &[Out], key: Key) -> String {
+        out.iter()
+            .find_map(|out| match out {
+                Out::To(to, Message::Abort { reason, .. }) if *to == key => Some(reason.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no ABORT in {out:?}"))
+    }
+
+    #[test]
+    fn a_wampcra_login_gets_its_secret_and_role_from_the_authenticator() {
+        let mut h = Harness::new(dynamic_config());
+        let control = backend_registers(&mut h, "test.auth");
+        let (key, out) = hello(&mut h, "wampcra", "carl");
+        let (request, text) = invocation(&out, control);
+        assert!(
+            text.contains(r#"["realm1","carl",{"transport":{"type":"websocket"},"session":"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#""authmethod":"wampcra","authid":"carl""#),
+            "{text}"
+        );
+        // Nothing reaches the client until the authenticator answers.
+        assert!(to(&out, key).is_empty());
+        let answer =
+            format!(r#"[70,{request},{{}},[{{"role":"member","secret":"s3","extra":{{"n":1}}}}]]"#);
+        let out = h.backend(control, &answer);
+        let [Out::To(_, Message::Challenge { extra, .. })] = out.as_slice() else {
+            panic!("{out:?}");
+        };
+        let challenge = extra.str("challenge").unwrap().unwrap().to_owned();
+        assert!(
+            challenge.contains(r#""authprovider": "dynamic""#),
+            "{challenge}"
+        );
+        assert!(challenge.contains(r#""authrole": "member""#), "{challenge}");
+        let signature = compute_wcs(b"s3", challenge.as_bytes());
+        let out = h.send(key, &format!(r#"[5,"{signature}",{{}}]"#));
+        let [Out::To(_, Message::Welcome { details, .. }), ..] = out.as_slice() else {
+            panic!("{out:?}");
+        };
+        assert_eq!(details.str("authid"), Some(Ok("carl")));
+        assert_eq!(details.str("authrole"), Some(Ok("member")));
+        assert_eq!(details.str("authprovider"), Some(Ok("dynamic")));
+        let mut extra = Dict::new();
+        extra.insert("n", Value::from(1_u64));
+        assert_eq!(details.get("authextra"), Some(&Value::Dict(extra)));
+    }
+
+    #[test]
+    fn a_wrong_signature_after_a_dynamic_secret_fails_like_any_login() {
+        let mut h = Harness::new(dynamic_config());
+        let control = backend_registers(&mut h, "test.auth");
+        let (key, out) = hello(&mut h, "wampcra", "carl");
+        let (request, _) = invocation(&out, control);
+        h.backend(
+            control,
+            &format!(r#"[70,{request},{{}},[{{"role":"member","secret":"s3","salt":"x","iterations":10,"keylen":16}}]]"#),
+        );
+        let out = h.send(key, r#"[5,"bm90IGl0",{}]"#);
+        assert_eq!(abort_reason(&out, key), "wamp.error.not_authorized");
+        assert!(out.contains(&Out::LoginFailed(key)));
+    }
+
+    #[test]
+    fn a_ticket_is_judged_by_the_authenticator_after_authenticate() {
+        let mut h = Harness::new(dynamic_config());
+        let control = backend_registers(&mut h, "test.auth");
+        let (key, out) = hello(&mut h, "ticket", "tina");
+        assert_eq!(to(&out, key), vec![r#"[4,"ticket",{}]"#]);
+        let out = h.send(key, r#"[5,"open sesame",{}]"#);
+        let (request, text) = invocation(&out, control);
+        assert!(text.contains(r#""ticket":"open sesame""#), "{text}");
+        let out = h.backend(control, &format!(r#"[70,{request},{{}},["member"]]"#));
+        let [Out::To(_, Message::Welcome { details, .. }), ..] = out.as_slice() else {
+            panic!("{out:?}");
+        };
+        assert_eq!(details.str("authmethod"), Some(Ok("ticket")));
+        assert_eq!(details.str("authrole"), Some(Ok("member")));
+    }
+
+    #[test]
+    fn authenticator_errors_absence_timeouts_and_unknown_roles_abort() {
+        let mut h = Harness::new(dynamic_config());
+        // Not registered: refused at once.
+        let (key, out) = hello(&mut h, "wampcra", "carl");
+        assert_eq!(abort_reason(&out, key), "wamp.error.not_authorized");
+        let control = backend_registers(&mut h, "test.auth");
+        // An error: its URI and message, as Crossbar forwards them.
+        let (key, out) = hello(&mut h, "wampcra", "carl");
+        let (request, _) = invocation(&out, control);
+        let out = h.backend(
+            control,
+            &format!(r#"[8,68,{request},{{}},"com.example.no_such_user",["who?"]]"#),
+        );
+        assert_eq!(
+            to(&out, key),
+            vec![r#"[3,{"message":"who?"},"com.example.no_such_user"]"#]
+        );
+        // A role the realm lacks.
+        let (key, out) = hello(&mut h, "wampcra", "carl");
+        let (request, _) = invocation(&out, control);
+        let out = h.backend(
+            control,
+            &format!(r#"[70,{request},{{}},[{{"role":"king","secret":"s"}}]]"#),
+        );
+        assert_eq!(abort_reason(&out, key), "wamp.error.no_such_role");
+        // No secret for wampcra, or nonsense.
+        for answer in [r#"{"role":"member"}"#, "42"] {
+            let (key, out) = hello(&mut h, "wampcra", "carl");
+            let (request, _) = invocation(&out, control);
+            let out = h.backend(control, &format!(r#"[70,{request},{{}},[{answer}]]"#));
+            assert_eq!(abort_reason(&out, key), "wamp.error.not_authorized");
+        }
+        // No answer in dynamic_auth_timeout; the late answer does nothing.
+        let (key, out) = hello(&mut h, "wampcra", "carl");
+        let (request, _) = invocation(&out, control);
+        let out = h.advance(Duration::from_secs(6));
+        assert_eq!(abort_reason(&out, key), "wamp.error.not_authorized");
+        let out = h.backend(control, &format!(r#"[70,{request},{{}},["member"]]"#));
+        assert!(to(&out, key).is_empty(), "{out:?}");
+        // The client left while the authenticator thought.
+        let (key, out) = hello(&mut h, "wampcra", "carl");
+        let (request, _) = invocation(&out, control);
+        h.gone(Peer::Client(key));
+        let out = h.backend(control, &format!(r#"[70,{request},{{}},["member"]]"#));
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(h.router.figures().sessions, 1);
+    }
+
+    /// A cookie session of role `dyn`, and the backend as its authorizer.
+    fn dyn_session(h: &mut Harness) -> (Key, Key) {
+        let control = backend_registers(h, "test.authorize");
+        let (key, _) = h.join("dora");
+        (key, control)
+    }
+
+    #[test]
+    fn actions_wait_in_order_for_the_authorizer() {
+        let mut h = Harness::new(dynamic_config());
+        let (key, control) = dyn_session(&mut h);
+        let out = h.send(key, r#"[32,1,{},"com.a"]"#);
+        let (first, text) = invocation(&out, control);
+        assert!(
+            text.contains(r#""authid":"dora","authrole":"dyn""#),
+            "{text}"
+        );
+        assert!(text.ends_with(r#""com.a","subscribe",{}]]"#), "{text}");
+        // Held behind the first: no second question yet.
+        let out = h.send(key, r#"[16,2,{"acknowledge":true},"com.b",[1]]"#);
+        assert!(out.is_empty(), "{out:?}");
+        let out = h.backend(control, &format!("[70,{first},{{}},[true]]"));
+        let replies = to(&out, key);
+        assert!(replies[0].starts_with("[33,1,"), "{replies:?}");
+        let (second, text) = invocation(&out, control);
+        assert!(
+            text.contains(r#""com.b","publish",{"acknowledge":true}"#),
+            "{text}"
+        );
+        let out = h.backend(
+            control,
+            &format!(r#"[70,{second},{{}},[{{"allow":false}}]]"#),
+        );
+        assert_eq!(
+            to(&out, key),
+            vec![
+                r#"[8,16,2,{},"wamp.error.not_authorized",["session is not authorized to publish to 'com.b'"]]"#
+            ]
+        );
+    }
+
+    #[test]
+    fn cached_answers_decide_alone_until_flushed_or_gone() {
+        let mut h = Harness::new(dynamic_config());
+        let (key, control) = dyn_session(&mut h);
+        let out = h.send(key, r#"[48,1,{},"com.p"]"#);
+        let (request, _) = invocation(&out, control);
+        let out = h.backend(
+            control,
+            &format!(r#"[70,{request},{{}},[{{"allow":true,"cache":true}}]]"#),
+        );
+        // Allowed, then no such procedure: the call went on to the dealer.
+        assert!(to(&out, key)[0].contains("wamp.error.no_such_procedure"));
+        assert_eq!(h.router.figures().cached_authorizations, 1);
+        let out = h.send(key, r#"[48,2,{},"com.p"]"#);
+        assert_eq!(to(&out, key).len(), 1);
+        assert!(
+            !out.iter().any(|out| matches!(out, Out::Control(..))),
+            "{out:?}"
+        );
+        // Another session of the same role asks for itself (never per role).
+        let (other, _) = h.join("olga");
+        let out = h.send(other, r#"[48,1,{},"com.p"]"#);
+        invocation(&out, control);
+        assert_eq!(h.router.flush_authorizations(Some("nobody")), 0);
+        assert_eq!(h.router.flush_authorizations(Some("dora")), 1);
+        let out = h.send(key, r#"[48,3,{},"com.p"]"#);
+        let (request, _) = invocation(&out, control);
+        h.backend(
+            control,
+            &format!(r#"[70,{request},{{}},[{{"allow":true,"cache":true}}]]"#),
+        );
+        assert_eq!(h.router.figures().cached_authorizations, 1);
+        h.gone(Peer::Client(key));
+        assert_eq!(h.router.figures().cached_authorizations, 0);
+    }
+
+    #[test]
+    fn authorizer_failures_are_authorization_failed() {
+        let mut h = Harness::new(dynamic_config());
+        let (key, control) = dyn_session(&mut h);
+        // An error, nonsense, a timeout.
+        let out = h.send(key, r#"[32,1,{},"com.a"]"#);
+        let (request, _) = invocation(&out, control);
+        let out = h.backend(control, &format!(r#"[8,68,{request},{{}},"com.oops",[]]"#));
+        assert_eq!(
+            to(&out, key),
+            vec![
+                r#"[8,32,1,{},"wamp.error.authorization_failed",["failed to authorize session for subscribing to topic 'com.a': com.oops"]]"#
+            ]
+        );
+        let out = h.send(key, r#"[32,2,{},"com.a"]"#);
+        let (request, _) = invocation(&out, control);
+        let out = h.backend(control, &format!(r#"[70,{request},{{}},[{{"allow":1}}]]"#));
+        assert!(to(&out, key)[0].contains("authorization_failed"));
+        let out = h.send(key, r#"[64,3,{},"com.r"]"#);
+        invocation(&out, control);
+        let out = h.advance(Duration::from_secs(6));
+        assert!(to(&out, key)[0].starts_with(r#"[8,64,3,{},"wamp.error.authorization_failed""#));
+        // Bad options are a violation now, not when an answer comes; bad URIs are refused
+        // unasked.
+        let out = h.send(key, r#"[32,4,{},"com..bad"]"#);
+        assert!(to(&out, key)[0].contains("wamp.error.invalid_uri"));
+        // Held past max_waiting_authorizations (3): refused at once.
+        let out = h.send(key, r#"[32,5,{},"com.x"]"#);
+        invocation(&out, control);
+        h.send(key, r#"[32,6,{},"com.x"]"#);
+        h.send(key, r#"[32,7,{},"com.x"]"#);
+        let out = h.send(key, r#"[32,8,{},"com.x"]"#);
+        assert!(to(&out, key)[0].starts_with(r#"[8,32,8,{},"wamp.error.authorization_failed""#));
+        let out = h.send(key, r#"[32,9,{"match":7},"com.x"]"#);
+        assert!(
+            matches!(out.first(), Some(Out::To(_, Message::Abort { .. }))),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn without_a_registered_authorizer_every_action_fails() {
+        let mut h = Harness::new(dynamic_config());
+        let (key, _) = h.join("dora");
+        let out = h.send(key, r#"[16,1,{"acknowledge":true},"com.b",[]]"#);
+        assert!(to(&out, key)[0].contains("the procedure is not registered"));
+        // Without acknowledge, no reply (as Crossbar).
+        let out = h.send(key, r#"[16,2,{},"com.b",[]]"#);
+        assert!(to(&out, key).is_empty());
+    }
 
     fn payload(value: Value) -> Payload {
         Payload {

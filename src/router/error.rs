@@ -230,8 +230,15 @@ impl fmt::Display for Refusal {
             }
             // Crossbar `broker.py`/`dealer.py` `on_authorize_error`: "failed to authorize
             // session for subscribing to topic URI '{}': {}" and the like.
-            Refusal::AuthorizationFailed { action, uri, reason } => {
-                write!(f, "failed to authorize session for {action} '{uri}': {reason}")
+            Refusal::AuthorizationFailed {
+                action,
+                uri,
+                reason,
+            } => {
+                write!(
+                    f,
+                    "failed to authorize session for {action} '{uri}': {reason}"
+                )
             }
         }
     }

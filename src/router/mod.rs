@@ -811,7 +811,16 @@ impl Router {
                     authprovider: pending.authprovider,
                     authextra: pending.authextra,
                 };
-                self.admit(key, serializer, &realm_name, session, features, login, now, out);
+                self.admit(
+                    key,
+                    serializer,
+                    &realm_name,
+                    session,
+                    features,
+                    login,
+                    now,
+                    out,
+                );
             }
             // WAMP v2, "Abort": "No response to an ABORT message is expected."
             (_, Message::Abort { .. }) => self.close(key, CLOSE_NORMAL, "wamp.close.abort", out),
@@ -863,7 +872,9 @@ impl Router {
             };
             return self.refuse_login(key, serializer, refusal, out);
         }
-        self.establish(key, serializer, realm_name, session, features, login, now, out);
+        self.establish(
+            key, serializer, realm_name, session, features, login, now, out,
+        );
     }
 
     /// Calls the realm's authenticator `procedure` about `asking.authid` (Crossbar's
@@ -903,7 +914,12 @@ impl Router {
         });
         if let Err(reason) = called.unwrap_or(Err("the realm is gone")) {
             log::warn!(realm = asking.realm, authenticator = procedure, reason; "WAMP authenticator not called: login refused");
-            return self.refuse_login(asking.key, asking.serializer, LoginRefusal::unanswered(), out);
+            return self.refuse_login(
+                asking.key,
+                asking.serializer,
+                LoginRefusal::unanswered(),
+                out,
+            );
         }
         self.logins.insert(ticket, asking.key);
         self.clients.insert(
@@ -924,7 +940,12 @@ impl Router {
     /// its CHALLENGE signed with the secret named, WAMP-Ticket its WELCOME; an error ABORTs
     /// with the authenticator's error URI and message, as Crossbar forwards them; no answer
     /// (absent, timed out, nonsense) ABORTs as a failed login.
-    fn authenticator_answered(&mut self, answer: dynamic::Answer, now: Instant, out: &mut Vec<Action>) {
+    fn authenticator_answered(
+        &mut self,
+        answer: dynamic::Answer,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
         let Some(key) = self.logins.remove(&answer.ticket) else {
             return;
         };
@@ -971,7 +992,9 @@ impl Router {
             }
         };
         let settings = self.config.realm_settings.get(&realm_name);
-        if settings.is_some_and(|realm| !realm.roles.is_empty() && realm.role(&principal.role).is_none()) {
+        if settings
+            .is_some_and(|realm| !realm.roles.is_empty() && realm.role(&principal.role).is_none())
+        {
             // Crossbar `pending.py` `_assign_principal`.
             let refusal = LoginRefusal {
                 reason: dynamic::NO_SUCH_ROLE.to_owned(),
@@ -1048,7 +1071,16 @@ impl Router {
                     authprovider: dynamic::DYNAMIC_PROVIDER,
                     authextra,
                 };
-                self.admit(key, serializer, &realm_name, session, features, login, now, out);
+                self.admit(
+                    key,
+                    serializer,
+                    &realm_name,
+                    session,
+                    features,
+                    login,
+                    now,
+                    out,
+                );
             }
         }
     }

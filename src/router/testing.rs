@@ -237,3 +237,29 @@ pub fn to(out: &[Out], key: Key) -> Vec<String> {
         })
         .collect()
 }
+
+/// The REGISTERED registration id in `out`.
+pub fn registered(out: &[Out]) -> u64 {
+    out.iter()
+        .find_map(|out| match out {
+            Out::To(_, Message::Registered { registration, .. })
+            | Out::Control(_, Message::Registered { registration, .. }) => Some(*registration),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no REGISTERED in {out:?}"))
+}
+
+/// The INVOCATION request id sent to `key`.
+pub fn invocation(out: &[Out], key: Key) -> (u64, String) {
+    out.iter()
+        .find_map(|out| match out {
+            Out::To(to, message @ Message::Invocation { request, .. })
+            | Out::Control(to, message @ Message::Invocation { request, .. })
+                if *to == key =>
+            {
+                Some((*request, json(message)))
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no INVOCATION in {out:?}"))
+}
