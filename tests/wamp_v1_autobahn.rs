@@ -1,4 +1,5 @@
-//! WAMP v1 clients as autobahn-python 0.8 speaks to wson (issue 12).
+//! WAMP v1 clients as autobahn-python 0.8 speaks to wson (issue 12), and the keepalive pings
+//! a v1 client gets, as BabDev's WebSocket bundle sends them (Ratchet's periodic server ping).
 //!
 //! autobahn 0.8.x is the only autobahn-python with a v1 client (`autobahn.wamp1`; 0.9 dropped
 //! it), and that client does not run on Python 3. autobahn 0.8.15 with Twisted 26.10.0
@@ -516,4 +517,64 @@ fn v2_and_control_publishes_reach_a_curie_subscriber() {
     control_publish(&mut control, TOPIC, b"gone");
     control_publish(&mut control, "com.example.other", b"here");
     assert_eq!(client.event("com.example.other"), "here");
+}
+
+/// BabDev's keepalive (Ratchet's `WsServer::enableKeepAlive`) pings each client every
+/// interval and drops one that did not answer; wson's `ping_interval` does the same. A v1
+/// client that only ever answers the pings stays, subscribed, past several intervals.
+#[test]
+fn a_v1_client_answering_pings_stays_past_several_intervals() {
+    let server = wson_wamp(&["realm1"], &[("ping_interval", "1")]);
+    let mut client = AutobahnV1::connect(&server, "alice");
+    client.subscribe(TOPIC);
+    client.sync();
+    // Nothing but pongs from here; each wait is bounded by the client's read timeout.
+    let mut pings = 0;
+    while pings < 4 {
+        let frame = client.ws.recv();
+        assert_eq!(
+            frame.opcode,
+            OpCode::Ping,
+            "only pings expected, got {frame:?}"
+        );
+        pings += 1;
+        client.ws.send(true, OpCode::Pong, &frame.payload);
+    }
+    let mut control = server.control();
+    control_publish(&mut control, TOPIC, b"still here");
+    let event = loop {
+        let frame = client.ws.recv();
+        match frame.opcode {
+            OpCode::Ping => client.ws.send(true, OpCode::Pong, &frame.payload),
+            OpCode::Text => break serde_json::from_str::<Value>(&frame.text()).unwrap(),
+            _ => panic!("unexpected {frame:?}"),
+        }
+    };
+    assert_eq!(event, json!([8, TOPIC, "still here"]));
+    assert_eq!(control.status()["wamp_sessions"], 1);
+    assert!(!server.log_text().contains("keepalive timeout"));
+}
+
+/// The other half of the same rule: a v1 client that does not answer is dropped after the
+/// ping's interval, and its session leaves the realm.
+#[test]
+fn a_silent_v1_client_is_dropped_after_an_unanswered_ping() {
+    let server = wson_wamp(&["realm1"], &[("ping_interval", "1")]);
+    let mut client = AutobahnV1::connect(&server, "alice");
+    client.subscribe(TOPIC);
+    client.sync();
+    // A control connection that stays silent is pinged and dropped too: each is used at once.
+    assert_eq!(server.control().status()["wamp_sessions"], 1);
+    let mut pinged = false;
+    while let Some(frame) = client.ws.try_recv() {
+        pinged |= frame.opcode == OpCode::Ping;
+    }
+    assert!(pinged, "dropped without a keepalive ping");
+    eventually("keepalive timeout logged", || {
+        server.log_text().contains("reason=\"keepalive timeout\"")
+    });
+    let mut control = server.control();
+    eventually("the v1 session left", || {
+        control.status()["wamp_sessions"] == 0
+    });
 }
