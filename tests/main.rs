@@ -30,6 +30,7 @@ mod wamp_clients;
 mod wamp_control;
 mod wamp_parity;
 mod wamp_v1;
+mod wamp_v1_autobahn;
 mod workshop_lesson1;
 mod workshop_lesson2;
 mod workshop_lesson5;
