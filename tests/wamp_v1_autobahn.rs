@@ -459,10 +459,8 @@ fn publish_recipients_as_autobahn_encodes_them() {
 /// autobahn-python's `publish(topic, event)` with no keyword arguments sends a fourth
 /// element `null` (`excludeMe` is None, and only a true one drops the element). autobahn's
 /// own v1 server reads a 4th element that is neither a bool nor a list as absent (publisher
-/// excluded), Ratchet's as `excludeMe` false; wson decodes it as a bad `exclude` list and
-/// closes the session with 1002 (src/wamp/v1/mod.rs, `decode`, PUBLISH).
+/// excluded), Ratchet's as `excludeMe` false; wson reads a null as absent, as autobahn.
 #[test]
-#[ignore = "wson closes a v1 session on [7, topic, event, null], autobahn-python's default publish"]
 fn autobahn_default_publish_with_a_null_exclude_me_is_delivered() {
     let server = wson();
     let mut a = AutobahnV1::connect(&server, "alice");

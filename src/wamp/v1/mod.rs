@@ -364,7 +364,9 @@ pub fn from_value(value: Value) -> Result<V1Message, V1DecodeError> {
             topic: f.string("topicURI")?,
             event: f.value("event")?,
             recipients: match (f.items.next(), f.items.next()) {
-                (None, _) => Recipients::Default,
+                // autobahn 0.8's `publish(topic, event)` sends `[7, topic, event, null]`, and
+                // its own server reads the null as absent.
+                (None, _) | (Some(Value::Null), None) => Recipients::Default,
                 (Some(Value::Bool(exclude_me)), None) => Recipients::ExcludeMe(exclude_me),
                 (Some(Value::Bool(_)), Some(_)) => return Err(f.bad("exclude")),
                 (Some(exclude), eligible) => Recipients::Lists {

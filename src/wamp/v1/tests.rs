@@ -264,6 +264,11 @@ fn publish_has_its_four_forms() {
         assert_eq!(decode_str(text), Ok(message.clone()), "{text}");
         assert_eq!(encode(&message), text.as_bytes());
     }
+    // autobahn 0.8's plain `publish(topic, event)`: a null 4th element is absent.
+    assert_eq!(
+        decode_str(r#"[7,"event:myevent1","hello",null]"#),
+        Ok(publish(Recipients::Default))
+    );
 }
 
 #[test]
@@ -278,7 +283,7 @@ fn publish_recipients_must_be_a_bool_or_lists_of_session_ids() {
         // excludeMe comes alone: a bool then eligible is neither form.
         (r#"[7,"t","e",true,[]]"#, "exclude"),
         (r#"[7,"t","e","me"]"#, "exclude"),
-        (r#"[7,"t","e",null]"#, "exclude"),
+        (r#"[7,"t","e",null,[]]"#, "exclude"),
         (r#"[7,"t","e",1]"#, "exclude"),
         (r#"[7,"t","e",{}]"#, "exclude"),
         (r#"[7,"t","e",[1]]"#, "exclude"),
