@@ -33,4 +33,5 @@ mod wamp_v1;
 mod wamp_v1_autobahn;
 mod workshop_lesson1;
 mod workshop_lesson2;
+mod workshop_lesson4;
 mod workshop_lesson5;

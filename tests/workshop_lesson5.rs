@@ -6,8 +6,9 @@
 //! `tests/clients/workshop/lesson5.py`), exercised by three user sessions.
 //!
 //! The lesson's Crossbar config, translated to wson.toml (its users and their permissions
-//! come from a dynamic authenticator and authorizer, PHP workers calling the lesson's app;
-//! wson has static principals and roles, so they become those):
+//! come from lesson 4's dynamic authenticator and authorizer, which `workshop_lesson4` runs
+//! against wson; here, to keep this lesson's subject apart, they are static principals and
+//! roles with the same answers):
 //!
 //! - `realms[0].name = "ws-workshop"` -> `[wamp] realms = ["ws-workshop"]`
 //! - the listener's `wampcra` user (`paths.ws.auth.wampcra.users.listener = {secret, role}`)

@@ -19,20 +19,12 @@ leave and unsubscribe. Prints one JSON document. Every wait is bounded.
 import asyncio
 import json
 import sys
-from urllib.parse import urlparse
 
-import txaio
+import workshop_common
+from autobahn.wamp import types
+from autobahn.wamp.exception import ApplicationError
+from workshop_common import STEP
 
-txaio.use_asyncio()
-
-from autobahn.asyncio.wamp import ApplicationSession  # noqa: E402
-from autobahn.asyncio.websocket import WampWebSocketClientFactory  # noqa: E402
-from autobahn.wamp import auth, types  # noqa: E402
-from autobahn.wamp.exception import ApplicationError  # noqa: E402
-from autobahn.wamp.serializer import JsonSerializer  # noqa: E402
-
-ORIGIN = "http://localhost"
-STEP = 5.0
 PREFIX = "workshop.chat."
 SECRETS = {
     "listener": "listener-secret",
@@ -43,36 +35,8 @@ SECRETS = {
 
 
 async def connect(url, realm, authid):
-    """A joined ApplicationSession logged in with WAMP-CRA as `authid`."""
-    joined = asyncio.get_running_loop().create_future()
-
-    class Session(ApplicationSession):
-        def onConnect(self):
-            self.join(realm, authmethods=["wampcra"], authid=authid)
-
-        def onChallenge(self, challenge):
-            return auth.compute_wcs(SECRETS[authid], challenge.extra["challenge"]).decode("ascii")
-
-        def onJoin(self, details):
-            self.joined_details = details
-            if not joined.done():
-                joined.set_result(self)
-
-        def onLeave(self, details):
-            if not joined.done():
-                joined.set_exception(RuntimeError(f"{authid} left: {details.reason}"))
-            self.disconnect()
-
-    factory = WampWebSocketClientFactory(
-        lambda: Session(types.ComponentConfig(realm=realm)),
-        url=url,
-        serializers=[JsonSerializer()],
-        origin=ORIGIN,
-    )
-    address = urlparse(url)
-    loop = asyncio.get_running_loop()
-    await asyncio.wait_for(loop.create_connection(factory, address.hostname, address.port), STEP)
-    return await asyncio.wait_for(joined, STEP)
+    """A joined session of `authid`, with its secret."""
+    return await workshop_common.connect(url, realm, authid, SECRETS[authid])
 
 
 class Listener:

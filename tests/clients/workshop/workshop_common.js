@@ -31,7 +31,8 @@ function join(options) {
 function within(promise, what) {
   return Promise.race([
     promise,
-    new Promise((_, reject) => setTimeout(() => reject(new Error(`timeout: ${what}`)), 5000)),
+    // unref: a pending bound must not keep Node from exiting once the script is done.
+    new Promise((_, reject) => setTimeout(() => reject(new Error(`timeout: ${what}`)), 5000).unref()),
   ]);
 }
 
