@@ -185,6 +185,9 @@ config_keys! {
         /// Seconds a call waits for its result when CALL sets no `timeout`; 0: no limit.
         call_timeout: Option<Duration> = values::seconds_or_none,
             default(CALL_TIMEOUT = None), reload;
+        /// The authrole of the control socket's WAMP session; `trusted`: never checked.
+        backend_authrole: String = values::string,
+            default(BACKEND_AUTHROLE: &str = "trusted"), reload;
         /// Seconds a login or an action waits for a realm's authenticator or authorizer.
         dynamic_auth_timeout: Duration = values::seconds,
             default(DYNAMIC_AUTH_TIMEOUT = Duration::from_secs(5)), reload;

@@ -303,7 +303,7 @@ impl Realm {
         message: Message,
     ) -> Result<(), Violation> {
         let gated = self.sessions.get(&id).is_some_and(|session| {
-            !session.is_backend()
+            !session.is_trusted()
                 && ctx
                     .policies
                     .authorizer(&self.name, &session.authrole)
@@ -820,6 +820,34 @@ mod tests {
         let out = h.send(key, r#"[32,9,{"match":7},"com.x"]"#);
         assert!(
             matches!(out.first(), Some(Out::To(_, Message::Abort { .. }))),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn a_backend_of_another_role_than_trusted_is_checked_like_a_client() {
+        let backend_as = |role: &str| {
+            Harness::new(RouterConfig {
+                backend_authrole: role.to_owned(),
+                ..dynamic_config()
+            })
+        };
+        let mut h = backend_as("member");
+        let control = h.key();
+        registered(&h.backend(control, r#"[64,1,{},"test.authorize"]"#));
+        let mut h = backend_as("nobody");
+        let control = h.key();
+        let out = h.backend(control, r#"[64,1,{},"test.authorize"]"#);
+        assert!(
+            to(&out, control)[0].contains("wamp.error.not_authorized"),
+            "{out:?}"
+        );
+        // A role with an authorizer asks it, even for registering the authorizer itself.
+        let mut h = backend_as("dyn");
+        let control = h.key();
+        let out = h.backend(control, r#"[64,1,{},"test.authorize"]"#);
+        assert!(
+            to(&out, control)[0].contains("the procedure is not registered"),
             "{out:?}"
         );
     }

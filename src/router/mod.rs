@@ -36,7 +36,7 @@ use crate::router::error::{PROTOCOL_VIOLATION, Violation};
 use crate::router::ids::{GlobalIds, SequentialIds};
 use crate::router::options::{PeerFeatures, PublishOptions};
 use crate::router::realm::{Ctx, Publisher, Realm};
-use crate::router::session::{BACKEND_AUTHID, BACKEND_AUTHROLE, Link, Phase, Session};
+use crate::router::session::{BACKEND_AUTHID, Link, Phase, Session};
 use crate::server::slab::Key;
 use crate::wamp::{Dict, Message, Payload, Serializer, Value};
 
@@ -73,6 +73,8 @@ pub struct RouterConfig {
     pub max_retained_bytes: usize,
     /// The longest a call may wait for its result when CALL has no `timeout`; `None`: forever.
     pub call_timeout: Option<Duration>,
+    /// The authrole of backend sessions; `BACKEND_AUTHROLE` ("trusted"): never checked.
+    pub backend_authrole: String,
     /// How long a login or an action waits for an authenticator's or authorizer's answer.
     pub dynamic_auth_timeout: Duration,
     /// How long a session keeps an authorizer's answer that said `cache`; `None`: not kept.
@@ -1208,7 +1210,7 @@ impl Router {
             id,
             Link::Backend { key },
             Rc::from(BACKEND_AUTHID),
-            Rc::from(BACKEND_AUTHROLE),
+            Rc::from(self.config.backend_authrole.as_str()),
             PeerFeatures::backend(),
         );
         self.with_realm(index, now, out, |realm, ctx| realm.join(ctx, session));

@@ -137,7 +137,7 @@ impl Realm {
         }
     }
 
-    /// May session `id` do `action` on `uri`? The backend is trusted: always. A held action
+    /// May session `id` do `action` on `uri`? A trusted backend: always. A held action
     /// carries its authorizer's answer in `ctx.decided`; otherwise the role's permissions
     /// decide (a role with an authorizer has none: no).
     pub fn authorization(
@@ -148,7 +148,7 @@ impl Realm {
         action: auth::Action,
     ) -> auth::Authorization {
         match self.sessions.get(&id) {
-            Some(session) if !session.is_backend() => ctx.decided.unwrap_or_else(|| {
+            Some(session) if !session.is_trusted() => ctx.decided.unwrap_or_else(|| {
                 ctx.policies
                     .authorize(&self.name, &session.authrole, uri, action)
             }),

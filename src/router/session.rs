@@ -166,6 +166,12 @@ impl Session {
         matches!(self.link, Link::Backend { .. })
     }
 
+    /// Never authorized: a backend session of role `trusted` (`[wamp] backend_authrole`).
+    /// A client is never trusted, whatever role it got.
+    pub fn is_trusted(&self) -> bool {
+        self.is_backend() && *self.authrole == *BACKEND_AUTHROLE
+    }
+
     /// WAMP v2, "Session Meta API" / Crossbar `SessionDetails.marshal()`.
     pub fn serializer_name(&self) -> Option<&'static str> {
         match self.link {

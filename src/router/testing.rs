@@ -23,6 +23,7 @@ pub fn config() -> RouterConfig {
         max_retained: 10,
         max_retained_bytes: 1 << 20,
         call_timeout: None,
+        backend_authrole: "trusted".to_owned(),
         dynamic_auth_timeout: Duration::from_secs(5),
         authorization_cache_lifetime: Some(Duration::from_secs(300)),
         max_cached_authorizations: 1000,

@@ -43,6 +43,7 @@ pub fn router_config(wamp: &Wamp) -> RouterConfig {
         max_retained: wamp.max_retained,
         max_retained_bytes: wamp.max_retained_bytes,
         call_timeout: wamp.call_timeout,
+        backend_authrole: wamp.backend_authrole.clone(),
         dynamic_auth_timeout: wamp.dynamic_auth_timeout,
         authorization_cache_lifetime: wamp.authorization_cache_lifetime,
         max_cached_authorizations: wamp.max_cached_authorizations,
