@@ -222,3 +222,48 @@ fn a_v1_call_reaches_control_and_v2_callees() {
     assert_eq!(error[1], "u2");
     assert_eq!(error[2], "wamp.error.invalid_uri");
 }
+
+/// Virge::Stork's feeds: topics `version.feedName.feedId`, each subscribe checked by the
+/// feed's verifier with the session and the feed id. In wson the verifier is the role's
+/// authorizer, here the backend's procedure over `V`: a v1 SUBSCRIBE (which has no answer in
+/// v1) is held until it decides, in order with what the session sends after it.
+#[test]
+fn stork_feeds_verified_per_topic_by_the_authorizer() {
+    let server = Setup::new()
+        .set(
+            "wamp.realm.realm1.role",
+            r#"[{name = "user", authorizer = "stork.verify"}]"#,
+        )
+        .start();
+    let mut control = server.control();
+    send_v(&mut control, json!([64, 1, {}, "stork.verify"]));
+    assert_eq!(next_v(&mut control)[0], 65);
+    let verify = |control: &mut Control, topic: &str, action: &str, allow: bool| {
+        let invocation = next_v(control);
+        assert_eq!(invocation[0], 68, "{invocation}");
+        let [details, uri, asked, _options] = invocation[4].as_array().unwrap().as_slice() else {
+            panic!("{invocation}");
+        };
+        assert_eq!(details["authid"], "alice");
+        assert_eq!((uri.as_str(), asked.as_str()), (Some(topic), Some(action)));
+        send_v(control, json!([70, invocation[1], {}, [allow]]));
+    };
+
+    let mut old = V1::connect(&server, &Cookies::fresh("alice"), "wamp");
+    old.send(json!([1, "orders", "v1.orders."]));
+    // alice's order 42 is hers; 43 is not.
+    old.send(json!([5, "orders:42"]));
+    old.send(json!([5, "orders:43"]));
+    old.send(json!([2, "c1", "v1.orders.count"]));
+    verify(&mut control, "v1.orders.42", "subscribe", true);
+    verify(&mut control, "v1.orders.43", "subscribe", false);
+    verify(&mut control, "v1.orders.count", "call", true);
+    let reply = old.recv();
+    assert_eq!(
+        reply[0], 4,
+        "CALLERROR for the unregistered procedure: {reply}"
+    );
+    control.send(b'x', b"12:v1.orders.436:closed");
+    control.send(b'x', b"12:v1.orders.425:ready");
+    assert_eq!(old.recv(), json!([8, "v1.orders.42", "ready"]));
+}
