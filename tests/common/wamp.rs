@@ -62,12 +62,17 @@ pub fn run_script(program: &Path, script: &str, args: &[&str]) -> Value {
 
 /// Runs one Python scenario against `url` in `realm` and returns what it observed.
 pub fn py_scenario(url: &str, realm: &str, scenario: &str) -> Value {
+    py_scenario_with(url, url, realm, scenario)
+}
+
+/// `py_scenario`, with logins to the realm's dynamic authenticator going to `dynamic_url`.
+pub fn py_scenario_with(url: &str, dynamic_url: &str, realm: &str, scenario: &str) -> Value {
     let python = wamp_python().expect("python clients installed");
     let cookies = cookie_list();
     let document = run_script(
         &python,
         "py_scenarios.py",
-        &[url, realm, scenario, &cookies],
+        &[url, realm, scenario, &cookies, dynamic_url],
     );
     assert_eq!(document["scenario"], scenario, "{document}");
     document["observed"].clone()
@@ -159,6 +164,11 @@ fn auth_roles() -> Vec<(&'static str, Vec<Permission>)> {
     ]
 }
 
+/// The role whose actions the boss's procedure decides, and that procedure.
+const DYNAMIC_ROLE: (&str, &str) = ("dynamic", "com.dyn.authorize");
+/// The dynamic authenticator of realm `auth_dynamic`, a procedure of the boss.
+const DYNAMIC_AUTHENTICATOR: &str = "com.dyn.authenticate";
+
 /// Crossbar's roles of an auth realm.
 fn crossbar_auth_roles() -> Value {
     let roles: Vec<Value> = auth_roles()
@@ -180,8 +190,16 @@ fn crossbar_auth_roles() -> Value {
                 .collect();
             json!({"name": name, "permissions": permissions})
         })
+        .chain([json!({"name": DYNAMIC_ROLE.0, "authorizer": DYNAMIC_ROLE.1})])
         .collect();
     Value::Array(roles)
+}
+
+/// Crossbar's auth of the second transport: both methods asking the dynamic authenticator
+/// (Crossbar configures an authenticator per transport and method; wson per realm).
+fn crossbar_dynamic_auth() -> Value {
+    let dynamic = json!({"type": "dynamic", "authenticator": DYNAMIC_AUTHENTICATOR});
+    json!({"ticket": dynamic, "wampcra": dynamic})
 }
 
 /// Crossbar's transport auth: anonymous (role user) for the other realms, and the static
@@ -241,13 +259,18 @@ pub fn wson_auth_keys(realm: &str) -> Vec<(String, String)> {
                 .collect();
             json!({"name": name, "permissions": permissions})
         })
+        .chain([json!({"name": DYNAMIC_ROLE.0, "authorizer": DYNAMIC_ROLE.1})])
         .collect();
     let key = |name: &str| format!("wamp.realm.{realm}.{name}");
-    vec![
+    let mut keys = vec![
         (key("auth"), toml(json!(["ticket", "wampcra"]))),
         (key("principal"), toml(Value::Array(principals))),
         (key("role"), toml(Value::Array(roles))),
-    ]
+    ];
+    if realm == "auth_dynamic" {
+        keys.push((key("authenticator"), toml(json!(DYNAMIC_AUTHENTICATOR))));
+    }
+    keys
 }
 
 // --- Crossbar.io ---------------------------------------------------------------------------
@@ -256,6 +279,8 @@ pub fn wson_auth_keys(realm: &str) -> Vec<(String, String)> {
 /// `crossbar`).
 pub struct Crossbar {
     pub url: String,
+    /// The transport whose logins ask the dynamic authenticator.
+    pub dynamic_url: String,
     pub dir: PathBuf,
     /// Held, never written: the shell stops Crossbar when this closes (at process exit).
     _lifeline: Mutex<ChildStdin>,
@@ -298,7 +323,7 @@ fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-fn crossbar_config(port: u16, realms: &[String]) -> Value {
+fn crossbar_config(port: u16, dynamic_port: u16, realms: &[String]) -> Value {
     let role = |disclose: bool| {
         json!([{
             "name": "user",
@@ -334,6 +359,11 @@ fn crossbar_config(port: u16, realms: &[String]) -> Value {
                 "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"},
                 "serializers": ["json", "msgpack", "cbor"],
                 "auth": crossbar_transport_auth()
+            }, {
+                "type": "websocket",
+                "endpoint": {"type": "tcp", "port": dynamic_port, "interface": "127.0.0.1"},
+                "serializers": ["json"],
+                "auth": crossbar_dynamic_auth()
             }]
         }]
     })
@@ -343,7 +373,8 @@ fn start_crossbar(realms: &[String]) -> Result<Crossbar, String> {
     let bin = crossbar_bin().ok_or("crossbar is not installed")?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?.keep();
     let port = free_port();
-    let config = crossbar_config(port, realms);
+    let dynamic_port = free_port();
+    let config = crossbar_config(port, dynamic_port, realms);
     std::fs::write(dir.join("config.json"), config.to_string()).map_err(|e| e.to_string())?;
     // `read` returns when the test process's end of the pipe closes; then Crossbar gets
     // SIGTERM (it stops its router worker itself) and the folder goes.
@@ -368,6 +399,7 @@ fn start_crossbar(realms: &[String]) -> Result<Crossbar, String> {
     let lifeline = child.stdin.take().ok_or("no stdin")?;
     let crossbar = Crossbar {
         url: format!("ws://127.0.0.1:{port}/"),
+        dynamic_url: format!("ws://127.0.0.1:{dynamic_port}/"),
         dir,
         _lifeline: Mutex::new(lifeline),
         _shell: Mutex::new(child),
@@ -377,7 +409,8 @@ fn start_crossbar(realms: &[String]) -> Result<Crossbar, String> {
     // transport starts after the realms.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        let listening = |port| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+        if listening(port) && listening(dynamic_port) {
             return Ok(crossbar);
         }
         let log = crossbar.log_text();

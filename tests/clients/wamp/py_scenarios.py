@@ -968,12 +968,13 @@ def _reply(message):
     return [kind] if kind == "ok" else message
 
 
-async def _login(ctx, label, method, authid, answer):
-    """A cookie-less raw session: HELLO offering `method` as `authid`, then `answer(extra)`
-    to a CHALLENGE. Returns (raw, steps): the replies in the shape of `_reply`."""
+async def _login(ctx, label, method, authid, answer, url=None):
+    """A cookie-less raw session (to `url`, else the router's): HELLO offering `method` as
+    `authid`, then `answer(extra)` to a CHALLENGE. Returns (raw, steps): the replies in the
+    shape of `_reply`."""
     from wamp_common import RAW_ROLES, Raw
     raw = Raw(ctx, label)
-    await raw.open(cookies=False)
+    await raw.open(cookies=False, url=url)
     await raw.send([1, ctx.realm, {"roles": RAW_ROLES, "authmethods": [method],
                                    "authid": authid}])
     first = await raw.recv()
@@ -988,8 +989,8 @@ async def _login(ctx, label, method, authid, answer):
     return raw, steps
 
 
-async def _try_login(ctx, method, authid, answer):
-    raw, steps = await _login(ctx, "A", method, authid, answer)
+async def _try_login(ctx, method, authid, answer, url=None):
+    raw, steps = await _login(ctx, "A", method, authid, answer, url)
     await raw.close()
     return steps
 
@@ -1126,6 +1127,86 @@ async def auth_meta(ctx):
     await raw.send([48, 7, {}, "wamp.session.count", []])
     ctx.note("count_value", (await raw.recv())[3:])
     await raw.close()
+
+
+async def auth_dynamic(ctx):
+    """The realm's dynamic authenticator and the role `dynamic`'s authorizer, both
+    procedures of the boss (Crossbar's signatures): who logs in, what each is asked, what
+    their answers do (errors, an unknown role, cached and uncached answers)."""
+    boss = await _boss(ctx, [])
+    registrations = {}
+    for request, procedure in [(200, "com.dyn.authenticate"), (201, "com.dyn.authorize")]:
+        await boss.send([64, request, {}, procedure])
+        reply = await boss.recv()
+        assert reply[0] == 65, reply
+        registrations[reply[2]] = procedure
+    asked = {"authenticate": [], "authorize": []}
+    principals = {"dora": {"secret": "dora-secret", "role": "dynamic"},
+                  "king": {"secret": "king-secret", "role": "king"}}
+
+    def authenticate(realm, authid, details):
+        asked["authenticate"].append([realm == ctx.realm, authid, details.get("authmethod"),
+                                      isinstance(details.get("session"), int),
+                                      details.get("ticket")])
+        if details.get("authmethod") == "ticket":
+            if details.get("ticket") == "tim-ticket":
+                return [70, {}, ["worker"]]
+            return [8, {}, "com.dyn.bad_ticket", ["wrong ticket"]]
+        if authid in principals:
+            return [70, {}, [principals[authid]]]
+        return [8, {}, "com.dyn.no_such_user", ["no such user"]]
+
+    def authorize(details, uri, action, options=None):
+        asked["authorize"].append([details.get("authid"), details.get("authrole"), uri,
+                                   action])
+        if uri.startswith("com.dyn.open."):
+            return [70, {}, [{"allow": True, "cache": True}]]
+        if uri == "com.dyn.nocache":
+            return [70, {}, [True]]
+        return [70, {}, [False]]
+
+    async def serve():
+        while True:
+            message = await boss.recv()
+            if message[0] == "closed":
+                return
+            if message[0] != 68:
+                continue
+            handler = {"com.dyn.authenticate": authenticate,
+                       "com.dyn.authorize": authorize}[registrations[message[2]]]
+            answer = handler(*message[4])
+            if answer[0] == 70:
+                await boss.send([70, message[1]] + answer[1:])
+            else:
+                await boss.send([8, 68, message[1]] + answer[1:])
+    server = asyncio.ensure_future(serve())
+    dynamic = ctx.dynamic_url
+    ctx.note("dora", await _try_login(ctx, "wampcra", "dora", _cra("dora-secret"), dynamic))
+    ctx.note("dora_wrong", await _try_login(ctx, "wampcra", "dora", _cra("nope"), dynamic))
+    ctx.note("tim", await _try_login(ctx, "ticket", "tim", lambda _: "tim-ticket", dynamic))
+    ctx.note("tim_wrong", await _try_login(ctx, "ticket", "tim", lambda _: "nope", dynamic))
+    ctx.note("zoe", await _try_login(ctx, "wampcra", "zoe", _cra("x"), dynamic))
+    ctx.note("king", await _try_login(ctx, "wampcra", "king", _cra("king-secret"), dynamic))
+    raw, steps = await _login(ctx, "A", "wampcra", "dora", _cra("dora-secret"), dynamic)
+    actions = []
+    for message in [
+        [32, 1, {}, "com.dyn.open.a"],
+        [32, 2, {}, "com.dyn.open.a"],
+        [32, 3, {}, "com.dyn.nocache"],
+        [32, 4, {}, "com.dyn.nocache"],
+        [32, 5, {}, "com.dyn.closed"],
+        [16, 6, {"acknowledge": True}, "com.dyn.open.b", []],
+        [16, 7, {"acknowledge": True}, "com.dyn.closed", []],
+        [48, 8, {}, "com.dyn.closed", []],
+        [64, 9, {}, "com.dyn.open.p"],
+    ]:
+        await raw.send(message)
+        actions.append(_reply(await raw.recv())[-1])
+    ctx.note("actions", actions)
+    ctx.note("asked", asked)
+    server.cancel()
+    await raw.close()
+    await boss.close()
 
 
 SCENARIOS = {name: fn for name, fn in list(globals().items())

@@ -220,8 +220,11 @@ class Ctx:
     """A scenario's world: the router URL, its realm, one cookie header per session label,
     the id labels and the document being built."""
 
-    def __init__(self, url, realm, cookies):
+    def __init__(self, url, realm, cookies, dynamic_url=None):
         self.url = url
+        # Where logins go to the realm's dynamic authenticator (Crossbar configures one per
+        # transport; wson per realm, so the same URL).
+        self.dynamic_url = dynamic_url or url
         self.realm = realm
         self.cookies = cookies
         self.ids = Ids()
@@ -333,12 +336,13 @@ class Raw:
         self.id = None
         self.authid = None
 
-    async def open(self, protocol="wamp.2.json", cookies=True):
-        """Connects; without `cookies` as a client that logs in by WAMP authentication."""
+    async def open(self, protocol="wamp.2.json", cookies=True, url=None):
+        """Connects (to `url`, else the router's); without `cookies` as a client that logs in
+        by WAMP authentication."""
         headers = {"Cookie": self.ctx.cookie(self.label)} if cookies else {}
         self.ws = await asyncio.wait_for(
             ws_connect(
-                self.ctx.url,
+                url or self.ctx.url,
                 subprotocols=[protocol],
                 additional_headers=headers,
                 origin=ORIGIN,
@@ -386,11 +390,13 @@ class Raw:
 
 
 def run(scenarios, argv):
-    """`SCRIPT URL REALM SCENARIO COOKIES_JSON`: runs one scenario, prints its document."""
+    """`SCRIPT URL REALM SCENARIO COOKIES_JSON [DYNAMIC_URL]`: runs one scenario, prints its
+    document."""
     url, realm, name, cookies = argv[1], argv[2], argv[3], json.loads(argv[4])
+    dynamic_url = argv[5] if len(argv) > 5 else None
 
     async def main():
-        ctx = Ctx(url, realm, cookies)
+        ctx = Ctx(url, realm, cookies, dynamic_url)
         try:
             # Under the test's own 15 s wait for the document.
             await asyncio.wait_for(scenarios[name](ctx), 12)
