@@ -492,3 +492,55 @@ fn failed_wamp_logins_count_toward_the_per_address_limit() {
     assert_eq!(refusal.status, 429);
     assert!(refusal.header("Retry-After").is_some());
 }
+
+/// The backend as the realm's dynamic authenticator, over the control socket: it registers
+/// the procedure with `V`, each login unknown to the config reaches it as an INVOCATION, and
+/// the secret and role it answers decide the WAMP-CRA login (WELCOME says authprovider
+/// "dynamic"); its error aborts the login with its URI.
+#[test]
+fn the_backend_authenticates_over_the_control_socket() {
+    let server = setup()
+        .set("wamp.realms", r#"["realm2"]"#)
+        .set("wamp.realm.realm2.authenticator", r#""app.authenticate""#)
+        .start();
+    let mut control = server.control();
+    control.send_v(&json!([64, 1, {}, "app.authenticate"]));
+    assert_eq!(control.next_v()[0], 65);
+
+    let mut wamp = Wamp::upgrade(&server, "");
+    wamp.send(json!([1, "realm2", {"roles": {"caller": {}}, "authmethods": ["wampcra"], "authid": "newbie"}]));
+    let invocation = control.next_v();
+    assert_eq!(invocation[0], 68, "{invocation}");
+    assert_eq!(invocation[4][0], "realm2");
+    assert_eq!(invocation[4][1], "newbie");
+    assert_eq!(invocation[4][2]["authmethod"], "wampcra");
+    control.send_v(
+        &json!([70, invocation[1], {}, [{"secret": "newbie-secret", "role": "seethings"}]]),
+    );
+    let challenge = wamp.recv();
+    assert_eq!(challenge[1], "wampcra", "{challenge}");
+    let text = challenge[2]["challenge"].as_str().unwrap().to_owned();
+    let welcome = wamp.ask(json!([5, compute_wcs(b"newbie-secret", &text), {}]));
+    let details = Wamp::welcomed(&welcome);
+    assert_eq!(details["authid"], "newbie");
+    assert_eq!(details["authrole"], "seethings");
+    assert_eq!(details["authprovider"], "dynamic");
+    // seethings may subscribe under com.example., not publish.
+    let reply = wamp.ask(json!([16, 1, {"acknowledge": true}, "com.example.news", []]));
+    assert_eq!(reply[4], "wamp.error.not_authorized", "{reply}");
+
+    let mut refused = Wamp::upgrade(&server, "");
+    refused.send(json!([1, "realm2", {"roles": {"caller": {}}, "authmethods": ["wampcra"], "authid": "mallory"}]));
+    let invocation = control.next_v();
+    control.send_v(&json!([
+        8,
+        68,
+        invocation[1],
+        {},
+        "com.example.unknown_user",
+        ["unknown user"]
+    ]));
+    let abort = refused.recv();
+    refused.expect_abort(&abort, "com.example.unknown_user");
+    assert_eq!(abort[1]["message"], "unknown user");
+}

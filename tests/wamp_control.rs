@@ -69,18 +69,6 @@ impl Wamp {
     }
 }
 
-/// The backend's WAMP session: `V` frames on a control connection.
-fn send_v(control: &mut Control, message: Value) {
-    control.send(b'V', message.to_string().as_bytes());
-}
-
-fn next_v(control: &mut Control) -> Value {
-    let (_, payload) = control
-        .next_frame(|command| command == b'V')
-        .expect("a V frame");
-    serde_json::from_slice(&payload).unwrap()
-}
-
 #[test]
 fn a_wamp_client_gets_its_subprotocol_and_a_welcome_naming_its_cookie_user() {
     let server = Setup::new().start();
@@ -124,7 +112,7 @@ fn with_no_realm_wamp_is_off_and_the_client_is_plain() {
     control.send(b'b', b"plain");
     assert_eq!(ws.recv_text(), "plain");
     // And the backend's WAMP session is refused with 0E.
-    send_v(&mut control, json!([16, 1, {}, "news", []]));
+    control.send_v(&json!([16, 1, {}, "news", []]));
     assert_eq!(control.reply_text(), "0E");
 }
 
@@ -232,44 +220,38 @@ fn plain_commands_skip_wamp_sessions() {
 fn the_backend_registers_a_procedure_and_serves_a_browser_call() {
     let server = Setup::new().start();
     let mut control = server.control();
-    send_v(&mut control, json!([64, 1, {}, "com.example.add"]));
-    let registered = next_v(&mut control);
+    control.send_v(&json!([64, 1, {}, "com.example.add"]));
+    let registered = control.next_v();
     assert_eq!(registered[0], 65, "{registered}");
     assert_eq!(registered[1], 1);
     let mut wamp = Wamp::join(&server, &Cookies::fresh("alice"));
     wamp.send(
         json!([48, 7, {"disclose_me": true, "receive_progress": true}, "com.example.add", [2, 3]]),
     );
-    let invocation = next_v(&mut control);
+    let invocation = control.next_v();
     assert_eq!(invocation[0], 68, "{invocation}");
     assert_eq!(invocation[2], registered[2]);
     assert_eq!(invocation[3]["caller_authid"], "alice");
     assert_eq!(invocation[4], json!([2, 3]));
     let request = invocation[1].clone();
-    send_v(
-        &mut control,
-        json!([70, request, {"progress": true}, ["half"]]),
-    );
-    send_v(&mut control, json!([70, request, {}, [5], {"note": "sum"}]));
+    control.send_v(&json!([70, request, {"progress": true}, ["half"]]));
+    control.send_v(&json!([70, request, {}, [5], {"note": "sum"}]));
     assert_eq!(wamp.recv(), json!([50, 7, {"progress": true}, ["half"]]));
     assert_eq!(wamp.recv(), json!([50, 7, {}, [5], {"note": "sum"}]));
     // The backend calls a procedure a WAMP client registered.
     wamp.send(json!([64, 8, {}, "com.example.upper"]));
     assert_eq!(wamp.recv()[0], 65);
-    send_v(
-        &mut control,
-        json!([48, 2, {}, "com.example.upper", ["shout"]]),
-    );
+    control.send_v(&json!([48, 2, {}, "com.example.upper", ["shout"]]));
     let invocation = wamp.recv();
     assert_eq!(invocation[0], 68);
     assert_eq!(invocation[4], json!(["shout"]));
     wamp.send(json!([70, invocation[1], {}, ["SHOUT"]]));
-    assert_eq!(next_v(&mut control), json!([50, 2, {}, ["SHOUT"]]));
+    assert_eq!(control.next_v(), json!([50, 2, {}, ["SHOUT"]]));
     // The backend leaving ends its registration: the next call finds no procedure.
     drop(control);
     let mut probe = server.control();
-    send_v(&mut probe, json!([48, 3, {}, "com.example.add", [1, 1]]));
-    let error = next_v(&mut probe);
+    probe.send_v(&json!([48, 3, {}, "com.example.add", [1, 1]]));
+    let error = probe.next_v();
     assert_eq!(
         error.as_array().unwrap()[..5],
         json!([8, 48, 3, {}, "wamp.error.no_such_procedure"])

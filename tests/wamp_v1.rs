@@ -93,17 +93,6 @@ fn recv(ws: &mut WsClient) -> Value {
     serde_json::from_str(&ws.recv_text()).unwrap()
 }
 
-fn send_v(control: &mut Control, message: Value) {
-    control.send(b'V', message.to_string().as_bytes());
-}
-
-fn next_v(control: &mut Control) -> Value {
-    let (_, payload) = control
-        .next_frame(|command| command == b'V')
-        .expect("a V frame");
-    serde_json::from_slice(&payload).unwrap()
-}
-
 #[test]
 fn wamp_is_chosen_unless_a_v2_serializer_comes_first() {
     let server = Setup::new().start();
@@ -170,8 +159,8 @@ fn a_control_publish_reaches_a_v1_subscriber() {
 fn a_v1_call_reaches_control_and_v2_callees() {
     let server = Setup::new().start();
     let mut control = server.control();
-    send_v(&mut control, json!([64, 1, {}, "com.example.add"]));
-    assert_eq!(next_v(&mut control)[0], 65);
+    control.send_v(&json!([64, 1, {}, "com.example.add"]));
+    assert_eq!(control.next_v()[0], 65);
     let mut callee = v2(&server, "bob");
     callee.send_text(r#"[64,1,{},"com.example.upper"]"#);
     assert_eq!(recv(&mut callee)[0], 65);
@@ -179,25 +168,22 @@ fn a_v1_call_reaches_control_and_v2_callees() {
     let mut old = V1::connect(&server, &Cookies::fresh("alice"), "wamp");
     old.send(json!([1, "ex", "com.example."]));
     old.send(json!([2, "a1", "ex:add", 2, 3]));
-    let invocation = next_v(&mut control);
+    let invocation = control.next_v();
     assert_eq!(invocation[0], 68, "{invocation}");
     assert_eq!(invocation[4], json!([2, 3]));
-    send_v(&mut control, json!([70, invocation[1], {}, [5]]));
+    control.send_v(&json!([70, invocation[1], {}, [5]]));
     assert_eq!(old.recv(), json!([3, "a1", 5]));
     // An error with a text: CALLERROR with it as errorDesc.
     old.send(json!([2, "a2", "ex:add"]));
-    let invocation = next_v(&mut control);
-    send_v(
-        &mut control,
-        json!([
-            8,
-            68,
-            invocation[1],
-            {},
-            "com.example.bad_args",
-            ["two numbers"]
-        ]),
-    );
+    let invocation = control.next_v();
+    control.send_v(&json!([
+        8,
+        68,
+        invocation[1],
+        {},
+        "com.example.bad_args",
+        ["two numbers"]
+    ]));
     assert_eq!(
         old.recv(),
         json!([
@@ -236,17 +222,17 @@ fn stork_feeds_verified_per_topic_by_the_authorizer() {
         )
         .start();
     let mut control = server.control();
-    send_v(&mut control, json!([64, 1, {}, "stork.verify"]));
-    assert_eq!(next_v(&mut control)[0], 65);
+    control.send_v(&json!([64, 1, {}, "stork.verify"]));
+    assert_eq!(control.next_v()[0], 65);
     let verify = |control: &mut Control, topic: &str, action: &str, allow: bool| {
-        let invocation = next_v(control);
+        let invocation = control.next_v();
         assert_eq!(invocation[0], 68, "{invocation}");
         let [details, uri, asked, _options] = invocation[4].as_array().unwrap().as_slice() else {
             panic!("{invocation}");
         };
         assert_eq!(details["authid"], "alice");
         assert_eq!((uri.as_str(), asked.as_str()), (Some(topic), Some(action)));
-        send_v(control, json!([70, invocation[1], {}, [allow]]));
+        control.send_v(&json!([70, invocation[1], {}, [allow]]));
     };
 
     let mut old = V1::connect(&server, &Cookies::fresh("alice"), "wamp");

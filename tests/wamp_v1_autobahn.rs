@@ -245,18 +245,6 @@ fn v2_events_until(client: &mut RawWamp, last: &str) -> Value {
     }
 }
 
-/// The backend's WAMP session: `V` frames on a control connection.
-fn send_v(control: &mut Control, message: Value) {
-    control.send(b'V', message.to_string().as_bytes());
-}
-
-fn next_v(control: &mut Control) -> Value {
-    let (_, payload) = control
-        .next_frame(|command| command == b'V')
-        .expect("a V frame");
-    serde_json::from_slice(&payload).unwrap()
-}
-
 /// The control socket's `x` (publish): the fields topic and message, each `{len}:{bytes}`.
 fn control_publish(control: &mut Control, topic: &str, message: &[u8]) {
     let mut payload = format!("{}:{topic}{}:", topic.len(), message.len()).into_bytes();
@@ -274,8 +262,8 @@ fn curie_calls_reach_a_v2_callee_and_the_control_session() {
     let (mut callee, _) = v2(&server, "bob");
     v2_register(&mut callee, 1, "com.example.upper");
     let mut control = server.control();
-    send_v(&mut control, json!([64, 1, {}, "com.example.add"]));
-    assert_eq!(next_v(&mut control)[0], 65);
+    control.send_v(&json!([64, 1, {}, "com.example.add"]));
+    assert_eq!(control.next_v()[0], 65);
 
     let mut client = AutobahnV1::connect(&server, "alice");
     client.prefix("ex", "com.example.");
@@ -302,10 +290,10 @@ fn curie_calls_reach_a_v2_callee_and_the_control_session() {
 
     // The control socket's `V` session as callee, by CURIE too.
     let call_id = client.call("ex:add", &[json!(2), json!(3)]);
-    let invocation = next_v(&mut control);
+    let invocation = control.next_v();
     assert_eq!(invocation[0], 68, "{invocation}");
     assert_eq!(invocation[4], json!([2, 3]));
-    send_v(&mut control, json!([70, invocation[1], {}, [5]]));
+    control.send_v(&json!([70, invocation[1], {}, [5]]));
     assert_eq!(client.call_result(&call_id), 5);
 }
 
@@ -315,8 +303,8 @@ fn call_errors_come_as_callerrors_autobahn_accepts() {
     let (mut callee, _) = v2(&server, "bob");
     v2_register(&mut callee, 1, "com.example.div");
     let mut control = server.control();
-    send_v(&mut control, json!([64, 1, {}, "com.example.add"]));
-    assert_eq!(next_v(&mut control)[0], 65);
+    control.send_v(&json!([64, 1, {}, "com.example.add"]));
+    assert_eq!(control.next_v()[0], 65);
     let mut client = AutobahnV1::connect(&server, "alice");
     client.prefix("ex", "com.example.");
 
@@ -333,10 +321,9 @@ fn call_errors_come_as_callerrors_autobahn_accepts() {
     // The control session's ERROR with a text and more: the text is errorDesc, and the
     // arguments are errorDetails (the keyword arguments beside them are dropped).
     let call_id = client.call("ex:add", &[json!("two")]);
-    let invocation = next_v(&mut control);
-    send_v(
-        &mut control,
-        json!([8, 68, invocation[1], {}, "com.example.bad_args", ["two numbers", 1], {"got": 1}]),
+    let invocation = control.next_v();
+    control.send_v(
+        &json!([8, 68, invocation[1], {}, "com.example.bad_args", ["two numbers", 1], {"got": 1}]),
     );
     assert_eq!(
         client.call_error(&call_id),

@@ -763,6 +763,19 @@ impl Control {
         }
     }
 
+    /// Sends one WAMP message (JSON) from the backend's session: a `V` frame.
+    pub fn send_v(&mut self, message: &serde_json::Value) {
+        self.send(b'V', message.to_string().as_bytes());
+    }
+
+    /// The next WAMP message to the backend's session (a `V` frame), other frames set aside.
+    pub fn next_v(&mut self) -> serde_json::Value {
+        let (_, payload) = self
+            .next_frame(|command| command == b'V')
+            .expect("a V frame");
+        serde_json::from_slice(&payload).unwrap()
+    }
+
     /// Frames set aside so far and not taken.
     pub fn held(&self) -> &VecDeque<(u8, Vec<u8>)> {
         &self.held
