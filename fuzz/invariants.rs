@@ -921,6 +921,10 @@ fn check_command_values(parsed: &Command<'_>) {
         | Command::Status
         | Command::Authorizer => {}
         Command::Wamp { message } => assert!(std::str::from_utf8(message).is_ok()),
+        // Empty is every session, so a named authid is never empty.
+        Command::FlushAuthorizations { authid } => {
+            assert!(authid.is_none_or(|authid| !authid.is_empty()), "authid");
+        }
         Command::ToUser {
             user: name,
             binary,
@@ -1032,16 +1036,16 @@ fn check_control_error(error: &ControlError, max: usize) {
 // ---------------------------------------------------------------------------------------------
 
 /// Command bytes whose payload is fields.
-const FIELDS_COMMANDS: &[u8] = b"uUwWogykKjJrRxXhHvezZ";
+const FIELDS_COMMANDS: &[u8] = b"uUwWogykKjJrRxXhHvezZO";
 
 /// Arbitrary bytes as one payload made of fields, without the framing around it, so the
 /// fuzzer works on the fields directly.
 ///
 /// - The fields reader yields only sub-slices of the payload, in order, and stops at the
 ///   first malformed field (`check_fields`).
-/// - As the payload of each fields command (`u` to `Z`), the `control_codec` frame checks
-///   hold: a command that parses keeps its field rules and re-encodes canonically to an equal
-///   command; an error is `0E` in one line.
+/// - As the payload of each fields command (`u` to `Z`, and `O`), the `control_codec` frame
+///   checks hold: a command that parses keeps its field rules and re-encodes canonically to
+///   an equal command; an error is `0E` in one line.
 /// - Read as what wson sends (an event `e`, an authorization request `z`, a page `L`), a
 ///   payload that parses encodes back to a frame that parses to the same value; kinds and
 ///   topics parse to values that keep their rules.

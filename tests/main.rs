@@ -28,6 +28,7 @@ mod users;
 mod wamp_auth;
 mod wamp_clients;
 mod wamp_control;
+mod wamp_flush;
 mod wamp_parity;
 mod wamp_v1;
 mod wamp_v1_autobahn;

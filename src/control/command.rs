@@ -2,13 +2,13 @@
 //! what wson answers is a `Reply` encoded back into the same framing.
 //!
 //! The command set is the PHP ws(s)on's (`b B c C d D l f F i I s S m p P q Q`), plus `t`
-//! (status), plus wson's users, topics, events and authorizer commands
-//! (`u U w W o g y k K j J r R x X h H v e z Z`), whose payloads are fields
-//! (`control::fields`). Every command byte either maps to a `Command` or is
-//! `ControlError::UnknownCommand`; every field is checked here and borrowed from the payload,
-//! typed (a `Token`, a `Topic`, a close code); every `ControlError` maps to the reply `0E`
-//! (`Reply::from_error`). Executing a command against the hub belongs to the server, not
-//! here. COMMANDS.md is the reference for every rule.
+//! (status), plus wson's users, topics, events, authorizer and WAMP authorization commands
+//! (`u U w W o g y k K j J r R x X h H v e z Z O`), whose payloads are fields
+//! (`control::fields`), plus `V` (WAMP messages). Every command byte either maps to a
+//! `Command` or is `ControlError::UnknownCommand`; every field is checked here and borrowed
+//! from the payload, typed (a `Token`, a `Topic`, a close code); every `ControlError` maps to
+//! the reply `0E` (`Reply::from_error`). Executing a command against the hub belongs to the
+//! server, not here. COMMANDS.md is the reference for every rule.
 
 use std::num::NonZeroUsize;
 
@@ -174,6 +174,9 @@ pub enum Command<'a> {
     /// PUBLISH, SUBSCRIBE, REGISTER, CALL, YIELD... The router's messages come back as `V`
     /// frames; no reply otherwise. The router decodes it: the codec only frames it.
     Wamp { message: &'a [u8] },
+    /// `O`: reply `#n`; drop the WAMP authorizer answers cached by every session (`None`)
+    /// or by the sessions of this authid; n = answers dropped.
+    FlushAuthorizations { authid: Option<&'a str> },
 }
 
 impl Command<'_> {
@@ -224,6 +227,7 @@ impl Command<'_> {
             Command::Authorizer => b'z',
             Command::Authorize { .. } => b'Z',
             Command::Wamp { .. } => b'V',
+            Command::FlushAuthorizations { .. } => b'O',
         }
     }
 
@@ -316,6 +320,9 @@ impl Command<'_> {
                 kinds.encode(&mut names);
                 encode_fields(command, &[group.unwrap_or("").as_bytes(), &names], 0, out);
             }
+            Command::FlushAuthorizations { authid } => {
+                encode_fields(command, &[authid.unwrap_or("").as_bytes()], 0, out);
+            }
             Command::Authorize { id, decision } => {
                 let id = Decimal::new(id);
                 let mut payload = Vec::new();
@@ -399,6 +406,7 @@ impl Command<'_> {
             | Command::Listen { .. }
             | Command::Authorizer
             | Command::Wamp { .. }
+            | Command::FlushAuthorizations { .. }
             | Command::Authorize {
                 decision: Decision::Deny { .. },
                 ..
@@ -651,6 +659,21 @@ impl<'a> Reader<'a> {
             })
     }
 
+    /// A WAMP authid: empty or left out is none (every session); else UTF-8 (WAMP strings
+    /// are), of any length the frame allows: the router sets no bound on authids.
+    fn authid(&mut self) -> Result<Option<&'a str>, ControlError> {
+        let (bytes, _) = self.optional("authid")?;
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        std::str::from_utf8(bytes)
+            .map(Some)
+            .map_err(|error| ControlError::InvalidUtf8 {
+                command: self.command,
+                offset: error.valid_up_to(),
+            })
+    }
+
     fn kinds(&mut self) -> Result<EventKinds, ControlError> {
         let (bytes, field) = self.optional("kinds")?;
         EventKinds::parse(bytes).map_err(|error| match error {
@@ -766,7 +789,9 @@ pub fn parse(frame: RawFrame<'_>) -> Result<Command<'_>, ControlError> {
             message: text(command, payload)?,
         }),
         b'u' | b'U' | b'w' | b'W' | b'o' | b'g' | b'y' | b'k' | b'K' | b'j' | b'J' | b'r'
-        | b'R' | b'x' | b'X' | b'h' | b'H' | b'v' | b'e' | b'Z' => parse_fields(command, payload),
+        | b'R' | b'x' | b'X' | b'h' | b'H' | b'v' | b'e' | b'Z' | b'O' => {
+            parse_fields(command, payload)
+        }
         // COMMANDS.md, Errors: an unknown command byte is 0E (the PHP ws(s)on skipped it).
         byte => Err(ControlError::UnknownCommand { byte }),
     }
@@ -850,6 +875,10 @@ fn parse_fields(command: u8, payload: &[u8]) -> Result<Command<'_>, ControlError
         b'e' => Command::Listen {
             group: reader.group()?,
             kinds: reader.kinds()?,
+        },
+        // authid?
+        b'O' => Command::FlushAuthorizations {
+            authid: reader.authid()?,
         },
         // id, allow, user?, topic... | id, deny, status, reason?
         b'Z' => return parse_authorize(reader, payload),
@@ -1052,7 +1081,7 @@ pub enum Reply {
     Status(String),
     /// `0E`: protocol error; wson closes the connection after sending it.
     Error,
-    /// `{len}#{n}`: the answer to `w W o k K j J r R`.
+    /// `{len}#{n}`: the answer to `w W o k K j J r R O`.
     Count(u64),
     /// `{len}#{users} {connections}`: the answer to `H`.
     TopicCount { users: u64, connections: u64 },
@@ -1858,7 +1887,7 @@ mod tests {
         #[test]
         fn decode_and_parse_never_panic_and_ignore_splits(
             input in proptest::collection::vec(
-                prop_oneof![3 => b'0'..=b'9', 3 => proptest::sample::select(b"bBcCdDlfFiIsSmpPqQtuUwWogykKjJrRxXhHvezZG:".to_vec()), 1 => any::<u8>()],
+                prop_oneof![3 => b'0'..=b'9', 3 => proptest::sample::select(b"bBcCdDlfFiIsSmpPqQtuUwWogykKjJrRxXhHvezZOG:".to_vec()), 1 => any::<u8>()],
                 0..80),
             cut in any::<prop::sample::Index>(),
         ) {
@@ -2211,6 +2240,52 @@ mod tests {
             })
         );
         assert!(command(b"15e12:a-b_c.D-0.9Z").is_ok());
+    }
+
+    #[test]
+    fn upper_o_flushes_every_sessions_authorizations_or_one_authids() {
+        assert_command(b"0O", Command::FlushAuthorizations { authid: None });
+        assert_command(
+            b"7O5:alice",
+            Command::FlushAuthorizations {
+                authid: Some("alice"),
+            },
+        );
+        // Left out and empty are the same: every session.
+        assert_eq!(command(b"2O0:"), command(b"0O"));
+        // An authid is any UTF-8, longer than a cookie user may be too.
+        let long = "é".repeat(MAX_USER_LEN);
+        assert_eq!(
+            command(&fields_frame(b'O', &[long.as_bytes()])),
+            Ok(Command::FlushAuthorizations {
+                authid: Some(&long)
+            })
+        );
+        assert_eq!(
+            command(b"5O3:a\xffb"),
+            Err(ControlError::InvalidUtf8 {
+                command: b'O',
+                offset: 1
+            })
+        );
+        assert_eq!(
+            command(b"12O5:alice3:bob"),
+            Err(ControlError::TooManyFields {
+                command: b'O',
+                max: 1
+            })
+        );
+        assert_eq!(
+            command(b"5Oalice"),
+            Err(ControlError::FieldSyntax {
+                command: b'O',
+                field: 1,
+                error: FieldError::NotADigit {
+                    offset: 0,
+                    byte: b'a'
+                }
+            })
+        );
     }
 
     #[test]
@@ -2977,10 +3052,11 @@ mod tests {
             b"10:news.sport",
             b"0y0e0z",
             b"15Z1:85:allow3:bob",
+            b"0O7O5:alice",
         ]);
         let (commands, error) = assert_same_at_every_split(&input);
         assert_eq!(error, None);
-        assert_eq!(commands.len(), 7);
+        assert_eq!(commands.len(), 9);
         assert_eq!(commands[2].token.as_deref(), Some(&TOKEN[..]));
         let (commands, error) = assert_same_at_every_split(b"0y9x1:a5Goal!0y");
         assert_eq!(commands.len(), 1);
@@ -3109,7 +3185,7 @@ mod tests {
         }
         // Every command and reply of issue 10 has at least one example.
         let commands: std::collections::BTreeSet<u8> =
-            b"uUwWogykKjJrRxXhHvezZV".iter().copied().collect();
+            b"uUwWogykKjJrRxXhHvezZVO".iter().copied().collect();
         let missing: Vec<char> = commands
             .difference(&new_commands)
             .map(|b| char::from(*b))
@@ -3200,6 +3276,9 @@ mod tests {
                     topics,
                 },
             },
+            14 => Command::FlushAuthorizations {
+                authid: flag.then_some(user),
+            },
             _ => Command::Authorize {
                 id: number,
                 decision: Decision::Deny {
@@ -3213,7 +3292,7 @@ mod tests {
     proptest! {
         #[test]
         fn fields_command_encode_then_parse_round_trips(
-            kind in 0_u8..15,
+            kind in 0_u8..16,
             flag in any::<bool>(),
             user in "[a-z]{1,12}",
             topic in "[a-z]{1,6}(\\.[a-z0-9_]{1,6}){0,3}",
@@ -3251,7 +3330,7 @@ mod tests {
 
         #[test]
         fn whatever_parses_re_encodes_to_an_equal_command(
-            command_byte in proptest::sample::select(b"uUwWogykKjJrRxXhHvezZ".to_vec()),
+            command_byte in proptest::sample::select(b"uUwWogykKjJrRxXhHvezZO".to_vec()),
             fields in proptest::collection::vec(
                 prop_oneof![
                     Just(Vec::new()),

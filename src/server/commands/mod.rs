@@ -328,6 +328,12 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
             ctx.hub.wamp_from_backend(ctx.me, message, ctx.now);
             Outcome::Done
         }
+        // With WAMP off there is no session, so nothing to drop: `#0`, not an error (the
+        // backend may flush after any permission change without knowing the config).
+        Command::FlushAuthorizations { authid } => {
+            let dropped = ctx.hub.wamp_flush_authorizations(authid);
+            Outcome::Reply(Reply::Count(dropped as u64))
+        }
     })
 }
 

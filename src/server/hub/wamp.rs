@@ -115,6 +115,12 @@ impl Hub {
             .publish_from_plain(topic, &Dict::new(), payload, now, &mut self.actions);
     }
 
+    /// `O`: drops the authorizer answers cached by every WAMP session, or by the sessions of
+    /// `authid`; returns how many answers went. Nothing is sent: the next action asks again.
+    pub fn wamp_flush_authorizations(&mut self, authid: Option<&str>) -> usize {
+        self.router.flush_authorizations(authid)
+    }
+
     /// Applies a reloaded `[wamp]`.
     pub fn configure_router(&mut self, wamp: &Wamp) {
         self.router.configure(router_config(wamp));
