@@ -5,7 +5,7 @@
 //! its answer comes, so a SUBSCRIBED the backend did not answer for was decided by the cache,
 //! and a `p` round trip with no `V` frame set aside shows that no INVOCATION was sent.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::common::wamp::{RawWamp, wson_wamp};
 use crate::common::*;
@@ -29,37 +29,23 @@ fn server() -> Server {
     )
 }
 
-fn send_v(control: &mut Control, message: Value) {
-    control.send(b'V', message.to_string().as_bytes());
-}
-
-fn next_v(control: &mut Control) -> Value {
-    let (_, payload) = control
-        .next_frame(|command| command == b'V')
-        .expect("a V frame");
-    serde_json::from_slice(&payload).unwrap()
-}
-
 /// The backend registers `AUTHORIZER`.
 fn register_authorizer(backend: &mut Control) {
-    send_v(backend, json!([64, 1, {}, AUTHORIZER]));
-    let registered = next_v(backend);
+    backend.send_v(&json!([64, 1, {}, AUTHORIZER]));
+    let registered = backend.next_v();
     assert_eq!(registered[0], 65, "REGISTERED expected, got {registered}");
 }
 
 /// The backend's next V frame is the INVOCATION asking whether `authid` may subscribe to
 /// `TOPIC`; answered allow, cached.
 fn allow_subscribe_cached(backend: &mut Control, authid: &str) {
-    let invocation = next_v(backend);
+    let invocation = backend.next_v();
     assert_eq!(invocation[0], 68, "INVOCATION expected, got {invocation}");
     let args = &invocation[4];
     assert_eq!(args[0]["authid"], authid, "{invocation}");
     assert_eq!(args[1], TOPIC, "{invocation}");
     assert_eq!(args[2], "subscribe", "{invocation}");
-    send_v(
-        backend,
-        json!([70, invocation[1], {}, [{"allow": true, "cache": true}]]),
-    );
+    backend.send_v(&json!([70, invocation[1], {}, [{"allow": true, "cache": true}]]));
 }
 
 /// SUBSCRIBE to `TOPIC` as `request`, without waiting for the answer.

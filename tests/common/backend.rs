@@ -89,7 +89,7 @@ impl Control {
         self.next_reply()
     }
 
-    /// A command answered `#n`: `w W o k K j J r R`.
+    /// A command answered `#n`: `w W o k K j J r R O`.
     pub fn count(&mut self, command: u8, values: &[&[u8]]) -> u64 {
         match self.ask(command, values) {
             Reply::Count(count) => count,
