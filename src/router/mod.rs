@@ -36,7 +36,7 @@ use crate::router::error::{PROTOCOL_VIOLATION, Violation};
 use crate::router::ids::{GlobalIds, SequentialIds};
 use crate::router::options::{PeerFeatures, PublishOptions};
 use crate::router::realm::{Ctx, Publisher, Realm};
-use crate::router::session::{BACKEND_AUTHID, Link, Phase, Session};
+use crate::router::session::{Asking, Attempt, BACKEND_AUTHID, Link, Phase, Session};
 use crate::server::slab::Key;
 use crate::wamp::{Dict, Message, Payload, Serializer, Value};
 
@@ -156,17 +156,6 @@ pub const TOO_MANY_SESSIONS: &str = "wamp.error.not_authorized";
 
 /// Longest client-chosen authid a log line repeats.
 const MAX_LOGGED_AUTHID_LEN: usize = 128;
-
-/// A login on its way to the authenticator.
-struct Asking {
-    key: Key,
-    serializer: Serializer,
-    realm: String,
-    session: u64,
-    features: PeerFeatures,
-    method: AuthMethod,
-    authid: String,
-}
 
 /// The ABORT of a login that did not succeed.
 struct LoginRefusal {
@@ -505,8 +494,12 @@ impl Router {
         };
         let (serializer, established) = match *phase {
             Phase::Closing | Phase::EstablishedV1 { .. } => return,
-            Phase::Authenticating { serializer, .. }
-            | Phase::AwaitingAuthenticator { serializer, .. } => {
+            Phase::Authenticating { ref attempt, .. }
+            | Phase::AwaitingAuthenticator {
+                asking: Asking { ref attempt, .. },
+                ..
+            } => {
+                let serializer = attempt.serializer;
                 match serializer.decode(bytes, self.config.max_depth) {
                     Ok(message) => self.authenticating(key, message, now, out),
                     Err(error) => {
@@ -714,38 +707,30 @@ impl Router {
             random_authid,
             random_nonce,
         };
+        let attempt = Attempt {
+            serializer,
+            realm: realm_name.to_owned(),
+            session: id,
+            features,
+        };
         match auth::start(self.config.realm_settings.get(realm_name), hello) {
-            Start::Welcome(login) => {
-                self.establish(key, serializer, realm_name, id, features, login, now, out);
-            }
+            Start::Welcome(login) => self.establish(key, attempt, login, now, out),
             Start::Challenge { pending, extra } => {
                 let challenge = Message::Challenge {
                     method: pending.method.name().to_owned(),
                     extra,
                 };
                 realm::send_via(Link::Client { key, serializer }, challenge, out);
-                self.clients.insert(
-                    key,
-                    Phase::Authenticating {
-                        serializer,
-                        realm: realm_name.to_owned(),
-                        session: id,
-                        features,
-                        pending,
-                    },
-                );
+                self.clients
+                    .insert(key, Phase::Authenticating { attempt, pending });
             }
             Start::Ask { procedure, authid } => {
                 let asking = Asking {
-                    key,
-                    serializer,
-                    realm: realm_name.to_owned(),
-                    session: id,
-                    features,
+                    attempt,
                     method: AuthMethod::Wampcra,
                     authid,
                 };
-                self.ask_authenticator(asking, &procedure, None, now, out);
+                self.ask_authenticator(key, asking, &procedure, None, now, out);
             }
             Start::Deny { reason, message } => {
                 log::debug!(conn = key.to_usize(), realm = realm_name, reason; "WAMP login refused");
@@ -761,20 +746,17 @@ impl Router {
         let phase = self.clients.get(&key).cloned();
         let serializer = match &phase {
             Some(
-                Phase::Authenticating { serializer, .. }
-                | Phase::AwaitingAuthenticator { serializer, .. },
-            ) => *serializer,
+                Phase::Authenticating { attempt, .. }
+                | Phase::AwaitingAuthenticator {
+                    asking: Asking { attempt, .. },
+                    ..
+                },
+            ) => attempt.serializer,
             _ => return,
         };
         match (phase, message) {
             (
-                Some(Phase::Authenticating {
-                    serializer,
-                    realm: realm_name,
-                    session,
-                    features,
-                    pending,
-                }),
+                Some(Phase::Authenticating { attempt, pending }),
                 Message::Authenticate { signature, .. },
             ) => {
                 // The signature is bounded before it is compared or passed on: a huge one
@@ -785,25 +767,28 @@ impl Router {
                     let procedure = self
                         .config
                         .realm_settings
-                        .get(&realm_name)
+                        .get(&attempt.realm)
                         .and_then(|realm| realm.authenticator.clone())
                         .unwrap_or_default();
                     let asking = Asking {
-                        key,
-                        serializer,
-                        realm: realm_name,
-                        session,
-                        features,
+                        attempt,
                         method: pending.method,
                         authid: pending.authid,
                     };
-                    return self.ask_authenticator(asking, &procedure, Some(signature), now, out);
+                    return self.ask_authenticator(
+                        key,
+                        asking,
+                        &procedure,
+                        Some(signature),
+                        now,
+                        out,
+                    );
                 }
                 let accepted =
                     signature.len() <= auth::MAX_SIGNATURE_LEN && pending.accepts(&signature);
                 if !accepted {
                     // Never the signature, nor which part was wrong.
-                    log::info!(conn = key.to_usize(), realm = realm_name, authid = loggable(&pending.authid), authmethod = pending.method.name(); "WAMP login failed");
+                    log::info!(conn = key.to_usize(), realm = attempt.realm, authid = loggable(&pending.authid), authmethod = pending.method.name(); "WAMP login failed");
                     return self.refuse_login(key, serializer, LoginRefusal::failed(), out);
                 }
                 let login = Login {
@@ -813,16 +798,7 @@ impl Router {
                     authprovider: pending.authprovider,
                     authextra: pending.authextra,
                 };
-                self.admit(
-                    key,
-                    serializer,
-                    &realm_name,
-                    session,
-                    features,
-                    login,
-                    now,
-                    out,
-                );
+                self.admit(key, attempt, login, now, out);
             }
             // WAMP v2, "Abort": "No response to an ABORT message is expected."
             (_, Message::Abort { .. }) => self.close(key, CLOSE_NORMAL, "wamp.close.abort", out),
@@ -852,19 +828,15 @@ impl Router {
 
     /// A login succeeded: WELCOME, unless the realm went (a reload) or others took the room
     /// while the login took its time.
-    #[allow(clippy::too_many_arguments)]
     fn admit(
         &mut self,
         key: Key,
-        serializer: Serializer,
-        realm_name: &str,
-        session: u64,
-        features: PeerFeatures,
+        attempt: Attempt,
         login: Login,
         now: Instant,
         out: &mut Vec<Action>,
     ) {
-        if !self.config.realms.iter().any(|name| name == realm_name)
+        if !self.config.realms.contains(&attempt.realm)
             || self.client_sessions >= self.config.max_sessions
         {
             let refusal = LoginRefusal {
@@ -872,17 +844,16 @@ impl Router {
                 message: "the router cannot take this session now".to_owned(),
                 counts: false,
             };
-            return self.refuse_login(key, serializer, refusal, out);
+            return self.refuse_login(key, attempt.serializer, refusal, out);
         }
-        self.establish(
-            key, serializer, realm_name, session, features, login, now, out,
-        );
+        self.establish(key, attempt, login, now, out);
     }
 
     /// Calls the realm's authenticator `procedure` about `asking.authid` (Crossbar's
     /// signature: realm, authid, details; the details carry the `ticket` for WAMP-Ticket).
     fn ask_authenticator(
         &mut self,
+        key: Key,
         asking: Asking,
         procedure: &str,
         ticket: Option<String>,
@@ -893,7 +864,7 @@ impl Router {
         transport.insert("type", Value::from("websocket"));
         let mut details = Dict::new();
         details.insert("transport", Value::Dict(transport));
-        details.insert("session", Value::from(asking.session));
+        details.insert("session", Value::from(asking.attempt.session));
         details.insert("authmethod", Value::from(asking.method.name()));
         details.insert("authid", Value::from(asking.authid.as_str()));
         details.insert("authrole", Value::Null);
@@ -901,41 +872,28 @@ impl Router {
         if let Some(ticket) = ticket {
             details.insert("ticket", Value::String(ticket));
         }
+        let realm_name = asking.attempt.realm.as_str();
         let payload = Payload {
             args: vec![
-                Value::from(asking.realm.as_str()),
+                Value::from(realm_name),
                 Value::from(asking.authid.as_str()),
                 Value::Dict(details),
             ],
             kwargs: Dict::new(),
         };
         let ticket = self.router_ids.next_id();
-        let index = self.realm_index(&asking.realm);
+        let index = self.realm_index(realm_name);
         let called = self.with_realm(index, now, out, |realm, ctx| {
             realm.call_for_router(ctx, ticket, procedure, payload)
         });
         if let Err(reason) = called.unwrap_or(Err("the realm is gone")) {
-            log::warn!(realm = asking.realm, authenticator = procedure, reason; "WAMP authenticator not called: login refused");
-            return self.refuse_login(
-                asking.key,
-                asking.serializer,
-                LoginRefusal::unanswered(),
-                out,
-            );
+            log::warn!(realm = asking.attempt.realm, authenticator = procedure, reason; "WAMP authenticator not called: login refused");
+            let serializer = asking.attempt.serializer;
+            return self.refuse_login(key, serializer, LoginRefusal::unanswered(), out);
         }
-        self.logins.insert(ticket, asking.key);
-        self.clients.insert(
-            asking.key,
-            Phase::AwaitingAuthenticator {
-                serializer: asking.serializer,
-                realm: asking.realm,
-                session: asking.session,
-                features: asking.features,
-                method: asking.method,
-                authid: asking.authid,
-                ticket,
-            },
-        );
+        self.logins.insert(ticket, key);
+        self.clients
+            .insert(key, Phase::AwaitingAuthenticator { asking, ticket });
     }
 
     /// The authenticator answered login call `answer.ticket` (or failed to): WAMP-CRA gets
@@ -951,21 +909,20 @@ impl Router {
         let Some(key) = self.logins.remove(&answer.ticket) else {
             return;
         };
-        let Some(Phase::AwaitingAuthenticator {
-            serializer,
-            realm: realm_name,
-            session,
-            features,
-            method,
-            authid,
-            ticket,
-        }) = self.clients.get(&key).cloned()
+        let Some(Phase::AwaitingAuthenticator { asking, ticket }) = self.clients.get(&key).cloned()
         else {
             return;
         };
         if ticket != answer.ticket {
             return;
         }
+        let Asking {
+            attempt,
+            method,
+            authid,
+        } = asking;
+        let serializer = attempt.serializer;
+        let realm_name = attempt.realm.as_str();
         let payload = match answer.outcome {
             dynamic::Outcome::Result(payload) => payload,
             dynamic::Outcome::Error { error, payload } => {
@@ -993,7 +950,7 @@ impl Router {
                 return self.refuse_login(key, serializer, LoginRefusal::unanswered(), out);
             }
         };
-        let settings = self.config.realm_settings.get(&realm_name);
+        let settings = self.config.realm_settings.get(realm_name);
         if settings
             .is_some_and(|realm| !realm.roles.is_empty() && realm.role(&principal.role).is_none())
         {
@@ -1044,7 +1001,7 @@ impl Router {
                         key: Some(&signing_key),
                         salted: salted.as_ref(),
                     },
-                    session,
+                    attempt.session,
                     &auth::nonce(&random_nonce),
                     &realm::iso8601(wall_now),
                 );
@@ -1054,16 +1011,8 @@ impl Router {
                     extra,
                 };
                 realm::send_via(Link::Client { key, serializer }, challenge, out);
-                self.clients.insert(
-                    key,
-                    Phase::Authenticating {
-                        serializer,
-                        realm: realm_name,
-                        session,
-                        features,
-                        pending,
-                    },
-                );
+                self.clients
+                    .insert(key, Phase::Authenticating { attempt, pending });
             }
             AuthMethod::Ticket | AuthMethod::Anonymous => {
                 let login = Login {
@@ -1073,34 +1022,27 @@ impl Router {
                     authprovider: dynamic::DYNAMIC_PROVIDER,
                     authextra,
                 };
-                self.admit(
-                    key,
-                    serializer,
-                    &realm_name,
-                    session,
-                    features,
-                    login,
-                    now,
-                    out,
-                );
+                self.admit(key, attempt, login, now, out);
             }
         }
     }
 
-    /// WELCOME: session `id` of `login` joins `realm_name`.
-    #[allow(clippy::too_many_arguments)]
+    /// WELCOME: the attempt's session of `login` joins its realm.
     fn establish(
         &mut self,
         key: Key,
-        serializer: Serializer,
-        realm_name: &str,
-        id: u64,
-        features: PeerFeatures,
+        attempt: Attempt,
         login: Login,
         now: Instant,
         out: &mut Vec<Action>,
     ) {
-        let index = self.realm_index(realm_name);
+        let Attempt {
+            serializer,
+            realm: realm_name,
+            session: id,
+            features,
+        } = attempt;
+        let index = self.realm_index(&realm_name);
         let mut session = Session::new(
             id,
             Link::Client { key, serializer },
@@ -1113,7 +1055,7 @@ impl Router {
         session.authextra = login.authextra;
         let welcome = Message::Welcome {
             session: id,
-            details: self.welcome_details(realm_name, &session),
+            details: self.welcome_details(&realm_name, &session),
         };
         realm::send_via(session.link, welcome, out);
         self.clients.insert(

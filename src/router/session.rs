@@ -44,27 +44,12 @@ pub enum Phase {
         serializer: Serializer,
         cookie_user: Option<String>,
     },
-    /// CHALLENGE sent; awaiting AUTHENTICATE. The session id is drawn already (the WAMP-CRA
-    /// challenge names it); the session joins `realm` on success.
-    Authenticating {
-        serializer: Serializer,
-        realm: String,
-        session: u64,
-        features: PeerFeatures,
-        pending: Pending,
-    },
-    /// The realm's authenticator was called (router call `ticket`) about `authid`: for
-    /// WAMP-CRA before the CHALLENGE (it names the secret), for WAMP-Ticket after the
-    /// AUTHENTICATE (it judges the ticket).
-    AwaitingAuthenticator {
-        serializer: Serializer,
-        realm: String,
-        session: u64,
-        features: PeerFeatures,
-        method: AuthMethod,
-        authid: String,
-        ticket: u64,
-    },
+    /// CHALLENGE sent; awaiting AUTHENTICATE.
+    Authenticating { attempt: Attempt, pending: Pending },
+    /// The realm's authenticator was called (router call `ticket`): for WAMP-CRA before the
+    /// CHALLENGE (it names the secret), for WAMP-Ticket after the AUTHENTICATE (it judges the
+    /// ticket).
+    AwaitingAuthenticator { asking: Asking, ticket: u64 },
     /// WELCOME sent; the session is `realms[realm].sessions[session]`.
     Established {
         realm: usize,
@@ -80,6 +65,24 @@ pub enum Phase {
     },
     /// ABORT or GOODBYE sent and Close asked for; everything received is dropped.
     Closing,
+}
+
+/// A login under way. The session id is drawn at HELLO (the WAMP-CRA challenge names it);
+/// the session joins `realm` on success.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub serializer: Serializer,
+    pub realm: String,
+    pub session: u64,
+    pub features: PeerFeatures,
+}
+
+/// A login the realm's authenticator decides: who asks to be `authid` by `method`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Asking {
+    pub attempt: Attempt,
+    pub method: AuthMethod,
+    pub authid: String,
 }
 
 /// How the router reaches a session.
