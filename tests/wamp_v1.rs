@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 use wson::ws::frame::OpCode;
 
+use crate::common::wamp::v1_upgrade;
 use crate::common::*;
 
 /// A WAMP v1 client: the server speaks first (WELCOME).
@@ -16,21 +17,7 @@ struct V1 {
 
 impl V1 {
     fn connect(server: &Server, cookies: &Cookies, protocols: &str) -> V1 {
-        let addr = server.tcp();
-        let mut ws = WsClient::raw_tcp(&addr);
-        ws.upgrade(&request(
-            &addr,
-            &cookies.header,
-            Some(ORIGIN),
-            &format!("Sec-WebSocket-Protocol: {protocols}\r\n"),
-        ))
-        .unwrap_or_else(|refusal| panic!("upgrade refused: {}", refusal.status));
-        assert_eq!(
-            ws.response
-                .as_ref()
-                .and_then(|r| r.header("Sec-WebSocket-Protocol")),
-            Some("wamp")
-        );
+        let mut ws = v1_upgrade(server, &cookies.header, protocols);
         let welcome: Value = serde_json::from_str(&ws.recv_text()).unwrap();
         assert_eq!(welcome[0], 0, "WELCOME first, got {welcome}");
         assert_eq!(welcome[2], 1);

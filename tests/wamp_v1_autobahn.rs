@@ -17,7 +17,7 @@
 use serde_json::{Value, json};
 use wson::ws::frame::OpCode;
 
-use crate::common::wamp::{RawWamp, wson_wamp};
+use crate::common::wamp::{RawWamp, v1_upgrade, wson_wamp};
 use crate::common::*;
 
 const TOPIC: &str = "com.example.room";
@@ -43,21 +43,7 @@ impl AutobahnV1 {
     /// `WampClientFactory(url)` offers only `wamp`; `onConnect` raises "server does not speak
     /// WAMP" unless the 101 chose it. The client waits for WELCOME before anything else.
     fn connect(server: &Server, user: &str) -> AutobahnV1 {
-        let addr = server.tcp();
-        let mut ws = WsClient::raw_tcp(&addr);
-        ws.upgrade(&request(
-            &addr,
-            &Cookies::fresh(user).header,
-            Some(ORIGIN),
-            "Sec-WebSocket-Protocol: wamp\r\n",
-        ))
-        .unwrap_or_else(|refusal| panic!("upgrade refused: {}", refusal.raw));
-        assert_eq!(
-            ws.response
-                .as_ref()
-                .and_then(|r| r.header("Sec-WebSocket-Protocol")),
-            Some("wamp")
-        );
+        let ws = v1_upgrade(server, &Cookies::fresh(user).header, "wamp");
         let mut client = AutobahnV1 {
             ws,
             session_id: String::new(),

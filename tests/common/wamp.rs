@@ -432,6 +432,27 @@ impl Drop for Crossbar {
     }
 }
 
+/// A WebSocket upgraded to WAMP v1 (the subprotocol `wamp`, among `protocols`) with
+/// `cookie_header`; fails unless the 101 chose `wamp`. The server's WELCOME is still unread.
+pub fn v1_upgrade(server: &Server, cookie_header: &str, protocols: &str) -> WsClient {
+    let addr = server.tcp();
+    let mut ws = WsClient::raw_tcp(&addr);
+    ws.upgrade(&request(
+        &addr,
+        cookie_header,
+        Some(ORIGIN),
+        &format!("Sec-WebSocket-Protocol: {protocols}\r\n"),
+    ))
+    .unwrap_or_else(|refusal| panic!("upgrade refused: {}", refusal.raw));
+    assert_eq!(
+        ws.response
+            .as_ref()
+            .and_then(|r| r.header("Sec-WebSocket-Protocol")),
+        Some("wamp")
+    );
+    ws
+}
+
 // --- Raw WAMP over the test's own WebSocket client -----------------------------------------
 
 /// A WAMP session by hand over `WsClient` (JSON), for input no WAMP library sends.
