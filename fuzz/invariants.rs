@@ -1431,6 +1431,31 @@ fn value_contains(value: &toml::Value, needle: &str) -> bool {
 /// (0), the message alone, a little nesting, and `MAX_DEPTH` itself.
 const WAMP_DEPTHS: [usize; 8] = [usize::MAX, 0, 1, 2, 3, 5, 16, MAX_DEPTH];
 
+/// A YIELD read as an authenticator's or authorizer's answer (`router::dynamic`): whatever it
+/// holds, a principal has a role and bounded PBKDF2 parameters, and an authorization is read
+/// or refused, never a panic.
+fn check_dynamic_answers(payload: &wamp::Payload) {
+    use wson::router::dynamic;
+    const MAX_ITERATIONS: u32 = 1000;
+    if let Ok(principal) = dynamic::principal(payload, MAX_ITERATIONS) {
+        assert!(!principal.role.is_empty(), "a principal without a role");
+        if let Some((_, iterations, keylen)) = principal.salted {
+            assert!(
+                (1..=MAX_ITERATIONS).contains(&iterations),
+                "iterations {iterations}"
+            );
+            assert!(keylen >= 1, "keylen 0");
+        }
+    }
+    if let Some((authorization, _cache)) = dynamic::authorizer_answer(payload) {
+        let bool_answer = matches!(payload.args.first(), Some(wamp::Value::Bool(_)));
+        assert!(
+            !bool_answer || !authorization.disclose,
+            "a bare bool disclosed"
+        );
+    }
+}
+
 /// Arbitrary bytes as one WAMP message. Input: `[selector, bytes @ ..]`; `selector % 3` picks
 /// the serializer (0 JSON, 1 MessagePack, 2 CBOR), `selector / 3 % 8` indexes `WAMP_DEPTHS`.
 ///
@@ -1444,6 +1469,7 @@ const WAMP_DEPTHS: [usize; 8] = [usize::MAX, 0, 1, 2, 3, 5, 16, MAX_DEPTH];
 /// - MessagePack and CBOR carry every message: through either, it comes back equal. JSON does
 ///   too unless the message holds a NaN or an infinity (written as null) or a string starting
 ///   with NUL (read back as binary); a message decoded from JSON never holds such a string.
+/// - A YIELD's payload read as an authenticator's or authorizer's answer never panics.
 pub fn wamp_message(data: &[u8]) {
     let Some((&selector, input)) = data.split_first() else {
         return;
@@ -1470,6 +1496,9 @@ pub fn wamp_message(data: &[u8]) {
 }
 
 fn check_wamp_message(serializer: Serializer, input: &[u8], message: &wamp::Message, bound: usize) {
+    if let wamp::Message::Yield { payload, .. } = message {
+        check_dynamic_answers(payload);
+    }
     let value = message.to_value();
     let depth = value.depth();
     assert!(
