@@ -205,21 +205,30 @@ fn node_ws_sees_403_for_bad_cookies() {
 
 // --- Chromium -------------------------------------------------------------------------------
 
-/// A tiny HTTP server for the browser: `GET /page.html` serves `tests/clients/page.html`,
-/// `POST /report` hands its body to the test, anything else is 404. Stopped on drop.
-struct PageServer {
-    port: u16,
+/// A tiny HTTP server for headless Chromium: `GET` of one of its files (request path, body,
+/// content type) serves it, `POST /report` hands its body to the test (the page reports what
+/// it saw), anything else is 404. Stopped on drop.
+pub(crate) struct PageServer {
+    pub(crate) port: u16,
     reports: Receiver<String>,
     stop: Arc<AtomicBool>,
     said: Vec<String>,
 }
 
+/// What a `PageServer` serves: request path, body, content type.
+pub(crate) type PageFile = (&'static str, Vec<u8>, &'static str);
+
 impl PageServer {
-    fn start() -> PageServer {
+    /// Serves `tests/clients/page.html` as `/page.html`.
+    fn start_page() -> PageServer {
+        let page = std::fs::read(clients_dir().join("page.html")).unwrap();
+        PageServer::start(vec![("/page.html", page, "text/html; charset=utf-8")])
+    }
+
+    pub(crate) fn start(files: Vec<PageFile>) -> PageServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let page = std::fs::read(clients_dir().join("page.html")).unwrap();
-        let page: Arc<[u8]> = Arc::from(page);
+        let files = Arc::new(files);
         let (tx, reports) = channel();
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = Arc::clone(&stop);
@@ -229,8 +238,8 @@ impl PageServer {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
-                let (page, tx) = (Arc::clone(&page), tx.clone());
-                std::thread::spawn(move || serve_http(stream, &page, &tx));
+                let (files, tx) = (Arc::clone(&files), tx.clone());
+                std::thread::spawn(move || serve_http(stream, &files, &tx));
             }
         });
         PageServer {
@@ -242,7 +251,7 @@ impl PageServer {
     }
 
     /// The next report of the page; fails after `WAIT`.
-    fn next(&mut self) -> Value {
+    pub(crate) fn next(&mut self) -> Value {
         let report = self
             .reports
             .recv_timeout(WAIT)
@@ -264,20 +273,20 @@ impl Drop for PageServer {
 }
 
 /// One request per connection (`Connection: close`), read with a bounded wait.
-fn serve_http(mut stream: TcpStream, page: &[u8], reports: &Sender<String>) {
+fn serve_http(mut stream: TcpStream, files: &[PageFile], reports: &Sender<String>) {
     let Some((request_line, body)) = read_http_request(&mut stream) else {
         return;
     };
-    let (status, content_type, response_body): (&str, &str, &[u8]) =
-        if request_line.starts_with("GET /page.html") {
-            ("200 OK", "text/html; charset=utf-8", page)
-        } else if request_line.starts_with("POST /report ") {
-            let _ = reports.send(String::from_utf8_lossy(&body).into_owned());
-            ("200 OK", "text/plain", b"")
-        } else {
-            ("404 Not Found", "text/plain", b"")
-        };
-    write_http_response(&mut stream, status, content_type, response_body);
+    if request_line.starts_with("POST /report ") {
+        let _ = reports.send(String::from_utf8_lossy(&body).into_owned());
+        return write_http_response(&mut stream, "200 OK", "text/plain", b"");
+    }
+    let target = request_line.split(' ').nth(1).unwrap_or_default();
+    let path = target.split(['?', '#']).next().unwrap_or_default();
+    match files.iter().find(|(name, _, _)| *name == path) {
+        Some((_, body, kind)) => write_http_response(&mut stream, "200 OK", kind, body),
+        None => write_http_response(&mut stream, "404 Not Found", "text/plain", b""),
+    }
 }
 
 /// The request line and the body (by `Content-Length`) of one HTTP request, read within the
@@ -329,6 +338,26 @@ pub(crate) fn write_http_response(
     );
     let _ = stream.write_all(head.as_bytes());
     let _ = stream.write_all(body);
+}
+
+/// autobahn-js for the browser (`node_modules/autobahn-browser`, by tests/install-tools.sh).
+pub(crate) fn autobahn_bundle() -> Vec<u8> {
+    std::fs::read(clients_dir().join("node_modules/autobahn-browser/autobahn.min.js"))
+        .expect("the autobahn-browser bundle (tests/install-tools.sh)")
+}
+
+/// The page's config, JSON in the URL fragment, percent-encoded.
+pub(crate) fn fragment(config: &Value) -> String {
+    config
+        .to_string()
+        .bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                char::from(byte).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
 }
 
 /// Headless Chromium on one URL, in its own process group with a fresh profile; the whole
@@ -414,7 +443,7 @@ fn chromium_page_gets_pushes_echoes_answers_pings_and_closes_cleanly() {
     if !chromium() {
         return;
     }
-    let mut page = PageServer::start();
+    let mut page = PageServer::start_page();
     let server = Setup::new()
         .echo()
         .set("origins", &format!(r#"["http://localhost:{}"]"#, page.port))
@@ -461,7 +490,7 @@ fn chromium_page_from_an_origin_not_allowed_is_refused() {
     if !chromium() {
         return;
     }
-    let mut page = PageServer::start();
+    let mut page = PageServer::start_page();
     let mut server = Setup::new()
         .echo()
         .set("origins", &format!(r#"["http://localhost:{}"]"#, page.port))

@@ -14,16 +14,13 @@
 //! The clients come from `tests/install-tools.sh`; a missing one fails the test, unless
 //! `WSON_SKIP_REAL_CLIENTS=1`.
 
-use std::net::{TcpListener, TcpStream};
-use std::sync::mpsc::{Receiver, Sender, channel};
-
 use serde_json::{Value, json};
 
 use wson::ws::frame;
 
 use crate::common::wamp::*;
 use crate::common::*;
-use crate::real_clients::{Browser, chromium, read_http_request, write_http_response};
+use crate::real_clients::{Browser, PageServer, autobahn_bundle, chromium, fragment};
 
 const REALM: &str = "realm1";
 
@@ -149,54 +146,21 @@ fn autobahn_python_cbor() {
 
 // --- Chromium -----------------------------------------------------------------------------
 
-/// Serves `wamp.html` and the autobahn-browser bundle; hands each POST /report body over.
-struct WampPageServer {
-    port: u16,
-    reports: Receiver<String>,
-}
-
-impl WampPageServer {
-    fn start() -> WampPageServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let dir = clients_dir();
-        let page = std::fs::read(dir.join("wamp/page.html")).unwrap();
-        let bundle = std::fs::read(dir.join("node_modules/autobahn-browser/autobahn.min.js"))
-            .expect("the autobahn-browser bundle (tests/install-tools.sh)");
-        let (tx, reports) = channel();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let (page, bundle, tx) = (page.clone(), bundle.clone(), tx.clone());
-                std::thread::spawn(move || serve(stream, &page, &bundle, &tx));
-            }
-        });
-        WampPageServer { port, reports }
-    }
-}
-
-fn serve(mut stream: TcpStream, page: &[u8], bundle: &[u8], reports: &Sender<String>) {
-    let Some((line, body)) = read_http_request(&mut stream) else {
-        return;
-    };
-    let (status, kind, response): (&str, &str, &[u8]) = if line.starts_with("GET /wamp.html") {
-        ("200 OK", "text/html; charset=utf-8", page)
-    } else if line.starts_with("GET /autobahn.min.js") {
-        ("200 OK", "text/javascript", bundle)
-    } else if line.starts_with("POST /report ") {
-        let _ = reports.send(String::from_utf8_lossy(&body).into_owned());
-        ("200 OK", "text/plain", b"")
-    } else {
-        ("404 Not Found", "text/plain", b"")
-    };
-    write_http_response(&mut stream, status, kind, response);
+/// Serves `wamp.html` and the autobahn-browser bundle.
+fn wamp_page_server() -> PageServer {
+    let dir = clients_dir();
+    let page = std::fs::read(dir.join("wamp/page.html")).unwrap();
+    PageServer::start(vec![
+        ("/wamp.html", page, "text/html; charset=utf-8"),
+        ("/autobahn.min.js", autobahn_bundle(), "text/javascript"),
+    ])
 }
 
 fn chromium_round_trip(serializer: &str) {
     if !chromium() || node().is_none() {
         return;
     }
-    let page = WampPageServer::start();
+    let mut page = wamp_page_server();
     let origin = format!("http://localhost:{}", page.port);
     let server = Setup::new()
         .set("wamp.realms", r#"["realm1"]"#)
@@ -209,23 +173,9 @@ fn chromium_round_trip(serializer: &str) {
         "cookie": cookies.header,
         "realm": REALM,
         "serializer": serializer,
-    })
-    .to_string();
-    let encoded: String = config
-        .bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
-                char::from(byte).to_string()
-            }
-            _ => format!("%{byte:02X}"),
-        })
-        .collect();
-    let _browser = Browser::open_with(&format!("{origin}/wamp.html#{encoded}"), &[]);
-    let report = page
-        .reports
-        .recv_timeout(WAIT)
-        .unwrap_or_else(|_| panic!("no report from the page within {WAIT:?}"));
-    let report: Value = serde_json::from_str(&report).unwrap();
+    });
+    let _browser = Browser::open_with(&format!("{origin}/wamp.html#{}", fragment(&config)), &[]);
+    let report = page.next();
     assert_eq!(
         report,
         json!({
