@@ -1,20 +1,16 @@
 // Lesson 1 of the Crossbar real-time workshop ("Exploring a WAMP system"), as the browser
-// console does it, with autobahn-js in Node: `node lesson1.js URL REALM`. An anonymous
-// guest (no cookies, no authmethods): subscribe 'test', publish to it with exclude_me false,
-// register 'test', call it, register it again (must fail), call a procedure nobody
-// registered (must fail). Prints one JSON document.
+// console does it, with autobahn-js: in Node, `node lesson1.js URL REALM` prints one JSON
+// document; in a page (lesson1.html, headless Chromium), `lesson1(workshop, URL, REALM)`
+// resolves to the same document. An anonymous guest (no cookies, no authmethods): subscribe
+// 'test', publish to it with exclude_me false, register 'test', call it, register it again
+// (must fail), call a procedure nobody registered (must fail).
 'use strict';
 
-const { autobahn, join, within, attempt } = require('./workshop_common');
-
-const [url, realm] = process.argv.slice(2);
-
-async function main() {
+async function lesson1({ join, within, attempt }, url, realm) {
   const out = {};
   const joined = await within(join({ url, realm }), 'join');
   if (joined.abort) {
-    console.log(JSON.stringify({ abort: joined.abort }));
-    return;
+    return { abort: joined.abort };
   }
   const { connection, session, details } = joined;
   out.welcome = {
@@ -64,10 +60,15 @@ async function main() {
   out.call_after = await attempt(session.call('test', []), 'call after');
 
   connection.close();
-  console.log(JSON.stringify(out));
+  return out;
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+if (typeof module !== 'undefined' && require.main === module) {
+  const [url, realm] = process.argv.slice(2);
+  lesson1(require('./workshop_common'), url, realm)
+    .then((out) => console.log(JSON.stringify(out)))
+    .catch((e) => {
+      console.error(e);
+      process.exit(1);
+    });
+}
