@@ -32,7 +32,7 @@ use crate::workshop_lesson1::workshop_script;
 
 const REALM: &str = "ws-workshop";
 
-fn lesson4_server() -> Server {
+pub fn lesson4_server() -> Server {
     Setup::new()
         .set("wamp.realms", r#"["ws-workshop"]"#)
         .set("wamp.realm.ws-workshop.auth", r#"["wampcra"]"#)

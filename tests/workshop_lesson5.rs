@@ -32,6 +32,7 @@ use serde_json::json;
 use crate::common::wamp::wson_url;
 use crate::common::*;
 use crate::workshop_lesson1::workshop_script;
+use crate::workshop_lesson4::lesson4_server;
 
 fn lesson5_server() -> Server {
     Setup::new()
@@ -94,6 +95,51 @@ fn workshop_lesson5_listener_records_messages_and_lists_active_users() {
             "user_list_subscribers": denied,
             "user_register": denied,
             "user_publish_elsewhere": denied,
+        })
+    );
+}
+
+/// The lesson's first step, "Permissions via API calls": lesson 4's authenticator worker with
+/// its `workshop.permissions` replaced as the lesson says (no call or register; a thread's
+/// publish and subscribe when the application grants the user that thread, asked over HTTP),
+/// on lesson 4's config; a user of the app creates a thread, logs in with the token the app
+/// gives, subscribes and publishes there, and is refused another thread.
+#[test]
+fn workshop_lesson5_permissions_via_api_calls() {
+    let (Some(node), Some(python)) = (node(), python()) else {
+        return;
+    };
+    let server = lesson4_server();
+    let url = wson_url(&server);
+    let mut worker = Script::spawn(
+        &python,
+        "workshop/lesson4_worker.py",
+        &[&url, "ws-workshop", "lesson5"],
+    );
+    let app = worker.next()["app"].as_str().unwrap().to_owned();
+    let out = workshop_script(
+        &node,
+        "lesson5_permissions.js",
+        &[&url, "ws-workshop", &app],
+    );
+    let denied = json!({"error": "wamp.error.not_authorized"});
+    let asked = |uri: &str, action: &str| json!({"authid": "yan", "authrole": "app-user", "uri": uri, "action": action});
+    assert_eq!(
+        out,
+        json!({
+            "thread": {"thread": "some-thread"},
+            "yan": {"authrole": "app-user", "authmethod": "wampcra"},
+            "sub": {"ok": true},
+            "pub": {"ok": true},
+            "event": {"ok": ["Hello to you"]},
+            "other_thread": denied,
+            "call": denied,
+            "log": [
+                asked("workshop.chat.some-thread", "subscribe"),
+                asked("workshop.chat.some-thread", "publish"),
+                asked("workshop.chat.other-thread", "subscribe"),
+                asked("workshop.subscribers", "call"),
+            ],
         })
     );
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Lesson 4 of the Crossbar real-time workshop ("Dynamic authentication with workers"), the
-router side, with autobahn-python (asyncio): `lesson4_worker.py URL REALM`.
+router side, with autobahn-python (asyncio): `lesson4_worker.py URL REALM [lesson5]`.
 
 The lesson's PHP worker `authenticator.php` (there Thruway), logged in with WAMP-CRA as the
 static user "authenticator", registers:
@@ -8,12 +8,15 @@ static user "authenticator", registers:
   the worker, anyone else is asked of the application over HTTP (`GET /auth?name=`); an
   unknown user gets the `blocked` role with an empty secret, as the lesson returns;
 - `workshop.permissions` (details, uri, action, options): publish and subscribe on
-  `workshop.chat*` only, cached, the publisher disclosed.
+  `workshop.chat*` only, cached, the publisher disclosed. With `lesson5`, as lesson 5's
+  "Permissions via API calls" replaces it: no call or register; publish and subscribe on
+  `workshop.chat.THREAD` when the application says the user may (`GET /access?thread=&user=`).
 
 It also runs the lesson's app (`lesson-4/app`, there Slim): `POST /user {"name"}` creates a
 user and answers its password and token, `POST /login {"name", "password"}` answers the token
 (the page's `login(user, password)`), `GET /auth?name=` the token the authenticator asks for,
-`GET /log` what the worker was asked (for the test).
+`GET /log` what the worker was asked (for the test); lesson 5's second app adds
+`POST /thread {"name", "title"}` (the user may use the thread) and `GET /access`.
 
 Prints `{"app": URL}` once both procedures are registered, then serves until killed.
 """
@@ -23,6 +26,7 @@ import json
 import secrets
 import sys
 import threading
+import urllib.error
 import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,6 +36,7 @@ import workshop_common
 AUTHENTICATOR = ("authenticator", "authenticator-kZ%3g@JR1oXb")
 
 USERS = {}  # the app's users: name -> {"password", "token"}
+THREADS = set()  # (user, thread) the app allows
 LOG = {"auth": [], "permissions": []}
 
 
@@ -54,6 +59,10 @@ class App(BaseHTTPRequestHandler):
             self.answer(200, USERS.get(name, {}).get("token", ""))
         elif url.path == "/log":
             self.answer(200, LOG)
+        elif url.path == "/access":
+            query = urllib.parse.parse_qs(url.query)
+            asked = (query.get("user", [""])[0], query.get("thread", [""])[0])
+            self.answer(200 if asked in THREADS else 404, "")
         else:
             self.answer(404, "")
 
@@ -65,6 +74,9 @@ class App(BaseHTTPRequestHandler):
                 "token": secrets.token_urlsafe(24),
             }
             self.answer(200, {"name": body["name"], **USERS[body["name"]]})
+        elif self.path == "/thread" and body.get("name") in USERS:
+            THREADS.add((body["name"], body["title"]))
+            self.answer(200, {"thread": body["title"]})
         elif self.path == "/login" and USERS.get(body.get("name"), {}).get("password") == body.get(
             "password"
         ):
@@ -86,7 +98,20 @@ def token_from_user(app, name):
     raise LookupError(f"No user found with name '{name}'")
 
 
-async def main(url, realm):
+def thread_access(app, user, uri):
+    """Lesson 5: may `user` use the thread of `uri`? Asks the application."""
+    thread = uri.replace("workshop.chat.", "", 1)
+    if not thread or thread == uri:
+        return False
+    url = f"{app}/access?" + urllib.parse.urlencode({"thread": thread, "user": user})
+    try:
+        with urllib.request.urlopen(url, timeout=workshop_common.STEP):
+            return True
+    except urllib.error.HTTPError:
+        return False
+
+
+async def main(url, realm, lesson="lesson4"):
     server = ThreadingHTTPServer(("127.0.0.1", 0), App)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     app = f"http://127.0.0.1:{server.server_port}"
@@ -109,7 +134,7 @@ async def main(url, realm):
             return {"role": "blocked", "secret": "", "disclose": True}
         return {"role": role, "secret": token}
 
-    def permissions(details, uri, action, options=None):
+    async def permissions(details, uri, action, options=None):
         LOG["permissions"].append(
             {
                 "authid": details["authid"],
@@ -118,6 +143,13 @@ async def main(url, realm):
                 "action": action,
             }
         )
+        if lesson == "lesson5":
+            if action in ("call", "register"):
+                return False
+            allowed = await loop.run_in_executor(
+                None, thread_access, app, details["authid"], uri
+            )
+            return {"allow": True, "disclose": True, "cache": True} if allowed else False
         if action == "publish" and uri.startswith("workshop.chat"):
             return {"allow": True, "disclose": True, "cache": True}
         if action == "subscribe" and uri.startswith("workshop.chat"):
@@ -131,4 +163,4 @@ async def main(url, realm):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:3]))
+    asyncio.run(main(*sys.argv[1:4]))
