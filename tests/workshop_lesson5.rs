@@ -3,7 +3,9 @@
 //! subscription to each created topic) and keeps the active users of each thread
 //! (`wamp.subscription.on_subscribe` / `on_unsubscribe` with `list_subscribers`) behind the
 //! procedure `workshop.subscribers`, in autobahn-python (asyncio,
-//! `tests/clients/workshop/lesson5.py`), exercised by three user sessions.
+//! `tests/clients/workshop/lesson5.py`), exercised by three user sessions; and the lesson's
+//! first step, "Permissions via API calls", where lesson 4's authorizer asks the application
+//! over HTTP (`workshop_lesson5_permissions_via_api_calls`).
 //!
 //! The lesson's Crossbar config, translated to wson.toml (its users and their permissions
 //! come from lesson 4's dynamic authenticator and authorizer, which `workshop_lesson4` runs
