@@ -302,14 +302,18 @@ impl Realm {
         id: u64,
         message: Message,
     ) -> Result<(), Violation> {
-        let gated = self.sessions.get(&id).is_some_and(|session| {
-            !session.is_trusted()
-                && ctx
-                    .policies
-                    .authorizer(&self.name, &session.authrole)
-                    .is_some()
-        });
-        let Some((action, uri, policy, options)) = authorizable(&message).filter(|_| gated) else {
+        // The cheap test first: most messages are no action an authorizer decides.
+        let gated = |realm: &Realm| {
+            realm.sessions.get(&id).is_some_and(|session| {
+                !session.is_trusted()
+                    && ctx
+                        .policies
+                        .authorizer(&realm.name, &session.authrole)
+                        .is_some()
+            })
+        };
+        let Some((action, uri, policy, options)) = authorizable(&message).filter(|_| gated(self))
+        else {
             return self.dispatch(ctx, id, message);
         };
         // What the handler would refuse before authorizing goes to it unasked: the authorizer
