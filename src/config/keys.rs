@@ -306,6 +306,23 @@ pub(super) fn check_across_keys(checker: &mut Checker, config: &parsed::Config) 
             }
         }
     }
+    if let (Some(realms), Some(settings), Some(role)) = (
+        &config.wamp.realms,
+        &config.wamp.realm,
+        &config.wamp.backend_authrole,
+    ) && role != crate::router::session::BACKEND_AUTHROLE
+        && let Some(backend_realm) = realms.first().and_then(|name| settings.get(name))
+        && !backend_realm.roles.is_empty()
+        && backend_realm.role(role).is_none()
+    {
+        checker.error(
+            "wamp.backend_authrole",
+            format!(
+                "{role:?} is no role of the backend realm {:?} (the first of wamp.realms)",
+                realms.first().map_or("", String::as_str)
+            ),
+        );
+    }
     if let (Some(AuthorizerFallback::Allow), Some(AuthMode::Authorizer)) =
         (config.authorizer.fallback, config.auth)
     {

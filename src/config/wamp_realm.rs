@@ -604,8 +604,16 @@ mod tests {
             ]
         );
         assert_eq!(realm.anonymous_role, "guest");
-        assert_eq!(realm.roles.len(), 4);
+        assert_eq!(realm.roles.len(), 5);
         assert!(realm.role("blocked").unwrap().permissions.is_empty());
+        assert_eq!(
+            realm.role("app-user").unwrap().authorizer.as_deref(),
+            Some("com.example.authorize")
+        );
+        assert_eq!(
+            realm.authenticator.as_deref(),
+            Some("com.example.authenticate")
+        );
         let chat = &realm.role("seethings").unwrap().permissions[1];
         assert!(chat.publish && chat.disclose_publisher && !chat.subscribe);
         assert_eq!(chat.policy, Match::Exact);
@@ -653,6 +661,45 @@ mod tests {
             &[("wamp.realm.realm9.auth", r#"["ticket"]"#)],
             "wamp.realm.realm9",
             "not one of wamp.realms",
+        );
+        assert_error(
+            &[
+                ("wamp.realm.realm1.role", r#"[{name = "a"}]"#),
+                ("wamp.backend_authrole", r#""b""#),
+            ],
+            "wamp.backend_authrole",
+            "no role of the backend realm",
+        );
+        assert_error(
+            &[
+                realms,
+                ("wamp.realm.realm2.auth", r#"["anonymous"]"#),
+                ("wamp.realm.realm2.authenticator", r#""app.auth""#),
+            ],
+            "wamp.realm.realm2.authenticator",
+            "add one of them to auth",
+        );
+        assert_error(
+            &[
+                realms,
+                (
+                    "wamp.realm.realm2.role",
+                    r#"[{name = "a", authorizer = "app.authorize", permissions = []}]"#,
+                ),
+            ],
+            "wamp.realm.realm2.role[0].permissions",
+            "the authorizer decides",
+        );
+        assert_error(
+            &[
+                realms,
+                (
+                    "wamp.realm.realm2.role",
+                    r#"[{name = "a", authorizer = "bad uri"}]"#,
+                ),
+            ],
+            "wamp.realm.realm2.role[0].authorizer",
+            "",
         );
         assert_error(
             &[realms, ("wamp.realm.realm2.auth", r#"["cookie"]"#)],
