@@ -6,8 +6,9 @@
 #   bench/run.sh            full run (3 rounds, 1,000 / 10,000 / 19,000 clients, WAMP at 10,000;
 #                           ~25 min)
 #   bench/run.sh --quick    smoke run (1 round, 200 / 1,000 clients; ~1 min)
-#   bench/run.sh --wamp-only --n 10000 --rounds 3   the WAMP workloads of issue 11 only,
-#                           wson and Crossbar.io (installed into peers/.crossbar-venv)
+#   bench/run.sh --wamp-only --n 10000 --rounds 3   the WAMP workloads of issues 11 and 12
+#                           only (WAMP-CRA logins among them, --logins 2000), wson and
+#                           Crossbar.io (installed into peers/.crossbar-venv)
 #
 # Any other argument goes to the harness: bench/run.sh --servers wson,raw --rounds 5 ...
 # (bench/target/release/wsbench --help lists them).

@@ -48,6 +48,8 @@ enum State {
     Connecting,
     Handshake,
     Open,
+    /// Our Close is queued (`Outbox::close`); the server's Close is expected, then its EOF.
+    Closing,
     Closed,
 }
 
@@ -163,12 +165,29 @@ pub struct Tally {
     pub last_progress: Option<Instant>,
 }
 
-/// What a custom workload sends in one turn: control frames, and frames for clients
-/// (by index, already masked).
+/// What a custom workload sends in one turn: control frames, frames for clients (by index,
+/// already masked), clients to close after those frames, and client slots to connect anew.
 #[derive(Default)]
 pub struct Outbox {
     pub control: Vec<u8>,
     pub clients: Vec<(usize, Vec<u8>)>,
+    /// Each gets a Close frame (1000) and is closed when the server's EOF follows.
+    pub close: Vec<usize>,
+    /// Each index (an existing client, or the next new one) gets a fresh socket and
+    /// handshake; an old socket there is dropped. Answered by `Workload::on_client_change`.
+    pub connect: Vec<usize>,
+}
+
+/// What became of a client a workload connected or closed (or the server closed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The handshake completed.
+    Opened,
+    /// The connection ended: after our Close (`Outbox::close`), or the server's doing (an
+    /// open client the server closes also counts as `disconnected`).
+    Closed,
+    /// The connect or the handshake failed, for this reason.
+    Failed(String),
 }
 
 /// A measured phase defined outside this module: what it sends, and what it makes of each
@@ -186,6 +205,10 @@ pub trait Workload: std::any::Any {
     fn on_client_message(&mut self, body: &[u8], index: usize, tally: &mut Tally, now: Instant);
     /// A frame from the control connection other than `0p`.
     fn on_control_frame(&mut self, command: u8, payload: &[u8], tally: &mut Tally, now: Instant);
+    /// Client `index` opened, closed or failed during the phase (see `Outbox::connect`).
+    fn on_client_change(&mut self, index: usize, change: Change, tally: &mut Tally, now: Instant) {
+        let _ = (index, change, tally, now);
+    }
 }
 
 pub struct Generator {
@@ -210,6 +233,8 @@ pub struct Generator {
     /// The WebSocket subprotocol clients offer (`wamp.2.json`), and that the server must
     /// choose, from the next connect on.
     subprotocol: Option<&'static str>,
+    /// Whether upgrade requests carry wson cookies (a WAMP login needs none).
+    cookies: bool,
     /// The custom workload of the last phase, for `run_owned`.
     finished: Option<Box<dyn Workload>>,
 }
@@ -312,6 +337,7 @@ impl Generator {
             clients_per_user: 0,
             replies: Vec::new(),
             subprotocol: None,
+            cookies: true,
             finished: None,
         })
     }
@@ -325,6 +351,12 @@ impl Generator {
     /// response that does not choose it refuses the client.
     pub fn set_subprotocol(&mut self, protocol: &'static str) {
         self.subprotocol = Some(protocol);
+    }
+
+    /// Upgrade requests from now on carry no wson cookies (`Proto::Ws`): a WAMP client that
+    /// logs in with WAMP-CRA has none.
+    pub fn without_cookies(&mut self) {
+        self.cookies = false;
     }
 
     /// The `user` cookie of client `index`.
@@ -369,9 +401,19 @@ impl Generator {
                 hello
             }
             Proto::Ws => {
-                let token = WsonToken::from_array(*token);
-                let cookie =
-                    auth::cookie_header(SECRET.as_bytes(), Digest::Md5, user, &token, unix_now());
+                let cookie = if self.cookies {
+                    let token = WsonToken::from_array(*token);
+                    let value = auth::cookie_header(
+                        SECRET.as_bytes(),
+                        Digest::Md5,
+                        user,
+                        &token,
+                        unix_now(),
+                    );
+                    format!("Cookie: {value}\r\n")
+                } else {
+                    String::new()
+                };
                 let protocol = self
                     .subprotocol
                     .map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n"))
@@ -379,7 +421,7 @@ impl Generator {
                 format!(
                     "GET / HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                      Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\
-                     {protocol}Origin: http://localhost\r\nCookie: {cookie}\r\n\r\n",
+                     {protocol}Origin: http://localhost\r\n{cookie}\r\n",
                     self.ws_addr
                 )
                 .into_bytes()
@@ -411,15 +453,49 @@ impl Generator {
             Token(index),
             Interest::READABLE | Interest::WRITABLE,
         )?;
-        self.clients.push(Client {
-            stream,
-            state: State::Connecting,
-            inbuf: Vec::new(),
-            outbuf: request,
-            seen: Vec::new(),
-            high: 0,
-        });
+        self.place(
+            index,
+            Client {
+                stream,
+                state: State::Connecting,
+                inbuf: Vec::new(),
+                outbuf: request,
+                seen: Vec::new(),
+                high: 0,
+            },
+        );
         Ok(())
+    }
+
+    /// Puts `client` at `index`: a new one at the end, or in place of an old one, whose
+    /// socket is dropped (closing it takes it out of the poll). The token is the index, so
+    /// an event of the old socket may still come in this turn's batch: it is spurious to the
+    /// new one, which its handlers take (a read says WouldBlock, a connect NotConnected).
+    fn place(&mut self, index: usize, client: Client) {
+        match self.clients.get_mut(index) {
+            Some(slot) => *slot = client,
+            None => self.clients.push(client),
+        }
+    }
+
+    /// Connects client `index` (an existing one anew, or the next new one) without waiting:
+    /// the handshake goes on in the phase's loop, which reports it with `Change`.
+    fn reconnect(&mut self, index: usize) -> io::Result<()> {
+        if index > self.clients.len() {
+            return Err(io::Error::other(format!(
+                "client {index} is past the next new one"
+            )));
+        }
+        let token = match self.tokens.get(index) {
+            Some(token) => *token,
+            None => {
+                let token = Self::token_for(index, self.next_phase_id);
+                self.tokens.push(token);
+                token
+            }
+        };
+        let request = self.request(&token, &self.user_name(index));
+        self.start_connect(index, request)
     }
 
     /// Opens `count` more clients, at most `concurrency` handshakes at a time, and returns
@@ -489,36 +565,10 @@ impl Generator {
                     continue;
                 }
                 let index = token.0;
-                let Some(client) = self.clients.get_mut(index) else {
+                let Some(before) = self.clients.get(index).map(|c| c.state) else {
                     continue;
                 };
-                let before = client.state;
-                if before == State::Connecting && writable {
-                    match client.stream.take_error() {
-                        Ok(None) => match client.stream.peer_addr() {
-                            Ok(_) => client.state = State::Handshake,
-                            Err(e) if e.kind() == io::ErrorKind::NotConnected => continue,
-                            Err(e) => {
-                                result.first_error.get_or_insert(format!("connect: {e}"));
-                                client.state = State::Closed;
-                            }
-                        },
-                        Ok(Some(e)) | Err(e) => {
-                            result.first_error.get_or_insert(format!("connect: {e}"));
-                            client.state = State::Closed;
-                        }
-                    }
-                }
-                if client.state == State::Handshake {
-                    if let Err(e) = flush_client(client) {
-                        result
-                            .first_error
-                            .get_or_insert(format!("send request: {e}"));
-                        client.state = State::Closed;
-                    } else if readable || writable {
-                        self.read_handshake(index, &mut result);
-                    }
-                }
+                self.advance_handshake(index, readable, writable, &mut result.first_error);
                 let Some(client) = self.clients.get(index) else {
                     continue;
                 };
@@ -548,19 +598,59 @@ impl Generator {
     fn push_dead(&mut self, index: usize) {
         // A socket that never connects, so every client index has an entry.
         if let Ok(socket) = Socket::new(Domain::IPV4, Type::STREAM, None) {
-            let _ = index;
-            self.clients.push(Client {
-                stream: TcpStream::from_std(socket.into()),
-                state: State::Closed,
-                inbuf: Vec::new(),
-                outbuf: Vec::new(),
-                seen: Vec::new(),
-                high: 0,
-            });
+            self.place(
+                index,
+                Client {
+                    stream: TcpStream::from_std(socket.into()),
+                    state: State::Closed,
+                    inbuf: Vec::new(),
+                    outbuf: Vec::new(),
+                    seen: Vec::new(),
+                    high: 0,
+                },
+            );
         }
     }
 
-    fn read_handshake(&mut self, index: usize, result: &mut ConnectResult) {
+    /// Moves client `index` on through its TCP connect and upgrade after a readiness event;
+    /// a failure closes it and leaves its reason in `error` (unless one is there already).
+    fn advance_handshake(
+        &mut self,
+        index: usize,
+        readable: bool,
+        writable: bool,
+        error: &mut Option<String>,
+    ) {
+        let Some(client) = self.clients.get_mut(index) else {
+            return;
+        };
+        if client.state == State::Connecting && writable {
+            match client.stream.take_error() {
+                Ok(None) => match client.stream.peer_addr() {
+                    Ok(_) => client.state = State::Handshake,
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                    Err(e) => {
+                        error.get_or_insert(format!("connect: {e}"));
+                        client.state = State::Closed;
+                    }
+                },
+                Ok(Some(e)) | Err(e) => {
+                    error.get_or_insert(format!("connect: {e}"));
+                    client.state = State::Closed;
+                }
+            }
+        }
+        if client.state == State::Handshake {
+            if let Err(e) = flush_client(client) {
+                error.get_or_insert(format!("send request: {e}"));
+                client.state = State::Closed;
+            } else if readable || writable {
+                self.read_handshake(index, error);
+            }
+        }
+    }
+
+    fn read_handshake(&mut self, index: usize, error: &mut Option<String>) {
         let proto = self.proto;
         let subprotocol = self.subprotocol;
         let Some(client) = self.clients.get_mut(index) else {
@@ -569,9 +659,7 @@ impl Generator {
         loop {
             match client.stream.read(&mut self.scratch) {
                 Ok(0) => {
-                    result
-                        .first_error
-                        .get_or_insert("server closed during the handshake".into());
+                    error.get_or_insert("server closed during the handshake".into());
                     client.state = State::Closed;
                     return;
                 }
@@ -579,9 +667,7 @@ impl Generator {
                 Err(e) if would_block(&e) => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    result
-                        .first_error
-                        .get_or_insert(format!("read response: {e}"));
+                    error.get_or_insert(format!("read response: {e}"));
                     client.state = State::Closed;
                     return;
                 }
@@ -600,7 +686,7 @@ impl Generator {
             find(&head.to_ascii_lowercase(), wanted.as_bytes()).is_some()
         });
         if accepted && !chosen {
-            result.first_error.get_or_insert(format!(
+            error.get_or_insert(format!(
                 "the server did not choose the subprotocol {}",
                 subprotocol.unwrap_or_default()
             ));
@@ -608,7 +694,7 @@ impl Generator {
             return;
         }
         if !accepted {
-            result.first_error.get_or_insert(format!(
+            error.get_or_insert(format!(
                 "handshake refused: {}",
                 String::from_utf8_lossy(head).lines().next().unwrap_or("")
             ));
@@ -882,10 +968,8 @@ impl Generator {
             for (token, readable, writable) in ready {
                 if token == CONTROL {
                     self.control_ready();
-                } else if readable {
-                    self.read_client(token.0);
-                } else if writable && let Some(client) = self.clients.get_mut(token.0) {
-                    let _ = flush_client(client);
+                } else {
+                    self.client_ready(token.0, readable, writable);
                 }
             }
         }
@@ -903,6 +987,75 @@ impl Generator {
         }
     }
 
+    /// A readiness event of client `index` in a phase: its handshake, if it is connecting
+    /// (see `Outbox::connect`), else reading or writing; the workload hears what changed.
+    fn client_ready(&mut self, index: usize, readable: bool, writable: bool) {
+        let Some(before) = self.clients.get(index).map(|c| c.state) else {
+            return;
+        };
+        let mut error = None;
+        match before {
+            State::Connecting | State::Handshake => {
+                self.advance_handshake(index, readable, writable, &mut error);
+            }
+            State::Open | State::Closing if readable => self.read_client(index),
+            State::Open | State::Closing | State::Closed => {
+                if let Some(client) = self.clients.get_mut(index)
+                    && writable
+                {
+                    let _ = flush_client(client);
+                }
+            }
+        }
+        let Some(after) = self.clients.get(index).map(|c| c.state) else {
+            return;
+        };
+        let change = match (before, after) {
+            (State::Connecting | State::Handshake, State::Open) => Change::Opened,
+            (State::Connecting | State::Handshake, State::Closed) => {
+                Change::Failed(error.unwrap_or_else(|| "closed".into()))
+            }
+            (State::Open | State::Closing, State::Closed) => Change::Closed,
+            _ => return,
+        };
+        self.notify(index, change);
+    }
+
+    fn notify(&mut self, index: usize, change: Change) {
+        if let Phase::Custom(workload) = &mut self.phase {
+            workload.on_client_change(index, change, &mut self.tally, Instant::now());
+        }
+    }
+
+    /// Carries out a custom workload's `Outbox`: control frames, client frames, then closes
+    /// and connects.
+    fn send_outbox(&mut self, out: Outbox) {
+        self.control_out.extend_from_slice(&out.control);
+        for (index, frame) in out.clients {
+            if let Some(client) = self.clients.get_mut(index) {
+                client.outbuf.extend_from_slice(&frame);
+                let _ = flush_client(client);
+            }
+        }
+        for index in out.close {
+            if let Some(client) = self.clients.get_mut(index)
+                && client.state == State::Open
+            {
+                // RFC 6455 §7.4.1: 1000 indicates a normal closure.
+                let close = 1000u16.to_be_bytes();
+                let frame = frame::encode_masked_frame(true, OpCode::Close, &close, MASK);
+                client.outbuf.extend_from_slice(&frame);
+                client.state = State::Closing;
+                let _ = flush_client(client);
+            }
+        }
+        for index in out.connect {
+            if let Err(e) = self.reconnect(index) {
+                self.notify(index, Change::Failed(format!("connect: {e}")));
+            }
+        }
+    }
+
     /// Sends what the window allows; returns how many triggers were sent in the phase.
     fn trigger(&mut self, sending: bool, now: Instant) -> u64 {
         let mut batch: Vec<(u8, Vec<u8>, Vec<u8>)> = Vec::new();
@@ -911,13 +1064,7 @@ impl Generator {
             Phase::Custom(workload) => {
                 let mut out = Outbox::default();
                 let count = workload.trigger(sending, now, &mut out);
-                self.control_out.extend_from_slice(&out.control);
-                for (index, frame) in out.clients {
-                    if let Some(client) = self.clients.get_mut(index) {
-                        client.outbuf.extend_from_slice(&frame);
-                        let _ = flush_client(client);
-                    }
-                }
+                self.send_outbox(out);
                 count
             }
             Phase::Fanout(f) => {
@@ -1010,15 +1157,14 @@ impl Generator {
             self.scratch = scratch;
             return;
         };
-        if client.state != State::Open {
+        if !matches!(client.state, State::Open | State::Closing) {
             self.scratch = scratch;
             return;
         }
         loop {
             match client.stream.read(&mut scratch) {
                 Ok(0) => {
-                    client.state = State::Closed;
-                    self.tally.anomalies.disconnected += 1;
+                    ended(client, &mut self.tally);
                     break;
                 }
                 Ok(n) => {
@@ -1052,16 +1198,17 @@ impl Generator {
                     }
                     // A short read drained the socket: with edge-triggered epoll, data
                     // arriving after it raises a new event, so the read that would only
-                    // say WouldBlock is saved (half the generator's syscalls at W=1).
-                    if client.state == State::Closed || n < scratch.len() {
+                    // say WouldBlock is saved (half the generator's syscalls at W=1). Not
+                    // while closing: an EOF that came with the data raises no new event.
+                    let drained = n < scratch.len() && client.state == State::Open;
+                    if client.state == State::Closed || drained {
                         break;
                     }
                 }
                 Err(e) if would_block(&e) => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
-                    client.state = State::Closed;
-                    self.tally.anomalies.disconnected += 1;
+                    ended(client, &mut self.tally);
                     break;
                 }
             }
@@ -1071,6 +1218,15 @@ impl Generator {
         }
         self.scratch = scratch;
     }
+}
+
+/// The socket of `client` ended (EOF or an error): expected while we close it, an anomaly
+/// for an open client.
+fn ended(client: &mut Client, tally: &mut Tally) {
+    if client.state == State::Open {
+        tally.anomalies.disconnected += 1;
+    }
+    client.state = State::Closed;
 }
 
 fn flush_client(client: &mut Client) -> io::Result<()> {
@@ -1131,6 +1287,8 @@ fn frames(
                 client.outbuf.extend_from_slice(&pong);
             }
             OpCode::Pong => {}
+            // The answer to our Close: the EOF follows.
+            OpCode::Close if client.state == State::Closing => return data.len(),
             OpCode::Close => {
                 tally.anomalies.disconnected += 1;
                 client.state = State::Closed;

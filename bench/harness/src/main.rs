@@ -13,6 +13,7 @@ mod forward;
 mod generator;
 mod groups;
 mod issue10;
+mod login;
 mod report;
 mod servers;
 mod wamp;
@@ -59,6 +60,9 @@ pub struct Plan {
     pub wamp: bool,
     /// Only those (`--wamp-only`).
     pub wamp_only: bool,
+    /// WAMP-CRA logins per round on each WAMP server (issue 12), with the WAMP workloads;
+    /// 0: none.
+    pub logins: usize,
 }
 
 impl Plan {
@@ -86,6 +90,7 @@ impl Plan {
             issue10_only: false,
             wamp: true,
             wamp_only: false,
+            logins: 2000,
         }
     }
 
@@ -102,6 +107,7 @@ impl Plan {
             max_broadcasts_wn: 500,
             max_direct: 20_000,
             stall: Duration::from_secs(5),
+            logins: 200,
             ..Plan::full()
         }
     }
@@ -124,7 +130,7 @@ fn usage() -> &'static str {
     "usage: wsbench [--quick] [--rounds R] [--servers wson,raw,tt,ws,uws] [--n 1000,10000,19000]
                [--concurrency HANDSHAKES] [--wson-config 'KEY = VALUE']...
                [--gen-core C] [--server-core C] [--json FILE] [--work DIR]
-               [--issue10-only | --no-issue10] [--wamp-only | --no-wamp]
+               [--issue10-only | --no-issue10] [--wamp-only | --no-wamp] [--logins N]
                [--wson BIN] [--raw BIN] [--tt BIN] [--peers DIR] [--node NODE]
                [--crossbar BIN]
        servers: wson raw tt ws uws crossbar (crossbar: the WAMP workloads only)
@@ -217,6 +223,7 @@ fn bench(args: &[String]) -> Result<(), String> {
             "--no-issue10" => plan.issue10 = false,
             "--wamp-only" => plan.wamp_only = true,
             "--no-wamp" => plan.wamp = false,
+            "--logins" => plan.logins = number(value(args, &mut i)?)?,
             "--crossbar" => paths.crossbar = PathBuf::from(value(args, &mut i)?),
             "--gen-core" => plan.gen_core = number(value(args, &mut i)?)?,
             "--server-core" => plan.server_core = number(value(args, &mut i)?)?,
@@ -316,10 +323,13 @@ fn bench(args: &[String]) -> Result<(), String> {
             }
         }
         if plan.wamp {
-            let sessions: [(&str, wamp::Session); 2] = [
+            let mut sessions: Vec<(&str, wamp::Session)> = vec![
                 ("wamp events", wamp::events_session),
                 ("wamp rpc", wamp::rpc_session),
             ];
+            if plan.logins > 0 {
+                sessions.push(("wamp login", login::login_session));
+            }
             for (what, run) in sessions {
                 for &kind in plan.kinds.iter().filter(|k| k.wamp()) {
                     session += 1;

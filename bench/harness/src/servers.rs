@@ -143,7 +143,7 @@ fn wson_config(
     echo: bool,
     max_connections: usize,
     extra: &[String],
-    wamp: bool,
+    router: Router,
 ) -> String {
     let mut config = format!(
         "servers = [\"tcp://127.0.0.1:0\"]\n\
@@ -164,7 +164,7 @@ fn wson_config(
         config.push_str(line);
         config.push('\n');
     }
-    if wamp {
+    if router != Router::Off {
         // Last: every key after `[wamp]` belongs to the table. One session per client, the
         // backend's besides.
         config.push_str(&format!(
@@ -172,17 +172,64 @@ fn wson_config(
             max_connections + 1
         ));
     }
+    if router == Router::Wampcra {
+        // Only WAMP-CRA (and cookies, which the login clients do not send); the role may do
+        // everything, as Crossbar's.
+        config.push_str(&format!(
+            "\n[wamp.realm.{REALM}]\nauth = [\"wampcra\"]\n\n\
+             [[wamp.realm.{REALM}.principal]]\nauthid = \"{LOGIN_AUTHID}\"\n\
+             role = \"{LOGIN_ROLE}\"\nsecret = \"{LOGIN_SECRET}\"\n\n\
+             [[wamp.realm.{REALM}.role]]\nname = \"{LOGIN_ROLE}\"\n\
+             permissions = [{{ uri = \"\", match = \"prefix\", \
+             allow = [\"call\", \"register\", \"publish\", \"subscribe\"] }}]\n"
+        ));
+    }
     config
 }
 
 /// The realm of the WAMP workloads, on wson (its default) and Crossbar alike.
 pub const REALM: &str = "realm1";
+/// The WAMP-CRA principal of the login workload (issue 12), and its role.
+pub const LOGIN_AUTHID: &str = "bench";
+pub const LOGIN_SECRET: &str = "bench-wampcra-secret-0123456789";
+const LOGIN_ROLE: &str = "bench";
 
-/// Crossbar's node config: one router worker with realm1, whose anonymous role may do
+/// How a server's WAMP router is set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Router {
+    /// No WAMP (wson without a `[wamp]` table).
+    Off,
+    /// `realm1` open to every session: wson's cookie logins, Crossbar's anonymous.
+    Open,
+    /// `realm1` with WAMP-CRA logins only, one principal (`LOGIN_AUTHID`, `LOGIN_SECRET`).
+    Wampcra,
+}
+
+/// Crossbar's node config: one router worker with realm1, whose one role may do
 /// everything, and one WebSocket transport (json and msgpack) on `port`. The accept queue is
 /// as long as wson's (Twisted's default is 50, which a storm of 64 handshakes overflows);
 /// no WebSocket pings, as wson's `ping_interval` keeps them out of the measured phases.
-fn crossbar_config(port: u16) -> String {
+/// `Router::Open`: the role is `anonymous`, and the transport has no `auth` (anonymous
+/// logins); `Router::Wampcra`: the transport allows WAMP-CRA only, with one static user.
+fn crossbar_config(port: u16, router: Router) -> String {
+    let role = match router {
+        Router::Wampcra => LOGIN_ROLE,
+        Router::Off | Router::Open => "anonymous",
+    };
+    let mut transport = serde_json::json!({
+        "type": "websocket",
+        "endpoint": {"type": "tcp", "interface": "127.0.0.1", "port": port, "backlog": 4096},
+        "serializers": ["json", "msgpack"],
+        "options": {"auto_ping_interval": 0, "max_message_size": 1_048_576}
+    });
+    if router == Router::Wampcra {
+        transport["auth"] = serde_json::json!({
+            "wampcra": {
+                "type": "static",
+                "users": {LOGIN_AUTHID: {"secret": LOGIN_SECRET, "role": LOGIN_ROLE}}
+            }
+        });
+    }
     serde_json::json!({
         "version": 2,
         "controller": {},
@@ -191,7 +238,7 @@ fn crossbar_config(port: u16) -> String {
             "realms": [{
                 "name": REALM,
                 "roles": [{
-                    "name": "anonymous",
+                    "name": role,
                     "permissions": [{
                         "uri": "",
                         "match": "prefix",
@@ -201,12 +248,7 @@ fn crossbar_config(port: u16) -> String {
                     }]
                 }]
             }],
-            "transports": [{
-                "type": "websocket",
-                "endpoint": {"type": "tcp", "interface": "127.0.0.1", "port": port, "backlog": 4096},
-                "serializers": ["json", "msgpack"],
-                "options": {"auto_ping_interval": 0, "max_message_size": 1_048_576}
-            }]
+            "transports": [transport]
         }]
     })
     .to_string()
@@ -236,10 +278,19 @@ pub fn start(
     max_connections: usize,
     session: u32,
 ) -> Result<Running, String> {
-    start_with(kind, paths, core, echo, max_connections, session, false)
+    start_with(
+        kind,
+        paths,
+        core,
+        echo,
+        max_connections,
+        session,
+        Router::Off,
+    )
 }
 
-/// `start`; with `wamp`, wson gets a `[wamp]` table for `max_connections` sessions.
+/// `start`, with a WAMP router set up as `router` says (wson: a `[wamp]` table for
+/// `max_connections` sessions).
 pub fn start_with(
     kind: Kind,
     paths: &Paths,
@@ -247,7 +298,7 @@ pub fn start_with(
     echo: bool,
     max_connections: usize,
     session: u32,
-    wamp: bool,
+    router: Router,
 ) -> Result<Running, String> {
     let mut command = Command::new("taskset");
     command.arg("-c").arg(core.to_string());
@@ -262,7 +313,7 @@ pub fn start_with(
             let config = path.join("wson.toml");
             std::fs::write(
                 &config,
-                wson_config(&path, echo, max_connections, &paths.wson_config, wamp),
+                wson_config(&path, echo, max_connections, &paths.wson_config, router),
             )
             .map_err(|e| format!("{}: {e}", config.display()))?;
             command.arg(&paths.wson).arg("start").arg("-c").arg(&config);
@@ -300,7 +351,7 @@ pub fn start_with(
             std::fs::create_dir_all(&cbdir).map_err(|e| format!("{}: {e}", cbdir.display()))?;
             let port = free_port()?;
             let config = cbdir.join("config.json");
-            std::fs::write(&config, crossbar_config(port))
+            std::fs::write(&config, crossbar_config(port, router))
                 .map_err(|e| format!("{}: {e}", config.display()))?;
             command
                 .arg(&paths.crossbar)

@@ -28,7 +28,7 @@ use crate::generator::{parse_payload, payload};
 use crate::groups::{GroupSpec, Groups};
 use crate::issue10::{Mark, topic_window};
 use crate::report::{Column, Record, Summary, Target, col, find, fmt, ratio_target};
-use crate::servers::{self, Kind, Paths, REALM, Running};
+use crate::servers::{self, Kind, Paths, REALM, Router, Running};
 use crate::{CpuMark, Plan, check_alive, settle};
 
 pub const SUBPROTOCOL: &str = "wamp.2.json";
@@ -426,7 +426,7 @@ pub type Session = fn(Kind, &Plan, &Paths, u32, usize, &mut Vec<Record>) -> Resu
 
 /// The sections of the table this module owns (the first word of a workload name).
 pub fn owns(kind: &str) -> bool {
-    matches!(kind, "sessions" | "event" | "rpc")
+    matches!(kind, "sessions" | "event" | "rpc" | "login")
 }
 
 /// The header of the ratio column in this module's sections.
@@ -454,6 +454,7 @@ pub fn compared_with(workload: &str) -> Option<(String, Kind)> {
             ))
         }
         ["rpc", n, _] => Some((format!("rpc {n} callee=wamp"), Kind::Crossbar)),
+        ["login", ..] => Some((workload.to_string(), Kind::Crossbar)),
         _ => None,
     }
 }
@@ -465,6 +466,7 @@ pub fn columns(kind: &str) -> (&'static str, Vec<Column>) {
         col("max ms", "max_us", 1e-3),
     ];
     match kind {
+        "login" => crate::login::columns(),
         "sessions" => (
             "WAMP sessions (issue 11): connect (wamp.2.json) and HELLO/WELCOME, at most `--concurrency` in flight; then one SUBSCRIBE each (100 topics, then one)",
             vec![
@@ -506,14 +508,15 @@ pub fn columns(kind: &str) -> (&'static str, Vec<Column>) {
     }
 }
 
-/// A WAMP session's server: wson with a `[wamp]` table, or Crossbar; and a generator whose
-/// clients offer `wamp.2.json` (with the control connection on wson).
-fn start(
+/// A WAMP session's server: wson with a `[wamp]` table, or Crossbar, for `clients` clients
+/// at once; and a generator whose clients offer `wamp.2.json` (with the control connection
+/// on wson).
+pub fn start(
     kind: Kind,
     plan: &Plan,
     paths: &Paths,
     session: u32,
-    clients: usize,
+    (clients, router): (usize, Router),
 ) -> Result<Running, String> {
     servers::start_with(
         kind,
@@ -522,11 +525,11 @@ fn start(
         false,
         clients + 100,
         session,
-        true,
+        router,
     )
 }
 
-fn wamp_generator(server: &Running, session: u32) -> Result<Generator, String> {
+pub fn wamp_generator(server: &Running, session: u32) -> Result<Generator, String> {
     let control = (server.kind == Kind::Wson).then_some(server.control);
     // Tokens apart from a plain generator's of the same session.
     let mut generator =
@@ -663,7 +666,7 @@ pub fn events_session(
     records: &mut Vec<Record>,
 ) -> Result<String, String> {
     let n = plan.main_n;
-    let mut server = start(kind, plan, paths, session, n + 1)?;
+    let mut server = start(kind, plan, paths, session, (n + 1, Router::Open))?;
     settle(300);
     // The session's rows: `sessions` first, so that the table keeps each section in one piece.
     let mut yardstick = Vec::new();
@@ -848,7 +851,7 @@ pub fn rpc_session(
     records: &mut Vec<Record>,
 ) -> Result<String, String> {
     let callers = CALLERS;
-    let mut server = start(kind, plan, paths, session, callers + 1)?;
+    let mut server = start(kind, plan, paths, session, (callers + 1, Router::Open))?;
     settle(300);
     let mut generator = wamp_generator(&server, session)?;
     let joined = join(&mut generator, Some(&server), callers + 1, plan)?;
