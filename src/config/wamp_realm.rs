@@ -224,6 +224,13 @@ fn realm(checker: &mut Checker, path: &str, value: Value) -> Option<RealmSetting
             "asks about ticket and wampcra logins: add one of them to auth",
         );
     }
+    if authenticator.is_some() && roles.as_ref().is_some_and(Vec::is_empty) {
+        checker.error(
+            format!("{path}.authenticator"),
+            "needs roles: without them every session of the realm may register the \
+             authenticator's procedure and let anyone in",
+        );
+    }
     for key in table.keys() {
         checker.error(format!("{path}.{}", key.escape_debug()), "unknown key");
     }
@@ -674,10 +681,20 @@ mod tests {
             &[
                 realms,
                 ("wamp.realm.realm2.auth", r#"["anonymous"]"#),
+                ("wamp.realm.realm2.role", r#"[{name = "anonymous"}]"#),
                 ("wamp.realm.realm2.authenticator", r#""app.auth""#),
             ],
             "wamp.realm.realm2.authenticator",
             "add one of them to auth",
+        );
+        assert_error(
+            &[
+                realms,
+                ("wamp.realm.realm2.auth", r#"["ticket"]"#),
+                ("wamp.realm.realm2.authenticator", r#""app.auth""#),
+            ],
+            "wamp.realm.realm2.authenticator",
+            "needs roles",
         );
         assert_error(
             &[
