@@ -4,11 +4,11 @@
 //!
 //! ```text
 //! open() -> Establishing --HELLO: realm known, room, cookie/anonymous login--> Established
-//!             |   \--HELLO: ticket/wampcra--CHALLENGE--> Authenticating
+//!             |   \--HELLO: ticket/wampcra/cryptosign--CHALLENGE--> Authenticating
 //!             |                    AUTHENTICATE right --WELCOME--> Established
 //!             |                    wrong, too long, ABORT, anything else --> ABORT + Close
-//!             |   \--HELLO: wampcra, authid not static, realm has an authenticator
-//!             |          --> AwaitingAuthenticator --secret--CHALLENGE--> Authenticating
+//!             |   \--HELLO: wampcra/cryptosign, not static, realm has an authenticator
+//!             |          --> AwaitingAuthenticator --secret/pubkey--CHALLENGE--> Authenticating
 //!             |   Authenticating (ticket, authenticator) --AUTHENTICATE--> AwaitingAuthenticator
 //!             |          --role--WELCOME--> Established; error, timeout, absent --> ABORT
 //!             |  HELLO to an unknown realm, over max_sessions, no login method, bad bytes
@@ -54,8 +54,8 @@ pub enum Phase {
         pending: Pending,
     },
     /// The realm's authenticator was called (router call `ticket`) about `authid`: for
-    /// WAMP-CRA before the CHALLENGE (it names the secret), for WAMP-Ticket after the
-    /// AUTHENTICATE (it judges the ticket).
+    /// WAMP-CRA and WAMP-Cryptosign before the CHALLENGE (it names the secret or the public
+    /// key), for WAMP-Ticket after the AUTHENTICATE (it judges the ticket).
     AwaitingAuthenticator {
         serializer: Serializer,
         realm: String,
