@@ -1,6 +1,6 @@
-//! WAMP logins and roles (`[wamp.realm.NAME]`) against the real daemon: anonymous, ticket and
-//! WAMP-CRA (plain and salted) logins without wson cookies, failed logins, and each action
-//! checked against the session's role. The WAMP-CRA signatures are computed here with the
+//! WAMP logins and roles (`[wamp.realm.NAME]`) against the real daemon: anonymous, ticket,
+//! WAMP-CRA (plain and salted) and WAMP-Cryptosign (autobahn-python, PyNaCl) logins without wson
+//! cookies, failed logins, and each action checked against the session's role. The WAMP-CRA signatures are computed here with the
 //! RustCrypto crates, independently of wson's own code, as autobahn's `compute_wcs` and
 //! `derive_key` do.
 
@@ -12,14 +12,21 @@ use wson::ws::frame::OpCode;
 
 use crate::common::*;
 
-/// realm1: cookies only, no roles (as before). realm2: anonymous, ticket and wampcra logins,
-/// principals and roles after Crossbar's workshop (`dothings`, `seethings`, `blocked`).
+/// The WAMP spec's first cryptosign test vector: private key, and its public key listed for
+/// principal `dev`.
+const DEV_PRIVATE_KEY: &str = "4d57d97a68f555696620a6d849c0ce582568518d729eb753dc7c732de2804510";
+/// The spec's second test vector's private key: no principal lists its public key.
+const OTHER_PRIVATE_KEY: &str = "d511fe78e23934b3dadb52fcd022974b80bd92bccc7c5cf404e46cc0a8a2f5cd";
+
+/// realm1: cookies only, no roles (as before). realm2: anonymous, ticket, wampcra and
+/// cryptosign logins, principals and roles after Crossbar's workshop (`dothings`,
+/// `seethings`, `blocked`).
 fn setup() -> Setup {
     Setup::new()
         .set("wamp.realms", r#"["realm1", "realm2"]"#)
         .set(
             "wamp.realm.realm2.auth",
-            r#"["anonymous", "ticket", "wampcra"]"#,
+            r#"["anonymous", "ticket", "wampcra", "cryptosign"]"#,
         )
         .set("wamp.realm.realm2.anonymous_role", r#""guest""#)
         .set(
@@ -29,6 +36,7 @@ fn setup() -> Setup {
                 {authid = "peter", role = "seethings", secret = "peter-secret"},
                 {authid = "salty", role = "seethings", secret = "salty-secret", salt = "pepper", iterations = 100, keylen = 16},
                 {authid = "bad", role = "blocked", ticket = "bad-ticket"},
+                {authid = "dev", role = "seethings", authorized_keys = ["1adfc8bfe1d35616e64dffbd900096f23b066f914c8c2ffbb66f6075b96e116d"]},
             ]"#,
         )
         .set(
@@ -421,6 +429,31 @@ fn autobahn_python_logs_in_with_ticket_and_wampcra() {
     assert_eq!(out, json!({"abort": "wamp.error.not_authorized"}));
     let out = autobahn_python(&server, "ticket", "joe", "wrong").unwrap();
     assert_eq!(out, json!({"abort": "wamp.error.not_authorized"}));
+}
+
+#[test]
+fn autobahn_python_logs_in_with_cryptosign() {
+    let server = server();
+    // By authid, and by its key alone.
+    for authid in ["dev", ""] {
+        let Some(out) = autobahn_python(&server, "cryptosign", authid, DEV_PRIVATE_KEY) else {
+            return;
+        };
+        assert_eq!(
+            out["welcome"],
+            json!({"authid": "dev", "authrole": "seethings", "authmethod": "cryptosign", "authprovider": "static"}),
+            "{out}"
+        );
+        assert_eq!(out["denied"], "wamp.error.not_authorized", "{out}");
+    }
+    for authid in ["dev", "", "nobody"] {
+        let out = autobahn_python(&server, "cryptosign", authid, OTHER_PRIVATE_KEY).unwrap();
+        assert_eq!(
+            out,
+            json!({"abort": "wamp.error.not_authorized"}),
+            "{authid}"
+        );
+    }
 }
 
 #[test]

@@ -81,6 +81,7 @@ parity_tests!(
     serializer_cbor,
     auth_ticket,
     auth_wampcra,
+    auth_cryptosign,
     auth_permissions,
     auth_no_permissions,
     auth_precedence,
@@ -238,16 +239,23 @@ fn crossbar_as_reference(scenario: &str, mut doc: Value) -> Value {
                 }
             }
         }
-        // An unknown authid, or a principal without the method offered: wson challenges it
-        // like a known one and refuses the AUTHENTICATE (nothing tells which authids
+        // An unknown authid, or a principal without the method offered, and for cryptosign
+        // a key the named principal does not list or no principal lists: wson challenges it
+        // like a known one and refuses the AUTHENTICATE (nothing tells which authids or keys
         // exist); Crossbar ABORTs at HELLO. (README, "WAMP": the exceptions.)
-        "auth_ticket" | "auth_wampcra" => {
-            let method = if scenario == "auth_ticket" {
-                json!(["challenge", "ticket", []])
-            } else {
-                json!(["challenge", "wampcra", ["challenge"]])
+        "auth_ticket" | "auth_wampcra" | "auth_cryptosign" => {
+            let method = match scenario {
+                "auth_ticket" => json!(["challenge", "ticket", []]),
+                "auth_wampcra" => json!(["challenge", "wampcra", ["challenge"]]),
+                _ => json!(["challenge", "cryptosign", ["challenge", "channel_binding"]]),
             };
-            for key in ["unknown", "cra_principal", "ticket_principal"] {
+            for key in [
+                "unknown",
+                "cra_principal",
+                "ticket_principal",
+                "unlisted",
+                "by_unknown_key",
+            ] {
                 let Some(login) = doc.get_mut(key) else {
                     continue;
                 };

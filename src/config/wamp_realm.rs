@@ -5,6 +5,8 @@
 //! without settings: cookie logins only (unless `auth` adds methods), every session may do
 //! everything. Errors name the key path (`wamp.realm.realm2.principal[1].role`). A principal's
 //! ticket or secret never shows in `Debug` (nor anywhere in the log): [`Credential`] redacts.
+//! WAMP-Cryptosign public keys are no secret; they are checked here to be Ed25519 points, so a
+//! login compares bytes and never decodes a configured key.
 //!
 //! Salted WAMP-CRA keys are derived once here (PBKDF2 over `iterations`), not per login, so a
 //! login never costs the single-threaded loop more than one HMAC.
@@ -12,10 +14,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use ed25519_dalek::VerifyingKey;
 use toml::{Table, Value};
 
 use super::values::Checker;
-use crate::router::auth::derive_key;
+use crate::router::auth::{self, derive_key};
 use crate::router::uri::{self, Match};
 
 /// Most PBKDF2 iterations a salted principal may ask for: each costs the config load once.
@@ -52,6 +55,7 @@ pub enum AuthMethod {
     Anonymous,
     Ticket,
     Wampcra,
+    Cryptosign,
 }
 
 impl AuthMethod {
@@ -60,6 +64,7 @@ impl AuthMethod {
             "anonymous" => Some(AuthMethod::Anonymous),
             "ticket" => Some(AuthMethod::Ticket),
             "wampcra" => Some(AuthMethod::Wampcra),
+            "cryptosign" => Some(AuthMethod::Cryptosign),
             _ => None,
         }
     }
@@ -70,6 +75,7 @@ impl AuthMethod {
             AuthMethod::Anonymous => "anonymous",
             AuthMethod::Ticket => "ticket",
             AuthMethod::Wampcra => "wampcra",
+            AuthMethod::Cryptosign => "cryptosign",
         }
     }
 }
@@ -84,8 +90,8 @@ pub struct RealmSettings {
     pub principals: Vec<Principal>,
     /// Empty: no authorization (every session may do everything).
     pub roles: Vec<Role>,
-    /// The procedure (registered in this realm) asked about a ticket or WAMP-CRA login whose
-    /// authid is no static principal: Crossbar's dynamic authenticator.
+    /// The procedure (registered in this realm) asked about a ticket, WAMP-CRA or
+    /// WAMP-Cryptosign login that is no static principal: Crossbar's dynamic authenticator.
     pub authenticator: Option<String>,
 }
 
@@ -98,6 +104,20 @@ impl RealmSettings {
         self.principals
             .iter()
             .find(|principal| principal.authid == authid)
+    }
+
+    /// The principal whose `authorized_keys` hold `key`: whom a WAMP-Cryptosign HELLO without
+    /// authid logs in as. `None` when no principal or several do (Crossbar `cryptosign.py`:
+    /// "cannot infer client identity from pubkey: multiple authids ... have this pubkey").
+    pub fn principal_by_key(&self, key: &[u8; 32]) -> Option<&Principal> {
+        let mut holders = self.principals.iter().filter(|principal| {
+            matches!(&principal.credential, Credential::Cryptosign(keys)
+                if keys.iter().any(|authorized| authorized.as_bytes() == key))
+        });
+        match (holders.next(), holders.next()) {
+            (Some(principal), None) => Some(principal),
+            _ => None,
+        }
     }
 
     pub fn role(&self, name: &str) -> Option<&Role> {
@@ -141,6 +161,8 @@ pub enum Credential {
     /// WAMP-CRA: `key` signs the challenge: the secret, or for a salted principal the
     /// PBKDF2-derived key in base64, as autobahn's `derive_key` returns it.
     Wampcra { key: Hidden, salted: Option<Salted> },
+    /// WAMP-Cryptosign: the Ed25519 public keys allowed to sign the challenge (public, shown).
+    Cryptosign(Vec<VerifyingKey>),
 }
 
 /// The PBKDF2 parameters a salted WAMP-CRA principal's CHALLENGE carries.
@@ -218,10 +240,11 @@ fn realm(checker: &mut Checker, path: &str, value: Value) -> Option<RealmSetting
     if authenticator.is_some()
         && !auth.contains(&AuthMethod::Ticket)
         && !auth.contains(&AuthMethod::Wampcra)
+        && !auth.contains(&AuthMethod::Cryptosign)
     {
         checker.error(
             format!("{path}.authenticator"),
-            "asks about ticket and wampcra logins: add one of them to auth",
+            "asks about ticket, wampcra and cryptosign logins: add one of them to auth",
         );
     }
     if authenticator.is_some() && roles.as_ref().is_some_and(Vec::is_empty) {
@@ -331,8 +354,8 @@ fn methods(checker: &mut Checker, path: &str, value: Value) -> Vec<AuthMethod> {
             None => checker.error(
                 format!("{path}[{index}]"),
                 format!(
-                    "{name:?}: expected \"anonymous\", \"ticket\" or \"wampcra\" (cookie is \
-                     always allowed)"
+                    "{name:?}: expected \"anonymous\", \"ticket\", \"wampcra\" or \
+                     \"cryptosign\" (cookie is always allowed)"
                 ),
             ),
         }
@@ -387,18 +410,24 @@ fn principal(checker: &mut Checker, path: &str, mut table: Table) -> Option<Prin
         .and_then(|v| bounded(checker, &format!("{path}.iterations"), v, MAX_ITERATIONS));
     let keylen = take(&mut table, "keylen")
         .and_then(|v| bounded(checker, &format!("{path}.keylen"), v, MAX_KEYLEN));
+    let authorized_keys = take(&mut table, "authorized_keys")
+        .map(|v| public_keys(checker, &format!("{path}.authorized_keys"), v));
     unknown_keys(checker, path, &table);
-    let credential = match (ticket, secret) {
-        (Some(ticket), None) => {
-            if salt.is_some() || iterations.is_some() || keylen.is_some() {
-                checker.error(
-                    format!("{path}.salt"),
-                    "salt, iterations and keylen go with a wampcra secret, not a ticket",
-                );
-            }
+    let salting = salt.is_some() || iterations.is_some() || keylen.is_some();
+    let unsalted = |checker: &mut Checker, credential: &str| {
+        if salting {
+            checker.error(
+                format!("{path}.salt"),
+                format!("salt, iterations and keylen go with a wampcra secret, not {credential}"),
+            );
+        }
+    };
+    let credential = match (ticket, secret, authorized_keys) {
+        (Some(ticket), None, None) => {
+            unsalted(checker, "a ticket");
             Some(Credential::Ticket(Hidden::new(ticket.into_bytes())))
         }
-        (None, Some(secret)) => match salt {
+        (None, Some(secret), None) => match salt {
             // autobahn `derive_key(secret, salt, iterations=1000, keylen=32)`.
             Some(salt) => {
                 let iterations = iterations.unwrap_or(1000);
@@ -426,20 +455,31 @@ fn principal(checker: &mut Checker, path: &str, mut table: Table) -> Option<Prin
                 })
             }
         },
-        (Some(_), Some(_)) => {
-            checker.error(
-                format!("{path}.secret"),
-                "give either ticket (WAMP-Ticket) or secret (WAMP-CRA), not both",
-            );
-            None
+        (None, None, Some(keys)) => {
+            unsalted(checker, "authorized_keys");
+            keys.map(Credential::Cryptosign)
         }
-        (None, None) => {
+        (None, None, None) => {
             if checker_errors(checker) == before {
                 checker.error(
                     format!("{path}.ticket"),
-                    "missing: give ticket (WAMP-Ticket) or secret (WAMP-CRA)",
+                    "missing: give ticket (WAMP-Ticket), secret (WAMP-CRA) or authorized_keys \
+                     (WAMP-Cryptosign)",
                 );
             }
+            None
+        }
+        (_, _, keys) => {
+            let second = if keys.is_some() {
+                "authorized_keys"
+            } else {
+                "secret"
+            };
+            checker.error(
+                format!("{path}.{second}"),
+                "give only one of ticket (WAMP-Ticket), secret (WAMP-CRA) or authorized_keys \
+                 (WAMP-Cryptosign)",
+            );
             None
         }
     };
@@ -451,6 +491,23 @@ fn principal(checker: &mut Checker, path: &str, mut table: Table) -> Option<Prin
         role: role?,
         credential: credential?,
     })
+}
+
+/// `authorized_keys`: a non-empty list of Ed25519 public keys, each 64 hex characters as
+/// autobahn's `public_key()` writes them (Crossbar's static cryptosign principals).
+fn public_keys(checker: &mut Checker, path: &str, value: Value) -> Option<Vec<VerifyingKey>> {
+    let before = checker_errors(checker);
+    let mut keys = Vec::new();
+    for (index, text) in strings(checker, path, value) {
+        match auth::public_key(&text) {
+            Ok(key) => keys.push(key),
+            Err(error) => checker.error(format!("{path}[{index}]"), error.to_string()),
+        }
+    }
+    if keys.is_empty() && checker_errors(checker) == before {
+        checker.error(path, "must list at least one key");
+    }
+    (checker_errors(checker) == before).then_some(keys)
 }
 
 fn bounded(checker: &mut Checker, path: &str, value: Value, max: u32) -> Option<u32> {
@@ -607,8 +664,19 @@ mod tests {
             [
                 AuthMethod::Anonymous,
                 AuthMethod::Ticket,
-                AuthMethod::Wampcra
+                AuthMethod::Wampcra,
+                AuthMethod::Cryptosign
             ]
+        );
+        let Credential::Cryptosign(keys) =
+            &realm.principal("client01@example.com").unwrap().credential
+        else {
+            panic!()
+        };
+        assert_eq!(keys.len(), 1);
+        assert_eq!(
+            realm.principal_by_key(keys[0].as_bytes()).unwrap().authid,
+            "client01@example.com"
         );
         assert_eq!(realm.anonymous_role, "guest");
         assert_eq!(realm.roles.len(), 5);
@@ -732,7 +800,7 @@ mod tests {
                 ),
             ],
             "wamp.realm.realm2.principal[0].secret",
-            "not both",
+            "only one of",
         );
         assert_error(
             &[
@@ -781,6 +849,59 @@ mod tests {
             "wamp.realm.realm2.anonymous_role",
             "no such role",
         );
+    }
+
+    #[test]
+    fn authorized_keys_are_ed25519_public_keys() {
+        let realms = ("wamp.realms", r#"["realm1", "realm2"]"#);
+        let key = "545efb0a2192db8d43f118e9bf9aee081466e1ef36c708b96ee6f62dddad9122";
+        let principal = |keys: &str| {
+            (
+                "wamp.realm.realm2.principal",
+                format!(r#"[{{authid = "x", role = "a", authorized_keys = {keys}}}]"#),
+            )
+        };
+        let path = "wamp.realm.realm2.principal[0].authorized_keys";
+        for (keys, error_path, message) in [
+            ("[]".to_owned(), path.to_owned(), "at least one key"),
+            (format!(r#""{key}""#), path.to_owned(), "a list of strings"),
+            (format!(r#"["{key}", 1]"#), format!("{path}[1]"), "a string"),
+            (
+                r#"["00ff"]"#.to_owned(),
+                format!("{path}[0]"),
+                "64 hex characters",
+            ),
+            (
+                format!(r#"["{key} "]"#),
+                format!("{path}[0]"),
+                "64 hex characters",
+            ),
+            (
+                format!(r#"["02{}"]"#, "0".repeat(62)),
+                format!("{path}[0]"),
+                "no point of the curve",
+            ),
+            (
+                format!(r#"["{key}", "01{}"]"#, "0".repeat(62)),
+                format!("{path}[1]"),
+                "small-order",
+            ),
+        ] {
+            let (key_path, value) = principal(&keys);
+            assert_error(&[realms, (key_path, &value)], &error_path, message);
+        }
+        for (extra, error_path, message) in [
+            (r#", ticket = "t""#, "authorized_keys", "only one of"),
+            (r#", salt = "s""#, "salt", "not authorized_keys"),
+        ] {
+            let value =
+                format!(r#"[{{authid = "x", role = "a", authorized_keys = ["{key}"]{extra}}}]"#);
+            assert_error(
+                &[realms, ("wamp.realm.realm2.principal", &value)],
+                &format!("wamp.realm.realm2.principal[0].{error_path}"),
+                message,
+            );
+        }
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //!
 //! Authentication: HELLO's `authmethods` (in the client's order) meet the methods the realm
 //! allows; the first both know wins. `cookie` (the wson cookies of the upgrade) and
-//! `anonymous` welcome at once; `ticket` and `wampcra` send CHALLENGE and the router waits for
-//! AUTHENTICATE (`Phase::Authenticating`). A denied login ends with ABORT, as any refused
+//! `anonymous` welcome at once; `ticket`, `wampcra` and `cryptosign` send CHALLENGE and the
+//! router waits for AUTHENTICATE (`Phase::Authenticating`). A denied login ends with ABORT, as any refused
 //! HELLO (WAMP v2, "Session Establishment"); the spec names no reason for a failed login, so
 //! the reasons are Crossbar's: `wamp.error.no_auth_method` when no method fits,
 //! `wamp.error.not_authorized` (autobahn's `Deny` default) for a failed login.
@@ -12,15 +12,26 @@
 //! ABORTs an unknown authid at HELLO, naming it). One difference remains visible: a salted
 //! WAMP-CRA principal's CHALLENGE carries its salt, an unknown authid's carries none.
 //!
+//! WAMP-Cryptosign (WAMP v2, "Cryptosign-based Authentication"): HELLO names the client's
+//! Ed25519 public key in `authextra.pubkey` and, optionally, an authid; without one, the
+//! principal is the one whose `authorized_keys` hold the key (Crossbar). CHALLENGE carries 32
+//! random bytes in hex; AUTHENTICATE answers the hex of the 64-byte signature followed by the
+//! 32 bytes signed, which must be the challenge. An unknown authid or key, or a key the
+//! principal does not list, is challenged and fails like a wrong signature (Crossbar ABORTs
+//! each at HELLO). wson has no TLS channel to bind to: a HELLO asking for `tls-unique` is
+//! refused at HELLO, as Crossbar refuses it on a transport without TLS.
+//!
 //! Authorization: a realm with roles checks each PUBLISH, SUBSCRIBE, CALL and REGISTER
 //! against the session's role; the permission matching the URI most specifically decides
 //! (see [`Policies::authorize`]). The backend is trusted and never checked.
 
 use base64::Engine;
+use ed25519_dalek::{Signature, VerifyingKey};
 use hmac::{KeyInit, Mac};
 use sha2::Sha256;
 
 use std::collections::HashMap;
+use std::fmt;
 
 use crate::config::wamp_realm::{
     AuthMethod, Credential, Hidden, Permission, RealmSettings, Salted, WampRealms,
@@ -36,8 +47,18 @@ pub const NOT_AUTHORIZED: &str = "wamp.error.not_authorized";
 /// The ABORT message of every failed login: the same whatever was wrong.
 pub const FAILED_LOGIN: &str = "authentication failed";
 /// Largest AUTHENTICATE signature read; a longer one fails the login unread. A WAMP-CRA
-/// signature is 44 characters, a ticket is what the operator configured.
+/// signature is 44 characters, a WAMP-Cryptosign one 192, a ticket is what the operator
+/// configured.
 pub const MAX_SIGNATURE_LEN: usize = 4096;
+/// Random bytes in a WAMP-Cryptosign challenge. WAMP v2, "Computing the Signature": "The
+/// challenge sent by the router is a 32 bytes random value, encoded as a Hex string".
+pub const CHALLENGE_LEN: usize = 32;
+/// Bytes of an Ed25519 signature.
+const SIGNATURE_LEN: usize = 64;
+/// Bytes of a WAMP-Cryptosign AUTHENTICATE signature: "The client MUST return the
+/// concatenation of the signature and the message signed (96 bytes)". Crossbar accepts this
+/// form only ("signed message has invalid length (was {}, but should have been 96)").
+const SIGNED_CHALLENGE_LEN: usize = SIGNATURE_LEN + CHALLENGE_LEN;
 /// The authprovider of config principals, anonymous and cookie logins (Crossbar names its
 /// config-file principals "static").
 pub const STATIC_PROVIDER: &str = "static";
@@ -89,6 +110,97 @@ pub fn nonce(random: &[u8; 48]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random)
 }
 
+/// `N` bytes from exactly `2 * N` hex digits of either case; `None` for any other text. The
+/// length is checked first: a longer text is refused unread.
+pub fn hex_bytes<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let digits = text.as_bytes();
+    if Some(digits.len()) != N.checked_mul(2) {
+        return None;
+    }
+    let mut bytes = [0_u8; N];
+    for (byte, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
+        let [high, low] = pair else {
+            return None;
+        };
+        *byte = (nibble(*high)? << 4) | nibble(*low)?;
+    }
+    Some(bytes)
+}
+
+fn nibble(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Lower-case hex, as autobahn and Crossbar write keys and challenges.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len().saturating_mul(2));
+    for byte in bytes {
+        for digit in [byte >> 4, byte & 0x0f] {
+            text.push(char::from_digit(u32::from(digit), 16).unwrap_or('0'));
+        }
+    }
+    text
+}
+
+/// Why a text is no usable Ed25519 public key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyError {
+    /// Not 64 hex digits.
+    NotHex,
+    /// 32 bytes that encode no point of the curve.
+    NotAPoint,
+    /// A point of small order: `verify_strict` refuses every signature by it.
+    SmallOrder,
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyError::NotHex => "expected 64 hex characters (a 32-byte Ed25519 public key)",
+            KeyError::NotAPoint => "not an Ed25519 public key (no point of the curve)",
+            KeyError::SmallOrder => "a small-order point, which no signature verifies with",
+        })
+    }
+}
+
+/// An Ed25519 public key from its hex text (`authorized_keys`, an authenticator's `pubkey`).
+pub fn public_key(text: &str) -> Result<VerifyingKey, KeyError> {
+    let bytes = hex_bytes::<32>(text).ok_or(KeyError::NotHex)?;
+    let key = VerifyingKey::from_bytes(&bytes).map_err(|_| KeyError::NotAPoint)?;
+    if key.is_weak() {
+        return Err(KeyError::SmallOrder);
+    }
+    Ok(key)
+}
+
+/// True when `signature` (AUTHENTICATE's, hex) is `key`'s Ed25519 signature of `challenge`
+/// followed by the challenge itself. WAMP v2: "the Ed25519 signature over the 32 bytes
+/// message MUST be computed using the WAMP-Cryptosign private key"; the message signed must be
+/// what was sent (Crossbar: "message signed is bogus"). Strict verification: a
+/// non-canonical S or a small-order R is refused, as libsodium (Crossbar's PyNaCl) does.
+pub fn cryptosign_verifies(
+    key: &VerifyingKey,
+    challenge: &[u8; CHALLENGE_LEN],
+    signature: &str,
+) -> bool {
+    let Some(signed) = hex_bytes::<SIGNED_CHALLENGE_LEN>(signature) else {
+        return false;
+    };
+    let Some((signature, message)) = signed.split_first_chunk::<SIGNATURE_LEN>() else {
+        return false;
+    };
+    // The challenge is public: an ordinary comparison leaks nothing.
+    message == challenge
+        && key
+            .verify_strict(message, &Signature::from_bytes(signature))
+            .is_ok()
+}
+
 /// What a CHALLENGE waits for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pending {
@@ -107,6 +219,12 @@ pub struct Pending {
 pub enum Expected {
     /// This signature: the ticket, or the WAMP-CRA signature of the challenge.
     Signature(Hidden),
+    /// `key`'s Ed25519 signature of `challenge` (WAMP-Cryptosign). The key is boxed: a
+    /// decoded point is 192 bytes, which every client's `Phase` would carry otherwise.
+    Cryptosign {
+        key: Box<VerifyingKey>,
+        challenge: [u8; CHALLENGE_LEN],
+    },
     /// Nothing: an unknown authid, every signature fails.
     Nothing,
     /// What the realm's authenticator says of the ticket (dynamic WAMP-Ticket).
@@ -118,6 +236,9 @@ impl Pending {
     pub fn accepts(&self, signature: &str) -> bool {
         match &self.expected {
             Expected::Signature(expected) => same_bytes(expected.expose(), signature.as_bytes()),
+            Expected::Cryptosign { key, challenge } => {
+                cryptosign_verifies(key, challenge, signature)
+            }
             Expected::Nothing | Expected::Authenticator => false,
         }
     }
@@ -154,11 +275,14 @@ pub enum Start {
         pending: Pending,
         extra: Dict,
     },
-    /// Ask the realm's authenticator `procedure` about `authid` (dynamic WAMP-CRA), then
-    /// challenge with the secret it names.
+    /// Ask the realm's authenticator `procedure` about `authid` (dynamic WAMP-CRA or
+    /// WAMP-Cryptosign; empty: none asked for), then challenge with the secret or public key
+    /// it names. `authextra` is HELLO's, which the authenticator gets (Crossbar).
     Ask {
         procedure: String,
+        method: AuthMethod,
         authid: String,
+        authextra: Option<Dict>,
     },
     /// ABORT with `reason`.
     Deny {
@@ -172,6 +296,8 @@ pub struct Hello<'a> {
     /// `HELLO.Details.authmethods`; `None` when absent.
     pub authmethods: Option<Vec<&'a str>>,
     pub authid: Option<&'a str>,
+    /// `HELLO.Details.authextra`; `None` when absent.
+    pub authextra: Option<&'a Dict>,
     /// The wson cookies' user, when the upgrade had verified cookies.
     pub cookie_user: Option<&'a str>,
     /// `[wamp] authrole`: the role of a cookie login.
@@ -181,6 +307,7 @@ pub struct Hello<'a> {
     pub timestamp: String,
     pub random_authid: [u8; 24],
     pub random_nonce: [u8; 48],
+    pub random_challenge: [u8; CHALLENGE_LEN],
 }
 
 /// Picks the login method and starts it.
@@ -212,6 +339,9 @@ pub fn start(realm: Option<&RealmSettings>, hello: Hello<'_>) -> Start {
             "wampcra" if allows(AuthMethod::Wampcra) => {
                 return challenge(realm, &hello, AuthMethod::Wampcra);
             }
+            "cryptosign" if allows(AuthMethod::Cryptosign) => {
+                return cryptosign(realm, &hello);
+            }
             // Unknown or not allowed here: the next one.
             _ => {}
         }
@@ -234,7 +364,7 @@ fn challenge(realm: Option<&RealmSettings>, hello: &Hello<'_>, method: AuthMetho
         AuthMethod::Ticket => {
             let expected = match principal.map(|principal| &principal.credential) {
                 Some(Credential::Ticket(ticket)) => Expected::Signature(ticket.clone()),
-                Some(Credential::Wampcra { .. }) => Expected::Nothing,
+                Some(Credential::Wampcra { .. } | Credential::Cryptosign(_)) => Expected::Nothing,
                 None if authenticator.is_some() => Expected::Authenticator,
                 None => Expected::Nothing,
             };
@@ -250,12 +380,19 @@ fn challenge(realm: Option<&RealmSettings>, hello: &Hello<'_>, method: AuthMetho
                 extra: Dict::new(),
             }
         }
-        AuthMethod::Wampcra | AuthMethod::Anonymous => {
+        AuthMethod::Wampcra | AuthMethod::Anonymous | AuthMethod::Cryptosign => {
             let (key, salted) = match principal.map(|principal| &principal.credential) {
                 Some(Credential::Wampcra { key, salted }) => (Some(key), salted.as_ref()),
-                Some(Credential::Ticket(_)) => (None, None),
+                Some(Credential::Ticket(_) | Credential::Cryptosign(_)) => (None, None),
                 None => match authenticator {
-                    Some(procedure) => return Start::Ask { procedure, authid },
+                    Some(procedure) => {
+                        return Start::Ask {
+                            procedure,
+                            method: AuthMethod::Wampcra,
+                            authid,
+                            authextra: hello.authextra.cloned(),
+                        };
+                    }
                     None => (None, None),
                 },
             };
@@ -320,6 +457,122 @@ pub fn wampcra_challenge(
         authid: principal.authid,
         authrole: principal.authrole,
         method: AuthMethod::Wampcra,
+        expected,
+        authprovider: principal.authprovider,
+        authextra: Dict::new(),
+    };
+    (pending, extra)
+}
+
+/// WAMP-Cryptosign after HELLO: the principal named by authid, else the one holding
+/// `authextra.pubkey`; a static one is challenged (failing unless the key is one of its
+/// `authorized_keys`), an unknown one goes to the realm's authenticator when there is one.
+fn cryptosign(realm: Option<&RealmSettings>, hello: &Hello<'_>) -> Start {
+    let authextra = hello.authextra;
+    // Crossbar 26.10.1 `cryptosign.py` `hello`: 'invalid channel binding type "{}"
+    // requested' for any but "tls-unique", and without a TLS channel id "never authenticate
+    // without the channel binding the client requested". wson has no TLS channel.
+    match authextra.and_then(|extra| extra.get("channel_binding")) {
+        None | Some(Value::Null) => {}
+        Some(Value::String(binding)) if binding == "tls-unique" => {
+            return Start::Deny {
+                reason: NOT_AUTHORIZED,
+                message: "channel binding \"tls-unique\" requested, but the transport has no \
+                          TLS channel ID"
+                    .to_owned(),
+            };
+        }
+        Some(other) => {
+            let shown = match other {
+                Value::String(text) if text.len() <= 64 => format!("\"{text}\""),
+                _ => "other than tls-unique".to_owned(),
+            };
+            return Start::Deny {
+                reason: NOT_AUTHORIZED,
+                message: format!("invalid channel binding type {shown} requested"),
+            };
+        }
+    }
+    // WAMP v2: `pubkey` is required. Its absence or form says nothing of the principals.
+    let pubkey = match authextra.and_then(|extra| extra.str("pubkey")) {
+        Some(Ok(text)) => hex_bytes::<32>(text),
+        Some(Err(())) | None => None,
+    };
+    let Some(pubkey) = pubkey else {
+        return Start::Deny {
+            reason: NOT_AUTHORIZED,
+            message: "cryptosign needs authextra.pubkey: the client's Ed25519 public key, \
+                      64 hex characters"
+                .to_owned(),
+        };
+    };
+    let principal = realm.and_then(|realm| match hello.authid {
+        Some(authid) => realm.principal(authid),
+        None => realm.principal_by_key(&pubkey),
+    });
+    let authid = hello.authid.unwrap_or_default().to_owned();
+    let key = match principal {
+        Some(principal) => match &principal.credential {
+            Credential::Cryptosign(keys) => keys
+                .iter()
+                .find(|authorized| authorized.as_bytes() == &pubkey)
+                .copied(),
+            Credential::Ticket(_) | Credential::Wampcra { .. } => None,
+        },
+        None => {
+            if let Some(procedure) = realm.and_then(|realm| realm.authenticator.clone()) {
+                return Start::Ask {
+                    procedure,
+                    method: AuthMethod::Cryptosign,
+                    authid,
+                    authextra: authextra.cloned(),
+                };
+            }
+            None
+        }
+    };
+    let (pending, extra) = cryptosign_challenge(
+        CryptosignPrincipal {
+            authid: principal.map_or(authid, |principal| principal.authid.clone()),
+            authrole: principal.map_or_else(String::new, |principal| principal.role.clone()),
+            authprovider: STATIC_PROVIDER,
+            key,
+        },
+        &hello.random_challenge,
+    );
+    Start::Challenge { pending, extra }
+}
+
+/// Who a WAMP-Cryptosign challenge is for.
+pub struct CryptosignPrincipal {
+    pub authid: String,
+    pub authrole: String,
+    pub authprovider: &'static str,
+    /// The key that must sign; `None` for an unknown principal or key (every signature
+    /// fails).
+    pub key: Option<VerifyingKey>,
+}
+
+/// The WAMP-Cryptosign CHALLENGE extra for `principal`, and what AUTHENTICATE must answer.
+pub fn cryptosign_challenge(
+    principal: CryptosignPrincipal,
+    challenge: &[u8; CHALLENGE_LEN],
+) -> (Pending, Dict) {
+    // Crossbar `_compute_challenge`: {challenge, channel_binding}; the binding is null, as
+    // none was asked for (one asked for is refused at HELLO).
+    let mut extra = Dict::new();
+    extra.insert("challenge", Value::String(hex(challenge)));
+    extra.insert("channel_binding", Value::Null);
+    let expected = principal
+        .key
+        .map_or(Expected::Nothing, |key| Expected::Cryptosign {
+            key: Box::new(key),
+            challenge: *challenge,
+        });
+    let pending = Pending {
+        authid: principal.authid,
+        authrole: principal.authrole,
+        method: AuthMethod::Cryptosign,
         expected,
         authprovider: principal.authprovider,
         authextra: Dict::new(),
@@ -464,9 +717,136 @@ fn answer(permission: &Permission, action: Action) -> Authorization {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use ed25519_dalek::{Signer, SigningKey};
+
     use super::*;
     use crate::config::wamp_realm::{Principal, Role};
     use crate::router::uri::Match;
+
+    /// WAMP v2, "Cryptosign-based Authentication", test vectors without a channel id:
+    /// private key, challenge, AUTHENTICATE signature.
+    pub const CRYPTOSIGN_VECTORS: [(&str, &str, &str); 3] = [
+        (
+            "4d57d97a68f555696620a6d849c0ce582568518d729eb753dc7c732de2804510",
+            "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+            "b32675b221f08593213737bef8240e7c15228b07028e19595294678c90d11c0cae80a357331bfc5cc9fb71081464e6e75013517c2cf067ad566a6b7b728e5d03ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+        ),
+        (
+            "d511fe78e23934b3dadb52fcd022974b80bd92bccc7c5cf404e46cc0a8a2f5cd",
+            "b26c1f87c13fc1da14997f1b5a71995dff8fbe0a62fae8473c7bdbd05bfb607d",
+            "d4209ad10d5aff6bfbc009d7e924795de138a63515efc7afc6b01b7fe5201372190374886a70207b042294af5bd64ce725cd8dceb344e6d11c09d1aaaf4d660fb26c1f87c13fc1da14997f1b5a71995dff8fbe0a62fae8473c7bdbd05bfb607d",
+        ),
+        (
+            "6e1fde9cf9e2359a87420b65a87dc0c66136e66945196ba2475990d8a0c3a25b",
+            "b05e6b8ad4d69abf74aa3be3c0ee40ae07d66e1895b9ab09285a2f1192d562d2",
+            "7beb282184baadd08f166f16dd683b39cab53816ed81e6955def951cb2ddad1ec184e206746fd82bda075af03711d3d5658fc84a76196b0fa8d1ebc92ef9f30bb05e6b8ad4d69abf74aa3be3c0ee40ae07d66e1895b9ab09285a2f1192d562d2",
+        ),
+    ];
+
+    /// The private key of test vector `index`.
+    pub fn signing_key(index: usize) -> SigningKey {
+        SigningKey::from_bytes(&hex_bytes(CRYPTOSIGN_VECTORS[index].0).unwrap())
+    }
+
+    /// autobahn's `sign_challenge`: hex(signature) + hex(challenge), for a CHALLENGE's extra.
+    pub fn sign_challenge(key: &SigningKey, extra: &Dict) -> String {
+        let challenge: [u8; CHALLENGE_LEN] =
+            hex_bytes(extra.str("challenge").unwrap().unwrap()).unwrap();
+        format!(
+            "{}{}",
+            hex(&key.sign(&challenge).to_bytes()),
+            hex(&challenge)
+        )
+    }
+
+    #[test]
+    fn cryptosign_signatures_match_the_spec_test_vectors() {
+        for (private, challenge_hex, signature) in CRYPTOSIGN_VECTORS {
+            let key = SigningKey::from_bytes(&hex_bytes(private).unwrap());
+            let challenge: [u8; CHALLENGE_LEN] = hex_bytes(challenge_hex).unwrap();
+            // Ed25519 is deterministic: signing gives the spec's bytes exactly.
+            let mut extra = Dict::new();
+            extra.insert("challenge", Value::from(challenge_hex));
+            assert_eq!(sign_challenge(&key, &extra), signature);
+            let public = key.verifying_key();
+            assert!(cryptosign_verifies(&public, &challenge, signature));
+            assert!(cryptosign_verifies(
+                &public,
+                &challenge,
+                &signature.to_uppercase()
+            ));
+        }
+    }
+
+    #[test]
+    fn a_cryptosign_signature_must_be_96_bytes_over_the_challenge() {
+        let (_, challenge_hex, signature) = CRYPTOSIGN_VECTORS[1];
+        let public = signing_key(1).verifying_key();
+        let challenge: [u8; CHALLENGE_LEN] = hex_bytes(challenge_hex).unwrap();
+        // The 64-byte signature alone: Crossbar refuses it too ("should have been 96").
+        assert!(!cryptosign_verifies(&public, &challenge, &signature[..128]));
+        // Another key, another challenge, a flipped bit, a byte too many or too few.
+        assert!(!cryptosign_verifies(
+            &signing_key(2).verifying_key(),
+            &challenge,
+            signature
+        ));
+        assert!(!cryptosign_verifies(&public, &[0xff; 32], signature));
+        let mut flipped: [u8; 96] = hex_bytes(signature).unwrap();
+        flipped[5] ^= 1;
+        assert!(!cryptosign_verifies(&public, &challenge, &hex(&flipped)));
+        assert!(!cryptosign_verifies(
+            &public,
+            &challenge,
+            &format!("{signature}00")
+        ));
+        assert!(!cryptosign_verifies(&public, &challenge, &signature[2..]));
+        // A signature over another message, sent with our challenge appended.
+        let other = signing_key(1).sign(&[0_u8; 32]).to_bytes();
+        let forged = format!("{}{challenge_hex}", hex(&other));
+        assert!(!cryptosign_verifies(&public, &challenge, &forged));
+        // Non-canonical S (S + the group order): valid for lax verifiers, not here.
+        let mut signed: [u8; 96] = hex_bytes(signature).unwrap();
+        let order =
+            hex_bytes::<32>("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010")
+                .unwrap();
+        let mut carry = 0_u16;
+        for (s, l) in signed[32..64].iter_mut().zip(order) {
+            let [low, high] = (u16::from(*s) + u16::from(l) + carry).to_le_bytes();
+            *s = low;
+            carry = u16::from(high);
+        }
+        assert!(!cryptosign_verifies(&public, &challenge, &hex(&signed)));
+    }
+
+    #[test]
+    fn hex_takes_exactly_its_digits() {
+        assert_eq!(hex_bytes::<2>("0aFf"), Some([0x0a, 0xff]));
+        assert_eq!(hex(&[0x0a, 0xff, 0x00]), "0aff00");
+        assert_eq!(hex_bytes::<0>(""), Some([]));
+        for hostile in [
+            "", "0", "0aF", "0aFf0", "0aFf00", "0g00", "+1ff", " 0ff", "0x0a", "ÿÿ", "é0",
+            "\u{0}000", "０a",
+        ] {
+            assert_eq!(hex_bytes::<2>(hostile), None, "{hostile:?}");
+        }
+        // A length is refused before a byte is read.
+        assert_eq!(hex_bytes::<32>(&"0".repeat(1 << 20)), None);
+        let key = hex(signing_key(0).verifying_key().as_bytes());
+        assert!(public_key(&key).is_ok());
+        assert!(public_key(&key.to_uppercase()).is_ok());
+        assert_eq!(public_key(&key[2..]), Err(KeyError::NotHex));
+        assert_eq!(public_key(&format!("{key}00")), Err(KeyError::NotHex));
+        assert_eq!(
+            public_key(&format!("02{}", "0".repeat(62))),
+            Err(KeyError::NotAPoint)
+        );
+        // The identity point (y = 1): order 1.
+        assert_eq!(
+            public_key(&format!("01{}", "0".repeat(62))),
+            Err(KeyError::SmallOrder)
+        );
+    }
 
     /// autobahn `test_wamp_auth.py` `test_compute_wcs`: the secret "L3L1YUE8Txlw" over
     /// `json.dumps([1, 2, 3])`.
@@ -522,14 +902,18 @@ pub(crate) mod tests {
         }
     }
 
-    /// A realm allowing anonymous, ticket and wampcra, with `alice` (ticket "sesame"), `bob`
-    /// (secret "L3L1YUE8Txlw"), `carol` (the same secret salted with "salt123"), and roles.
+    /// A realm allowing anonymous, ticket, wampcra and cryptosign, with `alice` (ticket
+    /// "sesame"), `bob` (secret "L3L1YUE8Txlw"), `carol` (the same secret salted with
+    /// "salt123"), `dave` (the keys of test vectors 0 and 1), `erin` (the key of vector 1, so
+    /// that key alone names nobody), and roles.
     pub fn realm_settings() -> RealmSettings {
+        let public = |index| signing_key(index).verifying_key();
         RealmSettings {
             auth: vec![
                 AuthMethod::Anonymous,
                 AuthMethod::Ticket,
                 AuthMethod::Wampcra,
+                AuthMethod::Cryptosign,
             ],
             anonymous_role: "guest".to_owned(),
             principals: vec![
@@ -559,6 +943,16 @@ pub(crate) mod tests {
                             keylen: 32,
                         }),
                     },
+                },
+                Principal {
+                    authid: "dave".to_owned(),
+                    role: "guest".to_owned(),
+                    credential: Credential::Cryptosign(vec![public(0), public(1)]),
+                },
+                Principal {
+                    authid: "erin".to_owned(),
+                    role: "admin".to_owned(),
+                    credential: Credential::Cryptosign(vec![public(1)]),
                 },
             ],
             roles: vec![
@@ -595,12 +989,14 @@ pub(crate) mod tests {
         Hello {
             authmethods,
             authid,
+            authextra: None,
             cookie_user: None,
             cookie_role: "user",
             session: 42,
             timestamp: "2026-01-01T00:00:00.000Z".to_owned(),
             random_authid: [7; 24],
             random_nonce: [9; 48],
+            random_challenge: [5; 32],
         }
     }
 
@@ -609,10 +1005,7 @@ pub(crate) mod tests {
         let realm = realm_settings();
         let Start::Challenge { pending, extra } = start(
             Some(&realm),
-            hello(
-                Some(vec!["cryptosign", "ticket", "anonymous"]),
-                Some("alice"),
-            ),
+            hello(Some(vec!["scram", "ticket", "anonymous"]), Some("alice")),
         ) else {
             panic!()
         };
@@ -700,6 +1093,149 @@ pub(crate) mod tests {
             assert!(pending.accepts(&compute_wcs(key.as_bytes(), challenge.as_bytes())));
             assert!(!pending.accepts(&compute_wcs(b"wrong", challenge.as_bytes())));
         }
+    }
+
+    /// A cryptosign HELLO from the holder of test vector `index`'s key, with `authextra`
+    /// entries added.
+    fn cryptosign_start(
+        realm: &RealmSettings,
+        authid: Option<&str>,
+        index: usize,
+        more: &[(&str, Value)],
+    ) -> Start {
+        let mut authextra = Dict::new();
+        authextra.insert(
+            "pubkey",
+            Value::String(hex(signing_key(index).verifying_key().as_bytes())),
+        );
+        for (key, value) in more {
+            authextra.insert(*key, value.clone());
+        }
+        let mut hello = hello(Some(vec!["cryptosign"]), authid);
+        hello.authextra = Some(&authextra);
+        start(Some(realm), hello)
+    }
+
+    #[test]
+    fn cryptosign_finds_the_principal_by_authid_or_else_by_key() {
+        let realm = realm_settings();
+        for (authid, index, who, role) in [
+            (Some("dave"), 0, "dave", "guest"),
+            (Some("dave"), 1, "dave", "guest"),
+            (Some("erin"), 1, "erin", "admin"),
+            // No authid: the one principal listing the key.
+            (None, 0, "dave", "guest"),
+        ] {
+            let Start::Challenge { pending, extra } = cryptosign_start(&realm, authid, index, &[])
+            else {
+                panic!("{authid:?}")
+            };
+            assert_eq!(
+                (pending.authid.as_str(), pending.authrole.as_str()),
+                (who, role)
+            );
+            assert_eq!(pending.method, AuthMethod::Cryptosign);
+            assert_eq!(extra.str("challenge"), Some(Ok("05".repeat(32).as_str())));
+            assert_eq!(extra.get("channel_binding"), Some(&Value::Null));
+            assert!(pending.accepts(&sign_challenge(&signing_key(index), &extra)));
+            assert!(!pending.accepts(&sign_challenge(&signing_key(2), &extra)));
+        }
+    }
+
+    #[test]
+    fn an_unknown_or_unlisted_cryptosign_key_is_challenged_and_always_fails() {
+        let realm = realm_settings();
+        for (authid, index) in [
+            // Unknown authid; a key the principal does not list; a key no principal lists;
+            // a key two principals list (Crossbar: "multiple authids ... have this pubkey");
+            // principals of other methods.
+            (Some("mallory"), 0),
+            (Some("erin"), 0),
+            (None, 2),
+            (None, 1),
+            (Some("alice"), 0),
+            (Some("bob"), 0),
+        ] {
+            let Start::Challenge { pending, extra } = cryptosign_start(&realm, authid, index, &[])
+            else {
+                panic!("{authid:?} {index}")
+            };
+            assert_eq!(pending.expected, Expected::Nothing, "{authid:?} {index}");
+            assert!(!pending.accepts(&sign_challenge(&signing_key(index), &extra)));
+            assert_eq!(extra.len(), 2);
+        }
+        // A cryptosign principal has no ticket.
+        let Start::Challenge { pending, .. } =
+            start(Some(&realm), hello(Some(vec!["ticket"]), Some("dave")))
+        else {
+            panic!()
+        };
+        assert_eq!(pending.expected, Expected::Nothing);
+    }
+
+    #[test]
+    fn cryptosign_needs_a_pubkey_and_binds_no_channel() {
+        let realm = realm_settings();
+        // An explicit null is no binding asked for.
+        let Start::Challenge { pending, extra } =
+            cryptosign_start(&realm, Some("dave"), 0, &[("channel_binding", Value::Null)])
+        else {
+            panic!()
+        };
+        assert_eq!(extra.get("channel_binding"), Some(&Value::Null));
+        assert!(pending.accepts(&sign_challenge(&signing_key(0), &extra)));
+        for (name, value) in [
+            ("channel_binding", Value::from("tls-unique")),
+            ("channel_binding", Value::from("tls-exporter")),
+            ("channel_binding", Value::from(1_u64)),
+            ("pubkey", Value::from("00ff")),
+            ("pubkey", Value::from(7_u64)),
+        ] {
+            let Start::Deny { reason, message } =
+                cryptosign_start(&realm, Some("dave"), 0, &[(name, value)])
+            else {
+                panic!("{name}")
+            };
+            assert_eq!(reason, NOT_AUTHORIZED);
+            assert!(
+                message.contains(name.split('_').next().unwrap()),
+                "{message}"
+            );
+        }
+        let Start::Deny { message, .. } =
+            start(Some(&realm), hello(Some(vec!["cryptosign"]), Some("dave")))
+        else {
+            panic!()
+        };
+        assert!(message.contains("authextra.pubkey"), "{message}");
+    }
+
+    #[test]
+    fn an_unknown_cryptosign_login_asks_the_authenticator() {
+        let mut realm = realm_settings();
+        realm.authenticator = Some("com.auth".to_owned());
+        let Start::Ask {
+            procedure,
+            method,
+            authid,
+            authextra,
+        } = cryptosign_start(&realm, None, 2, &[("x", Value::from(1_u64))])
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (procedure.as_str(), method),
+            ("com.auth", AuthMethod::Cryptosign)
+        );
+        assert_eq!(authid, "");
+        let authextra = authextra.unwrap();
+        assert_eq!(authextra.get("x"), Some(&Value::from(1_u64)));
+        assert!(authextra.get("pubkey").is_some());
+        // A static principal is never asked about, even when its key does not fit.
+        assert!(matches!(
+            cryptosign_start(&realm, Some("erin"), 0, &[]),
+            Start::Challenge { .. }
+        ));
     }
 
     /// `Policies::authorize` for one realm's settings.

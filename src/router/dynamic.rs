@@ -40,6 +40,10 @@ pub const AUTHORIZATION_FAILED: &str = "wamp.error.authorization_failed";
 /// `pending.py` `_assign_principal`).
 pub const NO_SUCH_ROLE: &str = "wamp.error.no_such_role";
 
+/// ABORT reason when neither HELLO nor the authenticator names an authid (Crossbar
+/// `pending.py` `_assign_principal`: "no authid assigned").
+pub const NO_SUCH_PRINCIPAL: &str = "wamp.error.no_such_principal";
+
 /// The authprovider of a login an authenticator decided (Crossbar's name).
 pub const DYNAMIC_PROVIDER: &str = "dynamic";
 
@@ -165,13 +169,16 @@ pub struct Principal {
     pub secret: Option<String>,
     /// WAMP-CRA salted: salt, iterations, keylen.
     pub salted: Option<(String, u32, u32)>,
+    /// WAMP-Cryptosign: the hex Ed25519 public key that must sign the challenge.
+    pub pubkey: Option<String>,
     /// `extra`: WELCOME's `authextra`.
     pub extra: Option<Dict>,
 }
 
 /// Reads an authenticator's RESULT: a role name, or a dict with `role` and optionally
-/// `authid`, `secret`, `salt` + `iterations` + `keylen`, `extra` (Crossbar
-/// `pending.py` `_assign_principal` and `wampcra.py` `_compute_challenge`). `max_iterations`
+/// `authid`, `secret`, `salt` + `iterations` + `keylen`, `pubkey`, `extra` (Crossbar
+/// `pending.py` `_assign_principal`, `wampcra.py` `_compute_challenge`, `cryptosign.py`
+/// `on_authenticate_ok`). `max_iterations`
 /// bounds the PBKDF2 work one login can ask of the loop.
 pub fn principal(payload: &Payload, max_iterations: u32) -> Result<Principal, &'static str> {
     let dict = match payload.args.first() {
@@ -181,6 +188,7 @@ pub fn principal(payload: &Payload, max_iterations: u32) -> Result<Principal, &'
                 role: role.clone(),
                 secret: None,
                 salted: None,
+                pubkey: None,
                 extra: None,
             });
         }
@@ -190,7 +198,9 @@ pub fn principal(payload: &Payload, max_iterations: u32) -> Result<Principal, &'
     let text = |key: &str| match dict.get(key) {
         None => Ok(None),
         Some(Value::String(text)) => Ok(Some(text.clone())),
-        Some(_) => Err("the authenticator answered a non-string authid, role, secret or salt"),
+        Some(_) => {
+            Err("the authenticator answered a non-string authid, role, secret, salt or pubkey")
+        }
     };
     let role = text("role")?.filter(|role| !role.is_empty());
     let Some(role) = role else {
@@ -226,6 +236,7 @@ pub fn principal(payload: &Payload, max_iterations: u32) -> Result<Principal, &'
         role,
         secret: text("secret")?,
         salted,
+        pubkey: text("pubkey")?,
         extra,
     })
 }
@@ -522,6 +533,8 @@ mod tests {
     use super::*;
     use crate::config::wamp_realm::{AuthMethod, RealmSettings, Role, WampRealms};
     use crate::router::auth::compute_wcs;
+    use crate::router::auth::hex;
+    use crate::router::auth::tests::{sign_challenge, signing_key};
     use crate::router::testing::{Harness, Out, config, invocation, registered, to};
     use crate::router::{Peer, RouterConfig};
     use crate::server::slab::Key;
@@ -534,7 +547,11 @@ mod tests {
         realms.by_name.insert(
             "realm1".to_owned(),
             RealmSettings {
-                auth: vec![AuthMethod::Ticket, AuthMethod::Wampcra],
+                auth: vec![
+                    AuthMethod::Ticket,
+                    AuthMethod::Wampcra,
+                    AuthMethod::Cryptosign,
+                ],
                 anonymous_role: "anonymous".to_owned(),
                 principals: Vec::new(),
                 roles: vec![
@@ -643,6 +660,102 @@ mod tests {
         let out = h.send(key, r#"[5,"bm90IGl0",{}]"#);
         assert_eq!(abort_reason(&out, key), "wamp.error.not_authorized");
         assert!(out.contains(&Out::LoginFailed(key)));
+    }
+
+    /// A cryptosign HELLO announcing test vector 0's public key, with `authid` if any.
+    fn cryptosign_hello(h: &mut Harness, authid: Option<&str>) -> (Key, Vec<Out>) {
+        let key = h.connect_cookieless(Serializer::Json);
+        let pubkey = hex(signing_key(0).verifying_key().as_bytes());
+        let authid = authid.map_or_else(String::new, |authid| format!(r#","authid":"{authid}""#));
+        let text = format!(
+            r#"[1,"realm1",{{"roles":{{"caller":{{}}}},"authmethods":["cryptosign"]{authid},"authextra":{{"pubkey":"{pubkey}"}}}}]"#
+        );
+        let out = h.send(key, &text);
+        (key, out)
+    }
+
+    #[test]
+    fn a_cryptosign_login_gets_its_key_and_role_from_the_authenticator() {
+        let mut h = Harness::new(dynamic_config());
+        let control = backend_registers(&mut h, "test.auth");
+        let pubkey = hex(signing_key(0).verifying_key().as_bytes());
+        for (authid, answer_authid, welcomed) in [
+            (Some("cleo"), "", "cleo"),
+            // No authid: the authenticator, asked with null, names it.
+            (None, r#","authid":"cleo2""#, "cleo2"),
+        ] {
+            let (key, out) = cryptosign_hello(&mut h, authid);
+            let (request, text) = invocation(&out, control);
+            let asked_authid = authid.map_or("null".to_owned(), |authid| format!(r#""{authid}""#));
+            assert!(
+                text.contains(&format!(
+                    r#""authmethod":"cryptosign","authid":{asked_authid},"authrole":null,"authextra":{{"pubkey":"{pubkey}"}}"#
+                )),
+                "{text}"
+            );
+            assert!(to(&out, key).is_empty());
+            let answer = format!(
+                r#"[70,{request},{{}},[{{"role":"member","pubkey":"{pubkey}"{answer_authid}}}]]"#
+            );
+            let out = h.backend(control, &answer);
+            let [Out::To(_, Message::Challenge { method, extra })] = out.as_slice() else {
+                panic!("{out:?}");
+            };
+            assert_eq!(method, "cryptosign");
+            let signature = sign_challenge(&signing_key(0), extra);
+            let out = h.send(key, &format!(r#"[5,"{signature}",{{}}]"#));
+            let [Out::To(_, Message::Welcome { details, .. }), ..] = out.as_slice() else {
+                panic!("{out:?}");
+            };
+            assert_eq!(details.str("authid"), Some(Ok(welcomed)));
+            assert_eq!(details.str("authmethod"), Some(Ok("cryptosign")));
+            assert_eq!(details.str("authprovider"), Some(Ok("dynamic")));
+        }
+        // The answer's key signs (Crossbar), whatever HELLO announced.
+        let (key, out) = cryptosign_hello(&mut h, Some("cleo"));
+        let (request, _) = invocation(&out, control);
+        let other = hex(signing_key(1).verifying_key().as_bytes());
+        let out = h.backend(
+            control,
+            &format!(r#"[70,{request},{{}},[{{"role":"member","pubkey":"{other}"}}]]"#),
+        );
+        let [Out::To(_, Message::Challenge { extra, .. })] = out.as_slice() else {
+            panic!("{out:?}");
+        };
+        let signature = sign_challenge(&signing_key(0), extra);
+        let out = h.send(key, &format!(r#"[5,"{signature}",{{}}]"#));
+        assert_eq!(abort_reason(&out, key), "wamp.error.not_authorized");
+        assert!(out.contains(&Out::LoginFailed(key)));
+    }
+
+    #[test]
+    fn a_cryptosign_answer_needs_a_usable_pubkey_and_someone_names_the_authid() {
+        let mut h = Harness::new(dynamic_config());
+        let control = backend_registers(&mut h, "test.auth");
+        let pubkey = hex(signing_key(0).verifying_key().as_bytes());
+        for (authid, answer, reason) in [
+            (
+                Some("cleo"),
+                r#"{"role":"member"}"#.to_owned(),
+                "wamp.error.not_authorized",
+            ),
+            (
+                Some("cleo"),
+                r#"{"role":"member","pubkey":"00ff"}"#.to_owned(),
+                "wamp.error.not_authorized",
+            ),
+            (
+                None,
+                format!(r#"{{"role":"member","pubkey":"{pubkey}"}}"#),
+                NO_SUCH_PRINCIPAL,
+            ),
+        ] {
+            let (key, out) = cryptosign_hello(&mut h, authid);
+            let (request, _) = invocation(&out, control);
+            let out = h.backend(control, &format!(r#"[70,{request},{{}},[{answer}]]"#));
+            assert_eq!(abort_reason(&out, key), reason, "{answer}");
+            assert!(!out.contains(&Out::LoginFailed(key)));
+        }
     }
 
     #[test]
@@ -938,11 +1051,13 @@ mod tests {
         assert_eq!(full.secret.as_deref(), Some("abc"));
         assert_eq!(full.authid.as_deref(), Some("alice2"));
         assert_eq!(full.salted, Some(("s".to_owned(), 10, 32)));
+        assert_eq!(full.pubkey, None);
         assert!(full.extra.is_some());
         for bad in [
             dict(&[("secret", Value::from("abc"))]),
             dict(&[("role", Value::from(""))]),
             dict(&[("role", Value::from(1_u64))]),
+            dict(&[("role", Value::from("r")), ("pubkey", Value::from(1_u64))]),
             dict(&[
                 ("role", Value::from("r")),
                 ("salt", Value::from("s")),

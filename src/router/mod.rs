@@ -686,10 +686,24 @@ impl Router {
                 return self.violation(key, serializer, violation, now, out);
             }
         };
+        // autobahn `Hello.parse`: "invalid type ... for 'authextra' detail in HELLO".
+        let authextra = match details.get("authextra") {
+            None => None,
+            Some(Value::Dict(authextra)) => Some(authextra),
+            Some(_) => {
+                let violation = Violation::BadOption {
+                    message: "HELLO",
+                    option: "authextra",
+                };
+                return self.violation(key, serializer, violation, now, out);
+            }
+        };
         let mut random_authid = [0_u8; 24];
         let mut random_nonce = [0_u8; 48];
+        let mut random_challenge = [0_u8; auth::CHALLENGE_LEN];
         if getrandom::fill(&mut random_authid).is_err()
             || getrandom::fill(&mut random_nonce).is_err()
+            || getrandom::fill(&mut random_challenge).is_err()
         {
             log::error!(conn = key.to_usize(); "no OS randomness for a WAMP login");
             let text = "the router cannot authenticate now".to_owned();
@@ -700,12 +714,14 @@ impl Router {
         let hello = auth::Hello {
             authmethods,
             authid,
+            authextra,
             cookie_user: cookie_user.as_deref(),
             cookie_role: &self.config.authrole,
             session: id,
             timestamp: realm::iso8601(wall_now),
             random_authid,
             random_nonce,
+            random_challenge,
         };
         let attempt = Attempt {
             serializer,
@@ -716,19 +732,19 @@ impl Router {
         match auth::start(self.config.realm_settings.get(realm_name), hello) {
             Start::Welcome(login) => self.establish(key, attempt, login, now, out),
             Start::Challenge { pending, extra } => {
-                let challenge = Message::Challenge {
-                    method: pending.method.name().to_owned(),
-                    extra,
-                };
-                realm::send_via(Link::Client { key, serializer }, challenge, out);
-                self.clients
-                    .insert(key, Phase::Authenticating { attempt, pending });
+                self.challenge(key, attempt, pending, extra, out);
             }
-            Start::Ask { procedure, authid } => {
+            Start::Ask {
+                procedure,
+                method,
+                authid,
+                authextra,
+            } => {
                 let asking = Asking {
                     attempt,
-                    method: AuthMethod::Wampcra,
+                    method,
                     authid,
+                    authextra,
                 };
                 self.ask_authenticator(key, asking, &procedure, None, now, out);
             }
@@ -774,6 +790,9 @@ impl Router {
                         attempt,
                         method: pending.method,
                         authid: pending.authid,
+                        // Not kept since HELLO: the authenticator gets null (Crossbar
+                        // passes HELLO's).
+                        authextra: None,
                     };
                     return self.ask_authenticator(
                         key,
@@ -826,6 +845,25 @@ impl Router {
         self.close(key, CLOSE_NORMAL, &refusal.reason, out);
     }
 
+    /// CHALLENGE the client for `pending`; AUTHENTICATE is awaited in `Authenticating`.
+    fn challenge(
+        &mut self,
+        key: Key,
+        attempt: Attempt,
+        pending: auth::Pending,
+        extra: Dict,
+        out: &mut Vec<Action>,
+    ) {
+        let challenge = Message::Challenge {
+            method: pending.method.name().to_owned(),
+            extra,
+        };
+        let serializer = attempt.serializer;
+        realm::send_via(Link::Client { key, serializer }, challenge, out);
+        self.clients
+            .insert(key, Phase::Authenticating { attempt, pending });
+    }
+
     /// A login succeeded: WELCOME, unless the realm went (a reload) or others took the room
     /// while the login took its time.
     fn admit(
@@ -850,11 +888,13 @@ impl Router {
     }
 
     /// Calls the realm's authenticator `procedure` about `asking.authid` (Crossbar's
-    /// signature: realm, authid, details; the details carry the `ticket` for WAMP-Ticket).
+    /// signature: realm, authid, details; the details carry the `ticket` for WAMP-Ticket and
+    /// HELLO's `authextra`, with the `pubkey` for WAMP-Cryptosign). An authid the client did
+    /// not name is null, as Crossbar passes HELLO's absent authid.
     fn ask_authenticator(
         &mut self,
         key: Key,
-        asking: Asking,
+        mut asking: Asking,
         procedure: &str,
         ticket: Option<String>,
         now: Instant,
@@ -865,20 +905,22 @@ impl Router {
         let mut details = Dict::new();
         details.insert("transport", Value::Dict(transport));
         details.insert("session", Value::from(asking.attempt.session));
+        let authid = if asking.authid.is_empty() {
+            Value::Null
+        } else {
+            Value::from(asking.authid.as_str())
+        };
         details.insert("authmethod", Value::from(asking.method.name()));
-        details.insert("authid", Value::from(asking.authid.as_str()));
+        details.insert("authid", authid.clone());
         details.insert("authrole", Value::Null);
-        details.insert("authextra", Value::Null);
+        let authextra = asking.authextra.take().map_or(Value::Null, Value::Dict);
+        details.insert("authextra", authextra);
         if let Some(ticket) = ticket {
             details.insert("ticket", Value::String(ticket));
         }
         let realm_name = asking.attempt.realm.as_str();
         let payload = Payload {
-            args: vec![
-                Value::from(realm_name),
-                Value::from(asking.authid.as_str()),
-                Value::Dict(details),
-            ],
+            args: vec![Value::from(realm_name), authid, Value::Dict(details)],
             kwargs: Dict::new(),
         };
         let ticket = self.router_ids.next_id();
@@ -897,7 +939,8 @@ impl Router {
     }
 
     /// The authenticator answered login call `answer.ticket` (or failed to): WAMP-CRA gets
-    /// its CHALLENGE signed with the secret named, WAMP-Ticket its WELCOME; an error ABORTs
+    /// its CHALLENGE signed with the secret named, WAMP-Cryptosign one to sign with the
+    /// private key of the `pubkey` named, WAMP-Ticket its WELCOME; an error ABORTs
     /// with the authenticator's error URI and message, as Crossbar forwards them; no answer
     /// (absent, timed out, nonsense) ABORTs as a failed login.
     fn authenticator_answered(
@@ -920,6 +963,7 @@ impl Router {
             attempt,
             method,
             authid,
+            ..
         } = asking;
         let serializer = attempt.serializer;
         let realm_name = attempt.realm.as_str();
@@ -964,8 +1008,19 @@ impl Router {
             return self.refuse_login(key, serializer, refusal, out);
         }
         let authid = principal.authid.unwrap_or(authid);
+        if authid.is_empty() {
+            // Crossbar `pending.py` `_assign_principal`: Deny(NO_SUCH_PRINCIPAL, "no authid
+            // assigned") when neither HELLO nor the authenticator names one.
+            log::warn!(conn = key.to_usize(), realm = realm_name; "WAMP authenticator named no authid for a login without one: refused");
+            let refusal = LoginRefusal {
+                reason: dynamic::NO_SUCH_PRINCIPAL.to_owned(),
+                message: "no authid assigned".to_owned(),
+                counts: false,
+            };
+            return self.refuse_login(key, serializer, refusal, out);
+        }
         let authextra = principal.extra.unwrap_or_default();
-        match method {
+        let (mut pending, extra) = match method {
             AuthMethod::Wampcra => {
                 let Some(secret) = principal.secret else {
                     log::warn!(conn = key.to_usize(), realm = realm_name; "WAMP authenticator named no secret for a wampcra login: refused");
@@ -993,7 +1048,7 @@ impl Router {
                 }
                 let signing_key = Hidden::new(key_bytes);
                 let wall_now = self.wall_now(now);
-                let (mut pending, extra) = auth::wampcra_challenge(
+                auth::wampcra_challenge(
                     auth::WampcraPrincipal {
                         authid,
                         authrole: principal.role,
@@ -1004,15 +1059,30 @@ impl Router {
                     attempt.session,
                     &auth::nonce(&random_nonce),
                     &realm::iso8601(wall_now),
-                );
-                pending.authextra = authextra;
-                let challenge = Message::Challenge {
-                    method: AuthMethod::Wampcra.name().to_owned(),
-                    extra,
+                )
+            }
+            AuthMethod::Cryptosign => {
+                // Crossbar verifies with the answer's key (`VerifyKey(principal["pubkey"])`),
+                // whatever HELLO announced.
+                let public_key = principal.pubkey.as_deref().map(auth::public_key);
+                let Some(Ok(public_key)) = public_key else {
+                    log::warn!(conn = key.to_usize(), realm = realm_name; "WAMP authenticator named no usable pubkey for a cryptosign login: refused");
+                    return self.refuse_login(key, serializer, LoginRefusal::unanswered(), out);
                 };
-                realm::send_via(Link::Client { key, serializer }, challenge, out);
-                self.clients
-                    .insert(key, Phase::Authenticating { attempt, pending });
+                let mut random_challenge = [0_u8; auth::CHALLENGE_LEN];
+                if getrandom::fill(&mut random_challenge).is_err() {
+                    log::error!(conn = key.to_usize(); "no OS randomness for a WAMP login");
+                    return self.refuse_login(key, serializer, LoginRefusal::unanswered(), out);
+                }
+                auth::cryptosign_challenge(
+                    auth::CryptosignPrincipal {
+                        authid,
+                        authrole: principal.role,
+                        authprovider: dynamic::DYNAMIC_PROVIDER,
+                        key: Some(public_key),
+                    },
+                    &random_challenge,
+                )
             }
             AuthMethod::Ticket | AuthMethod::Anonymous => {
                 let login = Login {
@@ -1022,9 +1092,11 @@ impl Router {
                     authprovider: dynamic::DYNAMIC_PROVIDER,
                     authextra,
                 };
-                self.admit(key, attempt, login, now, out);
+                return self.admit(key, attempt, login, now, out);
             }
-        }
+        };
+        pending.authextra = authextra;
+        self.challenge(key, attempt, pending, extra, out);
     }
 
     /// WELCOME: the attempt's session of `login` joins its realm.
@@ -1674,24 +1746,90 @@ mod tests {
         assert_eq!(h.router.figures().sessions, 1);
     }
 
+    /// A cryptosign HELLO's `authmethods` and onwards: `authid` (if any) and the public key
+    /// of test vector `index`.
+    fn cryptosign_hello(authid: Option<&str>, index: usize) -> String {
+        let pubkey = auth::hex(auth::tests::signing_key(index).verifying_key().as_bytes());
+        let authid = authid.map_or_else(String::new, |authid| format!(r#","authid":"{authid}""#));
+        format!(r#""cryptosign"]{authid},"authextra":{{"pubkey":"{pubkey}"}}"#)
+    }
+
+    #[test]
+    fn cryptosign_login_is_challenged_then_welcomed_with_its_principal() {
+        for authid in [Some("dave"), None] {
+            let mut h = Harness::new(auth_config());
+            let key = h.connect_cookieless(Serializer::Json);
+            let hello = cryptosign_hello(authid, 0);
+            let out = h.send(
+                key,
+                &format!(r#"[1,"realm2",{{"roles":{{"caller":{{}}}},"authmethods":[{hello}}}]"#),
+            );
+            let [Out::To(_, Message::Challenge { method, extra })] = out.as_slice() else {
+                panic!("{out:?}");
+            };
+            assert_eq!(method, "cryptosign");
+            let challenge = extra.str("challenge").unwrap().unwrap();
+            assert_eq!(auth::hex_bytes::<32>(challenge).map(|_| ()), Some(()));
+            assert_eq!(extra.get("channel_binding"), Some(&Value::Null));
+            let signature = auth::tests::sign_challenge(&auth::tests::signing_key(0), extra);
+            let out = h.send(key, &format!(r#"[5,"{signature}",{{}}]"#));
+            let [Out::To(_, Message::Welcome { details, .. }), ..] = out.as_slice() else {
+                panic!("{out:?}");
+            };
+            assert_eq!(details.str("authid"), Some(Ok("dave")));
+            assert_eq!(details.str("authrole"), Some(Ok("guest")));
+            assert_eq!(details.str("authmethod"), Some(Ok("cryptosign")));
+            assert_eq!(details.str("authprovider"), Some(Ok("static")));
+        }
+    }
+
+    #[test]
+    fn hello_authextra_must_be_a_dict() {
+        let mut h = Harness::new(auth_config());
+        let key = h.connect_cookieless(Serializer::Json);
+        let out = h.send(
+            key,
+            r#"[1,"realm2",{"roles":{"caller":{}},"authmethods":["cryptosign"],"authextra":"x"}]"#,
+        );
+        assert_violation(&out, key, "HELLO: invalid type or value for 'authextra'");
+    }
+
     #[test]
     fn a_failed_login_is_aborted_without_a_hint() {
         let wrong = [
             (
-                r#""ticket"],"authid":"alice""#,
+                r#""ticket"],"authid":"alice""#.to_owned(),
                 r#"[5,"wrong",{}]"#.to_owned(),
             ),
             (
-                r#""ticket"],"authid":"nobody""#,
+                r#""ticket"],"authid":"nobody""#.to_owned(),
                 r#"[5,"sesame",{}]"#.to_owned(),
             ),
             (
-                r#""wampcra"],"authid":"bob""#,
+                r#""wampcra"],"authid":"bob""#.to_owned(),
                 r#"[5,"AAAA",{}]"#.to_owned(),
             ),
             (
-                r#""ticket"],"authid":"alice""#,
+                r#""ticket"],"authid":"alice""#.to_owned(),
                 format!(r#"[5,"{}",{{}}]"#, "s".repeat(auth::MAX_SIGNATURE_LEN + 1)),
+            ),
+            // Cryptosign: a wrong signature; an unknown authid; a key the principal does not
+            // list; a key no principal lists.
+            (
+                cryptosign_hello(Some("dave"), 0),
+                format!(r#"[5,"{}",{{}}]"#, "0".repeat(192)),
+            ),
+            (
+                cryptosign_hello(Some("nobody"), 0),
+                format!(r#"[5,"{}",{{}}]"#, "0".repeat(192)),
+            ),
+            (
+                cryptosign_hello(Some("erin"), 0),
+                format!(r#"[5,"{}",{{}}]"#, "0".repeat(192)),
+            ),
+            (
+                cryptosign_hello(None, 2),
+                format!(r#"[5,"{}",{{}}]"#, "0".repeat(192)),
             ),
         ];
         for (hello, authenticate) in wrong {

@@ -4,11 +4,11 @@
 //!
 //! ```text
 //! open() -> Establishing --HELLO: realm known, room, cookie/anonymous login--> Established
-//!             |   \--HELLO: ticket/wampcra--CHALLENGE--> Authenticating
+//!             |   \--HELLO: ticket/wampcra/cryptosign--CHALLENGE--> Authenticating
 //!             |                    AUTHENTICATE right --WELCOME--> Established
 //!             |                    wrong, too long, ABORT, anything else --> ABORT + Close
-//!             |   \--HELLO: wampcra, authid not static, realm has an authenticator
-//!             |          --> AwaitingAuthenticator --secret--CHALLENGE--> Authenticating
+//!             |   \--HELLO: wampcra/cryptosign, not static, realm has an authenticator
+//!             |          --> AwaitingAuthenticator --secret/pubkey--CHALLENGE--> Authenticating
 //!             |   Authenticating (ticket, authenticator) --AUTHENTICATE--> AwaitingAuthenticator
 //!             |          --role--WELCOME--> Established; error, timeout, absent --> ABORT
 //!             |  HELLO to an unknown realm, over max_sessions, no login method, bad bytes
@@ -46,9 +46,9 @@ pub enum Phase {
     },
     /// CHALLENGE sent; awaiting AUTHENTICATE.
     Authenticating { attempt: Attempt, pending: Pending },
-    /// The realm's authenticator was called (router call `ticket`): for WAMP-CRA before the
-    /// CHALLENGE (it names the secret), for WAMP-Ticket after the AUTHENTICATE (it judges the
-    /// ticket).
+    /// The realm's authenticator was called (router call `ticket`): for WAMP-CRA and
+    /// WAMP-Cryptosign before the CHALLENGE (it names the secret or the public key), for
+    /// WAMP-Ticket after the AUTHENTICATE (it judges the ticket).
     AwaitingAuthenticator { asking: Asking, ticket: u64 },
     /// WELCOME sent; the session is `realms[realm].sessions[session]`.
     Established {
@@ -82,7 +82,10 @@ pub struct Attempt {
 pub struct Asking {
     pub attempt: Attempt,
     pub method: AuthMethod,
+    /// Empty: the client named none.
     pub authid: String,
+    /// HELLO's `authextra`, passed on to the authenticator (taken when it is asked).
+    pub authextra: Option<Dict>,
 }
 
 /// How the router reaches a session.

@@ -5,10 +5,11 @@
 //! Crossbar.io runs from `tests/clients/.crossbar-venv` (installed by `tests/install-tools.sh`)
 //! on a free port, one realm per scenario so that the tests sharing it stay independent:
 //! anonymous auth (authrole "user", allowed everything) for the router scenarios, and for the
-//! `auth_*` ones the ticket and WAMP-CRA principals of `AUTH_PRINCIPALS` and the roles of
-//! `auth_roles`, given to wson as the same `[wamp.realm.NAME]` tables. It is started by a small
-//! shell that holds the read end of a pipe from the test process: when the test process ends,
-//! for whatever reason, the pipe closes and the shell stops Crossbar and removes its folder.
+//! `auth_*` ones the ticket, WAMP-CRA and WAMP-Cryptosign principals of `AUTH_PRINCIPALS` and
+//! the roles of `auth_roles`, given to wson as the same `[wamp.realm.NAME]` tables. It is
+//! started by a small shell that holds the read end of a pipe from the test process: when the
+//! test process ends, for whatever reason, the pipe closes and the shell stops Crossbar and
+//! removes its folder.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -105,8 +106,9 @@ pub fn is_auth_realm(realm: &str) -> bool {
     realm.starts_with("auth_")
 }
 
-/// The principals of the auth realms: (authid, role, ticket or WAMP-CRA secret, salting).
-/// Ticket principals are named after their roles; boss is the trusted backend.
+/// The principals of the auth realms: (authid, role, ticket, WAMP-CRA secret and salting, or
+/// WAMP-Cryptosign keys). Ticket principals are named after their roles; boss is the trusted
+/// backend.
 const AUTH_PRINCIPALS: &[(&str, &str, Login)] = &[
     ("boss", "boss", Login::Ticket("boss-ticket")),
     ("worker", "worker", Login::Ticket("worker-ticket")),
@@ -119,12 +121,24 @@ const AUTH_PRINCIPALS: &[(&str, &str, Login)] = &[
         "worker",
         Login::Cra("salty-secret", Some(("pepper", 100, 16))),
     ),
+    ("cora", "worker", Login::Cryptosign(&[CRYPTOSIGN_KEYS[0]])),
+    ("cody", "worker", Login::Cryptosign(&[CRYPTOSIGN_KEYS[1]])),
+];
+
+/// Ed25519 public keys (hex) of the private keys of the WAMP spec's cryptosign test vectors,
+/// which `tests/clients/wamp/py_scenarios.py` signs with (`CRYPTOSIGN_PRIVATE`).
+const CRYPTOSIGN_KEYS: [&str; 3] = [
+    "1adfc8bfe1d35616e64dffbd900096f23b066f914c8c2ffbb66f6075b96e116d",
+    "6ed32739ff04a6074044ff0b0e3bfc7c856bc9d5f1d25efc57363bda0af3a8b0",
+    "28e11f427b82b9a625ee7ac89a7d29326b505f2dc11dd88c1245f83b6da79a85",
 ];
 
 enum Login {
     Ticket(&'static str),
     /// A secret, salted with (salt, iterations, keylen).
     Cra(&'static str, Option<(&'static str, u32, u32)>),
+    /// Authorized public keys.
+    Cryptosign(&'static [&'static str]),
 }
 
 /// A permission: uri, match, allowed actions.
@@ -195,18 +209,20 @@ fn crossbar_auth_roles() -> Value {
     Value::Array(roles)
 }
 
-/// Crossbar's auth of the second transport: both methods asking the dynamic authenticator
+/// Crossbar's auth of the second transport: every method asking the dynamic authenticator
 /// (Crossbar configures an authenticator per transport and method; wson per realm).
 fn crossbar_dynamic_auth() -> Value {
     let dynamic = json!({"type": "dynamic", "authenticator": DYNAMIC_AUTHENTICATOR});
-    json!({"ticket": dynamic, "wampcra": dynamic})
+    json!({"ticket": dynamic, "wampcra": dynamic, "cryptosign": dynamic})
 }
 
 /// Crossbar's transport auth: anonymous (role user) for the other realms, and the static
-/// ticket and WAMP-CRA principals (any realm; only the auth realms define their roles).
+/// ticket, WAMP-CRA and WAMP-Cryptosign principals (any realm; only the auth realms define
+/// their roles).
 fn crossbar_transport_auth() -> Value {
     let mut tickets = serde_json::Map::new();
     let mut users = serde_json::Map::new();
+    let mut keyholders = serde_json::Map::new();
     for (authid, role, login) in AUTH_PRINCIPALS {
         match login {
             Login::Ticket(ticket) => {
@@ -221,12 +237,19 @@ fn crossbar_transport_auth() -> Value {
                 }
                 users.insert(authid.to_string(), user);
             }
+            Login::Cryptosign(keys) => {
+                keyholders.insert(
+                    authid.to_string(),
+                    json!({"authorized_keys": keys, "role": role}),
+                );
+            }
         }
     }
     json!({
         "anonymous": {"type": "static", "role": "user"},
         "ticket": {"type": "static", "principals": tickets},
-        "wampcra": {"type": "static", "users": users}
+        "wampcra": {"type": "static", "users": users},
+        "cryptosign": {"type": "static", "principals": keyholders}
     })
 }
 
@@ -246,6 +269,9 @@ pub fn wson_auth_keys(realm: &str) -> Vec<(String, String)> {
                 }
                 principal
             }
+            Login::Cryptosign(keys) => {
+                json!({"authid": authid, "role": role, "authorized_keys": keys})
+            }
         })
         .collect();
     let roles: Vec<Value> = auth_roles()
@@ -263,7 +289,10 @@ pub fn wson_auth_keys(realm: &str) -> Vec<(String, String)> {
         .collect();
     let key = |name: &str| format!("wamp.realm.{realm}.{name}");
     let mut keys = vec![
-        (key("auth"), toml(json!(["ticket", "wampcra"]))),
+        (
+            key("auth"),
+            toml(json!(["ticket", "wampcra", "cryptosign"])),
+        ),
         (key("principal"), toml(Value::Array(principals))),
         (key("role"), toml(Value::Array(roles))),
     ];

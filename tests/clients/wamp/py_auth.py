@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """An autobahn-python (asyncio) login without wson cookies: `py_auth.py URL REALM AUTHMETHOD
-AUTHID SECRET`, AUTHMETHOD "ticket" or "wampcra" (salted or not: autobahn's own
-`derive_key` and `compute_wcs` answer the CHALLENGE). Once joined it subscribes to TOPIC_OK
+AUTHID SECRET`, AUTHMETHOD "ticket", "wampcra" (salted or not: autobahn's own `derive_key`
+and `compute_wcs` answer the CHALLENGE) or "cryptosign" (SECRET the hex Ed25519 private key:
+autobahn's `CryptosignKey` announces its public key and signs the challenge; an empty AUTHID
+sends none). Once joined it subscribes to TOPIC_OK
 and TOPIC_DENIED (the second must be refused by the session's role). Prints one JSON
 document: {"welcome": {authid, authrole, authmethod, authprovider}, "subscribed": bool,
 "denied": ERROR URI or null} or {"abort": reason}.
@@ -32,14 +34,22 @@ TOPIC_DENIED = "org.other"
 
 async def main(url, realm, method, authid, secret):
     done = asyncio.get_running_loop().create_future()
+    authextra = None
+    if method == "cryptosign":
+        from autobahn.wamp.cryptosign import CryptosignKey
+
+        private_key = CryptosignKey.from_bytes(bytes.fromhex(secret))
+        authextra = {"pubkey": private_key.public_key()}
 
     class Session(ApplicationSession):
         def onConnect(self):
-            self.join(realm, authmethods=[method], authid=authid)
+            self.join(realm, authmethods=[method], authid=authid or None, authextra=authextra)
 
         def onChallenge(self, challenge):
             if challenge.method == "ticket":
                 return secret
+            if challenge.method == "cryptosign":
+                return private_key.sign_challenge(challenge)
             key = secret
             if "salt" in challenge.extra:
                 key = auth.derive_key(

@@ -12,6 +12,7 @@ marker (one publisher, one subscriber: the router keeps their order).
 """
 
 import asyncio
+import inspect
 import sys
 
 from autobahn.wamp.exception import ApplicationError
@@ -948,7 +949,9 @@ async def serializer_cbor(ctx):
 # --- Authentication and authorization -----------------------------------------------------------
 # The auth_* realms share one logical configuration (tests/common/wamp.rs, `auth_spec`): ticket
 # principals boss (everything), worker, nothing, picky, watcher (the roles of the same names);
-# WAMP-CRA principals peter (plain) and salty (salted); the clients send no wson cookies.
+# WAMP-CRA principals peter (plain) and salty (salted); WAMP-Cryptosign principals cora and
+# cody (role worker; the public keys of CRYPTOSIGN_PRIVATE[0] and [1]); the clients send no
+# wson cookies.
 
 
 def _reply(message):
@@ -968,19 +971,26 @@ def _reply(message):
     return [kind] if kind == "ok" else message
 
 
-async def _login(ctx, label, method, authid, answer, url=None):
+async def _login(ctx, label, method, authid, answer, url=None, authextra=None):
     """A cookie-less raw session (to `url`, else the router's): HELLO offering `method` as
-    `authid`, then `answer(extra)` to a CHALLENGE. Returns (raw, steps): the replies in the
-    shape of `_reply`."""
+    `authid` (none when None) with `authextra`, then `answer(extra)` (a string or an
+    awaitable) to a CHALLENGE. Returns (raw, steps): the replies in the shape of `_reply`."""
     from wamp_common import RAW_ROLES, Raw
     raw = Raw(ctx, label)
     await raw.open(cookies=False, url=url)
-    await raw.send([1, ctx.realm, {"roles": RAW_ROLES, "authmethods": [method],
-                                   "authid": authid}])
+    details = {"roles": RAW_ROLES, "authmethods": [method]}
+    if authid is not None:
+        details["authid"] = authid
+    if authextra is not None:
+        details["authextra"] = authextra
+    await raw.send([1, ctx.realm, details])
     first = await raw.recv()
     steps = {"hello": _reply(first)}
     if first[0] == 4:
-        await raw.send([5, answer(first[2]), {}])
+        signature = answer(first[2])
+        if inspect.isawaitable(signature):
+            signature = await signature
+        await raw.send([5, signature, {}])
         second = await raw.recv()
         steps["authenticate"] = _reply(second)
         first = second
@@ -989,8 +999,8 @@ async def _login(ctx, label, method, authid, answer, url=None):
     return raw, steps
 
 
-async def _try_login(ctx, method, authid, answer, url=None):
-    raw, steps = await _login(ctx, "A", method, authid, answer, url)
+async def _try_login(ctx, method, authid, answer, url=None, authextra=None):
+    raw, steps = await _login(ctx, "A", method, authid, answer, url, authextra)
     await raw.close()
     return steps
 
@@ -1023,6 +1033,64 @@ async def auth_wampcra(ctx):
     # A ticket principal offering wampcra: it has no secret.
     ctx.note("ticket_principal", await _try_login(ctx, "wampcra", "worker",
                                                   _cra("worker-ticket")))
+
+
+# Private keys (hex): those of the WAMP spec's cryptosign test vectors, then one of our own
+# that no static principal lists (auth_dynamic).
+CRYPTOSIGN_PRIVATE = [
+    "4d57d97a68f555696620a6d849c0ce582568518d729eb753dc7c732de2804510",
+    "d511fe78e23934b3dadb52fcd022974b80bd92bccc7c5cf404e46cc0a8a2f5cd",
+    "6e1fde9cf9e2359a87420b65a87dc0c66136e66945196ba2475990d8a0c3a25b",
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+]
+
+
+def _cryptosign_key(index):
+    from autobahn.wamp.cryptosign import CryptosignKey
+    return CryptosignKey.from_bytes(bytes.fromhex(CRYPTOSIGN_PRIVATE[index]))
+
+
+def _pubkey(index):
+    return {"pubkey": _cryptosign_key(index).public_key()}
+
+
+def _cryptosign(index, signature_only=False):
+    """autobahn's own answer to a cryptosign CHALLENGE: `sign_challenge` with private key
+    `index` (hex signature + challenge, 96 bytes), or the 64-byte signature alone."""
+    from autobahn.wamp.types import Challenge
+
+    async def answer(extra):
+        signed = await _cryptosign_key(index).sign_challenge(Challenge("cryptosign", extra))
+        return signed[:128] if signature_only else signed
+    return answer
+
+
+async def auth_cryptosign(ctx):
+    ctx.note("right", await _try_login(ctx, "cryptosign", "cora", _cryptosign(0),
+                                       authextra=_pubkey(0)))
+    # cora's key announced, another key signs.
+    ctx.note("wrong", await _try_login(ctx, "cryptosign", "cora", _cryptosign(2),
+                                       authextra=_pubkey(0)))
+    ctx.note("signature_only", await _try_login(ctx, "cryptosign", "cora",
+                                                _cryptosign(0, signature_only=True),
+                                                authextra=_pubkey(0)))
+    ctx.note("unknown", await _try_login(ctx, "cryptosign", "stranger", _cryptosign(0),
+                                         authextra=_pubkey(0)))
+    # cody's key, for cora: a key the principal does not list.
+    ctx.note("unlisted", await _try_login(ctx, "cryptosign", "cora", _cryptosign(1),
+                                          authextra=_pubkey(1)))
+    # No authid: the principal listing the key, or nobody.
+    ctx.note("by_key", await _try_login(ctx, "cryptosign", None, _cryptosign(1),
+                                        authextra=_pubkey(1)))
+    ctx.note("by_unknown_key", await _try_login(ctx, "cryptosign", None, _cryptosign(2),
+                                                authextra=_pubkey(2)))
+    # A ticket principal offering cryptosign: it has no keys.
+    ctx.note("ticket_principal", await _try_login(ctx, "cryptosign", "worker", _cryptosign(0),
+                                                  authextra=_pubkey(0)))
+    # Asked for TLS channel binding over a connection without TLS: refused at HELLO.
+    ctx.note("tls_unique", await _try_login(
+        ctx, "cryptosign", "cora", _cryptosign(0),
+        authextra=dict(_pubkey(0), channel_binding="tls-unique")))
 
 
 async def _boss(ctx, procedures):
@@ -1131,8 +1199,9 @@ async def auth_meta(ctx):
 
 async def auth_dynamic(ctx):
     """The realm's dynamic authenticator and the role `dynamic`'s authorizer, both
-    procedures of the boss (Crossbar's signatures): who logs in, what each is asked, what
-    their answers do (errors, an unknown role, cached and uncached answers)."""
+    procedures of the boss (Crossbar's signatures): who logs in (ticket, WAMP-CRA and
+    WAMP-Cryptosign), what each is asked, what their answers do (errors, an unknown role, no
+    authid anywhere, cached and uncached answers)."""
     boss = await _boss(ctx, [])
     registrations = {}
     for request, procedure in [(200, "com.dyn.authenticate"), (201, "com.dyn.authorize")]:
@@ -1145,9 +1214,17 @@ async def auth_dynamic(ctx):
                   "king": {"secret": "king-secret", "role": "king"}}
 
     def authenticate(realm, authid, details):
+        pubkey = (details.get("authextra") or {}).get("pubkey")
         asked["authenticate"].append([realm == ctx.realm, authid, details.get("authmethod"),
                                       isinstance(details.get("session"), int),
-                                      details.get("ticket")])
+                                      details.get("ticket"), pubkey])
+        if details.get("authmethod") == "cryptosign":
+            # The key HELLO announced is the one that must sign. A login without authid is
+            # named here for key 3 (kim) only: key 2 stays nameless.
+            principal = {"pubkey": pubkey, "role": "dynamic"}
+            if authid is None and pubkey == _pubkey(3)["pubkey"]:
+                principal["authid"] = "kim"
+            return [70, {}, [principal]]
         if details.get("authmethod") == "ticket":
             if details.get("ticket") == "tim-ticket":
                 return [70, {}, ["worker"]]
@@ -1187,6 +1264,14 @@ async def auth_dynamic(ctx):
     ctx.note("tim_wrong", await _try_login(ctx, "ticket", "tim", lambda _: "nope", dynamic))
     ctx.note("zoe", await _try_login(ctx, "wampcra", "zoe", _cra("x"), dynamic))
     ctx.note("king", await _try_login(ctx, "wampcra", "king", _cra("king-secret"), dynamic))
+    ctx.note("cleo", await _try_login(ctx, "cryptosign", "cleo", _cryptosign(0), dynamic,
+                                      _pubkey(0)))
+    ctx.note("cleo_wrong", await _try_login(ctx, "cryptosign", "cleo", _cryptosign(2), dynamic,
+                                            _pubkey(0)))
+    ctx.note("kim", await _try_login(ctx, "cryptosign", None, _cryptosign(3), dynamic,
+                                     _pubkey(3)))
+    ctx.note("nameless", await _try_login(ctx, "cryptosign", None, _cryptosign(2), dynamic,
+                                          _pubkey(2)))
     raw, steps = await _login(ctx, "A", "wampcra", "dora", _cra("dora-secret"), dynamic)
     actions = []
     for message in [
