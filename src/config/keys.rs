@@ -102,6 +102,8 @@ config_keys! {
         /// Accept queue length of every listener; `None`: the kernel's `somaxconn`.
         listen_backlog: Option<u32> = values::some(values::range(1, 65_535)),
             default(LISTEN_BACKLOG = None), restart;
+        /// SO_REUSEPORT on the tcp:// WebSocket listeners: several nodes share one port.
+        reuse_port: bool = values::boolean, default(REUSE_PORT = false), restart;
         /// What the server does with a complete message a client sends.
         client_messages: ClientMessages = values::choice,
             default(CLIENT_MESSAGES = ClientMessages::Ignore), reload;
@@ -229,6 +231,20 @@ config_keys! {
         /// Most addresses the per-address counters track at once.
         max_tracked_addresses: usize = values::size(1),
             default(MAX_TRACKED_ADDRESSES = 100_000), reload;
+    }
+
+    /// Several wson nodes joined by Redis.
+    [cluster] Cluster {
+        /// The Redis that joins the nodes, as a URL; `None`: this node is alone.
+        redis: Option<String> = values::some(values::redis_url),
+            default(REDIS = None), restart;
+        /// This node's name among the nodes; `None`: HOST:PID.
+        node_id: Option<String> = values::some(values::non_empty_string),
+            default(NODE_ID = None), restart;
+        /// What the nodes' Redis channels start with: clusters sharing a Redis differ here.
+        prefix: String = values::non_empty_string, default(PREFIX: &str = "wson"), restart;
+        /// Most messages waiting for the Redis connection before new ones are dropped.
+        max_queue: usize = values::size(1), default(MAX_QUEUE = 10_000), restart;
     }
 }
 
@@ -476,7 +492,7 @@ mod tests {
     }
 
     #[test]
-    fn restart_only_keys_are_the_listeners_files_and_log_format() {
+    fn restart_only_keys_are_the_listeners_files_log_format_and_cluster() {
         let restart: Vec<&str> = KEYS
             .iter()
             .filter(|spec| spec.apply_on == ApplyOn::Restart)
@@ -493,8 +509,13 @@ mod tests {
                 "socket_group",
                 "control_socket_group",
                 "listen_backlog",
+                "reuse_port",
                 "log_file",
                 "log_format",
+                "cluster.redis",
+                "cluster.node_id",
+                "cluster.prefix",
+                "cluster.max_queue",
             ]
         );
     }

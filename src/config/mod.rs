@@ -31,8 +31,8 @@ pub mod wamp_realm;
 
 pub use declare::{ApplyOn, KeySpec, Presence, TableSpec};
 pub use keys::{
-    Access, Authorizer, Config, Events, KEYS, MAX_EVENT_FIELDS_LEN, MIN_EVENT_QUEUE, TABLES,
-    Topics, Users, Wamp, defaults,
+    Access, Authorizer, Cluster, Config, Events, KEYS, MAX_EVENT_FIELDS_LEN, MIN_EVENT_QUEUE,
+    TABLES, Topics, Users, Wamp, defaults,
 };
 pub use secret::{MAX_SECRET_FILE_LEN, MIN_SECRET_LEN, ResolvedSecret, Secret, resolve_secret};
 pub use values::{
@@ -307,6 +307,11 @@ mod tests {
             ("access.handshakes_per_second", "0"),
             ("access.failed_logins_per_minute", "1000000"),
             ("access.max_tracked_addresses", "1"),
+            ("reuse_port", "true"),
+            ("cluster.redis", r#""redis://:pw@127.0.0.1:7000/2""#),
+            ("cluster.node_id", r#""n1""#),
+            ("cluster.prefix", r#""app""#),
+            ("cluster.max_queue", "1"),
         ]);
         assert_eq!(
             config,
@@ -344,6 +349,7 @@ mod tests {
                 max_lingering: 1,
                 max_list_page: 1,
                 listen_backlog: Some(65_535),
+                reuse_port: true,
                 socket_group: Some("www-data".to_owned()),
                 control_socket_group: Some("machine$".to_owned()),
                 users: Users {
@@ -396,6 +402,12 @@ mod tests {
                     handshakes_per_second: 0,
                     failed_logins_per_minute: 1_000_000,
                     max_tracked_addresses: 1,
+                },
+                cluster: Cluster {
+                    redis: Some("redis://:pw@127.0.0.1:7000/2".to_owned()),
+                    node_id: Some("n1".to_owned()),
+                    prefix: "app".to_owned(),
+                    max_queue: 1,
                 },
             }
         );
@@ -513,7 +525,7 @@ mod tests {
                 ),
                 (
                     Some("server".to_owned()),
-                    "unknown table (known: users, topics, events, authorizer, wamp, access)"
+                    "unknown table (known: users, topics, events, authorizer, wamp, access, cluster)"
                         .to_owned()
                 ),
             ]

@@ -267,6 +267,31 @@ pub(super) fn string(checker: &mut Checker, key: &str, value: Value) -> Option<S
     }
 }
 
+pub(super) fn non_empty_string(checker: &mut Checker, key: &str, value: Value) -> Option<String> {
+    let text = string(checker, key, value)?;
+    if text.is_empty() {
+        checker.error(key, "must not be empty");
+        return None;
+    }
+    Some(text)
+}
+
+/// A Redis URL the client library reads: `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`, or
+/// `redis+unix:///PATH` / `unix:///PATH`.
+pub(super) fn redis_url(checker: &mut Checker, key: &str, value: Value) -> Option<String> {
+    let text = non_empty_string(checker, key, value)?;
+    match redis::Client::open(text.as_str()) {
+        Ok(_) => Some(text),
+        Err(error) => {
+            checker.error(
+                key,
+                format!("not a Redis URL (redis://HOST:PORT, redis+unix:///PATH): {error}"),
+            );
+            None
+        }
+    }
+}
+
 pub(super) fn strings(checker: &mut Checker, key: &str, value: Value) -> Option<Vec<String>> {
     let Value::Array(items) = value else {
         return checker.wrong_type(key, "a list of strings", &value);

@@ -1,0 +1,328 @@
+//! What one wson node publishes to the others over Redis, sans IO.
+//!
+//! A message is a version byte, a kind byte, then fields in the control protocol's
+//! `{len}:{bytes}` encoding (COMMANDS.md, "Fields"), so the parser under it is the fuzzed
+//! `control::fields::Fields`. Publications travel as the WebSocket frames the publishing node
+//! already built for its own clients: a receiving node checks that they are whole, unmasked
+//! data frames and queues the same bytes to its clients, so a publication is encoded once,
+//! on its first node, whatever the number of nodes.
+
+use std::fmt;
+
+use crate::control::fields::{self, FieldError, Fields};
+use crate::decoded::Decoded;
+use crate::ws::frame::{self, OpCode};
+
+/// The first byte of every message: a node refuses another version's messages instead of
+/// misreading them.
+pub const VERSION: u8 = b'1';
+
+const BROADCAST: u8 = b'b';
+const PUBLISH: u8 = b'x';
+
+/// One message between nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterMessage<'a> {
+    /// `messages` whole WebSocket frames for every plain client (control `b`, `B`).
+    Broadcast {
+        origin: &'a str,
+        messages: u64,
+        frames: &'a [u8],
+    },
+    /// The same for the plain clients subscribed to `topic` (control `x`, `X`).
+    Publish {
+        origin: &'a str,
+        topic: &'a str,
+        messages: u64,
+        frames: &'a [u8],
+    },
+}
+
+/// Why bytes are not a cluster message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WireError {
+    Empty,
+    /// Another version, or not a wson message at all.
+    Version { byte: u8 },
+    UnknownKind { byte: u8 },
+    Fields(FieldError),
+    /// The kind takes `expected` fields.
+    FieldCount { expected: usize, found: usize },
+    NotUtf8 { field: &'static str },
+    BadCount,
+    /// The frames are not `messages` whole, unmasked data frames.
+    BadFrames,
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireError::Empty => f.write_str("an empty message"),
+            WireError::Version { byte } => write!(
+                f,
+                "version byte {byte:#04x}, not {:#04x}: another wson version, or not wson",
+                VERSION
+            ),
+            WireError::UnknownKind { byte } => write!(f, "unknown kind {byte:#04x}"),
+            WireError::Fields(error) => write!(f, "malformed fields: {error}"),
+            WireError::FieldCount { expected, found } => {
+                write!(f, "{found} fields where {expected} belong")
+            }
+            WireError::NotUtf8 { field } => write!(f, "the {field} is not UTF-8"),
+            WireError::BadCount => f.write_str("the message count is not a decimal number"),
+            WireError::BadFrames => {
+                f.write_str("the frames are not the announced number of whole data frames")
+            }
+        }
+    }
+}
+
+impl std::error::Error for WireError {}
+
+impl<'a> ClusterMessage<'a> {
+    /// Appends the message to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut count = [0_u8; 20];
+        match *self {
+            ClusterMessage::Broadcast {
+                origin,
+                messages,
+                frames,
+            } => {
+                out.extend_from_slice(&[VERSION, BROADCAST]);
+                let count = decimal(messages, &mut count);
+                fields::append_fields(out, &[origin.as_bytes(), count, frames]);
+            }
+            ClusterMessage::Publish {
+                origin,
+                topic,
+                messages,
+                frames,
+            } => {
+                out.extend_from_slice(&[VERSION, PUBLISH]);
+                let count = decimal(messages, &mut count);
+                fields::append_fields(out, &[origin.as_bytes(), topic.as_bytes(), count, frames]);
+            }
+        }
+    }
+
+    /// Reads one message; the frames are checked whole.
+    pub fn decode(bytes: &'a [u8]) -> Result<ClusterMessage<'a>, WireError> {
+        let [version, rest @ ..] = bytes else {
+            return Err(WireError::Empty);
+        };
+        if *version != VERSION {
+            return Err(WireError::Version { byte: *version });
+        }
+        let [kind, payload @ ..] = rest else {
+            return Err(WireError::UnknownKind { byte: 0 });
+        };
+        let mut values: [&[u8]; 4] = [&[]; 4];
+        let mut found = 0_usize;
+        for field in Fields::new(payload) {
+            let field = field.map_err(WireError::Fields)?;
+            if let Some(slot) = values.get_mut(found) {
+                *slot = field;
+            }
+            found += 1;
+        }
+        let expect = |expected: usize| {
+            if found == expected {
+                Ok(())
+            } else {
+                Err(WireError::FieldCount { expected, found })
+            }
+        };
+        let text = |bytes: &'a [u8], field: &'static str| {
+            std::str::from_utf8(bytes).map_err(|_| WireError::NotUtf8 { field })
+        };
+        match *kind {
+            BROADCAST => {
+                expect(3)?;
+                let [origin, count, frames, _] = values;
+                let messages = count_of(count)?;
+                check_frames(frames, messages)?;
+                Ok(ClusterMessage::Broadcast {
+                    origin: text(origin, "origin")?,
+                    messages,
+                    frames,
+                })
+            }
+            PUBLISH => {
+                expect(4)?;
+                let [origin, topic, count, frames] = values;
+                let messages = count_of(count)?;
+                check_frames(frames, messages)?;
+                Ok(ClusterMessage::Publish {
+                    origin: text(origin, "origin")?,
+                    topic: text(topic, "topic")?,
+                    messages,
+                    frames,
+                })
+            }
+            byte => Err(WireError::UnknownKind { byte }),
+        }
+    }
+
+    /// The node that sent it.
+    pub fn origin(&self) -> &'a str {
+        match *self {
+            ClusterMessage::Broadcast { origin, .. } | ClusterMessage::Publish { origin, .. } => {
+                origin
+            }
+        }
+    }
+}
+
+fn decimal(value: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    let mut rest = value;
+    loop {
+        at -= 1;
+        if let Some(digit) = buf.get_mut(at) {
+            *digit = b'0' + (rest % 10) as u8;
+        }
+        rest /= 10;
+        if rest == 0 || at == 0 {
+            break;
+        }
+    }
+    buf.get(at..).unwrap_or_default()
+}
+
+fn count_of(bytes: &[u8]) -> Result<u64, WireError> {
+    if bytes.is_empty() || bytes.len() > 19 || !bytes.iter().all(u8::is_ascii_digit) {
+        return Err(WireError::BadCount);
+    }
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .ok_or(WireError::BadCount)
+}
+
+/// True when `frames` is exactly `messages` whole, unmasked text or binary messages (each
+/// possibly fragmented into continuation frames), as a node's batch is: what another node
+/// queues to its clients unread must not break their streams.
+fn check_frames(frames: &[u8], messages: u64) -> Result<(), WireError> {
+    let mut rest = frames;
+    let mut complete = 0_u64;
+    let mut in_message = false;
+    while !rest.is_empty() {
+        let Ok(Decoded::Done { item: header, len }) = frame::decode_header(rest, u64::MAX >> 1)
+        else {
+            return Err(WireError::BadFrames);
+        };
+        let in_order = match (header.opcode, in_message) {
+            (OpCode::Text | OpCode::Binary, false) | (OpCode::Continuation, true) => true,
+            _ => false,
+        };
+        if header.mask.is_some() || !in_order {
+            return Err(WireError::BadFrames);
+        }
+        let total = usize::try_from(header.payload_len)
+            .ok()
+            .and_then(|payload| payload.checked_add(len))
+            .filter(|total| *total <= rest.len())
+            .ok_or(WireError::BadFrames)?;
+        in_message = !header.fin;
+        if header.fin {
+            complete += 1;
+        }
+        rest = rest.get(total..).unwrap_or_default();
+    }
+    if in_message || complete != messages {
+        return Err(WireError::BadFrames);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ws::frame::encode_frame;
+
+    fn frames(texts: &[&str]) -> Vec<u8> {
+        texts
+            .iter()
+            .flat_map(|text| encode_frame(true, OpCode::Text, text.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn messages_round_trip() {
+        let batch = frames(&["one", "two"]);
+        for message in [
+            ClusterMessage::Broadcast {
+                origin: "node-a",
+                messages: 2,
+                frames: &batch,
+            },
+            ClusterMessage::Publish {
+                origin: "node-b",
+                topic: "news.sport",
+                messages: 2,
+                frames: &batch,
+            },
+        ] {
+            let mut out = Vec::new();
+            message.encode(&mut out);
+            assert_eq!(ClusterMessage::decode(&out), Ok(message));
+        }
+        let mut out = Vec::new();
+        ClusterMessage::Broadcast {
+            origin: "n",
+            messages: 0,
+            frames: &[],
+        }
+        .encode(&mut out);
+        assert_eq!(out, b"1b1:n1:00:");
+    }
+
+    #[test]
+    fn only_whole_unmasked_data_messages_pass() {
+        let whole = frames(&["a"]);
+        let ok = |frames: &[u8], messages| check_frames(frames, messages).is_ok();
+        assert!(ok(&whole, 1));
+        assert!(!ok(&whole, 2));
+        assert!(!ok(&whole[..whole.len() - 1], 1));
+        let masked = crate::ws::frame::encode_masked_frame(true, OpCode::Text, b"a", [1; 4]);
+        assert!(!ok(&masked, 1));
+        let ping = encode_frame(true, OpCode::Ping, b"");
+        assert!(!ok(&ping, 1));
+        // A fragmented message is one message; a dangling fragment is none.
+        let mut fragmented = encode_frame(false, OpCode::Binary, b"a");
+        fragmented.extend(encode_frame(true, OpCode::Continuation, b"b"));
+        assert!(ok(&fragmented, 1));
+        assert!(!ok(&fragmented[..3], 1));
+        let stray = encode_frame(true, OpCode::Continuation, b"b");
+        assert!(!ok(&stray, 1));
+        let mut interleaved = encode_frame(false, OpCode::Text, b"a");
+        interleaved.extend(encode_frame(true, OpCode::Text, b"b"));
+        assert!(!ok(&interleaved, 1));
+        let mut pinged = encode_frame(false, OpCode::Text, b"a");
+        pinged.extend(encode_frame(true, OpCode::Ping, b""));
+        pinged.extend(encode_frame(true, OpCode::Continuation, b"b"));
+        assert!(!ok(&pinged, 1));
+    }
+
+    #[test]
+    fn hostile_bytes_are_errors() {
+        for bad in [
+            &b""[..],
+            b"2b",
+            b"1",
+            b"1q",
+            b"1b1:n",
+            b"1b1:n1:x0:",
+            b"1b1:n1:10:",
+            b"1b1:n2:010:",
+            b"1x1:n1:t1:00:",
+            b"1b1:\xff1:00:",
+            b"1b1:n20:999999999999999999990:",
+        ] {
+            assert!(ClusterMessage::decode(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(decimal(0, &mut [0; 20]), b"0");
+        assert_eq!(decimal(u64::MAX, &mut [0; 20]), b"18446744073709551615");
+    }
+}
