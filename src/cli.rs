@@ -124,7 +124,7 @@ fn runtime(error: impl std::fmt::Display) -> CliError {
 fn start_error(error: StartError) -> CliError {
     match error {
         StartError::Config(errors) => CliError::Config(errors),
-        StartError::Bind(_) | StartError::Poll(_) => runtime(error),
+        StartError::Bind(_) | StartError::Poll(_) | StartError::Cluster(_) => runtime(error),
     }
 }
 

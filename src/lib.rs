@@ -9,6 +9,7 @@
 pub mod access;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod daemon;

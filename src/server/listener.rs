@@ -180,6 +180,7 @@ pub struct SocketFile<'a> {
 pub enum Step {
     Create,
     ReuseAddress,
+    ReusePort,
     RemoveStale,
     Bind,
     Listen { backlog: u32 },
@@ -190,6 +191,7 @@ impl std::fmt::Display for Step {
         match self {
             Step::Create => f.write_str("cannot create a socket"),
             Step::ReuseAddress => f.write_str("cannot set SO_REUSEADDR"),
+            Step::ReusePort => f.write_str("cannot set SO_REUSEPORT"),
             Step::RemoveStale => f.write_str("cannot remove the stale socket file"),
             Step::Bind => f.write_str("cannot bind"),
             Step::Listen { backlog } => write!(f, "cannot listen with backlog {backlog}"),
@@ -281,11 +283,13 @@ pub struct Listener {
 impl Listener {
     /// Binds `endpoint` with an accept queue of `backlog`. A Unix socket file left by a dead
     /// server is replaced; one that still accepts connections belongs to a live process and
-    /// is an error. A new socket file gets `file`'s group, then its mode.
+    /// is an error. A new socket file gets `file`'s group, then its mode. `reuse_port`: a
+    /// TCP listener shares its port with the other nodes on the machine (SO_REUSEPORT).
     pub fn bind(
         endpoint: &Endpoint,
         backlog: ListenBacklog,
         file: SocketFile<'_>,
+        reuse_port: bool,
     ) -> Result<Listener, BindError> {
         let failed = |(step, errno): (Step, Errno)| BindError::Socket {
             endpoint: endpoint.to_string(),
@@ -299,8 +303,8 @@ impl Listener {
                     SocketAddr::V4(_) => AddressFamily::Inet,
                     SocketAddr::V6(_) => AddressFamily::Inet6,
                 };
-                let fd = listening_socket(family, &SockaddrStorage::from(addr), backlog)
-                    .map_err(failed)?;
+                let address = SockaddrStorage::from(addr);
+                let fd = listening_socket(family, &address, backlog, reuse_port).map_err(failed)?;
                 let listener = TcpListener::from_std(std::net::TcpListener::from(fd));
                 Ok(Listener {
                     socket: Socket::Tcp(listener),
@@ -311,7 +315,9 @@ impl Listener {
                 remove_stale_socket(path)?;
                 let address = UnixAddr::new(path.as_path()).map_err(|errno| (Step::Bind, errno));
                 let fd = address
-                    .and_then(|address| listening_socket(AddressFamily::Unix, &address, backlog))
+                    .and_then(|address| {
+                        listening_socket(AddressFamily::Unix, &address, backlog, false)
+                    })
                     .map_err(|(step, errno)| {
                         // A failed `listen` leaves the file `bind` made.
                         if matches!(step, Step::Listen { .. }) {
@@ -423,6 +429,7 @@ fn listening_socket(
     family: AddressFamily,
     address: &dyn SockaddrLike,
     backlog: ListenBacklog,
+    reuse_port: bool,
 ) -> Result<OwnedFd, (Step, Errno)> {
     let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
     let fd = socket::socket(family, SockType::Stream, flags, None)
@@ -430,6 +437,10 @@ fn listening_socket(
     if family != AddressFamily::Unix {
         socket::setsockopt(&fd, sockopt::ReuseAddr, &true)
             .map_err(|errno| (Step::ReuseAddress, errno))?;
+        if reuse_port {
+            socket::setsockopt(&fd, sockopt::ReusePort, &true)
+                .map_err(|errno| (Step::ReusePort, errno))?;
+        }
     }
     socket::bind(fd.as_raw_fd(), address).map_err(|errno| (Step::Bind, errno))?;
     socket::listen(&fd, backlog.argument()).map_err(|errno| {

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 
+use crate::cluster;
 use crate::config::{Config, ConfigError};
 use crate::server::commands::Backend;
 use crate::server::control_conn::{ControlConn, ControlCtx, ControlDrive, ControlGone};
@@ -43,6 +44,8 @@ const CONTROL_LISTENER: Token = Token(1);
 const FIRST_WS_LISTENER: usize = 2;
 /// Tokens from here on carry a slab key and the connection kind in the low bit.
 const FIRST_CONNECTION: usize = 1 << 16;
+/// The cluster link's waker: what other nodes published is waiting.
+const CLUSTER: Token = Token(FIRST_CONNECTION - 1);
 
 /// How often timers run. Timeouts are configured in whole seconds, so a quarter second
 /// of lateness is invisible while an idle server wakes only four times a second.
@@ -111,6 +114,8 @@ pub enum StartError {
     Config(Vec<ConfigError>),
     Bind(BindError),
     Poll(io::Error),
+    /// The cluster link's threads could not start.
+    Cluster(io::Error),
 }
 
 impl std::fmt::Display for StartError {
@@ -122,6 +127,7 @@ impl std::fmt::Display for StartError {
             }
             StartError::Bind(error) => error.fmt(f),
             StartError::Poll(error) => write!(f, "cannot create the event loop: {error}"),
+            StartError::Cluster(error) => write!(f, "cannot start the cluster link: {error}"),
         }
     }
 }
@@ -179,7 +185,7 @@ impl Bound {
         let mut ws: Vec<Listener> = Vec::new();
         let remove_bound = |ws: &[Listener]| ws.iter().for_each(Listener::remove_socket_file);
         for endpoint in &config.servers {
-            match Listener::bind(endpoint, backlog, ws_file) {
+            match Listener::bind(endpoint, backlog, ws_file, config.reuse_port) {
                 Ok(listener) => ws.push(listener),
                 Err(error) => {
                     remove_bound(&ws);
@@ -187,7 +193,7 @@ impl Bound {
                 }
             }
         }
-        match Listener::bind(&config.control, backlog, control_file) {
+        match Listener::bind(&config.control, backlog, control_file, false) {
             Ok(control) => Ok(Bound { ws, control }),
             Err(error) => {
                 remove_bound(&ws);
@@ -274,13 +280,34 @@ impl Server {
             backlog = control_listener.backlog();
             "listening"
         );
+        let mut hub = Hub::new(listener_names, router_config(&settings.wamp));
+        if let Some(redis_url) = settings.cluster.redis.clone() {
+            let waker =
+                Arc::new(mio::Waker::new(poll.registry(), CLUSTER).map_err(StartError::Poll)?);
+            let link_settings = cluster::LinkSettings {
+                redis_url,
+                node_id: settings
+                    .cluster
+                    .node_id
+                    .clone()
+                    .unwrap_or_else(cluster::default_node_id),
+                channel: format!("{}:all", settings.cluster.prefix),
+                max_queue: settings.cluster.max_queue,
+            };
+            log::info!(node = link_settings.node_id.as_str(), channel = link_settings.channel.as_str(); "cluster: joining through Redis");
+            let link = cluster::Link::start(link_settings, move || {
+                let _ = waker.wake();
+            })
+            .map_err(StartError::Cluster)?;
+            hub.join_cluster(link);
+        }
         let now = Instant::now();
         Ok(Server {
             poll,
             wake,
             signals,
             reloader,
-            hub: Hub::new(listener_names, router_config(&settings.wamp)),
+            hub,
             listeners,
             control_listener,
             accept_pending: Vec::new(),
@@ -324,6 +351,7 @@ impl Server {
             for event in events.iter() {
                 match event.token() {
                     SIGNAL => self.drain_wake_pipe(),
+                    CLUSTER => self.hub.cluster_receive(&self.settings, &mut self.stats),
                     CONTROL_LISTENER => self.accept_control(now),
                     token if token.0 < FIRST_CONNECTION => self.accept_clients(token, now),
                     token => {
@@ -668,6 +696,7 @@ impl Server {
         // Clients first, so that event listeners are sent their `disconnected` events (why
         // `shutdown`) before their own connections close.
         self.hub.shut_down(&self.settings, &mut self.stats, now);
+        self.hub.leave_cluster();
         self.settle_hub(now);
         self.flush_controls(now);
         for key in self.controls.keys() {

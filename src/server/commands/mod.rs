@@ -136,6 +136,7 @@ fn send_to(
             hub.publish(topic, frames, messages, settings, stats);
         }
     }
+    hub.cluster_forward(audience, frames, messages);
 }
 
 /// Carries out one command.
@@ -375,7 +376,7 @@ fn status_json(ctx: &Backend<'_>) -> String {
         .collect();
     let stats = &ctx.stats;
     let figures = ctx.hub.figures();
-    serde_json::json!({
+    let mut status = serde_json::json!({
         "pid": std::process::id(),
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_secs": ctx.now.saturating_duration_since(ctx.started).as_secs(),
@@ -410,6 +411,14 @@ fn status_json(ctx: &Backend<'_>) -> String {
         "wamp_retained_bytes": figures.wamp.retained_bytes,
         "wamp_authorizations_waiting": figures.wamp.authorizations_waiting,
         "wamp_cached_authorizations": figures.wamp.cached_authorizations,
-    })
-    .to_string()
+    });
+    if let (Some(cluster), Some(object)) = (ctx.hub.cluster_figures(), status.as_object_mut()) {
+        object.insert("cluster_node".into(), cluster.node_id.into());
+        object.insert("cluster_redis".into(), cluster.redis.name().into());
+        object.insert("cluster_sent".into(), cluster.sent.into());
+        object.insert("cluster_received".into(), cluster.received.into());
+        object.insert("cluster_dropped".into(), cluster.dropped.into());
+        object.insert("cluster_refused".into(), cluster.refused.into());
+    }
+    status.to_string()
 }

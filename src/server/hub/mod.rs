@@ -22,6 +22,7 @@
 
 mod admission;
 mod authorizer;
+mod cluster;
 mod delivery;
 mod events;
 mod key_list;
@@ -31,6 +32,8 @@ mod names;
 mod topics;
 mod users;
 mod wamp;
+
+pub use cluster::ClusterFigures;
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -100,6 +103,8 @@ pub struct Hub {
     actions: Vec<Action>,
     /// Per-address connections, handshakes and failed logins (`[access]`).
     access: AddressTable,
+    /// The link to the other nodes, with `[cluster] redis`.
+    cluster: Option<cluster::ClusterSide>,
 }
 
 /// A listener's name (its bound endpoint) and its live connections, for `m`, status and
@@ -310,6 +315,7 @@ impl Hub {
             router: Router::new(router),
             actions: Vec::new(),
             access: AddressTable::default(),
+            cluster: None,
         }
     }
 

@@ -1,0 +1,318 @@
+//! The node's two Redis connections, each on its own thread: one PUBLISHes what the loop
+//! hands it, one SUBSCRIBEs to the cluster's channel and hands what arrives to the loop.
+//!
+//! Both reconnect on their own with backoff (from 100 ms, doubling, at most 5 s) and report
+//! their state; the loop wakes through a `mio::Waker`. The publisher's queue is bounded
+//! (`[cluster] max_queue`): when Redis is slow or away, new messages are dropped and counted
+//! rather than held without bound. Publishing from one connection keeps the order in which
+//! the loop handed the messages over, and Redis delivers a channel's messages to each
+//! subscriber in that order.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How often a blocked thread looks at the stop flag.
+const POLL: Duration = Duration::from_millis(250);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// A connect or command that takes longer counts as Redis being away.
+const IO_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the link needs to start.
+#[derive(Debug, Clone)]
+pub struct LinkSettings {
+    pub redis_url: String,
+    pub node_id: String,
+    /// The channel every node publishes to and subscribes to.
+    pub channel: String,
+    pub max_queue: usize,
+}
+
+/// What the link hands the loop.
+#[derive(Debug)]
+pub enum Inbound {
+    /// A message another node (or this one) published.
+    Message(Vec<u8>),
+    /// The subscriber connection is up (again): the node hears the others.
+    Subscribed,
+    /// A connection went away, with Redis's or the system's words.
+    Lost { publisher: bool, reason: String },
+}
+
+/// Whether the node hears and reaches the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisState {
+    Connecting,
+    Up,
+    Down,
+}
+
+impl RedisState {
+    pub fn name(self) -> &'static str {
+        match self {
+            RedisState::Connecting => "connecting",
+            RedisState::Up => "up",
+            RedisState::Down => "down",
+        }
+    }
+}
+
+/// The loop's end of the link.
+pub struct Link {
+    settings: LinkSettings,
+    outbound: SyncSender<Vec<u8>>,
+    inbound: Receiver<Inbound>,
+    stop: Arc<AtomicBool>,
+    /// Messages the publisher thread took while Redis was away (lost for the other nodes).
+    lost_in_flight: Arc<AtomicU64>,
+    threads: Vec<JoinHandle<()>>,
+    state: RedisState,
+    publisher_up: bool,
+    /// Messages not queued because the queue was full.
+    pub dropped: u64,
+    pub sent: u64,
+    pub received: u64,
+}
+
+impl Link {
+    /// Starts both threads; they connect in the background. `wake` is called after each
+    /// message handed to the loop.
+    pub fn start(
+        settings: LinkSettings,
+        wake: impl Fn() + Send + Sync + 'static,
+    ) -> std::io::Result<Link> {
+        let client = redis::Client::open(settings.redis_url.as_str())
+            .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
+        let (outbound, outbound_rx) = mpsc::sync_channel::<Vec<u8>>(settings.max_queue);
+        let (inbound_tx, inbound) = mpsc::channel::<Inbound>();
+        let stop = Arc::new(AtomicBool::new(false));
+        let lost_in_flight = Arc::new(AtomicU64::new(0));
+        let wake = Arc::new(wake);
+        let publisher = {
+            let (client, stop, tx, wake) = (
+                client.clone(),
+                Arc::clone(&stop),
+                inbound_tx.clone(),
+                Arc::clone(&wake),
+            );
+            let channel = settings.channel.clone();
+            let lost = Arc::clone(&lost_in_flight);
+            std::thread::Builder::new()
+                .name("wson-cluster-pub".to_owned())
+                .spawn(move || {
+                    publish_loop(&client, &channel, &outbound_rx, &stop, &tx, &*wake, &lost)
+                })?
+        };
+        let subscriber = {
+            let (stop, wake) = (Arc::clone(&stop), Arc::clone(&wake));
+            let channel = settings.channel.clone();
+            std::thread::Builder::new()
+                .name("wson-cluster-sub".to_owned())
+                .spawn(move || subscribe_loop(&client, &channel, &stop, &inbound_tx, &*wake))?
+        };
+        Ok(Link {
+            settings,
+            outbound,
+            inbound,
+            stop,
+            lost_in_flight,
+            threads: vec![publisher, subscriber],
+            state: RedisState::Connecting,
+            publisher_up: true,
+            dropped: 0,
+            sent: 0,
+            received: 0,
+        })
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.settings.node_id
+    }
+
+    pub fn state(&self) -> RedisState {
+        self.state
+    }
+
+    /// Messages taken by the publisher but not written (Redis went away under them).
+    pub fn lost(&self) -> u64 {
+        self.lost_in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Hands `message` to the publisher thread, or counts it dropped when its queue is full
+    /// or the thread is gone. Never blocks.
+    pub fn publish(&mut self, message: Vec<u8>) {
+        match self.outbound.try_send(message) {
+            Ok(()) => self.sent += 1,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.dropped += 1,
+        }
+    }
+
+    /// What arrived since the last call, state changes applied; never blocks.
+    pub fn receive(&mut self) -> Vec<Vec<u8>> {
+        let mut messages = Vec::new();
+        while let Ok(inbound) = self.inbound.try_recv() {
+            match inbound {
+                Inbound::Message(message) => {
+                    self.received += 1;
+                    messages.push(message);
+                }
+                Inbound::Subscribed => {
+                    log::info!(node = self.settings.node_id.as_str(), channel = self.settings.channel.as_str(); "cluster: subscribed to Redis");
+                    self.publisher_up = true;
+                    self.state = RedisState::Up;
+                }
+                Inbound::Lost { publisher, reason } => {
+                    if self.state != RedisState::Down {
+                        log::warn!(node = self.settings.node_id.as_str(), reason = reason.as_str(); "cluster: Redis lost; delivering to this node's clients only until it is back");
+                    }
+                    if publisher {
+                        self.publisher_up = false;
+                    }
+                    self.state = RedisState::Down;
+                }
+            }
+        }
+        messages
+    }
+
+    /// Asks both threads to stop (they notice within `POLL`) without waiting for them.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.threads.clear();
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn backoff(current: Duration, stop: &AtomicBool) -> Duration {
+    let mut slept = Duration::ZERO;
+    while slept < current && !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(POLL.min(current - slept));
+        slept += POLL;
+    }
+    (current * 2).min(MAX_BACKOFF)
+}
+
+fn publish_loop(
+    client: &redis::Client,
+    channel: &str,
+    outbound: &Receiver<Vec<u8>>,
+    stop: &AtomicBool,
+    inbound: &mpsc::Sender<Inbound>,
+    wake: &(dyn Fn() + Send + Sync),
+    lost: &AtomicU64,
+) {
+    let mut wait = FIRST_BACKOFF;
+    while !stop.load(Ordering::SeqCst) {
+        let mut connection = match client.get_connection_with_timeout(IO_TIMEOUT) {
+            Ok(connection) => connection,
+            Err(error) => {
+                let _ = inbound.send(Inbound::Lost {
+                    publisher: true,
+                    reason: error.to_string(),
+                });
+                wake();
+                wait = backoff(wait, stop);
+                continue;
+            }
+        };
+        let _ = connection.set_write_timeout(Some(IO_TIMEOUT));
+        let _ = connection.set_read_timeout(Some(IO_TIMEOUT));
+        wait = FIRST_BACKOFF;
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let message = match outbound.recv_timeout(POLL) {
+                Ok(message) => message,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            let published: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+                .arg(channel)
+                .arg(message.as_slice())
+                .query(&mut connection);
+            if let Err(error) = published {
+                lost.fetch_add(1, Ordering::Relaxed);
+                let _ = inbound.send(Inbound::Lost {
+                    publisher: true,
+                    reason: error.to_string(),
+                });
+                wake();
+                break;
+            }
+        }
+    }
+}
+
+fn subscribe_loop(
+    client: &redis::Client,
+    channel: &str,
+    stop: &AtomicBool,
+    inbound: &mpsc::Sender<Inbound>,
+    wake: &(dyn Fn() + Send + Sync),
+) {
+    let mut wait = FIRST_BACKOFF;
+    while !stop.load(Ordering::SeqCst) {
+        let reason = match listen(client, channel, stop, inbound, wake) {
+            Ok(()) => return,
+            Err(reason) => reason,
+        };
+        if inbound
+            .send(Inbound::Lost {
+                publisher: false,
+                reason,
+            })
+            .is_err()
+        {
+            return;
+        }
+        wake();
+        wait = backoff(wait, stop);
+    }
+}
+
+/// Subscribes and hands every message over until `stop` (`Ok`) or the connection fails.
+fn listen(
+    client: &redis::Client,
+    channel: &str,
+    stop: &AtomicBool,
+    inbound: &mpsc::Sender<Inbound>,
+    wake: &(dyn Fn() + Send + Sync),
+) -> Result<(), String> {
+    let mut connection = client
+        .get_connection_with_timeout(IO_TIMEOUT)
+        .map_err(|error| error.to_string())?;
+    let mut pubsub = connection.as_pubsub();
+    pubsub
+        .subscribe(channel)
+        .map_err(|error| error.to_string())?;
+    pubsub
+        .set_read_timeout(Some(POLL))
+        .map_err(|error| error.to_string())?;
+    inbound
+        .send(Inbound::Subscribed)
+        .map_err(|_| "the loop is gone".to_owned())?;
+    wake();
+    while !stop.load(Ordering::SeqCst) {
+        match pubsub.get_message() {
+            Ok(message) => {
+                let payload = message.get_payload_bytes().to_vec();
+                if inbound.send(Inbound::Message(payload)).is_err() {
+                    return Ok(());
+                }
+                wake();
+            }
+            Err(error) if error.is_timeout() => {}
+            Err(error) => return Err(error.to_string()),
+        }
+    }
+    Ok(())
+}
