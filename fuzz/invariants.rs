@@ -1800,3 +1800,50 @@ pub fn access(data: &[u8]) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// cluster_message: what one node publishes to the others over Redis
+// ---------------------------------------------------------------------------------------------
+
+/// The bytes as a cluster message: no panic; a refusal is one line; what decodes encodes to
+/// bytes that decode to the same message, and its frames are whole unmasked data messages, exactly as many as it
+/// says (walked again here, apart from the codec's own check).
+pub fn cluster_message(data: &[u8]) {
+    use wson::cluster::ClusterMessage;
+    match ClusterMessage::decode(data) {
+        Ok(message) => {
+            // Field lengths and the count may carry leading zeros: what is canonical is the
+            // message, not its bytes.
+            let mut again = Vec::new();
+            message.encode(&mut again);
+            assert_eq!(
+                ClusterMessage::decode(&again),
+                Ok(message),
+                "a cluster message does not survive its own encoding"
+            );
+            let (messages, frames) = match message {
+                ClusterMessage::Broadcast {
+                    messages, frames, ..
+                }
+                | ClusterMessage::Publish {
+                    messages, frames, ..
+                } => (messages, frames),
+            };
+            let mut rest = frames;
+            let mut ends = 0_u64;
+            while !rest.is_empty() {
+                let Ok(Decoded::Done { item, len }) = frame::decode_header(rest, u64::MAX >> 1)
+                else {
+                    panic!("frames that are not whole passed");
+                };
+                assert!(item.mask.is_none(), "masked frames passed");
+                assert!(!item.opcode.is_control(), "a control frame passed");
+                let total = len + usize::try_from(item.payload_len).unwrap();
+                rest = &rest[total..];
+                ends += u64::from(item.fin);
+            }
+            assert_eq!(ends, messages, "the frames hold another number of messages");
+        }
+        Err(error) => assert_one_printable_line(&error.to_string(), "WireError"),
+    }
+}

@@ -89,3 +89,8 @@ fn wamp_v1_message_corpus_keeps_the_codec_invariants() {
 fn access_corpus_keeps_the_range_and_forwarded_invariants() {
     replay("access", invariants::access);
 }
+
+#[test]
+fn cluster_message_corpus_keeps_the_wire_invariants() {
+    replay("cluster_message", invariants::cluster_message);
+}

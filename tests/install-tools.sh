@@ -7,6 +7,7 @@
 #   - Node ws, autobahn, autobahn-browser and wampy  -> tests/clients/node_modules
 #   - iproute2's ss (tests/sockets.rs reads the accept queue lengths) -> ss on PATH
 #   - php-cli (tests/readme.rs runs README's PHP, tests/demo.rs the demo) -> php on PATH
+#   - redis-server (tests/cluster.rs joins nodes through a Redis of its own) -> redis-server
 # Versions are pinned in tests/clients/requirements.txt, tests/clients/requirements-crossbar.txt
 # and tests/clients/package-lock.json.
 #
@@ -53,6 +54,12 @@ if command -v php >/dev/null; then
 else
     log "php: installing php-cli with apt-get"
     apt_install php-cli
+fi
+if command -v redis-server >/dev/null; then
+    log "redis-server: present"
+else
+    log "redis-server: installing with apt-get"
+    apt_install redis-server
 fi
 
 # --- Python clients and Crossbar.io -------------------------------------------------------------

@@ -8,6 +8,7 @@ mod common;
 
 mod access;
 mod authorizer;
+mod cluster;
 mod conformance;
 mod control;
 mod corpus;

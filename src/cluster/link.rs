@@ -36,8 +36,9 @@ pub struct LinkSettings {
 pub enum Inbound {
     /// A message another node (or this one) published.
     Message(Vec<u8>),
-    /// The subscriber connection is up (again): the node hears the others.
-    Subscribed,
+    /// A connection is up (again): the publisher's reaches the others, the subscriber's
+    /// hears them.
+    Connected { publisher: bool },
     /// A connection went away, with Redis's or the system's words.
     Lost { publisher: bool, reason: String },
 }
@@ -66,11 +67,13 @@ pub struct Link {
     outbound: SyncSender<Vec<u8>>,
     inbound: Receiver<Inbound>,
     stop: Arc<AtomicBool>,
-    /// Messages the publisher thread took while Redis was away (lost for the other nodes).
+    /// Messages Redis refused (an error reply, not a dead connection): the other nodes never
+    /// got them.
     lost_in_flight: Arc<AtomicU64>,
     threads: Vec<JoinHandle<()>>,
     state: RedisState,
     publisher_up: bool,
+    subscriber_up: bool,
     /// Messages not queued because the queue was full.
     pub dropped: u64,
     pub sent: u64,
@@ -121,7 +124,8 @@ impl Link {
             lost_in_flight,
             threads: vec![publisher, subscriber],
             state: RedisState::Connecting,
-            publisher_up: true,
+            publisher_up: false,
+            subscriber_up: false,
             dropped: 0,
             sent: 0,
             received: 0,
@@ -136,14 +140,19 @@ impl Link {
         self.state
     }
 
-    /// Messages taken by the publisher but not written (Redis went away under them).
+    /// Messages Redis refused.
     pub fn lost(&self) -> u64 {
         self.lost_in_flight.load(Ordering::Relaxed)
     }
 
-    /// Hands `message` to the publisher thread, or counts it dropped when its queue is full
+    /// Hands `message` to the publisher thread, or counts it dropped when Redis is known to
+    /// be away (a stale backlog must not flood the nodes when it is back), the queue is full
     /// or the thread is gone. Never blocks.
     pub fn publish(&mut self, message: Vec<u8>) {
+        if self.state == RedisState::Down {
+            self.dropped += 1;
+            return;
+        }
         match self.outbound.try_send(message) {
             Ok(()) => self.sent += 1,
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.dropped += 1,
@@ -159,10 +168,16 @@ impl Link {
                     self.received += 1;
                     messages.push(message);
                 }
-                Inbound::Subscribed => {
-                    log::info!(node = self.settings.node_id.as_str(), channel = self.settings.channel.as_str(); "cluster: subscribed to Redis");
-                    self.publisher_up = true;
-                    self.state = RedisState::Up;
+                Inbound::Connected { publisher } => {
+                    if publisher {
+                        self.publisher_up = true;
+                    } else {
+                        self.subscriber_up = true;
+                    }
+                    if self.publisher_up && self.subscriber_up && self.state != RedisState::Up {
+                        log::info!(node = self.settings.node_id.as_str(), channel = self.settings.channel.as_str(); "cluster: connected to Redis");
+                        self.state = RedisState::Up;
+                    }
                 }
                 Inbound::Lost { publisher, reason } => {
                     if self.state != RedisState::Down {
@@ -170,6 +185,8 @@ impl Link {
                     }
                     if publisher {
                         self.publisher_up = false;
+                    } else {
+                        self.subscriber_up = false;
                     }
                     self.state = RedisState::Down;
                 }
@@ -210,6 +227,9 @@ fn publish_loop(
     lost: &AtomicU64,
 ) {
     let mut wait = FIRST_BACKOFF;
+    // A message whose PUBLISH met a dead connection: sent first on the next one, so a Redis
+    // restart between two messages loses none (the connection's death shows only then).
+    let mut retry: Option<Vec<u8>> = None;
     while !stop.load(Ordering::SeqCst) {
         let mut connection = match client.get_connection_with_timeout(IO_TIMEOUT) {
             Ok(connection) => connection,
@@ -226,28 +246,46 @@ fn publish_loop(
         let _ = connection.set_write_timeout(Some(IO_TIMEOUT));
         let _ = connection.set_read_timeout(Some(IO_TIMEOUT));
         wait = FIRST_BACKOFF;
+        if inbound.send(Inbound::Connected { publisher: true }).is_err() {
+            return;
+        }
+        wake();
         loop {
             if stop.load(Ordering::SeqCst) {
                 return;
             }
-            let message = match outbound.recv_timeout(POLL) {
-                Ok(message) => message,
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => return,
+            let message = match retry.take() {
+                Some(message) => message,
+                None => match outbound.recv_timeout(POLL) {
+                    Ok(message) => message,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                },
             };
             let published: redis::RedisResult<i64> = redis::cmd("PUBLISH")
                 .arg(channel)
                 .arg(message.as_slice())
                 .query(&mut connection);
-            if let Err(error) = published {
+            let Err(error) = published else {
+                continue;
+            };
+            let connection_failed = error.is_io_error()
+                || error.is_connection_dropped()
+                || error.is_timeout()
+                || error.is_connection_refusal();
+            if !connection_failed {
+                // Redis refused this message itself (an error reply): it would again.
                 lost.fetch_add(1, Ordering::Relaxed);
-                let _ = inbound.send(Inbound::Lost {
-                    publisher: true,
-                    reason: error.to_string(),
-                });
-                wake();
-                break;
+                log::warn!(reason:% = error; "cluster: Redis refused a message; dropped");
+                continue;
             }
+            retry = Some(message);
+            let _ = inbound.send(Inbound::Lost {
+                publisher: true,
+                reason: error.to_string(),
+            });
+            wake();
+            break;
         }
     }
 }
@@ -298,7 +336,7 @@ fn listen(
         .set_read_timeout(Some(POLL))
         .map_err(|error| error.to_string())?;
     inbound
-        .send(Inbound::Subscribed)
+        .send(Inbound::Connected { publisher: false })
         .map_err(|_| "the loop is gone".to_owned())?;
     wake();
     while !stop.load(Ordering::SeqCst) {

@@ -1,0 +1,258 @@
+//! Several wson nodes joined by a real Redis (`[cluster]`): a broadcast or a topic
+//! publication sent to one node's control socket reaches the clients of every node, in
+//! order; with Redis gone each node keeps serving its own clients, and when Redis comes back
+//! the nodes rejoin without a restart; `reuse_port` lets nodes share one port.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+/// The Debian package's server (tests/install-tools.sh).
+const REDIS_SERVER: &str = "redis-server";
+
+/// A Redis of the test's own on a loopback port, without persistence; killed on drop.
+struct Redis {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Redis {
+    /// `None` (the test skips) when redis-server is not installed and skipping is allowed.
+    fn start() -> Option<Redis> {
+        if Command::new(REDIS_SERVER).arg("--version").output().is_err() {
+            assert!(
+                skipping("redis-server is not installed (tests/install-tools.sh)"),
+                "redis-server is not installed: run tests/install-tools.sh"
+            );
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = Redis {
+            port,
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        redis.run();
+        Some(redis)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts redis-server on the port and waits (bounded) until it accepts.
+    fn run(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("redis.log")).unwrap();
+        let child = Command::new(REDIS_SERVER)
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + WAIT;
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills redis-server (as a crash would).
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("redis.log")
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+            eprintln!("--- redis-server log:\n{log}");
+        }
+    }
+}
+
+fn node(redis: &Redis, name: &str) -> Server {
+    node_setup(redis, name).start()
+}
+
+fn node_setup(redis: &Redis, name: &str) -> Setup {
+    Setup::new()
+        .set("cluster.redis", &format!("{:?}", redis.url()))
+        .set("cluster.node_id", &format!("{name:?}"))
+}
+
+/// Waits (bounded) until the node's status says Redis is `state`.
+fn wait_redis(server: &Server, state: &str) {
+    let mut control = server.control();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let status = control.status();
+        if status["cluster_redis"] == state {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cluster_redis never became {state}: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Three nodes joined by `redis`, each with Redis up.
+fn three_nodes(redis: &Redis) -> [Server; 3] {
+    let nodes = [node(redis, "a"), node(redis, "b"), node(redis, "c")];
+    for node in &nodes {
+        wait_redis(node, "up");
+    }
+    nodes
+}
+
+#[test]
+fn a_broadcast_reaches_every_node_in_order() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let nodes = three_nodes(&redis);
+    let mut clients: Vec<WsClient> = nodes.iter().map(Server::client).collect();
+    let mut control = nodes[0].control();
+    for n in 0..20 {
+        control.send(b'b', format!("message {n}").as_bytes());
+    }
+    control.send(b'B', &[0, 1, 2]);
+    for client in &mut clients {
+        for n in 0..20 {
+            assert_eq!(client.recv_text(), format!("message {n}"));
+        }
+        let frame = client.recv_data();
+        assert_eq!(frame.payload, [0, 1, 2]);
+    }
+    let status = control.status();
+    assert_eq!(status["cluster_node"], "a");
+    assert!(status["cluster_sent"].as_u64().unwrap() >= 1, "{status}");
+    assert_eq!(status["cluster_dropped"], 0);
+}
+
+#[test]
+fn a_topic_publication_reaches_the_subscribers_of_every_node() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let nodes = three_nodes(&redis);
+    // Each node subscribes its own client (the token and user registry is per node so far).
+    let mut subscribed = Vec::new();
+    for node in &nodes {
+        let cookies = Cookies::fresh("bob");
+        let client = WsClient::connect_tcp(&node.tcp(), &cookies).unwrap();
+        let mut control = node.control();
+        control.send(b'j', &fields(&[cookies.token.as_bytes(), b"news.sport"]));
+        assert_eq!(control.reply().0, b'#');
+        subscribed.push(client);
+    }
+    let mut bystanders: Vec<WsClient> = nodes.iter().map(Server::client).collect();
+    let mut control = nodes[1].control();
+    control.send(b'x', &fields(&[b"news.sport", b"Goal!"]));
+    control.send(b'b', b"to everyone");
+    for client in &mut subscribed {
+        assert_eq!(client.recv_text(), "Goal!");
+        assert_eq!(client.recv_text(), "to everyone");
+    }
+    // Those not subscribed got the broadcast only.
+    for client in &mut bystanders {
+        assert_eq!(client.recv_text(), "to everyone");
+    }
+}
+
+#[test]
+fn without_redis_each_node_serves_its_own_and_rejoins_when_redis_is_back() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let nodes = three_nodes(&redis);
+    let mut a = nodes[0].client();
+    let mut b = nodes[1].client();
+    redis.kill();
+    wait_redis(&nodes[0], "down");
+    let mut control = nodes[0].control();
+    control.send(b'b', b"local only");
+    assert_eq!(a.recv_text(), "local only");
+    let status = control.status();
+    assert_eq!(status["cluster_redis"], "down");
+    // Not queued for later: a backlog would reach the others stale.
+    assert_eq!(status["cluster_dropped"], 1);
+    redis.run();
+    for node in &nodes {
+        wait_redis(node, "up");
+    }
+    control.send(b'b', b"everyone again");
+    assert_eq!(a.recv_text(), "everyone again");
+    // b never got what was sent while Redis was away; it gets what follows, although a's
+    // connection to publish died unnoticed with the old Redis (the message is sent again on
+    // the new connection).
+    assert_eq!(b.recv_text(), "everyone again");
+}
+
+#[test]
+fn nodes_with_reuse_port_share_one_port() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let shared = |name: &str| {
+        node_setup(&redis, name)
+            .set("servers", &format!("[\"tcp://127.0.0.1:{port}\"]"))
+            .set("reuse_port", "true")
+            .start()
+    };
+    let nodes = [shared("a"), shared("b")];
+    for node in &nodes {
+        wait_redis(node, "up");
+    }
+    // The kernel spreads connections by a hash of their addresses: of 40, each node gets
+    // some (both getting none of 40 is a 2^-39 chance).
+    let mut clients: Vec<WsClient> = (0..40)
+        .map(|_| {
+            WsClient::connect_tcp(&format!("127.0.0.1:{port}"), &Cookies::fresh("carol")).unwrap()
+        })
+        .collect();
+    let counts: Vec<u64> = nodes
+        .iter()
+        .map(|node| node.control().status()["connections"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counts.iter().sum::<u64>(), 40, "{counts:?}");
+    assert!(counts.iter().all(|count| *count > 0), "{counts:?}");
+    // Whichever node a client landed on, a broadcast to either reaches it.
+    nodes[1].control().send(b'b', b"shared");
+    for client in &mut clients {
+        assert_eq!(client.recv_text(), "shared");
+    }
+}
+
+/// The control protocol's fields encoding.
+fn fields(values: &[&[u8]]) -> Vec<u8> {
+    wson::control::fields::to_payload(values)
+}
