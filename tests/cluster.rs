@@ -23,7 +23,11 @@ struct Redis {
 impl Redis {
     /// `None` (the test skips) when redis-server is not installed and skipping is allowed.
     fn start() -> Option<Redis> {
-        if Command::new(REDIS_SERVER).arg("--version").output().is_err() {
+        if Command::new(REDIS_SERVER)
+            .arg("--version")
+            .output()
+            .is_err()
+        {
             assert!(
                 skipping("redis-server is not installed (tests/install-tools.sh)"),
                 "redis-server is not installed: run tests/install-tools.sh"

@@ -246,7 +246,10 @@ fn publish_loop(
         let _ = connection.set_write_timeout(Some(IO_TIMEOUT));
         let _ = connection.set_read_timeout(Some(IO_TIMEOUT));
         wait = FIRST_BACKOFF;
-        if inbound.send(Inbound::Connected { publisher: true }).is_err() {
+        if inbound
+            .send(Inbound::Connected { publisher: true })
+            .is_err()
+        {
             return;
         }
         wake();
