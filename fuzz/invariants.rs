@@ -1806,8 +1806,9 @@ pub fn access(data: &[u8]) {
 // ---------------------------------------------------------------------------------------------
 
 /// The bytes as a cluster message: no panic; a refusal is one line; what decodes encodes to
-/// bytes that decode to the same message, and its frames are whole unmasked data messages, exactly as many as it
-/// says (walked again here, apart from the codec's own check).
+/// bytes that decode to the same message; its frames are whole unmasked data messages,
+/// exactly as many as it says (walked again here, apart from the codec's own check), and
+/// `messages_in` finds them all; a single text message is UTF-8.
 pub fn cluster_message(data: &[u8]) {
     use wson::cluster::ClusterMessage;
     match ClusterMessage::decode(data) {
@@ -1828,7 +1829,25 @@ pub fn cluster_message(data: &[u8]) {
                 | ClusterMessage::Publish {
                     messages, frames, ..
                 } => (messages, frames),
+                ClusterMessage::Direct {
+                    binary, message, ..
+                }
+                | ClusterMessage::ToUser {
+                    binary, message, ..
+                } => {
+                    assert!(
+                        binary || std::str::from_utf8(message).is_ok(),
+                        "text not UTF-8"
+                    );
+                    return;
+                }
             };
+            let joined: Vec<_> = wson::cluster::wire::messages_in(frames);
+            assert_eq!(
+                joined.len() as u64,
+                messages,
+                "messages_in finds another count"
+            );
             let mut rest = frames;
             let mut ends = 0_u64;
             while !rest.is_empty() {

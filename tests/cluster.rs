@@ -256,6 +256,46 @@ fn nodes_with_reuse_port_share_one_port() {
     }
 }
 
+#[test]
+fn direct_and_user_messages_reach_the_other_nodes() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let nodes = three_nodes(&redis);
+    let dave = Cookies::fresh("dave");
+    let mut on_c = WsClient::connect_tcp(&nodes[2].tcp(), &dave).unwrap();
+    // Another tab of dave's, on b.
+    let mut on_b = WsClient::connect_tcp(&nodes[1].tcp(), &Cookies::fresh("dave")).unwrap();
+    let mut control = nodes[0].control();
+    control.direct(b'd', &dave.token, b"for dave's token");
+    control.direct(b'D', &dave.token, &[7, 7]);
+    control.send(
+        b'u',
+        &fields(&[b"dave", "for every tab of dave's \u{2713}".as_bytes()]),
+    );
+    assert_eq!(on_c.recv_text(), "for dave's token");
+    assert_eq!(on_c.recv_data().payload, [7, 7]);
+    assert_eq!(on_c.recv_text(), "for every tab of dave's \u{2713}");
+    assert_eq!(on_b.recv_text(), "for every tab of dave's \u{2713}");
+}
+
+#[test]
+fn a_topic_publication_reaches_the_wamp_subscribers_of_every_node() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let nodes = three_nodes(&redis);
+    let (mut wamp, _) = crate::common::wamp::RawWamp::join(&nodes[2], "erin", "realm1");
+    wamp.send(&serde_json::json!([32, 1, {}, "news.sport"]));
+    assert_eq!(wamp.recv()[0], 33);
+    nodes[0]
+        .control()
+        .send(b'x', &fields(&[b"news.sport", br#"["Goal!", 1]"#]));
+    let event = wamp.recv();
+    assert_eq!(event[0], 36, "{event}");
+    assert_eq!(event[4], serde_json::json!(["Goal!", 1]));
+}
+
 /// The control protocol's fields encoding.
 fn fields(values: &[&[u8]]) -> Vec<u8> {
     wson::control::fields::to_payload(values)

@@ -11,6 +11,7 @@ use std::fmt;
 
 use crate::control::fields::{self, FieldError, Fields};
 use crate::decoded::Decoded;
+use crate::token::Token;
 use crate::ws::frame::{self, OpCode};
 
 /// The first byte of every message: a node refuses another version's messages instead of
@@ -19,6 +20,8 @@ pub const VERSION: u8 = b'1';
 
 const BROADCAST: u8 = b'b';
 const PUBLISH: u8 = b'x';
+const DIRECT: u8 = b'd';
+const TO_USER: u8 = b'u';
 
 /// One message between nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +38,20 @@ pub enum ClusterMessage<'a> {
         topic: &'a str,
         messages: u64,
         frames: &'a [u8],
+    },
+    /// One message for the connections holding `token` (control `d`, `D`).
+    Direct {
+        origin: &'a str,
+        token: Token,
+        binary: bool,
+        message: &'a [u8],
+    },
+    /// One message for the connections of `user` (control `u`, `U`).
+    ToUser {
+        origin: &'a str,
+        user: &'a str,
+        binary: bool,
+        message: &'a [u8],
     },
 }
 
@@ -59,6 +76,12 @@ pub enum WireError {
         field: &'static str,
     },
     BadCount,
+    /// Not a 32-byte token.
+    BadToken,
+    /// The text/binary flag is neither `t` nor `b`.
+    BadKind,
+    /// A text message that is not UTF-8.
+    TextNotUtf8,
     /// The frames are not `messages` whole, unmasked data frames.
     BadFrames,
 }
@@ -79,6 +102,9 @@ impl fmt::Display for WireError {
             }
             WireError::NotUtf8 { field } => write!(f, "the {field} is not UTF-8"),
             WireError::BadCount => f.write_str("the message count is not a decimal number"),
+            WireError::BadToken => f.write_str("the token is not 32 bytes"),
+            WireError::BadKind => f.write_str("the message kind is neither t nor b"),
+            WireError::TextNotUtf8 => f.write_str("a text message that is not UTF-8"),
             WireError::BadFrames => {
                 f.write_str("the frames are not the announced number of whole data frames")
             }
@@ -111,6 +137,26 @@ impl<'a> ClusterMessage<'a> {
                 out.extend_from_slice(&[VERSION, PUBLISH]);
                 let count = decimal(messages, &mut count);
                 fields::append_fields(out, &[origin.as_bytes(), topic.as_bytes(), count, frames]);
+            }
+            ClusterMessage::Direct {
+                origin,
+                token,
+                binary,
+                message,
+            } => {
+                out.extend_from_slice(&[VERSION, DIRECT]);
+                let kind = kind_flag(binary);
+                fields::append_fields(out, &[origin.as_bytes(), token.as_bytes(), kind, message]);
+            }
+            ClusterMessage::ToUser {
+                origin,
+                user,
+                binary,
+                message,
+            } => {
+                out.extend_from_slice(&[VERSION, TO_USER]);
+                let kind = kind_flag(binary);
+                fields::append_fields(out, &[origin.as_bytes(), user.as_bytes(), kind, message]);
             }
         }
     }
@@ -169,6 +215,29 @@ impl<'a> ClusterMessage<'a> {
                     frames,
                 })
             }
+            DIRECT => {
+                expect(4)?;
+                let [origin, token, kind, message] = values;
+                let token = Token::from_slice(token).ok_or(WireError::BadToken)?;
+                let binary = message_kind(kind, message)?;
+                Ok(ClusterMessage::Direct {
+                    origin: text(origin, "origin")?,
+                    token,
+                    binary,
+                    message,
+                })
+            }
+            TO_USER => {
+                expect(4)?;
+                let [origin, user, kind, message] = values;
+                let binary = message_kind(kind, message)?;
+                Ok(ClusterMessage::ToUser {
+                    origin: text(origin, "origin")?,
+                    user: text(user, "user")?,
+                    binary,
+                    message,
+                })
+            }
             byte => Err(WireError::UnknownKind { byte }),
         }
     }
@@ -176,9 +245,10 @@ impl<'a> ClusterMessage<'a> {
     /// The node that sent it.
     pub fn origin(&self) -> &'a str {
         match *self {
-            ClusterMessage::Broadcast { origin, .. } | ClusterMessage::Publish { origin, .. } => {
-                origin
-            }
+            ClusterMessage::Broadcast { origin, .. }
+            | ClusterMessage::Publish { origin, .. }
+            | ClusterMessage::Direct { origin, .. }
+            | ClusterMessage::ToUser { origin, .. } => origin,
         }
     }
 }
@@ -197,6 +267,53 @@ fn decimal(value: u64, buf: &mut [u8; 20]) -> &[u8] {
         }
     }
     buf.get(at..).unwrap_or_default()
+}
+
+/// The messages in frames `check_frames` accepted, as (binary, payload): a fragmented one
+/// is joined.
+pub fn messages_in(frames: &[u8]) -> Vec<(bool, std::borrow::Cow<'_, [u8]>)> {
+    use std::borrow::Cow;
+    let mut messages = Vec::new();
+    let mut rest = frames;
+    let mut partial: Option<(bool, Vec<u8>)> = None;
+    while let Ok(Decoded::Done { item: header, len }) = frame::decode_header(rest, u64::MAX >> 1) {
+        let Some(payload) = usize::try_from(header.payload_len)
+            .ok()
+            .and_then(|payload| rest.get(len..len.checked_add(payload)?))
+        else {
+            break;
+        };
+        let binary = header.opcode == OpCode::Binary;
+        match (partial.take(), header.fin) {
+            (None, true) => messages.push((binary, Cow::Borrowed(payload))),
+            (None, false) => partial = Some((binary, payload.to_vec())),
+            (Some((binary, mut joined)), fin) => {
+                joined.extend_from_slice(payload);
+                if fin {
+                    messages.push((binary, Cow::Owned(joined)));
+                } else {
+                    partial = Some((binary, joined));
+                }
+            }
+        }
+        rest = rest.get(len + payload.len()..).unwrap_or_default();
+    }
+    messages
+}
+
+fn kind_flag(binary: bool) -> &'static [u8] {
+    if binary { b"b" } else { b"t" }
+}
+
+/// The flag of a single message: binary, or text that must be UTF-8 (what a client is sent
+/// unread must not break its stream).
+fn message_kind(flag: &[u8], message: &[u8]) -> Result<bool, WireError> {
+    match flag {
+        b"b" => Ok(true),
+        b"t" if std::str::from_utf8(message).is_ok() => Ok(false),
+        b"t" => Err(WireError::TextNotUtf8),
+        _ => Err(WireError::BadKind),
+    }
 }
 
 fn count_of(bytes: &[u8]) -> Result<u64, WireError> {
@@ -272,6 +389,18 @@ mod tests {
                 messages: 2,
                 frames: &batch,
             },
+            ClusterMessage::Direct {
+                origin: "node-c",
+                token: Token::from_array([b'a'; 32]),
+                binary: false,
+                message: "é".as_bytes(),
+            },
+            ClusterMessage::ToUser {
+                origin: "node-c",
+                user: "alice",
+                binary: true,
+                message: &[0xff, 0],
+            },
         ] {
             let mut out = Vec::new();
             message.encode(&mut out);
@@ -315,6 +444,21 @@ mod tests {
     }
 
     #[test]
+    fn messages_come_out_of_their_frames() {
+        let mut batch = frames(&["one"]);
+        batch.extend(encode_frame(false, OpCode::Binary, b"a"));
+        batch.extend(encode_frame(true, OpCode::Continuation, b"b"));
+        let messages = messages_in(&batch);
+        assert_eq!(messages.len(), 2);
+        assert_eq!(
+            messages[0],
+            (false, std::borrow::Cow::Borrowed(&b"one"[..]))
+        );
+        assert!(messages[1].0);
+        assert_eq!(&*messages[1].1, b"ab");
+    }
+
+    #[test]
     fn hostile_bytes_are_errors() {
         for bad in [
             &b""[..],
@@ -328,6 +472,10 @@ mod tests {
             b"1x1:n1:t1:0",
             b"1b1:\xff1:00:",
             b"1b1:n20:999999999999999999990:",
+            b"1d1:n3:tok1:t1:x",
+            b"1d1:n32:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1:q1:x",
+            b"1u1:n1:u1:t1:\xff",
+            b"1u1:n1:u1:t",
         ] {
             assert!(ClusterMessage::decode(bad).is_err(), "{bad:?}");
         }

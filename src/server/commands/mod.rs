@@ -161,7 +161,13 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
                     binary,
                     payload: message,
                 };
-                ctx.hub.direct(&token, message, ctx.settings, ctx.stats) > 0
+                let delivered = ctx.hub.direct(&token, message, ctx.settings, ctx.stats) > 0;
+                // `c` answers for this node (a cluster-wide answer needs the registry);
+                // `d` reaches the token's connections on every node.
+                if !confirm {
+                    ctx.hub.cluster_direct(&token, message);
+                }
+                delivered
             };
             match (confirm, delivered) {
                 (false, _) => Outcome::Done,
@@ -214,8 +220,13 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
             };
             let reached = ctx.hub.to_user(user, message, ctx.settings, ctx.stats);
             match confirm {
+                // `w` counts this node's connections (a cluster-wide count needs the
+                // registry); `u` reaches the user's connections on every node.
                 true => Outcome::Reply(Reply::Count(reached as u64)),
-                false => Outcome::Done,
+                false => {
+                    ctx.hub.cluster_to_user(user, message);
+                    Outcome::Done
+                }
             }
         }
         Command::UserOnline { user } => {

@@ -6,11 +6,14 @@
 
 use std::rc::Rc;
 
-use crate::cluster::{ClusterMessage, Link, RedisState};
-use crate::server::hub::Hub;
+use std::time::Instant;
+
+use crate::cluster::{ClusterMessage, Link, RedisState, wire};
+use crate::server::hub::{Hub, Message};
 use crate::server::outbound::BatchFor;
 use crate::server::settings::Settings;
 use crate::server::stats::Stats;
+use crate::token::Token;
 
 /// The cluster's figures for the status reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,26 +39,61 @@ impl Hub {
     /// A control batch, just queued to this node's clients: the same frames to the others,
     /// as one Redis message.
     pub fn cluster_forward(&mut self, audience: BatchFor<'_>, frames: &[u8], messages: usize) {
+        let messages = messages as u64;
+        self.cluster_send(frames.len(), |origin, out| {
+            let message = match audience {
+                BatchFor::Everyone => ClusterMessage::Broadcast {
+                    origin,
+                    messages,
+                    frames,
+                },
+                BatchFor::Topic(topic) => ClusterMessage::Publish {
+                    origin,
+                    topic,
+                    messages,
+                    frames,
+                },
+            };
+            message.encode(out);
+        });
+    }
+
+    /// An unconfirmed direct message (`d`, `D`), just queued to this node's holders of
+    /// `token`: to the other nodes' holders too.
+    pub fn cluster_direct(&mut self, token: &Token, message: Message<'_>) {
+        self.cluster_send(message.payload.len(), |origin, out| {
+            let direct = ClusterMessage::Direct {
+                origin,
+                token: *token,
+                binary: message.binary,
+                message: message.payload,
+            };
+            direct.encode(out);
+        });
+    }
+
+    /// An unconfirmed message to a user (`u`, `U`), just queued to this node's connections
+    /// of `user`: to the other nodes' too.
+    pub fn cluster_to_user(&mut self, user: &str, message: Message<'_>) {
+        self.cluster_send(message.payload.len(), |origin, out| {
+            let to_user = ClusterMessage::ToUser {
+                origin,
+                user,
+                binary: message.binary,
+                message: message.payload,
+            };
+            to_user.encode(out);
+        });
+    }
+
+    /// Encodes a message naming this node (`size`: about the bytes it carries) and hands it
+    /// to the link; nothing without a cluster.
+    fn cluster_send(&mut self, size: usize, encode: impl FnOnce(&str, &mut Vec<u8>)) {
         let Some(cluster) = &mut self.cluster else {
             return;
         };
-        let origin = cluster.link.node_id();
-        let messages = messages as u64;
-        let message = match audience {
-            BatchFor::Everyone => ClusterMessage::Broadcast {
-                origin,
-                messages,
-                frames,
-            },
-            BatchFor::Topic(topic) => ClusterMessage::Publish {
-                origin,
-                topic,
-                messages,
-                frames,
-            },
-        };
-        let mut bytes = Vec::with_capacity(frames.len() + origin.len() + 64);
-        message.encode(&mut bytes);
+        let mut bytes = Vec::with_capacity(size.saturating_add(128));
+        encode(cluster.link.node_id(), &mut bytes);
         cluster.link.publish(bytes);
     }
 
@@ -93,8 +131,40 @@ impl Hub {
                     frames,
                     ..
                 } => {
-                    let frames: Rc<[u8]> = Rc::from(frames);
-                    self.publish(topic, &frames, messages_of(messages), settings, stats);
+                    let shared: Rc<[u8]> = Rc::from(frames);
+                    self.publish(topic, &shared, messages_of(messages), settings, stats);
+                    // One namespace on every node: this node's WAMP subscribers of the
+                    // backend realm hear it too, as they would a local `x`.
+                    if self.router.backend_realm_listens(topic) {
+                        let now = Instant::now();
+                        for (binary, message) in wire::messages_in(frames) {
+                            self.wamp_publish_from_plain(topic, binary, &message, settings, now);
+                        }
+                    }
+                }
+                ClusterMessage::Direct {
+                    token,
+                    binary,
+                    message,
+                    ..
+                } => {
+                    let message = Message {
+                        binary,
+                        payload: message,
+                    };
+                    self.direct(&token, message, settings, stats);
+                }
+                ClusterMessage::ToUser {
+                    user,
+                    binary,
+                    message,
+                    ..
+                } => {
+                    let message = Message {
+                        binary,
+                        payload: message,
+                    };
+                    self.to_user(user, message, settings, stats);
                 }
             }
         }
