@@ -1841,6 +1841,22 @@ pub fn cluster_message(data: &[u8]) {
                     );
                     return;
                 }
+                ClusterMessage::Ask { question, .. } => {
+                    if let wson::cluster::Question::Direct {
+                        binary, message, ..
+                    }
+                    | wson::cluster::Question::ToUser {
+                        binary, message, ..
+                    } = question
+                    {
+                        assert!(
+                            binary || std::str::from_utf8(message).is_ok(),
+                            "text not UTF-8"
+                        );
+                    }
+                    return;
+                }
+                ClusterMessage::Heartbeat { .. } | ClusterMessage::Answer { .. } => return,
             };
             let joined: Vec<_> = wson::cluster::wire::messages_in(frames);
             assert_eq!(

@@ -296,6 +296,107 @@ fn a_topic_publication_reaches_the_wamp_subscribers_of_every_node() {
     assert_eq!(event[4], serde_json::json!(["Goal!", 1]));
 }
 
+/// Waits (bounded) until the node counts `nodes` live nodes, itself included.
+fn wait_nodes(server: &Server, nodes: u64) {
+    let mut control = server.control();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let status = control.status();
+        if status["cluster_nodes"] == nodes {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cluster_nodes never became {nodes}: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn c_w_and_o_answer_for_the_whole_cluster() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let nodes = three_nodes(&redis);
+    for node in &nodes {
+        wait_nodes(node, 3);
+    }
+    let frank = Cookies::fresh("frank");
+    let mut on_c = WsClient::connect_tcp(&nodes[2].tcp(), &frank).unwrap();
+    let _tab_on_b = WsClient::connect_tcp(&nodes[1].tcp(), &Cookies::fresh("frank")).unwrap();
+    let mut control = nodes[0].control();
+    // c: the token is on node c, which delivers and answers: A.
+    control.direct(b'c', &frank.token, b"confirmed");
+    assert_eq!(control.reply(), (b'A', frank.token.as_bytes().to_vec()));
+    assert_eq!(on_c.recv_text(), "confirmed");
+    // An empty c asks whether it is online anywhere.
+    control.direct(b'c', &frank.token, b"");
+    assert_eq!(control.reply().0, b'A');
+    let nobody = Cookies::fresh("nobody");
+    control.direct(b'c', &nobody.token, b"lost");
+    assert_eq!(control.reply().0, b'N');
+    // o and w count frank's connections on every node.
+    control.send(b'o', &fields(&[b"frank"]));
+    assert_eq!(control.reply(), (b'#', b"2".to_vec()));
+    control.send(b'w', &fields(&[b"frank", b"to both tabs"]));
+    assert_eq!(control.reply(), (b'#', b"2".to_vec()));
+    assert_eq!(on_c.recv_text(), "to both tabs");
+    // Replies keep the order of the commands, local answers behind remote ones included.
+    control.direct(b'c', &nobody.token, b"x");
+    control.send(b'p', b"");
+    assert_eq!(control.reply().0, b'N');
+    assert_eq!(control.reply().0, b'P');
+}
+
+#[test]
+fn a_killed_node_is_forgotten_and_questions_answer_without_it() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let mut nodes = three_nodes(&redis);
+    for node in &nodes {
+        wait_nodes(node, 3);
+    }
+    let grace = Cookies::fresh("grace");
+    let _on_a = WsClient::connect_tcp(&nodes[0].tcp(), &grace).unwrap();
+    nodes[2].signal(nix::sys::signal::Signal::SIGKILL);
+    nodes[2].wait_exit();
+    // Asked before the others notice: the answer waits for request_timeout, then counts
+    // the nodes that answered.
+    let mut control = nodes[1].control();
+    control.send(b'o', &fields(&[b"grace"]));
+    assert_eq!(control.reply(), (b'#', b"1".to_vec()));
+    // Three heartbeats later it is gone; questions no longer wait for it.
+    wait_nodes(&nodes[1], 2);
+    control.send(b'o', &fields(&[b"grace"]));
+    assert_eq!(control.reply(), (b'#', b"1".to_vec()));
+}
+
+#[test]
+fn without_redis_cluster_wide_questions_are_refused_clearly() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let nodes = three_nodes(&redis);
+    for node in &nodes {
+        wait_nodes(node, 3);
+    }
+    redis.kill();
+    wait_redis(&nodes[0], "down");
+    let mut control = nodes[0].control();
+    control.send(b'o', &fields(&[b"henry"]));
+    assert_eq!(
+        control.reply(),
+        (b'!', b"cluster unavailable: Redis is down".to_vec())
+    );
+    // Answers that need no other node still come.
+    let henry = Cookies::fresh("henry");
+    let _client = WsClient::connect_tcp(&nodes[0].tcp(), &henry).unwrap();
+    control.direct(b'c', &henry.token, b"here");
+    assert_eq!(control.reply().0, b'A');
+}
+
 /// The control protocol's fields encoding.
 fn fields(values: &[&[u8]]) -> Vec<u8> {
     wson::control::fields::to_payload(values)

@@ -26,10 +26,25 @@ const IO_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct LinkSettings {
     pub redis_url: String,
     pub node_id: String,
-    /// The channel every node publishes to and subscribes to.
-    pub channel: String,
+    /// What the channels' names start with (`[cluster] prefix`).
+    pub prefix: String,
     pub max_queue: usize,
 }
+
+impl LinkSettings {
+    /// The channel every node publishes to and subscribes to.
+    pub fn all_channel(&self) -> String {
+        format!("{}:all", self.prefix)
+    }
+
+    /// The channel of node `node` alone (answers to its questions).
+    pub fn node_channel(&self, node: &str) -> String {
+        format!("{}:node:{node}", self.prefix)
+    }
+}
+
+/// A message for the publisher thread: the channel, then the bytes.
+type Outbound = (String, Vec<u8>);
 
 /// What the link hands the loop.
 #[derive(Debug)]
@@ -64,7 +79,8 @@ impl RedisState {
 /// The loop's end of the link.
 pub struct Link {
     settings: LinkSettings,
-    outbound: SyncSender<Vec<u8>>,
+    outbound: SyncSender<Outbound>,
+    all_channel: String,
     inbound: Receiver<Inbound>,
     stop: Arc<AtomicBool>,
     /// Messages Redis refused (an error reply, not a dead connection): the other nodes never
@@ -89,7 +105,7 @@ impl Link {
     ) -> std::io::Result<Link> {
         let client = redis::Client::open(settings.redis_url.as_str())
             .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
-        let (outbound, outbound_rx) = mpsc::sync_channel::<Vec<u8>>(settings.max_queue);
+        let (outbound, outbound_rx) = mpsc::sync_channel::<Outbound>(settings.max_queue);
         let (inbound_tx, inbound) = mpsc::channel::<Inbound>();
         let stop = Arc::new(AtomicBool::new(false));
         let lost_in_flight = Arc::new(AtomicU64::new(0));
@@ -101,22 +117,23 @@ impl Link {
                 inbound_tx.clone(),
                 Arc::clone(&wake),
             );
-            let channel = settings.channel.clone();
             let lost = Arc::clone(&lost_in_flight);
             std::thread::Builder::new()
                 .name("wson-cluster-pub".to_owned())
-                .spawn(move || {
-                    publish_loop(&client, &channel, &outbound_rx, &stop, &tx, &*wake, &lost)
-                })?
+                .spawn(move || publish_loop(&client, &outbound_rx, &stop, &tx, &*wake, &lost))?
         };
         let subscriber = {
             let (stop, wake) = (Arc::clone(&stop), Arc::clone(&wake));
-            let channel = settings.channel.clone();
+            let channels = [
+                settings.all_channel(),
+                settings.node_channel(&settings.node_id),
+            ];
             std::thread::Builder::new()
                 .name("wson-cluster-sub".to_owned())
-                .spawn(move || subscribe_loop(&client, &channel, &stop, &inbound_tx, &*wake))?
+                .spawn(move || subscribe_loop(&client, &channels, &stop, &inbound_tx, &*wake))?
         };
         Ok(Link {
+            all_channel: settings.all_channel(),
             settings,
             outbound,
             inbound,
@@ -149,11 +166,22 @@ impl Link {
     /// be away (a stale backlog must not flood the nodes when it is back), the queue is full
     /// or the thread is gone. Never blocks.
     pub fn publish(&mut self, message: Vec<u8>) {
+        let channel = self.all_channel.clone();
+        self.send(channel, message);
+    }
+
+    /// `publish`, to node `node` alone.
+    pub fn publish_to(&mut self, node: &str, message: Vec<u8>) {
+        let channel = self.settings.node_channel(node);
+        self.send(channel, message);
+    }
+
+    fn send(&mut self, channel: String, message: Vec<u8>) {
         if self.state == RedisState::Down {
             self.dropped += 1;
             return;
         }
-        match self.outbound.try_send(message) {
+        match self.outbound.try_send((channel, message)) {
             Ok(()) => self.sent += 1,
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.dropped += 1,
         }
@@ -175,7 +203,7 @@ impl Link {
                         self.subscriber_up = true;
                     }
                     if self.publisher_up && self.subscriber_up && self.state != RedisState::Up {
-                        log::info!(node = self.settings.node_id.as_str(), channel = self.settings.channel.as_str(); "cluster: connected to Redis");
+                        log::info!(node = self.settings.node_id.as_str(), channel = self.all_channel.as_str(); "cluster: connected to Redis");
                         self.state = RedisState::Up;
                     }
                 }
@@ -219,8 +247,7 @@ fn backoff(current: Duration, stop: &AtomicBool) -> Duration {
 
 fn publish_loop(
     client: &redis::Client,
-    channel: &str,
-    outbound: &Receiver<Vec<u8>>,
+    outbound: &Receiver<Outbound>,
     stop: &AtomicBool,
     inbound: &mpsc::Sender<Inbound>,
     wake: &(dyn Fn() + Send + Sync),
@@ -229,7 +256,7 @@ fn publish_loop(
     let mut wait = FIRST_BACKOFF;
     // A message whose PUBLISH met a dead connection: sent first on the next one, so a Redis
     // restart between two messages loses none (the connection's death shows only then).
-    let mut retry: Option<Vec<u8>> = None;
+    let mut retry: Option<Outbound> = None;
     while !stop.load(Ordering::SeqCst) {
         let mut connection = match client.get_connection_with_timeout(IO_TIMEOUT) {
             Ok(connection) => connection,
@@ -257,16 +284,16 @@ fn publish_loop(
             if stop.load(Ordering::SeqCst) {
                 return;
             }
-            let message = match retry.take() {
-                Some(message) => message,
+            let (channel, message) = match retry.take() {
+                Some(outbound) => outbound,
                 None => match outbound.recv_timeout(POLL) {
-                    Ok(message) => message,
+                    Ok(outbound) => outbound,
                     Err(RecvTimeoutError::Timeout) => continue,
                     Err(RecvTimeoutError::Disconnected) => return,
                 },
             };
             let published: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-                .arg(channel)
+                .arg(channel.as_str())
                 .arg(message.as_slice())
                 .query(&mut connection);
             let Err(error) = published else {
@@ -282,7 +309,7 @@ fn publish_loop(
                 log::warn!(reason:% = error; "cluster: Redis refused a message; dropped");
                 continue;
             }
-            retry = Some(message);
+            retry = Some((channel, message));
             let _ = inbound.send(Inbound::Lost {
                 publisher: true,
                 reason: error.to_string(),
@@ -295,14 +322,14 @@ fn publish_loop(
 
 fn subscribe_loop(
     client: &redis::Client,
-    channel: &str,
+    channels: &[String],
     stop: &AtomicBool,
     inbound: &mpsc::Sender<Inbound>,
     wake: &(dyn Fn() + Send + Sync),
 ) {
     let mut wait = FIRST_BACKOFF;
     while !stop.load(Ordering::SeqCst) {
-        let reason = match listen(client, channel, stop, inbound, wake) {
+        let reason = match listen(client, channels, stop, inbound, wake) {
             Ok(()) => return,
             Err(reason) => reason,
         };
@@ -323,7 +350,7 @@ fn subscribe_loop(
 /// Subscribes and hands every message over until `stop` (`Ok`) or the connection fails.
 fn listen(
     client: &redis::Client,
-    channel: &str,
+    channels: &[String],
     stop: &AtomicBool,
     inbound: &mpsc::Sender<Inbound>,
     wake: &(dyn Fn() + Send + Sync),
@@ -333,7 +360,7 @@ fn listen(
         .map_err(|error| error.to_string())?;
     let mut pubsub = connection.as_pubsub();
     pubsub
-        .subscribe(channel)
+        .subscribe(channels)
         .map_err(|error| error.to_string())?;
     pubsub
         .set_read_timeout(Some(POLL))

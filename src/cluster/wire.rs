@@ -22,6 +22,9 @@ const BROADCAST: u8 = b'b';
 const PUBLISH: u8 = b'x';
 const DIRECT: u8 = b'd';
 const TO_USER: u8 = b'u';
+const HEARTBEAT: u8 = b'h';
+const ASK: u8 = b'q';
+const ANSWER: u8 = b'a';
 
 /// One message between nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +56,40 @@ pub enum ClusterMessage<'a> {
         binary: bool,
         message: &'a [u8],
     },
+    /// The sender is alive; the others count it among the nodes that answer.
+    Heartbeat { origin: &'a str },
+    /// A question every node answers (to `origin`'s channel) for its own clients.
+    Ask {
+        origin: &'a str,
+        id: u64,
+        question: Question<'a>,
+    },
+    /// A node's answer to question `id`: `count`, for its own clients (`origin`: the
+    /// answering node).
+    Answer {
+        origin: &'a str,
+        id: u64,
+        count: u64,
+    },
+}
+
+/// What an `Ask` asks each node; every answer is a count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Question<'a> {
+    /// Deliver to `token`'s connections (an empty message only counts them): how many.
+    Direct {
+        token: Token,
+        binary: bool,
+        message: &'a [u8],
+    },
+    /// Deliver to `user`'s connections: how many.
+    ToUser {
+        user: &'a str,
+        binary: bool,
+        message: &'a [u8],
+    },
+    /// How many connections `user` has.
+    UserOnline { user: &'a str },
 }
 
 /// Why bytes are not a cluster message.
@@ -82,6 +119,8 @@ pub enum WireError {
     BadKind,
     /// A text message that is not UTF-8.
     TextNotUtf8,
+    /// An `Ask` whose question is none of `c`, `w`, `o`.
+    BadQuestion,
     /// The frames are not `messages` whole, unmasked data frames.
     BadFrames,
 }
@@ -105,6 +144,7 @@ impl fmt::Display for WireError {
             WireError::BadToken => f.write_str("the token is not 32 bytes"),
             WireError::BadKind => f.write_str("the message kind is neither t nor b"),
             WireError::TextNotUtf8 => f.write_str("a text message that is not UTF-8"),
+            WireError::BadQuestion => f.write_str("a question that is none of c, w, o"),
             WireError::BadFrames => {
                 f.write_str("the frames are not the announced number of whole data frames")
             }
@@ -158,6 +198,40 @@ impl<'a> ClusterMessage<'a> {
                 let kind = kind_flag(binary);
                 fields::append_fields(out, &[origin.as_bytes(), user.as_bytes(), kind, message]);
             }
+            ClusterMessage::Heartbeat { origin } => {
+                out.extend_from_slice(&[VERSION, HEARTBEAT]);
+                fields::append_fields(out, &[origin.as_bytes()]);
+            }
+            ClusterMessage::Ask {
+                origin,
+                id,
+                question,
+            } => {
+                out.extend_from_slice(&[VERSION, ASK]);
+                let mut digits = [0_u8; 20];
+                let id = decimal(id, &mut digits);
+                let (what, subject, kind, message): (&[u8], &[u8], &[u8], &[u8]) = match &question {
+                    Question::Direct {
+                        token,
+                        binary,
+                        message,
+                    } => (b"c", token.as_bytes(), kind_flag(*binary), message),
+                    Question::ToUser {
+                        user,
+                        binary,
+                        message,
+                    } => (b"w", user.as_bytes(), kind_flag(*binary), message),
+                    Question::UserOnline { user } => (b"o", user.as_bytes(), b"t", b""),
+                };
+                fields::append_fields(out, &[origin.as_bytes(), id, what, subject, kind, message]);
+            }
+            ClusterMessage::Answer { origin, id, count } => {
+                out.extend_from_slice(&[VERSION, ANSWER]);
+                let (mut id_digits, mut count_digits) = ([0_u8; 20], [0_u8; 20]);
+                let id = decimal(id, &mut id_digits);
+                let count = decimal(count, &mut count_digits);
+                fields::append_fields(out, &[origin.as_bytes(), id, count]);
+            }
         }
     }
 
@@ -172,7 +246,7 @@ impl<'a> ClusterMessage<'a> {
         let [kind, payload @ ..] = rest else {
             return Err(WireError::UnknownKind { byte: 0 });
         };
-        let mut values: [&[u8]; 4] = [&[]; 4];
+        let mut values: [&[u8]; 6] = [&[]; 6];
         let mut found = 0_usize;
         for field in Fields::new(payload) {
             let field = field.map_err(WireError::Fields)?;
@@ -194,7 +268,7 @@ impl<'a> ClusterMessage<'a> {
         match *kind {
             BROADCAST => {
                 expect(3)?;
-                let [origin, count, frames, _] = values;
+                let [origin, count, frames, ..] = values;
                 let messages = count_of(count)?;
                 check_frames(frames, messages)?;
                 Ok(ClusterMessage::Broadcast {
@@ -205,7 +279,7 @@ impl<'a> ClusterMessage<'a> {
             }
             PUBLISH => {
                 expect(4)?;
-                let [origin, topic, count, frames] = values;
+                let [origin, topic, count, frames, ..] = values;
                 let messages = count_of(count)?;
                 check_frames(frames, messages)?;
                 Ok(ClusterMessage::Publish {
@@ -217,7 +291,7 @@ impl<'a> ClusterMessage<'a> {
             }
             DIRECT => {
                 expect(4)?;
-                let [origin, token, kind, message] = values;
+                let [origin, token, kind, message, ..] = values;
                 let token = Token::from_slice(token).ok_or(WireError::BadToken)?;
                 let binary = message_kind(kind, message)?;
                 Ok(ClusterMessage::Direct {
@@ -229,13 +303,53 @@ impl<'a> ClusterMessage<'a> {
             }
             TO_USER => {
                 expect(4)?;
-                let [origin, user, kind, message] = values;
+                let [origin, user, kind, message, ..] = values;
                 let binary = message_kind(kind, message)?;
                 Ok(ClusterMessage::ToUser {
                     origin: text(origin, "origin")?,
                     user: text(user, "user")?,
                     binary,
                     message,
+                })
+            }
+            HEARTBEAT => {
+                expect(1)?;
+                Ok(ClusterMessage::Heartbeat {
+                    origin: text(values[0], "origin")?,
+                })
+            }
+            ASK => {
+                expect(6)?;
+                let [origin, id, what, subject, kind, message] = values;
+                let question = match what {
+                    b"c" => Question::Direct {
+                        token: Token::from_slice(subject).ok_or(WireError::BadToken)?,
+                        binary: message_kind(kind, message)?,
+                        message,
+                    },
+                    b"w" => Question::ToUser {
+                        user: text(subject, "user")?,
+                        binary: message_kind(kind, message)?,
+                        message,
+                    },
+                    b"o" => Question::UserOnline {
+                        user: text(subject, "user")?,
+                    },
+                    _ => return Err(WireError::BadQuestion),
+                };
+                Ok(ClusterMessage::Ask {
+                    origin: text(origin, "origin")?,
+                    id: count_of(id)?,
+                    question,
+                })
+            }
+            ANSWER => {
+                expect(3)?;
+                let [origin, id, count, ..] = values;
+                Ok(ClusterMessage::Answer {
+                    origin: text(origin, "origin")?,
+                    id: count_of(id)?,
+                    count: count_of(count)?,
                 })
             }
             byte => Err(WireError::UnknownKind { byte }),
@@ -248,7 +362,10 @@ impl<'a> ClusterMessage<'a> {
             ClusterMessage::Broadcast { origin, .. }
             | ClusterMessage::Publish { origin, .. }
             | ClusterMessage::Direct { origin, .. }
-            | ClusterMessage::ToUser { origin, .. } => origin,
+            | ClusterMessage::ToUser { origin, .. }
+            | ClusterMessage::Heartbeat { origin }
+            | ClusterMessage::Ask { origin, .. }
+            | ClusterMessage::Answer { origin, .. } => origin,
         }
     }
 }
@@ -401,6 +518,35 @@ mod tests {
                 binary: true,
                 message: &[0xff, 0],
             },
+            ClusterMessage::Heartbeat { origin: "node-d" },
+            ClusterMessage::Ask {
+                origin: "node-d",
+                id: 7,
+                question: Question::Direct {
+                    token: Token::from_array([b'z'; 32]),
+                    binary: false,
+                    message: b"hi",
+                },
+            },
+            ClusterMessage::Ask {
+                origin: "node-d",
+                id: 8,
+                question: Question::ToUser {
+                    user: "bob",
+                    binary: true,
+                    message: &[1],
+                },
+            },
+            ClusterMessage::Ask {
+                origin: "node-d",
+                id: 9,
+                question: Question::UserOnline { user: "bob" },
+            },
+            ClusterMessage::Answer {
+                origin: "node-e",
+                id: 9,
+                count: 3,
+            },
         ] {
             let mut out = Vec::new();
             message.encode(&mut out);
@@ -476,6 +622,9 @@ mod tests {
             b"1d1:n32:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1:q1:x",
             b"1u1:n1:u1:t1:\xff",
             b"1u1:n1:u1:t",
+            b"1h",
+            b"1q1:n1:11:z1:u1:t0:",
+            b"1a1:n1:x1:1",
         ] {
             assert!(ClusterMessage::decode(bad).is_err(), "{bad:?}");
         }

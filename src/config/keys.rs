@@ -245,6 +245,12 @@ config_keys! {
         prefix: String = values::non_empty_string, default(PREFIX: &str = "wson"), restart;
         /// Most messages waiting for the Redis connection before new ones are dropped.
         max_queue: usize = values::size(1), default(MAX_QUEUE = 10_000), restart;
+        /// Seconds between a node's heartbeats; a node silent for three is gone.
+        heartbeat: Duration = values::seconds,
+            default(HEARTBEAT = Duration::from_secs(1)), restart;
+        /// Seconds a cluster-wide question waits for the other nodes' answers.
+        request_timeout: Duration = values::seconds,
+            default(REQUEST_TIMEOUT = Duration::from_secs(2)), restart;
     }
 }
 
@@ -516,6 +522,8 @@ mod tests {
                 "cluster.node_id",
                 "cluster.prefix",
                 "cluster.max_queue",
+                "cluster.heartbeat",
+                "cluster.request_timeout",
             ]
         );
     }

@@ -312,6 +312,8 @@ mod tests {
             ("cluster.node_id", r#""n1""#),
             ("cluster.prefix", r#""app""#),
             ("cluster.max_queue", "1"),
+            ("cluster.heartbeat", "3"),
+            ("cluster.request_timeout", "4"),
         ]);
         assert_eq!(
             config,
@@ -408,6 +410,8 @@ mod tests {
                     node_id: Some("n1".to_owned()),
                     prefix: "app".to_owned(),
                     max_queue: 1,
+                    heartbeat: Duration::from_secs(3),
+                    request_timeout: Duration::from_secs(4),
                 },
             }
         );

@@ -945,13 +945,17 @@ pub enum Refusal {
     TopicLimit,
     /// `[topics] max_user_subscriptions` user subscriptions exist already.
     UserSubscriptionLimit,
+    /// A cluster-wide command (`c`, `w`, `o`) while this node has lost Redis: it cannot
+    /// know about the other nodes.
+    ClusterUnavailable,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 3] = [
+    pub const ALL: [Refusal; 4] = [
         Refusal::TopicLimitPerConnection,
         Refusal::TopicLimit,
         Refusal::UserSubscriptionLimit,
+        Refusal::ClusterUnavailable,
     ];
 
     /// The reason as sent, ASCII text for a log.
@@ -960,6 +964,7 @@ impl Refusal {
             Refusal::TopicLimitPerConnection => "topic limit per connection reached",
             Refusal::TopicLimit => "topic limit reached",
             Refusal::UserSubscriptionLimit => "user subscription limit reached",
+            Refusal::ClusterUnavailable => "cluster unavailable: Redis is down",
         }
     }
 

@@ -291,15 +291,20 @@ impl Server {
                     .node_id
                     .clone()
                     .unwrap_or_else(cluster::default_node_id),
-                channel: format!("{}:all", settings.cluster.prefix),
+                prefix: settings.cluster.prefix.clone(),
                 max_queue: settings.cluster.max_queue,
             };
-            log::info!(node = link_settings.node_id.as_str(), channel = link_settings.channel.as_str(); "cluster: joining through Redis");
+            log::info!(node = link_settings.node_id.as_str(), channel = link_settings.all_channel().as_str(); "cluster: joining through Redis");
             let link = cluster::Link::start(link_settings, move || {
                 let _ = waker.wake();
             })
             .map_err(StartError::Cluster)?;
-            hub.join_cluster(link);
+            hub.join_cluster(
+                link,
+                settings.cluster.heartbeat,
+                settings.cluster.request_timeout,
+                Instant::now(),
+            );
         }
         let now = Instant::now();
         Ok(Server {
@@ -422,6 +427,15 @@ impl Server {
     /// authorizer answered) and frames for control connections (events, authorization
     /// requests), which may make more of each.
     fn settle_hub(&mut self, now: Instant) {
+        // Cluster-wide questions answered (or timed out) take their place among the replies.
+        for (key, ticket, reply) in self.hub.take_cluster_replies() {
+            if let Some(control) = self.controls.get_mut(key) {
+                control.resolve(ticket, &reply);
+                if !self.controls_to_flush.contains(&key) {
+                    self.controls_to_flush.push(key);
+                }
+            }
+        }
         loop {
             let revisits = self.hub.take_revisits();
             for key in &revisits {
@@ -636,6 +650,7 @@ impl Server {
 
     fn tick(&mut self, now: Instant) {
         self.hub.tick(&self.settings, &mut self.stats, now);
+        self.hub.cluster_tick(now);
         for key in self.controls.keys() {
             let Some(control) = self.controls.get_mut(key) else {
                 continue;

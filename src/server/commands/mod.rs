@@ -8,11 +8,12 @@
 use std::rc::Rc;
 use std::time::Instant;
 
+use crate::cluster::Question;
 use crate::config::AuthMode;
 use crate::control::authorizer::Decision;
 use crate::control::codec::ControlError;
-use crate::control::command::{Command, Reply, Target};
-use crate::server::hub::{Fragment, FragmentResult, Hub, Message};
+use crate::control::command::{Command, Refusal, Reply, Target};
+use crate::server::hub::{Asked, Fragment, FragmentResult, Hub, Message};
 use crate::server::outbound::{BatchFor, FrameBatch, shared_frame};
 use crate::server::settings::Settings;
 use crate::server::slab::Key;
@@ -153,26 +154,37 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
             token,
             message,
         } => {
+            let outgoing = Message {
+                binary,
+                payload: message,
+            };
             let delivered = if message.is_empty() {
                 // ws(s)on: an empty message only asks whether the client is online.
                 ctx.hub.is_online(&token)
             } else {
-                let message = Message {
-                    binary,
-                    payload: message,
-                };
-                let delivered = ctx.hub.direct(&token, message, ctx.settings, ctx.stats) > 0;
-                // `c` answers for this node (a cluster-wide answer needs the registry);
-                // `d` reaches the token's connections on every node.
-                if !confirm {
-                    ctx.hub.cluster_direct(&token, message);
-                }
-                delivered
+                ctx.hub.direct(&token, outgoing, ctx.settings, ctx.stats) > 0
             };
             match (confirm, delivered) {
-                (false, _) => Outcome::Done,
+                (false, _) => {
+                    // The token's connections on the other nodes too.
+                    if !message.is_empty() {
+                        ctx.hub.cluster_direct(&token, outgoing);
+                    }
+                    Outcome::Done
+                }
                 (true, true) => Outcome::Reply(Reply::Ack(token)),
-                (true, false) => Outcome::Reply(Reply::Nack(token)),
+                // Not here: maybe on another node, which delivers it if so.
+                (true, false) => {
+                    let question = Question::Direct {
+                        token,
+                        binary,
+                        message,
+                    };
+                    match ctx.hub.cluster_ask(ctx.me, question, 0, ctx.now) {
+                        Asked::Alone => Outcome::Reply(Reply::Nack(token)),
+                        asked => asked_outcome(asked),
+                    }
+                }
             }
         }
         // One lock per control connection: finish the message in progress first.
@@ -218,19 +230,29 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
                 binary,
                 payload: message,
             };
-            let reached = ctx.hub.to_user(user, message, ctx.settings, ctx.stats);
-            match confirm {
-                // `w` counts this node's connections (a cluster-wide count needs the
-                // registry); `u` reaches the user's connections on every node.
-                true => Outcome::Reply(Reply::Count(reached as u64)),
-                false => {
-                    ctx.hub.cluster_to_user(user, message);
-                    Outcome::Done
-                }
+            let reached = ctx.hub.to_user(user, message, ctx.settings, ctx.stats) as u64;
+            if !confirm {
+                // The user's connections on the other nodes too.
+                ctx.hub.cluster_to_user(user, message);
+                return Ok(Outcome::Done);
+            }
+            let question = Question::ToUser {
+                user,
+                binary: message.binary,
+                message: message.payload,
+            };
+            match ctx.hub.cluster_ask(ctx.me, question, reached, ctx.now) {
+                Asked::Alone => Outcome::Reply(Reply::Count(reached)),
+                asked => asked_outcome(asked),
             }
         }
         Command::UserOnline { user } => {
-            Outcome::Reply(Reply::Count(ctx.hub.user_connections(user) as u64))
+            let here = ctx.hub.user_connections(user) as u64;
+            let question = Question::UserOnline { user };
+            match ctx.hub.cluster_ask(ctx.me, question, here, ctx.now) {
+                Asked::Alone => Outcome::Reply(Reply::Count(here)),
+                asked => asked_outcome(asked),
+            }
         }
         Command::UserTokens { user, page } => Outcome::Reply(Reply::Page(ctx.hub.user_tokens(
             user,
@@ -372,6 +394,16 @@ fn freest_domain(ctx: &Backend<'_>) -> String {
     }
 }
 
+/// A cluster-wide question's outcome when other nodes are involved.
+fn asked_outcome(asked: Asked) -> Outcome {
+    match asked {
+        Asked::Later(ticket) => Outcome::Later(ticket),
+        Asked::Unavailable | Asked::Alone => {
+            Outcome::Reply(Reply::Refused(Refusal::ClusterUnavailable))
+        }
+    }
+}
+
 fn status_json(ctx: &Backend<'_>) -> String {
     let listeners: Vec<serde_json::Value> = ctx
         .hub
@@ -423,8 +455,10 @@ fn status_json(ctx: &Backend<'_>) -> String {
         "wamp_authorizations_waiting": figures.wamp.authorizations_waiting,
         "wamp_cached_authorizations": figures.wamp.cached_authorizations,
     });
-    if let (Some(cluster), Some(object)) = (ctx.hub.cluster_figures(), status.as_object_mut()) {
+    let cluster = ctx.hub.cluster_figures(ctx.now);
+    if let (Some(cluster), Some(object)) = (cluster, status.as_object_mut()) {
         object.insert("cluster_node".into(), cluster.node_id.into());
+        object.insert("cluster_nodes".into(), (cluster.nodes + 1).into());
         object.insert("cluster_redis".into(), cluster.redis.name().into());
         object.insert("cluster_sent".into(), cluster.sent.into());
         object.insert("cluster_received".into(), cluster.received.into());

@@ -1,26 +1,36 @@
 //! The hub's side of the cluster (`[cluster]`): what a control connection broadcasts or
 //! publishes here goes to the other nodes as the frames already built for this node's
 //! clients, and what the other nodes publish is queued to this node's clients the same way
-//! a local batch is. The hub owns the link's loop end; the link's threads own the Redis
-//! connections.
+//! a local batch is. Questions only the whole cluster can answer (`c`, `w`, `o`) are asked
+//! of every live node (heard within three heartbeats) and answered once each has answered or
+//! `request_timeout` has passed. The hub owns the link's loop end; the link's threads own
+//! the Redis connections.
 
+use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
-use std::time::Instant;
-
-use crate::cluster::{ClusterMessage, Link, RedisState, wire};
+use crate::cluster::{ClusterMessage, Link, Question, RedisState, wire};
+use crate::control::command::Reply;
+use crate::server::commands::Ticket;
 use crate::server::hub::{Hub, Message};
 use crate::server::outbound::BatchFor;
 use crate::server::settings::Settings;
+use crate::server::slab::Key;
 use crate::server::stats::Stats;
 use crate::token::Token;
+
+/// Heartbeats a node may miss before it counts as gone.
+const MISSED_HEARTBEATS: u32 = 3;
 
 /// The cluster's figures for the status reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterFigures {
     pub node_id: String,
     pub redis: RedisState,
-    /// Messages handed to the publisher, and received from the channel (own ones included).
+    /// Other nodes heard within three heartbeats.
+    pub nodes: usize,
+    /// Messages handed to the publisher, and received from the channels (own ones included).
     pub sent: u64,
     pub received: u64,
     /// Messages dropped because the queue to Redis was full, or lost when Redis went away
@@ -30,17 +40,113 @@ pub struct ClusterFigures {
     pub refused: u64,
 }
 
+/// How a cluster-wide question goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    /// No cluster, or no other node alive: this node's answer is the whole answer.
+    Alone,
+    /// This node has lost Redis: nobody can answer for the others.
+    Unavailable,
+    /// Asked; the reply comes under this ticket (`take_cluster_replies`).
+    Later(Ticket),
+}
+
+/// What a question's answers make.
+#[derive(Debug, Clone, Copy)]
+enum Answering {
+    /// `c`, `C`: `A` when any node reached the token, else `N`.
+    Confirm(Token),
+    /// `w`, `W`, `o`: the sum.
+    Count,
+}
+
+struct Pending {
+    control: Key,
+    ticket: Ticket,
+    answering: Answering,
+    /// Nodes yet to answer.
+    waiting: Vec<String>,
+    count: u64,
+    deadline: Instant,
+}
+
+/// The hub's end of the cluster.
+pub(super) struct ClusterSide {
+    link: Link,
+    refused: u64,
+    heartbeat: Duration,
+    request_timeout: Duration,
+    next_heartbeat: Instant,
+    /// Other nodes by id, with when each was last heard.
+    peers: HashMap<String, Instant>,
+    next_question: u64,
+    pending: HashMap<u64, Pending>,
+    /// Replies due to control connections, taken by the server.
+    replies: Vec<(Key, Ticket, Reply)>,
+}
+
+impl ClusterSide {
+    fn alive(&self, now: Instant) -> Vec<String> {
+        let span = self.heartbeat * MISSED_HEARTBEATS;
+        self.peers
+            .iter()
+            .filter(|(_, heard)| now.saturating_duration_since(**heard) <= span)
+            .map(|(node, _)| node.clone())
+            .collect()
+    }
+
+    fn send(&mut self, to: Option<&str>, message: impl FnOnce(&str, &mut Vec<u8>)) {
+        let mut bytes = Vec::with_capacity(128);
+        message(self.link.node_id(), &mut bytes);
+        match to {
+            Some(node) => self.link.publish_to(node, bytes),
+            None => self.link.publish(bytes),
+        }
+    }
+
+    fn finish(&mut self, id: u64) {
+        let Some(pending) = self.pending.remove(&id) else {
+            return;
+        };
+        let reply = match pending.answering {
+            Answering::Confirm(token) if pending.count > 0 => Reply::Ack(token),
+            Answering::Confirm(token) => Reply::Nack(token),
+            Answering::Count => Reply::Count(pending.count),
+        };
+        self.replies.push((pending.control, pending.ticket, reply));
+    }
+}
+
 impl Hub {
     /// Joins the cluster through `link`.
-    pub fn join_cluster(&mut self, link: Link) {
-        self.cluster = Some(ClusterSide { link, refused: 0 });
+    pub fn join_cluster(
+        &mut self,
+        link: Link,
+        heartbeat: Duration,
+        request_timeout: Duration,
+        now: Instant,
+    ) {
+        self.cluster = Some(ClusterSide {
+            link,
+            refused: 0,
+            heartbeat,
+            request_timeout,
+            next_heartbeat: now,
+            peers: HashMap::new(),
+            next_question: 1,
+            pending: HashMap::new(),
+            replies: Vec::new(),
+        });
     }
 
     /// A control batch, just queued to this node's clients: the same frames to the others,
     /// as one Redis message.
     pub fn cluster_forward(&mut self, audience: BatchFor<'_>, frames: &[u8], messages: usize) {
+        let Some(cluster) = &mut self.cluster else {
+            return;
+        };
         let messages = messages as u64;
-        self.cluster_send(frames.len(), |origin, out| {
+        cluster.send(None, |origin, out| {
             let message = match audience {
                 BatchFor::Everyone => ClusterMessage::Broadcast {
                     origin,
@@ -61,7 +167,10 @@ impl Hub {
     /// An unconfirmed direct message (`d`, `D`), just queued to this node's holders of
     /// `token`: to the other nodes' holders too.
     pub fn cluster_direct(&mut self, token: &Token, message: Message<'_>) {
-        self.cluster_send(message.payload.len(), |origin, out| {
+        let Some(cluster) = &mut self.cluster else {
+            return;
+        };
+        cluster.send(None, |origin, out| {
             let direct = ClusterMessage::Direct {
                 origin,
                 token: *token,
@@ -75,7 +184,10 @@ impl Hub {
     /// An unconfirmed message to a user (`u`, `U`), just queued to this node's connections
     /// of `user`: to the other nodes' too.
     pub fn cluster_to_user(&mut self, user: &str, message: Message<'_>) {
-        self.cluster_send(message.payload.len(), |origin, out| {
+        let Some(cluster) = &mut self.cluster else {
+            return;
+        };
+        cluster.send(None, |origin, out| {
             let to_user = ClusterMessage::ToUser {
                 origin,
                 user,
@@ -86,24 +198,106 @@ impl Hub {
         });
     }
 
-    /// Encodes a message naming this node (`size`: about the bytes it carries) and hands it
-    /// to the link; nothing without a cluster.
-    fn cluster_send(&mut self, size: usize, encode: impl FnOnce(&str, &mut Vec<u8>)) {
+    /// Asks every live node `question` for control connection `control`; `local` is this
+    /// node's own answer (its count, or 1 for a confirmed delivery here).
+    pub fn cluster_ask(
+        &mut self,
+        control: Key,
+        question: Question<'_>,
+        local: u64,
+        now: Instant,
+    ) -> Asked {
+        let Some(cluster) = &mut self.cluster else {
+            return Asked::Alone;
+        };
+        if cluster.link.state() != RedisState::Up {
+            return Asked::Unavailable;
+        }
+        let waiting = cluster.alive(now);
+        if waiting.is_empty() {
+            return Asked::Alone;
+        }
+        let id = cluster.next_question;
+        cluster.next_question += 1;
+        let answering = match question {
+            Question::Direct { token, .. } => Answering::Confirm(token),
+            Question::ToUser { .. } | Question::UserOnline { .. } => Answering::Count,
+        };
+        cluster.send(None, |origin, out| {
+            ClusterMessage::Ask {
+                origin,
+                id,
+                question,
+            }
+            .encode(out);
+        });
+        let ticket = Ticket(id);
+        cluster.pending.insert(
+            id,
+            Pending {
+                control,
+                ticket,
+                answering,
+                waiting,
+                count: local,
+                deadline: now + cluster.request_timeout,
+            },
+        );
+        Asked::Later(ticket)
+    }
+
+    /// The replies to cluster-wide questions that are complete, for the server to hand to
+    /// their control connections.
+    pub fn take_cluster_replies(&mut self) -> Vec<(Key, Ticket, Reply)> {
+        self.cluster
+            .as_mut()
+            .map(|cluster| std::mem::take(&mut cluster.replies))
+            .unwrap_or_default()
+    }
+
+    /// Heartbeats when due, forgets silent nodes, and answers questions whose time is up
+    /// with the answers that came.
+    pub fn cluster_tick(&mut self, now: Instant) {
         let Some(cluster) = &mut self.cluster else {
             return;
         };
-        let mut bytes = Vec::with_capacity(size.saturating_add(128));
-        encode(cluster.link.node_id(), &mut bytes);
-        cluster.link.publish(bytes);
+        if now >= cluster.next_heartbeat {
+            cluster.next_heartbeat = now + cluster.heartbeat;
+            cluster.send(None, |origin, out| {
+                ClusterMessage::Heartbeat { origin }.encode(out);
+            });
+        }
+        let span = cluster.heartbeat * MISSED_HEARTBEATS;
+        cluster.peers.retain(|node, heard| {
+            let alive = now.saturating_duration_since(*heard) <= span;
+            if !alive {
+                log::warn!(node = node.as_str(); "cluster: a node has not been heard for three heartbeats: gone");
+            }
+            alive
+        });
+        let due: Vec<u64> = cluster
+            .pending
+            .iter()
+            .filter(|(_, pending)| pending.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(pending) = cluster.pending.get(&id) {
+                log::warn!(silent:? = pending.waiting; "cluster: nodes did not answer within request_timeout; answered with the others");
+            }
+            cluster.finish(id);
+        }
     }
 
-    /// What the other nodes published since the last call, queued to this node's clients.
+    /// What the other nodes published since the last call: publications queued to this
+    /// node's clients, questions answered, answers counted.
     pub fn cluster_receive(&mut self, settings: &Settings, stats: &mut Stats) {
         let Some(cluster) = &mut self.cluster else {
             return;
         };
         let messages = cluster.link.receive();
         let own = cluster.link.node_id().to_owned();
+        let now = Instant::now();
         for bytes in messages {
             let message = match ClusterMessage::decode(&bytes) {
                 Ok(message) => message,
@@ -118,63 +312,167 @@ impl Hub {
             if message.origin() == own {
                 continue;
             }
-            match message {
-                ClusterMessage::Broadcast {
-                    messages, frames, ..
-                } => {
-                    let frames: Rc<[u8]> = Rc::from(frames);
-                    self.broadcast(&frames, messages_of(messages), settings, stats);
+            if let Some(cluster) = &mut self.cluster {
+                let known = cluster
+                    .peers
+                    .insert(message.origin().to_owned(), now)
+                    .is_some();
+                if !known {
+                    log::info!(node = message.origin(); "cluster: a node joined");
                 }
-                ClusterMessage::Publish {
-                    topic,
-                    messages,
-                    frames,
-                    ..
-                } => {
-                    let shared: Rc<[u8]> = Rc::from(frames);
-                    self.publish(topic, &shared, messages_of(messages), settings, stats);
-                    // One namespace on every node: this node's WAMP subscribers of the
-                    // backend realm hear it too, as they would a local `x`.
-                    if self.router.backend_realm_listens(topic) {
-                        let now = Instant::now();
-                        for (binary, message) in wire::messages_in(frames) {
-                            self.wamp_publish_from_plain(topic, binary, &message, settings, now);
-                        }
+            }
+            self.cluster_handle(message, settings, stats);
+        }
+    }
+
+    fn cluster_handle(
+        &mut self,
+        message: ClusterMessage<'_>,
+        settings: &Settings,
+        stats: &mut Stats,
+    ) {
+        match message {
+            ClusterMessage::Broadcast {
+                messages, frames, ..
+            } => {
+                let frames: Rc<[u8]> = Rc::from(frames);
+                self.broadcast(&frames, messages_of(messages), settings, stats);
+            }
+            ClusterMessage::Publish {
+                topic,
+                messages,
+                frames,
+                ..
+            } => {
+                let shared: Rc<[u8]> = Rc::from(frames);
+                self.publish(topic, &shared, messages_of(messages), settings, stats);
+                // One namespace on every node: this node's WAMP subscribers of the backend
+                // realm hear it too, as they would a local `x`.
+                if self.router.backend_realm_listens(topic) {
+                    let now = Instant::now();
+                    for (binary, message) in wire::messages_in(frames) {
+                        self.wamp_publish_from_plain(topic, binary, &message, settings, now);
                     }
                 }
-                ClusterMessage::Direct {
-                    token,
-                    binary,
-                    message,
-                    ..
-                } => {
-                    let message = Message {
+            }
+            ClusterMessage::Direct {
+                token,
+                binary,
+                message,
+                ..
+            } => {
+                self.direct(
+                    &token,
+                    Message {
                         binary,
                         payload: message,
-                    };
-                    self.direct(&token, message, settings, stats);
-                }
-                ClusterMessage::ToUser {
+                    },
+                    settings,
+                    stats,
+                );
+            }
+            ClusterMessage::ToUser {
+                user,
+                binary,
+                message,
+                ..
+            } => {
+                self.to_user(
                     user,
-                    binary,
-                    message,
-                    ..
-                } => {
-                    let message = Message {
+                    Message {
                         binary,
                         payload: message,
-                    };
-                    self.to_user(user, message, settings, stats);
+                    },
+                    settings,
+                    stats,
+                );
+            }
+            ClusterMessage::Heartbeat { .. } => {}
+            ClusterMessage::Ask {
+                origin,
+                id,
+                question,
+            } => {
+                let count = self.answer_here(question, settings, stats);
+                if let Some(cluster) = &mut self.cluster {
+                    cluster.send(Some(origin), |me, out| {
+                        ClusterMessage::Answer {
+                            origin: me,
+                            id,
+                            count,
+                        }
+                        .encode(out);
+                    });
+                }
+            }
+            ClusterMessage::Answer { origin, id, count } => {
+                let Some(cluster) = &mut self.cluster else {
+                    return;
+                };
+                let Some(pending) = cluster.pending.get_mut(&id) else {
+                    return;
+                };
+                let Some(at) = pending.waiting.iter().position(|node| node == origin) else {
+                    return;
+                };
+                pending.waiting.swap_remove(at);
+                pending.count = pending.count.saturating_add(count);
+                if pending.waiting.is_empty() {
+                    cluster.finish(id);
                 }
             }
         }
     }
 
-    pub fn cluster_figures(&self) -> Option<ClusterFigures> {
+    /// This node's part of another node's question: delivered to (or counted among) its
+    /// own connections.
+    fn answer_here(
+        &mut self,
+        question: Question<'_>,
+        settings: &Settings,
+        stats: &mut Stats,
+    ) -> u64 {
+        let count = match question {
+            Question::Direct {
+                token, message: [], ..
+            } => usize::from(self.is_online(&token)),
+            Question::Direct {
+                token,
+                binary,
+                message,
+            } => self.direct(
+                &token,
+                Message {
+                    binary,
+                    payload: message,
+                },
+                settings,
+                stats,
+            ),
+            Question::ToUser {
+                user,
+                binary,
+                message,
+            } => self.to_user(
+                user,
+                Message {
+                    binary,
+                    payload: message,
+                },
+                settings,
+                stats,
+            ),
+            Question::UserOnline { user } => self.user_connections(user),
+        };
+        count as u64
+    }
+
+    pub fn cluster_figures(&self, now: Instant) -> Option<ClusterFigures> {
         let cluster = self.cluster.as_ref()?;
         Some(ClusterFigures {
             node_id: cluster.link.node_id().to_owned(),
             redis: cluster.link.state(),
+            nodes: cluster.alive(now).len(),
             sent: cluster.link.sent,
             received: cluster.link.received,
             dropped: cluster.link.dropped + cluster.link.lost(),
@@ -192,10 +490,4 @@ impl Hub {
 
 fn messages_of(count: u64) -> usize {
     usize::try_from(count).unwrap_or(usize::MAX)
-}
-
-/// The hub's end of the cluster.
-pub(super) struct ClusterSide {
-    link: Link,
-    refused: u64,
 }

@@ -33,7 +33,7 @@ mod topics;
 mod users;
 mod wamp;
 
-pub use cluster::ClusterFigures;
+pub use cluster::{Asked, ClusterFigures};
 
 use std::collections::HashMap;
 use std::rc::Rc;
