@@ -314,7 +314,7 @@ fn wait_nodes(server: &Server, nodes: u64) {
 }
 
 #[test]
-fn c_w_and_o_answer_for_the_whole_cluster() {
+fn c_w_o_and_kicks_answer_for_the_whole_cluster() {
     let Some(redis) = Redis::start() else {
         return;
     };
@@ -347,6 +347,14 @@ fn c_w_and_o_answer_for_the_whole_cluster() {
     control.send(b'p', b"");
     assert_eq!(control.reply().0, b'N');
     assert_eq!(control.reply().0, b'P');
+    // k and K close connections wherever they are, and count them all.
+    control.send(b'k', &fields(&[nobody.token.as_bytes()]));
+    assert_eq!(control.reply(), (b'#', b"0".to_vec()));
+    control.send(b'K', &fields(&[b"frank", b"4001", b"moved"]));
+    assert_eq!(control.reply(), (b'#', b"2".to_vec()));
+    on_c.expect_close(4001);
+    control.send(b'o', &fields(&[b"frank"]));
+    assert_eq!(control.reply(), (b'#', b"0".to_vec()));
 }
 
 #[test]

@@ -90,6 +90,18 @@ pub enum Question<'a> {
     },
     /// How many connections `user` has.
     UserOnline { user: &'a str },
+    /// Close `token`'s connections with `code` and `reason`: how many.
+    KickToken {
+        token: Token,
+        code: u16,
+        reason: &'a str,
+    },
+    /// Close `user`'s connections: how many.
+    KickUser {
+        user: &'a str,
+        code: u16,
+        reason: &'a str,
+    },
 }
 
 /// Why bytes are not a cluster message.
@@ -119,8 +131,10 @@ pub enum WireError {
     BadKind,
     /// A text message that is not UTF-8.
     TextNotUtf8,
-    /// An `Ask` whose question is none of `c`, `w`, `o`.
+    /// An `Ask` whose question is none of `c`, `w`, `o`, `k`, `K`.
     BadQuestion,
+    /// A kick's close code a server may not send.
+    BadCloseCode,
     /// The frames are not `messages` whole, unmasked data frames.
     BadFrames,
 }
@@ -144,7 +158,8 @@ impl fmt::Display for WireError {
             WireError::BadToken => f.write_str("the token is not 32 bytes"),
             WireError::BadKind => f.write_str("the message kind is neither t nor b"),
             WireError::TextNotUtf8 => f.write_str("a text message that is not UTF-8"),
-            WireError::BadQuestion => f.write_str("a question that is none of c, w, o"),
+            WireError::BadQuestion => f.write_str("a question that is none of c, w, o, k, K"),
+            WireError::BadCloseCode => f.write_str("a close code a server may not send"),
             WireError::BadFrames => {
                 f.write_str("the frames are not the announced number of whole data frames")
             }
@@ -208,7 +223,7 @@ impl<'a> ClusterMessage<'a> {
                 question,
             } => {
                 out.extend_from_slice(&[VERSION, ASK]);
-                let mut digits = [0_u8; 20];
+                let (mut digits, mut code_digits) = ([0_u8; 20], [0_u8; 20]);
                 let id = decimal(id, &mut digits);
                 let (what, subject, kind, message): (&[u8], &[u8], &[u8], &[u8]) = match &question {
                     Question::Direct {
@@ -222,6 +237,22 @@ impl<'a> ClusterMessage<'a> {
                         message,
                     } => (b"w", user.as_bytes(), kind_flag(*binary), message),
                     Question::UserOnline { user } => (b"o", user.as_bytes(), b"t", b""),
+                    Question::KickToken {
+                        token,
+                        code,
+                        reason,
+                    } => (
+                        b"k",
+                        token.as_bytes(),
+                        decimal(u64::from(*code), &mut code_digits),
+                        reason.as_bytes(),
+                    ),
+                    Question::KickUser { user, code, reason } => (
+                        b"K",
+                        user.as_bytes(),
+                        decimal(u64::from(*code), &mut code_digits),
+                        reason.as_bytes(),
+                    ),
                 };
                 fields::append_fields(out, &[origin.as_bytes(), id, what, subject, kind, message]);
             }
@@ -335,6 +366,16 @@ impl<'a> ClusterMessage<'a> {
                     b"o" => Question::UserOnline {
                         user: text(subject, "user")?,
                     },
+                    b"k" => Question::KickToken {
+                        token: Token::from_slice(subject).ok_or(WireError::BadToken)?,
+                        code: close_code(kind)?,
+                        reason: text(message, "reason")?,
+                    },
+                    b"K" => Question::KickUser {
+                        user: text(subject, "user")?,
+                        code: close_code(kind)?,
+                        reason: text(message, "reason")?,
+                    },
                     _ => return Err(WireError::BadQuestion),
                 };
                 Ok(ClusterMessage::Ask {
@@ -416,6 +457,16 @@ pub fn messages_in(frames: &[u8]) -> Vec<(bool, std::borrow::Cow<'_, [u8]>)> {
         rest = rest.get(len + payload.len()..).unwrap_or_default();
     }
     messages
+}
+
+/// A kick's close code: one a server may send (as the control command's own check), with a
+/// reason short enough for a Close frame.
+fn close_code(digits: &[u8]) -> Result<u16, WireError> {
+    count_of(digits)
+        .ok()
+        .and_then(|code| u16::try_from(code).ok())
+        .filter(|code| crate::ws::message::is_valid_close_code(*code) && *code != 1010)
+        .ok_or(WireError::BadCloseCode)
 }
 
 fn kind_flag(binary: bool) -> &'static [u8] {
@@ -547,6 +598,24 @@ mod tests {
                 id: 9,
                 count: 3,
             },
+            ClusterMessage::Ask {
+                origin: "node-d",
+                id: 10,
+                question: Question::KickToken {
+                    token: Token::from_array([b'k'; 32]),
+                    code: 4000,
+                    reason: "bye",
+                },
+            },
+            ClusterMessage::Ask {
+                origin: "node-d",
+                id: 11,
+                question: Question::KickUser {
+                    user: "bob",
+                    code: 1000,
+                    reason: "",
+                },
+            },
         ] {
             let mut out = Vec::new();
             message.encode(&mut out);
@@ -625,6 +694,8 @@ mod tests {
             b"1h",
             b"1q1:n1:11:z1:u1:t0:",
             b"1a1:n1:x1:1",
+            b"1q1:n1:11:K3:bob4:10101:x",
+            b"1q1:n1:11:K3:bob3:9991:x",
         ] {
             assert!(ClusterMessage::decode(bad).is_err(), "{bad:?}");
         }

@@ -267,14 +267,26 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
             code,
             reason,
         } => {
-            let closed = match target {
-                Target::Token(token) => {
+            let (closed, question) = match target {
+                Target::Token(token) => (
                     ctx.hub
-                        .kick_token(&token, code, reason, ctx.settings, ctx.now)
-                }
-                Target::User(user) => ctx.hub.kick_user(user, code, reason, ctx.settings, ctx.now),
+                        .kick_token(&token, code, reason, ctx.settings, ctx.now),
+                    Question::KickToken {
+                        token,
+                        code,
+                        reason,
+                    },
+                ),
+                Target::User(user) => (
+                    ctx.hub.kick_user(user, code, reason, ctx.settings, ctx.now),
+                    Question::KickUser { user, code, reason },
+                ),
             };
-            Outcome::Reply(Reply::Count(closed as u64))
+            let closed = closed as u64;
+            match ctx.hub.cluster_ask(ctx.me, question, closed, ctx.now) {
+                Asked::Alone => Outcome::Reply(Reply::Count(closed)),
+                asked => asked_outcome(asked),
+            }
         }
         Command::Subscribe { target, topic } => {
             command.check_topic_len(ctx.settings.topics.max_name_length)?;

@@ -221,7 +221,10 @@ impl Hub {
         cluster.next_question += 1;
         let answering = match question {
             Question::Direct { token, .. } => Answering::Confirm(token),
-            Question::ToUser { .. } | Question::UserOnline { .. } => Answering::Count,
+            Question::ToUser { .. }
+            | Question::UserOnline { .. }
+            | Question::KickToken { .. }
+            | Question::KickUser { .. } => Answering::Count,
         };
         cluster.send(None, |origin, out| {
             ClusterMessage::Ask {
@@ -463,6 +466,14 @@ impl Hub {
                 stats,
             ),
             Question::UserOnline { user } => self.user_connections(user),
+            Question::KickToken {
+                token,
+                code,
+                reason,
+            } => self.kick_token(&token, code, reason, settings, Instant::now()),
+            Question::KickUser { user, code, reason } => {
+                self.kick_user(user, code, reason, settings, Instant::now())
+            }
         };
         count as u64
     }
