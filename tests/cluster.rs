@@ -405,6 +405,29 @@ fn without_redis_cluster_wide_questions_are_refused_clearly() {
     assert_eq!(control.reply().0, b'A');
 }
 
+#[test]
+fn two_nodes_given_one_node_id_still_reach_each_other_and_are_told() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let nodes = [node(&redis, "same"), node(&redis, "same")];
+    for node in &nodes {
+        wait_redis(node, "up");
+        wait_nodes(node, 2);
+    }
+    let mut other = nodes[1].client();
+    nodes[0].control().send(b'b', b"crossed");
+    assert_eq!(other.recv_text(), "crossed");
+    let deadline = Instant::now() + WAIT;
+    while !nodes[0]
+        .log_text()
+        .contains("another node uses this node's node_id")
+    {
+        assert!(Instant::now() < deadline, "no warning in the log");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The control protocol's fields encoding.
 fn fields(values: &[&[u8]]) -> Vec<u8> {
     wson::control::fields::to_payload(values)

@@ -81,6 +81,7 @@ pub struct Link {
     settings: LinkSettings,
     outbound: SyncSender<Outbound>,
     all_channel: String,
+    instance: String,
     inbound: Receiver<Inbound>,
     stop: Arc<AtomicBool>,
     /// Messages Redis refused (an error reply, not a dead connection): the other nodes never
@@ -105,6 +106,16 @@ impl Link {
     ) -> std::io::Result<Link> {
         let client = redis::Client::open(settings.redis_url.as_str())
             .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
+        let mut nonce = [0_u8; 6];
+        getrandom::fill(&mut nonce).map_err(std::io::Error::other)?;
+        let instance = format!(
+            "{}#{}",
+            settings.node_id,
+            nonce
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect::<String>()
+        );
         let (outbound, outbound_rx) = mpsc::sync_channel::<Outbound>(settings.max_queue);
         let (inbound_tx, inbound) = mpsc::channel::<Inbound>();
         let stop = Arc::new(AtomicBool::new(false));
@@ -124,16 +135,14 @@ impl Link {
         };
         let subscriber = {
             let (stop, wake) = (Arc::clone(&stop), Arc::clone(&wake));
-            let channels = [
-                settings.all_channel(),
-                settings.node_channel(&settings.node_id),
-            ];
+            let channels = [settings.all_channel(), settings.node_channel(&instance)];
             std::thread::Builder::new()
                 .name("wson-cluster-sub".to_owned())
                 .spawn(move || subscribe_loop(&client, &channels, &stop, &inbound_tx, &*wake))?
         };
         Ok(Link {
             all_channel: settings.all_channel(),
+            instance,
             settings,
             outbound,
             inbound,
@@ -151,6 +160,13 @@ impl Link {
 
     pub fn node_id(&self) -> &str {
         &self.settings.node_id
+    }
+
+    /// This run of the node, as its messages name it: `NODE_ID#NONCE`. Two nodes given the
+    /// same `node_id` by mistake stay apart (and are told about), and a node restarted
+    /// under its old name is a new member.
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     pub fn state(&self) -> RedisState {

@@ -97,7 +97,7 @@ impl ClusterSide {
 
     fn send(&mut self, to: Option<&str>, message: impl FnOnce(&str, &mut Vec<u8>)) {
         let mut bytes = Vec::with_capacity(128);
-        message(self.link.node_id(), &mut bytes);
+        message(self.link.instance(), &mut bytes);
         match to {
             Some(node) => self.link.publish_to(node, bytes),
             None => self.link.publish(bytes),
@@ -299,7 +299,7 @@ impl Hub {
             return;
         };
         let messages = cluster.link.receive();
-        let own = cluster.link.node_id().to_owned();
+        let own = cluster.link.instance().to_owned();
         let now = Instant::now();
         for bytes in messages {
             let message = match ClusterMessage::decode(&bytes) {
@@ -321,7 +321,12 @@ impl Hub {
                     .insert(message.origin().to_owned(), now)
                     .is_some();
                 if !known {
-                    log::info!(node = message.origin(); "cluster: a node joined");
+                    let name = node_name(message.origin());
+                    if name == cluster.link.node_id() {
+                        log::error!(node = name; "cluster: another node uses this node's node_id; give each node its own");
+                    } else {
+                        log::info!(node = message.origin(); "cluster: a node joined");
+                    }
                 }
             }
             self.cluster_handle(message, settings, stats);
@@ -497,6 +502,11 @@ impl Hub {
             cluster.link.stop();
         }
     }
+}
+
+/// The `node_id` part of an instance name (`NODE_ID#NONCE`).
+fn node_name(instance: &str) -> &str {
+    instance.rsplit_once('#').map_or(instance, |(name, _)| name)
 }
 
 fn messages_of(count: u64) -> usize {
