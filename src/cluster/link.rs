@@ -4,9 +4,9 @@
 //! Both reconnect on their own with backoff (from 100 ms, doubling, at most 5 s) and report
 //! their state; the loop wakes through a `mio::Waker`. The publisher's queue is bounded
 //! (`[cluster] max_queue`): when Redis is slow or away, new messages are dropped and counted
-//! rather than held without bound. Publishing from one connection keeps the order in which
-//! the loop handed the messages over, and Redis delivers a channel's messages to each
-//! subscriber in that order.
+//! rather than held without bound; what arrives waits in a queue of the same bound.
+//! Publishing from one connection keeps the order in which the loop handed the messages over,
+//! and Redis delivers a channel's messages to each subscriber in that order.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -117,7 +117,10 @@ impl Link {
                 .collect::<String>()
         );
         let (outbound, outbound_rx) = mpsc::sync_channel::<Outbound>(settings.max_queue);
-        let (inbound_tx, inbound) = mpsc::channel::<Inbound>();
+        // Bounded too: a loop that falls behind holds the subscriber thread back (Redis then
+        // buffers, and past its pubsub output limit drops the connection, which reconnects)
+        // instead of growing this queue.
+        let (inbound_tx, inbound) = mpsc::sync_channel::<Inbound>(settings.max_queue);
         let stop = Arc::new(AtomicBool::new(false));
         let lost_in_flight = Arc::new(AtomicU64::new(0));
         let wake = Arc::new(wake);
@@ -265,7 +268,7 @@ fn publish_loop(
     client: &redis::Client,
     outbound: &Receiver<Outbound>,
     stop: &AtomicBool,
-    inbound: &mpsc::Sender<Inbound>,
+    inbound: &mpsc::SyncSender<Inbound>,
     wake: &(dyn Fn() + Send + Sync),
     lost: &AtomicU64,
 ) {
@@ -340,7 +343,7 @@ fn subscribe_loop(
     client: &redis::Client,
     channels: &[String],
     stop: &AtomicBool,
-    inbound: &mpsc::Sender<Inbound>,
+    inbound: &mpsc::SyncSender<Inbound>,
     wake: &(dyn Fn() + Send + Sync),
 ) {
     let mut wait = FIRST_BACKOFF;
@@ -368,7 +371,7 @@ fn listen(
     client: &redis::Client,
     channels: &[String],
     stop: &AtomicBool,
-    inbound: &mpsc::Sender<Inbound>,
+    inbound: &mpsc::SyncSender<Inbound>,
     wake: &(dyn Fn() + Send + Sync),
 ) -> Result<(), String> {
     let mut connection = client
