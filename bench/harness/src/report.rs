@@ -9,7 +9,8 @@ use crate::Plan;
 use crate::servers::Kind;
 
 /// Metrics that count failures: summed over rounds, never a median, so one bad round shows.
-const COUNTS: [&str; 7] = [
+/// `cluster_dropped`: messages a cluster node could not hand to Redis (issue 13).
+const COUNTS: [&str; 8] = [
     "lost",
     "duplicated",
     "reordered",
@@ -17,6 +18,7 @@ const COUNTS: [&str; 7] = [
     "disconnected",
     "failed",
     "warmup_anomalies",
+    "cluster_dropped",
 ];
 
 /// Counters summed over rounds like [`COUNTS`] but not failures of the server under test:
@@ -344,7 +346,7 @@ pub fn targets(summary: &[Summary], plan: &Plan) -> Vec<Target> {
         detail: format!("{bad} anomalies"),
     });
     // Each group of targets only when its workloads ran.
-    if plan.wamp_only {
+    if plan.wamp_only || plan.cluster {
         out.clear();
     }
     if plan.issue10 && !plan.wamp_only {
@@ -352,6 +354,9 @@ pub fn targets(summary: &[Summary], plan: &Plan) -> Vec<Target> {
     }
     if plan.wamp && !plan.issue10_only {
         out.extend(crate::wamp::targets(summary, plan));
+    }
+    if plan.cluster {
+        out.extend(crate::cluster::targets(summary, plan));
     }
     out
 }
@@ -403,6 +408,7 @@ fn columns(kind: &str) -> (&'static str, Vec<Column>) {
     match kind {
         _ if crate::issue10::owns(kind) => crate::issue10::columns(kind),
         _ if crate::wamp::owns(kind) => crate::wamp::columns(kind),
+        _ if crate::cluster::owns(kind) => crate::cluster::columns(kind),
         "connect" => (
             "Connect storm: handshakes (cookie auth) until N are open; server CPU per handshake; \
              latency per client from its TCP connect to the 101; the kernel's ListenOverflows \
@@ -519,6 +525,8 @@ pub fn table(
                     crate::issue10::RATIO_HEADER
                 } else if crate::wamp::owns(kind) {
                     crate::wamp::RATIO_HEADER
+                } else if crate::cluster::owns(kind) {
+                    crate::cluster::RATIO_HEADER
                 } else {
                     "cpu/wson"
                 };
@@ -545,6 +553,8 @@ pub fn table(
                 crate::issue10::compared_with(&s.workload).map(|w| (w, Kind::Wson))
             } else if crate::wamp::owns(kind) {
                 crate::wamp::compared_with(&s.workload)
+            } else if crate::cluster::owns(kind) {
+                crate::cluster::compared_with(&s.workload)
             } else {
                 Some((s.workload.clone(), Kind::Wson))
             };
@@ -558,8 +568,11 @@ pub fn table(
         }
         let _ = writeln!(out, "{}", line.trim_end());
     }
-    let (issue11, rest): (Vec<&Target>, Vec<&Target>) = targets
+    let (issue13, rest): (Vec<&Target>, Vec<&Target>) = targets
         .iter()
+        .partition(|t| t.name.starts_with("issue 13:"));
+    let (issue11, rest): (Vec<&Target>, Vec<&Target>) = rest
+        .into_iter()
         .partition(|t| t.name.starts_with("issue 11:"));
     let (issue10, issue4): (Vec<&Target>, Vec<&Target>) = rest
         .into_iter()
@@ -567,7 +580,7 @@ pub fn table(
     // A run of only issue-10 or only WAMP workloads has no issue-4 figures to judge.
     if summary.iter().any(|s| {
         let kind = s.workload.split(' ').next().unwrap_or("");
-        !crate::issue10::owns(kind) && !crate::wamp::owns(kind)
+        !crate::issue10::owns(kind) && !crate::wamp::owns(kind) && !crate::cluster::owns(kind)
     }) {
         let _ = writeln!(out, "\nIssue-4 targets (ratios within this run)");
         write_targets(&mut out, &issue4);
@@ -585,6 +598,16 @@ pub fn table(
             "\nIssue-11 targets (WAMP, wson vs Crossbar; ratios within one run)"
         );
         write_targets(&mut out, &issue11);
+    }
+    if !issue13.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nIssue-13 targets (cluster, wson nodes joined by Redis; ratios within one run)"
+        );
+        write_targets(&mut out, &issue13);
+        for line in crate::cluster::information(summary, plan) {
+            let _ = writeln!(out, "  info   {line}");
+        }
     }
     for note in notes {
         let _ = writeln!(out, "note: {note}");
@@ -660,6 +683,7 @@ pub fn json(
                   "listen_overflows": "increase of the kernel's TcpExt ListenOverflows over the connect storm (machine-wide), summed over rounds"},
         "results": results,
         "targets": targets,
+        "information": crate::cluster::information(summary, plan),
         "notes": notes,
         "errors": errors,
     })

@@ -93,6 +93,8 @@ pub struct Paths {
     pub node: String,
     /// The `crossbar` program (in its venv, installed by `lib.sh`).
     pub crossbar: PathBuf,
+    /// The `redis-server` program of the cluster workloads (issue 13).
+    pub redis_server: String,
     pub work: PathBuf,
 }
 
