@@ -44,6 +44,9 @@ const NODES: [(&str, &str); 2] = [("a", "cpu_a_us"), ("b", "cpu_b_us")];
 const JOIN_WAIT: Duration = Duration::from_secs(20);
 /// How long a status request may take.
 const STATUS_WAIT: Duration = Duration::from_secs(10);
+/// How long Redis's CPU is read with nothing sent, before the phases: Redis does its
+/// housekeeping (`serverCron`, 10 times a second) whether messages flow or not.
+const IDLE_SAMPLE: Duration = Duration::from_secs(1);
 
 /// What a session runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +89,8 @@ pub struct Redis {
     port: u16,
     /// `redis-server --version`'s `v=` (for the table's notes).
     pub version: String,
+    /// Redis's CPU while nothing is sent, in microseconds per second (`measure_idle`).
+    idle_us_per_s: f64,
     child: Child,
     dir: PathBuf,
 }
@@ -127,6 +132,7 @@ impl Redis {
             pid,
             port,
             version,
+            idle_us_per_s: f64::NAN,
             child,
             dir,
         };
@@ -149,6 +155,14 @@ impl Redis {
 
     fn cpu(&self) -> CpuMark {
         CpuMark::of_pid(self.pid)
+    }
+
+    /// Reads Redis's CPU over `IDLE_SAMPLE` (the caller sends nothing meanwhile).
+    fn measure_idle(&mut self) {
+        let before = self.cpu();
+        std::thread::sleep(IDLE_SAMPLE);
+        let (us, _) = before.per_op(self.cpu(), 1);
+        self.idle_us_per_s = us / IDLE_SAMPLE.as_secs_f64();
     }
 
     fn alive(&mut self) -> bool {
@@ -242,10 +256,11 @@ fn link_counters(nodes: &[Running]) -> Result<(u64, u64), String> {
     Ok((sent.unwrap_or(0), dropped))
 }
 
-/// What a phase is measured between: each node's CPU and `write`/`writev` calls, and
-/// Redis's CPU when the nodes are joined.
+/// What a phase is measured between: each node's CPU and `write`/`writev` calls, the
+/// context switches of all of them, and Redis's CPU when the nodes are joined.
 struct Reading {
     nodes: Vec<(CpuMark, Option<u64>)>,
+    switches: Option<u64>,
     redis: Option<CpuMark>,
 }
 
@@ -256,6 +271,10 @@ impl Reading {
                 .iter()
                 .map(|node| (CpuMark::read(node), write_calls(node)))
                 .collect(),
+            switches: nodes
+                .iter()
+                .map(|node| servers::context_switches(node.pid))
+                .sum(),
             redis: redis.map(Redis::cpu),
         }
     }
@@ -304,8 +323,13 @@ fn phase(
         (Some(b), Some(a)) if a > b => delivered as f64 / (a - b) as f64,
         _ => f64::NAN,
     };
+    let switches = match (before.switches, after.switches) {
+        (Some(b), Some(a)) => a.saturating_sub(b) as f64 / result.triggered.max(1) as f64,
+        _ => f64::NAN,
+    };
     let mut record = phase_record(workload, Kind::Wson, round, &result, cpu)
         .metric("per_write", per_write)
+        .metric("switches", switches)
         .metric("warmup_anomalies", warm.anomalies.total() as f64);
     for ((b, _), ((a, _), (_, metric))) in before.nodes.iter().zip(after.nodes.iter().zip(NODES)) {
         record = record.metric(metric, b.per_op(*a, delivered).0);
@@ -318,12 +342,17 @@ fn phase(
             (Some(b), Some(a)) => b.per_op(a, delivered).0,
             _ => f64::NAN,
         };
+        // What Redis would have spent over the phase with nothing sent.
+        let idle = redis.idle_us_per_s * result.elapsed.as_secs_f64() / delivered.max(1) as f64;
         record = record
             .metric("redis_us", redis_cpu)
+            .metric("redis_idle_us", idle)
+            .metric("redis_idle_us_s", redis.idle_us_per_s)
             .metric("redis_messages", messages as f64)
+            // Per message, what Redis spent beyond its housekeeping.
             .metric(
                 "redis_us_msg",
-                redis_cpu * delivered as f64 / messages.max(1) as f64,
+                (redis_cpu - idle) * delivered as f64 / messages.max(1) as f64,
             )
             .metric(
                 "cluster_dropped",
@@ -383,6 +412,9 @@ pub fn session(
     settle(300);
     issue10::connect(&mut generator, n, plan)?;
     settle(500);
+    if let Some(redis) = link.as_deref_mut() {
+        redis.measure_idle();
+    }
     let split = match shape {
         Shape::Pair => Some(split_record(&nodes, n, round)?),
         Shape::Single | Shape::Linked => None,
@@ -552,6 +584,11 @@ pub fn information(summary: &[Summary], plan: &Plan) -> Vec<String> {
     };
     let mut out = Vec::new();
     for &window in &plan.windows {
+        let switches = Shape::ALL.map(|shape| fmt(get(&workload(n, shape, window), "switches")));
+        let [alone, linked, pair] = &switches;
+        out.push(format!(
+            "context switches of the nodes' threads per broadcast, w={window}: one node alone {alone}, with [cluster] {linked}, 2 nodes {pair}"
+        ));
         let single = get(&workload(n, Shape::Single, window), "cpu_us");
         let linked = workload(n, Shape::Linked, window);
         let pair = workload(n, Shape::Pair, window);
@@ -565,13 +602,15 @@ pub fn information(summary: &[Summary], plan: &Plan) -> Vec<String> {
             get(&linked, "cpu_us") / single
         ));
         out.push(format!(
-            "Redis's CPU, w={window}: {} us per delivery with 2 nodes ({:.1}% of the nodes'), {} us per Redis message; {} messages for {} broadcasts (linked: {} us per delivery)",
+            "Redis's CPU, w={window}: {} us per delivery with 2 nodes ({:.1}% of the nodes'; linked: {} us), of which {} us its housekeeping ({} us/s with nothing sent); {} messages for {} broadcasts, {} us per message beyond housekeeping",
             fmt(get(&pair, "redis_us")),
             get(&pair, "redis_us") / get(&pair, "cpu_us") * 100.0,
-            fmt(get(&pair, "redis_us_msg")),
+            fmt(get(&linked, "redis_us")),
+            fmt(get(&pair, "redis_idle_us")),
+            fmt(get(&pair, "redis_idle_us_s")),
             fmt(get(&pair, "redis_messages")),
             fmt(get(&pair, "triggers")),
-            fmt(get(&linked, "redis_us")),
+            fmt(get(&pair, "redis_us_msg")),
         ));
     }
     out

@@ -711,6 +711,24 @@ pub fn cpu_ticks(pid: i32) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// Context switches of every thread of the process, voluntary (it waited) and not (it was
+/// preempted): from `/proc/PID/task/TID/status`.
+pub fn context_switches(pid: i32) -> Option<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let status = std::fs::read_to_string(entry.ok()?.path().join("status")).ok()?;
+        for line in status.lines() {
+            let count = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"));
+            if let Some(count) = count {
+                total += count.trim().parse::<u64>().ok()?;
+            }
+        }
+    }
+    Some(total)
+}
+
 /// Sum over the process's threads of the first field of `/proc/PID/task/TID/schedstat`:
 /// time on CPU in nanoseconds, the same quantity as utime + stime without the tick rounding.
 pub fn cpu_ns(pid: i32) -> Option<u64> {
