@@ -208,18 +208,20 @@ pub fn ratio_target(
     } else {
         ratio >= bound
     };
+    // Within a hundredth of the bound, two decimals would print the bound itself, met or not.
+    let digits = if (ratio - bound).abs() < 0.01 { 3 } else { 2 };
     let miss = if met {
         String::new()
     } else if at_most {
-        format!(", missed by {:.2}x", ratio / bound)
+        format!(", missed by {:.digits$}x", ratio / bound)
     } else {
-        format!(", missed by {:.2}x", bound / ratio)
+        format!(", missed by {:.digits$}x", bound / ratio)
     };
     Target {
         name,
         met: Some(met),
         detail: format!(
-            "{what}: ratio {ratio:.2} (target {} {bound}){miss}",
+            "{what}: ratio {ratio:.digits$} (target {} {bound}){miss}",
             if at_most { "<=" } else { ">=" }
         ),
     }
