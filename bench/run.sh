@@ -11,7 +11,7 @@
 #                           Crossbar.io (installed into peers/.crossbar-venv)
 #   bench/run.sh --cluster --n 10000 --rounds 3   the cluster workloads of issue 13 only:
 #                           one wson node, one with [cluster], two on one port joined by a
-#                           redis-server of the run's own (needs redis-server; ~2 min)
+#                           redis-server of the run's own (needs redis-server; ~80 s)
 #
 # Any other argument goes to the harness: bench/run.sh --servers wson,raw --rounds 5 ...
 # (bench/target/release/wsbench --help lists them).
