@@ -48,7 +48,7 @@ wants_crossbar() {
     local previous=""
     for arg in "$@"; do
         case "$arg" in
-        --no-wamp | --issue10-only) return 1 ;;
+        --no-wamp | --issue10-only | --cluster) return 1 ;;
         esac
         if [ "$previous" = --servers ] && [[ ",$arg," != *,crossbar,* && ",$arg," != *,xbar,* ]]; then
             return 1
@@ -56,6 +56,27 @@ wants_crossbar() {
         previous="$arg"
     done
     return 0
+}
+
+# cluster_run ARGS...: true when the arguments ask for the cluster workloads (issue 13), which
+# run on wson alone.
+cluster_run() {
+    local arg
+    for arg in "$@"; do
+        if [ "$arg" = --cluster ]; then
+            return 0
+        fi
+    done
+    return 1
+}
+
+# require_redis: the cluster workloads start a redis-server of their own (the harness's
+# --redis-server, redis-server on PATH by default).
+require_redis() {
+    if ! command -v redis-server >/dev/null; then
+        echo "bench: redis-server not found (tests/install-tools.sh installs it)" >&2
+        return 1
+    fi
 }
 
 # start_server KIND CORE WORKDIR [WRAPPER...]: starts wson|raw|tt pinned to CORE, writes

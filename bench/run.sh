@@ -9,6 +9,9 @@
 #   bench/run.sh --wamp-only --n 10000 --rounds 3   the WAMP workloads of issues 11 and 12
 #                           only (WAMP-CRA logins among them, --logins 2000), wson and
 #                           Crossbar.io (installed into peers/.crossbar-venv)
+#   bench/run.sh --cluster --n 10000 --rounds 3   the cluster workloads of issue 13 only:
+#                           one wson node, one with [cluster], two on one port joined by a
+#                           redis-server of the run's own (needs redis-server; ~80 s)
 #
 # Any other argument goes to the harness: bench/run.sh --servers wson,raw --rounds 5 ...
 # (bench/target/release/wsbench --help lists them).
@@ -17,9 +20,14 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 build_all
-install_peers
-if wants_crossbar "$@"; then
-    install_crossbar
+if cluster_run "$@"; then
+    # wson alone: no peers to install, but a Redis to join its nodes.
+    require_redis
+else
+    install_peers
+    if wants_crossbar "$@"; then
+        install_crossbar
+    fi
 fi
 mkdir -p "$bench_dir/out"
 exec "$bench_target/wsbench" \

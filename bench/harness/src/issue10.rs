@@ -21,7 +21,7 @@ use crate::forward::{self, Forward};
 use crate::generator::{Generator, PhaseResult, Proto};
 use crate::groups::{GroupSpec, Groups};
 use crate::report::Record;
-use crate::report::{Column, Summary, Target, col, find, fmt, ratio_target};
+use crate::report::{Column, LATENCY, Summary, Target, col, find, fmt, ratio_target, zero_target};
 use crate::servers::{self, Kind, Paths, Running};
 use crate::{CpuMark, Plan, check_alive, phase_record, settle};
 
@@ -63,25 +63,27 @@ pub fn compared_with(workload: &str) -> Option<String> {
     }
 }
 
-pub fn columns(kind: &str) -> (&'static str, Vec<Column>) {
-    let latency = [
-        col("p50 ms", "p50_us", 1e-3),
-        col("p99 ms", "p99_us", 1e-3),
-        col("max ms", "max_us", 1e-3),
-    ];
-    // Topics and users show the same figures.
-    let deliveries = [
+/// The columns of a fan-out measured with `Mark`: rate, CPU, latency, how many messages
+/// (`triggers`, headed `messages`) and deliveries per `writev`.
+pub fn delivery_columns(messages: &'static str) -> Vec<Column> {
+    [
         vec![
             col("deliveries/s", "rate", 1.0),
             col("cpu us/deliv", "cpu_us", 1.0),
         ],
-        latency.clone().into(),
+        LATENCY.into(),
         vec![
-            col("messages", "triggers", 1.0),
+            col(messages, "triggers", 1.0),
             col("deliv/writev", "per_write", 1.0),
         ],
     ]
-    .concat();
+    .concat()
+}
+
+pub fn columns(kind: &str) -> (&'static str, Vec<Column>) {
+    let latency = LATENCY;
+    // Topics and users show the same figures.
+    let deliveries = delivery_columns("messages");
     match kind {
         "subscribe" => (
             "Subscribe (wson): `j` per token or `J` per user, all sent at once; then `H` per topic checks the counts",
@@ -120,7 +122,8 @@ pub type Session = fn(&Plan, &Paths, u32, usize, &mut Vec<Record>) -> Result<(),
 /// The header of the ratio column in a section this module owns.
 pub const RATIO_HEADER: &str = "cpu/cmp";
 
-fn connect(generator: &mut Generator, n: usize, plan: &Plan) -> Result<(), String> {
+/// Opens `n` clients (at most `--concurrency` handshakes in flight); all must open.
+pub fn connect(generator: &mut Generator, n: usize, plan: &Plan) -> Result<(), String> {
     let connect = generator.connect(n, plan.concurrency, Duration::from_secs(120));
     if connect.opened < n {
         return Err(format!(
@@ -153,7 +156,7 @@ pub struct Mark {
 /// The server's `write`/`writev` calls so far: `syscw` of /proc/PID/io. wson writes to its
 /// clients with `writev`; `send` (std's `write` on a socket, as on control connections) is
 /// not counted.
-fn write_calls(server: &Running) -> Option<u64> {
+pub fn write_calls(server: &Running) -> Option<u64> {
     let io = std::fs::read_to_string(format!("/proc/{}/io", server.worker_pid())).ok()?;
     io.lines()
         .find_map(|line| line.strip_prefix("syscw:"))?
@@ -504,34 +507,15 @@ pub fn targets(summary: &[Summary], plan: &Plan) -> Vec<Target> {
             &format!("forward {} us vs echo {} us", fmt(ours), fmt(theirs)),
         ));
     }
-    let counts = [
-        "lost",
-        "duplicated",
-        "reordered",
-        "stray",
-        "disconnected",
-        "failed",
-        "warmup_anomalies",
-    ];
     let mine: Vec<&Summary> = summary
         .iter()
         .filter(|s| s.server == Kind::Wson && owns(s.workload.split(' ').next().unwrap_or("")))
         .collect();
-    let bad: f64 = mine
-        .iter()
-        .flat_map(|s| s.values.iter())
-        .filter(|(name, _)| counts.contains(name))
-        .map(|(_, v)| *v)
-        .sum();
-    out.push(Target {
-        name: "issue 10: zero lost, duplicated, reordered or stray messages, zero failed subscriptions".into(),
-        met: (!mine.is_empty()).then_some(bad == 0.0),
-        detail: if mine.is_empty() {
-            "not measured".into()
-        } else {
-            format!("{bad} anomalies over {} workloads", mine.len())
-        },
-    });
+    out.push(zero_target(
+        "issue 10: zero lost, duplicated, reordered or stray messages, zero failed subscriptions"
+            .into(),
+        &mine,
+    ));
     out
 }
 

@@ -3,12 +3,14 @@
 //! turn (A B C D, A B C D, ... within each round) and prints a table of medians over the
 //! rounds plus one JSON line. The workloads of issue 10 (topics, users, forwarded client
 //! messages; wson only) live in `issue10`; the WAMP workloads of issue 11 (wson and
-//! Crossbar.io) in `wamp`.
+//! Crossbar.io) in `wamp`; the cluster workloads of issue 13 (wson nodes joined by Redis,
+//! `--cluster`) in `cluster`.
 //!
 //! `wsbench [--quick] [--rounds R] [--servers wson,raw,tt,ws,uws] [--json FILE] ...`
 //! `wsbench drive ...` runs one fixed fan-out against a server started elsewhere (the
 //! callgrind script uses it). `--help` lists every option.
 
+mod cluster;
 mod forward;
 mod generator;
 mod groups;
@@ -63,6 +65,9 @@ pub struct Plan {
     /// WAMP-CRA logins per round on each WAMP server (issue 12), with the WAMP workloads;
     /// 0: none.
     pub logins: usize,
+    /// Only the cluster workloads of issue 13 (`--cluster`): one node, one node with
+    /// `[cluster]`, two nodes on one port joined by a redis-server of the run's own.
+    pub cluster: bool,
 }
 
 impl Plan {
@@ -91,6 +96,7 @@ impl Plan {
             wamp: true,
             wamp_only: false,
             logins: 2000,
+            cluster: false,
         }
     }
 
@@ -131,6 +137,7 @@ fn usage() -> &'static str {
                [--concurrency HANDSHAKES] [--wson-config 'KEY = VALUE']...
                [--gen-core C] [--server-core C] [--json FILE] [--work DIR]
                [--issue10-only | --no-issue10] [--wamp-only | --no-wamp] [--logins N]
+               [--cluster] [--redis-server BIN]
                [--wson BIN] [--raw BIN] [--tt BIN] [--peers DIR] [--node NODE]
                [--crossbar BIN]
        servers: wson raw tt ws uws crossbar (crossbar: the WAMP workloads only)
@@ -175,6 +182,7 @@ fn default_paths() -> Paths {
         tt: bench.join("target/release/tt-server"),
         peers: bench.join("peers"),
         crossbar: bench.join("peers/.crossbar-venv/bin/crossbar"),
+        redis_server: "redis-server".into(),
         node: "node".into(),
         work: std::env::temp_dir(),
     }
@@ -224,6 +232,8 @@ fn bench(args: &[String]) -> Result<(), String> {
             "--wamp-only" => plan.wamp_only = true,
             "--no-wamp" => plan.wamp = false,
             "--logins" => plan.logins = number(value(args, &mut i)?)?,
+            "--cluster" => plan.cluster = true,
+            "--redis-server" => paths.redis_server = value(args, &mut i)?.to_string(),
             "--crossbar" => paths.crossbar = PathBuf::from(value(args, &mut i)?),
             "--gen-core" => plan.gen_core = number(value(args, &mut i)?)?,
             "--server-core" => plan.server_core = number(value(args, &mut i)?)?,
@@ -248,6 +258,9 @@ fn bench(args: &[String]) -> Result<(), String> {
     if plan.wamp_only && (!plan.wamp || plan.issue10_only) {
         return Err("--wamp-only excludes --no-wamp and --issue10-only".into());
     }
+    if plan.cluster && (plan.issue10_only || plan.wamp_only) {
+        return Err("--cluster excludes --issue10-only and --wamp-only".into());
+    }
     // Each `-only` runs its own workloads alone.
     if plan.issue10_only {
         plan.wamp = false;
@@ -255,7 +268,11 @@ fn bench(args: &[String]) -> Result<(), String> {
     if plan.wamp_only {
         plan.issue10 = false;
     }
-    let plain_run = !plan.wamp_only;
+    if plan.cluster {
+        plan.issue10 = false;
+        plan.wamp = false;
+    }
+    let plain_run = !plan.wamp_only && !plan.cluster;
     if !plan.fanout_ns.contains(&plan.main_n) {
         plan.main_n = plan.fanout_ns.iter().copied().max().unwrap_or(0);
     }
@@ -278,6 +295,18 @@ fn bench(args: &[String]) -> Result<(), String> {
     let mut errors = Vec::new();
     let mut notes = Vec::new();
     let mut session = 0u32;
+    // One redis-server for every cluster session of the run, stopped when it ends.
+    let mut redis = match plan.cluster {
+        true => {
+            let redis = cluster::Redis::start(&paths, plan.server_core)?;
+            notes.push(format!(
+                "redis-server {} on cpu {}, beside the nodes",
+                redis.version, plan.server_core
+            ));
+            Some(redis)
+        }
+        false => None,
+    };
     for round in 0..plan.rounds {
         for &n in plan
             .fanout_ns
@@ -352,6 +381,27 @@ fn bench(args: &[String]) -> Result<(), String> {
                 }
             }
         }
+        if let Some(redis) = redis.as_mut() {
+            for shape in cluster::Shape::ALL {
+                session += 1;
+                let label = format!(
+                    "round {} n={} wson cluster {}",
+                    round + 1,
+                    plan.main_n,
+                    shape.name()
+                );
+                eprintln!(
+                    "wsbench: {label} ({:.0} s elapsed)",
+                    started.elapsed().as_secs_f64()
+                );
+                if let Err(e) =
+                    cluster::session(shape, redis, &plan, &paths, session, round, &mut records)
+                {
+                    eprintln!("wsbench: {label}: {e}");
+                    errors.push(format!("{label}: {e}"));
+                }
+            }
+        }
         for &kind in plan.kinds.iter().filter(|k| k.plain() && plain_run) {
             if plan.issue10_only && kind != Kind::Wson {
                 continue;
@@ -368,6 +418,7 @@ fn bench(args: &[String]) -> Result<(), String> {
             }
         }
     }
+    drop(redis);
     let summary = report::summarize(&records);
     let targets = report::targets(&summary, &plan);
     let command = std::env::args().collect::<Vec<_>>().join(" ");
@@ -409,6 +460,23 @@ impl CpuMark {
         CpuMark {
             ticks: server.cpu_ticks(),
             ns: server.cpu_ns(),
+        }
+    }
+
+    /// The same for a process that is no `Running` (redis-server).
+    fn of_pid(pid: i32) -> CpuMark {
+        CpuMark {
+            ticks: servers::cpu_ticks(pid),
+            ns: servers::cpu_ns(pid),
+        }
+    }
+
+    /// Both readings together (several processes measured as one).
+    fn plus(self, other: CpuMark) -> CpuMark {
+        let add = |a: Option<u64>, b: Option<u64>| Some(a? + b?);
+        CpuMark {
+            ns: add(self.ns, other.ns),
+            ticks: add(self.ticks, other.ticks),
         }
     }
 

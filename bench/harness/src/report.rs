@@ -9,7 +9,8 @@ use crate::Plan;
 use crate::servers::Kind;
 
 /// Metrics that count failures: summed over rounds, never a median, so one bad round shows.
-const COUNTS: [&str; 7] = [
+/// `cluster_dropped`: messages a cluster node could not hand to Redis (issue 13).
+const COUNTS: [&str; 8] = [
     "lost",
     "duplicated",
     "reordered",
@@ -17,6 +18,7 @@ const COUNTS: [&str; 7] = [
     "disconnected",
     "failed",
     "warmup_anomalies",
+    "cluster_dropped",
 ];
 
 /// Counters summed over rounds like [`COUNTS`] but not failures of the server under test:
@@ -162,6 +164,29 @@ pub struct Target {
     pub detail: String,
 }
 
+/// The failures (`COUNTS`) of `mine`, summed.
+pub fn failures(mine: &[&Summary]) -> f64 {
+    mine.iter()
+        .flat_map(|s| s.values.iter())
+        .filter(|(name, _)| COUNTS.contains(name))
+        .map(|(_, v)| *v)
+        .sum()
+}
+
+/// The target that `mine` counted no failure; not measured when it is empty.
+pub fn zero_target(name: String, mine: &[&Summary]) -> Target {
+    let bad = failures(mine);
+    Target {
+        name,
+        met: (!mine.is_empty()).then_some(bad == 0.0),
+        detail: if mine.is_empty() {
+            "not measured".into()
+        } else {
+            format!("{bad} anomalies over {} workloads", mine.len())
+        },
+    }
+}
+
 pub fn ratio_target(
     name: String,
     ours: f64,
@@ -183,18 +208,20 @@ pub fn ratio_target(
     } else {
         ratio >= bound
     };
+    // Within a hundredth of the bound, two decimals would print the bound itself, met or not.
+    let digits = if (ratio - bound).abs() < 0.01 { 3 } else { 2 };
     let miss = if met {
         String::new()
     } else if at_most {
-        format!(", missed by {:.2}x", ratio / bound)
+        format!(", missed by {:.digits$}x", ratio / bound)
     } else {
-        format!(", missed by {:.2}x", bound / ratio)
+        format!(", missed by {:.digits$}x", bound / ratio)
     };
     Target {
         name,
         met: Some(met),
         detail: format!(
-            "{what}: ratio {ratio:.2} (target {} {bound}){miss}",
+            "{what}: ratio {ratio:.digits$} (target {} {bound}){miss}",
             if at_most { "<=" } else { ">=" }
         ),
     }
@@ -313,20 +340,15 @@ pub fn targets(summary: &[Summary], plan: &Plan) -> Vec<Target> {
         ),
     ));
 
-    let bad: f64 = summary
-        .iter()
-        .filter(|s| s.server == Kind::Wson)
-        .flat_map(|s| s.values.iter())
-        .filter(|(name, _)| COUNTS.contains(name))
-        .map(|(_, v)| *v)
-        .sum();
+    let wson: Vec<&Summary> = summary.iter().filter(|s| s.server == Kind::Wson).collect();
+    let bad = failures(&wson);
     out.push(Target {
         name: "zero lost, duplicated or reordered messages (wson, every run)".into(),
         met: Some(bad == 0.0),
         detail: format!("{bad} anomalies"),
     });
     // Each group of targets only when its workloads ran.
-    if plan.wamp_only {
+    if plan.wamp_only || plan.cluster {
         out.clear();
     }
     if plan.issue10 && !plan.wamp_only {
@@ -334,6 +356,9 @@ pub fn targets(summary: &[Summary], plan: &Plan) -> Vec<Target> {
     }
     if plan.wamp && !plan.issue10_only {
         out.extend(crate::wamp::targets(summary, plan));
+    }
+    if plan.cluster {
+        out.extend(crate::cluster::targets(summary, plan));
     }
     out
 }
@@ -373,15 +398,19 @@ pub const fn col(header: &'static str, metric: &'static str, scale: f64) -> Colu
     }
 }
 
+/// Latency columns: p50, p99 and max, in milliseconds.
+pub const LATENCY: [Column; 3] = [
+    col("p50 ms", "p50_us", 1e-3),
+    col("p99 ms", "p99_us", 1e-3),
+    col("max ms", "max_us", 1e-3),
+];
+
 fn columns(kind: &str) -> (&'static str, Vec<Column>) {
-    let latency = [
-        col("p50 ms", "p50_us", 1e-3),
-        col("p99 ms", "p99_us", 1e-3),
-        col("max ms", "max_us", 1e-3),
-    ];
+    let latency = LATENCY;
     match kind {
         _ if crate::issue10::owns(kind) => crate::issue10::columns(kind),
         _ if crate::wamp::owns(kind) => crate::wamp::columns(kind),
+        _ if crate::cluster::owns(kind) => crate::cluster::columns(kind),
         "connect" => (
             "Connect storm: handshakes (cookie auth) until N are open; server CPU per handshake; \
              latency per client from its TCP connect to the 101; the kernel's ListenOverflows \
@@ -498,6 +527,8 @@ pub fn table(
                     crate::issue10::RATIO_HEADER
                 } else if crate::wamp::owns(kind) {
                     crate::wamp::RATIO_HEADER
+                } else if crate::cluster::owns(kind) {
+                    crate::cluster::RATIO_HEADER
                 } else {
                     "cpu/wson"
                 };
@@ -524,6 +555,8 @@ pub fn table(
                 crate::issue10::compared_with(&s.workload).map(|w| (w, Kind::Wson))
             } else if crate::wamp::owns(kind) {
                 crate::wamp::compared_with(&s.workload)
+            } else if crate::cluster::owns(kind) {
+                crate::cluster::compared_with(&s.workload)
             } else {
                 Some((s.workload.clone(), Kind::Wson))
             };
@@ -537,8 +570,11 @@ pub fn table(
         }
         let _ = writeln!(out, "{}", line.trim_end());
     }
-    let (issue11, rest): (Vec<&Target>, Vec<&Target>) = targets
+    let (issue13, rest): (Vec<&Target>, Vec<&Target>) = targets
         .iter()
+        .partition(|t| t.name.starts_with("issue 13:"));
+    let (issue11, rest): (Vec<&Target>, Vec<&Target>) = rest
+        .into_iter()
         .partition(|t| t.name.starts_with("issue 11:"));
     let (issue10, issue4): (Vec<&Target>, Vec<&Target>) = rest
         .into_iter()
@@ -546,7 +582,7 @@ pub fn table(
     // A run of only issue-10 or only WAMP workloads has no issue-4 figures to judge.
     if summary.iter().any(|s| {
         let kind = s.workload.split(' ').next().unwrap_or("");
-        !crate::issue10::owns(kind) && !crate::wamp::owns(kind)
+        !crate::issue10::owns(kind) && !crate::wamp::owns(kind) && !crate::cluster::owns(kind)
     }) {
         let _ = writeln!(out, "\nIssue-4 targets (ratios within this run)");
         write_targets(&mut out, &issue4);
@@ -564,6 +600,16 @@ pub fn table(
             "\nIssue-11 targets (WAMP, wson vs Crossbar; ratios within one run)"
         );
         write_targets(&mut out, &issue11);
+    }
+    if !issue13.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nIssue-13 targets (cluster, wson nodes joined by Redis; ratios within one run)"
+        );
+        write_targets(&mut out, &issue13);
+        for line in crate::cluster::information(summary, plan) {
+            let _ = writeln!(out, "  info   {line}");
+        }
     }
     for note in notes {
         let _ = writeln!(out, "note: {note}");
@@ -639,6 +685,7 @@ pub fn json(
                   "listen_overflows": "increase of the kernel's TcpExt ListenOverflows over the connect storm (machine-wide), summed over rounds"},
         "results": results,
         "targets": targets,
+        "information": crate::cluster::information(summary, plan),
         "notes": notes,
         "errors": errors,
     })

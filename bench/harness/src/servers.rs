@@ -93,6 +93,8 @@ pub struct Paths {
     pub node: String,
     /// The `crossbar` program (in its venv, installed by `lib.sh`).
     pub crossbar: PathBuf,
+    /// The `redis-server` program of the cluster workloads (issue 13).
+    pub redis_server: String,
     pub work: PathBuf,
 }
 
@@ -138,38 +140,46 @@ fn after<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
 /// `ping_interval` as the uWebSockets peer's `idleTimeout` (the other peers never ping):
 /// with wson's default of 15 s, 10,000 pings and pongs would land inside a measured phase
 /// of wson's session and of no one else's.
-fn wson_config(
-    dir: &Path,
-    echo: bool,
-    max_connections: usize,
-    extra: &[String],
-    router: Router,
-) -> String {
+fn wson_config(dir: &Path, setup: &Setup, extra: &[String]) -> String {
+    let node = setup.cluster.as_ref();
+    let port = node.and_then(|node| node.shared_port).unwrap_or(0);
     let mut config = format!(
-        "servers = [\"tcp://127.0.0.1:0\"]\n\
+        "servers = [\"tcp://127.0.0.1:{port}\"]\n\
          control = \"tcp://127.0.0.1:0\"\n\
          pid = \"{}\"\n\
          log_file = \"{}\"\n\
          secret = \"{SECRET}\"\n\
          origins = [\"*\"]\n\
          log_level = \"info\"\n\
-         max_connections = {max_connections}\n\
+         max_connections = {}\n\
          ping_interval = 120\n\
          client_messages = \"{}\"\n",
         dir.join("wson.pid").display(),
         dir.join("wson.log").display(),
-        if echo { "echo" } else { "ignore" },
+        setup.max_connections,
+        if setup.echo { "echo" } else { "ignore" },
     );
+    if port != 0 {
+        // Every node of a shared port sets it (SO_REUSEPORT).
+        config.push_str("reuse_port = true\n");
+    }
     for line in extra {
         config.push_str(line);
         config.push('\n');
     }
+    if let Some(node) = node {
+        config.push_str(&format!(
+            "[cluster]\nredis = \"{}\"\nnode_id = \"{}\"\nprefix = \"{}\"\n",
+            node.redis, node.node_id, node.prefix
+        ));
+    }
+    let router = setup.router;
     if router != Router::Off {
         // Last: every key after `[wamp]` belongs to the table. One session per client, the
         // backend's besides.
         config.push_str(&format!(
             "[wamp]\nrealms = [\"{REALM}\"]\nmax_sessions = {}\n",
-            max_connections + 1
+            setup.max_connections + 1
         ));
     }
     if router == Router::Wampcra {
@@ -254,8 +264,9 @@ fn crossbar_config(port: u16, router: Router) -> String {
     .to_string()
 }
 
-/// A port free right now on 127.0.0.1 (Crossbar takes its port from the config file).
-fn free_port() -> Result<u16, String> {
+/// A port free right now on 127.0.0.1 (Crossbar takes its port from the config file, as
+/// Redis and the nodes sharing a port do).
+pub fn free_port() -> Result<u16, String> {
     let listener =
         std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("free port: {e}"))?;
     Ok(listener
@@ -269,6 +280,32 @@ const CROSSBAR_READY_WAIT: Duration = Duration::from_secs(90);
 /// How long Crossbar may take to stop on SIGTERM before its processes are killed.
 const CROSSBAR_STOP_WAIT: Duration = Duration::from_secs(15);
 
+/// How a server is set up beyond its kind.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// wson: `client_messages = "echo"` (the echo session); else "ignore".
+    pub echo: bool,
+    pub max_connections: usize,
+    pub router: Router,
+    /// wson: a node of a cluster (issue 13).
+    pub cluster: Option<ClusterNode>,
+}
+
+/// What a wson node of the cluster workloads (issue 13) adds to its config: a `[cluster]`
+/// table and, for nodes sharing one port, `reuse_port`.
+#[derive(Debug, Clone)]
+pub struct ClusterNode {
+    /// `[cluster] redis`, a URL.
+    pub redis: String,
+    /// `[cluster] node_id`; also names the node's directory.
+    pub node_id: String,
+    /// `[cluster] prefix`: the Redis channel is `PREFIX:all`.
+    pub prefix: String,
+    /// The WebSocket port the nodes share (`reuse_port = true`); None: a free one of its
+    /// own.
+    pub shared_port: Option<u16>,
+}
+
 /// Starts `kind` pinned to `core` and waits until it listens.
 pub fn start(
     kind: Kind,
@@ -278,27 +315,23 @@ pub fn start(
     max_connections: usize,
     session: u32,
 ) -> Result<Running, String> {
-    start_with(
-        kind,
-        paths,
-        core,
+    let setup = Setup {
         echo,
         max_connections,
-        session,
-        Router::Off,
-    )
+        router: Router::Off,
+        cluster: None,
+    };
+    start_with(kind, paths, core, session, &setup)
 }
 
-/// `start`, with a WAMP router set up as `router` says (wson: a `[wamp]` table for
-/// `max_connections` sessions).
+/// `start`, set up as `setup` says (wson: a `[wamp]` table for `max_connections` sessions
+/// when it has a router, a `[cluster]` table for a node).
 pub fn start_with(
     kind: Kind,
     paths: &Paths,
     core: usize,
-    echo: bool,
-    max_connections: usize,
     session: u32,
-    router: Router,
+    setup: &Setup,
 ) -> Result<Running, String> {
     let mut command = Command::new("taskset");
     command.arg("-c").arg(core.to_string());
@@ -306,16 +339,19 @@ pub fn start_with(
     let mut ws_port = None;
     match kind {
         Kind::Wson => {
+            // Nodes of one session apart: each its own pid file.
+            let node = setup
+                .cluster
+                .as_ref()
+                .map(|node| format!("-{}", node.node_id))
+                .unwrap_or_default();
             let path = paths
                 .work
-                .join(format!("wson-{}-{session}", std::process::id()));
+                .join(format!("wson-{}-{session}{node}", std::process::id()));
             std::fs::create_dir_all(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             let config = path.join("wson.toml");
-            std::fs::write(
-                &config,
-                wson_config(&path, echo, max_connections, &paths.wson_config, router),
-            )
-            .map_err(|e| format!("{}: {e}", config.display()))?;
+            std::fs::write(&config, wson_config(&path, setup, &paths.wson_config))
+                .map_err(|e| format!("{}: {e}", config.display()))?;
             command.arg(&paths.wson).arg("start").arg("-c").arg(&config);
             dir = Some(path);
         }
@@ -351,7 +387,7 @@ pub fn start_with(
             std::fs::create_dir_all(&cbdir).map_err(|e| format!("{}: {e}", cbdir.display()))?;
             let port = free_port()?;
             let config = cbdir.join("config.json");
-            std::fs::write(&config, crossbar_config(port, router))
+            std::fs::write(&config, crossbar_config(port, setup.router))
                 .map_err(|e| format!("{}: {e}", config.display()))?;
             command
                 .arg(&paths.crossbar)
@@ -673,6 +709,24 @@ pub fn cpu_ticks(pid: i32) -> Option<u64> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some(utime + stime)
+}
+
+/// Context switches of every thread of the process, voluntary (it waited) and not (it was
+/// preempted): from `/proc/PID/task/TID/status`.
+pub fn context_switches(pid: i32) -> Option<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let status = std::fs::read_to_string(entry.ok()?.path().join("status")).ok()?;
+        for line in status.lines() {
+            let count = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"));
+            if let Some(count) = count {
+                total += count.trim().parse::<u64>().ok()?;
+            }
+        }
+    }
+    Some(total)
 }
 
 /// Sum over the process's threads of the first field of `/proc/PID/task/TID/schedstat`:

@@ -27,8 +27,8 @@ use crate::generator::{Generator, MASK, Outbox, PhaseResult, Proto, Tally, Workl
 use crate::generator::{parse_payload, payload};
 use crate::groups::{GroupSpec, Groups};
 use crate::issue10::{Mark, topic_window};
-use crate::report::{Column, Record, Summary, Target, col, find, fmt, ratio_target};
-use crate::servers::{self, Kind, Paths, REALM, Router, Running};
+use crate::report::{self, Column, LATENCY, Record, Summary, Target, col, find, fmt, ratio_target};
+use crate::servers::{self, Kind, Paths, REALM, Router, Running, Setup};
 use crate::{CpuMark, Plan, check_alive, settle};
 
 pub const SUBPROTOCOL: &str = "wamp.2.json";
@@ -460,11 +460,7 @@ pub fn compared_with(workload: &str) -> Option<(String, Kind)> {
 }
 
 pub fn columns(kind: &str) -> (&'static str, Vec<Column>) {
-    let latency = [
-        col("p50 ms", "p50_us", 1e-3),
-        col("p99 ms", "p99_us", 1e-3),
-        col("max ms", "max_us", 1e-3),
-    ];
+    let latency = LATENCY;
     match kind {
         "login" => crate::login::columns(),
         "sessions" => (
@@ -518,15 +514,13 @@ pub fn start(
     session: u32,
     (clients, router): (usize, Router),
 ) -> Result<Running, String> {
-    servers::start_with(
-        kind,
-        paths,
-        plan.server_core,
-        false,
-        clients + 100,
-        session,
+    let setup = Setup {
+        echo: false,
+        max_connections: clients + 100,
         router,
-    )
+        cluster: None,
+    };
+    servers::start_with(kind, paths, plan.server_core, session, &setup)
 }
 
 pub fn wamp_generator(server: &Running, session: u32) -> Result<Generator, String> {
@@ -1032,15 +1026,6 @@ pub fn targets(summary: &[Summary], plan: &Plan) -> Vec<Target> {
             &format!("wson {} us vs crossbar {} us", fmt(ours), fmt(theirs)),
         ));
     }
-    let counts = [
-        "lost",
-        "duplicated",
-        "reordered",
-        "stray",
-        "disconnected",
-        "failed",
-        "warmup_anomalies",
-    ];
     for kind in [Kind::Wson, Kind::Crossbar] {
         // WAMP rows only: the plain yardsticks (`b`, `x`) are counted with the table's.
         let mine: Vec<&Summary> = summary
@@ -1057,12 +1042,7 @@ pub fn targets(summary: &[Summary], plan: &Plan) -> Vec<Target> {
             .map(|s| s.get("lost"))
             .filter(|v| !v.is_nan())
             .sum();
-        let bad: f64 = mine
-            .iter()
-            .flat_map(|s| s.values.iter())
-            .filter(|(name, _)| counts.contains(name))
-            .map(|(_, v)| *v)
-            .sum();
+        let bad = report::failures(&mine);
         out.push(Target {
             name: format!(
                 "issue 11: zero lost (and no duplicated, reordered, stray or failed) in every WAMP run, {}",
