@@ -428,6 +428,40 @@ fn two_nodes_given_one_node_id_still_reach_each_other_and_are_told() {
     }
 }
 
+#[test]
+fn t_reports_every_node_and_the_sum() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let nodes = three_nodes(&redis);
+    for node in &nodes {
+        wait_nodes(node, 3);
+    }
+    let _clients: Vec<WsClient> = [0, 1, 1, 2, 2, 2]
+        .iter()
+        .map(|&index| nodes[index].client())
+        .collect();
+    let status = nodes[1].control().status();
+    // This node's own figures stay where they were.
+    assert_eq!(status["connections"], 2);
+    assert_eq!(status["cluster_node"], "b");
+    let cluster = &status["cluster_status"];
+    let names: Vec<&str> = cluster["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|node| node["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(names[0], "b");
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, ["a", "b", "c"]);
+    assert_eq!(cluster["sum"]["connections"], 6);
+    for node in cluster["nodes"].as_array().unwrap() {
+        assert!(node["status"]["connections"].is_u64(), "{node}");
+    }
+}
+
 /// The control protocol's fields encoding.
 fn fields(values: &[&[u8]]) -> Vec<u8> {
     wson::control::fields::to_payload(values)

@@ -64,12 +64,13 @@ pub enum ClusterMessage<'a> {
         id: u64,
         question: Question<'a>,
     },
-    /// A node's answer to question `id`: `count`, for its own clients (`origin`: the
-    /// answering node).
+    /// A node's answer to question `id`: `count`, for its own clients, and for a status
+    /// question its status (`origin`: the answering node).
     Answer {
         origin: &'a str,
         id: u64,
         count: u64,
+        body: &'a [u8],
     },
 }
 
@@ -102,6 +103,8 @@ pub enum Question<'a> {
         code: u16,
         reason: &'a str,
     },
+    /// The node's status (`t`), as the answer's body.
+    Status,
 }
 
 /// Why bytes are not a cluster message.
@@ -131,7 +134,7 @@ pub enum WireError {
     BadKind,
     /// A text message that is not UTF-8.
     TextNotUtf8,
-    /// An `Ask` whose question is none of `c`, `w`, `o`, `k`, `K`.
+    /// An `Ask` whose question is none of `c`, `w`, `o`, `k`, `K`, `t`.
     BadQuestion,
     /// A kick's close code a server may not send.
     BadCloseCode,
@@ -158,7 +161,7 @@ impl fmt::Display for WireError {
             WireError::BadToken => f.write_str("the token is not 32 bytes"),
             WireError::BadKind => f.write_str("the message kind is neither t nor b"),
             WireError::TextNotUtf8 => f.write_str("a text message that is not UTF-8"),
-            WireError::BadQuestion => f.write_str("a question that is none of c, w, o, k, K"),
+            WireError::BadQuestion => f.write_str("a question that is none of c, w, o, k, K, t"),
             WireError::BadCloseCode => f.write_str("a close code a server may not send"),
             WireError::BadFrames => {
                 f.write_str("the frames are not the announced number of whole data frames")
@@ -253,15 +256,21 @@ impl<'a> ClusterMessage<'a> {
                         decimal(u64::from(*code), &mut code_digits),
                         reason.as_bytes(),
                     ),
+                    Question::Status => (b"t", b"", b"t", b""),
                 };
                 fields::append_fields(out, &[origin.as_bytes(), id, what, subject, kind, message]);
             }
-            ClusterMessage::Answer { origin, id, count } => {
+            ClusterMessage::Answer {
+                origin,
+                id,
+                count,
+                body,
+            } => {
                 out.extend_from_slice(&[VERSION, ANSWER]);
                 let (mut id_digits, mut count_digits) = ([0_u8; 20], [0_u8; 20]);
                 let id = decimal(id, &mut id_digits);
                 let count = decimal(count, &mut count_digits);
-                fields::append_fields(out, &[origin.as_bytes(), id, count]);
+                fields::append_fields(out, &[origin.as_bytes(), id, count, body]);
             }
         }
     }
@@ -376,6 +385,7 @@ impl<'a> ClusterMessage<'a> {
                         code: close_code(kind)?,
                         reason: text(message, "reason")?,
                     },
+                    b"t" => Question::Status,
                     _ => return Err(WireError::BadQuestion),
                 };
                 Ok(ClusterMessage::Ask {
@@ -385,12 +395,13 @@ impl<'a> ClusterMessage<'a> {
                 })
             }
             ANSWER => {
-                expect(3)?;
-                let [origin, id, count, ..] = values;
+                expect(4)?;
+                let [origin, id, count, body, ..] = values;
                 Ok(ClusterMessage::Answer {
                     origin: text(origin, "origin")?,
                     id: count_of(id)?,
                     count: count_of(count)?,
+                    body,
                 })
             }
             byte => Err(WireError::UnknownKind { byte }),
@@ -597,6 +608,18 @@ mod tests {
                 origin: "node-e",
                 id: 9,
                 count: 3,
+                body: b"",
+            },
+            ClusterMessage::Ask {
+                origin: "node-d",
+                id: 12,
+                question: Question::Status,
+            },
+            ClusterMessage::Answer {
+                origin: "node-e",
+                id: 12,
+                count: 0,
+                body: br#"{"connections":1}"#,
             },
             ClusterMessage::Ask {
                 origin: "node-d",

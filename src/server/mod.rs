@@ -356,7 +356,10 @@ impl Server {
             for event in events.iter() {
                 match event.token() {
                     SIGNAL => self.drain_wake_pipe(),
-                    CLUSTER => self.hub.cluster_receive(&self.settings, &mut self.stats),
+                    CLUSTER => {
+                        self.hub.cluster_receive(&self.settings, &mut self.stats);
+                        self.answer_status_questions(now);
+                    }
                     CONTROL_LISTENER => self.accept_control(now),
                     token if token.0 < FIRST_CONNECTION => self.accept_clients(token, now),
                     token => {
@@ -538,6 +541,21 @@ impl Server {
             ControlDrive::Idle => {}
             ControlDrive::OverBudget => self.pending.push(Peer::Control(key)),
             ControlDrive::Gone(gone) => self.close_control(key, &gone, now),
+        }
+    }
+
+    /// Other nodes' `t`: this node's status for each (the figures live here, not in the hub).
+    fn answer_status_questions(&mut self, now: Instant) {
+        for (asker, id) in self.hub.take_statuses_wanted() {
+            let status = commands::status_json(
+                &self.hub,
+                &self.settings,
+                &self.stats,
+                self.started,
+                self.controls.len(),
+                now,
+            );
+            self.hub.cluster_answer(&asker, id, 0, status.as_bytes());
         }
     }
 

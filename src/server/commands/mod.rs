@@ -219,7 +219,21 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
         Command::Ping => Outcome::Reply(Reply::Pong),
         Command::Pong => Outcome::Done,
         Command::Quit => Outcome::Quit,
-        Command::Status => Outcome::Reply(Reply::Status(status_json(ctx))),
+        Command::Status => {
+            let local = status_json(
+                ctx.hub,
+                ctx.settings,
+                ctx.stats,
+                ctx.started,
+                ctx.control_connections,
+                ctx.now,
+            );
+            // A health check must answer: with Redis away, this node's figures alone.
+            match ctx.hub.cluster_ask_status(ctx.me, local.clone(), ctx.now) {
+                Asked::Later(ticket) => Outcome::Later(ticket),
+                Asked::Alone | Asked::Unavailable => Outcome::Reply(Reply::Status(local)),
+            }
+        }
         Command::ToUser {
             confirm,
             binary,
@@ -416,29 +430,35 @@ fn asked_outcome(asked: Asked) -> Outcome {
     }
 }
 
-fn status_json(ctx: &Backend<'_>) -> String {
-    let listeners: Vec<serde_json::Value> = ctx
-        .hub
+/// This node's status, the `t` reply's JSON (what another node's `t` asks for too).
+pub fn status_json(
+    hub: &Hub,
+    settings: &Settings,
+    stats: &Stats,
+    started: Instant,
+    control_connections: usize,
+    now: Instant,
+) -> String {
+    let listeners: Vec<serde_json::Value> = hub
         .listener_loads()
         .enumerate()
         .map(|(index, (name, connections))| {
             serde_json::json!({
                 "endpoint": name,
-                "domain": ctx.settings.domains.get(index),
+                "domain": settings.domains.get(index),
                 "connections": connections,
             })
         })
         .collect();
-    let stats = &ctx.stats;
-    let figures = ctx.hub.figures();
+    let figures = hub.figures();
     let mut status = serde_json::json!({
         "pid": std::process::id(),
         "version": env!("CARGO_PKG_VERSION"),
-        "uptime_secs": ctx.now.saturating_duration_since(ctx.started).as_secs(),
+        "uptime_secs": now.saturating_duration_since(started).as_secs(),
         "connections": figures.connections,
         "lingering": figures.lingering,
         "listeners": listeners,
-        "control_connections": ctx.control_connections,
+        "control_connections": control_connections,
         "messages_in": stats.messages_in,
         "messages_out": stats.messages_out,
         "bytes_in": stats.bytes_in,
@@ -467,7 +487,7 @@ fn status_json(ctx: &Backend<'_>) -> String {
         "wamp_authorizations_waiting": figures.wamp.authorizations_waiting,
         "wamp_cached_authorizations": figures.wamp.cached_authorizations,
     });
-    let cluster = ctx.hub.cluster_figures(ctx.now);
+    let cluster = hub.cluster_figures(now);
     if let (Some(cluster), Some(object)) = (cluster, status.as_object_mut()) {
         object.insert("cluster_node".into(), cluster.node_id.into());
         object.insert("cluster_nodes".into(), (cluster.nodes + 1).into());

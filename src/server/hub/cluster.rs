@@ -52,12 +52,17 @@ pub enum Asked {
 }
 
 /// What a question's answers make.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Answering {
     /// `c`, `C`: `A` when any node reached the token, else `N`.
     Confirm(Token),
-    /// `w`, `W`, `o`: the sum.
+    /// `w`, `W`, `o`, `k`, `K`: the sum.
     Count,
+    /// `t`: this node's status with every node's, and their sums. `nodes`: (node, status).
+    Status {
+        local: String,
+        nodes: Vec<(String, Vec<u8>)>,
+    },
 }
 
 struct Pending {
@@ -83,6 +88,9 @@ pub(super) struct ClusterSide {
     pending: HashMap<u64, Pending>,
     /// Replies due to control connections, taken by the server.
     replies: Vec<(Key, Ticket, Reply)>,
+    /// Status questions of other nodes (asker, question id): the server, which has every
+    /// figure, answers them.
+    statuses_wanted: Vec<(String, u64)>,
 }
 
 impl ClusterSide {
@@ -112,6 +120,9 @@ impl ClusterSide {
             Answering::Confirm(token) if pending.count > 0 => Reply::Ack(token),
             Answering::Confirm(token) => Reply::Nack(token),
             Answering::Count => Reply::Count(pending.count),
+            Answering::Status { local, nodes } => {
+                Reply::Status(cluster_status(self.link.node_id(), &local, &nodes))
+            }
         };
         self.replies.push((pending.control, pending.ticket, reply));
     }
@@ -136,6 +147,7 @@ impl Hub {
             next_question: 1,
             pending: HashMap::new(),
             replies: Vec::new(),
+            statuses_wanted: Vec::new(),
         });
     }
 
@@ -207,6 +219,22 @@ impl Hub {
         local: u64,
         now: Instant,
     ) -> Asked {
+        self.ask_cluster(control, question, local, None, now)
+    }
+
+    /// `t` with the other nodes: `local` is this node's status JSON.
+    pub fn cluster_ask_status(&mut self, control: Key, local: String, now: Instant) -> Asked {
+        self.ask_cluster(control, Question::Status, 0, Some(local), now)
+    }
+
+    fn ask_cluster(
+        &mut self,
+        control: Key,
+        question: Question<'_>,
+        local: u64,
+        local_status: Option<String>,
+        now: Instant,
+    ) -> Asked {
         let Some(cluster) = &mut self.cluster else {
             return Asked::Alone;
         };
@@ -225,6 +253,10 @@ impl Hub {
             | Question::UserOnline { .. }
             | Question::KickToken { .. }
             | Question::KickUser { .. } => Answering::Count,
+            Question::Status => Answering::Status {
+                local: local_status.unwrap_or_default(),
+                nodes: Vec::new(),
+            },
         };
         cluster.send(None, |origin, out| {
             ClusterMessage::Ask {
@@ -399,21 +431,26 @@ impl Hub {
             ClusterMessage::Ask {
                 origin,
                 id,
+                question: Question::Status,
+            } => {
+                if let Some(cluster) = &mut self.cluster {
+                    cluster.statuses_wanted.push((origin.to_owned(), id));
+                }
+            }
+            ClusterMessage::Ask {
+                origin,
+                id,
                 question,
             } => {
                 let count = self.answer_here(question, settings, stats);
-                if let Some(cluster) = &mut self.cluster {
-                    cluster.send(Some(origin), |me, out| {
-                        ClusterMessage::Answer {
-                            origin: me,
-                            id,
-                            count,
-                        }
-                        .encode(out);
-                    });
-                }
+                self.cluster_answer(origin, id, count, b"");
             }
-            ClusterMessage::Answer { origin, id, count } => {
+            ClusterMessage::Answer {
+                origin,
+                id,
+                count,
+                body,
+            } => {
                 let Some(cluster) = &mut self.cluster else {
                     return;
                 };
@@ -425,6 +462,9 @@ impl Hub {
                 };
                 pending.waiting.swap_remove(at);
                 pending.count = pending.count.saturating_add(count);
+                if let Answering::Status { nodes, .. } = &mut pending.answering {
+                    nodes.push((node_name(origin).to_owned(), body.to_vec()));
+                }
                 if pending.waiting.is_empty() {
                     cluster.finish(id);
                 }
@@ -479,8 +519,33 @@ impl Hub {
             Question::KickUser { user, code, reason } => {
                 self.kick_user(user, code, reason, settings, Instant::now())
             }
+            // Answered by the server (`take_statuses_wanted`), which has every figure.
+            Question::Status => 0,
         };
         count as u64
+    }
+
+    /// Answers question `id` of node `to` (an instance name).
+    pub fn cluster_answer(&mut self, to: &str, id: u64, count: u64, body: &[u8]) {
+        if let Some(cluster) = &mut self.cluster {
+            cluster.send(Some(to), |me, out| {
+                ClusterMessage::Answer {
+                    origin: me,
+                    id,
+                    count,
+                    body,
+                }
+                .encode(out);
+            });
+        }
+    }
+
+    /// The other nodes' status questions since the last call: (asker, question id).
+    pub fn take_statuses_wanted(&mut self) -> Vec<(String, u64)> {
+        self.cluster
+            .as_mut()
+            .map(|cluster| std::mem::take(&mut cluster.statuses_wanted))
+            .unwrap_or_default()
     }
 
     pub fn cluster_figures(&self, now: Instant) -> Option<ClusterFigures> {
@@ -502,6 +567,55 @@ impl Hub {
             cluster.link.stop();
         }
     }
+}
+
+/// Status keys that add up across nodes: the counters and gauges of `t` (not the pid, the
+/// uptime, nor the cluster's own figures).
+fn sums_up(key: &str) -> bool {
+    !matches!(key, "pid" | "uptime_secs") && !key.starts_with("cluster_")
+}
+
+/// `t` for the whole cluster: this node's status, then `cluster_status`: every node's
+/// status by name (this one first; a node whose answer is no JSON object shows as null) and
+/// `sum`, each integer key added over the nodes that have it.
+fn cluster_status(me: &str, local: &str, nodes: &[(String, Vec<u8>)]) -> String {
+    let parse = |bytes: &[u8]| serde_json::from_slice::<serde_json::Value>(bytes).ok();
+    let Some(mut status) = parse(local.as_bytes()).filter(serde_json::Value::is_object) else {
+        return local.to_owned();
+    };
+    let mut statuses = vec![(me.to_owned(), status.clone())];
+    for (node, body) in nodes {
+        let answer = parse(body).filter(serde_json::Value::is_object);
+        statuses.push((node.clone(), answer.unwrap_or(serde_json::Value::Null)));
+    }
+    let mut sum = serde_json::Map::new();
+    for (_, node_status) in &statuses {
+        let Some(object) = node_status.as_object() else {
+            continue;
+        };
+        for (key, value) in object {
+            let (true, Some(value)) = (sums_up(key), value.as_u64()) else {
+                continue;
+            };
+            let total = sum
+                .get(key)
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0)
+                .saturating_add(value);
+            sum.insert(key.clone(), total.into());
+        }
+    }
+    let nodes: Vec<serde_json::Value> = statuses
+        .into_iter()
+        .map(|(node, status)| serde_json::json!({"node": node, "status": status}))
+        .collect();
+    if let Some(object) = status.as_object_mut() {
+        object.insert(
+            "cluster_status".into(),
+            serde_json::json!({"nodes": nodes, "sum": sum}),
+        );
+    }
+    status.to_string()
 }
 
 /// The `node_id` part of an instance name (`NODE_ID#NONCE`).
