@@ -163,7 +163,8 @@ fn a_topic_publication_reaches_the_subscribers_of_every_node() {
         return;
     };
     let nodes = three_nodes(&redis);
-    // Each node subscribes its own client (the token and user registry is per node so far).
+    // Each node's control subscribes its own client (any node's would do: see
+    // subscriptions_reach_connections_on_any_node).
     let mut subscribed = Vec::new();
     for node in &nodes {
         let cookies = Cookies::fresh("bob");
@@ -460,6 +461,43 @@ fn t_reports_every_node_and_the_sum() {
     for node in cluster["nodes"].as_array().unwrap() {
         assert!(node["status"]["connections"].is_u64(), "{node}");
     }
+}
+
+#[test]
+fn subscriptions_reach_connections_on_any_node() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let nodes = three_nodes(&redis);
+    for node in &nodes {
+        wait_nodes(node, 3);
+    }
+    let ivy = Cookies::fresh("ivy");
+    let mut on_c = WsClient::connect_tcp(&nodes[2].tcp(), &ivy).unwrap();
+    let mut tab_on_b = WsClient::connect_tcp(&nodes[1].tcp(), &Cookies::fresh("ivy")).unwrap();
+    let mut control = nodes[0].control();
+    // j through node a subscribes the token's connection on node c.
+    control.send(b'j', &fields(&[ivy.token.as_bytes(), b"weather"]));
+    assert_eq!(control.reply(), (b'#', b"1".to_vec()));
+    // J subscribes every connection of the user, on every node.
+    control.send(b'J', &fields(&[b"ivy", b"alerts"]));
+    assert_eq!(control.reply(), (b'#', b"2".to_vec()));
+    let mut publisher = nodes[1].control();
+    publisher.send(b'x', &fields(&[b"weather", b"rain"]));
+    publisher.send(b'x', &fields(&[b"alerts", b"storm"]));
+    assert_eq!(on_c.recv_text(), "rain");
+    assert_eq!(on_c.recv_text(), "storm");
+    assert_eq!(tab_on_b.recv_text(), "storm");
+    // r through node a unsubscribes it on node c; R the user's everywhere.
+    control.send(b'r', &fields(&[ivy.token.as_bytes(), b"weather"]));
+    assert_eq!(control.reply(), (b'#', b"1".to_vec()));
+    control.send(b'R', &fields(&[b"ivy", b"alerts"]));
+    assert_eq!(control.reply(), (b'#', b"2".to_vec()));
+    publisher.send(b'x', &fields(&[b"weather", b"sun"]));
+    publisher.send(b'x', &fields(&[b"alerts", b"calm"]));
+    publisher.send(b'b', b"the end");
+    assert_eq!(on_c.recv_text(), "the end");
+    assert_eq!(tab_on_b.recv_text(), "the end");
 }
 
 /// The control protocol's fields encoding.

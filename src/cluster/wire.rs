@@ -10,6 +10,7 @@
 use std::fmt;
 
 use crate::control::fields::{self, FieldError, Fields};
+use crate::control::topic::Topic;
 use crate::decoded::Decoded;
 use crate::token::Token;
 use crate::ws::frame::{self, OpCode};
@@ -105,6 +106,27 @@ pub enum Question<'a> {
     },
     /// The node's status (`t`), as the answer's body.
     Status,
+    /// Subscribe `target`'s connections to `topic` (`j`, `J`; for a user, its future
+    /// connections too): how many are subscribed; a refusal's reason as the answer's body.
+    Subscribe { target: Subject<'a>, topic: &'a str },
+    /// Unsubscribe (`r`, `R`): how many were.
+    Unsubscribe { target: Subject<'a>, topic: &'a str },
+}
+
+/// Whose connections a question is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject<'a> {
+    Token(Token),
+    User(&'a str),
+}
+
+impl<'a> Subject<'a> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Subject::Token(token) => token.as_bytes(),
+            Subject::User(user) => user.as_bytes(),
+        }
+    }
 }
 
 /// Why bytes are not a cluster message.
@@ -134,10 +156,12 @@ pub enum WireError {
     BadKind,
     /// A text message that is not UTF-8.
     TextNotUtf8,
-    /// An `Ask` whose question is none of `c`, `w`, `o`, `k`, `K`, `t`.
+    /// An `Ask` whose question is none of `c`, `w`, `o`, `k`, `K`, `t`, `j`, `J`, `r`, `R`.
     BadQuestion,
     /// A kick's close code a server may not send.
     BadCloseCode,
+    /// Not a topic name.
+    BadTopic,
     /// The frames are not `messages` whole, unmasked data frames.
     BadFrames,
 }
@@ -161,8 +185,11 @@ impl fmt::Display for WireError {
             WireError::BadToken => f.write_str("the token is not 32 bytes"),
             WireError::BadKind => f.write_str("the message kind is neither t nor b"),
             WireError::TextNotUtf8 => f.write_str("a text message that is not UTF-8"),
-            WireError::BadQuestion => f.write_str("a question that is none of c, w, o, k, K, t"),
+            WireError::BadQuestion => {
+                f.write_str("a question that is none of c, w, o, k, K, t, j, J, r, R")
+            }
             WireError::BadCloseCode => f.write_str("a close code a server may not send"),
+            WireError::BadTopic => f.write_str("not a topic name"),
             WireError::BadFrames => {
                 f.write_str("the frames are not the announced number of whole data frames")
             }
@@ -257,6 +284,20 @@ impl<'a> ClusterMessage<'a> {
                         reason.as_bytes(),
                     ),
                     Question::Status => (b"t", b"", b"t", b""),
+                    Question::Subscribe { target, topic } => {
+                        let what: &[u8] = match target {
+                            Subject::Token(_) => b"j",
+                            Subject::User(_) => b"J",
+                        };
+                        (what, target.bytes(), b"t", topic.as_bytes())
+                    }
+                    Question::Unsubscribe { target, topic } => {
+                        let what: &[u8] = match target {
+                            Subject::Token(_) => b"r",
+                            Subject::User(_) => b"R",
+                        };
+                        (what, target.bytes(), b"t", topic.as_bytes())
+                    }
                 };
                 fields::append_fields(out, &[origin.as_bytes(), id, what, subject, kind, message]);
             }
@@ -386,6 +427,21 @@ impl<'a> ClusterMessage<'a> {
                         reason: text(message, "reason")?,
                     },
                     b"t" => Question::Status,
+                    b"j" | b"r" | b"J" | b"R" => {
+                        let target = if matches!(what, b"j" | b"r") {
+                            Subject::Token(Token::from_slice(subject).ok_or(WireError::BadToken)?)
+                        } else {
+                            Subject::User(text(subject, "user")?)
+                        };
+                        let topic = Topic::parse(message)
+                            .map_err(|_| WireError::BadTopic)?
+                            .as_str();
+                        if matches!(what, b"j" | b"J") {
+                            Question::Subscribe { target, topic }
+                        } else {
+                            Question::Unsubscribe { target, topic }
+                        }
+                    }
                     _ => return Err(WireError::BadQuestion),
                 };
                 Ok(ClusterMessage::Ask {
@@ -614,6 +670,22 @@ mod tests {
                 origin: "node-d",
                 id: 12,
                 question: Question::Status,
+            },
+            ClusterMessage::Ask {
+                origin: "node-d",
+                id: 13,
+                question: Question::Subscribe {
+                    target: Subject::User("bob"),
+                    topic: "news.sport",
+                },
+            },
+            ClusterMessage::Ask {
+                origin: "node-d",
+                id: 14,
+                question: Question::Unsubscribe {
+                    target: Subject::Token(Token::from_array([b'q'; 32])),
+                    topic: "news",
+                },
             },
             ClusterMessage::Answer {
                 origin: "node-e",

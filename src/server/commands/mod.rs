@@ -8,7 +8,7 @@
 use std::rc::Rc;
 use std::time::Instant;
 
-use crate::cluster::Question;
+use crate::cluster::{Question, Subject};
 use crate::config::AuthMode;
 use crate::control::authorizer::Decision;
 use crate::control::codec::ControlError;
@@ -304,25 +304,53 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
         }
         Command::Subscribe { target, topic } => {
             command.check_topic_len(ctx.settings.topics.max_name_length)?;
-            let subscribed = match target {
-                Target::Token(token) => {
+            let (subscribed, subject) = match target {
+                Target::Token(token) => (
                     ctx.hub
-                        .subscribe_token(&token, topic.as_str(), ctx.settings)
-                }
-                Target::User(user) => ctx.hub.subscribe_user(user, topic.as_str(), ctx.settings),
+                        .subscribe_token(&token, topic.as_str(), ctx.settings),
+                    Subject::Token(token),
+                ),
+                Target::User(user) => (
+                    ctx.hub.subscribe_user(user, topic.as_str(), ctx.settings),
+                    Subject::User(user),
+                ),
             };
-            match subscribed {
-                Ok(count) => Outcome::Reply(Reply::Count(count as u64)),
-                Err(refusal) => Outcome::Reply(Reply::Refused(refusal)),
+            let question = Question::Subscribe {
+                target: subject,
+                topic: topic.as_str(),
+            };
+            match ctx
+                .hub
+                .cluster_ask_subscribe(ctx.me, question, subscribed, ctx.now)
+            {
+                Asked::Alone => match subscribed {
+                    Ok(count) => Outcome::Reply(Reply::Count(count as u64)),
+                    Err(refusal) => Outcome::Reply(Reply::Refused(refusal)),
+                },
+                asked => asked_outcome(asked),
             }
         }
         Command::Unsubscribe { target, topic } => {
             command.check_topic_len(ctx.settings.topics.max_name_length)?;
-            let left = match target {
-                Target::Token(token) => ctx.hub.unsubscribe_token(&token, topic.as_str()),
-                Target::User(user) => ctx.hub.unsubscribe_user(user, topic.as_str()),
+            let (left, subject) = match target {
+                Target::Token(token) => (
+                    ctx.hub.unsubscribe_token(&token, topic.as_str()),
+                    Subject::Token(token),
+                ),
+                Target::User(user) => (
+                    ctx.hub.unsubscribe_user(user, topic.as_str()),
+                    Subject::User(user),
+                ),
             };
-            Outcome::Reply(Reply::Count(left as u64))
+            let question = Question::Unsubscribe {
+                target: subject,
+                topic: topic.as_str(),
+            };
+            let left = left as u64;
+            match ctx.hub.cluster_ask(ctx.me, question, left, ctx.now) {
+                Asked::Alone => Outcome::Reply(Reply::Count(left)),
+                asked => asked_outcome(asked),
+            }
         }
         Command::Publish {
             binary,

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::cluster::{ClusterMessage, Link, Question, RedisState, wire};
-use crate::control::command::Reply;
+use crate::cluster::{ClusterMessage, Link, Question, RedisState, Subject, wire};
+use crate::control::command::{Refusal, Reply};
 use crate::server::commands::Ticket;
 use crate::server::hub::{Hub, Message};
 use crate::server::outbound::BatchFor;
@@ -63,6 +63,18 @@ enum Answering {
         local: String,
         nodes: Vec<(String, Vec<u8>)>,
     },
+    /// `j`, `J`: the sum, unless no node subscribed any connection and one refused (the first
+    /// refusal heard, this node's first).
+    Subscription { refusal: Option<Refusal> },
+}
+
+/// What this node adds to a question besides its count.
+enum Answer0 {
+    None,
+    /// Its status JSON (`t`).
+    Status(String),
+    /// Its refusal (`j`, `J`).
+    Refusal(Option<Refusal>),
 }
 
 struct Pending {
@@ -123,6 +135,10 @@ impl ClusterSide {
             Answering::Status { local, nodes } => {
                 Reply::Status(cluster_status(self.link.node_id(), &local, &nodes))
             }
+            Answering::Subscription {
+                refusal: Some(refusal),
+            } if pending.count == 0 => Reply::Refused(refusal),
+            Answering::Subscription { .. } => Reply::Count(pending.count),
         };
         self.replies.push((pending.control, pending.ticket, reply));
     }
@@ -219,12 +235,27 @@ impl Hub {
         local: u64,
         now: Instant,
     ) -> Asked {
-        self.ask_cluster(control, question, local, None, now)
+        self.ask_cluster(control, question, local, Answer0::None, now)
+    }
+
+    /// `j`, `J` with the other nodes: `local` is this node's result.
+    pub fn cluster_ask_subscribe(
+        &mut self,
+        control: Key,
+        question: Question<'_>,
+        local: Result<usize, Refusal>,
+        now: Instant,
+    ) -> Asked {
+        let (count, refusal) = match local {
+            Ok(count) => (count as u64, None),
+            Err(refusal) => (0, Some(refusal)),
+        };
+        self.ask_cluster(control, question, count, Answer0::Refusal(refusal), now)
     }
 
     /// `t` with the other nodes: `local` is this node's status JSON.
     pub fn cluster_ask_status(&mut self, control: Key, local: String, now: Instant) -> Asked {
-        self.ask_cluster(control, Question::Status, 0, Some(local), now)
+        self.ask_cluster(control, Question::Status, 0, Answer0::Status(local), now)
     }
 
     fn ask_cluster(
@@ -232,7 +263,7 @@ impl Hub {
         control: Key,
         question: Question<'_>,
         local: u64,
-        local_status: Option<String>,
+        local_extra: Answer0,
         now: Instant,
     ) -> Asked {
         let Some(cluster) = &mut self.cluster else {
@@ -252,10 +283,20 @@ impl Hub {
             Question::ToUser { .. }
             | Question::UserOnline { .. }
             | Question::KickToken { .. }
-            | Question::KickUser { .. } => Answering::Count,
+            | Question::KickUser { .. }
+            | Question::Unsubscribe { .. } => Answering::Count,
             Question::Status => Answering::Status {
-                local: local_status.unwrap_or_default(),
+                local: match local_extra {
+                    Answer0::Status(local) => local,
+                    Answer0::None | Answer0::Refusal(_) => String::new(),
+                },
                 nodes: Vec::new(),
+            },
+            Question::Subscribe { .. } => Answering::Subscription {
+                refusal: match local_extra {
+                    Answer0::Refusal(refusal) => refusal,
+                    Answer0::None | Answer0::Status(_) => None,
+                },
             },
         };
         cluster.send(None, |origin, out| {
@@ -440,6 +481,22 @@ impl Hub {
             ClusterMessage::Ask {
                 origin,
                 id,
+                question: Question::Subscribe { target, topic },
+            } => {
+                let subscribed = match target {
+                    Subject::Token(token) => self.subscribe_token(&token, topic, settings),
+                    Subject::User(user) => self.subscribe_user(user, topic, settings),
+                };
+                match subscribed {
+                    Ok(count) => self.cluster_answer(origin, id, count as u64, b""),
+                    Err(refusal) => {
+                        self.cluster_answer(origin, id, 0, refusal.reason().as_bytes());
+                    }
+                }
+            }
+            ClusterMessage::Ask {
+                origin,
+                id,
                 question,
             } => {
                 let count = self.answer_here(question, settings, stats);
@@ -462,8 +519,14 @@ impl Hub {
                 };
                 pending.waiting.swap_remove(at);
                 pending.count = pending.count.saturating_add(count);
-                if let Answering::Status { nodes, .. } = &mut pending.answering {
-                    nodes.push((node_name(origin).to_owned(), body.to_vec()));
+                match &mut pending.answering {
+                    Answering::Status { nodes, .. } => {
+                        nodes.push((node_name(origin).to_owned(), body.to_vec()));
+                    }
+                    Answering::Subscription { refusal } if refusal.is_none() => {
+                        *refusal = Refusal::from_reason(body);
+                    }
+                    Answering::Confirm(_) | Answering::Count | Answering::Subscription { .. } => {}
                 }
                 if pending.waiting.is_empty() {
                     cluster.finish(id);
@@ -519,8 +582,13 @@ impl Hub {
             Question::KickUser { user, code, reason } => {
                 self.kick_user(user, code, reason, settings, Instant::now())
             }
-            // Answered by the server (`take_statuses_wanted`), which has every figure.
-            Question::Status => 0,
+            Question::Unsubscribe { target, topic } => match target {
+                Subject::Token(token) => self.unsubscribe_token(&token, topic),
+                Subject::User(user) => self.unsubscribe_user(user, topic),
+            },
+            // Answered by the server (`take_statuses_wanted`), which has every figure, and
+            // in `cluster_handle` (a refusal to carry).
+            Question::Status | Question::Subscribe { .. } => 0,
         };
         count as u64
     }
