@@ -500,6 +500,31 @@ fn subscriptions_reach_connections_on_any_node() {
     assert_eq!(tab_on_b.recv_text(), "the end");
 }
 
+#[test]
+fn m_names_the_freest_listener_of_the_freest_node() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let named = |name: &str| {
+        node_setup(&redis, name)
+            .set("servers", r#"["tcp://127.0.0.1:0"]"#)
+            .set("domains", &format!("[\"{name}.example\"]"))
+            .start()
+    };
+    let nodes = [named("a"), named("b"), named("c")];
+    for node in &nodes {
+        wait_redis(node, "up");
+        wait_nodes(node, 3);
+    }
+    let _clients: Vec<WsClient> = [0, 1, 1, 2, 2, 2]
+        .iter()
+        .map(|&index| nodes[index].client())
+        .collect();
+    let mut control = nodes[2].control();
+    control.send(b'm', b"");
+    assert_eq!(control.reply(), (b'M', b"a.example".to_vec()));
+}
+
 /// The control protocol's fields encoding.
 fn fields(values: &[&[u8]]) -> Vec<u8> {
     wson::control::fields::to_payload(values)

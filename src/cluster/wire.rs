@@ -106,6 +106,8 @@ pub enum Question<'a> {
     },
     /// The node's status (`t`), as the answer's body.
     Status,
+    /// The node's load (its connections) and its freest listener's domain as the body (`m`).
+    Freest,
     /// Subscribe `target`'s connections to `topic` (`j`, `J`; for a user, its future
     /// connections too): how many are subscribed; a refusal's reason as the answer's body.
     Subscribe { target: Subject<'a>, topic: &'a str },
@@ -186,7 +188,7 @@ impl fmt::Display for WireError {
             WireError::BadKind => f.write_str("the message kind is neither t nor b"),
             WireError::TextNotUtf8 => f.write_str("a text message that is not UTF-8"),
             WireError::BadQuestion => {
-                f.write_str("a question that is none of c, w, o, k, K, t, j, J, r, R")
+                f.write_str("a question that is none of c, w, o, k, K, t, m, j, J, r, R")
             }
             WireError::BadCloseCode => f.write_str("a close code a server may not send"),
             WireError::BadTopic => f.write_str("not a topic name"),
@@ -284,6 +286,7 @@ impl<'a> ClusterMessage<'a> {
                         reason.as_bytes(),
                     ),
                     Question::Status => (b"t", b"", b"t", b""),
+                    Question::Freest => (b"m", b"", b"t", b""),
                     Question::Subscribe { target, topic } => {
                         let what: &[u8] = match target {
                             Subject::Token(_) => b"j",
@@ -427,6 +430,7 @@ impl<'a> ClusterMessage<'a> {
                         reason: text(message, "reason")?,
                     },
                     b"t" => Question::Status,
+                    b"m" => Question::Freest,
                     b"j" | b"r" | b"J" | b"R" => {
                         let target = if matches!(what, b"j" | b"r") {
                             Subject::Token(Token::from_slice(subject).ok_or(WireError::BadToken)?)

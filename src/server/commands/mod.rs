@@ -215,7 +215,17 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
                 }
             }
         }
-        Command::Domain => Outcome::Reply(Reply::Domain(freest_domain(ctx))),
+        Command::Domain => {
+            let (load, domain) = ctx.hub.freest_listener(ctx.settings);
+            // Load balancing must answer: with Redis away, this node's freest listener.
+            match ctx
+                .hub
+                .cluster_ask_freest(ctx.me, (load, domain.clone()), ctx.now)
+            {
+                Asked::Later(ticket) => Outcome::Later(ticket),
+                Asked::Alone | Asked::Unavailable => Outcome::Reply(Reply::Domain(domain)),
+            }
+        }
         Command::Ping => Outcome::Reply(Reply::Pong),
         Command::Pong => Outcome::Done,
         Command::Quit => Outcome::Quit,
@@ -427,25 +437,6 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
 
 fn data_opcode(binary: bool) -> OpCode {
     MessageKind::from_binary(binary).opcode()
-}
-
-/// The domain (or, without `domains`, the address) of the listener with the fewest live
-/// connections; the first such listener on a tie, as ws(s)on did.
-fn freest_domain(ctx: &Backend<'_>) -> String {
-    let freest = ctx
-        .hub
-        .listener_loads()
-        .enumerate()
-        .min_by_key(|(index, (_, load))| (*load, *index));
-    match freest {
-        Some((index, (name, _))) => ctx
-            .settings
-            .domains
-            .get(index)
-            .cloned()
-            .unwrap_or_else(|| name.to_owned()),
-        None => String::new(),
-    }
 }
 
 /// A cluster-wide question's outcome when other nodes are involved.

@@ -66,6 +66,9 @@ enum Answering {
     /// `j`, `J`: the sum, unless no node subscribed any connection and one refused (the first
     /// refusal heard, this node's first).
     Subscription { refusal: Option<Refusal> },
+    /// `m`: the freest listener's domain of the node with the fewest connections (this
+    /// node's on a tie), as (connections, domain).
+    Freest { best: (u64, String) },
 }
 
 /// What this node adds to a question besides its count.
@@ -75,6 +78,8 @@ enum Answer0 {
     Status(String),
     /// Its refusal (`j`, `J`).
     Refusal(Option<Refusal>),
+    /// Its load and freest domain (`m`).
+    Freest((u64, String)),
 }
 
 struct Pending {
@@ -139,6 +144,7 @@ impl ClusterSide {
                 refusal: Some(refusal),
             } if pending.count == 0 => Reply::Refused(refusal),
             Answering::Subscription { .. } => Reply::Count(pending.count),
+            Answering::Freest { best } => Reply::Domain(best.1),
         };
         self.replies.push((pending.control, pending.ticket, reply));
     }
@@ -253,6 +259,16 @@ impl Hub {
         self.ask_cluster(control, question, count, Answer0::Refusal(refusal), now)
     }
 
+    /// `m` with the other nodes: `local` is this node's (connections, freest domain).
+    pub fn cluster_ask_freest(
+        &mut self,
+        control: Key,
+        local: (u64, String),
+        now: Instant,
+    ) -> Asked {
+        self.ask_cluster(control, Question::Freest, 0, Answer0::Freest(local), now)
+    }
+
     /// `t` with the other nodes: `local` is this node's status JSON.
     pub fn cluster_ask_status(&mut self, control: Key, local: String, now: Instant) -> Asked {
         self.ask_cluster(control, Question::Status, 0, Answer0::Status(local), now)
@@ -288,14 +304,22 @@ impl Hub {
             Question::Status => Answering::Status {
                 local: match local_extra {
                     Answer0::Status(local) => local,
-                    Answer0::None | Answer0::Refusal(_) => String::new(),
+                    Answer0::None | Answer0::Refusal(_) | Answer0::Freest(_) => String::new(),
                 },
                 nodes: Vec::new(),
             },
             Question::Subscribe { .. } => Answering::Subscription {
                 refusal: match local_extra {
                     Answer0::Refusal(refusal) => refusal,
-                    Answer0::None | Answer0::Status(_) => None,
+                    Answer0::None | Answer0::Status(_) | Answer0::Freest(_) => None,
+                },
+            },
+            Question::Freest => Answering::Freest {
+                best: match local_extra {
+                    Answer0::Freest(local) => local,
+                    Answer0::None | Answer0::Status(_) | Answer0::Refusal(_) => {
+                        (u64::MAX, String::new())
+                    }
                 },
             },
         };
@@ -481,6 +505,14 @@ impl Hub {
             ClusterMessage::Ask {
                 origin,
                 id,
+                question: Question::Freest,
+            } => {
+                let (load, domain) = self.freest_listener(settings);
+                self.cluster_answer(origin, id, load, domain.as_bytes());
+            }
+            ClusterMessage::Ask {
+                origin,
+                id,
                 question: Question::Subscribe { target, topic },
             } => {
                 let subscribed = match target {
@@ -526,7 +558,13 @@ impl Hub {
                     Answering::Subscription { refusal } if refusal.is_none() => {
                         *refusal = Refusal::from_reason(body);
                     }
-                    Answering::Confirm(_) | Answering::Count | Answering::Subscription { .. } => {}
+                    Answering::Freest { best } if count < best.0 => {
+                        *best = (count, String::from_utf8_lossy(body).into_owned());
+                    }
+                    Answering::Confirm(_)
+                    | Answering::Count
+                    | Answering::Subscription { .. }
+                    | Answering::Freest { .. } => {}
                 }
                 if pending.waiting.is_empty() {
                     cluster.finish(id);
@@ -588,7 +626,7 @@ impl Hub {
             },
             // Answered by the server (`take_statuses_wanted`), which has every figure, and
             // in `cluster_handle` (a refusal to carry).
-            Question::Status | Question::Subscribe { .. } => 0,
+            Question::Status | Question::Subscribe { .. } | Question::Freest => 0,
         };
         count as u64
     }

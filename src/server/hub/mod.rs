@@ -334,6 +334,26 @@ impl Hub {
             .map(|load| (load.name.as_str(), load.connections))
     }
 
+    /// This node's connections and the name (`domains` entry, else the endpoint) of its
+    /// listener with the fewest live connections, the first on a tie as ws(s)on did: `m`'s
+    /// answer on one node.
+    pub fn freest_listener(&self, settings: &Settings) -> (u64, String) {
+        let freest = self
+            .listener_loads()
+            .enumerate()
+            .min_by_key(|(index, (_, load))| (*load, *index));
+        let domain = match freest {
+            Some((index, (name, _))) => settings
+                .domains
+                .get(index)
+                .cloned()
+                .unwrap_or_else(|| name.to_owned()),
+            None => String::new(),
+        };
+        let connections = self.listener_loads().map(|(_, load)| load as u64).sum();
+        (connections, domain)
+    }
+
     pub fn figures(&self) -> Figures {
         Figures {
             connections: self.clients.len(),
