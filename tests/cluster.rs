@@ -108,16 +108,26 @@ fn node_setup(redis: &Redis, name: &str) -> Setup {
 
 /// Waits (bounded) until the node's status says Redis is `state`.
 fn wait_redis(server: &Server, state: &str) {
+    wait_status(server, "cluster_redis", &serde_json::json!(state));
+}
+
+/// Waits (bounded) until the node counts `nodes` live nodes, itself included.
+fn wait_nodes(server: &Server, nodes: u64) {
+    wait_status(server, "cluster_nodes", &serde_json::json!(nodes));
+}
+
+/// Waits (bounded) until the node's status has `key` = `value`.
+fn wait_status(server: &Server, key: &str, value: &serde_json::Value) {
     let mut control = server.control();
     let deadline = Instant::now() + WAIT;
     loop {
         let status = control.status();
-        if status["cluster_redis"] == state {
+        if status[key] == *value {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "cluster_redis never became {state}: {status}"
+            "{key} never became {value}: {status}"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -295,23 +305,6 @@ fn a_topic_publication_reaches_the_wamp_subscribers_of_every_node() {
     let event = wamp.recv();
     assert_eq!(event[0], 36, "{event}");
     assert_eq!(event[4], serde_json::json!(["Goal!", 1]));
-}
-
-/// Waits (bounded) until the node counts `nodes` live nodes, itself included.
-fn wait_nodes(server: &Server, nodes: u64) {
-    let mut control = server.control();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let status = control.status();
-        if status["cluster_nodes"] == nodes {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "cluster_nodes never became {nodes}: {status}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
