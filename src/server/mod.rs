@@ -303,6 +303,7 @@ impl Server {
                 link,
                 settings.cluster.heartbeat,
                 settings.cluster.request_timeout,
+                settings.cluster.max_queue,
                 Instant::now(),
             );
         }

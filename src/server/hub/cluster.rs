@@ -103,6 +103,8 @@ pub(super) struct ClusterSide {
     peers: HashMap<String, Instant>,
     next_question: u64,
     pending: HashMap<u64, Pending>,
+    /// Most questions waiting for answers (`[cluster] max_queue`).
+    max_pending: usize,
     /// Replies due to control connections, taken by the server.
     replies: Vec<(Key, Ticket, Reply)>,
     /// Status questions of other nodes (asker, question id): the server, which has every
@@ -157,9 +159,11 @@ impl Hub {
         link: Link,
         heartbeat: Duration,
         request_timeout: Duration,
+        max_pending: usize,
         now: Instant,
     ) {
         self.cluster = Some(ClusterSide {
+            max_pending,
             link,
             refused: 0,
             heartbeat,
@@ -291,6 +295,10 @@ impl Hub {
         let waiting = cluster.alive(now);
         if waiting.is_empty() {
             return Asked::Alone;
+        }
+        if cluster.pending.len() >= cluster.max_pending {
+            log::warn!(max = cluster.max_pending; "cluster: max_queue questions wait for answers already; refused");
+            return Asked::Unavailable;
         }
         let id = cluster.next_question;
         cluster.next_question += 1;
