@@ -1856,6 +1856,13 @@ pub fn cluster_message(data: &[u8]) {
                     }
                     return;
                 }
+                ClusterMessage::Events { frames, .. } => {
+                    assert!(
+                        wson::cluster::wire::events_in(frames).is_some(),
+                        "events that are not whole e frames passed"
+                    );
+                    return;
+                }
                 ClusterMessage::Heartbeat { .. } | ClusterMessage::Answer { .. } => return,
             };
             let joined: Vec<_> = wson::cluster::wire::messages_in(frames);

@@ -518,6 +518,58 @@ fn m_names_the_freest_listener_of_the_freest_node() {
     assert_eq!(control.reply(), (b'M', b"a.example".to_vec()));
 }
 
+#[test]
+fn event_listeners_hear_every_node_and_a_group_gets_each_event_once() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let nodes = three_nodes(&redis);
+    for node in &nodes {
+        wait_nodes(node, 3);
+    }
+    // The group "workers" with a member on b and one on c, then a listener on b.
+    let mut worker_b = nodes[1].control();
+    worker_b.listen("workers", "connected");
+    let mut worker_c = nodes[2].control();
+    worker_c.listen("workers", "connected");
+    // Node a forwards once a heartbeat says someone listens; c decides about the group once
+    // it has heard b's (b's first heartbeat that wants "connected" names its group).
+    for node in [&nodes[0], &nodes[2]] {
+        wait_status(
+            node,
+            "cluster_events_wanted",
+            &serde_json::json!(["connected"]),
+        );
+    }
+    let mut plain = nodes[1].control();
+    plain.listen("", "connected");
+    let users = ["u1", "u2", "u3", "u4"];
+    let _clients: Vec<WsClient> = users
+        .iter()
+        .map(|user| WsClient::connect_tcp(&nodes[0].tcp(), &Cookies::fresh(user)).unwrap())
+        .collect();
+    let connected = |listener: &mut Control| match listener.next_event().event() {
+        wson::control::event::Event::Connected { user, .. } => user.to_owned(),
+        other => panic!("expected connected, got {other:?}"),
+    };
+    // Every connection on a reaches the plain listener on b.
+    for user in users {
+        assert_eq!(connected(&mut plain), user);
+    }
+    // The group gets each once: a has no member, so the member on the node with the
+    // smaller name (b) gets them all, c's none (a ping round trip shows nothing came).
+    for user in users {
+        assert_eq!(connected(&mut worker_b), user);
+    }
+    worker_c.send(b'p', b"");
+    assert_eq!(worker_c.reply().0, b'P');
+    assert!(
+        worker_c.held().iter().all(|(command, _)| *command != b'e'),
+        "{:?}",
+        worker_c.held()
+    );
+}
+
 /// The control protocol's fields encoding.
 fn fields(values: &[&[u8]]) -> Vec<u8> {
     wson::control::fields::to_payload(values)

@@ -24,6 +24,7 @@ const PUBLISH: u8 = b'x';
 const DIRECT: u8 = b'd';
 const TO_USER: u8 = b'u';
 const HEARTBEAT: u8 = b'h';
+const EVENTS: u8 = b'e';
 const ASK: u8 = b'q';
 const ANSWER: u8 = b'a';
 
@@ -57,8 +58,16 @@ pub enum ClusterMessage<'a> {
         binary: bool,
         message: &'a [u8],
     },
-    /// The sender is alive; the others count it among the nodes that answer.
-    Heartbeat { origin: &'a str },
+    /// The sender is alive (the others count it among the nodes that answer), its event
+    /// listeners hear `listening` (one bit per kind, as `EventKinds::bits`), and `groups`
+    /// (the control fields encoding, one group name each) have members there.
+    Heartbeat {
+        origin: &'a str,
+        listening: u8,
+        groups: &'a [u8],
+    },
+    /// Events the sender emitted, as the `e` frames its own listeners get, back to back.
+    Events { origin: &'a str, frames: &'a [u8] },
     /// A question every node answers (to `origin`'s channel) for its own clients.
     Ask {
         origin: &'a str,
@@ -164,6 +173,10 @@ pub enum WireError {
     BadCloseCode,
     /// Not a topic name.
     BadTopic,
+    /// A heartbeat's groups are not fields.
+    BadGroups,
+    /// The events are not whole `e` frames each holding one event.
+    BadEvents,
     /// The frames are not `messages` whole, unmasked data frames.
     BadFrames,
 }
@@ -192,6 +205,8 @@ impl fmt::Display for WireError {
             }
             WireError::BadCloseCode => f.write_str("a close code a server may not send"),
             WireError::BadTopic => f.write_str("not a topic name"),
+            WireError::BadGroups => f.write_str("the heartbeat's groups are not fields"),
+            WireError::BadEvents => f.write_str("the events are not whole e frames"),
             WireError::BadFrames => {
                 f.write_str("the frames are not the announced number of whole data frames")
             }
@@ -245,9 +260,19 @@ impl<'a> ClusterMessage<'a> {
                 let kind = kind_flag(binary);
                 fields::append_fields(out, &[origin.as_bytes(), user.as_bytes(), kind, message]);
             }
-            ClusterMessage::Heartbeat { origin } => {
+            ClusterMessage::Heartbeat {
+                origin,
+                listening,
+                groups,
+            } => {
                 out.extend_from_slice(&[VERSION, HEARTBEAT]);
-                fields::append_fields(out, &[origin.as_bytes()]);
+                let mut digits = [0_u8; 20];
+                let listening = decimal(u64::from(listening), &mut digits);
+                fields::append_fields(out, &[origin.as_bytes(), listening, groups]);
+            }
+            ClusterMessage::Events { origin, frames } => {
+                out.extend_from_slice(&[VERSION, EVENTS]);
+                fields::append_fields(out, &[origin.as_bytes(), frames]);
             }
             ClusterMessage::Ask {
                 origin,
@@ -397,9 +422,30 @@ impl<'a> ClusterMessage<'a> {
                 })
             }
             HEARTBEAT => {
-                expect(1)?;
+                expect(3)?;
+                let [origin, listening, groups, ..] = values;
+                let listening = count_of(listening)
+                    .ok()
+                    .and_then(|bits| u8::try_from(bits).ok())
+                    .ok_or(WireError::BadCount)?;
+                if Fields::new(groups).any(|group| group.is_err()) {
+                    return Err(WireError::BadGroups);
+                }
                 Ok(ClusterMessage::Heartbeat {
-                    origin: text(values[0], "origin")?,
+                    origin: text(origin, "origin")?,
+                    listening,
+                    groups,
+                })
+            }
+            EVENTS => {
+                expect(2)?;
+                let [origin, frames, ..] = values;
+                if !events_are_whole(frames) {
+                    return Err(WireError::BadEvents);
+                }
+                Ok(ClusterMessage::Events {
+                    origin: text(origin, "origin")?,
+                    frames,
                 })
             }
             ASK => {
@@ -475,7 +521,8 @@ impl<'a> ClusterMessage<'a> {
             | ClusterMessage::Publish { origin, .. }
             | ClusterMessage::Direct { origin, .. }
             | ClusterMessage::ToUser { origin, .. }
-            | ClusterMessage::Heartbeat { origin }
+            | ClusterMessage::Heartbeat { origin, .. }
+            | ClusterMessage::Events { origin, .. }
             | ClusterMessage::Ask { origin, .. }
             | ClusterMessage::Answer { origin, .. } => origin,
         }
@@ -496,6 +543,36 @@ fn decimal(value: u64, buf: &mut [u8; 20]) -> &[u8] {
         }
     }
     buf.get(at..).unwrap_or_default()
+}
+
+/// The `e` frames (control framing) of an `Events` message, each with its event, in order;
+/// `None` unless every byte belongs to one.
+pub fn events_in(frames: &[u8]) -> Option<Vec<(&[u8], crate::control::event::Event<'_>)>> {
+    use crate::control::codec;
+    let mut events = Vec::new();
+    let mut rest = frames;
+    while !rest.is_empty() {
+        let Ok(Decoded::Done { item, len }) = codec::decode(rest, usize::MAX) else {
+            return None;
+        };
+        if item.command != crate::control::event::EVENT_BYTE {
+            return None;
+        }
+        let event = crate::control::event::Event::parse(item.payload)?;
+        let (frame, after) = rest.split_at_checked(len)?;
+        events.push((frame, event));
+        rest = after;
+    }
+    Some(events)
+}
+
+fn events_are_whole(frames: &[u8]) -> bool {
+    events_in(frames).is_some()
+}
+
+/// The group names of a heartbeat (checked fields).
+pub fn group_names(groups: &[u8]) -> impl Iterator<Item = &[u8]> {
+    Fields::new(groups).filter_map(Result::ok)
 }
 
 /// The messages in frames `check_frames` accepted, as (binary, payload): a fragmented one
@@ -640,7 +717,11 @@ mod tests {
                 binary: true,
                 message: &[0xff, 0],
             },
-            ClusterMessage::Heartbeat { origin: "node-d" },
+            ClusterMessage::Heartbeat {
+                origin: "node-d",
+                listening: 5,
+                groups: b"7:workers3:ops",
+            },
             ClusterMessage::Ask {
                 origin: "node-d",
                 id: 7,
@@ -791,6 +872,9 @@ mod tests {
             b"1u1:n1:u1:t1:\xff",
             b"1u1:n1:u1:t",
             b"1h",
+            b"1h1:n3:2561:x",
+            b"1h1:n1:12:9:",
+            b"1e1:n3:0e1",
             b"1q1:n1:11:z1:u1:t0:",
             b"1a1:n1:x1:1",
             b"1q1:n1:11:K3:bob4:10101:x",

@@ -102,6 +102,19 @@ impl EventKinds {
         self == EventKinds::ALL
     }
 
+    /// The kinds as one byte, one bit per kind (what a cluster node's heartbeat carries).
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+
+    pub fn from_bits(bits: u8) -> EventKinds {
+        EventKinds(bits)
+    }
+
+    pub fn union(self, other: EventKinds) -> EventKinds {
+        EventKinds(self.0 | other.0)
+    }
+
     pub fn iter(self) -> impl Iterator<Item = EventKind> {
         EventKind::ALL
             .into_iter()

@@ -396,6 +396,7 @@ impl Server {
                     }
                 }
             }
+            self.hub.cluster_flush_events();
             self.hub.flush(&mut self.stats);
             self.flush_controls(now);
             if now >= self.next_tick {

@@ -515,6 +515,12 @@ pub fn status_json(
         object.insert("cluster_received".into(), cluster.received.into());
         object.insert("cluster_dropped".into(), cluster.dropped.into());
         object.insert("cluster_refused".into(), cluster.refused.into());
+        let wanted: Vec<&str> = cluster
+            .events_wanted
+            .iter()
+            .map(|kind| kind.name())
+            .collect();
+        object.insert("cluster_events_wanted".into(), wanted.into());
     }
     status.to_string()
 }

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use crate::cluster::{ClusterMessage, Link, Question, RedisState, Subject, wire};
 use crate::control::command::{Refusal, Reply};
+use crate::control::event::EventKinds;
+use crate::control::fields;
 use crate::server::commands::Ticket;
 use crate::server::hub::{Hub, Message};
 use crate::server::outbound::BatchFor;
@@ -38,6 +40,8 @@ pub struct ClusterFigures {
     pub dropped: u64,
     /// Messages from the channel that were no wson message (logged).
     pub refused: u64,
+    /// The event kinds the other nodes' listeners hear: what this node forwards.
+    pub events_wanted: EventKinds,
 }
 
 /// How a cluster-wide question goes.
@@ -101,6 +105,9 @@ pub(super) struct ClusterSide {
     next_heartbeat: Instant,
     /// Other nodes by id, with when each was last heard.
     peers: HashMap<String, Instant>,
+    /// What the other nodes' event listeners hear, and which groups have members there
+    /// (from their heartbeats).
+    listening: HashMap<String, (EventKinds, Vec<String>)>,
     next_question: u64,
     pending: HashMap<u64, Pending>,
     /// Most questions waiting for answers (`[cluster] max_queue`).
@@ -162,6 +169,7 @@ impl Hub {
         max_pending: usize,
         now: Instant,
     ) {
+        self.events.forward_to_cluster();
         self.cluster = Some(ClusterSide {
             max_pending,
             link,
@@ -170,6 +178,7 @@ impl Hub {
             request_timeout,
             next_heartbeat: now,
             peers: HashMap::new(),
+            listening: HashMap::new(),
             next_question: 1,
             pending: HashMap::new(),
             replies: Vec::new(),
@@ -366,16 +375,25 @@ impl Hub {
     /// Heartbeats when due, forgets silent nodes, and answers questions whose time is up
     /// with the answers that came.
     pub fn cluster_tick(&mut self, now: Instant) {
+        let listening = self.events.local_kinds().bits();
+        let names: Vec<&[u8]> = self.events.group_names().map(str::as_bytes).collect();
+        let groups = fields::to_payload(&names);
         let Some(cluster) = &mut self.cluster else {
             return;
         };
         if now >= cluster.next_heartbeat {
             cluster.next_heartbeat = now + cluster.heartbeat;
             cluster.send(None, |origin, out| {
-                ClusterMessage::Heartbeat { origin }.encode(out);
+                ClusterMessage::Heartbeat {
+                    origin,
+                    listening,
+                    groups: &groups,
+                }
+                .encode(out);
             });
         }
         let span = cluster.heartbeat * MISSED_HEARTBEATS;
+        let before = cluster.peers.len();
         cluster.peers.retain(|node, heard| {
             let alive = now.saturating_duration_since(*heard) <= span;
             if !alive {
@@ -383,6 +401,15 @@ impl Hub {
             }
             alive
         });
+        if cluster.peers.len() != before {
+            let peers = &cluster.peers;
+            cluster.listening.retain(|node, _| peers.contains_key(node));
+            let remote = remote_kinds(&cluster.listening);
+            self.events.set_remote_wanted(remote);
+        }
+        let Some(cluster) = &mut self.cluster else {
+            return;
+        };
         let due: Vec<u64> = cluster
             .pending
             .iter()
@@ -500,7 +527,37 @@ impl Hub {
                     stats,
                 );
             }
-            ClusterMessage::Heartbeat { .. } => {}
+            ClusterMessage::Heartbeat {
+                origin,
+                listening,
+                groups,
+            } => {
+                let Some(cluster) = &mut self.cluster else {
+                    return;
+                };
+                let groups = wire::group_names(groups)
+                    .map(|name| String::from_utf8_lossy(name).into_owned())
+                    .collect();
+                let kinds = EventKinds::from_bits(listening);
+                cluster.listening.insert(origin.to_owned(), (kinds, groups));
+                let remote = remote_kinds(&cluster.listening);
+                self.events.set_remote_wanted(remote);
+            }
+            ClusterMessage::Events { origin, frames } => {
+                let Some(events) = wire::events_in(frames) else {
+                    return;
+                };
+                let Some(cluster) = &self.cluster else {
+                    return;
+                };
+                let me = cluster.link.instance().to_owned();
+                let listening = cluster.listening.clone();
+                for (frame, event) in events {
+                    let frame: Rc<[u8]> = Rc::from(frame);
+                    let delivers = |group: &str| delivers_group(&me, origin, group, &listening);
+                    self.events.deliver_remote(&frame, event.kind(), delivers);
+                }
+            }
             ClusterMessage::Ask {
                 origin,
                 id,
@@ -639,6 +696,24 @@ impl Hub {
         count as u64
     }
 
+    /// The events the other nodes want, emitted since the last call: one message to them.
+    pub fn cluster_flush_events(&mut self) {
+        let Some(cluster) = &mut self.cluster else {
+            return;
+        };
+        let frames = self.events.take_forward();
+        if frames.is_empty() {
+            return;
+        }
+        cluster.send(None, |origin, out| {
+            ClusterMessage::Events {
+                origin,
+                frames: &frames,
+            }
+            .encode(out);
+        });
+    }
+
     /// Answers question `id` of node `to` (an instance name).
     pub fn cluster_answer(&mut self, to: &str, id: u64, count: u64, body: &[u8]) {
         if let Some(cluster) = &mut self.cluster {
@@ -672,6 +747,7 @@ impl Hub {
             received: cluster.link.received,
             dropped: cluster.link.dropped + cluster.link.lost(),
             refused: cluster.refused,
+            events_wanted: self.events.remote_wanted(),
         })
     }
 
@@ -681,6 +757,36 @@ impl Hub {
             cluster.link.stop();
         }
     }
+}
+
+/// What the other nodes' listeners hear, together.
+fn remote_kinds(listening: &HashMap<String, (EventKinds, Vec<String>)>) -> EventKinds {
+    listening
+        .values()
+        .fold(EventKinds::NONE, |kinds, (theirs, _)| kinds.union(*theirs))
+}
+
+/// Whether this node (`me`, which has members of `group`) delivers to `group` an event that
+/// node `origin` emitted: each event goes to one member cluster-wide. The origin's members
+/// get it when it has any; else the members on the node with the smallest name. Known from
+/// heartbeats, so for a heartbeat after a group changes an event may reach it twice or not.
+fn delivers_group(
+    me: &str,
+    origin: &str,
+    group: &str,
+    listening: &HashMap<String, (EventKinds, Vec<String>)>,
+) -> bool {
+    let has_members = |node: &str| {
+        listening
+            .get(node)
+            .is_some_and(|(_, groups)| groups.iter().any(|name| name == group))
+    };
+    if has_members(origin) {
+        return false;
+    }
+    !listening
+        .keys()
+        .any(|node| node.as_str() < me && has_members(node))
 }
 
 /// Status keys that add up across nodes: the counters and gauges of `t` (not the pid, the

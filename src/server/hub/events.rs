@@ -17,8 +17,14 @@ use crate::server::slab::Key;
 pub struct Events {
     listeners: BTreeMap<Key, Listener>,
     groups: BTreeMap<Rc<str>, Group>,
-    /// Every kind some listener hears: an event of another kind is not even encoded.
+    /// Every kind some listener hears, here or (in a cluster) on another node: an event of
+    /// another kind is not even encoded.
     wanted: EventKinds,
+    /// The kinds the other nodes' listeners hear.
+    remote_wanted: EventKinds,
+    /// In a cluster: the frames of the events the other nodes want, for the next message
+    /// to them (`take_forward`).
+    forward: Option<Vec<u8>>,
     outbox: VecDeque<Outgoing>,
     /// Listeners dropped for a full queue, since start.
     dropped: u64,
@@ -30,6 +36,8 @@ impl Default for Events {
             listeners: BTreeMap::new(),
             groups: BTreeMap::new(),
             wanted: EventKinds::NONE,
+            remote_wanted: EventKinds::NONE,
+            forward: None,
             outbox: VecDeque::new(),
             dropped: 0,
         }
@@ -128,12 +136,56 @@ impl Events {
     }
 
     fn recompute_wanted(&mut self) {
-        self.wanted = self
-            .listeners
+        self.wanted = self.local_kinds().union(self.remote_wanted);
+    }
+
+    /// The kinds this node's listeners hear.
+    pub fn local_kinds(&self) -> EventKinds {
+        self.listeners
             .values()
             .fold(EventKinds::NONE, |wanted, listener| {
                 listener.kinds.iter().fold(wanted, EventKinds::with)
-            });
+            })
+    }
+
+    /// The groups that have members on this node.
+    pub fn group_names(&self) -> impl Iterator<Item = &str> {
+        self.groups.keys().map(|name| &**name)
+    }
+
+    /// From now on the events the other nodes want are kept for them (`take_forward`).
+    pub fn forward_to_cluster(&mut self) {
+        self.forward.get_or_insert_with(Vec::new);
+    }
+
+    /// The kinds the other nodes' listeners hear, as last heard.
+    pub fn remote_wanted(&self) -> EventKinds {
+        self.remote_wanted
+    }
+
+    /// The kinds the other nodes' listeners hear now.
+    pub fn set_remote_wanted(&mut self, kinds: EventKinds) {
+        self.remote_wanted = kinds;
+        self.recompute_wanted();
+    }
+
+    /// The frames of the events the other nodes want, since the last call.
+    pub fn take_forward(&mut self) -> Vec<u8> {
+        self.forward
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// An event another node emitted (`frame`, of `kind`): to this node's listeners without a
+    /// group, and to the groups `deliver_group` names (the one node that delivers for each).
+    pub fn deliver_remote(
+        &mut self,
+        frame: &Rc<[u8]>,
+        kind: EventKind,
+        deliver_group: impl Fn(&str) -> bool,
+    ) {
+        self.route(frame, kind, deliver_group);
     }
 
     pub fn listeners(&self) -> usize {
@@ -157,23 +209,35 @@ impl Events {
         }
         let mut bytes = Vec::new();
         event.encode(&mut bytes);
+        if let Some(forward) = &mut self.forward
+            && self.remote_wanted.contains(kind)
+        {
+            forward.extend_from_slice(&bytes);
+        }
         let frame: Rc<[u8]> = Rc::from(bytes);
+        // A group with members here hears this node's events here.
+        self.route(&frame, kind, |_| true);
+    }
+
+    /// Queues `frame` (an event of `kind`) for every listener without a group that hears
+    /// it, and for the groups `group_here` accepts that have a member hearing it.
+    fn route(&mut self, frame: &Rc<[u8]>, kind: EventKind, group_here: impl Fn(&str) -> bool) {
         for (&key, listener) in &self.listeners {
             if listener.group.is_none() && listener.kinds.contains(kind) {
                 self.outbox.push_back(Outgoing {
                     route: Route::To(key),
-                    frame: Rc::clone(&frame),
+                    frame: Rc::clone(frame),
                 });
             }
         }
         for (name, group) in &self.groups {
-            if group.members.iter().any(|(_, kinds)| kinds.contains(kind)) {
+            if group.members.iter().any(|(_, kinds)| kinds.contains(kind)) && group_here(name) {
                 self.outbox.push_back(Outgoing {
                     route: Route::Group {
                         name: Rc::clone(name),
                         kind,
                     },
-                    frame: Rc::clone(&frame),
+                    frame: Rc::clone(frame),
                 });
             }
         }
