@@ -570,6 +570,57 @@ fn event_listeners_hear_every_node_and_a_group_gets_each_event_once() {
     );
 }
 
+#[test]
+fn lists_page_through_every_node() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let nodes = three_nodes(&redis);
+    for node in &nodes {
+        wait_nodes(node, 3);
+    }
+    // ann on a, bob on a and c, cat on c; each subscribed to "news" on its own node.
+    let mut clients = Vec::new();
+    for (index, user) in [(0, "ann"), (0, "bob"), (2, "bob"), (2, "cat")] {
+        let cookies = Cookies::fresh(user);
+        clients.push(WsClient::connect_tcp(&nodes[index].tcp(), &cookies).unwrap());
+        let mut control = nodes[1].control();
+        control.send(b'j', &fields(&[cookies.token.as_bytes(), b"news"]));
+        assert_eq!(control.reply(), (b'#', b"1".to_vec()));
+    }
+    let mut control = nodes[1].control();
+    let names = |page: &wson::control::command::Page| -> Vec<(String, u64)> {
+        page.items
+            .iter()
+            .map(|(name, count)| (String::from_utf8(name.clone()).unwrap(), *count))
+            .collect()
+    };
+    // y, two at a time, across the three nodes: bob's two connections add up.
+    let first = control.page(b'y', &[b"", b"2"]);
+    assert_eq!(
+        names(&first),
+        [("ann".to_owned(), 1), ("bob".to_owned(), 2)]
+    );
+    assert_eq!(first.next_cursor, b"bob");
+    let second = control.page(b'y', &[b"bob", b"2"]);
+    assert_eq!(names(&second), [("cat".to_owned(), 1)]);
+    assert!(second.next_cursor.is_empty());
+    // h and v: the topic's subscribers and the topics, everywhere.
+    let subscribers = control.page(b'h', &[b"news"]);
+    assert_eq!(
+        names(&subscribers),
+        [
+            ("ann".to_owned(), 1),
+            ("bob".to_owned(), 2),
+            ("cat".to_owned(), 1)
+        ]
+    );
+    let topics = control.page(b'v', &[]);
+    assert_eq!(names(&topics), [("news".to_owned(), 4)]);
+    // g: bob's tokens on a and c.
+    assert_eq!(control.page(b'g', &[b"bob"]).items.len(), 2);
+}
+
 /// The control protocol's fields encoding.
 fn fields(values: &[&[u8]]) -> Vec<u8> {
     wson::control::fields::to_payload(values)

@@ -122,6 +122,38 @@ pub enum Question<'a> {
     Subscribe { target: Subject<'a>, topic: &'a str },
     /// Unsubscribe (`r`, `R`): how many were.
     Unsubscribe { target: Subject<'a>, topic: &'a str },
+    /// One page of a list, after `cursor`, at most `limit` items (`g`, `y`, `h`, `v`; the
+    /// user or topic as `subject`, empty for `y` and `v`): the page as the answer's body.
+    Page {
+        list: ListKind,
+        subject: &'a str,
+        cursor: &'a [u8],
+        limit: u64,
+    },
+}
+
+/// Which list a `Page` question pages through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    /// `g`: a user's tokens.
+    UserTokens,
+    /// `y`: the online users.
+    OnlineUsers,
+    /// `h`: a topic's subscribers.
+    Subscribers,
+    /// `v`: the topics with subscribers.
+    Topics,
+}
+
+impl ListKind {
+    fn byte(self) -> &'static [u8] {
+        match self {
+            ListKind::UserTokens => b"g",
+            ListKind::OnlineUsers => b"y",
+            ListKind::Subscribers => b"h",
+            ListKind::Topics => b"v",
+        }
+    }
 }
 
 /// Whose connections a question is about.
@@ -200,9 +232,9 @@ impl fmt::Display for WireError {
             WireError::BadToken => f.write_str("the token is not 32 bytes"),
             WireError::BadKind => f.write_str("the message kind is neither t nor b"),
             WireError::TextNotUtf8 => f.write_str("a text message that is not UTF-8"),
-            WireError::BadQuestion => {
-                f.write_str("a question that is none of c, w, o, k, K, t, m, j, J, r, R")
-            }
+            WireError::BadQuestion => f.write_str(
+                "a question that is none of c, w, o, k, K, t, m, j, J, r, R, g, y, h, v",
+            ),
             WireError::BadCloseCode => f.write_str("a close code a server may not send"),
             WireError::BadTopic => f.write_str("not a topic name"),
             WireError::BadGroups => f.write_str("the heartbeat's groups are not fields"),
@@ -312,6 +344,17 @@ impl<'a> ClusterMessage<'a> {
                     ),
                     Question::Status => (b"t", b"", b"t", b""),
                     Question::Freest => (b"m", b"", b"t", b""),
+                    Question::Page {
+                        list,
+                        subject,
+                        cursor,
+                        limit,
+                    } => (
+                        list.byte(),
+                        subject.as_bytes(),
+                        decimal(*limit, &mut code_digits),
+                        cursor,
+                    ),
                     Question::Subscribe { target, topic } => {
                         let what: &[u8] = match target {
                             Subject::Token(_) => b"j",
@@ -477,6 +520,17 @@ impl<'a> ClusterMessage<'a> {
                     },
                     b"t" => Question::Status,
                     b"m" => Question::Freest,
+                    b"g" | b"y" | b"h" | b"v" => Question::Page {
+                        list: match what {
+                            b"g" => ListKind::UserTokens,
+                            b"y" => ListKind::OnlineUsers,
+                            b"h" => ListKind::Subscribers,
+                            _ => ListKind::Topics,
+                        },
+                        subject: text(subject, "subject")?,
+                        cursor: message,
+                        limit: count_of(kind)?,
+                    },
                     b"j" | b"r" | b"J" | b"R" => {
                         let target = if matches!(what, b"j" | b"r") {
                             Subject::Token(Token::from_slice(subject).ok_or(WireError::BadToken)?)

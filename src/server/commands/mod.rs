@@ -8,11 +8,11 @@
 use std::rc::Rc;
 use std::time::Instant;
 
-use crate::cluster::{Question, Subject};
+use crate::cluster::{ListKind, Question, Subject};
 use crate::config::AuthMode;
 use crate::control::authorizer::Decision;
 use crate::control::codec::ControlError;
-use crate::control::command::{Command, Refusal, Reply, Target};
+use crate::control::command::{Command, Page, PageRequest, Refusal, Reply, Target};
 use crate::server::hub::{Asked, Fragment, FragmentResult, Hub, Message};
 use crate::server::outbound::{BatchFor, FrameBatch, shared_frame};
 use crate::server::settings::Settings;
@@ -278,14 +278,14 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
                 asked => asked_outcome(asked),
             }
         }
-        Command::UserTokens { user, page } => Outcome::Reply(Reply::Page(ctx.hub.user_tokens(
-            user,
-            &page,
-            ctx.settings.max_list_page,
-        ))),
-        Command::OnlineUsers { page } => Outcome::Reply(Reply::Page(
-            ctx.hub.online_users(&page, ctx.settings.max_list_page),
-        )),
+        Command::UserTokens { user, page } => {
+            let local = ctx.hub.user_tokens(user, &page, ctx.settings.max_list_page);
+            cluster_page(ctx, ListKind::UserTokens, user, &page, local)
+        }
+        Command::OnlineUsers { page } => {
+            let local = ctx.hub.online_users(&page, ctx.settings.max_list_page);
+            cluster_page(ctx, ListKind::OnlineUsers, "", &page, local)
+        }
         Command::Kick {
             target,
             code,
@@ -376,11 +376,9 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
         }
         Command::Subscribers { topic, page } => {
             command.check_topic_len(ctx.settings.topics.max_name_length)?;
-            Outcome::Reply(Reply::Page(ctx.hub.subscribers(
-                topic.as_str(),
-                &page,
-                ctx.settings.max_list_page,
-            )))
+            let max = ctx.settings.max_list_page;
+            let local = ctx.hub.subscribers(topic.as_str(), &page, max);
+            cluster_page(ctx, ListKind::Subscribers, topic.as_str(), &page, local)
         }
         Command::SubscriberCount { topic } => {
             command.check_topic_len(ctx.settings.topics.max_name_length)?;
@@ -390,9 +388,10 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
                 connections: connections as u64,
             })
         }
-        Command::Topics { page } => Outcome::Reply(Reply::Page(
-            ctx.hub.topics(&page, ctx.settings.max_list_page),
-        )),
+        Command::Topics { page } => {
+            let local = ctx.hub.topics(&page, ctx.settings.max_list_page);
+            cluster_page(ctx, ListKind::Topics, "", &page, local)
+        }
         Command::Listen { group, kinds } => {
             ctx.hub.listen(ctx.me, group, kinds);
             Outcome::Done
@@ -437,6 +436,34 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
 
 fn data_opcode(binary: bool) -> OpCode {
     MessageKind::from_binary(binary).opcode()
+}
+
+/// A page of `list` for the whole cluster: every node's page after the same cursor,
+/// merged; this node's alone without other nodes.
+fn cluster_page(
+    ctx: &mut Backend<'_>,
+    list: ListKind,
+    subject: &str,
+    page: &PageRequest<'_>,
+    local: Page,
+) -> Outcome {
+    if !ctx.hub.clustered() {
+        return Outcome::Reply(Reply::Page(local));
+    }
+    let limit = page.limit_within(ctx.settings.max_list_page);
+    let question = Question::Page {
+        list,
+        subject,
+        cursor: page.cursor,
+        limit: limit as u64,
+    };
+    match ctx
+        .hub
+        .cluster_ask_page(ctx.me, question, local.clone(), limit, ctx.now)
+    {
+        Asked::Alone => Outcome::Reply(Reply::Page(local)),
+        asked => asked_outcome(asked),
+    }
 }
 
 /// A cluster-wide question's outcome when other nodes are involved.

@@ -10,8 +10,10 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::cluster::{ClusterMessage, Link, Question, RedisState, Subject, wire};
-use crate::control::command::{Refusal, Reply};
+use std::num::NonZeroUsize;
+
+use crate::cluster::{ClusterMessage, Link, ListKind, Question, RedisState, Subject, wire};
+use crate::control::command::{Page, PageRequest, Refusal, Reply};
 use crate::control::event::EventKinds;
 use crate::control::fields;
 use crate::server::commands::Ticket;
@@ -73,6 +75,8 @@ enum Answering {
     /// `m`: the freest listener's domain of the node with the fewest connections (this
     /// node's on a tie), as (connections, domain).
     Freest { best: (u64, String) },
+    /// `g`, `y`, `h`, `v`: every node's page after the same cursor, merged.
+    Pages { limit: usize, pages: Vec<Page> },
 }
 
 /// What this node adds to a question besides its count.
@@ -84,6 +88,8 @@ enum Answer0 {
     Refusal(Option<Refusal>),
     /// Its load and freest domain (`m`).
     Freest((u64, String)),
+    /// Its page and the limit asked (`g`, `y`, `h`, `v`).
+    Page(Page, usize),
 }
 
 struct Pending {
@@ -154,12 +160,18 @@ impl ClusterSide {
             } if pending.count == 0 => Reply::Refused(refusal),
             Answering::Subscription { .. } => Reply::Count(pending.count),
             Answering::Freest { best } => Reply::Domain(best.1),
+            Answering::Pages { limit, pages } => Reply::Page(merge_pages(limit, &pages)),
         };
         self.replies.push((pending.control, pending.ticket, reply));
     }
 }
 
 impl Hub {
+    /// True with `[cluster] redis`.
+    pub fn clustered(&self) -> bool {
+        self.cluster.is_some()
+    }
+
     /// Joins the cluster through `link`.
     pub fn join_cluster(
         &mut self,
@@ -272,6 +284,19 @@ impl Hub {
         self.ask_cluster(control, question, count, Answer0::Refusal(refusal), now)
     }
 
+    /// `g`, `y`, `h`, `v` with the other nodes: `local` is this node's page of at most
+    /// `limit` items.
+    pub fn cluster_ask_page(
+        &mut self,
+        control: Key,
+        question: Question<'_>,
+        local: Page,
+        limit: usize,
+        now: Instant,
+    ) -> Asked {
+        self.ask_cluster(control, question, 0, Answer0::Page(local, limit), now)
+    }
+
     /// `m` with the other nodes: `local` is this node's (connections, freest domain).
     pub fn cluster_ask_freest(
         &mut self,
@@ -321,23 +346,41 @@ impl Hub {
             Question::Status => Answering::Status {
                 local: match local_extra {
                     Answer0::Status(local) => local,
-                    Answer0::None | Answer0::Refusal(_) | Answer0::Freest(_) => String::new(),
+                    Answer0::None
+                    | Answer0::Refusal(_)
+                    | Answer0::Freest(_)
+                    | Answer0::Page(..) => String::new(),
                 },
                 nodes: Vec::new(),
             },
             Question::Subscribe { .. } => Answering::Subscription {
                 refusal: match local_extra {
                     Answer0::Refusal(refusal) => refusal,
-                    Answer0::None | Answer0::Status(_) | Answer0::Freest(_) => None,
+                    Answer0::None | Answer0::Status(_) | Answer0::Freest(_) | Answer0::Page(..) => {
+                        None
+                    }
                 },
             },
             Question::Freest => Answering::Freest {
                 best: match local_extra {
                     Answer0::Freest(local) => local,
-                    Answer0::None | Answer0::Status(_) | Answer0::Refusal(_) => {
-                        (u64::MAX, String::new())
-                    }
+                    Answer0::None
+                    | Answer0::Status(_)
+                    | Answer0::Refusal(_)
+                    | Answer0::Page(..) => (u64::MAX, String::new()),
                 },
+            },
+            Question::Page { .. } => match local_extra {
+                Answer0::Page(local, limit) => Answering::Pages {
+                    limit,
+                    pages: vec![local],
+                },
+                Answer0::None | Answer0::Status(_) | Answer0::Refusal(_) | Answer0::Freest(_) => {
+                    Answering::Pages {
+                        limit: 0,
+                        pages: Vec::new(),
+                    }
+                }
             },
         };
         cluster.send(None, |origin, out| {
@@ -570,6 +613,30 @@ impl Hub {
             ClusterMessage::Ask {
                 origin,
                 id,
+                question:
+                    Question::Page {
+                        list,
+                        subject,
+                        cursor,
+                        limit,
+                    },
+            } => {
+                let request = PageRequest {
+                    cursor,
+                    limit: usize::try_from(limit).ok().and_then(NonZeroUsize::new),
+                };
+                let max = settings.max_list_page;
+                let page = match list {
+                    ListKind::UserTokens => self.user_tokens(subject, &request, max),
+                    ListKind::OnlineUsers => self.online_users(&request, max),
+                    ListKind::Subscribers => self.subscribers(subject, &request, max),
+                    ListKind::Topics => self.topics(&request, max),
+                };
+                self.cluster_answer(origin, id, 0, &page_body(&page));
+            }
+            ClusterMessage::Ask {
+                origin,
+                id,
                 question: Question::Freest,
             } => {
                 let (load, domain) = self.freest_listener(settings);
@@ -625,6 +692,11 @@ impl Hub {
                     }
                     Answering::Freest { best } if count < best.0 => {
                         *best = (count, String::from_utf8_lossy(body).into_owned());
+                    }
+                    Answering::Pages { pages, .. } => {
+                        if let Some(page) = page_from_body(body) {
+                            pages.push(page);
+                        }
                     }
                     Answering::Confirm(_)
                     | Answering::Count
@@ -691,7 +763,10 @@ impl Hub {
             },
             // Answered by the server (`take_statuses_wanted`), which has every figure, and
             // in `cluster_handle` (a refusal to carry).
-            Question::Status | Question::Subscribe { .. } | Question::Freest => 0,
+            Question::Status
+            | Question::Subscribe { .. }
+            | Question::Freest
+            | Question::Page { .. } => 0,
         };
         count as u64
     }
@@ -757,6 +832,64 @@ impl Hub {
             cluster.link.stop();
         }
     }
+}
+
+/// A page as an answer's body: the fields next cursor, then name and count for each item.
+fn page_body(page: &Page) -> Vec<u8> {
+    let counts: Vec<String> = page
+        .items
+        .iter()
+        .map(|(_, count)| count.to_string())
+        .collect();
+    let mut values: Vec<&[u8]> = vec![&page.next_cursor];
+    for ((name, _), count) in page.items.iter().zip(&counts) {
+        values.push(name);
+        values.push(count.as_bytes());
+    }
+    fields::to_payload(&values)
+}
+
+fn page_from_body(body: &[u8]) -> Option<Page> {
+    let values: Vec<&[u8]> = fields::Fields::new(body).collect::<Result<_, _>>().ok()?;
+    let (next_cursor, items) = values.split_first()?;
+    if items.len() % 2 != 0 {
+        return None;
+    }
+    let items = items
+        .chunks_exact(2)
+        .map(|pair| {
+            let count = std::str::from_utf8(pair.get(1)?).ok()?.parse().ok()?;
+            Some((pair.first()?.to_vec(), count))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Page {
+        next_cursor: next_cursor.to_vec(),
+        items,
+    })
+}
+
+/// The cluster's page from every node's page after the same cursor: the first `limit` names
+/// of them all (each node's first `limit` holds every name the cluster's first `limit` can),
+/// counts added over the nodes, and a next cursor when any node or the merge had more.
+fn merge_pages(limit: usize, pages: &[Page]) -> Page {
+    let mut merged: std::collections::BTreeMap<&[u8], u64> = std::collections::BTreeMap::new();
+    for page in pages {
+        for (name, count) in &page.items {
+            let total = merged.entry(name).or_default();
+            *total = total.saturating_add(*count);
+        }
+    }
+    let more = merged.len() > limit || pages.iter().any(|page| !page.next_cursor.is_empty());
+    let items: Vec<(Vec<u8>, u64)> = merged
+        .into_iter()
+        .take(limit)
+        .map(|(name, count)| (name.to_vec(), count))
+        .collect();
+    let next_cursor = match items.last() {
+        Some((name, _)) if more => name.clone(),
+        _ => Vec::new(),
+    };
+    Page { next_cursor, items }
 }
 
 /// What the other nodes' listeners hear, together.
@@ -845,4 +978,48 @@ fn node_name(instance: &str) -> &str {
 
 fn messages_of(count: u64) -> usize {
     usize::try_from(count).unwrap_or(usize::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(next: &str, items: &[(&str, u64)]) -> Page {
+        Page {
+            next_cursor: next.as_bytes().to_vec(),
+            items: items
+                .iter()
+                .map(|(name, count)| (name.as_bytes().to_vec(), *count))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn pages_merge_in_order_with_counts_added_and_a_cursor_when_more() {
+        // Two nodes, limit 3: a has {ann, bob, cat, dan...}, b has {bob, eve}.
+        let merged = merge_pages(
+            3,
+            &[
+                page("cat", &[("ann", 1), ("bob", 1), ("cat", 2)]),
+                page("", &[("bob", 2), ("eve", 1)]),
+            ],
+        );
+        assert_eq!(merged, page("cat", &[("ann", 1), ("bob", 3), ("cat", 2)]));
+        // Everything fits: no cursor.
+        let merged = merge_pages(5, &[page("", &[("a", 1)]), page("", &[("b", 1)])]);
+        assert_eq!(merged, page("", &[("a", 1), ("b", 1)]));
+        // More names than the limit in the merge alone.
+        let merged = merge_pages(1, &[page("", &[("a", 1)]), page("", &[("b", 1)])]);
+        assert_eq!(merged, page("a", &[("a", 1)]));
+        assert_eq!(merge_pages(2, &[]), Page::default());
+    }
+
+    #[test]
+    fn a_page_survives_its_body_and_bad_bodies_are_none() {
+        let original = page("b", &[("a", 1), ("b", 20)]);
+        assert_eq!(page_from_body(&page_body(&original)), Some(original));
+        assert_eq!(page_from_body(b""), None);
+        assert_eq!(page_from_body(b"0:1:a"), None);
+        assert_eq!(page_from_body(b"0:1:a1:x"), None);
+    }
 }
