@@ -945,7 +945,7 @@ pub enum Refusal {
     TopicLimit,
     /// `[topics] max_user_subscriptions` user subscriptions exist already.
     UserSubscriptionLimit,
-    /// A cluster-wide command (`c w o k K j J r R`) while this node has lost Redis: it cannot
+    /// A cluster-wide command (`c w o k K j J r R g y h v`) while this node has lost Redis: it cannot
     /// know about the other nodes.
     ClusterUnavailable,
 }
