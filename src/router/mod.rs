@@ -185,6 +185,33 @@ impl LoginRefusal {
     }
 }
 
+/// What HELLO's details say about the login, as (`authmethods` (the names among them),
+/// `authid`, `authextra`); a field of the wrong type is a violation (autobahn `Hello.parse`:
+/// "invalid type ... for 'authextra' detail in HELLO", and the like).
+type LoginDetails<'a> = (Option<Vec<&'a str>>, Option<&'a str>, Option<&'a Dict>);
+
+fn login_details(details: &Dict) -> Result<LoginDetails<'_>, Violation> {
+    let bad = |option| Violation::BadOption {
+        message: "HELLO",
+        option,
+    };
+    let authmethods = match details.get("authmethods") {
+        None => None,
+        Some(Value::List(items)) => Some(items.iter().filter_map(Value::as_str).collect()),
+        Some(_) => return Err(bad("authmethods")),
+    };
+    let authid = details
+        .str("authid")
+        .transpose()
+        .map_err(|()| bad("authid"))?;
+    let authextra = match details.get("authextra") {
+        None => None,
+        Some(Value::Dict(authextra)) => Some(authextra),
+        Some(_) => return Err(bad("authextra")),
+    };
+    Ok((authmethods, authid, authextra))
+}
+
 /// A client-chosen name as a log line may repeat it.
 fn loggable(text: &str) -> &str {
     if text.len() <= MAX_LOGGED_AUTHID_LEN {
@@ -664,39 +691,9 @@ impl Router {
             return self.close(key, CLOSE_NORMAL, TOO_MANY_SESSIONS, out);
         }
         let id = self.fresh_session_id();
-        let authmethods = match details.get("authmethods") {
-            None => None,
-            Some(Value::List(items)) => Some(items.iter().filter_map(Value::as_str).collect()),
-            Some(_) => {
-                let violation = Violation::BadOption {
-                    message: "HELLO",
-                    option: "authmethods",
-                };
-                return self.violation(key, serializer, violation, now, out);
-            }
-        };
-        let authid = match details.str("authid") {
-            None => None,
-            Some(Ok(authid)) => Some(authid),
-            Some(Err(())) => {
-                let violation = Violation::BadOption {
-                    message: "HELLO",
-                    option: "authid",
-                };
-                return self.violation(key, serializer, violation, now, out);
-            }
-        };
-        // autobahn `Hello.parse`: "invalid type ... for 'authextra' detail in HELLO".
-        let authextra = match details.get("authextra") {
-            None => None,
-            Some(Value::Dict(authextra)) => Some(authextra),
-            Some(_) => {
-                let violation = Violation::BadOption {
-                    message: "HELLO",
-                    option: "authextra",
-                };
-                return self.violation(key, serializer, violation, now, out);
-            }
+        let (authmethods, authid, authextra) = match login_details(details) {
+            Ok(found) => found,
+            Err(violation) => return self.violation(key, serializer, violation, now, out),
         };
         let mut random_authid = [0_u8; 24];
         let mut random_nonce = [0_u8; 48];
