@@ -168,7 +168,7 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
                 (false, _) => {
                     // The token's connections on the other nodes too.
                     if !message.is_empty() {
-                        ctx.hub.cluster_direct(&token, outgoing);
+                        ctx.hub.cluster_send_to(Subject::Token(token), outgoing);
                     }
                     Outcome::Done
                 }
@@ -257,7 +257,7 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
             let reached = ctx.hub.to_user(user, message, ctx.settings, ctx.stats) as u64;
             if !confirm {
                 // The user's connections on the other nodes too.
-                ctx.hub.cluster_to_user(user, message);
+                ctx.hub.cluster_send_to(Subject::User(user), message);
                 return Ok(Outcome::Done);
             }
             let question = Question::ToUser {

@@ -198,14 +198,19 @@ impl Hub {
         });
     }
 
+    /// Encodes a message naming this node and hands it to the link (to node `to`, else to
+    /// every node); nothing without a cluster.
+    fn cluster_publish(&mut self, to: Option<&str>, encode: impl FnOnce(&str, &mut Vec<u8>)) {
+        if let Some(cluster) = &mut self.cluster {
+            cluster.send(to, encode);
+        }
+    }
+
     /// A control batch, just queued to this node's clients: the same frames to the others,
     /// as one Redis message.
     pub fn cluster_forward(&mut self, audience: BatchFor<'_>, frames: &[u8], messages: usize) {
-        let Some(cluster) = &mut self.cluster else {
-            return;
-        };
         let messages = messages as u64;
-        cluster.send(None, |origin, out| {
+        self.cluster_publish(None, |origin, out| {
             let message = match audience {
                 BatchFor::Everyone => ClusterMessage::Broadcast {
                     origin,
@@ -223,37 +228,26 @@ impl Hub {
         });
     }
 
-    /// An unconfirmed direct message (`d`, `D`), just queued to this node's holders of
-    /// `token`: to the other nodes' holders too.
-    pub fn cluster_direct(&mut self, token: &Token, message: Message<'_>) {
-        let Some(cluster) = &mut self.cluster else {
-            return;
-        };
-        cluster.send(None, |origin, out| {
-            let direct = ClusterMessage::Direct {
-                origin,
-                token: *token,
-                binary: message.binary,
-                message: message.payload,
+    /// An unconfirmed message to a token's (`d`, `D`) or a user's (`u`, `U`) connections,
+    /// just queued to this node's: to the other nodes' too.
+    pub fn cluster_send_to(&mut self, to: Subject<'_>, message: Message<'_>) {
+        self.cluster_publish(None, |origin, out| {
+            let (binary, payload) = (message.binary, message.payload);
+            let message = match to {
+                Subject::Token(token) => ClusterMessage::Direct {
+                    origin,
+                    token,
+                    binary,
+                    message: payload,
+                },
+                Subject::User(user) => ClusterMessage::ToUser {
+                    origin,
+                    user,
+                    binary,
+                    message: payload,
+                },
             };
-            direct.encode(out);
-        });
-    }
-
-    /// An unconfirmed message to a user (`u`, `U`), just queued to this node's connections
-    /// of `user`: to the other nodes' too.
-    pub fn cluster_to_user(&mut self, user: &str, message: Message<'_>) {
-        let Some(cluster) = &mut self.cluster else {
-            return;
-        };
-        cluster.send(None, |origin, out| {
-            let to_user = ClusterMessage::ToUser {
-                origin,
-                user,
-                binary: message.binary,
-                message: message.payload,
-            };
-            to_user.encode(out);
+            message.encode(out);
         });
     }
 
@@ -773,14 +767,11 @@ impl Hub {
 
     /// The events the other nodes want, emitted since the last call: one message to them.
     pub fn cluster_flush_events(&mut self) {
-        let Some(cluster) = &mut self.cluster else {
-            return;
-        };
         let frames = self.events.take_forward();
         if frames.is_empty() {
             return;
         }
-        cluster.send(None, |origin, out| {
+        self.cluster_publish(None, |origin, out| {
             ClusterMessage::Events {
                 origin,
                 frames: &frames,
@@ -791,17 +782,15 @@ impl Hub {
 
     /// Answers question `id` of node `to` (an instance name).
     pub fn cluster_answer(&mut self, to: &str, id: u64, count: u64, body: &[u8]) {
-        if let Some(cluster) = &mut self.cluster {
-            cluster.send(Some(to), |me, out| {
-                ClusterMessage::Answer {
-                    origin: me,
-                    id,
-                    count,
-                    body,
-                }
-                .encode(out);
-            });
-        }
+        self.cluster_publish(Some(to), |me, out| {
+            ClusterMessage::Answer {
+                origin: me,
+                id,
+                count,
+                body,
+            }
+            .encode(out);
+        });
     }
 
     /// The other nodes' status questions since the last call: (asker, question id).
