@@ -67,16 +67,9 @@ struct Wamp {
 
 impl Wamp {
     fn upgrade(server: &Server, cookie_header: &str) -> Wamp {
-        let addr = server.tcp();
-        let mut ws = WsClient::raw_tcp(&addr);
-        ws.upgrade(&request(
-            &addr,
-            cookie_header,
-            Some(ORIGIN),
-            "Sec-WebSocket-Protocol: wamp.2.json\r\n",
-        ))
-        .unwrap_or_else(|refusal| panic!("upgrade refused: {}", refusal.status));
-        Wamp { ws }
+        Wamp {
+            ws: WsClient::accepted_offering(server, cookie_header, "wamp.2.json"),
+        }
     }
 
     fn send(&mut self, message: Value) {
@@ -211,16 +204,9 @@ fn without_cookies_a_plain_client_is_still_403_and_cookie_realms_refuse_the_logi
 #[test]
 fn without_a_cookieless_realm_a_wamp_client_needs_cookies() {
     let server = Setup::new().start();
-    let addr = server.tcp();
-    let mut ws = WsClient::raw_tcp(&addr);
-    let refusal = ws
-        .upgrade(&request(
-            &addr,
-            "",
-            Some(ORIGIN),
-            "Sec-WebSocket-Protocol: wamp.2.json\r\n",
-        ))
-        .expect_err("refused");
+    let Err(refusal) = WsClient::offering(&server, "", "wamp.2.json") else {
+        panic!("refused expected");
+    };
     assert_eq!(refusal.status, 403);
 }
 
@@ -512,16 +498,9 @@ fn failed_wamp_logins_count_toward_the_per_address_limit() {
         wamp.expect_abort(&reply, "wamp.error.not_authorized");
     }
     // The third upgrade from this address is refused before any login work.
-    let addr = server.tcp();
-    let mut ws = WsClient::raw_tcp(&addr);
-    let refusal = ws
-        .upgrade(&request(
-            &addr,
-            "",
-            Some(ORIGIN),
-            "Sec-WebSocket-Protocol: wamp.2.json\r\n",
-        ))
-        .expect_err("refused");
+    let Err(refusal) = WsClient::offering(&server, "", "wamp.2.json") else {
+        panic!("refused expected");
+    };
     assert_eq!(refusal.status, 429);
     assert!(refusal.header("Retry-After").is_some());
 }

@@ -434,18 +434,8 @@ fn configured_call_timeout_times_the_call_out_and_interrupts_the_callee() {
 fn wamp_is_off_without_realms() {
     let server = wson_wamp(&[], &[]);
     let cookies = Cookies::fresh("alice");
-    let address = server.tcp();
-    let mut ws = WsClient::raw_tcp(&address);
-    let extra = "Sec-WebSocket-Protocol: wamp.2.json\r\n";
     // No subprotocol chosen: the client is a plain wson client (or refused); never WAMP.
-    if ws
-        .upgrade(&request(&address, &cookies.header, Some(ORIGIN), extra))
-        .is_ok()
-    {
-        let chosen = ws
-            .response
-            .as_ref()
-            .and_then(|r| r.header("Sec-WebSocket-Protocol"));
-        assert_eq!(chosen, None);
+    if let Ok(ws) = WsClient::offering(&server, &cookies.header, "wamp.2.json") {
+        assert_eq!(ws.chosen_protocol(), None);
     }
 }

@@ -22,32 +22,14 @@ struct Wamp {
 impl Wamp {
     /// Connects with `cookies`, offering `wamp.2.json`, and joins `realm1`.
     fn join(server: &Server, cookies: &Cookies) -> Wamp {
-        let mut ws = Wamp::upgrade(server, cookies, "wamp.2.json");
-        assert_eq!(
-            ws.response
-                .as_ref()
-                .and_then(|r| r.header("Sec-WebSocket-Protocol")),
-            Some("wamp.2.json")
-        );
+        let mut ws = WsClient::accepted_offering(server, &cookies.header, "wamp.2.json");
+        assert_eq!(ws.chosen_protocol(), Some("wamp.2.json"));
         ws.send_text(
             r#"[1,"realm1",{"roles":{"subscriber":{},"publisher":{},"caller":{},"callee":{}}}]"#,
         );
         let welcome: Value = serde_json::from_str(&ws.recv_text()).unwrap();
         assert_eq!(welcome[0], 2, "WELCOME expected, got {welcome}");
         Wamp { ws, welcome }
-    }
-
-    fn upgrade(server: &Server, cookies: &Cookies, protocols: &str) -> WsClient {
-        let addr = server.tcp();
-        let mut ws = WsClient::raw_tcp(&addr);
-        ws.upgrade(&request(
-            &addr,
-            &cookies.header,
-            Some(ORIGIN),
-            &format!("Sec-WebSocket-Protocol: {protocols}\r\n"),
-        ))
-        .unwrap_or_else(|refusal| panic!("upgrade refused: {}", refusal.status));
-        ws
     }
 
     fn send(&mut self, message: Value) {
@@ -85,29 +67,21 @@ fn a_wamp_client_gets_its_subprotocol_and_a_welcome_naming_its_cookie_user() {
 #[test]
 fn the_first_wamp_serializer_the_client_offers_is_chosen() {
     let server = Setup::new().start();
-    let ws = Wamp::upgrade(
+    let ws = WsClient::accepted_offering(
         &server,
-        &Cookies::fresh("alice"),
+        &Cookies::fresh("alice").header,
         "chat, wamp.2.msgpack, wamp.2.json",
     );
-    let protocol = ws
-        .response
-        .as_ref()
-        .and_then(|r| r.header("Sec-WebSocket-Protocol"))
-        .map(str::to_owned);
+    let protocol = ws.chosen_protocol().map(str::to_owned);
     assert_eq!(protocol.as_deref(), Some("wamp.2.msgpack"));
 }
 
 #[test]
 fn with_no_realm_wamp_is_off_and_the_client_is_plain() {
     let server = Setup::new().set("wamp.realms", "[]").start();
-    let mut ws = Wamp::upgrade(&server, &Cookies::fresh("alice"), "wamp.2.json");
-    assert_eq!(
-        ws.response
-            .as_ref()
-            .and_then(|r| r.header("Sec-WebSocket-Protocol")),
-        None
-    );
+    let mut ws =
+        WsClient::accepted_offering(&server, &Cookies::fresh("alice").header, "wamp.2.json");
+    assert_eq!(ws.chosen_protocol(), None);
     let mut control = server.control();
     control.send(b'b', b"plain");
     assert_eq!(ws.recv_text(), "plain");

@@ -59,15 +59,7 @@ impl V1 {
 
 /// A v2 client (`wamp.2.json`) joined to the backend realm.
 fn v2(server: &Server, user: &str) -> WsClient {
-    let addr = server.tcp();
-    let mut ws = WsClient::raw_tcp(&addr);
-    ws.upgrade(&request(
-        &addr,
-        &Cookies::fresh(user).header,
-        Some(ORIGIN),
-        "Sec-WebSocket-Protocol: wamp.2.json\r\n",
-    ))
-    .unwrap_or_else(|refusal| panic!("upgrade refused: {}", refusal.status));
+    let mut ws = WsClient::accepted_offering(server, &Cookies::fresh(user).header, "wamp.2.json");
     ws.send_text(
         r#"[1,"realm1",{"roles":{"subscriber":{},"publisher":{},"caller":{},"callee":{}}}]"#,
     );
@@ -84,21 +76,9 @@ fn recv(ws: &mut WsClient) -> Value {
 fn wamp_is_chosen_unless_a_v2_serializer_comes_first() {
     let server = Setup::new().start();
     V1::connect(&server, &Cookies::fresh("alice"), "chat, wamp, wamp.2.json");
-    let addr = server.tcp();
-    let mut ws = WsClient::raw_tcp(&addr);
-    ws.upgrade(&request(
-        &addr,
-        &Cookies::fresh("alice").header,
-        Some(ORIGIN),
-        "Sec-WebSocket-Protocol: wamp.2.json, wamp\r\n",
-    ))
-    .unwrap_or_else(|refusal| panic!("upgrade refused: {}", refusal.status));
-    assert_eq!(
-        ws.response
-            .as_ref()
-            .and_then(|r| r.header("Sec-WebSocket-Protocol")),
-        Some("wamp.2.json")
-    );
+    let cookies = Cookies::fresh("alice");
+    let ws = WsClient::accepted_offering(&server, &cookies.header, "wamp.2.json, wamp");
+    assert_eq!(ws.chosen_protocol(), Some("wamp.2.json"));
 }
 
 #[test]

@@ -489,6 +489,33 @@ pub struct WsClient {
 }
 
 impl WsClient {
+    /// An upgrade of `server`'s TCP listener offering the subprotocols `protocols` (as the
+    /// header lists them) with `cookie_header`: the client with its 101 read, or the refusal.
+    pub fn offering(
+        server: &Server,
+        cookie_header: &str,
+        protocols: &str,
+    ) -> Result<WsClient, HttpResponse> {
+        let addr = server.tcp();
+        let mut ws = WsClient::raw_tcp(&addr);
+        let extra = format!("Sec-WebSocket-Protocol: {protocols}\r\n");
+        ws.upgrade(&request(&addr, cookie_header, Some(ORIGIN), &extra))?;
+        Ok(ws)
+    }
+
+    /// `offering`, failing the test on a refusal.
+    pub fn accepted_offering(server: &Server, cookie_header: &str, protocols: &str) -> WsClient {
+        WsClient::offering(server, cookie_header, protocols)
+            .unwrap_or_else(|refusal| panic!("upgrade refused: {}", refusal.raw))
+    }
+
+    /// The subprotocol the 101 chose.
+    pub fn chosen_protocol(&self) -> Option<&str> {
+        self.response
+            .as_ref()
+            .and_then(|response| response.header("Sec-WebSocket-Protocol"))
+    }
+
     pub fn raw_tcp(addr: &str) -> WsClient {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_nodelay(true).unwrap();

@@ -464,21 +464,8 @@ impl Drop for Crossbar {
 /// A WebSocket upgraded to WAMP v1 (the subprotocol `wamp`, among `protocols`) with
 /// `cookie_header`; fails unless the 101 chose `wamp`. The server's WELCOME is still unread.
 pub fn v1_upgrade(server: &Server, cookie_header: &str, protocols: &str) -> WsClient {
-    let addr = server.tcp();
-    let mut ws = WsClient::raw_tcp(&addr);
-    ws.upgrade(&request(
-        &addr,
-        cookie_header,
-        Some(ORIGIN),
-        &format!("Sec-WebSocket-Protocol: {protocols}\r\n"),
-    ))
-    .unwrap_or_else(|refusal| panic!("upgrade refused: {}", refusal.raw));
-    assert_eq!(
-        ws.response
-            .as_ref()
-            .and_then(|r| r.header("Sec-WebSocket-Protocol")),
-        Some("wamp")
-    );
+    let ws = WsClient::accepted_offering(server, cookie_header, protocols);
+    assert_eq!(ws.chosen_protocol(), Some("wamp"));
     ws
 }
 
@@ -492,19 +479,12 @@ pub struct RawWamp {
 impl RawWamp {
     /// Upgrades with `user`'s cookies offering `protocol`; the 101 must choose it.
     pub fn connect(server: &Server, user: &str, protocol: &str) -> RawWamp {
-        let cookies = Cookies::fresh(user);
-        let address = server.tcp();
-        let mut ws = WsClient::raw_tcp(&address);
-        let extra = format!("Sec-WebSocket-Protocol: {protocol}\r\n");
-        if let Err(refusal) = ws.upgrade(&request(&address, &cookies.header, Some(ORIGIN), &extra))
-        {
-            panic!("WAMP upgrade refused: {}", refusal.raw);
-        }
-        let chosen = ws
-            .response
-            .as_ref()
-            .and_then(|r| r.header("Sec-WebSocket-Protocol"));
-        assert_eq!(chosen, Some(protocol), "the 101 must choose {protocol}");
+        let ws = WsClient::accepted_offering(server, &Cookies::fresh(user).header, protocol);
+        assert_eq!(
+            ws.chosen_protocol(),
+            Some(protocol),
+            "the 101 must choose {protocol}"
+        );
         RawWamp { ws }
     }
 
