@@ -110,6 +110,20 @@ pub struct ConnectResult {
     pub latencies: Vec<Duration>,
 }
 
+impl ConnectResult {
+    /// An error naming how many of `n` `what` connected, unless all did.
+    pub fn require_all(&self, n: usize, what: &str) -> Result<(), String> {
+        if self.opened < n {
+            return Err(format!(
+                "only {} of {n} {what} connected: {}",
+                self.opened,
+                self.first_error.as_deref().unwrap_or_default()
+            ));
+        }
+        Ok(())
+    }
+}
+
 struct Fanout {
     id: u32,
     size: usize,

@@ -124,15 +124,9 @@ pub const RATIO_HEADER: &str = "cpu/cmp";
 
 /// Opens `n` clients (at most `--concurrency` handshakes in flight); all must open.
 pub fn connect(generator: &mut Generator, n: usize, plan: &Plan) -> Result<(), String> {
-    let connect = generator.connect(n, plan.concurrency, Duration::from_secs(120));
-    if connect.opened < n {
-        return Err(format!(
-            "only {} of {n} clients connected: {}",
-            connect.opened,
-            connect.first_error.unwrap_or_default()
-        ));
-    }
-    Ok(())
+    generator
+        .connect(n, plan.concurrency, Duration::from_secs(120))
+        .require_all(n, "clients")
 }
 
 /// The window of a topic phase compared with a broadcast at `window`. Over several topics,

@@ -594,13 +594,7 @@ fn fanout_session(
             .metric("opened", connect.opened as f64)
             .metric("failed", connect.failed as f64),
     );
-    if connect.opened < n {
-        return Err(format!(
-            "only {} of {n} clients connected: {}",
-            connect.opened,
-            connect.first_error.unwrap_or_default()
-        ));
-    }
+    connect.require_all(n, "clients")?;
 
     settle(500);
     let idle_rss = server.rss_bytes();
@@ -680,14 +674,9 @@ fn echo_session(
     let mut server = servers::start(kind, paths, plan.server_core, true, n + 100, session)?;
     let mut generator = Generator::new(kind.proto(), server.ws, server.control, session)
         .map_err(|e| format!("control connect: {e}"))?;
-    let connect = generator.connect(n, plan.concurrency, Duration::from_secs(60));
-    if connect.opened < n {
-        return Err(format!(
-            "only {} of {n} clients connected: {}",
-            connect.opened,
-            connect.first_error.unwrap_or_default()
-        ));
-    }
+    generator
+        .connect(n, plan.concurrency, Duration::from_secs(60))
+        .require_all(n, "clients")?;
     settle(200);
     // Warm-up, then the measured part.
     generator.echo(n, 100, Duration::from_millis(200), plan.stall);
@@ -771,14 +760,9 @@ fn drive(args: &[String]) -> Result<(), String> {
         )?;
         return drive_report(clients, &result);
     }
-    let connect = generator.connect(clients, 64, Duration::from_secs(600));
-    if connect.opened < clients {
-        return Err(format!(
-            "only {} of {clients} clients connected: {}",
-            connect.opened,
-            connect.first_error.unwrap_or_default()
-        ));
-    }
+    generator
+        .connect(clients, 64, Duration::from_secs(600))
+        .require_all(clients, "clients")?;
     let groups = topics > 0 || per_user > 0;
     let result = if groups && broadcasts > 0 {
         issue10::drive_groups(

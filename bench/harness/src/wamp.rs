@@ -543,6 +543,20 @@ struct Joined {
     first_error: Option<String>,
 }
 
+impl Joined {
+    /// An error naming how many of `count` sessions joined, unless all did.
+    fn require_all(&self, count: usize) -> Result<(), String> {
+        if self.indexes.len() < count {
+            return Err(format!(
+                "only {} of {count} sessions joined: {}",
+                self.indexes.len(),
+                self.first_error.as_deref().unwrap_or_default()
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn join(
     generator: &mut Generator,
     server: Option<&Running>,
@@ -669,14 +683,9 @@ pub fn events_session(
         // plain clients close before the WAMP ones open (the generator holds ~19,900 sockets).
         let mut plain = Generator::new(Proto::Ws, server.ws, server.control, session)
             .map_err(|e| format!("control connect: {e}"))?;
-        let connect = plain.connect(n, plan.concurrency, Duration::from_secs(120));
-        if connect.opened < n {
-            return Err(format!(
-                "only {} of {n} plain clients connected: {}",
-                connect.opened,
-                connect.first_error.unwrap_or_default()
-            ));
-        }
+        plain
+            .connect(n, plan.concurrency, Duration::from_secs(120))
+            .require_all(n, "plain clients")?;
         settle(500);
         let warm = plain.fanout(SIZE, 1, 3, Duration::from_secs(10), plan.stall);
         for &window in &plan.windows {
@@ -849,14 +858,7 @@ pub fn rpc_session(
     settle(300);
     let mut generator = wamp_generator(&server, session)?;
     let joined = join(&mut generator, Some(&server), callers + 1, plan)?;
-    if joined.indexes.len() < callers + 1 {
-        return Err(format!(
-            "only {} of {} sessions joined: {}",
-            joined.indexes.len(),
-            callers + 1,
-            joined.first_error.unwrap_or_default()
-        ));
-    }
+    joined.require_all(callers + 1)?;
     let callee = callers;
     let register = format!("[64,1,{{}},\"{PROCEDURE}\"]").into_bytes();
     let requests = Requests::new(vec![(callee, register)], REGISTERED, 1, 1, SETUP_LIMIT);
@@ -936,14 +938,7 @@ pub fn drive_events(
         ..Plan::full()
     };
     let joined = join(generator, None, clients + 1, &plan)?;
-    if joined.indexes.len() < clients + 1 {
-        return Err(format!(
-            "only {} of {} sessions joined: {}",
-            joined.indexes.len(),
-            clients + 1,
-            joined.first_error.unwrap_or_default()
-        ));
-    }
+    joined.require_all(clients + 1)?;
     let spec = GroupSpec::topics(clients, topics.max(1));
     let (ids, failed, _, _) = subscribe(generator, None, &spec, &plan)?;
     if failed > 0 {
