@@ -123,6 +123,9 @@ pub(super) struct ClusterSide {
     /// Status questions of other nodes (asker, question id): the server, which has every
     /// figure, answers them.
     statuses_wanted: Vec<(String, u64)>,
+    /// `Link::came_up` when last seen: when it comes up again, the registrations are told
+    /// again.
+    came_up: u64,
 }
 
 impl ClusterSide {
@@ -195,12 +198,17 @@ impl Hub {
             pending: HashMap::new(),
             replies: Vec::new(),
             statuses_wanted: Vec::new(),
+            came_up: 0,
         });
     }
 
     /// Encodes a message naming this node and hands it to the link (to node `to`, else to
     /// every node); nothing without a cluster.
-    fn cluster_publish(&mut self, to: Option<&str>, encode: impl FnOnce(&str, &mut Vec<u8>)) {
+    pub(super) fn cluster_publish(
+        &mut self,
+        to: Option<&str>,
+        encode: impl FnOnce(&str, &mut Vec<u8>),
+    ) {
         if let Some(cluster) = &mut self.cluster {
             cluster.send(to, encode);
         }
@@ -430,19 +438,23 @@ impl Hub {
             });
         }
         let span = cluster.heartbeat * MISSED_HEARTBEATS;
-        let before = cluster.peers.len();
+        let mut gone = Vec::new();
         cluster.peers.retain(|node, heard| {
             let alive = now.saturating_duration_since(*heard) <= span;
             if !alive {
                 log::warn!(node = node.as_str(); "cluster: a node has not been heard for three heartbeats: gone");
+                gone.push(node.clone());
             }
             alive
         });
-        if cluster.peers.len() != before {
+        if !gone.is_empty() {
             let peers = &cluster.peers;
             cluster.listening.retain(|node, _| peers.contains_key(node));
             let remote = remote_kinds(&cluster.listening);
             self.events.set_remote_wanted(remote);
+        }
+        for node in gone {
+            self.router.node_gone(&node, now, &mut self.actions);
         }
         let Some(cluster) = &mut self.cluster else {
             return;
@@ -468,6 +480,14 @@ impl Hub {
             return;
         };
         let messages = cluster.link.receive();
+        let came_up = std::mem::replace(&mut cluster.came_up, cluster.link.came_up);
+        if came_up != cluster.link.came_up {
+            // Up (again): what was said meanwhile, both ways, is lost.
+            self.cluster_sync_registrations(None);
+        }
+        let Some(cluster) = &mut self.cluster else {
+            return;
+        };
         let own = cluster.link.instance().to_owned();
         let now = Instant::now();
         for bytes in messages {
@@ -496,6 +516,7 @@ impl Hub {
                     } else {
                         log::info!(node = message.origin(); "cluster: a node joined");
                     }
+                    self.cluster_node_joined(message.origin());
                 }
             }
             self.cluster_handle(message, settings, stats);
@@ -660,6 +681,16 @@ impl Hub {
                 let count = self.answer_here(question, settings, stats);
                 self.cluster_answer(origin, id, count, b"");
             }
+            ClusterMessage::Wamp {
+                origin,
+                realm,
+                message,
+            } => self.cluster_wamp_receive(origin, realm, message, settings),
+            ClusterMessage::Registrations {
+                origin,
+                sync,
+                entries,
+            } => self.cluster_registrations_receive(origin, sync, entries),
             ClusterMessage::Answer {
                 origin,
                 id,
