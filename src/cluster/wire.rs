@@ -211,6 +211,9 @@ pub enum Question<'a> {
     Subscribe { target: Subject<'a>, topic: &'a str },
     /// Unsubscribe (`r`, `R`): how many were.
     Unsubscribe { target: Subject<'a>, topic: &'a str },
+    /// Nothing but the answer: what the node said before it reached the asker first (a
+    /// call to a procedure registered nowhere on the asker waits for it).
+    Barrier,
     /// One page of a list, after `cursor`, at most `limit` items (`g`, `y`, `h`, `v`; the
     /// user or topic as `subject`, empty for `y` and `v`): the page as the answer's body.
     Page {
@@ -325,7 +328,7 @@ impl fmt::Display for WireError {
             WireError::BadKind => f.write_str("the message kind is neither t nor b"),
             WireError::TextNotUtf8 => f.write_str("a text message that is not UTF-8"),
             WireError::BadQuestion => f.write_str(
-                "a question that is none of c, w, o, k, K, t, m, j, J, r, R, g, y, h, v",
+                "a question that is none of c, w, o, k, K, t, m, s, j, J, r, R, g, y, h, v",
             ),
             WireError::BadCloseCode => f.write_str("a close code a server may not send"),
             WireError::BadTopic => f.write_str("not a topic name"),
@@ -439,6 +442,7 @@ impl<'a> ClusterMessage<'a> {
                     ),
                     Question::Status => (b"t", b"", b"t", b""),
                     Question::Freest => (b"m", b"", b"t", b""),
+                    Question::Barrier => (b"s", b"", b"t", b""),
                     Question::Page {
                         list,
                         subject,
@@ -636,6 +640,7 @@ impl<'a> ClusterMessage<'a> {
                     },
                     b"t" => Question::Status,
                     b"m" => Question::Freest,
+                    b"s" => Question::Barrier,
                     b"g" | b"y" | b"h" | b"v" => Question::Page {
                         list: match what {
                             b"g" => ListKind::UserTokens,
@@ -954,6 +959,11 @@ mod tests {
                 origin: "node-d",
                 id: 12,
                 question: Question::Status,
+            },
+            ClusterMessage::Ask {
+                origin: "node-d",
+                id: 15,
+                question: Question::Barrier,
             },
             ClusterMessage::Ask {
                 origin: "node-d",

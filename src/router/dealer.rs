@@ -575,6 +575,20 @@ impl Realm {
             .best_match(&procedure)
             .map(|registration| (registration.id, registration.policy))
         else {
+            if ctx.hold_misses && !from_node {
+                // Another node's registration may be on its way (`nodes`, "Registered
+                // elsewhere a moment ago"): asked again once every node has answered.
+                ctx.held_calls.push((
+                    id,
+                    Message::Call {
+                        request,
+                        options: raw_options.clone(),
+                        procedure,
+                        payload,
+                    },
+                ));
+                return Ok(());
+            }
             refuse(self, Refusal::NoSuchProcedure { procedure }, ctx.out);
             return Ok(());
         };

@@ -144,6 +144,10 @@ pub enum Action {
         realm: String,
         registration: NodeRegistration,
     },
+    /// A call waits (`nodes`): once every other node has answered a question asked now
+    /// (what each said before has then arrived), or none can, the hub calls `nodes_settled`
+    /// with `ticket`.
+    AwaitNodes { ticket: u64 },
 }
 
 /// Figures for the status reply.
@@ -342,6 +346,8 @@ impl Router {
         let mut ctx = Ctx {
             backend_realm: Self::is_backend_realm(&self.config, realm),
             clustered: self.nodes.any(),
+            hold_misses: self.nodes.holds_misses(),
+            held_calls: Vec::new(),
             config: &self.config,
             policies: &self.policies,
             global_ids: &mut self.global_ids,
@@ -356,6 +362,10 @@ impl Router {
         let result = step(realm, &mut ctx);
         let closed = std::mem::take(&mut ctx.closed);
         let answers = std::mem::take(&mut ctx.answers);
+        for (session, call) in std::mem::take(&mut ctx.held_calls) {
+            let ticket = self.nodes.hold(index, session, call);
+            out.push(Action::AwaitNodes { ticket });
+        }
         for key in closed {
             if let Some(phase) = self.clients.get_mut(&key) {
                 if matches!(

@@ -54,12 +54,29 @@ pub struct Nodes {
     next: u32,
     /// (realm index, node) -> the node's session in the realm.
     sessions: HashMap<(usize, NodeRef), u64>,
+    /// Calls to procedures registered nowhere here, waiting for every node's answer:
+    /// ticket -> (realm index, caller, CALL).
+    held: HashMap<u64, (usize, u64, Message)>,
+    next_ticket: u64,
+    /// A held call is being asked again: a miss now is a miss.
+    settling: bool,
 }
 
 impl Nodes {
     /// Any other node: publications and registrations are told.
     pub fn any(&self) -> bool {
         !self.refs.is_empty()
+    }
+
+    /// A miss waits for the other nodes (see `Ctx::hold_misses`).
+    pub fn holds_misses(&self) -> bool {
+        self.any() && !self.settling
+    }
+
+    pub(super) fn hold(&mut self, realm: usize, caller: u64, call: Message) -> u64 {
+        self.next_ticket = self.next_ticket.wrapping_add(1);
+        self.held.insert(self.next_ticket, (realm, caller, call));
+        self.next_ticket
     }
 
     fn add(&mut self, name: &str) -> NodeRef {
@@ -324,6 +341,24 @@ impl Router {
         self.nodes.add(node);
     }
 
+    /// Every other node answered since held call `ticket` (`Action::AwaitNodes`) was
+    /// held, or none could: it is dispatched again, and a miss now fails it.
+    pub fn nodes_settled(&mut self, ticket: u64, now: Instant, out: &mut Vec<Action>) {
+        let start = out.len();
+        let Some((realm, caller, call)) = self.nodes.held.remove(&ticket) else {
+            return;
+        };
+        self.nodes.settling = true;
+        let result = self.with_realm(realm, now, out, |realm, ctx| {
+            realm.dispatch(ctx, caller, call)
+        });
+        self.nodes.settling = false;
+        if let Some(Err(violation)) = result {
+            log::debug!(reason:% = violation; "a held call could not be asked again");
+        }
+        self.translate_v1(start, out);
+    }
+
     /// The instance name of `node`.
     pub fn node_name(&self, node: NodeRef) -> Option<&str> {
         self.nodes.names.get(&node).map(String::as_str)
@@ -568,6 +603,21 @@ mod tests {
         to.decode(actions)
     }
 
+    /// What `out` held for the other nodes, asked again as if they all answered.
+    fn settle(node: &mut Harness, out: Vec<Out>) -> Vec<Out> {
+        let mut settled = Vec::new();
+        for out in out {
+            let Out::AwaitNodes(ticket) = out else {
+                settled.push(out);
+                continue;
+            };
+            let mut actions = Vec::new();
+            node.router.nodes_settled(ticket, node.now, &mut actions);
+            settled.extend(node.decode(actions));
+        }
+        settled
+    }
+
     fn to_client(out: &[Out], key: Key) -> Vec<String> {
         out.iter()
             .filter_map(|out| match out {
@@ -680,7 +730,10 @@ mod tests {
         let mut out = Vec::new();
         b.router
             .node_registrations("a", true, &[entry], b.now, &mut out);
-        let refused = b.send(caller, r#"[48,2,{},"com.x",[]]"#);
+        // A miss waits for the other nodes' answers first.
+        let held = b.send(caller, r#"[48,2,{},"com.x",[]]"#);
+        assert!(matches!(held.as_slice(), [Out::AwaitNodes(_)]), "{held:?}");
+        let refused = settle(&mut b, held);
         assert_eq!(
             to_client(&refused, caller),
             [
@@ -697,9 +750,25 @@ mod tests {
             failed[0].starts_with(r#"[8,48,1,{},"wamp.error.canceled""#),
             "{failed:?}"
         );
-        let refused = b.send(caller, r#"[48,3,{},"com.z",[]]"#);
+        let held = b.send(caller, r#"[48,3,{},"com.z",[]]"#);
+        let refused = settle(&mut b, held);
         assert!(to_client(&refused, caller)[0].contains("no_such_procedure"));
         assert_eq!(b.router.figures().registrations, 0);
+    }
+
+    #[test]
+    fn a_call_held_for_the_other_nodes_reaches_what_they_registered_meanwhile() {
+        let (mut a, mut b) = two_nodes();
+        let (caller, _) = b.join("bob");
+        let held = b.send(caller, r#"[48,1,{},"com.q",["x"]]"#);
+        assert!(matches!(held.as_slice(), [Out::AwaitNodes(_)]), "{held:?}");
+        // Registered on a before a answered b's question: b knows it when it asks again.
+        let (callee, _) = a.join("alice");
+        let registered = a.send(callee, r#"[64,1,{},"com.q"]"#);
+        carry(&registered, "a", &mut b);
+        let call = settle(&mut b, held);
+        let invocation = carry(&call, "b", &mut a);
+        assert_eq!(to_client(&invocation, callee), [r#"[68,1,1,{},["x"]]"#]);
     }
 
     #[test]

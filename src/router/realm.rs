@@ -39,6 +39,10 @@ pub struct Ctx<'a> {
     pub backend_realm: bool,
     /// Other nodes are known: publications and registrations are told to them (`nodes`).
     pub clustered: bool,
+    /// A call to a procedure registered nowhere here waits until every node has answered
+    /// (`nodes`) instead of failing at once: `held_calls` gets it, with its caller.
+    pub hold_misses: bool,
+    pub held_calls: Vec<(u64, Message)>,
     /// The authorizer's answer for the held action being carried out now.
     pub decided: Option<auth::Authorization>,
     /// Answers to the router's calls that the realm does not settle itself (authenticators'):

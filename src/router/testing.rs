@@ -49,6 +49,7 @@ pub enum Out {
     /// A message for another node's router (`None`: every node).
     Node(Option<crate::router::session::NodeRef>, String, Message),
     NodeRegistration(String, crate::router::nodes::NodeRegistration),
+    AwaitNodes(u64),
 }
 
 /// The message as compact JSON, for readable assertions.
@@ -231,6 +232,7 @@ impl Harness {
                     realm,
                     registration,
                 } => decoded.push(Out::NodeRegistration(realm, registration)),
+                Action::AwaitNodes { ticket } => decoded.push(Out::AwaitNodes(ticket)),
             }
         }
         decoded

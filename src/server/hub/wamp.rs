@@ -188,7 +188,8 @@ impl Hub {
                             | Action::Control { .. }
                             | Action::V1 { .. }
                             | Action::Node { .. }
-                            | Action::NodeRegistration { .. },
+                            | Action::NodeRegistration { .. }
+                            | Action::AwaitNodes { .. },
                         ) => {
                             if let Some(other) = pending.next() {
                                 aside.push(other);
@@ -280,6 +281,11 @@ impl Hub {
                 realm,
                 registration,
             } => self.cluster_announce(&realm, &registration),
+            Action::AwaitNodes { ticket } => {
+                if !self.cluster_barrier(ticket, now) {
+                    self.router.nodes_settled(ticket, now, &mut self.actions);
+                }
+            }
             Action::Plain {
                 topic,
                 payload,
