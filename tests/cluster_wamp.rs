@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::cluster::{Redis, fields, node, three_nodes, wait_nodes, wait_redis};
 use crate::common::wamp::RawWamp;
+use crate::common::wamp::{is_auth_realm, py_scenario, wamp_python, wson_auth_keys, wson_url};
 use crate::common::*;
 
 /// Three nodes that each count the other two alive.
@@ -342,4 +343,115 @@ fn a_killed_callee_node_fails_its_calls_with_canceled_and_redis_back_reannounces
     wait_nodes(&d, 3);
     let (mut on_d, _) = RawWamp::join(&d, "dave", "realm1");
     wait_routed(&mut on_d, &mut request, "com.app.late");
+}
+
+/// Scenarios whose documents rightly differ across nodes, with why (README "Scaling out").
+/// They still run, and must not fail, except where the difference stops them.
+const NOT_CLUSTER_WIDE: &[(&str, &str, Outcome)] = &[
+    (
+        "invoke_roundrobin",
+        "a node's callees of a shared registration take one turn among the nodes, then turns among themselves",
+        Outcome::Runs,
+    ),
+    (
+        "invoke_first",
+        "first and last pick a node by when it first registered, then its own first or last callee",
+        Outcome::Runs,
+    ),
+    (
+        "invoke_last",
+        "first and last pick a node by when it first registered, then its own first or last callee",
+        Outcome::Runs,
+    ),
+    (
+        "meta_subscription",
+        "the meta procedures answer for the node's own sessions; subscription ids are each node's",
+        Outcome::Runs,
+    ),
+    (
+        "meta_registration",
+        "the meta procedures answer for the node's own sessions (callees on other nodes are theirs to list), and each node's registration sees its own on_delete: how many meta events follow an unregister depends on which node heard what first",
+        Outcome::Varies,
+    ),
+    (
+        "meta_session",
+        "wamp.session.get and kill reach the node's own sessions only: the scenario waits for a kill of a session on another node",
+        Outcome::Stops,
+    ),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Runs to its end, with a different document.
+    Runs,
+    /// Runs to its end or not, as the nodes' timing goes.
+    Varies,
+    /// Stops where the difference matters.
+    Stops,
+}
+
+/// Every WAMP scenario of the parity suite (autobahn-python and raw WAMP) with its sessions
+/// A, B, C, D on nodes a, b, c, a of a cluster observes what it observes on one node (which
+/// the parity suite pins to Crossbar.io), except `NOT_CLUSTER_WIDE`.
+#[test]
+fn every_wamp_scenario_observes_across_three_nodes_what_it_does_on_one() {
+    if wamp_python().is_none() {
+        return;
+    }
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let scenarios = crate::wamp_parity::SCENARIOS;
+    let mut realms: Vec<&str> = vec!["realm1"];
+    realms.extend(scenarios);
+    let realms_toml = serde_json::to_string(&realms).unwrap();
+    let auth_keys: Vec<(String, String)> = scenarios
+        .iter()
+        .filter(|realm| is_auth_realm(realm))
+        .flat_map(|realm| wson_auth_keys(realm))
+        .collect();
+    let setup = |cluster: Option<&str>| {
+        let mut setup = Setup::new().set("wamp.realms", &realms_toml);
+        for (key, value) in &auth_keys {
+            setup = setup.set(key, value);
+        }
+        if let Some(name) = cluster {
+            setup = setup
+                .set("cluster.redis", &format!("{:?}", redis.url()))
+                .set("cluster.node_id", &format!("{name:?}"));
+        }
+        setup.start()
+    };
+    let single = setup(None);
+    let nodes = [setup(Some("a")), setup(Some("b")), setup(Some("c"))];
+    for node in &nodes {
+        wait_nodes(node, 3);
+    }
+    let cluster_url = nodes.iter().map(wson_url).collect::<Vec<_>>().join(",");
+    let mut differences = String::new();
+    for scenario in scenarios {
+        let differs = NOT_CLUSTER_WIDE
+            .iter()
+            .find(|(name, ..)| name == scenario)
+            .map(|&(_, _, outcome)| outcome);
+        let observed = crate::wamp_parity::both(py_scenario(&cluster_url, scenario, scenario));
+        match differs {
+            Some(Outcome::Stops | Outcome::Varies) => continue,
+            Some(Outcome::Runs) => {
+                if observed.get("failed").is_some() {
+                    differences.push_str(&format!("--- {scenario} failed: {observed}\n"));
+                }
+                continue;
+            }
+            None => {}
+        }
+        let reference =
+            crate::wamp_parity::both(py_scenario(&wson_url(&single), scenario, scenario));
+        if observed != reference {
+            differences.push_str(&format!(
+                "--- {scenario}\n  one node: {reference}\n  cluster:  {observed}\n"
+            ));
+        }
+    }
+    assert!(differences.is_empty(), "across nodes:\n{differences}");
 }

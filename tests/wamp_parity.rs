@@ -22,7 +22,7 @@ use crate::common::wamp::*;
 
 macro_rules! parity_tests {
     ($($(#[$attribute:meta])* $scenario:ident),* $(,)?) => {
-        const SCENARIOS: &[&str] = &[$(stringify!($scenario)),*];
+        pub(crate) const SCENARIOS: &[&str] = &[$(stringify!($scenario)),*];
         $(
             #[test]
             $(#[$attribute])*
@@ -303,7 +303,7 @@ fn crossbar_as_reference(scenario: &str, mut doc: Value) -> Value {
 }
 
 /// What no two routers need agree on, dropped from both documents.
-fn both(mut doc: Value) -> Value {
+pub(crate) fn both(mut doc: Value) -> Value {
     strip(&mut doc);
     doc
 }

@@ -211,8 +211,8 @@ pub enum Question<'a> {
     Subscribe { target: Subject<'a>, topic: &'a str },
     /// Unsubscribe (`r`, `R`): how many were.
     Unsubscribe { target: Subject<'a>, topic: &'a str },
-    /// Nothing but the answer: what the node said before it reached the asker first (a
-    /// call to a procedure registered nowhere on the asker waits for it).
+    /// Nothing but the answer: what the asker said before has reached the node first (a
+    /// REGISTERED waits until every node has heard of the registration).
     Barrier,
     /// One page of a list, after `cursor`, at most `limit` items (`g`, `y`, `h`, `v`; the
     /// user or topic as `subject`, empty for `y` and `v`): the page as the answer's body.

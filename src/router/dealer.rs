@@ -100,6 +100,18 @@ impl Dealer {
         self.registrations.get(&self.index.best_match(uri)?)
     }
 
+    /// `best_match` among the registrations `accept` takes.
+    pub fn best_match_where(
+        &self,
+        uri: &str,
+        accept: impl Fn(&Registration) -> bool,
+    ) -> Option<&Registration> {
+        let id = self
+            .index
+            .best_match_where(uri, |id| self.registrations.get(&id).is_some_and(&accept))?;
+        self.registrations.get(&id)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Registration> {
         self.registrations.values()
     }
@@ -270,17 +282,20 @@ impl Realm {
             return Ok(());
         }
         let (registration, created, added) = self.add_callee(ctx, id, procedure, options);
-        if added && self.local_callees(registration) == 1 {
-            self.announce_registration(ctx, procedure, options, true);
+        let registered = Message::Registered {
+            request,
+            registration,
+        };
+        if added
+            && self.local_callees(registration) == 1
+            && self.announce_registration(ctx, procedure, options, true)
+        {
+            // REGISTERED once every node has heard: a call or a `single` REGISTER that
+            // follows it from any node finds the registration (`nodes`).
+            ctx.held_replies.push((id, registered));
+        } else {
+            self.send(id, registered, ctx.out);
         }
-        self.send(
-            id,
-            Message::Registered {
-                request,
-                registration,
-            },
-            ctx.out,
-        );
         // Crossbar `dealer.py` `processRegister`: on_create for a new registration, then
         // on_register; none for `wamp.` procedures.
         if !procedure.starts_with("wamp.") {
@@ -433,12 +448,17 @@ impl Realm {
         local_only: bool,
     ) -> Result<u64, Refusal> {
         let sessions = &self.sessions;
-        let free = |callee: &u64| {
-            sessions.get(callee).is_some_and(|s| match s.is_node() {
-                true => !local_only,
-                false => s.calls_as_callee < max,
-            })
+        let eligible = |callee: &u64| {
+            sessions
+                .get(callee)
+                .is_some_and(|s| !(local_only && s.is_node()))
         };
+        let free = |callee: &u64| {
+            sessions
+                .get(callee)
+                .is_some_and(|s| s.is_node() || s.calls_as_callee < max)
+        };
+        let available = |callee: &u64| eligible(callee) && free(callee);
         let Some(registration) = self.dealer.registrations.get_mut(&id) else {
             return Err(Refusal::NoSuchProcedure {
                 procedure: String::new(),
@@ -448,27 +468,28 @@ impl Realm {
             procedure: registration.uri.clone(),
             max,
         };
+        let mut candidates = registration.callees.iter().copied().filter(eligible);
         let picked = match registration.invoke {
-            Invoke::Single | Invoke::First => registration.callees.first().copied().filter(free),
-            Invoke::Last => registration.callees.last().copied().filter(free),
+            Invoke::Single | Invoke::First => candidates.next().filter(free),
+            Invoke::Last => candidates.next_back().filter(free),
             Invoke::RoundRobin => {
                 let len = registration.callees.len();
                 let start = registration.next_roundrobin;
                 let found = (0..len)
                     .map(|offset| (start + offset) % len)
-                    .find(|&index| registration.callees.get(index).is_some_and(free));
+                    .find(|&index| registration.callees.get(index).is_some_and(available));
                 found.and_then(|index| {
                     registration.next_roundrobin = (index + 1) % len;
                     registration.callees.get(index).copied()
                 })
             }
             Invoke::Random => {
-                let eligible = registration.callees.iter().filter(|c| free(c)).count();
-                let nth = ctx.global_ids.below(eligible);
+                let count = registration.callees.iter().filter(|c| available(c)).count();
+                let nth = ctx.global_ids.below(count);
                 registration
                     .callees
                     .iter()
-                    .filter(|c| free(c))
+                    .filter(|c| available(c))
                     .nth(nth)
                     .copied()
             }
@@ -570,23 +591,26 @@ impl Realm {
         } else {
             None
         };
+        // A call another node passed on goes to a registration with a callee here (the
+        // best such match: this node's callees as if it were alone).
+        let sessions = &self.sessions;
+        let has_local_callee = |registration: &Registration| {
+            !from_node
+                || registration
+                    .callees
+                    .iter()
+                    .any(|callee| sessions.get(callee).is_some_and(|s| !s.is_node()))
+        };
         let Some((registration, policy)) = self
             .dealer
-            .best_match(&procedure)
+            .best_match_where(&procedure, has_local_callee)
             .map(|registration| (registration.id, registration.policy))
         else {
-            if ctx.hold_misses && !from_node {
-                // Another node's registration may be on its way (`nodes`, "Registered
-                // elsewhere a moment ago"): asked again once every node has answered.
-                ctx.held_calls.push((
-                    id,
-                    Message::Call {
-                        request,
-                        options: raw_options.clone(),
-                        procedure,
-                        payload,
-                    },
-                ));
+            if from_node {
+                // The other node's route is stale (the callee here left a moment ago): it
+                // gets its call back to route again (`nodes::NOT_HERE`).
+                let message = nodes::not_here(request, raw_options, procedure, payload);
+                self.send(id, message, ctx.out);
                 return Ok(());
             }
             refuse(self, Refusal::NoSuchProcedure { procedure }, ctx.out);
@@ -745,6 +769,7 @@ impl Realm {
         ctx: &mut Ctx<'_>,
         id: u64,
         request: u64,
+        details: Dict,
         error: String,
         payload: Payload,
     ) {
@@ -755,6 +780,10 @@ impl Realm {
         let Some(call) = self.end_call(key) else {
             return;
         };
+        if error == nodes::NOT_HERE && self.sessions.get(&id).is_some_and(|s| s.is_node()) {
+            self.call_again(ctx, id, &call, details, payload);
+            return;
+        }
         let error = Message::Error {
             request_type: MessageType::Call,
             request: call.caller_request,
@@ -780,7 +809,13 @@ impl Realm {
     /// The router ends `call` without the callee's answer: ERROR `error` for a session, a
     /// failure for the router's own call (the callee never answered: not the application's
     /// error to pass on).
-    fn fail_caller(&mut self, ctx: &mut Ctx<'_>, call: &Call, error: &str, text: &'static str) {
+    pub(super) fn fail_caller(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        call: &Call,
+        error: &str,
+        text: &'static str,
+    ) {
         if call.caller == ROUTER_CALLER {
             self.answered(ctx, call.caller_request, Outcome::Failed(text));
         } else {

@@ -144,7 +144,7 @@ pub enum Action {
         realm: String,
         registration: NodeRegistration,
     },
-    /// A call waits (`nodes`): once every other node has answered a question asked now
+    /// A reply waits (`nodes`): once every other node has answered a question asked now
     /// (what each said before has then arrived), or none can, the hub calls `nodes_settled`
     /// with `ticket`.
     AwaitNodes { ticket: u64 },
@@ -346,8 +346,7 @@ impl Router {
         let mut ctx = Ctx {
             backend_realm: Self::is_backend_realm(&self.config, realm),
             clustered: self.nodes.any(),
-            hold_misses: self.nodes.holds_misses(),
-            held_calls: Vec::new(),
+            held_replies: Vec::new(),
             config: &self.config,
             policies: &self.policies,
             global_ids: &mut self.global_ids,
@@ -362,8 +361,8 @@ impl Router {
         let result = step(realm, &mut ctx);
         let closed = std::mem::take(&mut ctx.closed);
         let answers = std::mem::take(&mut ctx.answers);
-        for (session, call) in std::mem::take(&mut ctx.held_calls) {
-            let ticket = self.nodes.hold(index, session, call);
+        for (session, reply) in std::mem::take(&mut ctx.held_replies) {
+            let ticket = self.nodes.hold(index, session, reply);
             out.push(Action::AwaitNodes { ticket });
         }
         for key in closed {

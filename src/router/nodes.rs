@@ -37,6 +37,12 @@ use crate::wamp::{Dict, Message, MessageType, Payload, Value};
 /// session published it, not the router).
 const PLAIN_SIDE: &str = "x_wson_plain_side";
 
+/// The error a node answers a call another node passed on when it has no callee for it
+/// (any more: the other node's route was stale, as a callee left or unregistered while the
+/// news travelled). Its details are the call's options and procedure, its payload the
+/// call's: the other node routes it again without that node. Never reaches a client.
+pub const NOT_HERE: &str = "x_wson.error.no_callee_here";
+
 /// This node's callees of one registration came (`present`) or went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeRegistration {
@@ -54,12 +60,9 @@ pub struct Nodes {
     next: u32,
     /// (realm index, node) -> the node's session in the realm.
     sessions: HashMap<(usize, NodeRef), u64>,
-    /// Calls to procedures registered nowhere here, waiting for every node's answer:
-    /// ticket -> (realm index, caller, CALL).
+    /// Replies waiting for every node's answer: ticket -> (realm index, session, reply).
     held: HashMap<u64, (usize, u64, Message)>,
     next_ticket: u64,
-    /// A held call is being asked again: a miss now is a miss.
-    settling: bool,
 }
 
 impl Nodes {
@@ -68,14 +71,9 @@ impl Nodes {
         !self.refs.is_empty()
     }
 
-    /// A miss waits for the other nodes (see `Ctx::hold_misses`).
-    pub fn holds_misses(&self) -> bool {
-        self.any() && !self.settling
-    }
-
-    pub(super) fn hold(&mut self, realm: usize, caller: u64, call: Message) -> u64 {
+    pub(super) fn hold(&mut self, realm: usize, session: u64, reply: Message) -> u64 {
         self.next_ticket = self.next_ticket.wrapping_add(1);
-        self.held.insert(self.next_ticket, (realm, caller, call));
+        self.held.insert(self.next_ticket, (realm, session, reply));
         self.next_ticket
     }
 
@@ -104,6 +102,19 @@ pub fn forwarded_caller(options: &Dict) -> Option<(Value, Value, Value)> {
     ))
 }
 
+/// `NOT_HERE` for a CALL of another node's session (see there).
+pub fn not_here(request: u64, options: &Dict, procedure: String, payload: Payload) -> Message {
+    let mut details = options.clone();
+    details.insert("procedure", Value::from(procedure));
+    Message::Error {
+        request_type: MessageType::Call,
+        request,
+        details,
+        error: NOT_HERE.to_owned(),
+        payload,
+    }
+}
+
 /// The publisher a node's PUBLISH discloses, as EVENT details name it.
 fn forwarded_publisher(options: &Dict) -> Option<Disclosure> {
     Some(Disclosure {
@@ -125,17 +136,17 @@ impl Realm {
         })
     }
 
-    /// Tells the other nodes that this node's callees of (`uri`, `options`) came or went.
-    /// The meta procedures stay each node's own.
+    /// Tells the other nodes that this node's callees of (`uri`, `options`) came or went
+    /// (true when told: there are other nodes). The meta procedures stay each node's own.
     pub(super) fn announce_registration(
         &self,
         ctx: &mut Ctx<'_>,
         uri: &str,
         options: RegisterOptions,
         present: bool,
-    ) {
+    ) -> bool {
         if !ctx.clustered || uri.starts_with("wamp.") {
-            return;
+            return false;
         }
         ctx.out.push(Action::NodeRegistration {
             realm: self.name.clone(),
@@ -146,6 +157,7 @@ impl Realm {
                 present,
             },
         });
+        true
     }
 
     /// `message`, which the dealer addressed to node `node`'s session, as that node takes
@@ -284,6 +296,59 @@ impl Realm {
         Ok(())
     }
 
+    /// Node `node` has no callee for `call` after all (`NOT_HERE`): it is no callee of the
+    /// procedure here any more (its news will agree), and the call is routed again, as it
+    /// was authorized: to another callee, or to no_such_procedure.
+    pub(super) fn call_again(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        node: u64,
+        call: &crate::router::dealer::Call,
+        mut details: Dict,
+        payload: Payload,
+    ) {
+        let Some(Ok(procedure)) = details.str("procedure").map(|p| p.map(str::to_owned)) else {
+            return;
+        };
+        let stale = self
+            .dealer
+            .best_match(&procedure)
+            .map(|r| (r.uri.clone(), r.policy));
+        if let Some((uri, policy)) = stale {
+            self.node_unregister(node, &uri, policy);
+        }
+        // The INVOCATION details it carried back, as the CALL options they came from.
+        let disclosed = details.get("caller").is_some();
+        let mut options = Dict::new();
+        for key in ["receive_progress", "timeout"] {
+            if let Some(value) = details.get(key) {
+                options.insert(key, value.clone());
+            }
+        }
+        details = options;
+        let decided = ctx.decided.replace(crate::router::auth::Authorization {
+            allow: true,
+            disclose: disclosed,
+        });
+        let call_message = Message::Call {
+            request: call.caller_request,
+            options: details,
+            procedure,
+            payload,
+        };
+        if call.caller == crate::router::dynamic::ROUTER_CALLER {
+            // The router's own calls are not routed again: they fail as no callee.
+            ctx.decided = decided;
+            let text = "the callee left as the call went to it";
+            self.fail_caller(ctx, call, "wamp.error.no_such_procedure", text);
+            return;
+        }
+        if let Err(violation) = self.dispatch(ctx, call.caller, call_message) {
+            log::debug!(reason:% = violation; "a call routed again was refused");
+        }
+        ctx.decided = decided;
+    }
+
     /// Node session `id` becomes a callee of a registration of its node, unless that
     /// conflicts with one here (a `single` procedure registered on two nodes at once, or
     /// two invoke policies): then each node keeps calling its own, and the log says so.
@@ -341,20 +406,15 @@ impl Router {
         self.nodes.add(node);
     }
 
-    /// Every other node answered since held call `ticket` (`Action::AwaitNodes`) was
-    /// held, or none could: it is dispatched again, and a miss now fails it.
-    pub fn nodes_settled(&mut self, ticket: u64, now: Instant, out: &mut Vec<Action>) {
+    /// Every other node answered since reply `ticket` (`Action::AwaitNodes`) was held, or
+    /// none could: what this node told them before has arrived; the reply goes.
+    pub fn nodes_settled(&mut self, ticket: u64, out: &mut Vec<Action>) {
         let start = out.len();
-        let Some((realm, caller, call)) = self.nodes.held.remove(&ticket) else {
+        let Some((realm, session, reply)) = self.nodes.held.remove(&ticket) else {
             return;
         };
-        self.nodes.settling = true;
-        let result = self.with_realm(realm, now, out, |realm, ctx| {
-            realm.dispatch(ctx, caller, call)
-        });
-        self.nodes.settling = false;
-        if let Some(Err(violation)) = result {
-            log::debug!(reason:% = violation; "a held call could not be asked again");
+        if let Some(realm) = self.realms.get(realm) {
+            realm.send(session, reply, out);
         }
         self.translate_v1(start, out);
     }
@@ -603,7 +663,7 @@ mod tests {
         to.decode(actions)
     }
 
-    /// What `out` held for the other nodes, asked again as if they all answered.
+    /// What `out` held for the other nodes, sent as if they all answered.
     fn settle(node: &mut Harness, out: Vec<Out>) -> Vec<Out> {
         let mut settled = Vec::new();
         for out in out {
@@ -612,10 +672,16 @@ mod tests {
                 continue;
             };
             let mut actions = Vec::new();
-            node.router.nodes_settled(ticket, node.now, &mut actions);
+            node.router.nodes_settled(ticket, &mut actions);
             settled.extend(node.decode(actions));
         }
         settled
+    }
+
+    /// `text` from client `key`, with what it held for the other nodes settled.
+    fn send_settled(node: &mut Harness, key: Key, text: &str) -> Vec<Out> {
+        let out = node.send(key, text);
+        settle(node, out)
     }
 
     fn to_client(out: &[Out], key: Key) -> Vec<String> {
@@ -638,7 +704,7 @@ mod tests {
     fn a_call_crosses_once_and_the_answers_come_back_as_the_callee_sent_them() {
         let (mut a, mut b) = two_nodes();
         let (callee, _) = a.join("alice");
-        let registered = a.send(callee, r#"[64,1,{},"com.x"]"#);
+        let registered = send_settled(&mut a, callee, r#"[64,1,{},"com.x"]"#);
         assert!(
             registered.contains(&Out::NodeRegistration(
                 "realm1".into(),
@@ -687,10 +753,14 @@ mod tests {
         );
         // A call crosses once: a shared procedure with callees on both nodes; what b
         // passes to a goes to a's own callee, never back to b.
-        let shared = a.send(callee, r#"[64,2,{"invoke":"roundrobin"},"com.s"]"#);
+        let shared = send_settled(&mut a, callee, r#"[64,2,{"invoke":"roundrobin"},"com.s"]"#);
         carry(&shared, "a", &mut b);
         let (b_callee, _) = b.join("carol");
-        let shared = b.send(b_callee, r#"[64,1,{"invoke":"roundrobin"},"com.s"]"#);
+        let shared = send_settled(
+            &mut b,
+            b_callee,
+            r#"[64,1,{"invoke":"roundrobin"},"com.s"]"#,
+        );
         carry(&shared, "b", &mut a);
         let mut crossed = 0;
         for request in 10..14 {
@@ -713,8 +783,8 @@ mod tests {
     fn a_node_gone_cancels_its_calls_and_a_full_list_drops_what_it_no_longer_names() {
         let (mut a, mut b) = two_nodes();
         let (callee, _) = a.join("alice");
-        let mut told = a.send(callee, r#"[64,1,{},"com.x"]"#);
-        told.extend(a.send(callee, r#"[64,2,{},"com.z"]"#));
+        let mut told = send_settled(&mut a, callee, r#"[64,1,{},"com.x"]"#);
+        told.extend(send_settled(&mut a, callee, r#"[64,2,{},"com.z"]"#));
         carry(&told, "a", &mut b);
         let (caller, _) = b.join("bob");
         let call = b.send(caller, r#"[48,1,{},"com.x",[]]"#);
@@ -730,10 +800,7 @@ mod tests {
         let mut out = Vec::new();
         b.router
             .node_registrations("a", true, &[entry], b.now, &mut out);
-        // A miss waits for the other nodes' answers first.
-        let held = b.send(caller, r#"[48,2,{},"com.x",[]]"#);
-        assert!(matches!(held.as_slice(), [Out::AwaitNodes(_)]), "{held:?}");
-        let refused = settle(&mut b, held);
+        let refused = b.send(caller, r#"[48,2,{},"com.x",[]]"#);
         assert_eq!(
             to_client(&refused, caller),
             [
@@ -750,25 +817,70 @@ mod tests {
             failed[0].starts_with(r#"[8,48,1,{},"wamp.error.canceled""#),
             "{failed:?}"
         );
-        let held = b.send(caller, r#"[48,3,{},"com.z",[]]"#);
-        let refused = settle(&mut b, held);
+        let refused = b.send(caller, r#"[48,3,{},"com.z",[]]"#);
         assert!(to_client(&refused, caller)[0].contains("no_such_procedure"));
         assert_eq!(b.router.figures().registrations, 0);
     }
 
     #[test]
-    fn a_call_held_for_the_other_nodes_reaches_what_they_registered_meanwhile() {
-        let (mut a, mut b) = two_nodes();
-        let (caller, _) = b.join("bob");
-        let held = b.send(caller, r#"[48,1,{},"com.q",["x"]]"#);
-        assert!(matches!(held.as_slice(), [Out::AwaitNodes(_)]), "{held:?}");
-        // Registered on a before a answered b's question: b knows it when it asks again.
+    fn registered_waits_until_the_other_nodes_have_heard_and_only_when_new_here() {
+        let (mut a, _) = two_nodes();
         let (callee, _) = a.join("alice");
-        let registered = a.send(callee, r#"[64,1,{},"com.q"]"#);
-        carry(&registered, "a", &mut b);
-        let call = settle(&mut b, held);
-        let invocation = carry(&call, "b", &mut a);
-        assert_eq!(to_client(&invocation, callee), [r#"[68,1,1,{},["x"]]"#]);
+        let out = a.send(callee, r#"[64,1,{},"com.q"]"#);
+        // Told (with the meta events), then held.
+        assert!(
+            matches!(out.first(), Some(Out::NodeRegistration(..))),
+            "{out:?}"
+        );
+        assert!(matches!(out.last(), Some(Out::AwaitNodes(_))), "{out:?}");
+        assert!(to_client(&out, callee).is_empty());
+        let out = settle(&mut a, out);
+        assert_eq!(to_client(&out, callee), [r#"[65,1,1]"#]);
+        // A second callee of a shared procedure changes nothing for the others.
+        let (second, _) = a.join("bob");
+        a.send(callee, r#"[64,2,{"invoke":"first"},"com.r"]"#);
+        let out = a.send(second, r#"[64,1,{"invoke":"first"},"com.r"]"#);
+        assert_eq!(to_client(&out, second), [r#"[65,1,2]"#]);
+        // No other node: nothing to wait for.
+        let mut alone = Harness::new(config());
+        let (callee, _) = alone.join("alice");
+        let out = alone.send(callee, r#"[64,1,{},"com.q"]"#);
+        assert_eq!(to_client(&out, callee), [r#"[65,1,1]"#]);
+    }
+
+    #[test]
+    fn a_call_on_a_stale_route_comes_back_and_goes_to_another_callee() {
+        let (mut a, mut b) = two_nodes();
+        let (on_a, _) = a.join("alice");
+        let (on_b, _) = b.join("bob");
+        let shared = r#"[64,1,{"invoke":"roundrobin"},"com.s"]"#;
+        let told = send_settled(&mut a, on_a, shared);
+        carry(&told, "a", &mut b);
+        send_settled(&mut b, on_b, shared);
+        // a's callee leaves; b has not heard yet.
+        a.gone(crate::router::Peer::Client(on_a));
+        let (caller, _) = b.join("carol");
+        let mut reached_b = 0;
+        for request in 1..=2 {
+            let call = b.send(
+                caller,
+                &format!(r#"[48,{request},{{}},"com.s",[{request}]]"#),
+            );
+            let back = carry(&call, "b", &mut a);
+            let mut out = call;
+            out.extend(carry(&back, "a", &mut b));
+            for invocation in to_client(&out, on_b) {
+                assert!(
+                    invocation.ends_with(&format!("[{request}]]")),
+                    "{invocation}"
+                );
+                reached_b += 1;
+            }
+        }
+        assert_eq!(reached_b, 2, "both calls end at b's callee");
+        // The stale route is gone: the next call stays on b.
+        let call = b.send(caller, r#"[48,3,{},"com.s",[]]"#);
+        assert_eq!(to_client(&call, on_b).len(), 1, "{call:?}");
     }
 
     #[test]
@@ -776,8 +888,8 @@ mod tests {
         let (mut a, mut b) = two_nodes();
         let (on_a, _) = a.join("alice");
         let (on_b, _) = b.join("bob");
-        let from_a = a.send(on_a, r#"[64,1,{},"com.x"]"#);
-        let from_b = b.send(on_b, r#"[64,1,{},"com.x"]"#);
+        let from_a = send_settled(&mut a, on_a, r#"[64,1,{},"com.x"]"#);
+        let from_b = send_settled(&mut b, on_b, r#"[64,1,{},"com.x"]"#);
         assert!(carry(&from_a, "a", &mut b).is_empty());
         assert!(carry(&from_b, "b", &mut a).is_empty());
         // Each calls its own: nothing goes to the other node.

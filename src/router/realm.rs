@@ -39,10 +39,9 @@ pub struct Ctx<'a> {
     pub backend_realm: bool,
     /// Other nodes are known: publications and registrations are told to them (`nodes`).
     pub clustered: bool,
-    /// A call to a procedure registered nowhere here waits until every node has answered
-    /// (`nodes`) instead of failing at once: `held_calls` gets it, with its caller.
-    pub hold_misses: bool,
-    pub held_calls: Vec<(u64, Message)>,
+    /// Replies held until every other node has heard what this step told them
+    /// (`nodes`): (session, message).
+    pub held_replies: Vec<(u64, Message)>,
     /// The authorizer's answer for the held action being carried out now.
     pub decided: Option<auth::Authorization>,
     /// Answers to the router's calls that the realm does not settle itself (authenticators'):
@@ -242,11 +241,11 @@ impl Realm {
             Message::Error {
                 request_type: MessageType::Invocation,
                 request,
-                details: _,
+                details,
                 error,
                 payload,
             } => {
-                self.on_invocation_error(ctx, id, request, error, payload);
+                self.on_invocation_error(ctx, id, request, details, error, payload);
                 Ok(())
             }
             Message::Error { request_type, .. } => {

@@ -250,10 +250,17 @@ impl PatternIndex {
 
     /// The entry a call to `uri` goes to (see the module docs).
     pub fn best_match(&self, uri: &str) -> Option<u64> {
-        if let Some(&id) = self.exact.get(uri) {
+        self.best_match_where(uri, |_| true)
+    }
+
+    /// `best_match` among the entries `accept` takes (a call another node passed on goes
+    /// to a registration with a callee on this node).
+    pub fn best_match_where(&self, uri: &str, accept: impl Fn(u64) -> bool) -> Option<u64> {
+        if let Some(&id) = self.exact.get(uri).filter(|&&id| accept(id)) {
             return Some(id);
         }
-        self.longest_prefix(uri).or_else(|| self.best_wildcard(uri))
+        self.longest_prefix(uri, &accept)
+            .or_else(|| self.best_wildcard(uri, &accept))
     }
 
     /// The permission a role applies to `uri`, in Crossbar's order
@@ -264,16 +271,19 @@ impl PatternIndex {
         if let Some(&id) = self.exact.get(uri) {
             return Some(id);
         }
-        self.best_wildcard(uri).or_else(|| self.longest_prefix(uri))
+        let any = |_| true;
+        self.best_wildcard(uri, &any)
+            .or_else(|| self.longest_prefix(uri, &any))
     }
 
-    fn longest_prefix(&self, uri: &str) -> Option<u64> {
+    fn longest_prefix(&self, uri: &str, accept: &impl Fn(u64) -> bool) -> Option<u64> {
         for &len in self.prefix_lengths.keys().rev() {
             if len > uri.len() {
                 continue;
             }
             if let Some(prefix) = uri.get(..len)
                 && let Some(&id) = self.prefix.get(prefix)
+                && accept(id)
             {
                 return Some(id);
             }
@@ -281,11 +291,11 @@ impl PatternIndex {
         None
     }
 
-    fn best_wildcard(&self, uri: &str) -> Option<u64> {
+    fn best_wildcard(&self, uri: &str, accept: &impl Fn(u64) -> bool) -> Option<u64> {
         self.wildcard
             .get(&component_count(uri))?
             .iter()
-            .filter(|(pattern, _)| wildcard_matches(pattern, uri))
+            .filter(|(pattern, id)| wildcard_matches(pattern, uri) && accept(*id))
             .min_by(|(a, _), (b, _)| wildcard_rank(a).cmp(wildcard_rank(b)))
             .map(|&(_, id)| id)
     }

@@ -97,7 +97,7 @@ enum Answer0 {
 enum Asker {
     /// A control connection's command, whose reply comes under `ticket`.
     Control { key: Key, ticket: Ticket },
-    /// The router's held call `ticket` (`Question::Barrier`).
+    /// The router's held reply `ticket` (`Question::Barrier`).
     Router { ticket: u64 },
 }
 
@@ -131,7 +131,7 @@ pub(super) struct ClusterSide {
     /// Status questions of other nodes (asker, question id): the server, which has every
     /// figure, answers them.
     statuses_wanted: Vec<(String, u64)>,
-    /// The router's held calls whose barrier is answered (or timed out).
+    /// The router's held replies whose barrier is answered (or timed out).
     settled: Vec<u64>,
     /// `Link::came_up` when last seen: when it comes up again, the registrations are told
     /// again.
@@ -332,8 +332,8 @@ impl Hub {
         self.ask_cluster(control, Question::Status, 0, Answer0::Status(local), now)
     }
 
-    /// The router holds call `ticket` until every live node has answered: `false` when
-    /// none can (no other node, Redis down, too many questions waiting): then it goes on at
+    /// The router holds reply `ticket` until every live node has answered: `false` when
+    /// none can (no other node, Redis down, too many questions waiting): then it goes at
     /// once.
     pub(super) fn cluster_barrier(&mut self, ticket: u64, now: Instant) -> bool {
         let asker = Asker::Router { ticket };
@@ -872,15 +872,15 @@ impl Hub {
         });
     }
 
-    /// The router's held calls whose barrier is answered, dispatched again.
-    pub fn cluster_settle_calls(&mut self, now: Instant) {
+    /// The router's held replies whose barrier is answered, sent.
+    pub fn cluster_settle_replies(&mut self) {
         let settled = self
             .cluster
             .as_mut()
             .map(|cluster| std::mem::take(&mut cluster.settled))
             .unwrap_or_default();
         for ticket in settled {
-            self.router.nodes_settled(ticket, now, &mut self.actions);
+            self.router.nodes_settled(ticket, &mut self.actions);
         }
     }
 

@@ -283,7 +283,7 @@ impl Hub {
             } => self.cluster_announce(&realm, &registration),
             Action::AwaitNodes { ticket } => {
                 if !self.cluster_barrier(ticket, now) {
-                    self.router.nodes_settled(ticket, now, &mut self.actions);
+                    self.router.nodes_settled(ticket, &mut self.actions);
                 }
             }
             Action::Plain {

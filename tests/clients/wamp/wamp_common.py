@@ -218,13 +218,15 @@ class Client:
 
 class Ctx:
     """A scenario's world: the router URL, its realm, one cookie header per session label,
-    the id labels and the document being built."""
+    the id labels and the document being built. The URL may be several, comma-separated (the
+    nodes of a wson cluster): session A joins the first, B the second, and so on round."""
 
     def __init__(self, url, realm, cookies, dynamic_url=None):
-        self.url = url
+        self.urls = url.split(",")
+        self.url = self.urls[0]
         # Where logins go to the realm's dynamic authenticator (Crossbar configures one per
         # transport; wson per realm, so the same URL).
-        self.dynamic_url = dynamic_url or url
+        self.dynamic_url = (dynamic_url or url).split(",")[0]
         self.realm = realm
         self.cookies = cookies
         self.ids = Ids()
@@ -233,6 +235,10 @@ class Ctx:
 
     def cookie(self, label):
         return self.cookies[LABELS.index(label) % len(self.cookies)]
+
+    def url_of(self, label):
+        """The router session `label` joins (its node, in a cluster)."""
+        return self.urls[LABELS.index(label) % len(self.urls)]
 
     def note(self, key, value):
         self.out[key] = value
@@ -266,12 +272,12 @@ class Ctx:
 
         factory = WampWebSocketClientFactory(
             lambda: Session(types.ComponentConfig(realm=realm)),
-            url=self.url,
+            url=self.url_of(label),
             serializers=[SERIALIZERS[serializer]()],
             headers={"Cookie": self.cookie(label)},
             origin=ORIGIN,
         )
-        address = urlparse(self.url)
+        address = urlparse(self.url_of(label))
         loop = asyncio.get_running_loop()
         await asyncio.wait_for(
             loop.create_connection(factory, address.hostname, address.port), STEP
@@ -342,7 +348,7 @@ class Raw:
         headers = {"Cookie": self.ctx.cookie(self.label)} if cookies else {}
         self.ws = await asyncio.wait_for(
             ws_connect(
-                url or self.ctx.url,
+                url or self.ctx.url_of(self.label),
                 subprotocols=[protocol],
                 additional_headers=headers,
                 origin=ORIGIN,
