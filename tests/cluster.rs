@@ -621,6 +621,32 @@ fn lists_page_through_every_node() {
     assert_eq!(control.page(b'g', &[b"bob"]).items.len(), 2);
 }
 
+#[test]
+fn topic_counts_count_each_user_once_across_nodes() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let nodes = three_nodes(&redis);
+    for node in &nodes {
+        wait_nodes(node, 3);
+    }
+    // ann on a, bob on a and c, cat on c: three users, four connections.
+    let mut clients = Vec::new();
+    for (index, user) in [(0, "ann"), (0, "bob"), (2, "bob"), (2, "cat")] {
+        let cookies = Cookies::fresh(user);
+        clients.push(WsClient::connect_tcp(&nodes[index].tcp(), &cookies).unwrap());
+        let mut control = nodes[index].control();
+        control.send(b'j', &fields(&[cookies.token.as_bytes(), b"news"]));
+        assert_eq!(control.reply(), (b'#', b"1".to_vec()));
+    }
+    // Asked of b, which has none of them.
+    let mut control = nodes[1].control();
+    control.send(b'H', &fields(&[b"news"]));
+    assert_eq!(control.reply(), (b'#', b"3 4".to_vec()));
+    control.send(b'H', &fields(&[b"nothing"]));
+    assert_eq!(control.reply(), (b'#', b"0 0".to_vec()));
+}
+
 /// The control protocol's fields encoding.
 fn fields(values: &[&[u8]]) -> Vec<u8> {
     wson::control::fields::to_payload(values)

@@ -130,6 +130,10 @@ pub enum Question<'a> {
         cursor: &'a [u8],
         limit: u64,
     },
+    /// How many connections are subscribed to `topic` (`H`), as the answer's count, and the
+    /// node's users of the topic as the body (`cluster_count`), so that the asker counts
+    /// each user once.
+    TopicCount { topic: &'a str },
 }
 
 /// Which list a `Page` question pages through.
@@ -199,7 +203,8 @@ pub enum WireError {
     BadKind,
     /// A text message that is not UTF-8.
     TextNotUtf8,
-    /// An `Ask` whose question is none of `c`, `w`, `o`, `k`, `K`, `t`, `j`, `J`, `r`, `R`.
+    /// An `Ask` whose question is none of `c`, `w`, `o`, `k`, `K`, `t`, `m`, `j`, `J`, `r`,
+    /// `R`, `g`, `y`, `h`, `v`, `H`.
     BadQuestion,
     /// A kick's close code a server may not send.
     BadCloseCode,
@@ -233,7 +238,7 @@ impl fmt::Display for WireError {
             WireError::BadKind => f.write_str("the message kind is neither t nor b"),
             WireError::TextNotUtf8 => f.write_str("a text message that is not UTF-8"),
             WireError::BadQuestion => f.write_str(
-                "a question that is none of c, w, o, k, K, t, m, j, J, r, R, g, y, h, v",
+                "a question that is none of c, w, o, k, K, t, m, j, J, r, R, g, y, h, v, H",
             ),
             WireError::BadCloseCode => f.write_str("a close code a server may not send"),
             WireError::BadTopic => f.write_str("not a topic name"),
@@ -369,6 +374,7 @@ impl<'a> ClusterMessage<'a> {
                         };
                         (what, target.bytes(), b"t", topic.as_bytes())
                     }
+                    Question::TopicCount { topic } => (b"H", topic.as_bytes(), b"t", b""),
                 };
                 fields::append_fields(out, &[origin.as_bytes(), id, what, subject, kind, message]);
             }
@@ -546,6 +552,11 @@ impl<'a> ClusterMessage<'a> {
                             Question::Unsubscribe { target, topic }
                         }
                     }
+                    b"H" => Question::TopicCount {
+                        topic: Topic::parse(subject)
+                            .map_err(|_| WireError::BadTopic)?
+                            .as_str(),
+                    },
                     _ => return Err(WireError::BadQuestion),
                 };
                 Ok(ClusterMessage::Ask {
@@ -843,6 +854,13 @@ mod tests {
             },
             ClusterMessage::Ask {
                 origin: "node-d",
+                id: 15,
+                question: Question::TopicCount {
+                    topic: "news.sport",
+                },
+            },
+            ClusterMessage::Ask {
+                origin: "node-d",
                 id: 11,
                 question: Question::KickUser {
                     user: "bob",
@@ -933,6 +951,8 @@ mod tests {
             b"1a1:n1:x1:1",
             b"1q1:n1:11:K3:bob4:10101:x",
             b"1q1:n1:11:K3:bob3:9991:x",
+            // H for no topic name.
+            b"1q1:n1:11:H0:1:t0:",
         ] {
             assert!(ClusterMessage::decode(bad).is_err(), "{bad:?}");
         }

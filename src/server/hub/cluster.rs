@@ -17,6 +17,7 @@ use crate::control::command::{Page, PageRequest, Refusal, Reply};
 use crate::control::event::EventKinds;
 use crate::control::fields;
 use crate::server::commands::Ticket;
+use crate::server::hub::cluster_count::UserCount;
 use crate::server::hub::{Hub, Message};
 use crate::server::outbound::BatchFor;
 use crate::server::settings::Settings;
@@ -77,6 +78,8 @@ enum Answering {
     Freest { best: (u64, String) },
     /// `g`, `y`, `h`, `v`: every node's page after the same cursor, merged.
     Pages { limit: usize, pages: Vec<Page> },
+    /// `H`: the connections added (the count), the users each counted once.
+    Users(UserCount),
 }
 
 /// What this node adds to a question besides its count.
@@ -90,6 +93,8 @@ enum Answer0 {
     Freest((u64, String)),
     /// Its page and the limit asked (`g`, `y`, `h`, `v`).
     Page(Page, usize),
+    /// Its users of the topic (`H`).
+    Users(UserCount),
 }
 
 struct Pending {
@@ -161,6 +166,10 @@ impl ClusterSide {
             Answering::Subscription { .. } => Reply::Count(pending.count),
             Answering::Freest { best } => Reply::Domain(best.1),
             Answering::Pages { limit, pages } => Reply::Page(merge_pages(limit, &pages)),
+            Answering::Users(users) => Reply::TopicCount {
+                users: users.total(),
+                connections: pending.count,
+            },
         };
         self.replies.push((pending.control, pending.ticket, reply));
     }
@@ -301,6 +310,24 @@ impl Hub {
         self.ask_cluster(control, Question::Freest, 0, Answer0::Freest(local), now)
     }
 
+    /// `H` with the other nodes: this node's connections and users of `topic` are counted
+    /// here.
+    pub fn cluster_ask_topic_count(
+        &mut self,
+        control: Key,
+        topic: &str,
+        max_names: usize,
+        now: Instant,
+    ) -> Asked {
+        if !self.clustered() {
+            return Asked::Alone;
+        }
+        let (connections, users) = self.topic_count_here(topic, max_names);
+        let question = Question::TopicCount { topic };
+        let local = Answer0::Users(users);
+        self.ask_cluster(control, question, connections, local, now)
+    }
+
     /// `t` with the other nodes: `local` is this node's status JSON.
     pub fn cluster_ask_status(&mut self, control: Key, local: String, now: Instant) -> Asked {
         self.ask_cluster(control, Question::Status, 0, Answer0::Status(local), now)
@@ -343,16 +370,19 @@ impl Hub {
                     Answer0::None
                     | Answer0::Refusal(_)
                     | Answer0::Freest(_)
-                    | Answer0::Page(..) => String::new(),
+                    | Answer0::Page(..)
+                    | Answer0::Users(_) => String::new(),
                 },
                 nodes: Vec::new(),
             },
             Question::Subscribe { .. } => Answering::Subscription {
                 refusal: match local_extra {
                     Answer0::Refusal(refusal) => refusal,
-                    Answer0::None | Answer0::Status(_) | Answer0::Freest(_) | Answer0::Page(..) => {
-                        None
-                    }
+                    Answer0::None
+                    | Answer0::Status(_)
+                    | Answer0::Freest(_)
+                    | Answer0::Page(..)
+                    | Answer0::Users(_) => None,
                 },
             },
             Question::Freest => Answering::Freest {
@@ -361,7 +391,8 @@ impl Hub {
                     Answer0::None
                     | Answer0::Status(_)
                     | Answer0::Refusal(_)
-                    | Answer0::Page(..) => (u64::MAX, String::new()),
+                    | Answer0::Page(..)
+                    | Answer0::Users(_) => (u64::MAX, String::new()),
                 },
             },
             Question::Page { .. } => match local_extra {
@@ -369,12 +400,22 @@ impl Hub {
                     limit,
                     pages: vec![local],
                 },
-                Answer0::None | Answer0::Status(_) | Answer0::Refusal(_) | Answer0::Freest(_) => {
-                    Answering::Pages {
-                        limit: 0,
-                        pages: Vec::new(),
-                    }
-                }
+                Answer0::None
+                | Answer0::Status(_)
+                | Answer0::Refusal(_)
+                | Answer0::Freest(_)
+                | Answer0::Users(_) => Answering::Pages {
+                    limit: 0,
+                    pages: Vec::new(),
+                },
+            },
+            Question::TopicCount { .. } => match local_extra {
+                Answer0::Users(users) => Answering::Users(users),
+                Answer0::None
+                | Answer0::Status(_)
+                | Answer0::Refusal(_)
+                | Answer0::Freest(_)
+                | Answer0::Page(..) => Answering::Users(UserCount::default()),
             },
         };
         cluster.send(None, |origin, out| {
@@ -655,6 +696,15 @@ impl Hub {
             ClusterMessage::Ask {
                 origin,
                 id,
+                question: Question::TopicCount { topic },
+            } => {
+                let max_names = settings.cluster.max_count_users;
+                let (connections, users) = self.topic_count_answer(topic, max_names);
+                self.cluster_answer(origin, id, connections, &users);
+            }
+            ClusterMessage::Ask {
+                origin,
+                id,
                 question,
             } => {
                 let count = self.answer_here(question, settings, stats);
@@ -692,6 +742,7 @@ impl Hub {
                             pages.push(page);
                         }
                     }
+                    Answering::Users(users) => users.add_body(body),
                     Answering::Confirm(_)
                     | Answering::Count
                     | Answering::Subscription { .. }
@@ -760,7 +811,8 @@ impl Hub {
             Question::Status
             | Question::Subscribe { .. }
             | Question::Freest
-            | Question::Page { .. } => 0,
+            | Question::Page { .. }
+            | Question::TopicCount { .. } => 0,
         };
         count as u64
     }
