@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+use crate::control::authorizer::{AuthRequest, Decision};
+use crate::control::command::Command;
 use crate::control::fields::{self, FieldError, Fields};
 use crate::control::topic::Topic;
 use crate::decoded::Decoded;
@@ -27,6 +29,9 @@ const HEARTBEAT: u8 = b'h';
 const EVENTS: u8 = b'e';
 const ASK: u8 = b'q';
 const ANSWER: u8 = b'a';
+const AUTHORIZERS: u8 = b'A';
+const AUTHORIZE: u8 = b'z';
+const AUTHORIZED: u8 = b'Z';
 
 /// One message between nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +86,22 @@ pub enum ClusterMessage<'a> {
         id: u64,
         count: u64,
         body: &'a [u8],
+    },
+    /// The sender has `count` connect authorizers (sent with its heartbeats while it has
+    /// any, and once when it has none any more).
+    Authorizers { origin: &'a str, count: u64 },
+    /// An upgrade of the sender's for an authorizer of the receiver's: the request as the
+    /// sender would give its own authorizer, `request.id` being the sender's.
+    Authorize {
+        origin: &'a str,
+        request: AuthRequest<'a>,
+    },
+    /// The answer to `Authorize` `id`: the authorizer's decision, or `None` when the
+    /// receiver had no authorizer for it (any more) or it did not answer in time.
+    Authorized {
+        origin: &'a str,
+        id: u64,
+        decision: Option<Decision<'a>>,
     },
 }
 
@@ -216,6 +237,10 @@ pub enum WireError {
     BadEvents,
     /// The frames are not `messages` whole, unmasked data frames.
     BadFrames,
+    /// Not one `z` frame holding an authorization request.
+    BadRequest,
+    /// Not one `Z` frame answering the message's id.
+    BadDecision,
 }
 
 impl fmt::Display for WireError {
@@ -247,6 +272,8 @@ impl fmt::Display for WireError {
             WireError::BadFrames => {
                 f.write_str("the frames are not the announced number of whole data frames")
             }
+            WireError::BadRequest => f.write_str("not one z frame holding a request"),
+            WireError::BadDecision => f.write_str("not one Z frame answering this id"),
         }
     }
 }
@@ -389,6 +416,33 @@ impl<'a> ClusterMessage<'a> {
                 let id = decimal(id, &mut id_digits);
                 let count = decimal(count, &mut count_digits);
                 fields::append_fields(out, &[origin.as_bytes(), id, count, body]);
+            }
+            ClusterMessage::Authorizers {
+                origin,
+                count: number,
+            } => {
+                out.extend_from_slice(&[VERSION, AUTHORIZERS]);
+                let number = decimal(number, &mut count);
+                fields::append_fields(out, &[origin.as_bytes(), number]);
+            }
+            ClusterMessage::Authorize { origin, request } => {
+                out.extend_from_slice(&[VERSION, AUTHORIZE]);
+                let mut frame = Vec::new();
+                request.encode(&mut frame);
+                fields::append_fields(out, &[origin.as_bytes(), &frame]);
+            }
+            ClusterMessage::Authorized {
+                origin,
+                id,
+                decision,
+            } => {
+                out.extend_from_slice(&[VERSION, AUTHORIZED]);
+                let mut frame = Vec::new();
+                if let Some(decision) = decision {
+                    Command::Authorize { id, decision }.encode(&mut frame);
+                }
+                let id = decimal(id, &mut count);
+                fields::append_fields(out, &[origin.as_bytes(), id, &frame]);
             }
         }
     }
@@ -575,6 +629,49 @@ impl<'a> ClusterMessage<'a> {
                     body,
                 })
             }
+            AUTHORIZERS => {
+                expect(2)?;
+                let [origin, count, ..] = values;
+                Ok(ClusterMessage::Authorizers {
+                    origin: text(origin, "origin")?,
+                    count: count_of(count)?,
+                })
+            }
+            AUTHORIZE => {
+                expect(2)?;
+                let [origin, frame, ..] = values;
+                let request = request_in(frame).ok_or(WireError::BadRequest)?;
+                Ok(ClusterMessage::Authorize {
+                    origin: text(origin, "origin")?,
+                    request,
+                })
+            }
+            AUTHORIZED => {
+                expect(3)?;
+                let [origin, id, frame, ..] = values;
+                let id = count_of(id)?;
+                let decision = if frame.is_empty() {
+                    None
+                } else {
+                    let payload = one_frame(frame, b'Z').ok_or(WireError::BadDecision)?;
+                    let raw = crate::control::codec::RawFrame {
+                        command: b'Z',
+                        payload,
+                    };
+                    match crate::control::command::parse(raw) {
+                        Ok(Command::Authorize {
+                            id: answered,
+                            decision,
+                        }) if answered == id => Some(decision),
+                        Ok(_) | Err(_) => return Err(WireError::BadDecision),
+                    }
+                };
+                Ok(ClusterMessage::Authorized {
+                    origin: text(origin, "origin")?,
+                    id,
+                    decision,
+                })
+            }
             byte => Err(WireError::UnknownKind { byte }),
         }
     }
@@ -589,7 +686,10 @@ impl<'a> ClusterMessage<'a> {
             | ClusterMessage::Heartbeat { origin, .. }
             | ClusterMessage::Events { origin, .. }
             | ClusterMessage::Ask { origin, .. }
-            | ClusterMessage::Answer { origin, .. } => origin,
+            | ClusterMessage::Answer { origin, .. }
+            | ClusterMessage::Authorizers { origin, .. }
+            | ClusterMessage::Authorize { origin, .. }
+            | ClusterMessage::Authorized { origin, .. } => origin,
         }
     }
 }
@@ -629,6 +729,22 @@ pub fn events_in(frames: &[u8]) -> Option<Vec<(&[u8], crate::control::event::Eve
         rest = after;
     }
     Some(events)
+}
+
+/// The request in `frame`, one whole `z` frame (as `AuthRequest::encode` writes) and nothing
+/// after.
+pub fn request_in(frame: &[u8]) -> Option<AuthRequest<'_>> {
+    one_frame(frame, crate::control::authorizer::REQUEST_BYTE).and_then(AuthRequest::parse)
+}
+
+/// The payload of `frame`, one whole control frame with command `command` and nothing after.
+fn one_frame(frame: &[u8], command: u8) -> Option<&[u8]> {
+    match crate::control::codec::decode(frame, usize::MAX) {
+        Ok(Decoded::Done { item, len }) if len == frame.len() && item.command == command => {
+            Some(item.payload)
+        }
+        Ok(_) | Err(_) => None,
+    }
 }
 
 fn events_are_whole(frames: &[u8]) -> bool {
@@ -881,6 +997,130 @@ mod tests {
         }
         .encode(&mut out);
         assert_eq!(out, b"1b1:n1:00:");
+    }
+
+    fn auth_request() -> AuthRequest<'static> {
+        AuthRequest {
+            id: 41,
+            listener: "tcp://127.0.0.1:8099",
+            remote: "127.0.0.1:50000",
+            origin: "https://example.com",
+            path: "/ws",
+            query: "room=1",
+            cookie: b"PHPSESSID=abc",
+            token: Some(Token::from_array([b't'; 32])),
+            user: "alice",
+        }
+    }
+
+    #[test]
+    fn authorizer_messages_round_trip() {
+        let topics = crate::control::authorizer::TopicList::parse(b"4:news4:chat").unwrap();
+        for message in [
+            ClusterMessage::Authorizers {
+                origin: "node-a",
+                count: 2,
+            },
+            ClusterMessage::Authorizers {
+                origin: "node-a",
+                count: 0,
+            },
+            ClusterMessage::Authorize {
+                origin: "node-b",
+                request: auth_request(),
+            },
+            ClusterMessage::Authorize {
+                origin: "node-b",
+                request: AuthRequest {
+                    token: None,
+                    user: "",
+                    ..auth_request()
+                },
+            },
+            ClusterMessage::Authorized {
+                origin: "node-a",
+                id: 41,
+                decision: Some(Decision::Allow {
+                    user: Some("bob"),
+                    topics,
+                }),
+            },
+            ClusterMessage::Authorized {
+                origin: "node-a",
+                id: 42,
+                decision: Some(Decision::Allow {
+                    user: None,
+                    topics: crate::control::authorizer::TopicList::EMPTY,
+                }),
+            },
+            ClusterMessage::Authorized {
+                origin: "node-a",
+                id: 43,
+                decision: Some(Decision::Deny {
+                    status: 403,
+                    reason: "not today",
+                }),
+            },
+            ClusterMessage::Authorized {
+                origin: "node-a",
+                id: 44,
+                decision: None,
+            },
+        ] {
+            let mut out = Vec::new();
+            message.encode(&mut out);
+            assert_eq!(ClusterMessage::decode(&out), Ok(message));
+        }
+    }
+
+    #[test]
+    fn a_relayed_request_or_decision_must_be_one_whole_frame() {
+        let mut frame = Vec::new();
+        auth_request().encode(&mut frame);
+        let encode = |kind: u8, fields: &[&[u8]]| {
+            let mut out = vec![VERSION, kind];
+            fields::append_fields(&mut out, fields);
+            out
+        };
+        assert!(ClusterMessage::decode(&encode(AUTHORIZE, &[b"n", &frame])).is_ok());
+        let truncated = &frame[..frame.len() - 1];
+        let mut trailing = frame.clone();
+        trailing.push(b'0');
+        let mut not_z = frame.clone();
+        if let Some(at) = not_z.iter().position(|byte| *byte == b'z') {
+            not_z[at] = b'Z';
+        }
+        for bad in [truncated, &trailing, &not_z, b""] {
+            assert_eq!(
+                ClusterMessage::decode(&encode(AUTHORIZE, &[b"n", bad])),
+                Err(WireError::BadRequest)
+            );
+        }
+        let mut decision = Vec::new();
+        Command::Authorize {
+            id: 7,
+            decision: Decision::Deny {
+                status: 403,
+                reason: "no",
+            },
+        }
+        .encode(&mut decision);
+        assert!(ClusterMessage::decode(&encode(AUTHORIZED, &[b"n", b"7", &decision])).is_ok());
+        // Another id than the message's, a bad status, not a Z frame.
+        let mut bad_status = Vec::new();
+        crate::control::codec::encode(
+            b'Z',
+            &fields::to_payload(&[b"7", b"deny", b"200"]),
+            &mut bad_status,
+        );
+        for bad in [&decision[..], &bad_status, &frame] {
+            let id: &[u8] = if bad == &decision[..] { b"8" } else { b"7" };
+            assert_eq!(
+                ClusterMessage::decode(&encode(AUTHORIZED, &[b"n", id, bad])),
+                Err(WireError::BadDecision)
+            );
+        }
+        assert!(ClusterMessage::decode(&encode(AUTHORIZERS, &[b"n", b"x"])).is_err());
     }
 
     #[test]

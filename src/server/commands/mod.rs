@@ -555,6 +555,15 @@ pub fn status_json(
             .map(|kind| kind.name())
             .collect();
         object.insert("cluster_events_wanted".into(), wanted.into());
+        object.insert(
+            "cluster_authorizer_nodes".into(),
+            cluster.authorizer_nodes.into(),
+        );
+        object.insert("cluster_claims".into(), cluster.claims.into());
+        object.insert(
+            "cluster_claims_skipped".into(),
+            cluster.claims_skipped.into(),
+        );
     }
     status.to_string()
 }

@@ -17,6 +17,7 @@ use crate::control::command::{Page, PageRequest, Refusal, Reply};
 use crate::control::event::EventKinds;
 use crate::control::fields;
 use crate::server::commands::Ticket;
+use crate::server::hub::cluster_admission::AdmissionSide;
 use crate::server::hub::cluster_count::UserCount;
 use crate::server::hub::{Hub, Message};
 use crate::server::outbound::BatchFor;
@@ -26,7 +27,7 @@ use crate::server::stats::Stats;
 use crate::token::Token;
 
 /// Heartbeats a node may miss before it counts as gone.
-const MISSED_HEARTBEATS: u32 = 3;
+pub(super) const MISSED_HEARTBEATS: u32 = 3;
 
 /// The cluster's figures for the status reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +46,12 @@ pub struct ClusterFigures {
     pub refused: u64,
     /// The event kinds the other nodes' listeners hear: what this node forwards.
     pub events_wanted: EventKinds,
+    /// Other live nodes with a connect authorizer.
+    pub authorizer_nodes: usize,
+    /// Tokens this node holds (or is claiming) cluster-wide.
+    pub claims: usize,
+    /// Upgrades admitted without a cluster-wide claim of their token (Redis away or slow).
+    pub claims_skipped: u64,
 }
 
 /// How a cluster-wide question goes.
@@ -109,9 +116,9 @@ struct Pending {
 
 /// The hub's end of the cluster.
 pub(super) struct ClusterSide {
-    link: Link,
+    pub(super) link: Link,
     refused: u64,
-    heartbeat: Duration,
+    pub(super) heartbeat: Duration,
     request_timeout: Duration,
     next_heartbeat: Instant,
     /// Other nodes by id, with when each was last heard.
@@ -128,10 +135,12 @@ pub(super) struct ClusterSide {
     /// Status questions of other nodes (asker, question id): the server, which has every
     /// figure, answers them.
     statuses_wanted: Vec<(String, u64)>,
+    /// Authorizers on other nodes and claims of tokens (`cluster_admission.rs`).
+    pub(super) admission: AdmissionSide,
 }
 
 impl ClusterSide {
-    fn alive(&self, now: Instant) -> Vec<String> {
+    pub(super) fn alive(&self, now: Instant) -> Vec<String> {
         let span = self.heartbeat * MISSED_HEARTBEATS;
         self.peers
             .iter()
@@ -140,7 +149,7 @@ impl ClusterSide {
             .collect()
     }
 
-    fn send(&mut self, to: Option<&str>, message: impl FnOnce(&str, &mut Vec<u8>)) {
+    pub(super) fn send(&mut self, to: Option<&str>, message: impl FnOnce(&str, &mut Vec<u8>)) {
         let mut bytes = Vec::with_capacity(128);
         message(self.link.instance(), &mut bytes);
         match to {
@@ -204,7 +213,10 @@ impl Hub {
             pending: HashMap::new(),
             replies: Vec::new(),
             statuses_wanted: Vec::new(),
+            admission: AdmissionSide::new(now),
         });
+        // The claims thread learns the node's liveness before its first claim.
+        self.cluster_admission_tick(now);
     }
 
     /// Encodes a message naming this node and hands it to the link (to node `to`, else to
@@ -500,6 +512,7 @@ impl Hub {
             }
             cluster.finish(id);
         }
+        self.cluster_admission_tick(now);
     }
 
     /// What the other nodes published since the last call: publications queued to this
@@ -541,6 +554,7 @@ impl Hub {
             }
             self.cluster_handle(message, settings, stats);
         }
+        self.cluster_claims_answered(settings, stats, now);
     }
 
     fn cluster_handle(
@@ -752,6 +766,17 @@ impl Hub {
                     cluster.finish(id);
                 }
             }
+            ClusterMessage::Authorizers { origin, count } => {
+                self.heard_authorizers(origin, count, Instant::now());
+            }
+            ClusterMessage::Authorize { origin, request } => {
+                self.relay_authorization(origin, request, settings, Instant::now());
+            }
+            ClusterMessage::Authorized {
+                origin,
+                id,
+                decision,
+            } => self.authorized_elsewhere(origin, id, decision, settings, stats),
         }
     }
 
@@ -864,6 +889,12 @@ impl Hub {
             dropped: cluster.link.dropped + cluster.link.lost(),
             refused: cluster.refused,
             events_wanted: self.events.remote_wanted(),
+            authorizer_nodes: cluster
+                .admission
+                .authorizer_nodes(&cluster.alive(now))
+                .len(),
+            claims: cluster.admission.claims(),
+            claims_skipped: cluster.admission.claims_skipped,
         })
     }
 
