@@ -11,6 +11,10 @@
 //! cleaning them. A claim is released (the key deleted, if still this node's) when its
 //! connection closes, and every claim at once when the node stops (its alive key deleted).
 //!
+//! The script reads the holder's alive key, which it is not given as a key: a standalone
+//! Redis (or a replicated one) allows that; a Redis Cluster would not, and wson does not
+//! support one (its pub/sub spans shards differently anyway).
+//!
 //! The thread remembers the tokens it holds: after Redis comes back (empty, if it was
 //! restarted), it sets its alive key and claims them again. What it cannot reach Redis for
 //! it answers `Unavailable` at once, and keeps, to claim once Redis is back.
