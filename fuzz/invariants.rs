@@ -1808,7 +1808,8 @@ pub fn access(data: &[u8]) {
 /// The bytes as a cluster message: no panic; a refusal is one line; what decodes encodes to
 /// bytes that decode to the same message; its frames are whole unmasked data messages,
 /// exactly as many as it says (walked again here, apart from the codec's own check), and
-/// `messages_in` finds them all; a single text message is UTF-8.
+/// `messages_in` finds them all; a single text message is UTF-8; a relayed authorization
+/// request reads back from its `z` frame, and a relayed deny's status is 400-599.
 pub fn cluster_message(data: &[u8]) {
     use wson::cluster::ClusterMessage;
     match ClusterMessage::decode(data) {
@@ -1884,6 +1885,28 @@ pub fn cluster_message(data: &[u8]) {
                     return;
                 }
                 ClusterMessage::Heartbeat { .. } | ClusterMessage::Answer { .. } => return,
+                ClusterMessage::Authorize { request, .. } => {
+                    // What the relaying node gives its authorizer reads back the same.
+                    let mut frame = Vec::new();
+                    request.encode(&mut frame);
+                    assert_eq!(
+                        wson::cluster::wire::request_in(&frame),
+                        Some(request),
+                        "a relayed request does not survive its z frame"
+                    );
+                    return;
+                }
+                ClusterMessage::Authorized { decision, .. } => {
+                    if let Some(wson::control::authorizer::Decision::Deny { status, .. }) = decision
+                    {
+                        assert!(
+                            (400..=599).contains(&status),
+                            "a deny status outside 400-599 passed"
+                        );
+                    }
+                    return;
+                }
+                ClusterMessage::Authorizers { .. } => return,
             };
             let joined: Vec<_> = wson::cluster::wire::messages_in(frames);
             assert_eq!(

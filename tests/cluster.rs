@@ -621,6 +621,243 @@ fn lists_page_through_every_node() {
     assert_eq!(control.page(b'g', &[b"bob"]).items.len(), 2);
 }
 
+#[test]
+fn topic_counts_count_each_user_once_across_nodes() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let nodes = three_nodes(&redis);
+    for node in &nodes {
+        wait_nodes(node, 3);
+    }
+    // ann on a, bob on a and c, cat on c: three users, four connections.
+    let mut clients = Vec::new();
+    for (index, user) in [(0, "ann"), (0, "bob"), (2, "bob"), (2, "cat")] {
+        let cookies = Cookies::fresh(user);
+        clients.push(WsClient::connect_tcp(&nodes[index].tcp(), &cookies).unwrap());
+        let mut control = nodes[index].control();
+        control.send(b'j', &fields(&[cookies.token.as_bytes(), b"news"]));
+        assert_eq!(control.reply(), (b'#', b"1".to_vec()));
+    }
+    // Asked of b, which has none of them.
+    let mut control = nodes[1].control();
+    control.send(b'H', &fields(&[b"news"]));
+    assert_eq!(control.reply(), (b'#', b"3 4".to_vec()));
+    control.send(b'H', &fields(&[b"nothing"]));
+    assert_eq!(control.reply(), (b'#', b"0 0".to_vec()));
+}
+
+/// The refusal of an upgrade of `cookies` to `server`.
+fn refusal(server: &Server, cookies: &Cookies) -> HttpResponse {
+    match WsClient::connect_tcp(&server.tcp(), cookies) {
+        Ok(_) => panic!("admitted, where a refusal was expected"),
+        Err(refused) => refused,
+    }
+}
+
+/// Connects `cookies` to `server` until it is admitted (bounded): a token another node
+/// released is free once the release has reached Redis.
+fn connect_when_free(server: &Server, cookies: &Cookies) -> WsClient {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match WsClient::connect_tcp(&server.tcp(), cookies) {
+            Ok(client) => return client,
+            Err(refused) => {
+                assert_eq!(refused.status, 429, "{}", refused.raw);
+                assert!(Instant::now() < deadline, "the token never became free");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+#[test]
+fn refuse_holds_one_connection_per_token_across_nodes() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let nodes = three_nodes(&redis);
+    for node in &nodes {
+        wait_nodes(node, 3);
+    }
+    let eve = Cookies::fresh("eve");
+    let on_a = WsClient::connect_tcp(&nodes[0].tcp(), &eve).unwrap();
+    // b and c refuse it as a would: 429, with a Retry-After.
+    for node in &nodes[1..] {
+        let refused = refusal(node, &eve);
+        assert_eq!(refused.status, 429, "{}", refused.raw);
+        assert!(refused.header("Retry-After").is_some(), "{}", refused.raw);
+    }
+    assert_eq!(nodes[0].control().status()["cluster_claims"], 1);
+    // Closed on a, the token is free for b; then a refuses it.
+    drop(on_a);
+    let mut on_b = connect_when_free(&nodes[1], &eve);
+    let refused = refusal(&nodes[0], &eve);
+    assert_eq!(refused.status, 429, "{}", refused.raw);
+    nodes[2].control().direct(b'd', &eve.token, b"found on b");
+    assert_eq!(on_b.recv_text(), "found on b");
+    // Other tokens of the same user are other connections.
+    let _tab = WsClient::connect_tcp(&nodes[2].tcp(), &Cookies::fresh("eve")).unwrap();
+    let status = nodes[1].control().status();
+    assert_eq!(status["cluster_claims"], 1, "{status}");
+    assert_eq!(status["cluster_claims_skipped"], 0, "{status}");
+}
+
+#[test]
+fn a_killed_nodes_tokens_are_free_once_it_is_gone() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let mut nodes = three_nodes(&redis);
+    for node in &nodes {
+        wait_nodes(node, 3);
+    }
+    let fay = Cookies::fresh("fay");
+    let _on_c = WsClient::connect_tcp(&nodes[2].tcp(), &fay).unwrap();
+    let refused = refusal(&nodes[0], &fay);
+    assert_eq!(refused.status, 429);
+    nodes[2].signal(nix::sys::signal::Signal::SIGKILL);
+    nodes[2].wait_exit();
+    // Its claims count while it might be alive: until three heartbeats have passed.
+    wait_nodes(&nodes[0], 2);
+    let _on_a = connect_when_free(&nodes[0], &fay);
+    let refused = refusal(&nodes[1], &fay);
+    assert_eq!(refused.status, 429);
+}
+
+#[test]
+fn a_stopped_nodes_tokens_are_free_at_once() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let nodes = three_nodes(&redis);
+    for node in &nodes {
+        wait_nodes(node, 3);
+    }
+    let gil = Cookies::fresh("gil");
+    let _on_c = WsClient::connect_tcp(&nodes[2].tcp(), &gil).unwrap();
+    // c stops, and waits for its client's Close while it drains.
+    nodes[2].signal(nix::sys::signal::Signal::SIGTERM);
+    // Its alive key went when it began to stop: the token is free before the others count
+    // it gone (three heartbeats after its last).
+    let _on_a = connect_when_free(&nodes[0], &gil);
+    assert_eq!(nodes[0].control().status()["cluster_nodes"], 3);
+}
+
+#[test]
+fn without_redis_tokens_are_admitted_on_each_nodes_knowledge() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let nodes = three_nodes(&redis);
+    redis.kill();
+    for node in &nodes[..2] {
+        wait_redis(node, "down");
+    }
+    let hal = Cookies::fresh("hal");
+    let _on_a = WsClient::connect_tcp(&nodes[0].tcp(), &hal).unwrap();
+    // Delivery goes on locally, and so does admission: b cannot ask.
+    let _on_b = WsClient::connect_tcp(&nodes[1].tcp(), &hal).unwrap();
+    // Each node still refuses a second connection of its own.
+    let refused = refusal(&nodes[0], &hal);
+    assert_eq!(refused.status, 429);
+    assert_eq!(nodes[0].control().status()["cluster_claims_skipped"], 1);
+    // Back with Redis, each node claims what it holds (the first keeps it) and new
+    // upgrades are checked cluster-wide again.
+    redis.run();
+    for node in &nodes {
+        wait_redis(node, "up");
+    }
+    let ivan = Cookies::fresh("ivan");
+    let _on_c = WsClient::connect_tcp(&nodes[2].tcp(), &ivan).unwrap();
+    let refused = refusal(&nodes[0], &ivan);
+    assert_eq!(refused.status, 429);
+}
+
+#[test]
+fn replace_closes_the_tokens_connection_on_another_node() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let replacing = |name: &str| {
+        node_setup(&redis, name)
+            .set("users.token_reuse", r#""replace""#)
+            .start()
+    };
+    let nodes = [replacing("a"), replacing("b")];
+    for node in &nodes {
+        wait_redis(node, "up");
+        wait_nodes(node, 2);
+    }
+    let joy = Cookies::fresh("joy");
+    let mut on_a = WsClient::connect_tcp(&nodes[0].tcp(), &joy).unwrap();
+    let mut on_b = WsClient::connect_tcp(&nodes[1].tcp(), &joy).unwrap();
+    on_a.expect_close(4001);
+    nodes[0]
+        .control()
+        .direct(b'd', &joy.token, b"the newer one");
+    assert_eq!(on_b.recv_text(), "the newer one");
+}
+
+/// An upgrade request of `cookies` sent to `server` and not yet answered.
+fn begin_upgrade(server: &Server, cookies: &Cookies) -> WsClient {
+    let stream = TcpStream::connect(server.tcp()).unwrap();
+    let mut client = WsClient::over(Box::new(stream));
+    client.send_raw(request(&server.tcp(), &cookies.header, Some(ORIGIN), "").as_bytes());
+    client
+}
+
+#[test]
+fn the_authorizer_of_another_node_decides_upgrades() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let authorized = |name: &str| {
+        node_setup(&redis, name)
+            .set("auth", r#""cookie+authorizer""#)
+            .start()
+    };
+    let nodes = [authorized("a"), authorized("b"), authorized("c")];
+    for node in &nodes {
+        wait_redis(node, "up");
+        wait_nodes(node, 3);
+    }
+    // The only authorizer, on a.
+    let mut authorizer = nodes[0].control();
+    authorizer.become_authorizer();
+    for node in &nodes[1..] {
+        wait_status(node, "cluster_authorizer_nodes", &serde_json::json!(1));
+    }
+    let kim = Cookies::fresh("kim");
+    let mut on_c = begin_upgrade(&nodes[2], &kim);
+    let request = authorizer.next_request();
+    // The request as c would give its own authorizer.
+    assert_eq!(request.request().listener, nodes[2].endpoints[0]);
+    assert_eq!(request.request().user, "kim");
+    assert_eq!(request.request().token, Some(kim.token));
+    authorizer.allow(request.id(), "", &["news"]);
+    on_c.await_upgrade().expect("allowed");
+    assert_eq!(nodes[2].control().subscriber_count("news"), (1, 1));
+    // A deny, with its status and reason.
+    let mut on_b = begin_upgrade(&nodes[1], &Cookies::fresh("lee"));
+    let request = authorizer.next_request();
+    authorizer.deny(request.id(), 403, "not today");
+    let denied = on_b.await_upgrade().expect_err("denied");
+    assert_eq!(denied.status, 403);
+    assert!(on_b.read_body(&denied).contains("not today"));
+    // No authorizer anywhere: the fallback, at once.
+    drop(authorizer);
+    wait_status(&nodes[1], "cluster_authorizer_nodes", &serde_json::json!(0));
+    let mut on_b = begin_upgrade(&nodes[1], &Cookies::fresh("max"));
+    let fallback = on_b.await_upgrade().expect_err("fallback");
+    assert_eq!(fallback.status, 503);
+    let body = on_b.read_body(&fallback);
+    assert!(
+        body.contains("no authorizer connected on any node"),
+        "{body}"
+    );
+}
+
 /// The control protocol's fields encoding.
 pub(crate) fn fields(values: &[&[u8]]) -> Vec<u8> {
     wson::control::fields::to_payload(values)

@@ -1,5 +1,6 @@
 //! The node's two Redis connections, each on its own thread: one PUBLISHes what the loop
 //! hands it, one SUBSCRIBEs to the cluster's channel and hands what arrives to the loop.
+//! A third thread and connection claims tokens (`claims.rs`).
 //!
 //! Both reconnect on their own with backoff (from 100 ms, doubling, at most 5 s) and report
 //! their state; the loop wakes through a `mio::Waker`. The publisher's queue is bounded
@@ -12,14 +13,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use super::claims::{self, ClaimAnswer, ClaimKeys, ClaimRequest};
 
 /// How often a blocked thread looks at the stop flag.
-const POLL: Duration = Duration::from_millis(250);
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+pub(super) const POLL: Duration = Duration::from_millis(250);
+pub(super) const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// A connect or command that takes longer counts as Redis being away.
-const IO_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const IO_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the link needs to start.
 #[derive(Debug, Clone)]
@@ -56,6 +59,8 @@ pub enum Inbound {
     Connected { publisher: bool },
     /// A connection went away, with Redis's or the system's words.
     Lost { publisher: bool, reason: String },
+    /// The claims thread's answer to a claim.
+    Claimed(ClaimAnswer),
 }
 
 /// Whether the node hears and reaches the others.
@@ -88,6 +93,12 @@ pub struct Link {
     /// got them.
     lost_in_flight: Arc<AtomicU64>,
     threads: Vec<JoinHandle<()>>,
+    /// To the claims thread.
+    claims: SyncSender<ClaimRequest>,
+    /// Set by the claims thread once it has given this node's claims up (stopping).
+    claims_left: Arc<AtomicBool>,
+    /// Claim answers received, for the hub to take.
+    claim_answers: Vec<ClaimAnswer>,
     state: RedisState,
     publisher_up: bool,
     subscriber_up: bool,
@@ -139,6 +150,27 @@ impl Link {
                 .name("wson-cluster-pub".to_owned())
                 .spawn(move || publish_loop(&client, &outbound_rx, &stop, &tx, &*wake, &lost))?
         };
+        let (claims, claims_rx) = mpsc::sync_channel::<ClaimRequest>(settings.max_queue);
+        let claims_left = Arc::new(AtomicBool::new(false));
+        let claimer = {
+            let (client, stop, tx, wake) = (
+                client.clone(),
+                Arc::clone(&stop),
+                inbound_tx.clone(),
+                Arc::clone(&wake),
+            );
+            let left = Arc::clone(&claims_left);
+            let keys = ClaimKeys {
+                prefix: settings.prefix.clone(),
+                instance: instance.clone(),
+            };
+            std::thread::Builder::new()
+                .name("wson-cluster-claims".to_owned())
+                .spawn(move || {
+                    claims::claims_loop(&client, keys, &claims_rx, &stop, &tx, &*wake);
+                    left.store(true, Ordering::SeqCst);
+                })?
+        };
         let subscriber = {
             let (stop, wake) = (Arc::clone(&stop), Arc::clone(&wake));
             let channels = [settings.all_channel(), settings.node_channel(&instance)];
@@ -154,7 +186,10 @@ impl Link {
             inbound,
             stop,
             lost_in_flight,
-            threads: vec![publisher, subscriber],
+            threads: vec![publisher, subscriber, claimer],
+            claims,
+            claims_left,
+            claim_answers: Vec::new(),
             state: RedisState::Connecting,
             publisher_up: false,
             subscriber_up: false,
@@ -229,6 +264,9 @@ impl Link {
                         log::info!(node = self.settings.node_id.as_str(), channel = self.all_channel.as_str(); "cluster: connected to Redis");
                         self.state = RedisState::Up;
                         self.came_up += 1;
+                        // Claims are waited for again from now: the claims thread need not
+                        // sit out its backoff.
+                        let _ = self.claims.try_send(ClaimRequest::Connect);
                     }
                 }
                 Inbound::Lost { publisher, reason } => {
@@ -242,21 +280,42 @@ impl Link {
                     }
                     self.state = RedisState::Down;
                 }
+                Inbound::Claimed(answer) => self.claim_answers.push(answer),
             }
         }
         messages
     }
 
-    /// Asks both threads to stop (they notice within `POLL`) without waiting for them.
+    /// The claim answers `receive` found.
+    pub fn take_claim_answers(&mut self) -> Vec<ClaimAnswer> {
+        std::mem::take(&mut self.claim_answers)
+    }
+
+    /// Hands a request to the claims thread; false when its queue is full or it is gone
+    /// (the request is dropped). Never blocks.
+    pub fn ask_claims(&mut self, request: ClaimRequest) -> bool {
+        self.claims.try_send(request).is_ok()
+    }
+
+    /// Asks the threads to stop (they notice within `POLL`) without waiting for them.
     pub fn stop(&mut self) {
+        // Ahead of the flag's POLL: the claims thread gives the node's claims up at once.
+        let _ = self.claims.try_send(ClaimRequest::Leave);
         self.stop.store(true, Ordering::SeqCst);
         self.threads.clear();
     }
 }
 
 impl Drop for Link {
+    /// Waits (at most `IO_TIMEOUT` and a `POLL`) for the claims thread to give this node's
+    /// claims up, so that its clients may reconnect to another node at once: the process
+    /// is ending, nothing else waits.
     fn drop(&mut self) {
         self.stop();
+        let deadline = Instant::now() + IO_TIMEOUT + POLL;
+        while !self.claims_left.load(Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
 

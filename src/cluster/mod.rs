@@ -1,13 +1,16 @@
 //! Several wson nodes joined by Redis (`[cluster]`, README "Scaling out").
 //!
 //! `wire` is the sans-IO codec of what nodes say to each other. `link` runs the Redis
-//! connections on two threads of their own (a blocking client: no async runtime), bridged
-//! to the mio loop by a channel each way and a `mio::Waker`: the loop only ever `try_send`s
-//! and `try_recv`s, so it never waits on Redis, whatever Redis does.
+//! connections on threads of their own (a blocking client: no async runtime; `claims` is the
+//! thread that claims tokens), bridged to the mio loop by channels and a `mio::Waker`: the
+//! loop only ever `try_send`s and `try_recv`s, so it never waits on Redis, whatever Redis
+//! does.
 
+pub mod claims;
 pub mod link;
 pub mod wire;
 
+pub use claims::{ClaimAnswer, ClaimOutcome, ClaimRequest};
 pub use link::{Inbound, Link, LinkSettings, RedisState};
 pub use wire::{ClusterMessage, ListKind, Question, RegistrationSync, Subject, WireError};
 

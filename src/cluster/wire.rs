@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+use crate::control::authorizer::{AuthRequest, Decision};
+use crate::control::command::Command;
 use crate::control::fields::{self, FieldError, Fields};
 use crate::control::topic::Topic;
 use crate::decoded::Decoded;
@@ -37,6 +39,9 @@ const ABSENT: &[u8] = b"0";
 const CHANGES: &[u8] = b"0";
 const ALL: &[u8] = b"1";
 const ALL_AND_ASK: &[u8] = b"2";
+const AUTHORIZERS: u8 = b'A';
+const AUTHORIZE: u8 = b'z';
+const AUTHORIZED: u8 = b'Z';
 
 /// One message between nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +112,22 @@ pub enum ClusterMessage<'a> {
         origin: &'a str,
         sync: RegistrationSync,
         entries: &'a [u8],
+    },
+    /// The sender has `count` connect authorizers (sent with its heartbeats while it has
+    /// any, and once when it has none any more).
+    Authorizers { origin: &'a str, count: u64 },
+    /// An upgrade of the sender's for an authorizer of the receiver's: the request as the
+    /// sender would give its own authorizer, `request.id` being the sender's.
+    Authorize {
+        origin: &'a str,
+        request: AuthRequest<'a>,
+    },
+    /// The answer to `Authorize` `id`: the authorizer's decision, or `None` when the
+    /// receiver had no authorizer for it (any more) or it did not answer in time.
+    Authorized {
+        origin: &'a str,
+        id: u64,
+        decision: Option<Decision<'a>>,
     },
 }
 
@@ -222,6 +243,10 @@ pub enum Question<'a> {
         cursor: &'a [u8],
         limit: u64,
     },
+    /// How many connections are subscribed to `topic` (`H`), as the answer's count, and the
+    /// node's users of the topic as the body (`cluster_count`), so that the asker counts
+    /// each user once.
+    TopicCount { topic: &'a str },
 }
 
 /// Which list a `Page` question pages through.
@@ -291,7 +316,8 @@ pub enum WireError {
     BadKind,
     /// A text message that is not UTF-8.
     TextNotUtf8,
-    /// An `Ask` whose question is none of `c`, `w`, `o`, `k`, `K`, `t`, `j`, `J`, `r`, `R`.
+    /// An `Ask` whose question is none of `c`, `w`, `o`, `k`, `K`, `t`, `m`, `j`, `J`, `r`,
+    /// `R`, `g`, `y`, `h`, `v`, `H`.
     BadQuestion,
     /// A kick's close code a server may not send.
     BadCloseCode,
@@ -306,6 +332,10 @@ pub enum WireError {
     /// The sync flag of `Registrations` is none of `0`, `1`, `2`, or its entries are not
     /// whole entries.
     BadRegistrations,
+    /// Not one `z` frame holding an authorization request.
+    BadRequest,
+    /// Not one `Z` frame answering the message's id.
+    BadDecision,
 }
 
 impl fmt::Display for WireError {
@@ -328,7 +358,7 @@ impl fmt::Display for WireError {
             WireError::BadKind => f.write_str("the message kind is neither t nor b"),
             WireError::TextNotUtf8 => f.write_str("a text message that is not UTF-8"),
             WireError::BadQuestion => f.write_str(
-                "a question that is none of c, w, o, k, K, t, m, s, j, J, r, R, g, y, h, v",
+                "a question that is none of c, w, o, k, K, t, m, s, j, J, r, R, g, y, h, v, H",
             ),
             WireError::BadCloseCode => f.write_str("a close code a server may not send"),
             WireError::BadTopic => f.write_str("not a topic name"),
@@ -340,6 +370,8 @@ impl fmt::Display for WireError {
             WireError::BadRegistrations => {
                 f.write_str("the registrations are not whole entries after a 0, 1 or 2")
             }
+            WireError::BadRequest => f.write_str("not one z frame holding a request"),
+            WireError::BadDecision => f.write_str("not one Z frame answering this id"),
         }
     }
 }
@@ -468,6 +500,7 @@ impl<'a> ClusterMessage<'a> {
                         };
                         (what, target.bytes(), b"t", topic.as_bytes())
                     }
+                    Question::TopicCount { topic } => (b"H", topic.as_bytes(), b"t", b""),
                 };
                 fields::append_fields(out, &[origin.as_bytes(), id, what, subject, kind, message]);
             }
@@ -503,6 +536,33 @@ impl<'a> ClusterMessage<'a> {
                     RegistrationSync::AllAndAsk => ALL_AND_ASK,
                 };
                 fields::append_fields(out, &[origin.as_bytes(), sync, entries]);
+            }
+            ClusterMessage::Authorizers {
+                origin,
+                count: number,
+            } => {
+                out.extend_from_slice(&[VERSION, AUTHORIZERS]);
+                let number = decimal(number, &mut count);
+                fields::append_fields(out, &[origin.as_bytes(), number]);
+            }
+            ClusterMessage::Authorize { origin, request } => {
+                out.extend_from_slice(&[VERSION, AUTHORIZE]);
+                let mut frame = Vec::new();
+                request.encode(&mut frame);
+                fields::append_fields(out, &[origin.as_bytes(), &frame]);
+            }
+            ClusterMessage::Authorized {
+                origin,
+                id,
+                decision,
+            } => {
+                out.extend_from_slice(&[VERSION, AUTHORIZED]);
+                let mut frame = Vec::new();
+                if let Some(decision) = decision {
+                    Command::Authorize { id, decision }.encode(&mut frame);
+                }
+                let id = decimal(id, &mut count);
+                fields::append_fields(out, &[origin.as_bytes(), id, &frame]);
             }
         }
     }
@@ -667,6 +727,11 @@ impl<'a> ClusterMessage<'a> {
                             Question::Unsubscribe { target, topic }
                         }
                     }
+                    b"H" => Question::TopicCount {
+                        topic: Topic::parse(subject)
+                            .map_err(|_| WireError::BadTopic)?
+                            .as_str(),
+                    },
                     _ => return Err(WireError::BadQuestion),
                 };
                 Ok(ClusterMessage::Ask {
@@ -712,6 +777,49 @@ impl<'a> ClusterMessage<'a> {
                     entries,
                 })
             }
+            AUTHORIZERS => {
+                expect(2)?;
+                let [origin, count, ..] = values;
+                Ok(ClusterMessage::Authorizers {
+                    origin: text(origin, "origin")?,
+                    count: count_of(count)?,
+                })
+            }
+            AUTHORIZE => {
+                expect(2)?;
+                let [origin, frame, ..] = values;
+                let request = request_in(frame).ok_or(WireError::BadRequest)?;
+                Ok(ClusterMessage::Authorize {
+                    origin: text(origin, "origin")?,
+                    request,
+                })
+            }
+            AUTHORIZED => {
+                expect(3)?;
+                let [origin, id, frame, ..] = values;
+                let id = count_of(id)?;
+                let decision = if frame.is_empty() {
+                    None
+                } else {
+                    let payload = one_frame(frame, b'Z').ok_or(WireError::BadDecision)?;
+                    let raw = crate::control::codec::RawFrame {
+                        command: b'Z',
+                        payload,
+                    };
+                    match crate::control::command::parse(raw) {
+                        Ok(Command::Authorize {
+                            id: answered,
+                            decision,
+                        }) if answered == id => Some(decision),
+                        Ok(_) | Err(_) => return Err(WireError::BadDecision),
+                    }
+                };
+                Ok(ClusterMessage::Authorized {
+                    origin: text(origin, "origin")?,
+                    id,
+                    decision,
+                })
+            }
             byte => Err(WireError::UnknownKind { byte }),
         }
     }
@@ -728,7 +836,10 @@ impl<'a> ClusterMessage<'a> {
             | ClusterMessage::Ask { origin, .. }
             | ClusterMessage::Answer { origin, .. }
             | ClusterMessage::Wamp { origin, .. }
-            | ClusterMessage::Registrations { origin, .. } => origin,
+            | ClusterMessage::Registrations { origin, .. }
+            | ClusterMessage::Authorizers { origin, .. }
+            | ClusterMessage::Authorize { origin, .. }
+            | ClusterMessage::Authorized { origin, .. } => origin,
         }
     }
 }
@@ -768,6 +879,22 @@ pub fn events_in(frames: &[u8]) -> Option<Vec<(&[u8], crate::control::event::Eve
         rest = after;
     }
     Some(events)
+}
+
+/// The request in `frame`, one whole `z` frame (as `AuthRequest::encode` writes) and nothing
+/// after.
+pub fn request_in(frame: &[u8]) -> Option<AuthRequest<'_>> {
+    one_frame(frame, crate::control::authorizer::REQUEST_BYTE).and_then(AuthRequest::parse)
+}
+
+/// The payload of `frame`, one whole control frame with command `command` and nothing after.
+fn one_frame(frame: &[u8], command: u8) -> Option<&[u8]> {
+    match crate::control::codec::decode(frame, usize::MAX) {
+        Ok(Decoded::Done { item, len }) if len == frame.len() && item.command == command => {
+            Some(item.payload)
+        }
+        Ok(_) | Err(_) => None,
+    }
 }
 
 fn events_are_whole(frames: &[u8]) -> bool {
@@ -998,6 +1125,13 @@ mod tests {
             },
             ClusterMessage::Ask {
                 origin: "node-d",
+                id: 15,
+                question: Question::TopicCount {
+                    topic: "news.sport",
+                },
+            },
+            ClusterMessage::Ask {
+                origin: "node-d",
                 id: 11,
                 question: Question::KickUser {
                     user: "bob",
@@ -1018,6 +1152,130 @@ mod tests {
         }
         .encode(&mut out);
         assert_eq!(out, b"1b1:n1:00:");
+    }
+
+    fn auth_request() -> AuthRequest<'static> {
+        AuthRequest {
+            id: 41,
+            listener: "tcp://127.0.0.1:8099",
+            remote: "127.0.0.1:50000",
+            origin: "https://example.com",
+            path: "/ws",
+            query: "room=1",
+            cookie: b"PHPSESSID=abc",
+            token: Some(Token::from_array([b't'; 32])),
+            user: "alice",
+        }
+    }
+
+    #[test]
+    fn authorizer_messages_round_trip() {
+        let topics = crate::control::authorizer::TopicList::parse(b"4:news4:chat").unwrap();
+        for message in [
+            ClusterMessage::Authorizers {
+                origin: "node-a",
+                count: 2,
+            },
+            ClusterMessage::Authorizers {
+                origin: "node-a",
+                count: 0,
+            },
+            ClusterMessage::Authorize {
+                origin: "node-b",
+                request: auth_request(),
+            },
+            ClusterMessage::Authorize {
+                origin: "node-b",
+                request: AuthRequest {
+                    token: None,
+                    user: "",
+                    ..auth_request()
+                },
+            },
+            ClusterMessage::Authorized {
+                origin: "node-a",
+                id: 41,
+                decision: Some(Decision::Allow {
+                    user: Some("bob"),
+                    topics,
+                }),
+            },
+            ClusterMessage::Authorized {
+                origin: "node-a",
+                id: 42,
+                decision: Some(Decision::Allow {
+                    user: None,
+                    topics: crate::control::authorizer::TopicList::EMPTY,
+                }),
+            },
+            ClusterMessage::Authorized {
+                origin: "node-a",
+                id: 43,
+                decision: Some(Decision::Deny {
+                    status: 403,
+                    reason: "not today",
+                }),
+            },
+            ClusterMessage::Authorized {
+                origin: "node-a",
+                id: 44,
+                decision: None,
+            },
+        ] {
+            let mut out = Vec::new();
+            message.encode(&mut out);
+            assert_eq!(ClusterMessage::decode(&out), Ok(message));
+        }
+    }
+
+    #[test]
+    fn a_relayed_request_or_decision_must_be_one_whole_frame() {
+        let mut frame = Vec::new();
+        auth_request().encode(&mut frame);
+        let encode = |kind: u8, fields: &[&[u8]]| {
+            let mut out = vec![VERSION, kind];
+            fields::append_fields(&mut out, fields);
+            out
+        };
+        assert!(ClusterMessage::decode(&encode(AUTHORIZE, &[b"n", &frame])).is_ok());
+        let truncated = &frame[..frame.len() - 1];
+        let mut trailing = frame.clone();
+        trailing.push(b'0');
+        let mut not_z = frame.clone();
+        if let Some(at) = not_z.iter().position(|byte| *byte == b'z') {
+            not_z[at] = b'Z';
+        }
+        for bad in [truncated, &trailing, &not_z, b""] {
+            assert_eq!(
+                ClusterMessage::decode(&encode(AUTHORIZE, &[b"n", bad])),
+                Err(WireError::BadRequest)
+            );
+        }
+        let mut decision = Vec::new();
+        Command::Authorize {
+            id: 7,
+            decision: Decision::Deny {
+                status: 403,
+                reason: "no",
+            },
+        }
+        .encode(&mut decision);
+        assert!(ClusterMessage::decode(&encode(AUTHORIZED, &[b"n", b"7", &decision])).is_ok());
+        // Another id than the message's, a bad status, not a Z frame.
+        let mut bad_status = Vec::new();
+        crate::control::codec::encode(
+            b'Z',
+            &fields::to_payload(&[b"7", b"deny", b"200"]),
+            &mut bad_status,
+        );
+        for bad in [&decision[..], &bad_status, &frame] {
+            let id: &[u8] = if bad == &decision[..] { b"8" } else { b"7" };
+            assert_eq!(
+                ClusterMessage::decode(&encode(AUTHORIZED, &[b"n", id, bad])),
+                Err(WireError::BadDecision)
+            );
+        }
+        assert!(ClusterMessage::decode(&encode(AUTHORIZERS, &[b"n", b"x"])).is_err());
     }
 
     #[test]
@@ -1150,6 +1408,8 @@ mod tests {
             b"1a1:n1:x1:1",
             b"1q1:n1:11:K3:bob4:10101:x",
             b"1q1:n1:11:K3:bob3:9991:x",
+            // H for no topic name.
+            b"1q1:n1:11:H0:1:t0:",
         ] {
             assert!(ClusterMessage::decode(bad).is_err(), "{bad:?}");
         }

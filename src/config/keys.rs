@@ -251,6 +251,10 @@ config_keys! {
         /// Seconds a cluster-wide question waits for the other nodes' answers.
         request_timeout: Duration = values::seconds,
             default(REQUEST_TIMEOUT = Duration::from_secs(2)), restart;
+        /// Most user names of one topic a node sends for a cluster-wide `H`; past it, that
+        /// node's users are added as a count.
+        max_count_users: usize = values::size(0),
+            default(MAX_COUNT_USERS = 100_000), reload;
     }
 }
 

@@ -314,6 +314,7 @@ mod tests {
             ("cluster.max_queue", "1"),
             ("cluster.heartbeat", "3"),
             ("cluster.request_timeout", "4"),
+            ("cluster.max_count_users", "0"),
         ]);
         assert_eq!(
             config,
@@ -412,6 +413,7 @@ mod tests {
                     max_queue: 1,
                     heartbeat: Duration::from_secs(3),
                     request_timeout: Duration::from_secs(4),
+                    max_count_users: 0,
                 },
             }
         );

@@ -162,6 +162,7 @@ pub enum Exit {
 }
 
 /// What the hub learns of an upgrade request.
+#[derive(Clone)]
 pub struct Upgrade {
     /// The cookies' identity, verified; `None` with `auth = "authorizer"`, which reads no
     /// cookie.

@@ -383,10 +383,17 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
         Command::SubscriberCount { topic } => {
             command.check_topic_len(ctx.settings.topics.max_name_length)?;
             let (users, connections) = ctx.hub.subscriber_count(topic.as_str());
-            Outcome::Reply(Reply::TopicCount {
-                users: users as u64,
-                connections: connections as u64,
-            })
+            let max_names = ctx.settings.cluster.max_count_users;
+            match ctx
+                .hub
+                .cluster_ask_topic_count(ctx.me, topic.as_str(), max_names, ctx.now)
+            {
+                Asked::Alone => Outcome::Reply(Reply::TopicCount {
+                    users: users as u64,
+                    connections: connections as u64,
+                }),
+                asked => asked_outcome(asked),
+            }
         }
         Command::Topics { page } => {
             let local = ctx.hub.topics(&page, ctx.settings.max_list_page);
@@ -548,6 +555,15 @@ pub fn status_json(
             .map(|kind| kind.name())
             .collect();
         object.insert("cluster_events_wanted".into(), wanted.into());
+        object.insert(
+            "cluster_authorizer_nodes".into(),
+            cluster.authorizer_nodes.into(),
+        );
+        object.insert("cluster_claims".into(), cluster.claims.into());
+        object.insert(
+            "cluster_claims_skipped".into(),
+            cluster.claims_skipped.into(),
+        );
     }
     status.to_string()
 }

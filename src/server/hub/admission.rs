@@ -1,9 +1,12 @@
 //! Admission: a socket accepted or refused at `max_connections`, an upgrade admitted
 //! (`token_reuse`, the seat, the user's topics, the 101) and, with an authorizer, held until
-//! its answer, a fallback, or a timeout.
+//! its answer, a fallback, or a timeout. With `[cluster]`, the authorizer may be another
+//! node's, and `token_reuse = "refuse"` holds an upgrade until its token is claimed
+//! cluster-wide (`cluster_admission.rs`), in the same table of waiting upgrades.
 
 use super::*;
 use crate::server::conn::App;
+use authorizer::{Claimed, WaitingFor};
 
 /// The wson user of every connection admitted without cookies for a WAMP login, whatever
 /// its WAMP authid: the hub indexes each connection under a user, and the WAMP login comes
@@ -11,12 +14,22 @@ use crate::server::conn::App;
 pub const WAMP_LOGIN_USER: &str = "wamp:login";
 
 /// Who an admitted connection is.
-struct Admission<'a> {
-    token: Token,
-    user: &'a str,
+pub(super) struct Admission<'a> {
+    pub token: Token,
+    pub user: &'a str,
     /// When its token expires, Unix seconds.
-    expires_at: u64,
-    upgrade: &'a Upgrade,
+    pub expires_at: u64,
+    pub upgrade: &'a Upgrade,
+}
+
+/// What the cluster-wide claim of a token (`token_reuse = "refuse"`) says for now.
+pub(super) enum ClaimStep {
+    /// No claim needed or possible (no cluster, Redis away): admit on this node's knowledge.
+    Admit,
+    /// Asked: the upgrade waits for the answer.
+    Wait,
+    /// An upgrade of this node's is claiming the same token: refused as connected.
+    Busy,
 }
 
 impl Hub {
@@ -217,22 +230,8 @@ impl Hub {
         if !holders.is_empty() {
             match settings.users.token_reuse {
                 TokenReuse::Refuse => {
-                    let Some(client) = self.clients.get_mut(key) else {
-                        return;
-                    };
-                    log::warn!(
-                        peer = client.conn.peer(),
-                        status = 429,
-                        reason = "token already connected",
-                        user = admission.user;
-                        "handshake refused"
-                    );
-                    stats.handshakes_refused += 1;
-                    let retry = settings.busy_retry_after();
-                    client
-                        .conn
-                        .refuse(Status::TooManyRequests, Some(retry), settings, now);
-                    self.settle(key, settings);
+                    let reason = "token already connected";
+                    self.refuse_busy(key, admission.user, reason, settings, stats, now);
                     return;
                 }
                 TokenReuse::Replace => {
@@ -250,6 +249,81 @@ impl Hub {
                 TokenReuse::Share => {}
             }
         }
+        // A token from cookies may be another node's too (a fresh random one cannot).
+        if admission.upgrade.identity.is_some() {
+            match settings.users.token_reuse {
+                TokenReuse::Refuse => {
+                    let claim = Claimed {
+                        token,
+                        user: admission.user.to_owned(),
+                        expires_at: admission.expires_at,
+                        topics: topics.iter().map(|topic| (*topic).to_owned()).collect(),
+                    };
+                    match self.cluster_claim(key, claim, admission.upgrade, settings, now) {
+                        ClaimStep::Admit => {}
+                        ClaimStep::Wait => return,
+                        ClaimStep::Busy => {
+                            let reason = "token being claimed";
+                            self.refuse_busy(key, admission.user, reason, settings, stats, now);
+                            return;
+                        }
+                    }
+                }
+                TokenReuse::Replace => self.cluster_replace(token),
+                TokenReuse::Share => {}
+            }
+        }
+        self.open_seat(key, admission, topics, settings, stats, now);
+    }
+
+    /// Refuses an upgrade whose token is connected already (`token_reuse = "refuse"`): 429,
+    /// with a `Retry-After` by which a dead holder is found.
+    pub(super) fn refuse_busy(
+        &mut self,
+        key: Key,
+        user: &str,
+        reason: &str,
+        settings: &Settings,
+        stats: &mut Stats,
+        now: Instant,
+    ) {
+        let Some(client) = self.clients.get_mut(key) else {
+            return;
+        };
+        log::warn!(
+            peer = client.conn.peer(),
+            status = 429,
+            reason,
+            user;
+            "handshake refused"
+        );
+        stats.handshakes_refused += 1;
+        let retry = settings.busy_retry_after();
+        client
+            .conn
+            .refuse(Status::TooManyRequests, Some(retry), settings, now);
+        self.settle(key, settings);
+    }
+
+    /// Opens an admitted upgrade: the connection takes its seat, joins its user's topics
+    /// and `topics`, and gets its 101.
+    pub(super) fn open_seat(
+        &mut self,
+        key: Key,
+        admission: &Admission<'_>,
+        topics: &[&str],
+        settings: &Settings,
+        stats: &mut Stats,
+        now: Instant,
+    ) {
+        if !self
+            .clients
+            .get(key)
+            .is_some_and(|client| client.conn.is_admitting())
+        {
+            return;
+        }
+        let token = admission.token;
         let app = self.choose_app(&admission.upgrade.protocols);
         let user = self.users.join(admission.user, key);
         self.tokens.entry(token).or_default().push(key);
@@ -393,25 +467,44 @@ impl Hub {
         request.encode(&mut bytes);
         let request: Rc<[u8]> = Rc::from(bytes);
         let Some(authorizer) = self.authorizers.pick() else {
-            self.fall_back(
-                key,
-                upgrade,
-                "no authorizer connected",
-                settings,
-                stats,
-                now,
-            );
+            // None here: another node's, when one has any.
+            if let Some(node) = self.cluster_authorizer_node(now) {
+                let deadline = now + settings.authorizer.timeout;
+                self.forward_authorization(&node, &request);
+                self.authorizers.wait(
+                    id,
+                    Waiting {
+                        deadline,
+                        what: WaitingFor::OtherNode {
+                            client: key,
+                            upgrade,
+                            node,
+                        },
+                    },
+                );
+                if let Some(client) = self.clients.get_mut(key) {
+                    client.waiting = Some(id);
+                }
+                return;
+            }
+            let why = match self.clustered() {
+                true => "no authorizer connected on any node",
+                false => "no authorizer connected",
+            };
+            self.fall_back(key, upgrade, why, settings, stats, now);
             return;
         };
         self.events.send(authorizer, Rc::clone(&request));
         self.authorizers.wait(
             id,
             Waiting {
-                client: key,
-                authorizer,
                 deadline: now + settings.authorizer.timeout,
-                request,
-                upgrade,
+                what: WaitingFor::Authorizer {
+                    client: key,
+                    upgrade,
+                    authorizer,
+                    request,
+                },
             },
         );
         if let Some(client) = self.clients.get_mut(key) {
@@ -429,18 +522,42 @@ impl Hub {
         stats: &mut Stats,
         now: Instant,
     ) {
-        let Some(waiting) = self.authorizers.take(id) else {
+        let Some(waiting) = self.authorizers.take_authorization(id) else {
             log::debug!(id; "authorizer answer for no waiting upgrade");
             return;
         };
-        let key = waiting.client;
+        match waiting.what {
+            WaitingFor::Authorizer {
+                client, upgrade, ..
+            }
+            | WaitingFor::OtherNode {
+                client, upgrade, ..
+            } => self.apply_decision(client, &upgrade, decision, settings, stats, now),
+            WaitingFor::Relayed { node, id, .. } => {
+                self.answer_relayed(&node, id, Some(*decision));
+            }
+            // `take_authorization` leaves claims where they are.
+            WaitingFor::Claim { .. } => {}
+        }
+    }
+
+    /// Admits or refuses upgrade `key` as an authorizer decided (this node's or another's).
+    pub(super) fn apply_decision(
+        &mut self,
+        key: Key,
+        upgrade: &Upgrade,
+        decision: &Decision<'_>,
+        settings: &Settings,
+        stats: &mut Stats,
+        now: Instant,
+    ) {
         if let Some(client) = self.clients.get_mut(key) {
             client.waiting = None;
         }
         match decision {
             Decision::Allow { user, topics } => {
                 let topics: Vec<&str> = topics.iter().map(|topic| topic.as_str()).collect();
-                self.allow(key, &waiting.upgrade, *user, &topics, settings, stats, now);
+                self.allow(key, upgrade, *user, &topics, settings, stats, now);
             }
             Decision::Deny { status, reason } => {
                 log::warn!(status = *status, reason = "authorizer denied"; "handshake refused");
@@ -570,9 +687,25 @@ impl Hub {
         let Some(waiting) = self.authorizers.take(id) else {
             return;
         };
-        if let Some(client) = self.clients.get_mut(waiting.client) {
-            client.waiting = None;
+        match waiting.what {
+            WaitingFor::Authorizer {
+                client, upgrade, ..
+            }
+            | WaitingFor::OtherNode {
+                client, upgrade, ..
+            } => {
+                if let Some(waiting) = self.clients.get_mut(client) {
+                    waiting.waiting = None;
+                }
+                self.fall_back(client, upgrade, why, settings, stats, now);
+            }
+            // The asking node falls back, now rather than at its own deadline.
+            WaitingFor::Relayed { node, id, .. } => self.answer_relayed(&node, id, None),
+            WaitingFor::Claim {
+                client,
+                upgrade,
+                admission,
+            } => self.claim_unanswered(client, &upgrade, &admission, settings, stats, now),
         }
-        self.fall_back(waiting.client, waiting.upgrade, why, settings, stats, now);
     }
 }

@@ -1,9 +1,13 @@
 //! The connect authorizers and the upgrades waiting for their answers.
 //!
 //! Control connections that sent `z` share the requests round robin. Each waiting upgrade
-//! has an id (unique for the server's life, the one the answer names), the authorizer it
-//! was sent to, a deadline, and its encoded request, so that when that authorizer goes
-//! away the request can be sent to another.
+//! has an id (unique for the server's life, the one the answer names), what it waits for,
+//! and a deadline. An upgrade sent to an authorizer here keeps its encoded request, so that
+//! when that authorizer goes away the request can be sent to another. With `[cluster]`, the
+//! same table holds an upgrade sent to another node's authorizer, another node's upgrade
+//! relayed to an authorizer here, and an upgrade waiting for the cluster-wide claim of its
+//! token (`token_reuse = "refuse"`): each ends the same ways (an answer, the deadline, its
+//! client gone).
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -11,6 +15,7 @@ use std::time::Instant;
 
 use crate::server::conn::Upgrade;
 use crate::server::slab::Key;
+use crate::token::Token;
 
 #[derive(Default)]
 pub struct Authorizers {
@@ -18,17 +23,81 @@ pub struct Authorizers {
     /// Where the next pick starts.
     next: usize,
     waiting: HashMap<u64, Waiting>,
+    /// How many of `waiting` are authorizations (not claims).
+    authorizations: usize,
     last_id: u64,
 }
 
 /// An upgrade waiting for an answer.
 pub struct Waiting {
-    pub client: Key,
-    pub authorizer: Key,
     pub deadline: Instant,
-    /// The request frame as sent, to send again to another authorizer.
-    pub request: Rc<[u8]>,
-    pub upgrade: Upgrade,
+    pub what: WaitingFor,
+}
+
+/// What an upgrade waits for, and who waits.
+pub enum WaitingFor {
+    /// This node's upgrade, sent to an authorizer of this node.
+    Authorizer {
+        client: Key,
+        upgrade: Upgrade,
+        authorizer: Key,
+        /// The request frame as sent, to send again to another authorizer.
+        request: Rc<[u8]>,
+    },
+    /// This node's upgrade, sent to the authorizer of another node (its instance name),
+    /// which answers with the decision.
+    OtherNode {
+        client: Key,
+        upgrade: Upgrade,
+        node: String,
+    },
+    /// Another node's upgrade, sent to an authorizer of this node: the answer goes back to
+    /// `node` under `id`, its own request id.
+    Relayed {
+        node: String,
+        id: u64,
+        authorizer: Key,
+        request: Rc<[u8]>,
+    },
+    /// This node's upgrade, admitted as `admission` once the claim of its token answers.
+    Claim {
+        client: Key,
+        upgrade: Upgrade,
+        admission: Claimed,
+    },
+}
+
+/// An admission decided but for the cluster-wide claim of its token.
+pub struct Claimed {
+    pub token: Token,
+    pub user: String,
+    /// When the token expires, Unix seconds.
+    pub expires_at: u64,
+    /// The authorizer's topics, joined once admitted.
+    pub topics: Vec<String>,
+}
+
+impl WaitingFor {
+    /// The authorizer of this node it was sent to.
+    fn authorizer(&self) -> Option<Key> {
+        match self {
+            WaitingFor::Authorizer { authorizer, .. } | WaitingFor::Relayed { authorizer, .. } => {
+                Some(*authorizer)
+            }
+            WaitingFor::OtherNode { .. } | WaitingFor::Claim { .. } => None,
+        }
+    }
+
+    /// True for a question to an authorizer (here or on another node), which
+    /// `[authorizer] max_pending` bounds; a claim is bounded by the connections.
+    fn is_authorization(&self) -> bool {
+        match self {
+            WaitingFor::Authorizer { .. }
+            | WaitingFor::OtherNode { .. }
+            | WaitingFor::Relayed { .. } => true,
+            WaitingFor::Claim { .. } => false,
+        }
+    }
 }
 
 impl Authorizers {
@@ -43,8 +112,9 @@ impl Authorizers {
         self.members.len()
     }
 
+    /// Upgrades waiting for an authorizer, here or on another node (not for a claim).
     pub fn waiting(&self) -> usize {
-        self.waiting.len()
+        self.authorizations
     }
 
     /// The next authorizer, round robin; `None` when none is connected.
@@ -62,18 +132,60 @@ impl Authorizers {
     }
 
     pub fn wait(&mut self, id: u64, waiting: Waiting) {
-        self.waiting.insert(id, waiting);
+        if waiting.what.is_authorization() {
+            self.authorizations += 1;
+        }
+        if let Some(replaced) = self.waiting.insert(id, waiting)
+            && replaced.what.is_authorization()
+        {
+            self.authorizations = self.authorizations.saturating_sub(1);
+        }
     }
 
     /// Takes the upgrade waiting under `id`: answered, timed out, or its client gone.
     pub fn take(&mut self, id: u64) -> Option<Waiting> {
-        self.waiting.remove(&id)
+        let waiting = self.waiting.remove(&id)?;
+        if waiting.what.is_authorization() {
+            self.authorizations = self.authorizations.saturating_sub(1);
+        }
+        Some(waiting)
+    }
+
+    /// Takes the authorization waiting under `id`, leaving a claim where it is (an
+    /// authorizer's `Z` cannot answer a claim, whatever id it names).
+    pub fn take_authorization(&mut self, id: u64) -> Option<Waiting> {
+        match self.waiting.get(&id) {
+            Some(waiting) if waiting.what.is_authorization() => self.take(id),
+            Some(_) | None => None,
+        }
+    }
+
+    /// Takes the claim waiting under `id`.
+    pub fn take_claim(&mut self, id: u64) -> Option<Waiting> {
+        match self.waiting.get(&id) {
+            Some(waiting) if !waiting.what.is_authorization() => self.take(id),
+            Some(_) | None => None,
+        }
     }
 
     /// Points a waiting request at another authorizer.
     pub fn reassign(&mut self, id: u64, authorizer: Key) {
         if let Some(waiting) = self.waiting.get_mut(&id) {
-            waiting.authorizer = authorizer;
+            match &mut waiting.what {
+                WaitingFor::Authorizer { authorizer: to, .. }
+                | WaitingFor::Relayed { authorizer: to, .. } => *to = authorizer,
+                WaitingFor::OtherNode { .. } | WaitingFor::Claim { .. } => {}
+            }
+        }
+    }
+
+    /// The request frame sent for `id` to an authorizer of this node.
+    pub fn request(&self, id: u64) -> Option<Rc<[u8]>> {
+        match &self.waiting.get(&id)?.what {
+            WaitingFor::Authorizer { request, .. } | WaitingFor::Relayed { request, .. } => {
+                Some(Rc::clone(request))
+            }
+            WaitingFor::OtherNode { .. } | WaitingFor::Claim { .. } => None,
         }
     }
 
@@ -83,7 +195,7 @@ impl Authorizers {
         let mut orphans: Vec<u64> = self
             .waiting
             .iter()
-            .filter(|(_, waiting)| waiting.authorizer == control)
+            .filter(|(_, waiting)| waiting.what.authorizer() == Some(control))
             .map(|(id, _)| *id)
             .collect();
         orphans.sort_unstable();
@@ -115,19 +227,61 @@ mod tests {
 
     fn waiting(client: Key, authorizer: Key, deadline: Instant) -> Waiting {
         Waiting {
-            client,
-            authorizer,
             deadline,
-            request: Rc::from(&b"0z"[..]),
-            upgrade: Upgrade {
-                identity: None,
-                origin: None,
-                path: "/".to_owned(),
-                cookies: Vec::new(),
-                protocols: Vec::new(),
-                wamp_login: false,
+            what: WaitingFor::Authorizer {
+                client,
+                authorizer,
+                request: Rc::from(&b"0z"[..]),
+                upgrade: upgrade(),
             },
         }
+    }
+
+    fn upgrade() -> Upgrade {
+        Upgrade {
+            identity: None,
+            origin: None,
+            path: "/".to_owned(),
+            cookies: Vec::new(),
+            protocols: Vec::new(),
+            wamp_login: false,
+        }
+    }
+
+    fn claim(client: Key, token: Token, deadline: Instant) -> Waiting {
+        Waiting {
+            deadline,
+            what: WaitingFor::Claim {
+                client,
+                upgrade: upgrade(),
+                admission: Claimed {
+                    token,
+                    user: "alice".to_owned(),
+                    expires_at: 0,
+                    topics: Vec::new(),
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn claims_wait_beside_authorizations_without_counting_as_them() {
+        let k = keys(3);
+        let now = Instant::now();
+        let token = Token::from_array([b'a'; 32]);
+        let mut authorizers = Authorizers::default();
+        let asked = authorizers.new_id();
+        let claimed = authorizers.new_id();
+        authorizers.wait(asked, waiting(k[0], k[2], now));
+        authorizers.wait(claimed, claim(k[1], token, now));
+        assert_eq!(authorizers.waiting(), 1);
+        // An authorizer's answer cannot take a claim, nor a claim's answer an authorization.
+        assert!(authorizers.take_authorization(claimed).is_none());
+        assert!(authorizers.take_claim(asked).is_none());
+        assert_eq!(authorizers.forget(k[2]), vec![asked]);
+        assert!(authorizers.take_claim(claimed).is_some());
+        assert!(authorizers.take_authorization(asked).is_some());
+        assert_eq!(authorizers.waiting(), 0);
     }
 
     #[test]

@@ -17,6 +17,8 @@ use crate::control::command::{Page, PageRequest, Refusal, Reply};
 use crate::control::event::EventKinds;
 use crate::control::fields;
 use crate::server::commands::Ticket;
+use crate::server::hub::cluster_admission::AdmissionSide;
+use crate::server::hub::cluster_count::UserCount;
 use crate::server::hub::{Hub, Message};
 use crate::server::outbound::BatchFor;
 use crate::server::settings::Settings;
@@ -25,7 +27,7 @@ use crate::server::stats::Stats;
 use crate::token::Token;
 
 /// Heartbeats a node may miss before it counts as gone.
-const MISSED_HEARTBEATS: u32 = 3;
+pub(super) const MISSED_HEARTBEATS: u32 = 3;
 
 /// The cluster's figures for the status reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +46,12 @@ pub struct ClusterFigures {
     pub refused: u64,
     /// The event kinds the other nodes' listeners hear: what this node forwards.
     pub events_wanted: EventKinds,
+    /// Other live nodes with a connect authorizer.
+    pub authorizer_nodes: usize,
+    /// Tokens this node holds (or is claiming) cluster-wide.
+    pub claims: usize,
+    /// Upgrades admitted without a cluster-wide claim of their token (Redis away or slow).
+    pub claims_skipped: u64,
 }
 
 /// How a cluster-wide question goes.
@@ -77,6 +85,8 @@ enum Answering {
     Freest { best: (u64, String) },
     /// `g`, `y`, `h`, `v`: every node's page after the same cursor, merged.
     Pages { limit: usize, pages: Vec<Page> },
+    /// `H`: the connections added (the count), the users each counted once.
+    Users(UserCount),
 }
 
 /// What this node adds to a question besides its count.
@@ -90,6 +100,8 @@ enum Answer0 {
     Freest((u64, String)),
     /// Its page and the limit asked (`g`, `y`, `h`, `v`).
     Page(Page, usize),
+    /// Its users of the topic (`H`).
+    Users(UserCount),
 }
 
 /// Who waits for a question's answers.
@@ -112,9 +124,9 @@ struct Pending {
 
 /// The hub's end of the cluster.
 pub(super) struct ClusterSide {
-    link: Link,
+    pub(super) link: Link,
     refused: u64,
-    heartbeat: Duration,
+    pub(super) heartbeat: Duration,
     request_timeout: Duration,
     next_heartbeat: Instant,
     /// Other nodes by id, with when each was last heard.
@@ -136,10 +148,12 @@ pub(super) struct ClusterSide {
     /// `Link::came_up` when last seen: when it comes up again, the registrations are told
     /// again.
     came_up: u64,
+    /// Authorizers on other nodes and claims of tokens (`cluster_admission.rs`).
+    pub(super) admission: AdmissionSide,
 }
 
 impl ClusterSide {
-    fn alive(&self, now: Instant) -> Vec<String> {
+    pub(super) fn alive(&self, now: Instant) -> Vec<String> {
         let span = self.heartbeat * MISSED_HEARTBEATS;
         self.peers
             .iter()
@@ -148,7 +162,7 @@ impl ClusterSide {
             .collect()
     }
 
-    fn send(&mut self, to: Option<&str>, message: impl FnOnce(&str, &mut Vec<u8>)) {
+    pub(super) fn send(&mut self, to: Option<&str>, message: impl FnOnce(&str, &mut Vec<u8>)) {
         let mut bytes = Vec::with_capacity(128);
         message(self.link.instance(), &mut bytes);
         match to {
@@ -181,6 +195,10 @@ impl ClusterSide {
             Answering::Subscription { .. } => Reply::Count(pending.count),
             Answering::Freest { best } => Reply::Domain(best.1),
             Answering::Pages { limit, pages } => Reply::Page(merge_pages(limit, &pages)),
+            Answering::Users(users) => Reply::TopicCount {
+                users: users.total(),
+                connections: pending.count,
+            },
         };
         self.replies.push((control, ticket, reply));
     }
@@ -217,7 +235,10 @@ impl Hub {
             statuses_wanted: Vec::new(),
             settled: Vec::new(),
             came_up: 0,
+            admission: AdmissionSide::new(now),
         });
+        // The claims thread learns the node's liveness before its first claim.
+        self.cluster_admission_tick(now);
     }
 
     /// Encodes a message naming this node and hands it to the link (to node `to`, else to
@@ -327,6 +348,24 @@ impl Hub {
         self.ask_cluster(control, Question::Freest, 0, Answer0::Freest(local), now)
     }
 
+    /// `H` with the other nodes: this node's connections and users of `topic` are counted
+    /// here.
+    pub fn cluster_ask_topic_count(
+        &mut self,
+        control: Key,
+        topic: &str,
+        max_names: usize,
+        now: Instant,
+    ) -> Asked {
+        if !self.clustered() {
+            return Asked::Alone;
+        }
+        let (connections, users) = self.topic_count_here(topic, max_names);
+        let question = Question::TopicCount { topic };
+        let local = Answer0::Users(users);
+        self.ask_cluster(control, question, connections, local, now)
+    }
+
     /// `t` with the other nodes: `local` is this node's status JSON.
     pub fn cluster_ask_status(&mut self, control: Key, local: String, now: Instant) -> Asked {
         self.ask_cluster(control, Question::Status, 0, Answer0::Status(local), now)
@@ -395,16 +434,19 @@ impl Hub {
                     Answer0::None
                     | Answer0::Refusal(_)
                     | Answer0::Freest(_)
-                    | Answer0::Page(..) => String::new(),
+                    | Answer0::Page(..)
+                    | Answer0::Users(_) => String::new(),
                 },
                 nodes: Vec::new(),
             },
             Question::Subscribe { .. } => Answering::Subscription {
                 refusal: match local_extra {
                     Answer0::Refusal(refusal) => refusal,
-                    Answer0::None | Answer0::Status(_) | Answer0::Freest(_) | Answer0::Page(..) => {
-                        None
-                    }
+                    Answer0::None
+                    | Answer0::Status(_)
+                    | Answer0::Freest(_)
+                    | Answer0::Page(..)
+                    | Answer0::Users(_) => None,
                 },
             },
             Question::Freest => Answering::Freest {
@@ -413,7 +455,8 @@ impl Hub {
                     Answer0::None
                     | Answer0::Status(_)
                     | Answer0::Refusal(_)
-                    | Answer0::Page(..) => (u64::MAX, String::new()),
+                    | Answer0::Page(..)
+                    | Answer0::Users(_) => (u64::MAX, String::new()),
                 },
             },
             Question::Page { .. } => match local_extra {
@@ -421,12 +464,22 @@ impl Hub {
                     limit,
                     pages: vec![local],
                 },
-                Answer0::None | Answer0::Status(_) | Answer0::Refusal(_) | Answer0::Freest(_) => {
-                    Answering::Pages {
-                        limit: 0,
-                        pages: Vec::new(),
-                    }
-                }
+                Answer0::None
+                | Answer0::Status(_)
+                | Answer0::Refusal(_)
+                | Answer0::Freest(_)
+                | Answer0::Users(_) => Answering::Pages {
+                    limit: 0,
+                    pages: Vec::new(),
+                },
+            },
+            Question::TopicCount { .. } => match local_extra {
+                Answer0::Users(users) => Answering::Users(users),
+                Answer0::None
+                | Answer0::Status(_)
+                | Answer0::Refusal(_)
+                | Answer0::Freest(_)
+                | Answer0::Page(..) => Answering::Users(UserCount::default()),
             },
         };
         cluster.send(None, |origin, out| {
@@ -518,6 +571,7 @@ impl Hub {
             }
             cluster.finish(id);
         }
+        self.cluster_admission_tick(now);
     }
 
     /// What the other nodes published since the last call: publications queued to this
@@ -568,6 +622,7 @@ impl Hub {
             }
             self.cluster_handle(message, settings, stats);
         }
+        self.cluster_claims_answered(settings, stats, now);
     }
 
     fn cluster_handle(
@@ -723,6 +778,15 @@ impl Hub {
             ClusterMessage::Ask {
                 origin,
                 id,
+                question: Question::TopicCount { topic },
+            } => {
+                let max_names = settings.cluster.max_count_users;
+                let (connections, users) = self.topic_count_answer(topic, max_names);
+                self.cluster_answer(origin, id, connections, &users);
+            }
+            ClusterMessage::Ask {
+                origin,
+                id,
                 question,
             } => {
                 let count = self.answer_here(question, settings, stats);
@@ -770,6 +834,7 @@ impl Hub {
                             pages.push(page);
                         }
                     }
+                    Answering::Users(users) => users.add_body(body),
                     Answering::Confirm(_)
                     | Answering::Count
                     | Answering::Subscription { .. }
@@ -779,6 +844,17 @@ impl Hub {
                     cluster.finish(id);
                 }
             }
+            ClusterMessage::Authorizers { origin, count } => {
+                self.heard_authorizers(origin, count, Instant::now());
+            }
+            ClusterMessage::Authorize { origin, request } => {
+                self.relay_authorization(origin, request, settings, Instant::now());
+            }
+            ClusterMessage::Authorized {
+                origin,
+                id,
+                decision,
+            } => self.authorized_elsewhere(origin, id, decision, settings, stats),
         }
     }
 
@@ -839,7 +915,8 @@ impl Hub {
             | Question::Subscribe { .. }
             | Question::Freest
             | Question::Page { .. }
-            | Question::Barrier => 0,
+            | Question::Barrier
+            | Question::TopicCount { .. } => 0,
         };
         count as u64
     }
@@ -903,6 +980,12 @@ impl Hub {
             dropped: cluster.link.dropped + cluster.link.lost(),
             refused: cluster.refused,
             events_wanted: self.events.remote_wanted(),
+            authorizer_nodes: cluster
+                .admission
+                .authorizer_nodes(&cluster.alive(now))
+                .len(),
+            claims: cluster.admission.claims(),
+            claims_skipped: cluster.admission.claims_skipped,
         })
     }
 

@@ -23,6 +23,8 @@
 mod admission;
 mod authorizer;
 mod cluster;
+mod cluster_admission;
+mod cluster_count;
 mod cluster_wamp;
 mod delivery;
 mod events;
@@ -551,6 +553,7 @@ impl Hub {
             holders.remove(key);
             if holders.is_empty() {
                 self.tokens.remove(&seat.token);
+                self.cluster_release_claim(&seat.token);
             }
         }
         self.users.leave(&seat.user, key);
@@ -773,9 +776,8 @@ impl Hub {
         for id in self.authorizers.forget(control) {
             match self.authorizers.pick() {
                 Some(authorizer) => {
-                    if let Some(waiting) = self.authorizers.take(id) {
-                        self.events.send(authorizer, Rc::clone(&waiting.request));
-                        self.authorizers.wait(id, waiting);
+                    if let Some(request) = self.authorizers.request(id) {
+                        self.events.send(authorizer, request);
                         self.authorizers.reassign(id, authorizer);
                     }
                 }

@@ -168,6 +168,14 @@ impl Topics {
             .map_or((0, 0), |topic| (topic.presence.len(), topic.members.len()))
     }
 
+    /// The users with a connection subscribed to a topic, in order.
+    pub fn users(&self, id: TopicId) -> impl Iterator<Item = &UserName> {
+        self.topics
+            .get(id.key())
+            .into_iter()
+            .flat_map(|topic| topic.presence.keys())
+    }
+
     /// One page of topics after `cursor` with their subscribed connections.
     pub fn page(&self, cursor: &[u8], limit: usize) -> (Vec<(Rc<str>, usize)>, bool) {
         page_after(&self.by_name, cursor, limit, |id| {
