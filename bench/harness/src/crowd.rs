@@ -47,6 +47,9 @@ pub const SIZE: usize = 100;
 const NODES: [(&str, &str); 3] = [("a", "cpu_a_us"), ("b", "cpu_b_us"), ("c", "cpu_c_us")];
 /// How long the holders may take to connect their clients.
 const CONNECT_LIMIT: Duration = Duration::from_secs(240);
+/// The longest a holder's phase may last (its end is the parent's `end`; this only keeps
+/// the deadline representable).
+const LISTEN_LIMIT: Duration = Duration::from_secs(24 * 3600);
 /// How long a holder may take to answer `phase` or `quit`.
 const ANSWER_WAIT: Duration = Duration::from_secs(20);
 
@@ -152,7 +155,7 @@ fn hold_run(
                     Listen::new(crate::number(id)?, crate::number(max)?, clients, commands);
                 say(&format!("armed {id}"));
                 // Ended by the parent's `end`; `stall` only bounds a parent gone silent.
-                let (result, listen) = generator.run_owned(listen, Duration::MAX, stall);
+                let (result, listen) = generator.run_owned(listen, LISTEN_LIMIT, stall);
                 let mut listen = listen.ok_or("the listening phase vanished")?;
                 let sent = match listen.ended {
                     Some(sent) => sent,
