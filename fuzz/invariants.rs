@@ -1863,6 +1863,26 @@ pub fn cluster_message(data: &[u8]) {
                     );
                     return;
                 }
+                ClusterMessage::Registrations { entries, .. } => {
+                    let Some(parsed) = wson::cluster::wire::registrations_in(entries) else {
+                        panic!("registrations that are not whole entries passed");
+                    };
+                    let mut again = Vec::new();
+                    for entry in &parsed {
+                        entry.append_to(&mut again);
+                    }
+                    assert_eq!(
+                        wson::cluster::wire::registrations_in(&again),
+                        Some(parsed),
+                        "registration entries do not survive their own encoding"
+                    );
+                    return;
+                }
+                ClusterMessage::Wamp { message, .. } => {
+                    // What the receiving node does with it: the client codec, bounded.
+                    let _ = wson::wamp::Serializer::MsgPack.decode(message, 32);
+                    return;
+                }
                 ClusterMessage::Heartbeat { .. } | ClusterMessage::Answer { .. } => return,
             };
             let joined: Vec<_> = wson::cluster::wire::messages_in(frames);

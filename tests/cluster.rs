@@ -14,7 +14,7 @@ use crate::common::*;
 const REDIS_SERVER: &str = "redis-server";
 
 /// A Redis of the test's own on a loopback port, without persistence; killed on drop.
-struct Redis {
+pub(crate) struct Redis {
     port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
@@ -22,7 +22,7 @@ struct Redis {
 
 impl Redis {
     /// `None` (the test skips) when redis-server is not installed and skipping is allowed.
-    fn start() -> Option<Redis> {
+    pub(crate) fn start() -> Option<Redis> {
         if Command::new(REDIS_SERVER)
             .arg("--version")
             .output()
@@ -53,7 +53,7 @@ impl Redis {
     }
 
     /// Starts redis-server on the port and waits (bounded) until it accepts.
-    fn run(&mut self) {
+    pub(crate) fn run(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("redis.log")).unwrap();
         let child = Command::new(REDIS_SERVER)
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
@@ -74,7 +74,7 @@ impl Redis {
     }
 
     /// Kills redis-server (as a crash would).
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -96,7 +96,7 @@ impl Drop for Redis {
     }
 }
 
-fn node(redis: &Redis, name: &str) -> Server {
+pub(crate) fn node(redis: &Redis, name: &str) -> Server {
     node_setup(redis, name).start()
 }
 
@@ -107,12 +107,12 @@ fn node_setup(redis: &Redis, name: &str) -> Setup {
 }
 
 /// Waits (bounded) until the node's status says Redis is `state`.
-fn wait_redis(server: &Server, state: &str) {
+pub(crate) fn wait_redis(server: &Server, state: &str) {
     wait_status(server, "cluster_redis", &serde_json::json!(state));
 }
 
 /// Waits (bounded) until the node counts `nodes` live nodes, itself included.
-fn wait_nodes(server: &Server, nodes: u64) {
+pub(crate) fn wait_nodes(server: &Server, nodes: u64) {
     wait_status(server, "cluster_nodes", &serde_json::json!(nodes));
 }
 
@@ -134,7 +134,7 @@ fn wait_status(server: &Server, key: &str, value: &serde_json::Value) {
 }
 
 /// Three nodes joined by `redis`, each with Redis up.
-fn three_nodes(redis: &Redis) -> [Server; 3] {
+pub(crate) fn three_nodes(redis: &Redis) -> [Server; 3] {
     let nodes = [node(redis, "a"), node(redis, "b"), node(redis, "c")];
     for node in &nodes {
         wait_redis(node, "up");
@@ -622,6 +622,6 @@ fn lists_page_through_every_node() {
 }
 
 /// The control protocol's fields encoding.
-fn fields(values: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn fields(values: &[&[u8]]) -> Vec<u8> {
     wson::control::fields::to_payload(values)
 }

@@ -9,6 +9,7 @@ mod common;
 mod access;
 mod authorizer;
 mod cluster;
+mod cluster_wamp;
 mod conformance;
 mod control;
 mod corpus;

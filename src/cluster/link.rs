@@ -95,6 +95,9 @@ pub struct Link {
     pub dropped: u64,
     pub sent: u64,
     pub received: u64,
+    /// Times the link came up (both connections): each time, what the other nodes said
+    /// while it was down is lost to this node, and what it said is lost to them.
+    pub came_up: u64,
 }
 
 impl Link {
@@ -158,6 +161,7 @@ impl Link {
             dropped: 0,
             sent: 0,
             received: 0,
+            came_up: 0,
         })
     }
 
@@ -224,6 +228,7 @@ impl Link {
                     if self.publisher_up && self.subscriber_up && self.state != RedisState::Up {
                         log::info!(node = self.settings.node_id.as_str(), channel = self.all_channel.as_str(); "cluster: connected to Redis");
                         self.state = RedisState::Up;
+                        self.came_up += 1;
                     }
                 }
                 Inbound::Lost { publisher, reason } => {

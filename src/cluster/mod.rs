@@ -9,7 +9,7 @@ pub mod link;
 pub mod wire;
 
 pub use link::{Inbound, Link, LinkSettings, RedisState};
-pub use wire::{ClusterMessage, ListKind, Question, Subject, WireError};
+pub use wire::{ClusterMessage, ListKind, Question, RegistrationSync, Subject, WireError};
 
 /// The name a node gets without `[cluster] node_id`: HOST:PID.
 pub fn default_node_id() -> String {

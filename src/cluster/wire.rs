@@ -27,6 +27,16 @@ const HEARTBEAT: u8 = b'h';
 const EVENTS: u8 = b'e';
 const ASK: u8 = b'q';
 const ANSWER: u8 = b'a';
+const WAMP: u8 = b'w';
+const REGISTRATIONS: u8 = b'r';
+
+/// `present` of a registration entry.
+const PRESENT: &[u8] = b"1";
+const ABSENT: &[u8] = b"0";
+/// `RegistrationSync` as sent.
+const CHANGES: &[u8] = b"0";
+const ALL: &[u8] = b"1";
+const ALL_AND_ASK: &[u8] = b"2";
 
 /// One message between nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +92,85 @@ pub enum ClusterMessage<'a> {
         count: u64,
         body: &'a [u8],
     },
+    /// A WAMP message between the routers of two nodes in `realm` (to every node for a
+    /// publication, to one for a call and its answers), serialized as WAMP's MessagePack:
+    /// the receiving node decodes it with the client codec, under the same depth bound.
+    Wamp {
+        origin: &'a str,
+        realm: &'a str,
+        message: &'a [u8],
+    },
+    /// The procedures the sender's sessions registered (see `RegistrationSync`).
+    /// `entries`: five fields per registration, realm, URI, match policy, invoke policy, and
+    /// `1` (present) or `0` (gone).
+    Registrations {
+        origin: &'a str,
+        sync: RegistrationSync,
+        entries: &'a [u8],
+    },
+}
+
+/// What a `Registrations` message lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationSync {
+    /// The registrations that changed.
+    Changes,
+    /// Every one: the others drop what the sender registered before and is not listed.
+    All,
+    /// Every one, and the others answer with theirs: the sender (re)joined the channel and
+    /// may have missed what they said meanwhile.
+    AllAndAsk,
+}
+
+/// One entry of a `Registrations` message, its names as sent (the router checks them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistrationEntry<'a> {
+    pub realm: &'a str,
+    pub uri: &'a str,
+    pub policy: &'a str,
+    pub invoke: &'a str,
+    pub present: bool,
+}
+
+impl RegistrationEntry<'_> {
+    /// Appends the entry's five fields to `out` (a `Registrations` message's `entries`).
+    pub fn append_to(&self, out: &mut Vec<u8>) {
+        let present = if self.present { PRESENT } else { ABSENT };
+        fields::append_fields(
+            out,
+            &[
+                self.realm.as_bytes(),
+                self.uri.as_bytes(),
+                self.policy.as_bytes(),
+                self.invoke.as_bytes(),
+                present,
+            ],
+        );
+    }
+}
+
+/// The entries of a `Registrations` message; `None` unless every byte belongs to a whole
+/// entry of UTF-8 names and a `1` or `0`.
+pub fn registrations_in(entries: &[u8]) -> Option<Vec<RegistrationEntry<'_>>> {
+    let values: Vec<&[u8]> = Fields::new(entries).collect::<Result<_, _>>().ok()?;
+    let text = |bytes| std::str::from_utf8(bytes).ok();
+    values
+        .chunks(5)
+        .map(|entry| match *entry {
+            [realm, uri, policy, invoke, present] => Some(RegistrationEntry {
+                realm: text(realm)?,
+                uri: text(uri)?,
+                policy: text(policy)?,
+                invoke: text(invoke)?,
+                present: match present {
+                    PRESENT => true,
+                    ABSENT => false,
+                    _ => return None,
+                },
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// What an `Ask` asks each node; every answer is a count.
@@ -122,6 +211,9 @@ pub enum Question<'a> {
     Subscribe { target: Subject<'a>, topic: &'a str },
     /// Unsubscribe (`r`, `R`): how many were.
     Unsubscribe { target: Subject<'a>, topic: &'a str },
+    /// Nothing but the answer: what the node said before it reached the asker first (a
+    /// call to a procedure registered nowhere on the asker waits for it).
+    Barrier,
     /// One page of a list, after `cursor`, at most `limit` items (`g`, `y`, `h`, `v`; the
     /// user or topic as `subject`, empty for `y` and `v`): the page as the answer's body.
     Page {
@@ -211,6 +303,9 @@ pub enum WireError {
     BadEvents,
     /// The frames are not `messages` whole, unmasked data frames.
     BadFrames,
+    /// The sync flag of `Registrations` is none of `0`, `1`, `2`, or its entries are not
+    /// whole entries.
+    BadRegistrations,
 }
 
 impl fmt::Display for WireError {
@@ -233,7 +328,7 @@ impl fmt::Display for WireError {
             WireError::BadKind => f.write_str("the message kind is neither t nor b"),
             WireError::TextNotUtf8 => f.write_str("a text message that is not UTF-8"),
             WireError::BadQuestion => f.write_str(
-                "a question that is none of c, w, o, k, K, t, m, j, J, r, R, g, y, h, v",
+                "a question that is none of c, w, o, k, K, t, m, s, j, J, r, R, g, y, h, v",
             ),
             WireError::BadCloseCode => f.write_str("a close code a server may not send"),
             WireError::BadTopic => f.write_str("not a topic name"),
@@ -241,6 +336,9 @@ impl fmt::Display for WireError {
             WireError::BadEvents => f.write_str("the events are not whole e frames"),
             WireError::BadFrames => {
                 f.write_str("the frames are not the announced number of whole data frames")
+            }
+            WireError::BadRegistrations => {
+                f.write_str("the registrations are not whole entries after a 0, 1 or 2")
             }
         }
     }
@@ -344,6 +442,7 @@ impl<'a> ClusterMessage<'a> {
                     ),
                     Question::Status => (b"t", b"", b"t", b""),
                     Question::Freest => (b"m", b"", b"t", b""),
+                    Question::Barrier => (b"s", b"", b"t", b""),
                     Question::Page {
                         list,
                         subject,
@@ -383,6 +482,27 @@ impl<'a> ClusterMessage<'a> {
                 let id = decimal(id, &mut id_digits);
                 let count = decimal(count, &mut count_digits);
                 fields::append_fields(out, &[origin.as_bytes(), id, count, body]);
+            }
+            ClusterMessage::Wamp {
+                origin,
+                realm,
+                message,
+            } => {
+                out.extend_from_slice(&[VERSION, WAMP]);
+                fields::append_fields(out, &[origin.as_bytes(), realm.as_bytes(), message]);
+            }
+            ClusterMessage::Registrations {
+                origin,
+                sync,
+                entries,
+            } => {
+                out.extend_from_slice(&[VERSION, REGISTRATIONS]);
+                let sync = match sync {
+                    RegistrationSync::Changes => CHANGES,
+                    RegistrationSync::All => ALL,
+                    RegistrationSync::AllAndAsk => ALL_AND_ASK,
+                };
+                fields::append_fields(out, &[origin.as_bytes(), sync, entries]);
             }
         }
     }
@@ -520,6 +640,7 @@ impl<'a> ClusterMessage<'a> {
                     },
                     b"t" => Question::Status,
                     b"m" => Question::Freest,
+                    b"s" => Question::Barrier,
                     b"g" | b"y" | b"h" | b"v" => Question::Page {
                         list: match what {
                             b"g" => ListKind::UserTokens,
@@ -564,6 +685,33 @@ impl<'a> ClusterMessage<'a> {
                     body,
                 })
             }
+            WAMP => {
+                expect(3)?;
+                let [origin, realm, message, ..] = values;
+                Ok(ClusterMessage::Wamp {
+                    origin: text(origin, "origin")?,
+                    realm: text(realm, "realm")?,
+                    message,
+                })
+            }
+            REGISTRATIONS => {
+                expect(3)?;
+                let [origin, sync, entries, ..] = values;
+                let sync = match sync {
+                    CHANGES => RegistrationSync::Changes,
+                    ALL => RegistrationSync::All,
+                    ALL_AND_ASK => RegistrationSync::AllAndAsk,
+                    _ => return Err(WireError::BadRegistrations),
+                };
+                if registrations_in(entries).is_none() {
+                    return Err(WireError::BadRegistrations);
+                }
+                Ok(ClusterMessage::Registrations {
+                    origin: text(origin, "origin")?,
+                    sync,
+                    entries,
+                })
+            }
             byte => Err(WireError::UnknownKind { byte }),
         }
     }
@@ -578,7 +726,9 @@ impl<'a> ClusterMessage<'a> {
             | ClusterMessage::Heartbeat { origin, .. }
             | ClusterMessage::Events { origin, .. }
             | ClusterMessage::Ask { origin, .. }
-            | ClusterMessage::Answer { origin, .. } => origin,
+            | ClusterMessage::Answer { origin, .. }
+            | ClusterMessage::Wamp { origin, .. }
+            | ClusterMessage::Registrations { origin, .. } => origin,
         }
     }
 }
@@ -812,6 +962,11 @@ mod tests {
             },
             ClusterMessage::Ask {
                 origin: "node-d",
+                id: 15,
+                question: Question::Barrier,
+            },
+            ClusterMessage::Ask {
+                origin: "node-d",
                 id: 13,
                 question: Question::Subscribe {
                     target: Subject::User("bob"),
@@ -863,6 +1018,68 @@ mod tests {
         }
         .encode(&mut out);
         assert_eq!(out, b"1b1:n1:00:");
+    }
+
+    #[test]
+    fn wamp_messages_and_registrations_round_trip_and_bad_entries_are_refused() {
+        let entry = |uri, present| RegistrationEntry {
+            realm: "realm1",
+            uri,
+            policy: "prefix",
+            invoke: "roundrobin",
+            present,
+        };
+        let mut entries = Vec::new();
+        entry("com.app.add", true).append_to(&mut entries);
+        entry("com.app.", false).append_to(&mut entries);
+        assert_eq!(
+            registrations_in(&entries),
+            Some(vec![entry("com.app.add", true), entry("com.app.", false)])
+        );
+        assert_eq!(registrations_in(b""), Some(Vec::new()));
+        for message in [
+            ClusterMessage::Wamp {
+                origin: "node-a",
+                realm: "realm1",
+                message: &[0x93, 0x10, 0x01, 0x80],
+            },
+            ClusterMessage::Registrations {
+                origin: "node-b",
+                sync: RegistrationSync::All,
+                entries: &entries,
+            },
+            ClusterMessage::Registrations {
+                origin: "node-b",
+                sync: RegistrationSync::Changes,
+                entries: b"",
+            },
+            ClusterMessage::Registrations {
+                origin: "node-b",
+                sync: RegistrationSync::AllAndAsk,
+                entries: b"",
+            },
+        ] {
+            let mut out = Vec::new();
+            message.encode(&mut out);
+            assert_eq!(ClusterMessage::decode(&out), Ok(message));
+        }
+        // Four fields of an entry, a present flag that is no 1 or 0, a bad sync flag.
+        let refused = |sync: &[u8], entries: &[u8]| {
+            let mut out = vec![VERSION, REGISTRATIONS];
+            fields::append_fields(&mut out, &[b"n", sync, entries]);
+            ClusterMessage::decode(&out).map(|_| ())
+        };
+        let mut short = Vec::new();
+        fields::append_fields(&mut short, &[b"r", b"u", b"exact", b"single"]);
+        let mut bad_flag = short.clone();
+        fields::append_fields(&mut bad_flag, &[b"yes"]);
+        for (sync, entries) in [(&b"1"[..], &short[..]), (b"1", &bad_flag), (b"3", b"")] {
+            assert_eq!(
+                refused(sync, entries),
+                Err(WireError::BadRegistrations),
+                "{entries:?}"
+            );
+        }
     }
 
     #[test]

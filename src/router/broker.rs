@@ -141,8 +141,10 @@ impl Subscription {
             .flat_map(Group::sessions)
     }
 
-    fn group_mut(&mut self, link: &Link) -> &mut Group {
-        match *link {
+    /// The group of `link`'s kind; none for another node's router, which never subscribes
+    /// (its sessions subscribe on their own node).
+    fn group_mut(&mut self, link: &Link) -> Option<&mut Group> {
+        Some(match *link {
             Link::Client { serializer, .. } => {
                 let slot = serializer_slot(serializer);
                 let [json, msgpack, cbor] = &mut self.clients;
@@ -154,7 +156,8 @@ impl Subscription {
             }
             Link::V1 { .. } => &mut self.v1,
             Link::Backend { .. } => &mut self.backend,
-        }
+            Link::Node { .. } => return None,
+        })
     }
 }
 
@@ -275,13 +278,14 @@ impl Broker {
                 (id, true)
             }
         };
-        let key = match *link {
-            Link::Client { key, .. } | Link::Backend { key } | Link::V1 { key } => key,
+        let added = match *link {
+            Link::Client { key, .. } | Link::Backend { key } | Link::V1 { key } => self
+                .subscriptions
+                .get_mut(&id)
+                .and_then(|subscription| subscription.group_mut(link))
+                .is_some_and(|group| group.insert(key, member)),
+            Link::Node { .. } => false,
         };
-        let added = self
-            .subscriptions
-            .get_mut(&id)
-            .is_some_and(|subscription| subscription.group_mut(link).insert(key, member));
         Subscribed { id, created, added }
     }
 
@@ -289,7 +293,10 @@ impl Broker {
     /// whether the subscription went with it.
     pub fn unsubscribe(&mut self, id: u64, session: u64, link: &Link) -> Option<bool> {
         let subscription = self.subscriptions.get_mut(&id)?;
-        if !subscription.group_mut(link).remove(session) {
+        if !subscription
+            .group_mut(link)
+            .is_some_and(|group| group.remove(session))
+        {
             return None;
         }
         if subscription.subscriber_count() > 0 {

@@ -29,6 +29,7 @@ use crate::router::auth;
 use crate::router::dynamic::{Outcome, ROUTER_CALLER};
 use crate::router::error::{Refusal, Violation};
 use crate::router::ids::SequentialIds;
+use crate::router::nodes;
 use crate::router::options::{CallOptions, CancelMode, Invoke, RegisterOptions, yield_progress};
 use crate::router::realm::{Ctx, Realm, iso8601};
 use crate::router::uri::{self, Match, PatternIndex};
@@ -268,6 +269,49 @@ impl Realm {
             );
             return Ok(());
         }
+        let (registration, created, added) = self.add_callee(ctx, id, procedure, options);
+        if added && self.local_callees(registration) == 1 {
+            self.announce_registration(ctx, procedure, options, true);
+        }
+        self.send(
+            id,
+            Message::Registered {
+                request,
+                registration,
+            },
+            ctx.out,
+        );
+        // Crossbar `dealer.py` `processRegister`: on_create for a new registration, then
+        // on_register; none for `wamp.` procedures.
+        if !procedure.starts_with("wamp.") {
+            if created && let Some(details) = self.registration_details(registration) {
+                self.meta_event(
+                    ctx,
+                    "wamp.registration.on_create",
+                    vec![Value::from(id), Value::Dict(details)],
+                );
+            }
+            if added {
+                self.meta_event(
+                    ctx,
+                    "wamp.registration.on_register",
+                    vec![Value::from(id), Value::from(registration)],
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes session `id` a callee of (`procedure`, `options.policy`), creating the
+    /// registration if there is none; the caller checked that it may. Returns the
+    /// registration, whether it was created, and whether the session was added to it.
+    pub(super) fn add_callee(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        id: u64,
+        procedure: &str,
+        options: RegisterOptions,
+    ) -> (u64, bool, bool) {
         let (registration, created) = match self.dealer.index.get(procedure, options.policy) {
             Some(existing) if self.dealer.registrations.contains_key(&existing) => {
                 (existing, false)
@@ -302,33 +346,35 @@ impl Realm {
         if added && let Some(session) = self.sessions.get_mut(&id) {
             session.registrations.push(registration);
         }
-        self.send(
-            id,
-            Message::Registered {
-                request,
-                registration,
-            },
-            ctx.out,
-        );
-        // Crossbar `dealer.py` `processRegister`: on_create for a new registration, then
-        // on_register; none for `wamp.` procedures.
-        if !procedure.starts_with("wamp.") {
-            if created && let Some(details) = self.registration_details(registration) {
-                self.meta_event(
-                    ctx,
-                    "wamp.registration.on_create",
-                    vec![Value::from(id), Value::Dict(details)],
-                );
-            }
-            if added {
-                self.meta_event(
-                    ctx,
-                    "wamp.registration.on_register",
-                    vec![Value::from(id), Value::from(registration)],
-                );
-            }
+        (registration, created, added)
+    }
+
+    /// Removes session `id` from registration `registration` (see `Dealer::unregister`)
+    /// and, when that took this node's last callee of it, tells the other nodes.
+    pub(super) fn remove_callee(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        id: u64,
+        registration: u64,
+    ) -> Option<bool> {
+        let options = self.dealer.get(registration).map(|r| {
+            let options = RegisterOptions {
+                policy: r.policy,
+                invoke: r.invoke,
+            };
+            (r.uri.clone(), options)
+        });
+        let deleted = self.dealer.unregister(registration, id)?;
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.registrations.retain(|&r| r != registration);
         }
-        Ok(())
+        if let Some((uri, options)) = options
+            && self.sessions.get(&id).is_none_or(|s| !s.is_node())
+            && (deleted || self.local_callees(registration) == 0)
+        {
+            self.announce_registration(ctx, &uri, options, false);
+        }
+        Some(deleted)
     }
 
     pub(super) fn on_unregister(
@@ -342,7 +388,7 @@ impl Realm {
             .dealer
             .get(registration)
             .is_some_and(|r| r.uri.starts_with("wamp."));
-        match self.dealer.unregister(registration, id) {
+        match self.remove_callee(ctx, id, registration) {
             None => {
                 let refusal = Refusal::NoSuchRegistration { registration };
                 self.send(
@@ -356,9 +402,6 @@ impl Realm {
                 );
             }
             Some(deleted) => {
-                if let Some(session) = self.sessions.get_mut(&id) {
-                    session.registrations.retain(|&r| r != registration);
-                }
                 self.send(id, Message::Unregistered { request }, ctx.out);
                 if !meta {
                     self.meta_event(
@@ -379,13 +422,22 @@ impl Realm {
     }
 
     /// The callee a call to registration `id` goes to, by its `invoke` policy, skipping
-    /// callees with `max` invocations pending.
-    fn pick_callee(&mut self, ctx: &mut Ctx<'_>, id: u64, max: usize) -> Result<u64, Refusal> {
+    /// callees with `max` invocations pending. Another node's router counts as one callee
+    /// (its own callees are bounded there); `local_only` skips them (a call that another
+    /// node passed on goes to a callee here, never on to a third node).
+    fn pick_callee(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        id: u64,
+        max: usize,
+        local_only: bool,
+    ) -> Result<u64, Refusal> {
         let sessions = &self.sessions;
         let free = |callee: &u64| {
-            sessions
-                .get(callee)
-                .is_some_and(|s| s.calls_as_callee < max)
+            sessions.get(callee).is_some_and(|s| match s.is_node() {
+                true => !local_only,
+                false => s.calls_as_callee < max,
+            })
         };
         let Some(registration) = self.dealer.registrations.get_mut(&id) else {
             return Err(Refusal::NoSuchProcedure {
@@ -433,6 +485,7 @@ impl Realm {
         procedure: String,
         payload: Payload,
     ) -> Result<(), Violation> {
+        let raw_options = options;
         let options = CallOptions::parse(options)?;
         if self.dealer.by_request.contains_key(&(id, request)) {
             // WAMP v2, "Protocol errors": "Receiving message with non-sequential session
@@ -493,7 +546,9 @@ impl Realm {
         let Some(caller) = self.sessions.get(&id) else {
             return Ok(());
         };
-        if caller.calls_as_caller >= ctx.config.max_pending_calls_per_session {
+        // Another node's router carries the calls of all its sessions (each bounded there).
+        let from_node = caller.is_node();
+        if !from_node && caller.calls_as_caller >= ctx.config.max_pending_calls_per_session {
             let refusal = Refusal::TooManyPendingCalls {
                 max: ctx.config.max_pending_calls_per_session,
             };
@@ -503,24 +558,48 @@ impl Realm {
         // The permission's `disclose` discloses the caller whatever it asked (Crossbar
         // `dealer.py`: "if authorization['disclose']: disclose = True").
         let disclose = options.disclose_me || caller.is_backend() || authorization.disclose;
-        let caller_authid = caller.authid.clone();
-        let caller_authrole = caller.authrole.clone();
+        let disclosed_caller = if from_node {
+            // Its node decided, and says who it is when it disclosed the caller.
+            nodes::forwarded_caller(raw_options)
+        } else if disclose {
+            Some((
+                Value::from(id),
+                Value::from(&*caller.authid),
+                Value::from(&*caller.authrole),
+            ))
+        } else {
+            None
+        };
         let Some((registration, policy)) = self
             .dealer
             .best_match(&procedure)
             .map(|registration| (registration.id, registration.policy))
         else {
+            if ctx.hold_misses && !from_node {
+                // Another node's registration may be on its way (`nodes`, "Registered
+                // elsewhere a moment ago"): asked again once every node has answered.
+                ctx.held_calls.push((
+                    id,
+                    Message::Call {
+                        request,
+                        options: raw_options.clone(),
+                        procedure,
+                        payload,
+                    },
+                ));
+                return Ok(());
+            }
             refuse(self, Refusal::NoSuchProcedure { procedure }, ctx.out);
             return Ok(());
         };
-        let callee =
-            match self.pick_callee(ctx, registration, ctx.config.max_pending_calls_per_callee) {
-                Ok(callee) => callee,
-                Err(refusal) => {
-                    refuse(self, refusal, ctx.out);
-                    return Ok(());
-                }
-            };
+        let max = ctx.config.max_pending_calls_per_callee;
+        let callee = match self.pick_callee(ctx, registration, max, from_node) {
+            Ok(callee) => callee,
+            Err(refusal) => {
+                refuse(self, refusal, ctx.out);
+                return Ok(());
+            }
+        };
         let Some(callee_session) = self.sessions.get_mut(&callee) else {
             return Ok(());
         };
@@ -549,10 +628,10 @@ impl Realm {
             details.insert("procedure", Value::from(procedure.as_str()));
         }
         // "Caller Identification": on request, and for trusted callers as in Crossbar.
-        if disclose {
-            details.insert("caller", Value::from(id));
-            details.insert("caller_authid", Value::from(&*caller_authid));
-            details.insert("caller_authrole", Value::from(&*caller_authrole));
+        if let Some((caller, caller_authid, caller_authrole)) = disclosed_caller {
+            details.insert("caller", caller);
+            details.insert("caller_authid", caller_authid);
+            details.insert("caller_authrole", caller_authrole);
         }
         if options.receive_progress {
             details.insert("receive_progress", Value::Bool(true));
@@ -731,7 +810,8 @@ impl Realm {
             return Err("the procedure is not registered");
         };
         let max = ctx.config.max_pending_calls_per_callee;
-        let Ok(callee) = self.pick_callee(ctx, registration, max) else {
+        // An authenticator or authorizer registered on another node answers from there.
+        let Ok(callee) = self.pick_callee(ctx, registration, max, false) else {
             return Err("every callee of the procedure is busy");
         };
         let Some(callee_session) = self.sessions.get_mut(&callee) else {

@@ -186,9 +186,9 @@ impl Realm {
         Some(details)
     }
 
-    /// A visible session (not a backend one).
+    /// A visible session (not a backend one, nor another node's router).
     fn visible(&self, id: u64) -> bool {
-        self.sessions.get(&id).is_some_and(|s| !s.is_backend())
+        self.sessions.get(&id).is_some_and(|s| !s.is_hidden())
     }
 
     /// Runs meta procedure `procedure` for session `caller`: `None` when it is not one.
@@ -216,7 +216,7 @@ impl Realm {
                 let mut sessions = self
                     .sessions
                     .values()
-                    .filter(|s| !s.is_backend())
+                    .filter(|s| !s.is_hidden())
                     .filter(|s| filter.as_ref().is_none_or(|f| f.contains(&&*s.authrole)))
                     .map(|s| s.id)
                     .collect::<Vec<_>>();
@@ -256,7 +256,7 @@ impl Realm {
                     let mut victims = self
                         .sessions
                         .values()
-                        .filter(|s| !s.is_backend() && s.id != caller)
+                        .filter(|s| !s.is_hidden() && s.id != caller)
                         .filter(|s| {
                             if by_authid {
                                 &*s.authid == wanted
@@ -421,16 +421,17 @@ impl Realm {
                             uri: registration.uri.clone(),
                         });
                     }
+                    // This node's callees: another node's callees are its own to list.
+                    let callees =
+                        registration.callees.iter().copied().filter(|callee| {
+                            self.sessions.get(callee).is_none_or(|s| !s.is_node())
+                        });
                     Ok(vec![match name {
                         "wamp.registration.get" => self
                             .registration_details(id)
                             .map_or(Value::Null, Value::Dict),
-                        "wamp.registration.list_callees" => {
-                            ids(registration.callees.iter().copied())
-                        }
-                        _ => Value::from(
-                            u64::try_from(registration.callees.len()).unwrap_or(u64::MAX),
-                        ),
+                        "wamp.registration.list_callees" => ids(callees),
+                        _ => Value::from(u64::try_from(callees.count()).unwrap_or(u64::MAX)),
                     }])
                 }),
             _ => return None,

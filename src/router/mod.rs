@@ -19,6 +19,7 @@ pub mod dynamic;
 pub mod error;
 pub mod ids;
 pub mod meta;
+pub mod nodes;
 pub mod options;
 pub mod plain;
 pub mod realm;
@@ -34,9 +35,10 @@ use crate::config::wamp_realm::{self, AuthMethod, Hidden, Salted, WampRealms};
 use crate::router::auth::{Login, Start};
 use crate::router::error::{PROTOCOL_VIOLATION, Violation};
 use crate::router::ids::{GlobalIds, SequentialIds};
+use crate::router::nodes::{NodeRegistration, Nodes};
 use crate::router::options::{PeerFeatures, PublishOptions};
 use crate::router::realm::{Ctx, Publisher, Realm};
-use crate::router::session::{Asking, Attempt, BACKEND_AUTHID, Link, Phase, Session};
+use crate::router::session::{Asking, Attempt, BACKEND_AUTHID, Link, NodeRef, Phase, Session};
 use crate::server::slab::Key;
 use crate::wamp::{Dict, Message, Payload, Serializer, Value};
 
@@ -125,7 +127,27 @@ pub enum Action {
         topic: String,
         payload: Payload,
         publisher_authid: String,
+        /// Tell event listeners: false for another node's publication (its node told them).
+        tell_listeners: bool,
     },
+    /// A message for the router of node `to` (`None`: every other node) in realm `realm`:
+    /// a publication for its subscribers, or a call, cancel, result or error between a
+    /// session here and a session there (`nodes`). Only with other nodes.
+    Node {
+        to: Option<NodeRef>,
+        realm: String,
+        message: Message,
+    },
+    /// This node's callees of a registration came or went (`nodes`): the other nodes route
+    /// calls to it here while it is present. Only with other nodes.
+    NodeRegistration {
+        realm: String,
+        registration: NodeRegistration,
+    },
+    /// A call waits (`nodes`): once every other node has answered a question asked now
+    /// (what each said before has then arrived), or none can, the hub calls `nodes_settled`
+    /// with `ticket`.
+    AwaitNodes { ticket: u64 },
 }
 
 /// Figures for the status reply.
@@ -238,6 +260,8 @@ pub struct Router {
     logins: HashMap<u64, Key>,
     /// (Instant, SystemTime) at the first step: the wall clock of `created` timestamps.
     clock: Option<(Instant, SystemTime)>,
+    /// The other nodes of the cluster and their sessions in the realms (`nodes`).
+    nodes: Nodes,
 }
 
 impl Router {
@@ -258,6 +282,7 @@ impl Router {
             client_sessions: 0,
             logins: HashMap::new(),
             clock: None,
+            nodes: Nodes::default(),
         }
     }
 
@@ -320,6 +345,9 @@ impl Router {
         let realm = self.realms.get_mut(index)?;
         let mut ctx = Ctx {
             backend_realm: Self::is_backend_realm(&self.config, realm),
+            clustered: self.nodes.any(),
+            hold_misses: self.nodes.holds_misses(),
+            held_calls: Vec::new(),
             config: &self.config,
             policies: &self.policies,
             global_ids: &mut self.global_ids,
@@ -334,6 +362,10 @@ impl Router {
         let result = step(realm, &mut ctx);
         let closed = std::mem::take(&mut ctx.closed);
         let answers = std::mem::take(&mut ctx.answers);
+        for (session, call) in std::mem::take(&mut ctx.held_calls) {
+            let ticket = self.nodes.hold(index, session, call);
+            out.push(Action::AwaitNodes { ticket });
+        }
         for key in closed {
             if let Some(phase) = self.clients.get_mut(&key) {
                 if matches!(
@@ -1428,7 +1460,8 @@ impl Router {
     pub fn figures(&self) -> RouterFigures {
         let mut figures = RouterFigures::default();
         for realm in &self.realms {
-            figures.sessions += realm.sessions.len();
+            // Other nodes' routers are no sessions to the user.
+            figures.sessions += realm.sessions.values().filter(|s| !s.is_node()).count();
             figures.subscriptions += realm.broker.subscription_count();
             figures.registrations += realm.dealer.registration_count();
             figures.pending_calls += realm.dealer.pending_count();

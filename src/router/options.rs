@@ -124,6 +124,35 @@ impl Audience {
             eligible_authrole: non_empty(string_list(options, message, "eligible_authrole")?),
         })
     }
+
+    /// The options `parse` reads back as this audience (a publication passed to another
+    /// node carries it).
+    pub fn write_to(&self, options: &mut Dict) {
+        let ids = |set: &HashSet<u64>| Value::List(set.iter().copied().map(Value::from).collect());
+        let names = |set: &HashSet<String>| {
+            Value::List(set.iter().map(|name| Value::from(name.as_str())).collect())
+        };
+        let non_empty_ids = [
+            ("exclude", Some(&self.exclude)),
+            ("eligible", self.eligible.as_ref()),
+        ];
+        for (key, set) in non_empty_ids {
+            if let Some(set) = set.filter(|set| !set.is_empty()) {
+                options.insert(key, ids(set));
+            }
+        }
+        let non_empty_names = [
+            ("exclude_authid", Some(&self.exclude_authid)),
+            ("eligible_authid", self.eligible_authid.as_ref()),
+            ("exclude_authrole", Some(&self.exclude_authrole)),
+            ("eligible_authrole", self.eligible_authrole.as_ref()),
+        ];
+        for (key, set) in non_empty_names {
+            if let Some(set) = set.filter(|set| !set.is_empty()) {
+                options.insert(key, names(set));
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

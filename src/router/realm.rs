@@ -37,6 +37,12 @@ pub struct Ctx<'a> {
     pub closed: Vec<Key>,
     /// The realm is the backend realm: its publications go to the plain side too.
     pub backend_realm: bool,
+    /// Other nodes are known: publications and registrations are told to them (`nodes`).
+    pub clustered: bool,
+    /// A call to a procedure registered nowhere here waits until every node has answered
+    /// (`nodes`) instead of failing at once: `held_calls` gets it, with its caller.
+    pub hold_misses: bool,
+    pub held_calls: Vec<(u64, Message)>,
     /// The authorizer's answer for the held action being carried out now.
     pub decided: Option<auth::Authorization>,
     /// Answers to the router's calls that the realm does not settle itself (authenticators'):
@@ -53,6 +59,8 @@ pub enum Publisher {
     Plain,
     /// The router itself (meta events).
     Router,
+    /// Another node's router, passing on a publication of its own (`nodes`).
+    Node,
 }
 
 #[derive(Debug)]
@@ -75,6 +83,10 @@ pub fn send_via(link: Link, message: Message, out: &mut Vec<Action>) {
         }),
         Link::Backend { key } => out.push(Action::Control { to: key, message }),
         Link::V1 { key } => out.push(Action::V1 { to: key, message }),
+        // Only its realm knows what a node's message becomes: `Realm::send` takes it.
+        Link::Node { node } => {
+            log::error!(node = node.0, message = message.message_type().name(); "a message for another node without its realm dropped");
+        }
     }
 }
 
@@ -132,8 +144,10 @@ impl Realm {
 
     /// Sends `message` to session `id` (if it is still here).
     pub fn send(&self, id: u64, message: Message, out: &mut Vec<Action>) {
-        if let Some(session) = self.sessions.get(&id) {
-            send_via(session.link, message, out);
+        match self.sessions.get(&id).map(|session| session.link) {
+            Some(Link::Node { node }) => self.send_to_node(node, message, out),
+            Some(link) => send_via(link, message, out),
+            None => {}
         }
     }
 
@@ -262,7 +276,7 @@ impl Realm {
     /// for sessions the meta API shows.
     pub fn join(&mut self, ctx: &mut Ctx<'_>, session: Session) {
         let id = session.id;
-        let visible = !session.is_backend();
+        let visible = !session.is_hidden();
         self.sessions.insert(id, session);
         if visible && let Some(details) = self.session_details(id) {
             self.meta_event(ctx, "wamp.session.on_join", vec![Value::Dict(details)]);
@@ -277,7 +291,7 @@ impl Realm {
             return;
         };
         let link = session.link;
-        let visible = !session.is_backend();
+        let visible = !session.is_hidden();
         let subscriptions = session.subscriptions.clone();
         let registrations = session.registrations.clone();
         self.dealer_session_gone(ctx, id);
@@ -302,7 +316,7 @@ impl Realm {
                 .dealer
                 .get(registration)
                 .is_some_and(|r| r.uri.starts_with("wamp."));
-            if let Some(deleted) = self.dealer.unregister(registration, id)
+            if let Some(deleted) = self.remove_callee(ctx, id, registration)
                 && !meta
             {
                 events.push(("wamp.registration.on_unregister", registration));
@@ -545,7 +559,8 @@ impl Realm {
 
     /// Fans out publication `publication`, which the caller checked. Publications of the
     /// backend realm also go to the plain side, except the router's own meta events and
-    /// what came from the plain side.
+    /// what came from the plain side. With other nodes, a session's publication and a meta
+    /// event go to them too (what came from the plain side went there as plain frames).
     pub fn publish(
         &mut self,
         ctx: &mut Ctx<'_>,
@@ -557,7 +572,7 @@ impl Realm {
     ) {
         let session = match publisher {
             Publisher::Session(id) => self.sessions.get(&id),
-            Publisher::Plain | Publisher::Router => None,
+            Publisher::Plain | Publisher::Router | Publisher::Node => None,
         };
         let disclosure = session.map(|session| Disclosure {
             session: session.id,
@@ -570,18 +585,59 @@ impl Realm {
         let disclosed = disclosure
             .clone()
             .filter(|_| options.disclose_me || session.is_some_and(Session::is_backend));
-        let publisher_authid = disclosure
-            .as_ref()
-            .map_or_else(String::new, |d| d.authid.to_string());
+        let plain_side = (ctx.backend_realm && session.is_some()).then(|| {
+            disclosure
+                .as_ref()
+                .map_or_else(String::new, |d| d.authid.to_string())
+        });
         let exclude_session = match publisher {
             Publisher::Session(id) if options.exclude_me => Some(id),
-            Publisher::Session(_) | Publisher::Plain | Publisher::Router => None,
+            Publisher::Session(_) | Publisher::Plain | Publisher::Router | Publisher::Node => None,
         };
-        if options.retain {
+        if ctx.clustered && matches!(publisher, Publisher::Session(_) | Publisher::Router) {
+            self.publish_to_nodes(
+                ctx,
+                publication,
+                topic,
+                options,
+                disclosed.as_ref(),
+                plain_side.is_some(),
+                payload.clone(),
+            );
+        }
+        let plain_side = plain_side.map(|publisher_authid| (publisher_authid, true));
+        self.fan_out(
+            ctx,
+            &Publication {
+                id: publication,
+                topic,
+                publisher: disclosed.as_ref(),
+                exclude_session,
+                audience: &options.audience,
+            },
+            options.retain,
+            payload,
+            plain_side,
+        );
+    }
+
+    /// Retains (when asked) and delivers a publication to this node's subscribers, then to
+    /// the plain side when `plain_side` names the publisher's authid (and whether the event
+    /// listeners are told).
+    pub(super) fn fan_out(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        publication: &Publication<'_>,
+        retain: bool,
+        payload: Payload,
+        plain_side: Option<(String, bool)>,
+    ) {
+        let topic = publication.topic;
+        if retain {
             let retained = Retained {
                 payload: payload.clone(),
-                publisher: disclosed.clone(),
-                audience: options.audience.clone(),
+                publisher: publication.publisher.cloned(),
+                audience: publication.audience.clone(),
             };
             let kept = self.broker.retain(
                 topic,
@@ -597,22 +653,13 @@ impl Realm {
                 log::debug!(realm = self.name, topic = topic, reason; "retained event dropped");
             }
         }
-        let payload = self.broker.dispatch(
-            &Publication {
-                id: publication,
-                topic,
-                publisher: disclosed.as_ref(),
-                exclude_session,
-                audience: &options.audience,
-            },
-            payload,
-            ctx.out,
-        );
-        if ctx.backend_realm && matches!(publisher, Publisher::Session(_)) {
+        let payload = self.broker.dispatch(publication, payload, ctx.out);
+        if let Some((publisher_authid, tell_listeners)) = plain_side {
             ctx.out.push(Action::Plain {
                 topic: topic.to_owned(),
                 payload,
                 publisher_authid,
+                tell_listeners,
             });
         }
     }

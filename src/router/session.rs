@@ -102,7 +102,17 @@ pub enum Link {
     V1 {
         key: Key,
     },
+    /// The router of another node of the cluster, in this realm (`nodes`): a caller for the
+    /// calls its sessions make to callees here, a callee for the procedures its sessions
+    /// registered, hidden from the meta API.
+    Node {
+        node: NodeRef,
+    },
 }
+
+/// Another node of the cluster, as the router numbers the nodes it has heard of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeRef(pub u32);
 
 /// The authrole of backend sessions: Crossbar's router-internal sessions are `trusted`
 /// (`crossbar/router/router.py` `RESERVED_ROLES`); they may use `wamp.` URIs, are always
@@ -172,10 +182,22 @@ impl Session {
         matches!(self.link, Link::Backend { .. })
     }
 
-    /// Never authorized: a backend session of role `trusted` (`[wamp] backend_authrole`).
-    /// A client is never trusted, whatever role it got.
+    /// Another node's router (see `Link::Node`).
+    pub fn is_node(&self) -> bool {
+        matches!(self.link, Link::Node { .. })
+    }
+
+    /// Not shown by the session meta API, nor announced by its events: backend sessions (as
+    /// Crossbar's router-internal ones) and the other nodes' routers.
+    pub fn is_hidden(&self) -> bool {
+        self.is_backend() || self.is_node()
+    }
+
+    /// Never authorized: a backend session of role `trusted` (`[wamp] backend_authrole`),
+    /// and another node's router (its sessions were authorized on their own node). A client
+    /// is never trusted, whatever role it got.
     pub fn is_trusted(&self) -> bool {
-        self.is_backend() && *self.authrole == *BACKEND_AUTHROLE
+        (self.is_backend() && *self.authrole == *BACKEND_AUTHROLE) || self.is_node()
     }
 
     /// WAMP v2, "Session Meta API" / Crossbar `SessionDetails.marshal()`.
@@ -187,7 +209,7 @@ impl Session {
                 Serializer::Cbor => "cbor",
             }),
             Link::V1 { .. } => Some("json"),
-            Link::Backend { .. } => None,
+            Link::Backend { .. } | Link::Node { .. } => None,
         }
     }
 }

@@ -46,6 +46,10 @@ pub enum Out {
         payload: Payload,
         publisher_authid: String,
     },
+    /// A message for another node's router (`None`: every node).
+    Node(Option<crate::router::session::NodeRef>, String, Message),
+    NodeRegistration(String, crate::router::nodes::NodeRegistration),
+    AwaitNodes(u64),
 }
 
 /// The message as compact JSON, for readable assertions.
@@ -217,11 +221,18 @@ impl Harness {
                     topic,
                     payload,
                     publisher_authid,
+                    tell_listeners: _,
                 } => decoded.push(Out::Plain {
                     topic,
                     payload,
                     publisher_authid,
                 }),
+                Action::Node { to, realm, message } => decoded.push(Out::Node(to, realm, message)),
+                Action::NodeRegistration {
+                    realm,
+                    registration,
+                } => decoded.push(Out::NodeRegistration(realm, registration)),
+                Action::AwaitNodes { ticket } => decoded.push(Out::AwaitNodes(ticket)),
             }
         }
         decoded

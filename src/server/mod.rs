@@ -432,6 +432,8 @@ impl Server {
     /// authorizer answered) and frames for control connections (events, authorization
     /// requests), which may make more of each.
     fn settle_hub(&mut self, now: Instant) {
+        // Calls held for the other nodes' answers go on (their actions settle below).
+        self.hub.cluster_settle_calls(now);
         // Cluster-wide questions answered (or timed out) take their place among the replies.
         for (key, ticket, reply) in self.hub.take_cluster_replies() {
             if let Some(control) = self.controls.get_mut(key) {

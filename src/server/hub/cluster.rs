@@ -92,9 +92,17 @@ enum Answer0 {
     Page(Page, usize),
 }
 
+/// Who waits for a question's answers.
+#[derive(Debug, Clone, Copy)]
+enum Asker {
+    /// A control connection's command, whose reply comes under `ticket`.
+    Control { key: Key, ticket: Ticket },
+    /// The router's held call `ticket` (`Question::Barrier`).
+    Router { ticket: u64 },
+}
+
 struct Pending {
-    control: Key,
-    ticket: Ticket,
+    asker: Asker,
     answering: Answering,
     /// Nodes yet to answer.
     waiting: Vec<String>,
@@ -123,6 +131,11 @@ pub(super) struct ClusterSide {
     /// Status questions of other nodes (asker, question id): the server, which has every
     /// figure, answers them.
     statuses_wanted: Vec<(String, u64)>,
+    /// The router's held calls whose barrier is answered (or timed out).
+    settled: Vec<u64>,
+    /// `Link::came_up` when last seen: when it comes up again, the registrations are told
+    /// again.
+    came_up: u64,
 }
 
 impl ClusterSide {
@@ -148,6 +161,13 @@ impl ClusterSide {
         let Some(pending) = self.pending.remove(&id) else {
             return;
         };
+        let (control, ticket) = match pending.asker {
+            Asker::Control { key, ticket } => (key, ticket),
+            Asker::Router { ticket } => {
+                self.settled.push(ticket);
+                return;
+            }
+        };
         let reply = match pending.answering {
             Answering::Confirm(token) if pending.count > 0 => Reply::Ack(token),
             Answering::Confirm(token) => Reply::Nack(token),
@@ -162,7 +182,7 @@ impl ClusterSide {
             Answering::Freest { best } => Reply::Domain(best.1),
             Answering::Pages { limit, pages } => Reply::Page(merge_pages(limit, &pages)),
         };
-        self.replies.push((pending.control, pending.ticket, reply));
+        self.replies.push((control, ticket, reply));
     }
 }
 
@@ -195,12 +215,18 @@ impl Hub {
             pending: HashMap::new(),
             replies: Vec::new(),
             statuses_wanted: Vec::new(),
+            settled: Vec::new(),
+            came_up: 0,
         });
     }
 
     /// Encodes a message naming this node and hands it to the link (to node `to`, else to
     /// every node); nothing without a cluster.
-    fn cluster_publish(&mut self, to: Option<&str>, encode: impl FnOnce(&str, &mut Vec<u8>)) {
+    pub(super) fn cluster_publish(
+        &mut self,
+        to: Option<&str>,
+        encode: impl FnOnce(&str, &mut Vec<u8>),
+    ) {
         if let Some(cluster) = &mut self.cluster {
             cluster.send(to, encode);
         }
@@ -306,9 +332,34 @@ impl Hub {
         self.ask_cluster(control, Question::Status, 0, Answer0::Status(local), now)
     }
 
+    /// The router holds call `ticket` until every live node has answered: `false` when
+    /// none can (no other node, Redis down, too many questions waiting): then it goes on at
+    /// once.
+    pub(super) fn cluster_barrier(&mut self, ticket: u64, now: Instant) -> bool {
+        let asker = Asker::Router { ticket };
+        let asked = self.ask(asker, Question::Barrier, 0, Answer0::None, now);
+        matches!(asked, Asked::Later(_))
+    }
+
     fn ask_cluster(
         &mut self,
         control: Key,
+        question: Question<'_>,
+        local: u64,
+        local_extra: Answer0,
+        now: Instant,
+    ) -> Asked {
+        // The ticket is the question's id, known once asked.
+        let asker = Asker::Control {
+            key: control,
+            ticket: Ticket(0),
+        };
+        self.ask(asker, question, local, local_extra, now)
+    }
+
+    fn ask(
+        &mut self,
+        asker: Asker,
         question: Question<'_>,
         local: u64,
         local_extra: Answer0,
@@ -332,6 +383,7 @@ impl Hub {
         cluster.next_question += 1;
         let answering = match question {
             Question::Direct { token, .. } => Answering::Confirm(token),
+            Question::Barrier => Answering::Count,
             Question::ToUser { .. }
             | Question::UserOnline { .. }
             | Question::KickToken { .. }
@@ -386,11 +438,14 @@ impl Hub {
             .encode(out);
         });
         let ticket = Ticket(id);
+        let asker = match asker {
+            Asker::Control { key, .. } => Asker::Control { key, ticket },
+            Asker::Router { .. } => asker,
+        };
         cluster.pending.insert(
             id,
             Pending {
-                control,
-                ticket,
+                asker,
                 answering,
                 waiting,
                 count: local,
@@ -430,19 +485,23 @@ impl Hub {
             });
         }
         let span = cluster.heartbeat * MISSED_HEARTBEATS;
-        let before = cluster.peers.len();
+        let mut gone = Vec::new();
         cluster.peers.retain(|node, heard| {
             let alive = now.saturating_duration_since(*heard) <= span;
             if !alive {
                 log::warn!(node = node.as_str(); "cluster: a node has not been heard for three heartbeats: gone");
+                gone.push(node.clone());
             }
             alive
         });
-        if cluster.peers.len() != before {
+        if !gone.is_empty() {
             let peers = &cluster.peers;
             cluster.listening.retain(|node, _| peers.contains_key(node));
             let remote = remote_kinds(&cluster.listening);
             self.events.set_remote_wanted(remote);
+        }
+        for node in gone {
+            self.router.node_gone(&node, now, &mut self.actions);
         }
         let Some(cluster) = &mut self.cluster else {
             return;
@@ -468,6 +527,14 @@ impl Hub {
             return;
         };
         let messages = cluster.link.receive();
+        let came_up = std::mem::replace(&mut cluster.came_up, cluster.link.came_up);
+        if came_up != cluster.link.came_up {
+            // Up (again): what was said meanwhile, both ways, is lost.
+            self.cluster_sync_registrations(None);
+        }
+        let Some(cluster) = &mut self.cluster else {
+            return;
+        };
         let own = cluster.link.instance().to_owned();
         let now = Instant::now();
         for bytes in messages {
@@ -496,6 +563,7 @@ impl Hub {
                     } else {
                         log::info!(node = message.origin(); "cluster: a node joined");
                     }
+                    self.cluster_node_joined(message.origin());
                 }
             }
             self.cluster_handle(message, settings, stats);
@@ -660,6 +728,16 @@ impl Hub {
                 let count = self.answer_here(question, settings, stats);
                 self.cluster_answer(origin, id, count, b"");
             }
+            ClusterMessage::Wamp {
+                origin,
+                realm,
+                message,
+            } => self.cluster_wamp_receive(origin, realm, message, settings),
+            ClusterMessage::Registrations {
+                origin,
+                sync,
+                entries,
+            } => self.cluster_registrations_receive(origin, sync, entries),
             ClusterMessage::Answer {
                 origin,
                 id,
@@ -760,7 +838,8 @@ impl Hub {
             Question::Status
             | Question::Subscribe { .. }
             | Question::Freest
-            | Question::Page { .. } => 0,
+            | Question::Page { .. }
+            | Question::Barrier => 0,
         };
         count as u64
     }
@@ -791,6 +870,18 @@ impl Hub {
             }
             .encode(out);
         });
+    }
+
+    /// The router's held calls whose barrier is answered, dispatched again.
+    pub fn cluster_settle_calls(&mut self, now: Instant) {
+        let settled = self
+            .cluster
+            .as_mut()
+            .map(|cluster| std::mem::take(&mut cluster.settled))
+            .unwrap_or_default();
+        for ticket in settled {
+            self.router.nodes_settled(ticket, now, &mut self.actions);
+        }
     }
 
     /// The other nodes' status questions since the last call: (asker, question id).

@@ -23,6 +23,7 @@
 mod admission;
 mod authorizer;
 mod cluster;
+mod cluster_wamp;
 mod delivery;
 mod events;
 mod key_list;

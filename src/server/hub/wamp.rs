@@ -183,7 +183,14 @@ impl Hub {
                             messages += 1;
                             pending.next();
                         }
-                        Some(Action::Plain { .. } | Action::Control { .. } | Action::V1 { .. }) => {
+                        Some(
+                            Action::Plain { .. }
+                            | Action::Control { .. }
+                            | Action::V1 { .. }
+                            | Action::Node { .. }
+                            | Action::NodeRegistration { .. }
+                            | Action::AwaitNodes { .. },
+                        ) => {
                             if let Some(other) = pending.next() {
                                 aside.push(other);
                             }
@@ -267,16 +274,29 @@ impl Hub {
                 };
                 self.end_session(to, code, &reason, cause, settings, now);
             }
+            Action::Node { to, realm, message } => {
+                self.cluster_wamp_send(to, &realm, &message);
+            }
+            Action::NodeRegistration {
+                realm,
+                registration,
+            } => self.cluster_announce(&realm, &registration),
+            Action::AwaitNodes { ticket } => {
+                if !self.cluster_barrier(ticket, now) {
+                    self.router.nodes_settled(ticket, now, &mut self.actions);
+                }
+            }
             Action::Plain {
                 topic,
                 payload,
                 publisher_authid,
+                tell_listeners,
             } => {
                 let members = self
                     .topics
                     .get(&topic)
                     .is_some_and(|id| !self.topics.members(id).is_empty());
-                let heard = self.events.wants(EventKind::Publish);
+                let heard = tell_listeners && self.events.wants(EventKind::Publish);
                 if !members && !heard {
                     return;
                 }
@@ -293,12 +313,14 @@ impl Hub {
                         stats,
                     );
                 }
-                self.events.emit(&Event::Publish {
-                    topic: &topic,
-                    user: &publisher_authid,
-                    binary,
-                    payload: &bytes,
-                });
+                if heard {
+                    self.events.emit(&Event::Publish {
+                        topic: &topic,
+                        user: &publisher_authid,
+                        binary,
+                        payload: &bytes,
+                    });
+                }
             }
         }
     }

@@ -1,0 +1,345 @@
+//! WAMP sessions of different nodes joined by a real Redis: a publication reaches the
+//! subscribers of every node with its options, a call reaches a callee on another node with
+//! progressive results, errors, cancels and timeouts, shared registrations spread over the
+//! nodes, and a node killed mid-call fails its calls with `wamp.error.canceled`.
+
+use serde_json::{Value, json};
+
+use crate::cluster::{Redis, fields, node, three_nodes, wait_nodes, wait_redis};
+use crate::common::wamp::RawWamp;
+use crate::common::*;
+
+/// Three nodes that each count the other two alive.
+fn joined_nodes(redis: &Redis) -> [Server; 3] {
+    let nodes = three_nodes(redis);
+    for node in &nodes {
+        wait_nodes(node, 3);
+    }
+    nodes
+}
+
+fn session_id(welcome: &Value) -> u64 {
+    welcome[1].as_u64().expect("a session id")
+}
+
+/// Subscribes to `topic`; returns the subscription id.
+fn subscribe(client: &mut RawWamp, request: u64, topic: &str) -> u64 {
+    client.send(&json!([32, request, {}, topic]));
+    let subscribed = client.recv();
+    assert_eq!(subscribed[0], 33, "{subscribed}");
+    subscribed[2].as_u64().unwrap()
+}
+
+/// Registers `procedure` with `options`.
+fn register(client: &mut RawWamp, request: u64, procedure: &str, options: Value) {
+    client.send(&json!([64, request, options, procedure]));
+    let registered = client.recv();
+    assert_eq!(registered[0], 65, "{registered}");
+}
+
+/// Waits (bounded) until `client`'s node routes `procedure` (the other node's
+/// registration arrived), asking the meta API with request ids from `request` on.
+fn wait_routed(client: &mut RawWamp, request: &mut u64, procedure: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        *request += 1;
+        client.send(&json!([
+            48,
+            *request,
+            {},
+            "wamp.registration.match",
+            [procedure]
+        ]));
+        let result = client.recv();
+        assert_eq!(result[0], 50, "{result}");
+        if !result[3][0].is_null() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{procedure} never became callable here"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_wamp_publication_reaches_every_node_with_its_options_and_one_id() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let nodes = joined_nodes(&redis);
+    let (mut alice, welcome) = RawWamp::join(&nodes[0], "alice", "realm1");
+    let alice_id = session_id(&welcome);
+    let (mut bob, welcome) = RawWamp::join(&nodes[1], "bob", "realm1");
+    let bob_id = session_id(&welcome);
+    let (mut carol, welcome) = RawWamp::join(&nodes[2], "carol", "realm1");
+    let carol_id = session_id(&welcome);
+    assert!(alice_id != bob_id && bob_id != carol_id && alice_id != carol_id);
+    let on_bob = subscribe(&mut bob, 1, "com.news");
+    let on_carol = subscribe(&mut carol, 1, "com.news");
+    // The publisher's own subscription: excluded (exclude_me) on its node.
+    subscribe(&mut alice, 1, "com.news");
+    // A plain client of node b subscribed to the backend realm's topic hears it too.
+    let dave = Cookies::fresh("dave");
+    let mut plain = WsClient::connect_tcp(&nodes[1].tcp(), &dave).unwrap();
+    let mut control = nodes[1].control();
+    control.send(b'j', &fields(&[dave.token.as_bytes(), b"com.news"]));
+    assert_eq!(control.reply(), (b'#', b"1".to_vec()));
+
+    alice.send(&json!([16, 2, {"acknowledge": true, "disclose_me": true},
+                       "com.news", ["hello"], {"n": 1}]));
+    let published = alice.recv();
+    assert_eq!(published[0], 17, "{published}");
+    let publication = &published[2];
+    for (client, subscription) in [(&mut bob, on_bob), (&mut carol, on_carol)] {
+        let event = client.recv();
+        assert_eq!(event[0], 36, "{event}");
+        assert_eq!(event[1], subscription);
+        assert_eq!(&event[2], publication, "one publication id on every node");
+        assert_eq!(event[3]["publisher"], alice_id);
+        assert_eq!(event[3]["publisher_authid"], "alice");
+        assert_eq!(event[4], json!(["hello"]));
+        assert_eq!(event[5], json!({"n": 1}));
+    }
+    assert_eq!(plain.recv_text(), r#"{"args":["hello"],"kwargs":{"n":1}}"#);
+
+    // exclude and eligible_authid name sessions and authids of other nodes.
+    alice.send(&json!([16, 3, {"exclude": [carol_id]}, "com.news", ["not carol"]]));
+    alice.send(&json!([16, 4, {"eligible_authid": ["carol"]}, "com.news", ["only carol"]]));
+    alice.send(&json!([16, 5, {}, "com.news", ["everyone"]]));
+    let texts = |client: &mut RawWamp, n: usize| -> Vec<Value> {
+        (0..n).map(|_| client.recv()[4][0].clone()).collect()
+    };
+    assert_eq!(texts(&mut bob, 2), [json!("not carol"), json!("everyone")]);
+    assert_eq!(
+        texts(&mut carol, 2),
+        [json!("only carol"), json!("everyone")]
+    );
+    // Undisclosed: no publisher in the details.
+    assert_eq!(plain.recv_text(), "not carol");
+
+    // Retained on every node: carol's event shows node c has it, and a subscriber that
+    // comes to node c later gets it.
+    alice.send(&json!([16, 6, {"retain": true}, "com.news", [42]]));
+    assert_eq!(carol.recv()[4], json!([42]));
+    let (mut erin, _) = RawWamp::join(&nodes[2], "erin", "realm1");
+    erin.send(&json!([32, 1, {"get_retained": true}, "com.news"]));
+    assert_eq!(erin.recv()[0], 33);
+    let retained = erin.recv();
+    assert_eq!(retained[0], 36, "{retained}");
+    assert_eq!(retained[3]["retained"], true);
+    assert_eq!(retained[4], json!([42]));
+}
+
+#[test]
+fn a_call_reaches_a_callee_on_another_node_with_progress_errors_cancel_and_timeout() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let nodes = joined_nodes(&redis);
+    let (mut callee, _) = RawWamp::join(&nodes[0], "alice", "realm1");
+    let (mut caller, welcome) = RawWamp::join(&nodes[1], "bob", "realm1");
+    let caller_id = session_id(&welcome);
+    register(&mut callee, 1, "com.app.work", json!({}));
+    // Called at once from node b: a call that finds no registration there waits until
+    // every node has answered, by when node a's registration has arrived.
+    let mut request = 100;
+
+    // A plain call, the caller disclosed: the callee sees who called from node b.
+    caller.send(&json!([48, 1, {"disclose_me": true}, "com.app.work", [2, 3]]));
+    let invocation = callee.recv();
+    assert_eq!(invocation[0], 68, "{invocation}");
+    assert_eq!(invocation[3]["caller"], caller_id);
+    assert_eq!(invocation[3]["caller_authid"], "bob");
+    assert_eq!(invocation[4], json!([2, 3]));
+    callee.send(&json!([70, invocation[1], {}, [5], {"sum": true}]));
+    assert_eq!(caller.recv(), json!([50, 1, {}, [5], {"sum": true}]));
+
+    // Progressive results, then the final one.
+    caller.send(&json!([48, 2, {"receive_progress": true}, "com.app.work", []]));
+    let invocation = callee.recv();
+    assert_eq!(invocation[3]["receive_progress"], true, "{invocation}");
+    assert!(invocation[3].get("caller").is_none(), "undisclosed");
+    callee.send(&json!([70, invocation[1], {"progress": true}, ["10%"]]));
+    callee.send(&json!([70, invocation[1], {"progress": true}, ["90%"]]));
+    callee.send(&json!([70, invocation[1], {}, ["done"]]));
+    assert_eq!(caller.recv(), json!([50, 2, {"progress": true}, ["10%"]]));
+    assert_eq!(caller.recv(), json!([50, 2, {"progress": true}, ["90%"]]));
+    assert_eq!(caller.recv(), json!([50, 2, {}, ["done"]]));
+
+    // The callee's error, as it sent it.
+    caller.send(&json!([48, 3, {}, "com.app.work", []]));
+    let invocation = callee.recv();
+    callee.send(&json!([
+        8,
+        68,
+        invocation[1],
+        {},
+        "com.app.error.busy",
+        ["later"]
+    ]));
+    assert_eq!(
+        caller.recv(),
+        json!([8, 48, 3, {}, "com.app.error.busy", ["later"]])
+    );
+
+    // CANCEL kill: the callee gets INTERRUPT on its node and its answer ends the call.
+    caller.send(&json!([48, 4, {}, "com.app.work", []]));
+    let invocation = callee.recv();
+    caller.send(&json!([49, 4, {"mode": "kill"}]));
+    let interrupt = callee.recv();
+    assert_eq!(interrupt[0], 69, "{interrupt}");
+    assert_eq!(interrupt[1], invocation[1]);
+    assert_eq!(interrupt[2]["mode"], "kill");
+    callee.send(&json!([
+        8,
+        68,
+        invocation[1],
+        {},
+        "wamp.error.canceled",
+        ["stopped"]
+    ]));
+    let error = caller.recv();
+    assert_eq!((error[0].clone(), error[2].clone()), (json!(8), json!(4)));
+    assert_eq!(error[4], "wamp.error.canceled");
+
+    // A timeout on the caller's node: the caller gets wamp.error.timeout, the callee an
+    // INTERRUPT, and its late answer is dropped harmlessly.
+    caller.send(&json!([48, 5, {"timeout": 300}, "com.app.work", []]));
+    let invocation = callee.recv();
+    assert_eq!(invocation[3]["timeout"], 300);
+    let error = caller.recv();
+    assert_eq!(error[0], 8, "{error}");
+    assert_eq!(error[4], "wamp.error.timeout");
+    let interrupt = callee.recv();
+    assert_eq!(interrupt[0], 69, "{interrupt}");
+    callee.send(&json!([70, invocation[1], {}, ["too late"]]));
+
+    // The call after all that still works.
+    caller.send(&json!([48, 6, {}, "com.app.work", ["again"]]));
+    let invocation = callee.recv();
+    assert_eq!(invocation[4], json!(["again"]));
+    callee.send(&json!([70, invocation[1], {}, ["fine"]]));
+    assert_eq!(caller.recv(), json!([50, 6, {}, ["fine"]]));
+
+    // Unregistered on node a: node b no longer routes it.
+    callee.send(&json!([66, 9, invocation[2]]));
+    let unregistered = callee.recv();
+    assert_eq!(unregistered[0], 67, "{unregistered}");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        request += 1;
+        caller.send(&json!([48, request, {}, "com.app.work", []]));
+        let answer = caller.recv();
+        if answer[0] == 8 && answer[4] == "wamp.error.no_such_procedure" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still routed: {answer}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Answers every INVOCATION with `[name]` until the connection ends.
+fn answer_with(mut callee: RawWamp, name: &'static str) {
+    std::thread::spawn(move || {
+        loop {
+            let invocation = callee.recv();
+            if invocation[0] != 68 {
+                return;
+            }
+            callee.send(&json!([70, invocation[1], {}, [name]]));
+        }
+    });
+}
+
+#[test]
+fn a_shared_registration_spreads_calls_over_the_nodes() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let nodes = joined_nodes(&redis);
+    let (mut on_a, _) = RawWamp::join(&nodes[0], "alice", "realm1");
+    let (mut on_b, _) = RawWamp::join(&nodes[1], "bob", "realm1");
+    let (mut caller, _) = RawWamp::join(&nodes[2], "carol", "realm1");
+    let shared = json!({"invoke": "roundrobin"});
+    register(&mut on_a, 1, "com.app.shard", shared.clone());
+    register(&mut on_b, 1, "com.app.shard", shared);
+    answer_with(on_a, "a");
+    answer_with(on_b, "b");
+    let mut request = 100;
+    wait_routed(&mut caller, &mut request, "com.app.shard");
+    // Once both nodes' registrations reached node c, its calls alternate between them.
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut answered = Vec::new();
+    while !(answered.ends_with(&[json!("a"), json!("b")])
+        || answered.ends_with(&[json!("b"), json!("a")]))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never spread: {answered:?}"
+        );
+        request += 1;
+        caller.send(&json!([48, request, {}, "com.app.shard", []]));
+        let result = caller.recv();
+        assert_eq!(result[0], 50, "{result}");
+        answered.push(result[3][0].clone());
+    }
+    // A single registration cannot join a shared one, of another node either.
+    let (mut late, _) = RawWamp::join(&nodes[2], "dave", "realm1");
+    late.send(&json!([64, 1, {}, "com.app.shard"]));
+    let refused = late.recv();
+    assert_eq!(refused[0], 8, "{refused}");
+    assert_eq!(
+        refused[4],
+        "wamp.error.procedure_exists_with_different_invocation_policy"
+    );
+}
+
+#[test]
+fn a_killed_callee_node_fails_its_calls_with_canceled_and_redis_back_reannounces() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let mut nodes = joined_nodes(&redis);
+    let (mut callee, _) = RawWamp::join(&nodes[0], "alice", "realm1");
+    let (mut caller, _) = RawWamp::join(&nodes[1], "bob", "realm1");
+    register(&mut callee, 1, "com.app.slow", json!({}));
+    let mut request = 100;
+    wait_routed(&mut caller, &mut request, "com.app.slow");
+    caller.send(&json!([48, 1, {}, "com.app.slow", []]));
+    assert_eq!(callee.recv()[0], 68);
+    nodes[0].signal(nix::sys::signal::Signal::SIGKILL);
+    nodes[0].wait_exit();
+    // Within three heartbeats node b drops node a, and the call with it.
+    let error = caller.recv();
+    assert_eq!(error[0], 8, "{error}");
+    assert_eq!(error[2], 1);
+    assert_eq!(error[4], "wamp.error.canceled");
+    wait_nodes(&nodes[1], 2);
+    caller.send(&json!([48, 2, {}, "com.app.slow", []]));
+    assert_eq!(caller.recv()[4], "wamp.error.no_such_procedure");
+
+    // Redis restarted: a procedure registered on node c while it was away is announced
+    // when it is back.
+    let (mut late_callee, _) = RawWamp::join(&nodes[2], "carol", "realm1");
+    redis.kill();
+    wait_redis(&nodes[2], "down");
+    register(&mut late_callee, 1, "com.app.late", json!({}));
+    redis.run();
+    wait_redis(&nodes[1], "up");
+    wait_redis(&nodes[2], "up");
+    wait_routed(&mut caller, &mut request, "com.app.late");
+    caller.send(&json!([48, 3, {}, "com.app.late", []]));
+    let invocation = late_callee.recv();
+    late_callee.send(&json!([70, invocation[1], {}, ["late but here"]]));
+    assert_eq!(caller.recv(), json!([50, 3, {}, ["late but here"]]));
+    // A node started now learns the registrations at once.
+    let d = node(&redis, "d");
+    wait_nodes(&d, 3);
+    let (mut on_d, _) = RawWamp::join(&d, "dave", "realm1");
+    wait_routed(&mut on_d, &mut request, "com.app.late");
+}
