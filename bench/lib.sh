@@ -48,7 +48,7 @@ wants_crossbar() {
     local previous=""
     for arg in "$@"; do
         case "$arg" in
-        --no-wamp | --issue10-only | --cluster) return 1 ;;
+        --no-wamp | --issue10-only | --cluster | --cluster-57k | --cluster-cost) return 1 ;;
         esac
         if [ "$previous" = --servers ] && [[ ",$arg," != *,crossbar,* && ",$arg," != *,xbar,* ]]; then
             return 1
@@ -63,9 +63,9 @@ wants_crossbar() {
 cluster_run() {
     local arg
     for arg in "$@"; do
-        if [ "$arg" = --cluster ]; then
-            return 0
-        fi
+        case "$arg" in
+        --cluster | --cluster-57k | --cluster-cost) return 0 ;;
+        esac
     done
     return 1
 }

@@ -12,6 +12,10 @@
 #   bench/run.sh --cluster --n 10000 --rounds 3   the cluster workloads of issue 13 only:
 #                           one wson node, one with [cluster], two on one port joined by a
 #                           redis-server of the run's own (needs redis-server; ~80 s)
+#   bench/run.sh --cluster-57k --cluster-cost --rounds 3   issue 13's other two: three nodes
+#                           x 19,000 clients (57,000, in three holder processes) against one
+#                           node of 19,000, and cross-node `d` and WAMP RPC against local
+#                           ones (~2 min; --quick: 3 x 1,000 clients, N = 1,000)
 #
 # Any other argument goes to the harness: bench/run.sh --servers wson,raw --rounds 5 ...
 # (bench/target/release/wsbench --help lists them).

@@ -153,12 +153,12 @@ impl Redis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    fn cpu(&self) -> CpuMark {
+    pub(crate) fn cpu(&self) -> CpuMark {
         CpuMark::of_pid(self.pid)
     }
 
     /// Reads Redis's CPU over `IDLE_SAMPLE` (the caller sends nothing meanwhile).
-    fn measure_idle(&mut self) {
+    pub(crate) fn measure_idle(&mut self) {
         let before = self.cpu();
         std::thread::sleep(IDLE_SAMPLE);
         let (us, _) = before.per_op(self.cpu(), 1);
@@ -173,7 +173,7 @@ impl Redis {
         std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default()
     }
 
-    fn check_alive(&mut self) -> Result<(), String> {
+    pub(crate) fn check_alive(&mut self) -> Result<(), String> {
         if self.alive() {
             Ok(())
         } else {
@@ -195,7 +195,7 @@ impl Drop for Redis {
 
 /// wson's status (`t`, one JSON object) from `node`'s control socket, on a connection of
 /// its own.
-fn status(node: &Running) -> Result<Value, String> {
+pub(crate) fn status(node: &Running) -> Result<Value, String> {
     let failed = |e: std::io::Error| format!("status of {}: {e}", node.control);
     let mut stream = TcpStream::connect_timeout(&node.control, STATUS_WAIT).map_err(failed)?;
     stream.set_read_timeout(Some(STATUS_WAIT)).map_err(failed)?;
@@ -222,14 +222,14 @@ fn status(node: &Running) -> Result<Value, String> {
     }
 }
 
-fn counter(status: &Value, key: &str) -> Result<u64, String> {
+pub(crate) fn counter(status: &Value, key: &str) -> Result<u64, String> {
     status[key]
         .as_u64()
         .ok_or_else(|| format!("status: no {key} in {status}"))
 }
 
 /// Waits until `node` says Redis is up (both of its connections).
-fn wait_joined(node: &Running) -> Result<(), String> {
+pub(crate) fn wait_joined(node: &Running) -> Result<(), String> {
     let deadline = Instant::now() + JOIN_WAIT;
     loop {
         let status = status(node)?;
@@ -245,7 +245,7 @@ fn wait_joined(node: &Running) -> Result<(), String> {
 
 /// The link's counters over the nodes: Redis messages node a published, and messages any
 /// node dropped (the others never got them).
-fn link_counters(nodes: &[Running]) -> Result<(u64, u64), String> {
+pub(crate) fn link_counters(nodes: &[Running]) -> Result<(u64, u64), String> {
     let mut sent = None;
     let mut dropped = 0;
     for node in nodes {
@@ -258,14 +258,14 @@ fn link_counters(nodes: &[Running]) -> Result<(u64, u64), String> {
 
 /// What a phase is measured between: each node's CPU and `write`/`writev` calls, the
 /// context switches of all of them, and Redis's CPU when the nodes are joined.
-struct Reading {
-    nodes: Vec<(CpuMark, Option<u64>)>,
+pub(crate) struct Reading {
+    pub(crate) nodes: Vec<(CpuMark, Option<u64>)>,
     switches: Option<u64>,
-    redis: Option<CpuMark>,
+    pub(crate) redis: Option<CpuMark>,
 }
 
 impl Reading {
-    fn take(nodes: &[Running], redis: Option<&Redis>) -> Reading {
+    pub(crate) fn take(nodes: &[Running], redis: Option<&Redis>) -> Reading {
         Reading {
             nodes: nodes
                 .iter()
@@ -279,7 +279,7 @@ impl Reading {
         }
     }
 
-    fn cpu(&self) -> CpuMark {
+    pub(crate) fn cpu(&self) -> CpuMark {
         self.nodes
             .iter()
             .map(|(cpu, _)| *cpu)
@@ -290,7 +290,7 @@ impl Reading {
             })
     }
 
-    fn writes(&self) -> Option<u64> {
+    pub(crate) fn writes(&self) -> Option<u64> {
         self.nodes.iter().map(|(_, writes)| *writes).sum()
     }
 }

@@ -23,13 +23,16 @@ use wson::ws::frame::{self, OpCode};
 /// The secret every server under test verifies cookies with.
 pub const SECRET: &str = "bench-secret-0123456789abcdef";
 const CONTROL: Token = Token(usize::MAX - 1);
+/// The token of `Generator::waker`: wakes the poll, which then runs a turn (a workload
+/// that hears from outside the poll, e.g. from other processes, reads them in `trigger`).
+const WAKE: Token = Token(usize::MAX - 2);
 /// The RFC 6455 §1.3 sample key and its accept value.
 const WS_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 const WS_ACCEPT: &[u8] = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 const RAW_REPLY: &[u8] = b"RAW 101\r\n\r\n";
 const MAX_FRAME: u64 = 16 << 20;
 /// Clients per source address (127.0.0.1, .2, ...): well under the ~28k ephemeral ports.
-const CLIENTS_PER_SOURCE: usize = 8192;
+pub const CLIENTS_PER_SOURCE: usize = 8192;
 /// Bytes of a message payload that identify it: tag, phase, sequence, client (hex).
 const ID_LEN: usize = 25;
 pub const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -138,6 +141,9 @@ struct Fanout {
 
 struct Direct {
     id: u32,
+    /// Targets are picked among clients `first .. first + count`.
+    first: u32,
+    count: u32,
     size: usize,
     window: u32,
     max: u32,
@@ -219,6 +225,11 @@ pub trait Workload: std::any::Any {
     fn on_client_message(&mut self, body: &[u8], index: usize, tally: &mut Tally, now: Instant);
     /// A frame from the control connection other than `0p`.
     fn on_control_frame(&mut self, command: u8, payload: &[u8], tally: &mut Tally, now: Instant);
+    /// Called each turn before `trigger`: what the workload hears from outside the poll
+    /// (other processes, whose lines wake it through `Generator::waker`) counts here.
+    fn on_turn(&mut self, tally: &mut Tally, now: Instant) {
+        let _ = (tally, now);
+    }
     /// Client `index` opened, closed or failed during the phase (see `Outbox::connect`).
     fn on_client_change(&mut self, index: usize, change: Change, tally: &mut Tally, now: Instant) {
         let _ = (index, change, tally, now);
@@ -251,6 +262,9 @@ pub struct Generator {
     cookies: bool,
     /// The custom workload of the last phase, for `run_owned`.
     finished: Option<Box<dyn Workload>>,
+    /// The first source address's last byte (127.0.0.B); each `CLIENTS_PER_SOURCE` clients
+    /// take the next one.
+    source_base: u8,
 }
 
 fn unix_now() -> u64 {
@@ -353,7 +367,25 @@ impl Generator {
             subprotocol: None,
             cookies: true,
             finished: None,
+            source_base: 1,
         })
+    }
+
+    /// Clients connect from 127.0.0.`base` on (then `base + 1`, ... each
+    /// `CLIENTS_PER_SOURCE` clients): generators in several processes keep apart the
+    /// ephemeral ports of each source address.
+    pub fn set_source_base(&mut self, base: u8) {
+        self.source_base = base.max(1);
+    }
+
+    /// Clients connected from now on go to `addr` (another node of a cluster).
+    pub fn set_ws_addr(&mut self, addr: SocketAddr) {
+        self.ws_addr = addr;
+    }
+
+    /// A waker of this generator's poll: a wake runs one more turn of the phase loop.
+    pub fn waker(&self) -> io::Result<mio::Waker> {
+        mio::Waker::new(self.poll.registry(), WAKE)
     }
 
     /// Clients connected from now on get the user `u{index / per_user}` (0: all `bench`).
@@ -453,7 +485,8 @@ impl Generator {
             &true,
         )
         .map_err(io::Error::from)?;
-        let source = u8::try_from(1 + index / CLIENTS_PER_SOURCE).unwrap_or(250);
+        let source =
+            u8::try_from(usize::from(self.source_base) + index / CLIENTS_PER_SOURCE).unwrap_or(250);
         let local = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, source), 0));
         socket.bind(&local.into())?;
         match socket.connect(&self.ws_addr.into()) {
@@ -839,9 +872,26 @@ impl Generator {
         duration: Duration,
         stall: Duration,
     ) -> PhaseResult {
+        let all = 0..self.tokens.len();
+        self.direct_among(all, size, (window, max), duration, stall)
+    }
+
+    /// As `direct`, to clients picked at random among `targets` (client indexes).
+    pub fn direct_among(
+        &mut self,
+        targets: std::ops::Range<usize>,
+        size: usize,
+        (window, max): (u32, u32),
+        duration: Duration,
+        stall: Duration,
+    ) -> PhaseResult {
         let id = self.new_phase_id();
+        let first = u32::try_from(targets.start).unwrap_or(u32::MAX);
+        let count = u32::try_from(targets.len()).unwrap_or(0);
         self.phase = Phase::Direct(Direct {
             id,
+            first,
+            count,
             size,
             window,
             max,
@@ -982,6 +1032,8 @@ impl Generator {
             for (token, readable, writable) in ready {
                 if token == CONTROL {
                     self.control_ready();
+                } else if token == WAKE {
+                    // Only to run the next turn's `trigger`.
                 } else {
                     self.client_ready(token.0, readable, writable);
                 }
@@ -1076,6 +1128,7 @@ impl Generator {
         let count = match &mut self.phase {
             Phase::Idle => 0,
             Phase::Custom(workload) => {
+                workload.on_turn(&mut self.tally, now);
                 let mut out = Outbox::default();
                 let count = workload.trigger(sending, now, &mut out);
                 self.send_outbox(out);
@@ -1091,13 +1144,14 @@ impl Generator {
                 u64::from(f.sent)
             }
             Phase::Direct(d) => {
-                let n = u32::try_from(self.tokens.len()).unwrap_or(u32::MAX);
+                let tokens = u32::try_from(self.tokens.len()).unwrap_or(u32::MAX);
+                let n = d.count.min(tokens.saturating_sub(d.first));
                 while sending && n > 0 && d.sent < d.max && d.sent - d.completed < d.window {
                     // xorshift64: deterministic, uniform enough.
                     d.rng ^= d.rng << 13;
                     d.rng ^= d.rng >> 7;
                     d.rng ^= d.rng << 17;
-                    let target = u32::try_from(d.rng % u64::from(n)).unwrap_or(0);
+                    let target = d.first + u32::try_from(d.rng % u64::from(n)).unwrap_or(0);
                     let token = self.tokens[target as usize].to_vec();
                     batch.push((b'd', token, payload(b'D', d.size, d.id, d.sent, target)));
                     d.sent_at.push(now);

@@ -11,6 +11,8 @@
 //! callgrind script uses it). `--help` lists every option.
 
 mod cluster;
+mod cross;
+mod crowd;
 mod forward;
 mod generator;
 mod groups;
@@ -68,6 +70,12 @@ pub struct Plan {
     /// Only the cluster workloads of issue 13 (`--cluster`): one node, one node with
     /// `[cluster]`, two nodes on one port joined by a redis-server of the run's own.
     pub cluster: bool,
+    /// Three nodes of `per_node` clients against one (`--cluster-57k`, issue 13).
+    pub cluster_57k: bool,
+    /// Clients per node of `--cluster-57k` (19,000; `--quick` 1,000).
+    pub per_node: usize,
+    /// Cross-node direct messages and RPC against local ones (`--cluster-cost`, issue 13).
+    pub cluster_cost: bool,
 }
 
 impl Plan {
@@ -97,6 +105,9 @@ impl Plan {
             wamp_only: false,
             logins: 2000,
             cluster: false,
+            cluster_57k: false,
+            per_node: 19_000,
+            cluster_cost: false,
         }
     }
 
@@ -114,6 +125,7 @@ impl Plan {
             max_direct: 20_000,
             stall: Duration::from_secs(5),
             logins: 200,
+            per_node: 1_000,
             ..Plan::full()
         }
     }
@@ -127,6 +139,11 @@ impl Plan {
         }
     }
 
+    /// Runs only cluster workloads of issue 13, with a Redis of the run's own.
+    pub fn cluster_run(&self) -> bool {
+        self.cluster || self.cluster_57k || self.cluster_cost
+    }
+
     pub fn max_n(&self) -> usize {
         self.fanout_ns.iter().copied().max().unwrap_or(0)
     }
@@ -137,10 +154,13 @@ fn usage() -> &'static str {
                [--concurrency HANDSHAKES] [--wson-config 'KEY = VALUE']...
                [--gen-core C] [--server-core C] [--json FILE] [--work DIR]
                [--issue10-only | --no-issue10] [--wamp-only | --no-wamp] [--logins N]
-               [--cluster] [--redis-server BIN]
+               [--cluster] [--cluster-57k [--per-node N]] [--cluster-cost]
+               [--redis-server BIN]
                [--wson BIN] [--raw BIN] [--tt BIN] [--peers DIR] [--node NODE]
                [--crossbar BIN]
        servers: wson raw tt ws uws crossbar (crossbar: the WAMP workloads only)
+       wsbench hold ...              (one process of --cluster-57k's clients; the run
+                                              starts it)
        wsbench drive --proto ws|raw --ws ADDR --control ADDR --clients N
                (--broadcasts M | --direct M) [--window W] [--size BYTES] [--gen-core C]
                [--topics T | --users-of K]   (wson: M publications to T topics, or M
@@ -153,6 +173,8 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = if args.first().map(String::as_str) == Some("drive") {
         drive(&args[1..])
+    } else if args.first().map(String::as_str) == Some("hold") {
+        crowd::hold(&args[1..])
     } else {
         bench(&args)
     };
@@ -233,6 +255,9 @@ fn bench(args: &[String]) -> Result<(), String> {
             "--no-wamp" => plan.wamp = false,
             "--logins" => plan.logins = number(value(args, &mut i)?)?,
             "--cluster" => plan.cluster = true,
+            "--cluster-57k" => plan.cluster_57k = true,
+            "--per-node" => plan.per_node = number(value(args, &mut i)?)?,
+            "--cluster-cost" => plan.cluster_cost = true,
             "--redis-server" => paths.redis_server = value(args, &mut i)?.to_string(),
             "--crossbar" => paths.crossbar = PathBuf::from(value(args, &mut i)?),
             "--gen-core" => plan.gen_core = number(value(args, &mut i)?)?,
@@ -258,8 +283,8 @@ fn bench(args: &[String]) -> Result<(), String> {
     if plan.wamp_only && (!plan.wamp || plan.issue10_only) {
         return Err("--wamp-only excludes --no-wamp and --issue10-only".into());
     }
-    if plan.cluster && (plan.issue10_only || plan.wamp_only) {
-        return Err("--cluster excludes --issue10-only and --wamp-only".into());
+    if plan.cluster_run() && (plan.issue10_only || plan.wamp_only) {
+        return Err("--cluster (-57k, -cost) excludes --issue10-only and --wamp-only".into());
     }
     // Each `-only` runs its own workloads alone.
     if plan.issue10_only {
@@ -268,11 +293,11 @@ fn bench(args: &[String]) -> Result<(), String> {
     if plan.wamp_only {
         plan.issue10 = false;
     }
-    if plan.cluster {
+    if plan.cluster_run() {
         plan.issue10 = false;
         plan.wamp = false;
     }
-    let plain_run = !plan.wamp_only && !plan.cluster;
+    let plain_run = !plan.wamp_only && !plan.cluster_run();
     if !plan.fanout_ns.contains(&plan.main_n) {
         plan.main_n = plan.fanout_ns.iter().copied().max().unwrap_or(0);
     }
@@ -296,7 +321,7 @@ fn bench(args: &[String]) -> Result<(), String> {
     let mut notes = Vec::new();
     let mut session = 0u32;
     // One redis-server for every cluster session of the run, stopped when it ends.
-    let mut redis = match plan.cluster {
+    let mut redis = match plan.cluster_run() {
         true => {
             let redis = cluster::Redis::start(&paths, plan.server_core)?;
             notes.push(format!(
@@ -381,7 +406,7 @@ fn bench(args: &[String]) -> Result<(), String> {
                 }
             }
         }
-        if let Some(redis) = redis.as_mut() {
+        if let Some(redis) = redis.as_mut().filter(|_| plan.cluster) {
             for shape in cluster::Shape::ALL {
                 session += 1;
                 let label = format!(
@@ -400,6 +425,34 @@ fn bench(args: &[String]) -> Result<(), String> {
                     eprintln!("wsbench: {label}: {e}");
                     errors.push(format!("{label}: {e}"));
                 }
+            }
+        }
+        if let Some(redis) = redis.as_mut().filter(|_| plan.cluster_57k) {
+            for shape in crowd::Shape::ALL {
+                session += 1;
+                let label = format!("round {} wson crowd {}", round + 1, shape.name());
+                eprintln!(
+                    "wsbench: {label} ({:.0} s elapsed)",
+                    started.elapsed().as_secs_f64()
+                );
+                if let Err(e) =
+                    crowd::session(shape, redis, &plan, &paths, session, round, &mut records)
+                {
+                    eprintln!("wsbench: {label}: {e}");
+                    errors.push(format!("{label}: {e}"));
+                }
+            }
+        }
+        if let Some(redis) = redis.as_mut().filter(|_| plan.cluster_cost) {
+            session += 1;
+            let label = format!("round {} n={} wson cross-node cost", round + 1, plan.main_n);
+            eprintln!(
+                "wsbench: {label} ({:.0} s elapsed)",
+                started.elapsed().as_secs_f64()
+            );
+            if let Err(e) = cross::session(redis, &plan, &paths, session, round, &mut records) {
+                eprintln!("wsbench: {label}: {e}");
+                errors.push(format!("{label}: {e}"));
             }
         }
         for &kind in plan.kinds.iter().filter(|k| k.plain() && plain_run) {

@@ -348,7 +348,7 @@ pub fn targets(summary: &[Summary], plan: &Plan) -> Vec<Target> {
         detail: format!("{bad} anomalies"),
     });
     // Each group of targets only when its workloads ran.
-    if plan.wamp_only || plan.cluster {
+    if plan.wamp_only || plan.cluster_run() {
         out.clear();
     }
     if plan.issue10 && !plan.wamp_only {
@@ -359,6 +359,32 @@ pub fn targets(summary: &[Summary], plan: &Plan) -> Vec<Target> {
     }
     if plan.cluster {
         out.extend(crate::cluster::targets(summary, plan));
+    }
+    if plan.cluster_57k {
+        out.extend(crate::crowd::targets(summary, plan));
+    }
+    if plan.cluster_cost {
+        out.extend(crate::cross::targets(summary));
+    }
+    out
+}
+
+/// A section of the cluster workloads of issue 13.
+fn issue13_owns(kind: &str) -> bool {
+    crate::cluster::owns(kind) || crate::crowd::owns(kind) || crate::cross::owns(kind)
+}
+
+/// The lines without a bound under the issue-13 targets, of the workloads that ran.
+fn issue13_information(summary: &[Summary], plan: &Plan) -> Vec<String> {
+    let mut out = Vec::new();
+    if plan.cluster {
+        out.extend(crate::cluster::information(summary, plan));
+    }
+    if plan.cluster_57k {
+        out.extend(crate::crowd::information(summary, plan));
+    }
+    if plan.cluster_cost {
+        out.extend(crate::cross::information(summary));
     }
     out
 }
@@ -411,6 +437,8 @@ fn columns(kind: &str) -> (&'static str, Vec<Column>) {
         _ if crate::issue10::owns(kind) => crate::issue10::columns(kind),
         _ if crate::wamp::owns(kind) => crate::wamp::columns(kind),
         _ if crate::cluster::owns(kind) => crate::cluster::columns(kind),
+        _ if crate::crowd::owns(kind) => crate::crowd::columns(kind),
+        _ if crate::cross::owns(kind) => crate::cross::columns(kind),
         "connect" => (
             "Connect storm: handshakes (cookie auth) until N are open; server CPU per handshake; \
              latency per client from its TCP connect to the 101; the kernel's ListenOverflows \
@@ -529,6 +557,10 @@ pub fn table(
                     crate::wamp::RATIO_HEADER
                 } else if crate::cluster::owns(kind) {
                     crate::cluster::RATIO_HEADER
+                } else if crate::crowd::owns(kind) {
+                    crate::crowd::RATIO_HEADER
+                } else if crate::cross::owns(kind) {
+                    crate::cross::RATIO_HEADER
                 } else {
                     "cpu/wson"
                 };
@@ -557,6 +589,10 @@ pub fn table(
                 crate::wamp::compared_with(&s.workload)
             } else if crate::cluster::owns(kind) {
                 crate::cluster::compared_with(&s.workload)
+            } else if crate::crowd::owns(kind) {
+                crate::crowd::compared_with(&s.workload)
+            } else if crate::cross::owns(kind) {
+                crate::cross::compared_with(&s.workload)
             } else {
                 Some((s.workload.clone(), Kind::Wson))
             };
@@ -582,7 +618,7 @@ pub fn table(
     // A run of only issue-10 or only WAMP workloads has no issue-4 figures to judge.
     if summary.iter().any(|s| {
         let kind = s.workload.split(' ').next().unwrap_or("");
-        !crate::issue10::owns(kind) && !crate::wamp::owns(kind) && !crate::cluster::owns(kind)
+        !crate::issue10::owns(kind) && !crate::wamp::owns(kind) && !issue13_owns(kind)
     }) {
         let _ = writeln!(out, "\nIssue-4 targets (ratios within this run)");
         write_targets(&mut out, &issue4);
@@ -607,7 +643,7 @@ pub fn table(
             "\nIssue-13 targets (cluster, wson nodes joined by Redis; ratios within one run)"
         );
         write_targets(&mut out, &issue13);
-        for line in crate::cluster::information(summary, plan) {
+        for line in issue13_information(summary, plan) {
             let _ = writeln!(out, "  info   {line}");
         }
     }
@@ -685,7 +721,7 @@ pub fn json(
                   "listen_overflows": "increase of the kernel's TcpExt ListenOverflows over the connect storm (machine-wide), summed over rounds"},
         "results": results,
         "targets": targets,
-        "information": crate::cluster::information(summary, plan),
+        "information": issue13_information(summary, plan),
         "notes": notes,
         "errors": errors,
     })

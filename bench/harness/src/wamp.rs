@@ -44,7 +44,7 @@ pub const EVENT_CPU_BOUND: f64 = 1.3;
 pub const EVENT_RATE_BOUND: f64 = 20.0;
 pub const RPC_CPU_BOUND: f64 = 0.1;
 /// The procedure of the WAMP callee, and of the control-socket callee (wson only).
-const PROCEDURE: &str = "bench.echo";
+pub const PROCEDURE: &str = "bench.echo";
 const CONTROL_PROCEDURE: &str = "bench.backend.echo";
 /// How long a server may take to open, join and subscribe its sessions (Crossbar is Python:
 /// generous, but bounded; whatever joined by then is measured, and the table says how many).
@@ -271,6 +271,10 @@ pub struct Rpc {
     size: usize,
     procedure: &'static str,
     callee: Callee,
+    /// The callers are clients `first .. first + callers`.
+    first: usize,
+    /// The first reply to a CALL that was no RESULT (an ERROR), as text.
+    pub first_error: Option<String>,
     outstanding: Vec<Option<(u32, Instant)>>,
     next_seq: Vec<u32>,
     stop_sending: bool,
@@ -282,6 +286,13 @@ const RPC_TAG: u8 = b'R';
 
 impl Rpc {
     pub fn new(id: u32, callers: usize, callee: Callee) -> Rpc {
+        Rpc::among(id, 0..callers, callee)
+    }
+
+    /// As `new`, the callers being clients `callers` (a range of indexes).
+    pub fn among(id: u32, callers: std::ops::Range<usize>, callee: Callee) -> Rpc {
+        let first = callers.start;
+        let callers = callers.len();
         Rpc {
             id,
             size: SIZE,
@@ -290,6 +301,8 @@ impl Rpc {
                 Callee::Control { .. } => CONTROL_PROCEDURE,
             },
             callee,
+            first,
+            first_error: None,
             outstanding: vec![None; callers],
             next_seq: vec![0; callers],
             stop_sending: false,
@@ -342,12 +355,13 @@ impl Workload for Rpc {
                 let seq = self.next_seq[caller];
                 self.next_seq[caller] += 1;
                 *slot = Some((seq, now));
-                let body = payload(RPC_TAG, self.size, self.id, seq, caller as u32);
+                let client = self.first + caller;
+                let body = payload(RPC_TAG, self.size, self.id, seq, client as u32);
                 let json = with_arg(
                     format!("[48,{},{{}},\"{}\",[\"", u64::from(seq) + 1, self.procedure),
                     &body,
                 );
-                out.clients.push((caller, client_frame(&json)));
+                out.clients.push((client, client_frame(&json)));
             }
         }
         self.next_seq.iter().map(|&s| u64::from(s)).sum()
@@ -376,10 +390,14 @@ impl Workload for Rpc {
         // RESULT [50, request, details, [payload]]
         let (Some((RESULT, [Some(request), ..])), Some(arg)) = (head(body), string_arg(body))
         else {
+            if self.first_error.is_none() {
+                self.first_error = Some(String::from_utf8_lossy(body).into_owned());
+            }
             tally.anomalies.stray += 1;
             return;
         };
-        let Some(slot) = self.outstanding.get_mut(index) else {
+        let caller = index.checked_sub(self.first);
+        let Some(slot) = caller.and_then(|caller| self.outstanding.get_mut(caller)) else {
             tally.anomalies.stray += 1;
             return;
         };
@@ -397,7 +415,9 @@ impl Workload for Rpc {
                 tally.latencies.push(now - sent);
             }
             (_, Some((RPC_TAG, id, got, caller)))
-                if id == self.id && caller as usize == index && got < self.next_seq[index] =>
+                if id == self.id
+                    && caller as usize == index
+                    && got < self.next_seq[index - self.first] =>
             {
                 tally.anomalies.duplicated += 1;
             }
