@@ -23,6 +23,9 @@ pub(super) const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// A connect or command that takes longer counts as Redis being away.
 pub(super) const IO_TIMEOUT: Duration = Duration::from_secs(2);
+/// Most messages, and bytes (past which no more are added), of one pipelined write to Redis.
+const MAX_PIPELINE: usize = 256;
+const MAX_PIPELINE_BYTES: usize = 1 << 20;
 
 /// What the link needs to start.
 #[derive(Debug, Clone)]
@@ -99,6 +102,8 @@ pub struct Link {
     claims_left: Arc<AtomicBool>,
     /// Claim answers received, for the hub to take.
     claim_answers: Vec<ClaimAnswer>,
+    /// The threads woke the loop and it has not drained since (see `start`).
+    woken: Arc<AtomicBool>,
     state: RedisState,
     publisher_up: bool,
     subscriber_up: bool,
@@ -112,7 +117,7 @@ pub struct Link {
 }
 
 impl Link {
-    /// Starts both threads; they connect in the background. `wake` is called after each
+    /// Starts the threads; they connect in the background. `wake` is called when a message
     /// message handed to the loop.
     pub fn start(
         settings: LinkSettings,
@@ -137,7 +142,17 @@ impl Link {
         let (inbound_tx, inbound) = mpsc::sync_channel::<Inbound>(settings.max_queue);
         let stop = Arc::new(AtomicBool::new(false));
         let lost_in_flight = Arc::new(AtomicU64::new(0));
-        let wake = Arc::new(wake);
+        // One wake per loop turn however many messages arrive meanwhile: the threads wake
+        // the loop only when it has not been woken since it last drained (`receive`).
+        let woken = Arc::new(AtomicBool::new(false));
+        let wake = {
+            let woken = Arc::clone(&woken);
+            Arc::new(move || {
+                if !woken.swap(true, Ordering::SeqCst) {
+                    wake();
+                }
+            })
+        };
         let publisher = {
             let (client, stop, tx, wake) = (
                 client.clone(),
@@ -186,6 +201,7 @@ impl Link {
             inbound,
             stop,
             lost_in_flight,
+            woken,
             threads: vec![publisher, subscriber, claimer],
             claims,
             claims_left,
@@ -247,6 +263,8 @@ impl Link {
 
     /// What arrived since the last call, state changes applied; never blocks.
     pub fn receive(&mut self) -> Vec<Vec<u8>> {
+        // Before draining: what a thread queues from now on wakes the loop again.
+        self.woken.store(false, Ordering::SeqCst);
         let mut messages = Vec::new();
         while let Ok(inbound) = self.inbound.try_recv() {
             match inbound {
@@ -337,9 +355,9 @@ fn publish_loop(
     lost: &AtomicU64,
 ) {
     let mut wait = FIRST_BACKOFF;
-    // A message whose PUBLISH met a dead connection: sent first on the next one, so a Redis
+    // Messages whose PUBLISH met a dead connection: sent first on the next one, so a Redis
     // restart between two messages loses none (the connection's death shows only then).
-    let mut retry: Option<Outbound> = None;
+    let mut retry: Option<Vec<Outbound>> = None;
     while !stop.load(Ordering::SeqCst) {
         let mut connection = match client.get_connection_with_timeout(IO_TIMEOUT) {
             Ok(connection) => connection,
@@ -367,18 +385,32 @@ fn publish_loop(
             if stop.load(Ordering::SeqCst) {
                 return;
             }
-            let (channel, message) = match retry.take() {
-                Some(outbound) => outbound,
+            let mut batch = match retry.take() {
+                Some(batch) => batch,
                 None => match outbound.recv_timeout(POLL) {
-                    Ok(outbound) => outbound,
+                    Ok(outbound) => vec![outbound],
                     Err(RecvTimeoutError::Timeout) => continue,
                     Err(RecvTimeoutError::Disconnected) => return,
                 },
             };
-            let published: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-                .arg(channel.as_str())
-                .arg(message.as_slice())
-                .query(&mut connection);
+            // What is queued already goes in the same write, pipelined: one round trip to
+            // Redis for the lot instead of one per message (the order is kept).
+            let mut bytes: usize = batch.iter().map(|(_, message)| message.len()).sum();
+            while batch.len() < MAX_PIPELINE && bytes < MAX_PIPELINE_BYTES {
+                let Ok(next) = outbound.try_recv() else {
+                    break;
+                };
+                bytes += next.1.len();
+                batch.push(next);
+            }
+            let mut pipeline = redis::pipe();
+            for (channel, message) in &batch {
+                pipeline
+                    .cmd("PUBLISH")
+                    .arg(channel.as_str())
+                    .arg(message.as_slice());
+            }
+            let published: redis::RedisResult<Vec<i64>> = pipeline.query(&mut connection);
             let Err(error) = published else {
                 continue;
             };
@@ -387,12 +419,13 @@ fn publish_loop(
                 || error.is_timeout()
                 || error.is_connection_refusal();
             if !connection_failed {
-                // Redis refused this message itself (an error reply): it would again.
-                lost.fetch_add(1, Ordering::Relaxed);
-                log::warn!(reason:% = error; "cluster: Redis refused a message; dropped");
+                // Redis refused a message itself (an error reply): it would again. Which
+                // one the pipeline does not say; the batch counts as lost.
+                lost.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                log::warn!(reason:% = error, messages = batch.len(); "cluster: Redis refused a message; dropped with its batch");
                 continue;
             }
-            retry = Some((channel, message));
+            retry = Some(batch);
             let _ = inbound.send(Inbound::Lost {
                 publisher: true,
                 reason: error.to_string(),
