@@ -1879,9 +1879,14 @@ pub fn cluster_message(data: &[u8]) {
                     );
                     return;
                 }
-                ClusterMessage::Wamp { message, .. } => {
-                    // What the receiving node does with it: the client codec, bounded.
-                    let _ = wson::wamp::Serializer::MsgPack.decode(message, 32);
+                ClusterMessage::Wamp { messages, .. } => {
+                    let Some(pairs) = wson::cluster::wire::wamp_messages_in(messages) else {
+                        panic!("WAMP messages that are not whole pairs passed");
+                    };
+                    for (_, message) in pairs {
+                        // What the receiving node does with it: the client codec, bounded.
+                        let _ = wson::wamp::Serializer::MsgPack.decode(message, 32);
+                    }
                     return;
                 }
                 ClusterMessage::Heartbeat { .. } | ClusterMessage::Answer { .. } => return,

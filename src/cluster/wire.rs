@@ -97,14 +97,12 @@ pub enum ClusterMessage<'a> {
         count: u64,
         body: &'a [u8],
     },
-    /// A WAMP message between the routers of two nodes in `realm` (to every node for a
-    /// publication, to one for a call and its answers), serialized as WAMP's MessagePack:
-    /// the receiving node decodes it with the client codec, under the same depth bound.
-    Wamp {
-        origin: &'a str,
-        realm: &'a str,
-        message: &'a [u8],
-    },
+    /// WAMP messages between the routers of two nodes (to every node for a publication, to
+    /// one for a call and its answers), consecutive ones of a loop turn together:
+    /// `messages` is two fields each, the realm and the message serialized as WAMP's
+    /// MessagePack (the receiving node decodes it with the client codec, under the same
+    /// depth bound).
+    Wamp { origin: &'a str, messages: &'a [u8] },
     /// The procedures the sender's sessions registered (see `RegistrationSync`).
     /// `entries`: five fields per registration, realm, URI, match policy, invoke policy, and
     /// `1` (present) or `0` (gone).
@@ -141,6 +139,24 @@ pub enum RegistrationSync {
     /// Every one, and the others answer with theirs: the sender (re)joined the channel and
     /// may have missed what they said meanwhile.
     AllAndAsk,
+}
+
+/// Appends one WAMP message of `realm` to the `messages` of a `Wamp` message.
+pub fn append_wamp(messages: &mut Vec<u8>, realm: &str, message: &[u8]) {
+    fields::append_fields(messages, &[realm.as_bytes(), message]);
+}
+
+/// The (realm, message) pairs of a `Wamp` message; `None` unless every byte belongs to a
+/// whole pair with a UTF-8 realm.
+pub fn wamp_messages_in(messages: &[u8]) -> Option<Vec<(&str, &[u8])>> {
+    let values: Vec<&[u8]> = Fields::new(messages).collect::<Result<_, _>>().ok()?;
+    values
+        .chunks(2)
+        .map(|pair| match *pair {
+            [realm, message] => Some((std::str::from_utf8(realm).ok()?, message)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// One entry of a `Registrations` message, its names as sent (the router checks them).
@@ -332,6 +348,8 @@ pub enum WireError {
     /// The sync flag of `Registrations` is none of `0`, `1`, `2`, or its entries are not
     /// whole entries.
     BadRegistrations,
+    /// The messages of `Wamp` are not whole (realm, message) pairs.
+    BadWamp,
     /// Not one `z` frame holding an authorization request.
     BadRequest,
     /// Not one `Z` frame answering the message's id.
@@ -369,6 +387,9 @@ impl fmt::Display for WireError {
             }
             WireError::BadRegistrations => {
                 f.write_str("the registrations are not whole entries after a 0, 1 or 2")
+            }
+            WireError::BadWamp => {
+                f.write_str("the WAMP messages are not whole realm, message pairs")
             }
             WireError::BadRequest => f.write_str("not one z frame holding a request"),
             WireError::BadDecision => f.write_str("not one Z frame answering this id"),
@@ -516,13 +537,9 @@ impl<'a> ClusterMessage<'a> {
                 let count = decimal(count, &mut count_digits);
                 fields::append_fields(out, &[origin.as_bytes(), id, count, body]);
             }
-            ClusterMessage::Wamp {
-                origin,
-                realm,
-                message,
-            } => {
+            ClusterMessage::Wamp { origin, messages } => {
                 out.extend_from_slice(&[VERSION, WAMP]);
-                fields::append_fields(out, &[origin.as_bytes(), realm.as_bytes(), message]);
+                fields::append_fields(out, &[origin.as_bytes(), messages]);
             }
             ClusterMessage::Registrations {
                 origin,
@@ -751,12 +768,14 @@ impl<'a> ClusterMessage<'a> {
                 })
             }
             WAMP => {
-                expect(3)?;
-                let [origin, realm, message, ..] = values;
+                expect(2)?;
+                let [origin, messages, ..] = values;
+                if wamp_messages_in(messages).is_none() {
+                    return Err(WireError::BadWamp);
+                }
                 Ok(ClusterMessage::Wamp {
                     origin: text(origin, "origin")?,
-                    realm: text(realm, "realm")?,
-                    message,
+                    messages,
                 })
             }
             REGISTRATIONS => {
@@ -1295,11 +1314,21 @@ mod tests {
             Some(vec![entry("com.app.add", true), entry("com.app.", false)])
         );
         assert_eq!(registrations_in(b""), Some(Vec::new()));
+        let mut wamp = Vec::new();
+        append_wamp(&mut wamp, "realm1", &[0x93, 0x10, 0x01, 0x80]);
+        append_wamp(&mut wamp, "realm2", b"");
+        assert_eq!(
+            wamp_messages_in(&wamp),
+            Some(vec![
+                ("realm1", &[0x93, 0x10, 0x01, 0x80][..]),
+                ("realm2", &b""[..])
+            ])
+        );
+        assert_eq!(wamp_messages_in(b"6:realm1"), None);
         for message in [
             ClusterMessage::Wamp {
                 origin: "node-a",
-                realm: "realm1",
-                message: &[0x93, 0x10, 0x01, 0x80],
+                messages: &wamp,
             },
             ClusterMessage::Registrations {
                 origin: "node-b",

@@ -396,7 +396,7 @@ impl Server {
                     }
                 }
             }
-            self.hub.cluster_flush_events();
+            self.hub.cluster_flush();
             self.hub.flush(&mut self.stats);
             self.flush_controls(now);
             if now >= self.next_tick {
@@ -404,6 +404,7 @@ impl Server {
                 self.accept_paused = false;
                 self.tick(now);
                 self.settle_hub(now);
+                self.hub.cluster_flush();
                 self.hub.flush(&mut self.stats);
                 self.flush_controls(now);
             }

@@ -26,6 +26,9 @@ use crate::server::slab::Key;
 use crate::server::stats::Stats;
 use crate::token::Token;
 
+/// Bytes of WAMP messages for one destination past which a new Redis message begins.
+const MAX_WAMP_BATCH: usize = 256 * 1024;
+
 /// Heartbeats a node may miss before it counts as gone.
 pub(super) const MISSED_HEARTBEATS: u32 = 3;
 
@@ -143,6 +146,9 @@ pub(super) struct ClusterSide {
     /// Status questions of other nodes (asker, question id): the server, which has every
     /// figure, answers them.
     statuses_wanted: Vec<(String, u64)>,
+    /// WAMP messages for the other nodes, batched by consecutive destination (`None`:
+    /// every node) until the loop turn ends or something else is sent.
+    wamp_out: Vec<(Option<String>, Vec<u8>)>,
     /// The router's held replies whose barrier is answered (or timed out).
     settled: Vec<u64>,
     /// `Link::came_up` when last seen: when it comes up again, the registrations are told
@@ -162,7 +168,41 @@ impl ClusterSide {
             .collect()
     }
 
+    /// Sends a message (the WAMP messages batched before it go first: one order).
     pub(super) fn send(&mut self, to: Option<&str>, message: impl FnOnce(&str, &mut Vec<u8>)) {
+        self.flush_wamp();
+        self.send_now(to, message);
+    }
+
+    /// Adds a WAMP message for node `to` (every node: `None`) to the batch: consecutive
+    /// ones for one destination go as one Redis message (`flush_wamp`).
+    pub(super) fn batch_wamp(&mut self, to: Option<&str>, realm: &str, message: &[u8]) {
+        let same = self
+            .wamp_out
+            .last()
+            .is_some_and(|(node, batch)| node.as_deref() == to && batch.len() < MAX_WAMP_BATCH);
+        if !same {
+            self.wamp_out.push((to.map(str::to_owned), Vec::new()));
+        }
+        if let Some((_, batch)) = self.wamp_out.last_mut() {
+            wire::append_wamp(batch, realm, message);
+        }
+    }
+
+    /// Sends the batched WAMP messages, in order.
+    pub(super) fn flush_wamp(&mut self) {
+        for (to, messages) in std::mem::take(&mut self.wamp_out) {
+            self.send_now(to.as_deref(), |origin, out| {
+                ClusterMessage::Wamp {
+                    origin,
+                    messages: &messages,
+                }
+                .encode(out);
+            });
+        }
+    }
+
+    fn send_now(&mut self, to: Option<&str>, message: impl FnOnce(&str, &mut Vec<u8>)) {
         let mut bytes = Vec::with_capacity(128);
         message(self.link.instance(), &mut bytes);
         match to {
@@ -233,6 +273,7 @@ impl Hub {
             pending: HashMap::new(),
             replies: Vec::new(),
             statuses_wanted: Vec::new(),
+            wamp_out: Vec::new(),
             settled: Vec::new(),
             came_up: 0,
             admission: AdmissionSide::new(now),
@@ -792,11 +833,9 @@ impl Hub {
                 let count = self.answer_here(question, settings, stats);
                 self.cluster_answer(origin, id, count, b"");
             }
-            ClusterMessage::Wamp {
-                origin,
-                realm,
-                message,
-            } => self.cluster_wamp_receive(origin, realm, message, settings),
+            ClusterMessage::Wamp { origin, messages } => {
+                self.cluster_wamp_receive(origin, messages, settings);
+            }
             ClusterMessage::Registrations {
                 origin,
                 sync,
@@ -921,8 +960,12 @@ impl Hub {
         count as u64
     }
 
-    /// The events the other nodes want, emitted since the last call: one message to them.
-    pub fn cluster_flush_events(&mut self) {
+    /// What this loop turn has for the other nodes: the batched WAMP messages, and the
+    /// events they want, emitted since the last call, as one message.
+    pub fn cluster_flush(&mut self) {
+        if let Some(cluster) = &mut self.cluster {
+            cluster.flush_wamp();
+        }
         let frames = self.events.take_forward();
         if frames.is_empty() {
             return;

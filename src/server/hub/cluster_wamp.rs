@@ -13,7 +13,8 @@ use crate::server::settings::Settings;
 use crate::wamp::{Message, Serializer};
 
 impl Hub {
-    /// The router's `message` for node `to` (every node: `None`) in `realm`.
+    /// The router's `message` for node `to` (every node: `None`) in `realm`, batched with
+    /// what this loop turn sends there next (`ClusterSide::batch_wamp`).
     pub(super) fn cluster_wamp_send(
         &mut self,
         to: Option<NodeRef>,
@@ -29,14 +30,9 @@ impl Hub {
             None => None,
         };
         let bytes = Serializer::MsgPack.encode(message);
-        self.cluster_publish(to.as_deref(), |origin, out| {
-            ClusterMessage::Wamp {
-                origin,
-                realm,
-                message: &bytes,
-            }
-            .encode(out);
-        });
+        if let Some(cluster) = &mut self.cluster {
+            cluster.batch_wamp(to.as_deref(), realm, &bytes);
+        }
     }
 
     /// This node's callees of a registration came or went: every other node hears it.
@@ -83,21 +79,23 @@ impl Hub {
         self.cluster_sync_registrations(Some(node));
     }
 
-    /// Node `origin`'s router said `message` in `realm`.
+    /// Node `origin`'s router said `messages` (checked whole by the wire codec).
     pub(super) fn cluster_wamp_receive(
         &mut self,
         origin: &str,
-        realm: &str,
-        message: &[u8],
+        messages: &[u8],
         settings: &Settings,
     ) {
-        match Serializer::MsgPack.decode(message, settings.wamp.max_depth) {
-            Ok(message) => {
-                self.router
-                    .from_node(origin, realm, message, Instant::now(), &mut self.actions);
-            }
-            Err(error) => {
-                log::warn!(node = origin, reason:% = error; "cluster: a WAMP message from another node that does not decode; dropped");
+        let now = Instant::now();
+        for (realm, message) in wire::wamp_messages_in(messages).unwrap_or_default() {
+            match Serializer::MsgPack.decode(message, settings.wamp.max_depth) {
+                Ok(message) => {
+                    self.router
+                        .from_node(origin, realm, message, now, &mut self.actions);
+                }
+                Err(error) => {
+                    log::warn!(node = origin, reason:% = error; "cluster: a WAMP message from another node that does not decode; dropped");
+                }
             }
         }
     }
