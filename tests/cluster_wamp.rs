@@ -346,7 +346,7 @@ fn a_killed_callee_node_fails_its_calls_with_canceled_and_redis_back_reannounces
 }
 
 /// Scenarios whose documents rightly differ across nodes, with why (README "Scaling out").
-/// They still run, and must not fail, except where the difference stops them.
+/// They still run, and must not fail, unless their outcome varies with timing.
 const NOT_CLUSTER_WIDE: &[(&str, &str, Outcome)] = &[
     (
         "invoke_roundrobin",
@@ -365,18 +365,13 @@ const NOT_CLUSTER_WIDE: &[(&str, &str, Outcome)] = &[
     ),
     (
         "meta_subscription",
-        "the meta procedures answer for the node's own sessions; subscription ids are each node's",
+        "the subscription meta procedures answer for the node's own subscribers; subscription ids are each node's",
         Outcome::Runs,
     ),
     (
         "meta_registration",
-        "the meta procedures answer for the node's own sessions (callees on other nodes are theirs to list), and each node's registration sees its own on_delete: how many meta events follow an unregister depends on which node heard what first",
+        "the registration meta procedures answer for the node's own callees, and each node's registration sees its own on_delete: how many meta events follow an unregister depends on which node heard what first",
         Outcome::Varies,
-    ),
-    (
-        "meta_session",
-        "wamp.session.get and kill reach the node's own sessions only: the scenario waits for a kill of a session on another node",
-        Outcome::Stops,
     ),
 ];
 
@@ -386,8 +381,6 @@ enum Outcome {
     Runs,
     /// Runs to its end or not, as the nodes' timing goes.
     Varies,
-    /// Stops where the difference matters.
-    Stops,
 }
 
 /// Every WAMP scenario of the parity suite (autobahn-python and raw WAMP) with its sessions
@@ -436,7 +429,7 @@ fn every_wamp_scenario_observes_across_three_nodes_what_it_does_on_one() {
             .map(|&(_, _, outcome)| outcome);
         let observed = crate::wamp_parity::both(py_scenario(&cluster_url, scenario, scenario));
         match differs {
-            Some(Outcome::Stops | Outcome::Varies) => continue,
+            Some(Outcome::Varies) => continue,
             Some(Outcome::Runs) => {
                 if observed.get("failed").is_some() {
                     differences.push_str(&format!("--- {scenario} failed: {observed}\n"));
@@ -454,4 +447,56 @@ fn every_wamp_scenario_observes_across_three_nodes_what_it_does_on_one() {
         }
     }
     assert!(differences.is_empty(), "across nodes:\n{differences}");
+}
+
+#[test]
+fn the_session_meta_procedures_answer_for_every_node() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let nodes = joined_nodes(&redis);
+    let (mut alice, welcome) = RawWamp::join(&nodes[0], "alice", "realm1");
+    let alice_id = session_id(&welcome);
+    let (mut bob, welcome) = RawWamp::join(&nodes[1], "bob", "realm1");
+    let bob_id = session_id(&welcome);
+    let (mut carol, welcome) = RawWamp::join(&nodes[2], "carol", "realm1");
+    let carol_id = session_id(&welcome);
+    let mut call = |request: u64, procedure: &str, args: Value| {
+        alice.send(&json!([48, request, {}, procedure, args]));
+        alice.recv()
+    };
+    assert_eq!(
+        call(1, "wamp.session.count", json!([])),
+        json!([50, 1, {}, [3]])
+    );
+    let mut ids = vec![alice_id, bob_id, carol_id];
+    ids.sort_unstable();
+    assert_eq!(
+        call(2, "wamp.session.list", json!([])),
+        json!([50, 2, {}, [ids]])
+    );
+    let got = call(3, "wamp.session.get", json!([carol_id]));
+    assert_eq!(got[3][0]["authid"], "carol", "{got}");
+    assert_eq!(got[3][0]["session"], carol_id);
+    let unknown = call(4, "wamp.session.get", json!([31337]));
+    assert_eq!(unknown[4], "wamp.error.no_such_session", "{unknown}");
+    // kill reaches a session on another node; kill_by_authid every node's.
+    assert_eq!(
+        call(5, "wamp.session.kill", json!([bob_id])),
+        json!([50, 5, {}, [null]])
+    );
+    let goodbye = bob.recv();
+    assert_eq!(goodbye[0], 6, "{goodbye}");
+    assert_eq!(goodbye[2], "wamp.close.killed");
+    let (_carol_tab, welcome) = RawWamp::join(&nodes[0], "carol", "realm1");
+    let tab_id = session_id(&welcome);
+    let killed = call(6, "wamp.session.kill_by_authid", json!(["carol"]));
+    let mut both = vec![carol_id, tab_id];
+    both.sort_unstable();
+    assert_eq!(killed, json!([50, 6, {}, [both]]));
+    assert_eq!(carol.recv()[0], 6);
+    assert_eq!(
+        call(7, "wamp.session.count", json!([])),
+        json!([50, 7, {}, [1]])
+    );
 }

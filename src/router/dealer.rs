@@ -548,6 +548,18 @@ impl Realm {
         // The meta procedures are the router's own (Crossbar's service session registers
         // them); they answer at once.
         if let Some(answer) = self.meta_call(ctx, id, &procedure, &payload) {
+            let from_node = self.sessions.get(&id).is_some_and(|s| s.is_node());
+            if ctx.clustered && !from_node && nodes::asks_other_nodes(&procedure, &answer) {
+                // The other nodes answer for their sessions (`nodes`, "Meta procedures").
+                ctx.gathers.push(nodes::Gather {
+                    caller: id,
+                    request,
+                    procedure,
+                    payload,
+                    local: answer,
+                });
+                return Ok(());
+            }
             let message = match answer {
                 Ok(args) => Message::Result {
                     request,

@@ -347,6 +347,7 @@ impl Router {
             backend_realm: Self::is_backend_realm(&self.config, realm),
             clustered: self.nodes.any(),
             held_replies: Vec::new(),
+            gathers: Vec::new(),
             config: &self.config,
             policies: &self.policies,
             global_ids: &mut self.global_ids,
@@ -361,9 +362,14 @@ impl Router {
         let result = step(realm, &mut ctx);
         let closed = std::mem::take(&mut ctx.closed);
         let answers = std::mem::take(&mut ctx.answers);
-        for (session, reply) in std::mem::take(&mut ctx.held_replies) {
+        let held_replies = std::mem::take(&mut ctx.held_replies);
+        let gathers = std::mem::take(&mut ctx.gathers);
+        for (session, reply) in held_replies {
             let ticket = self.nodes.hold(index, session, reply);
             out.push(Action::AwaitNodes { ticket });
+        }
+        for gather in gathers {
+            self.start_gather(index, gather, out);
         }
         for key in closed {
             if let Some(phase) = self.clients.get_mut(&key) {

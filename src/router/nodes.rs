@@ -18,6 +18,11 @@
 //!   results, the cancel modes and timeouts follow from the dealer's rules on both sides.
 //! - A node gone leaves its sessions: calls to its callees fail with `wamp.error.canceled`,
 //!   the invocations of its callers are interrupted.
+//! - Meta procedures: `wamp.session.count`, `list`, `kill_by_authid` and `kill_by_authrole`,
+//!   and `get` and `kill` of a session not here, are called on every node too (as CALLs of
+//!   this node's session there, answered for that node's own sessions), and the caller gets
+//!   the answers put together once every node has answered or gone. The subscription and
+//!   registration procedures answer for this node (their ids are each node's).
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -25,7 +30,7 @@ use std::time::Instant;
 
 use crate::cluster::wire::RegistrationEntry;
 use crate::router::broker::{self, Disclosure, Publication};
-use crate::router::error::Violation;
+use crate::router::error::{Refusal, Violation};
 use crate::router::options::{Invoke, PeerFeatures, PublishOptions, RegisterOptions};
 use crate::router::realm::{Ctx, Realm};
 use crate::router::session::{BACKEND_AUTHROLE, Link, NodeRef, Session};
@@ -52,6 +57,98 @@ pub struct NodeRegistration {
     pub present: bool,
 }
 
+/// A meta call the other nodes answer too: the caller's CALL and this node's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gather {
+    pub caller: u64,
+    pub request: u64,
+    pub procedure: String,
+    pub payload: Payload,
+    pub local: Result<Vec<Value>, Refusal>,
+}
+
+/// Whether meta procedure `procedure`, answered `local` here, asks the other nodes too.
+pub fn asks_other_nodes(procedure: &str, local: &Result<Vec<Value>, Refusal>) -> bool {
+    match procedure {
+        "wamp.session.count"
+        | "wamp.session.list"
+        | "wamp.session.kill_by_authid"
+        | "wamp.session.kill_by_authrole" => local.is_ok(),
+        // A session found here is the answer.
+        "wamp.session.get" | "wamp.session.kill" => {
+            matches!(local, Err(Refusal::NoSuchSession { .. }))
+        }
+        _ => false,
+    }
+}
+
+/// A gather under way: what came, and the CALLs (node session, request) still unanswered.
+#[derive(Debug)]
+struct Gathering {
+    realm: usize,
+    call: Gather,
+    answers: Vec<Vec<Value>>,
+    waiting: Vec<(u64, u64)>,
+}
+
+impl Gathering {
+    /// The caller's answer from this node's and the others' (errors count as nothing found).
+    fn combine(self) -> (u64, Message) {
+        let Gather {
+            caller,
+            request,
+            procedure,
+            local,
+            ..
+        } = self.call;
+        let mut answers = self.answers;
+        let result = match (procedure.as_str(), local) {
+            ("wamp.session.count", Ok(local)) => {
+                let count = std::iter::once(&local)
+                    .chain(&answers)
+                    .filter_map(|args| args.first()?.as_u64().ok())
+                    .fold(0_u64, u64::saturating_add);
+                Ok(vec![Value::from(count)])
+            }
+            ("wamp.session.get" | "wamp.session.kill", local) => {
+                answers.into_iter().next().map_or(local, Ok)
+            }
+            (_, Ok(local)) => {
+                // Lists of session ids: every node's, in order.
+                answers.insert(0, local);
+                let mut ids: Vec<u64> = answers
+                    .iter()
+                    .filter_map(|args| match args.first() {
+                        Some(Value::List(ids)) => Some(ids),
+                        _ => None,
+                    })
+                    .flatten()
+                    .filter_map(|id| id.as_u64().ok())
+                    .collect();
+                ids.sort_unstable();
+                Ok(vec![Value::List(
+                    ids.into_iter().map(Value::from).collect(),
+                )])
+            }
+            (_, Err(refusal)) => Err(refusal),
+        };
+        let message = match result {
+            Ok(args) => Message::Result {
+                request,
+                details: Dict::new(),
+                payload: Payload {
+                    args,
+                    kwargs: Dict::new(),
+                },
+            },
+            Err(refusal) => {
+                crate::router::realm::refusal_message(MessageType::Call, request, &refusal)
+            }
+        };
+        (caller, message)
+    }
+}
+
 /// The other nodes the router has heard of, numbered, and their sessions in the realms.
 #[derive(Debug, Default)]
 pub struct Nodes {
@@ -63,6 +160,10 @@ pub struct Nodes {
     /// Replies waiting for every node's answer: ticket -> (realm index, session, reply).
     held: HashMap<u64, (usize, u64, Message)>,
     next_ticket: u64,
+    /// Meta calls the other nodes answer too, by ticket; and the CALLs sent for them:
+    /// (node session, request) -> ticket.
+    gathering: HashMap<u64, Gathering>,
+    gather_calls: HashMap<(u64, u64), u64>,
 }
 
 impl Nodes {
@@ -419,6 +520,89 @@ impl Router {
         self.translate_v1(start, out);
     }
 
+    /// Calls meta procedure `gather` on every other node (see the module's doc); with none,
+    /// the caller gets this node's answer.
+    pub(super) fn start_gather(&mut self, realm: usize, gather: Gather, out: &mut Vec<Action>) {
+        let nodes: Vec<NodeRef> = self.nodes.refs.values().copied().collect();
+        self.nodes.next_ticket = self.nodes.next_ticket.wrapping_add(1);
+        let ticket = self.nodes.next_ticket;
+        let mut waiting = Vec::new();
+        let name = self
+            .realms
+            .get(realm)
+            .map(|r| r.name.clone())
+            .unwrap_or_default();
+        for node in nodes {
+            let Some(session) = self.node_session(realm, node) else {
+                continue;
+            };
+            let Some(request) = self
+                .realms
+                .get_mut(realm)
+                .and_then(|r| r.sessions.get_mut(&session))
+                .map(|s| s.invocation_ids.next_id())
+            else {
+                continue;
+            };
+            waiting.push((session, request));
+            self.nodes.gather_calls.insert((session, request), ticket);
+            out.push(Action::Node {
+                to: Some(node),
+                realm: name.clone(),
+                message: Message::Call {
+                    request,
+                    options: Dict::new(),
+                    procedure: gather.procedure.clone(),
+                    payload: gather.payload.clone(),
+                },
+            });
+        }
+        let gathering = Gathering {
+            realm,
+            call: gather,
+            answers: Vec::new(),
+            waiting,
+        };
+        if gathering.waiting.is_empty() {
+            self.finish_gather(gathering, out);
+        } else {
+            self.nodes.gathering.insert(ticket, gathering);
+        }
+    }
+
+    /// The answer of node session `session` to CALL `request`, if it was a gather's
+    /// (`Some(answer)`: its args, or `None` for an error): taken; else false.
+    fn gather_answer(
+        &mut self,
+        session: u64,
+        request: u64,
+        answer: Option<Vec<Value>>,
+        out: &mut Vec<Action>,
+    ) -> bool {
+        let Some(ticket) = self.nodes.gather_calls.remove(&(session, request)) else {
+            return false;
+        };
+        let Some(gathering) = self.nodes.gathering.get_mut(&ticket) else {
+            return true;
+        };
+        gathering.waiting.retain(|&call| call != (session, request));
+        gathering.answers.extend(answer);
+        if gathering.waiting.is_empty()
+            && let Some(gathering) = self.nodes.gathering.remove(&ticket)
+        {
+            self.finish_gather(gathering, out);
+        }
+        true
+    }
+
+    fn finish_gather(&mut self, gathering: Gathering, out: &mut Vec<Action>) {
+        let realm = gathering.realm;
+        let (caller, message) = gathering.combine();
+        if let Some(realm) = self.realms.get(realm) {
+            realm.send(caller, message, out);
+        }
+    }
+
     /// The instance name of `node`.
     pub fn node_name(&self, node: NodeRef) -> Option<&str> {
         self.nodes.names.get(&node).map(String::as_str)
@@ -439,6 +623,17 @@ impl Router {
             of != node
         });
         for (realm, session) in sessions {
+            // Its answers to meta calls will not come.
+            let unanswered: Vec<(u64, u64)> = self
+                .nodes
+                .gather_calls
+                .keys()
+                .filter(|(of, _)| *of == session)
+                .copied()
+                .collect();
+            for (of, request) in unanswered {
+                self.gather_answer(of, request, None, out);
+            }
             self.with_realm(realm, now, out, |realm, ctx| realm.node_leave(ctx, session));
         }
         self.translate_v1(start, out);
@@ -511,6 +706,24 @@ impl Router {
                 let Some(session) = self.node_session(index, node) else {
                     return;
                 };
+                // An answer to a meta call of this node's (`start_gather`)?
+                let answered = match &message {
+                    Message::Yield { request, .. } | Message::Error { request, .. } => {
+                        Some(*request)
+                    }
+                    _ => None,
+                };
+                if let Some(request) = answered
+                    && self.nodes.gather_calls.contains_key(&(session, request))
+                {
+                    let answer = match message {
+                        Message::Yield { payload, .. } => Some(payload.args),
+                        _ => None,
+                    };
+                    self.gather_answer(session, request, answer, out);
+                    self.translate_v1(start, out);
+                    return;
+                }
                 self.with_realm(index, now, out, |realm, ctx| {
                     realm.dispatch(ctx, session, message)
                 })

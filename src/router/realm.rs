@@ -42,6 +42,8 @@ pub struct Ctx<'a> {
     /// Replies held until every other node has heard what this step told them
     /// (`nodes`): (session, message).
     pub held_replies: Vec<(u64, Message)>,
+    /// Meta calls the other nodes answer too (`nodes`).
+    pub gathers: Vec<crate::router::nodes::Gather>,
     /// The authorizer's answer for the held action being carried out now.
     pub decided: Option<auth::Authorization>,
     /// Answers to the router's calls that the realm does not settle itself (authenticators'):
