@@ -872,3 +872,166 @@ fn the_authorizer_of_another_node_decides_upgrades() {
 pub(crate) fn fields(values: &[&[u8]]) -> Vec<u8> {
     wson::control::fields::to_payload(values)
 }
+
+/// A Redis of the test's own that speaks TLS only, with a certificate for `localhost`
+/// signed by a certificate authority made for the test (`ca.pem` in `dir`); killed on drop.
+struct TlsRedis {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl TlsRedis {
+    /// `None` (the test skips) when redis-server or openssl is missing and skipping is
+    /// allowed.
+    fn start() -> Option<TlsRedis> {
+        let missing = |program: &str| Command::new(program).arg("version").output().is_err();
+        if missing("openssl")
+            || Command::new(REDIS_SERVER)
+                .arg("--version")
+                .output()
+                .is_err()
+        {
+            assert!(
+                skipping("redis-server or openssl is not installed (tests/install-tools.sh)"),
+                "redis-server or openssl is not installed: run tests/install-tools.sh"
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let openssl = |args: &[&str]| {
+            let status = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success(), "openssl {args:?}");
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=wson test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "redis.key",
+            "-out",
+            "redis.csr",
+        ]);
+        std::fs::write(
+            dir.path().join("san.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "redis.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "redis.pem",
+        ]);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = std::fs::File::create(dir.path().join("redis.log")).unwrap();
+        let child = Command::new(REDIS_SERVER)
+            .args(["--bind", "127.0.0.1", "--port", "0"])
+            .args(["--tls-port", &port.to_string()])
+            .args([
+                "--tls-cert-file",
+                "redis.pem",
+                "--tls-key-file",
+                "redis.key",
+            ])
+            .args(["--tls-ca-cert-file", "ca.pem", "--tls-auth-clients", "no"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run redis-server");
+        let deadline = Instant::now() + WAIT;
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(TlsRedis { port, dir, child })
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn nodes_join_through_a_redis_over_tls() {
+    let Some(redis) = TlsRedis::start() else {
+        return;
+    };
+    let url = format!("\"rediss://localhost:{}\"", redis.port);
+    let ca = format!(
+        "{:?}",
+        redis.dir.path().join("ca.pem").display().to_string()
+    );
+    let tls_node = |name: &str| {
+        Setup::new()
+            .set("cluster.redis", &url)
+            .set("cluster.redis_ca", &ca)
+            .set("cluster.node_id", &format!("{name:?}"))
+            .start()
+    };
+    let nodes = [tls_node("a"), tls_node("b")];
+    for node in &nodes {
+        wait_redis(node, "up");
+        wait_nodes(node, 2);
+    }
+    let mut on_b = nodes[1].client();
+    nodes[0].control().send(b'b', b"over TLS");
+    assert_eq!(on_b.recv_text(), "over TLS");
+    // Without the test's authority the node does not trust the certificate: it keeps
+    // trying, and says why.
+    let untrusting = Setup::new()
+        .set("cluster.redis", &url)
+        .set("cluster.node_id", "\"c\"")
+        .start();
+    let deadline = Instant::now() + WAIT;
+    while !untrusting.log_text().contains("Redis lost") {
+        assert!(Instant::now() < deadline, "{}", untrusting.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_ne!(untrusting.control().status()["cluster_redis"], "up");
+}

@@ -8,6 +8,7 @@
 #   - iproute2's ss (tests/sockets.rs reads the accept queue lengths) -> ss on PATH
 #   - php-cli (tests/readme.rs runs README's PHP, tests/demo.rs the demo) -> php on PATH
 #   - redis-server (tests/cluster.rs joins nodes through a Redis of its own) -> redis-server
+#   - openssl (tests/cluster.rs makes a certificate for a Redis over TLS) -> openssl on PATH
 # Versions are pinned in tests/clients/requirements.txt, tests/clients/requirements-crossbar.txt
 # and tests/clients/package-lock.json.
 #
@@ -60,6 +61,12 @@ if command -v redis-server >/dev/null; then
 else
     log "redis-server: installing with apt-get"
     apt_install redis-server
+fi
+if command -v openssl >/dev/null; then
+    log "openssl: present"
+else
+    log "openssl: installing with apt-get (tests/cluster.rs makes a Redis TLS certificate)"
+    apt_install openssl
 fi
 
 # --- Python clients and Crossbar.io -------------------------------------------------------------

@@ -31,6 +31,9 @@ const MAX_PIPELINE_BYTES: usize = 1 << 20;
 #[derive(Debug, Clone)]
 pub struct LinkSettings {
     pub redis_url: String,
+    /// PEM certificates of the authority of a `rediss://` Redis (`[cluster] redis_ca`);
+    /// `None`: the system's.
+    pub redis_ca: Option<Vec<u8>>,
     pub node_id: String,
     /// What the channels' names start with (`[cluster] prefix`).
     pub prefix: String,
@@ -123,8 +126,17 @@ impl Link {
         settings: LinkSettings,
         wake: impl Fn() + Send + Sync + 'static,
     ) -> std::io::Result<Link> {
-        let client = redis::Client::open(settings.redis_url.as_str())
-            .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
+        let client = match &settings.redis_ca {
+            None => redis::Client::open(settings.redis_url.as_str()),
+            Some(authority) => redis::Client::build_with_tls(
+                settings.redis_url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(authority.clone()),
+                },
+            ),
+        }
+        .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?;
         let mut nonce = [0_u8; 6];
         getrandom::fill(&mut nonce).map_err(std::io::Error::other)?;
         let instance = format!(

@@ -238,6 +238,10 @@ config_keys! {
         /// The Redis that joins the nodes, as a URL; `None`: this node is alone.
         redis: Option<String> = values::some(values::redis_url),
             default(REDIS = None), restart;
+        /// PEM certificates of the authority that signed a `rediss://` Redis's certificate;
+        /// `None`: the system's trusted authorities.
+        redis_ca: Option<PathBuf> = values::some(values::pem_certificates),
+            default(REDIS_CA = None), restart;
         /// This node's name among the nodes; `None`: HOST:PID.
         node_id: Option<String> = values::some(values::non_empty_string),
             default(NODE_ID = None), restart;
@@ -284,6 +288,16 @@ pub(super) fn check_across_keys(checker: &mut Checker, config: &parsed::Config) 
                 domains.len(),
                 servers.len()
             ),
+        );
+    }
+    if let (Some(Some(_)), Some(redis)) = (&config.cluster.redis_ca, &config.cluster.redis)
+        && !redis
+            .as_deref()
+            .is_some_and(|url| url.starts_with("rediss://"))
+    {
+        checker.error(
+            "cluster.redis_ca",
+            "an authority for a Redis over TLS: give cluster.redis as rediss://HOST:PORT, or drop redis_ca",
         );
     }
     if let (Some(servers), Some(control)) = (&config.servers, &config.control) {
@@ -523,6 +537,7 @@ mod tests {
                 "log_file",
                 "log_format",
                 "cluster.redis",
+                "cluster.redis_ca",
                 "cluster.node_id",
                 "cluster.prefix",
                 "cluster.max_queue",
@@ -580,6 +595,44 @@ mod tests {
                 "log_format",
                 "topics.max_topics"
             ]
+        );
+    }
+
+    #[test]
+    fn a_redis_authority_is_a_readable_pem_file_for_a_tls_redis() {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("ca.pem");
+        std::fs::write(
+            &pem,
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let not_pem = dir.path().join("ca.txt");
+        std::fs::write(&not_pem, "hello").unwrap();
+        let quoted = |path: &std::path::Path| format!("{:?}", path.display().to_string());
+        let tls = ("cluster.redis", r#""rediss://localhost:6380""#);
+        let config = config_with(&[tls, ("cluster.redis_ca", &quoted(&pem))]);
+        assert_eq!(config.cluster.redis_ca, Some(pem.clone()));
+        assert_error(
+            &[tls, ("cluster.redis_ca", &quoted(&not_pem))],
+            "cluster.redis_ca",
+            "holds no PEM certificate",
+        );
+        assert_error(
+            &[
+                tls,
+                ("cluster.redis_ca", &quoted(&dir.path().join("none.pem"))),
+            ],
+            "cluster.redis_ca",
+            "cannot read",
+        );
+        assert_error(
+            &[
+                ("cluster.redis", r#""redis://localhost:6379""#),
+                ("cluster.redis_ca", &quoted(&pem)),
+            ],
+            "cluster.redis_ca",
+            "rediss://",
         );
     }
 

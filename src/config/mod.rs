@@ -408,6 +408,7 @@ mod tests {
                 },
                 cluster: Cluster {
                     redis: Some("redis://:pw@127.0.0.1:7000/2".to_owned()),
+                    redis_ca: None,
                     node_id: Some("n1".to_owned()),
                     prefix: "app".to_owned(),
                     max_queue: 1,

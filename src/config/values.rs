@@ -276,8 +276,25 @@ pub(super) fn non_empty_string(checker: &mut Checker, key: &str, value: Value) -
     Some(text)
 }
 
-/// A Redis URL the client library reads: `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`, or
-/// `redis+unix:///PATH` / `unix:///PATH`.
+/// A readable file of PEM certificates (a certificate authority's).
+pub(super) fn pem_certificates(checker: &mut Checker, key: &str, value: Value) -> Option<PathBuf> {
+    let path = path(checker, key, value)?;
+    match std::fs::read(&path) {
+        Ok(pem) if pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") => Some(path),
+        Ok(_) => {
+            let shown = path.display();
+            checker.error(key, format!("{shown} holds no PEM certificate"));
+            None
+        }
+        Err(error) => {
+            checker.error(key, format!("cannot read {}: {error}", path.display()));
+            None
+        }
+    }
+}
+
+/// A Redis URL the client library reads: `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`,
+/// `rediss://` for TLS, or `redis+unix:///PATH` / `unix:///PATH`.
 pub(super) fn redis_url(checker: &mut Checker, key: &str, value: Value) -> Option<String> {
     let text = non_empty_string(checker, key, value)?;
     match redis::Client::open(text.as_str()) {
@@ -285,7 +302,9 @@ pub(super) fn redis_url(checker: &mut Checker, key: &str, value: Value) -> Optio
         Err(error) => {
             checker.error(
                 key,
-                format!("not a Redis URL (redis://HOST:PORT, redis+unix:///PATH): {error}"),
+                format!(
+                    "not a Redis URL (redis://HOST:PORT, rediss://HOST:PORT, redis+unix:///PATH): {error}"
+                ),
             );
             None
         }

@@ -284,8 +284,16 @@ impl Server {
         if let Some(redis_url) = settings.cluster.redis.clone() {
             let waker =
                 Arc::new(mio::Waker::new(poll.registry(), CLUSTER).map_err(StartError::Poll)?);
+            let redis_ca = match &settings.cluster.redis_ca {
+                Some(path) => Some(std::fs::read(path).map_err(|error| {
+                    let what = format!("[cluster] redis_ca {}: {error}", path.display());
+                    StartError::Cluster(io::Error::new(error.kind(), what))
+                })?),
+                None => None,
+            };
             let link_settings = cluster::LinkSettings {
                 redis_url,
+                redis_ca,
                 node_id: settings
                     .cluster
                     .node_id
