@@ -1879,6 +1879,22 @@ pub fn cluster_message(data: &[u8]) {
                     );
                     return;
                 }
+                ClusterMessage::Batch { origin, messages } => {
+                    let Some(inner) = wson::cluster::wire::batch_in(origin, messages) else {
+                        panic!("a batch that is not whole messages passed");
+                    };
+                    for message in inner {
+                        assert!(
+                            !matches!(message, ClusterMessage::Batch { .. }),
+                            "a batch inside a batch passed"
+                        );
+                        assert_eq!(message.origin(), origin, "a message of another origin");
+                        let mut bytes = Vec::new();
+                        message.encode(&mut bytes);
+                        cluster_message(&bytes);
+                    }
+                    return;
+                }
                 ClusterMessage::Wamp { messages, .. } => {
                     let Some(pairs) = wson::cluster::wire::wamp_messages_in(messages) else {
                         panic!("WAMP messages that are not whole pairs passed");

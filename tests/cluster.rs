@@ -1035,3 +1035,27 @@ fn nodes_join_through_a_redis_over_tls() {
     }
     assert_ne!(untrusting.control().status()["cluster_redis"], "up");
 }
+
+#[test]
+fn a_shared_token_gets_direct_messages_on_every_node() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let sharing = |name: &str| {
+        node_setup(&redis, name)
+            .set("users.token_reuse", r#""share""#)
+            .start()
+    };
+    let nodes = [sharing("a"), sharing("b")];
+    for node in &nodes {
+        wait_redis(node, "up");
+        wait_nodes(node, 2);
+    }
+    let kim = Cookies::fresh("kim");
+    let mut on_a = WsClient::connect_tcp(&nodes[0].tcp(), &kim).unwrap();
+    let mut on_b = WsClient::connect_tcp(&nodes[1].tcp(), &kim).unwrap();
+    // Delivered on node a, and still sent on: under "share" the token may be anywhere.
+    nodes[0].control().direct(b'd', &kim.token, b"to every tab");
+    assert_eq!(on_a.recv_text(), "to every tab");
+    assert_eq!(on_b.recv_text(), "to every tab");
+}

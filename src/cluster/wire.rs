@@ -31,6 +31,7 @@ const ASK: u8 = b'q';
 const ANSWER: u8 = b'a';
 const WAMP: u8 = b'w';
 const REGISTRATIONS: u8 = b'r';
+const BATCH: u8 = b'm';
 
 /// `present` of a registration entry.
 const PRESENT: &[u8] = b"1";
@@ -103,6 +104,9 @@ pub enum ClusterMessage<'a> {
     /// MessagePack (the receiving node decodes it with the client codec, under the same
     /// depth bound).
     Wamp { origin: &'a str, messages: &'a [u8] },
+    /// Several messages of one loop turn for the same destination, in order, as one Redis
+    /// message: each a whole encoded message of the same origin, none a batch itself.
+    Batch { origin: &'a str, messages: &'a [u8] },
     /// The procedures the sender's sessions registered (see `RegistrationSync`).
     /// `entries`: five fields per registration, realm, URI, match policy, invoke policy, and
     /// `1` (present) or `0` (gone).
@@ -139,6 +143,43 @@ pub enum RegistrationSync {
     /// Every one, and the others answer with theirs: the sender (re)joined the channel and
     /// may have missed what they said meanwhile.
     AllAndAsk,
+}
+
+/// The messages of a `Batch`, decoded; `None` unless every byte belongs to a whole message
+/// of `origin` that is no batch.
+pub fn batch_in<'a>(origin: &str, messages: &'a [u8]) -> Option<Vec<ClusterMessage<'a>>> {
+    Fields::new(messages)
+        .map(|field| {
+            let message = ClusterMessage::decode(field.ok()?).ok()?;
+            let single = !matches!(message, ClusterMessage::Batch { .. });
+            (single && message.origin() == origin).then_some(message)
+        })
+        .collect()
+}
+
+/// The messages in `bytes`: the one message, or a batch's, each decoded once (what a node
+/// reads off the channel).
+pub fn decode_all(bytes: &[u8]) -> Result<Vec<ClusterMessage<'_>>, WireError> {
+    if let [VERSION, BATCH, payload @ ..] = bytes {
+        let fields: Vec<&[u8]> = Fields::new(payload)
+            .collect::<Result<_, _>>()
+            .map_err(WireError::Fields)?;
+        let [origin, messages] = fields[..] else {
+            return Err(WireError::FieldCount {
+                expected: 2,
+                found: fields.len(),
+            });
+        };
+        let origin =
+            std::str::from_utf8(origin).map_err(|_| WireError::NotUtf8 { field: "origin" })?;
+        return batch_in(origin, messages).ok_or(WireError::BadBatch);
+    }
+    ClusterMessage::decode(bytes).map(|message| vec![message])
+}
+
+/// Appends one encoded message to the `messages` of a `Batch`.
+pub fn append_to_batch(messages: &mut Vec<u8>, message: &[u8]) {
+    fields::append_fields(messages, &[message]);
 }
 
 /// Appends one WAMP message of `realm` to the `messages` of a `Wamp` message.
@@ -350,6 +391,8 @@ pub enum WireError {
     BadRegistrations,
     /// The messages of `Wamp` are not whole (realm, message) pairs.
     BadWamp,
+    /// The messages of `Batch` are not whole messages of its origin, or one is a batch.
+    BadBatch,
     /// Not one `z` frame holding an authorization request.
     BadRequest,
     /// Not one `Z` frame answering the message's id.
@@ -390,6 +433,9 @@ impl fmt::Display for WireError {
             }
             WireError::BadWamp => {
                 f.write_str("the WAMP messages are not whole realm, message pairs")
+            }
+            WireError::BadBatch => {
+                f.write_str("the batch holds no whole messages of its origin, or a batch")
             }
             WireError::BadRequest => f.write_str("not one z frame holding a request"),
             WireError::BadDecision => f.write_str("not one Z frame answering this id"),
@@ -539,6 +585,10 @@ impl<'a> ClusterMessage<'a> {
             }
             ClusterMessage::Wamp { origin, messages } => {
                 out.extend_from_slice(&[VERSION, WAMP]);
+                fields::append_fields(out, &[origin.as_bytes(), messages]);
+            }
+            ClusterMessage::Batch { origin, messages } => {
+                out.extend_from_slice(&[VERSION, BATCH]);
                 fields::append_fields(out, &[origin.as_bytes(), messages]);
             }
             ClusterMessage::Registrations {
@@ -778,6 +828,15 @@ impl<'a> ClusterMessage<'a> {
                     messages,
                 })
             }
+            BATCH => {
+                expect(2)?;
+                let [origin, messages, ..] = values;
+                let origin = text(origin, "origin")?;
+                if batch_in(origin, messages).is_none() {
+                    return Err(WireError::BadBatch);
+                }
+                Ok(ClusterMessage::Batch { origin, messages })
+            }
             REGISTRATIONS => {
                 expect(3)?;
                 let [origin, sync, entries, ..] = values;
@@ -855,6 +914,7 @@ impl<'a> ClusterMessage<'a> {
             | ClusterMessage::Ask { origin, .. }
             | ClusterMessage::Answer { origin, .. }
             | ClusterMessage::Wamp { origin, .. }
+            | ClusterMessage::Batch { origin, .. }
             | ClusterMessage::Registrations { origin, .. }
             | ClusterMessage::Authorizers { origin, .. }
             | ClusterMessage::Authorize { origin, .. }
@@ -1367,6 +1427,51 @@ mod tests {
                 "{entries:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_batch_holds_whole_messages_of_its_origin_and_no_batch() {
+        let encoded = |message: ClusterMessage<'_>| {
+            let mut out = Vec::new();
+            message.encode(&mut out);
+            out
+        };
+        let heartbeat = ClusterMessage::Heartbeat {
+            origin: "a#1",
+            listening: 0,
+            groups: b"",
+        };
+        let direct = ClusterMessage::Direct {
+            origin: "a#1",
+            token: Token::from_array([b'x'; 32]),
+            binary: false,
+            message: b"hi",
+        };
+        let mut messages = Vec::new();
+        append_to_batch(&mut messages, &encoded(heartbeat));
+        append_to_batch(&mut messages, &encoded(direct));
+        let batch = ClusterMessage::Batch {
+            origin: "a#1",
+            messages: &messages,
+        };
+        let bytes = encoded(batch);
+        assert_eq!(ClusterMessage::decode(&bytes), Ok(batch));
+        assert_eq!(batch_in("a#1", &messages), Some(vec![heartbeat, direct]));
+        assert_eq!(decode_all(&bytes), Ok(vec![heartbeat, direct]));
+        assert_eq!(decode_all(&encoded(direct)), Ok(vec![direct]));
+        // Another origin inside, a batch inside, a message cut short.
+        assert_eq!(batch_in("b#2", &messages), None);
+        let mut nested = Vec::new();
+        append_to_batch(&mut nested, &bytes);
+        assert_eq!(batch_in("a#1", &nested), None);
+        let mut cut = Vec::new();
+        append_to_batch(&mut cut, &encoded(heartbeat)[..5]);
+        assert_eq!(batch_in("a#1", &cut), None);
+        let refused = encoded(ClusterMessage::Batch {
+            origin: "a#1",
+            messages: &nested,
+        });
+        assert_eq!(ClusterMessage::decode(&refused), Err(WireError::BadBatch));
     }
 
     #[test]

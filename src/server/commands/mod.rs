@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use crate::cluster::{ListKind, Question, Subject};
-use crate::config::AuthMode;
+use crate::config::{AuthMode, TokenReuse};
 use crate::control::authorizer::Decision;
 use crate::control::codec::ControlError;
 use crate::control::command::{Command, Page, PageRequest, Refusal, Reply, Target};
@@ -166,8 +166,12 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
             };
             match (confirm, delivered) {
                 (false, _) => {
-                    // The token's connections on the other nodes too.
-                    if !message.is_empty() {
+                    // The token's connections on the other nodes too, unless it is here and
+                    // so nowhere else (one connection per token cluster-wide, or the newest:
+                    // `refuse` and `replace`; with `share` it may be anywhere).
+                    let only_here =
+                        delivered && ctx.settings.users.token_reuse != TokenReuse::Share;
+                    if !message.is_empty() && !only_here {
                         ctx.hub.cluster_send_to(Subject::Token(token), outgoing);
                     }
                     Outcome::Done

@@ -26,8 +26,8 @@ use crate::server::slab::Key;
 use crate::server::stats::Stats;
 use crate::token::Token;
 
-/// Bytes of WAMP messages for one destination past which a new Redis message begins.
-const MAX_WAMP_BATCH: usize = 256 * 1024;
+/// Bytes of messages for one destination past which a new Redis message begins.
+const MAX_BATCH: usize = 256 * 1024;
 
 /// Heartbeats a node may miss before it counts as gone.
 pub(super) const MISSED_HEARTBEATS: u32 = 3;
@@ -146,9 +146,12 @@ pub(super) struct ClusterSide {
     /// Status questions of other nodes (asker, question id): the server, which has every
     /// figure, answers them.
     statuses_wanted: Vec<(String, u64)>,
-    /// WAMP messages for the other nodes, batched by consecutive destination (`None`:
-    /// every node) until the loop turn ends or something else is sent.
-    wamp_out: Vec<(Option<String>, Vec<u8>)>,
+    /// Messages for the other nodes this loop turn, batched by consecutive destination
+    /// (`None`: every node): (destination, messages, their bytes).
+    out: Vec<(Option<String>, Vec<Vec<u8>>, usize)>,
+    /// WAMP messages sent last, for one destination, not yet one `Wamp` message of `out`:
+    /// (destination, realm and message pairs).
+    open_wamp: Option<(Option<String>, Vec<u8>)>,
     /// The router's held replies whose barrier is answered (or timed out).
     settled: Vec<u64>,
     /// `Link::came_up` when last seen: when it comes up again, the registrations are told
@@ -168,46 +171,82 @@ impl ClusterSide {
             .collect()
     }
 
-    /// Sends a message (the WAMP messages batched before it go first: one order).
+    /// Sends a message once the loop turn ends (`flush`), with the messages sent just before
+    /// it to the same destination (`None`: every node) as one Redis message; the order of all
+    /// is kept.
     pub(super) fn send(&mut self, to: Option<&str>, message: impl FnOnce(&str, &mut Vec<u8>)) {
-        self.flush_wamp();
-        self.send_now(to, message);
+        self.close_wamp();
+        self.push(to, message);
     }
 
-    /// Adds a WAMP message for node `to` (every node: `None`) to the batch: consecutive
-    /// ones for one destination go as one Redis message (`flush_wamp`).
-    pub(super) fn batch_wamp(&mut self, to: Option<&str>, realm: &str, message: &[u8]) {
-        let same = self
-            .wamp_out
-            .last()
-            .is_some_and(|(node, batch)| node.as_deref() == to && batch.len() < MAX_WAMP_BATCH);
-        if !same {
-            self.wamp_out.push((to.map(str::to_owned), Vec::new()));
+    /// `send` for one WAMP message of `realm`: consecutive ones for one destination share
+    /// one `Wamp` message (less to frame and check per message than one each).
+    pub(super) fn send_wamp(&mut self, to: Option<&str>, realm: &str, message: &[u8]) {
+        let joins = self
+            .open_wamp
+            .as_ref()
+            .is_some_and(|(node, pairs)| node.as_deref() == to && pairs.len() < MAX_BATCH);
+        if !joins {
+            self.close_wamp();
+            self.open_wamp = Some((to.map(str::to_owned), Vec::new()));
         }
-        if let Some((_, batch)) = self.wamp_out.last_mut() {
-            wire::append_wamp(batch, realm, message);
+        if let Some((_, pairs)) = &mut self.open_wamp {
+            wire::append_wamp(pairs, realm, message);
         }
     }
 
-    /// Sends the batched WAMP messages, in order.
-    pub(super) fn flush_wamp(&mut self) {
-        for (to, messages) in std::mem::take(&mut self.wamp_out) {
-            self.send_now(to.as_deref(), |origin, out| {
+    /// The open `Wamp` message joins the batch.
+    fn close_wamp(&mut self) {
+        if let Some((to, pairs)) = self.open_wamp.take() {
+            self.push(to.as_deref(), |origin, out| {
                 ClusterMessage::Wamp {
                     origin,
-                    messages: &messages,
+                    messages: &pairs,
                 }
                 .encode(out);
             });
         }
     }
 
-    fn send_now(&mut self, to: Option<&str>, message: impl FnOnce(&str, &mut Vec<u8>)) {
+    fn push(&mut self, to: Option<&str>, message: impl FnOnce(&str, &mut Vec<u8>)) {
         let mut bytes = Vec::with_capacity(128);
         message(self.link.instance(), &mut bytes);
-        match to {
-            Some(node) => self.link.publish_to(node, bytes),
-            None => self.link.publish(bytes),
+        let joins = self.out.last().is_some_and(|(node, batch, size)| {
+            node.as_deref() == to && !batch.is_empty() && size + bytes.len() <= MAX_BATCH
+        });
+        if !joins {
+            self.out.push((to.map(str::to_owned), Vec::new(), 0));
+        }
+        if let Some((_, batch, size)) = self.out.last_mut() {
+            *size += bytes.len();
+            batch.push(bytes);
+        }
+    }
+
+    /// Publishes what the loop turn sent: a batch as one Redis message, a lone message as
+    /// itself.
+    pub(super) fn flush(&mut self) {
+        self.close_wamp();
+        for (to, mut batch, _) in std::mem::take(&mut self.out) {
+            let bytes = if batch.len() == 1 {
+                batch.pop().unwrap_or_default()
+            } else {
+                let mut messages = Vec::new();
+                for message in &batch {
+                    wire::append_to_batch(&mut messages, message);
+                }
+                let mut bytes = Vec::with_capacity(messages.len() + 64);
+                ClusterMessage::Batch {
+                    origin: self.link.instance(),
+                    messages: &messages,
+                }
+                .encode(&mut bytes);
+                bytes
+            };
+            match to {
+                Some(node) => self.link.publish_to(&node, bytes),
+                None => self.link.publish(bytes),
+            }
         }
     }
 
@@ -273,7 +312,8 @@ impl Hub {
             pending: HashMap::new(),
             replies: Vec::new(),
             statuses_wanted: Vec::new(),
-            wamp_out: Vec::new(),
+            out: Vec::new(),
+            open_wamp: None,
             settled: Vec::new(),
             came_up: 0,
             admission: AdmissionSide::new(now),
@@ -633,8 +673,8 @@ impl Hub {
         let own = cluster.link.instance().to_owned();
         let now = Instant::now();
         for bytes in messages {
-            let message = match ClusterMessage::decode(&bytes) {
-                Ok(message) => message,
+            let decoded = match wire::decode_all(&bytes) {
+                Ok(decoded) => decoded,
                 Err(error) => {
                     if let Some(cluster) = &mut self.cluster {
                         cluster.refused += 1;
@@ -643,25 +683,28 @@ impl Hub {
                     continue;
                 }
             };
-            if message.origin() == own {
+            // A batch's messages share its origin.
+            let Some(origin) = decoded.first().map(ClusterMessage::origin) else {
+                continue;
+            };
+            if origin == own {
                 continue;
             }
             if let Some(cluster) = &mut self.cluster {
-                let known = cluster
-                    .peers
-                    .insert(message.origin().to_owned(), now)
-                    .is_some();
+                let known = cluster.peers.insert(origin.to_owned(), now).is_some();
                 if !known {
-                    let name = node_name(message.origin());
+                    let name = node_name(origin);
                     if name == cluster.link.node_id() {
                         log::error!(node = name; "cluster: another node uses this node's node_id; give each node its own");
                     } else {
-                        log::info!(node = message.origin(); "cluster: a node joined");
+                        log::info!(node = origin; "cluster: a node joined");
                     }
-                    self.cluster_node_joined(message.origin());
+                    self.cluster_node_joined(origin);
                 }
             }
-            self.cluster_handle(message, settings, stats);
+            for message in decoded {
+                self.cluster_handle(message, settings, stats);
+            }
         }
         self.cluster_claims_answered(settings, stats, now);
     }
@@ -836,6 +879,8 @@ impl Hub {
             ClusterMessage::Wamp { origin, messages } => {
                 self.cluster_wamp_receive(origin, messages, settings);
             }
+            // Unpacked by `wire::decode_all`, which refuses one inside another.
+            ClusterMessage::Batch { .. } => {}
             ClusterMessage::Registrations {
                 origin,
                 sync,
@@ -960,23 +1005,22 @@ impl Hub {
         count as u64
     }
 
-    /// What this loop turn has for the other nodes: the batched WAMP messages, and the
-    /// events they want, emitted since the last call, as one message.
+    /// What this loop turn has for the other nodes, published: the events they want,
+    /// emitted since the last call, as one message, after what the turn sent before.
     pub fn cluster_flush(&mut self) {
-        if let Some(cluster) = &mut self.cluster {
-            cluster.flush_wamp();
-        }
         let frames = self.events.take_forward();
-        if frames.is_empty() {
-            return;
+        if !frames.is_empty() {
+            self.cluster_publish(None, |origin, out| {
+                ClusterMessage::Events {
+                    origin,
+                    frames: &frames,
+                }
+                .encode(out);
+            });
         }
-        self.cluster_publish(None, |origin, out| {
-            ClusterMessage::Events {
-                origin,
-                frames: &frames,
-            }
-            .encode(out);
-        });
+        if let Some(cluster) = &mut self.cluster {
+            cluster.flush();
+        }
     }
 
     /// Answers question `id` of node `to` (an instance name).
@@ -1035,6 +1079,7 @@ impl Hub {
     /// Stops the link's threads (wson is stopping).
     pub fn leave_cluster(&mut self) {
         if let Some(cluster) = &mut self.cluster {
+            cluster.flush();
             cluster.link.stop();
         }
     }

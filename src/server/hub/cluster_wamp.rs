@@ -14,7 +14,7 @@ use crate::wamp::{Message, Serializer};
 
 impl Hub {
     /// The router's `message` for node `to` (every node: `None`) in `realm`, batched with
-    /// what this loop turn sends there next (`ClusterSide::batch_wamp`).
+    /// what this loop turn sends there next (`ClusterSide::send_wamp`).
     pub(super) fn cluster_wamp_send(
         &mut self,
         to: Option<NodeRef>,
@@ -31,7 +31,7 @@ impl Hub {
         };
         let bytes = Serializer::MsgPack.encode(message);
         if let Some(cluster) = &mut self.cluster {
-            cluster.batch_wamp(to.as_deref(), realm, &bytes);
+            cluster.send_wamp(to.as_deref(), realm, &bytes);
         }
     }
 
