@@ -777,21 +777,27 @@ fn without_redis_tokens_are_admitted_on_each_nodes_knowledge() {
     assert_eq!(refused.status, 429);
 }
 
+/// Nodes a and b with `token_reuse = reuse`, each counting the other alive.
+fn two_nodes_reusing_tokens(redis: &Redis, reuse: &str) -> [Server; 2] {
+    let node = |name: &str| {
+        node_setup(redis, name)
+            .set("users.token_reuse", &format!("{reuse:?}"))
+            .start()
+    };
+    let nodes = [node("a"), node("b")];
+    for node in &nodes {
+        wait_redis(node, "up");
+        wait_nodes(node, 2);
+    }
+    nodes
+}
+
 #[test]
 fn replace_closes_the_tokens_connection_on_another_node() {
     let Some(redis) = Redis::start() else {
         return;
     };
-    let replacing = |name: &str| {
-        node_setup(&redis, name)
-            .set("users.token_reuse", r#""replace""#)
-            .start()
-    };
-    let nodes = [replacing("a"), replacing("b")];
-    for node in &nodes {
-        wait_redis(node, "up");
-        wait_nodes(node, 2);
-    }
+    let nodes = two_nodes_reusing_tokens(&redis, "replace");
     let joy = Cookies::fresh("joy");
     let mut on_a = WsClient::connect_tcp(&nodes[0].tcp(), &joy).unwrap();
     // Node a told the others to close the token's connections as it admitted it: once b
@@ -1041,16 +1047,7 @@ fn a_shared_token_gets_direct_messages_on_every_node() {
     let Some(redis) = Redis::start() else {
         return;
     };
-    let sharing = |name: &str| {
-        node_setup(&redis, name)
-            .set("users.token_reuse", r#""share""#)
-            .start()
-    };
-    let nodes = [sharing("a"), sharing("b")];
-    for node in &nodes {
-        wait_redis(node, "up");
-        wait_nodes(node, 2);
-    }
+    let nodes = two_nodes_reusing_tokens(&redis, "share");
     let kim = Cookies::fresh("kim");
     let mut on_a = WsClient::connect_tcp(&nodes[0].tcp(), &kim).unwrap();
     let mut on_b = WsClient::connect_tcp(&nodes[1].tcp(), &kim).unwrap();

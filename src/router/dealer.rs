@@ -177,6 +177,21 @@ fn interrupt(invocation: u64, mode: CancelMode) -> Message {
     }
 }
 
+/// RESULT with `args`, or the refusal's ERROR, for CALL `request` the router answers itself.
+pub fn call_answer(request: u64, answer: Result<Vec<Value>, Refusal>) -> Message {
+    match answer {
+        Ok(args) => Message::Result {
+            request,
+            details: Dict::new(),
+            payload: Payload {
+                args,
+                kwargs: Dict::new(),
+            },
+        },
+        Err(refusal) => crate::router::realm::refusal_message(MessageType::Call, request, &refusal),
+    }
+}
+
 fn call_error(caller_request: u64, error: &str, text: &str) -> Message {
     Message::Error {
         request_type: MessageType::Call,
@@ -560,20 +575,7 @@ impl Realm {
                 });
                 return Ok(());
             }
-            let message = match answer {
-                Ok(args) => Message::Result {
-                    request,
-                    details: Dict::new(),
-                    payload: Payload {
-                        args,
-                        kwargs: Dict::new(),
-                    },
-                },
-                Err(refusal) => {
-                    crate::router::realm::refusal_message(MessageType::Call, request, &refusal)
-                }
-            };
-            self.send(id, message, ctx.out);
+            self.send(id, call_answer(request, answer), ctx.out);
             return Ok(());
         }
         let Some(caller) = self.sessions.get(&id) else {

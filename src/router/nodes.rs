@@ -11,17 +11,22 @@
 //!   (`Realm::fan_out`): one publication id everywhere.
 //! - A node tells the others which procedures its sessions registered (`NodeRegistration`;
 //!   the full list when a node joins or Redis comes back); the others make that node's
-//!   session a callee of each. A call that picks it becomes a CALL to that node, where this
-//!   node's session is the caller and a callee of its own is picked (never another node's:
-//!   a call crosses once). INVOCATION there is CALL here, INTERRUPT is CANCEL, and the
-//!   answers go back RESULT as YIELD and ERROR(CALL) as ERROR(INVOCATION), so progressive
-//!   results, the cancel modes and timeouts follow from the dealer's rules on both sides.
+//!   session a callee of each. REGISTERED for a procedure new on a node waits until every
+//!   other node has answered a question asked after the news (`Action::AwaitNodes`), so
+//!   whatever follows REGISTERED finds it anywhere. A call that picks a node's session
+//!   becomes a CALL to that node, where this node's session is the caller and a callee of
+//!   its own is picked (never another node's: a call crosses once; with none any more, the
+//!   call comes back as `NOT_HERE` and is routed again). INVOCATION there is CALL here,
+//!   INTERRUPT is CANCEL, and the answers go back RESULT as YIELD and ERROR(CALL) as
+//!   ERROR(INVOCATION), so progressive results, the cancel modes and timeouts follow from
+//!   the dealer's rules on both sides.
 //! - A node gone leaves its sessions: calls to its callees fail with `wamp.error.canceled`,
 //!   the invocations of its callers are interrupted.
 //! - Meta procedures: `wamp.session.count`, `list`, `kill_by_authid` and `kill_by_authrole`,
 //!   and `get` and `kill` of a session not here, are called on every node too (as CALLs of
 //!   this node's session there, answered for that node's own sessions), and the caller gets
-//!   the answers put together once every node has answered or gone. The subscription and
+//!   the answers put together once every node has answered or gone (a node that stops
+//!   answering is gone within three heartbeats). The subscription and
 //!   registration procedures answer for this node (their ids are each node's).
 
 use std::collections::{HashMap, HashSet};
@@ -132,20 +137,7 @@ impl Gathering {
             }
             (_, Err(refusal)) => Err(refusal),
         };
-        let message = match result {
-            Ok(args) => Message::Result {
-                request,
-                details: Dict::new(),
-                payload: Payload {
-                    args,
-                    kwargs: Dict::new(),
-                },
-            },
-            Err(refusal) => {
-                crate::router::realm::refusal_message(MessageType::Call, request, &refusal)
-            }
-        };
-        (caller, message)
+        (caller, crate::router::dealer::call_answer(request, result))
     }
 }
 
