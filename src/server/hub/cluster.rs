@@ -28,6 +28,8 @@ use crate::token::Token;
 
 /// Bytes of messages for one destination past which a new Redis message begins.
 const MAX_BATCH: usize = 256 * 1024;
+/// Bytes a loop turn holds for the other nodes before it publishes them (`flush`).
+const MAX_TURN: usize = 4 * MAX_BATCH;
 
 /// Heartbeats a node may miss before it counts as gone.
 pub(super) const MISSED_HEARTBEATS: u32 = 3;
@@ -177,6 +179,17 @@ impl ClusterSide {
     pub(super) fn send(&mut self, to: Option<&str>, message: impl FnOnce(&str, &mut Vec<u8>)) {
         self.close_wamp();
         self.push(to, message);
+        self.flush_when_full();
+    }
+
+    /// A turn that sends more than `MAX_TURN` bytes publishes what it has so far (in
+    /// order): what waits for the turn's end stays bounded.
+    fn flush_when_full(&mut self) {
+        let waiting: usize = self.out.iter().map(|(_, _, size)| size).sum();
+        let open = self.open_wamp.as_ref().map_or(0, |(_, pairs)| pairs.len());
+        if waiting + open > MAX_TURN {
+            self.flush();
+        }
     }
 
     /// `send` for one WAMP message of `realm`: consecutive ones for one destination share
@@ -193,6 +206,7 @@ impl ClusterSide {
         if let Some((_, pairs)) = &mut self.open_wamp {
             wire::append_wamp(pairs, realm, message);
         }
+        self.flush_when_full();
     }
 
     /// The open `Wamp` message joins the batch.
