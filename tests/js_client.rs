@@ -296,3 +296,37 @@ fn wson_js_renews_the_cookies_after_an_expired_close_and_reconnects_with_them() 
         json!({"event": "text", "data": "to the fresh token"})
     );
 }
+
+#[test]
+fn wson_js_reports_a_busy_token_as_refused_and_retries_until_it_is_free() {
+    if !chromium() {
+        return;
+    }
+    let cookies = Cookies::fresh("alice");
+    let mut site = KitServer::start(&cookies);
+    // The page's origin, and the test client's.
+    let origins = format!("[{:?}, {ORIGIN:?}]", site.origin());
+    let mut server = Setup::new().set("origins", &origins).start();
+    // Another connection holds the token: the page's upgrades get 429, which a browser sees
+    // as a 1006 before any open.
+    let holder = WsClient::connect_tcp(&server.tcp(), &cookies).expect("handshake accepted");
+    let _browser = site.open(&server);
+    for attempt in 1..=2 {
+        let refused = site.expect("refused");
+        assert_eq!(refused["code"], 1006, "{refused}");
+        assert_backoff(&refused, attempt);
+    }
+    let refusal = server.wait_for_log("handshake refused");
+    assert!(refusal.contains("status=429"), "{refusal}");
+    drop(holder);
+    let mut attempt = 2;
+    loop {
+        let report = site.next();
+        if report["event"] == "open" {
+            break;
+        }
+        attempt += 1;
+        assert_eq!(report["event"], "refused", "{report}");
+        assert_backoff(&report, attempt);
+    }
+}
