@@ -330,3 +330,24 @@ fn wson_js_reports_a_busy_token_as_refused_and_retries_until_it_is_free() {
         assert_backoff(&report, attempt);
     }
 }
+
+#[test]
+fn wson_js_does_not_reconnect_after_a_kick() {
+    if !chromium() {
+        return;
+    }
+    let cookies = Cookies::fresh("alice");
+    let mut site = KitServer::start(&cookies);
+    let server = setup_for(&site).start();
+    let _browser = site.open(&server);
+    site.expect("open");
+    let mut control = server.control();
+    control.send_fields(b'K', &[b"alice", b"4008", b"banned"]);
+    assert_eq!(control.reply_text(), "1#1");
+    assert_eq!(
+        site.next(),
+        json!({"event": "close", "code": 4008, "reason": "banned", "wasClean": true})
+    );
+    assert_eq!(site.next(), json!({"event": "quiet", "state": "closed"}));
+    assert_eq!(control.status()["connections"], 0);
+}

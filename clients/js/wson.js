@@ -19,8 +19,8 @@
 // - a handshake wson refuses (403 bad cookies, 429 token busy or rate limited, 503 full)
 //   reaches a browser as a Close 1006 before any open, with no status: it is reported as
 //   `refused` and retried with backoff, since the page cannot know which it was;
-// - Close 4001 "replaced" (another connection took the token) stops: reconnecting would
-//   take it back, and so on.
+// - a Close the backend chose stops (option stopOn; by default 1000 other than "expired"
+//   and 4000-4999: a kick, 4001 "replaced"): reconnecting would undo it.
 //
 // Every event is both an `on<Name>` option callback and a DOM event on the client (an
 // EventTarget; the payload in `event.detail`): open, text, binary, close, goingaway,
@@ -31,12 +31,14 @@ const DEFAULTS = {
   maxDelay: 30000, // ms, the cap of any wait
   maxAttempts: Infinity, // failed attempts in a row before giving up
   renew: null, // async () => truthy once fresh cookies are set; null: stop on "expired"
+  // Closes after which reconnecting is wrong: the backend's own codes (a kick, 4000 by
+  // default; 4001 "replaced") and a normal closure other than "expired".
+  stopOn: ({ code }) => code === 1000 || (code >= 4000 && code <= 4999),
   protocols: undefined,
 };
 
 const EXPIRED = { code: 1000, reason: 'expired' };
 const GOING_AWAY = 1001;
-const REPLACED = 4001;
 
 export class WsonClient extends EventTarget {
   constructor(url, options = {}) {
@@ -103,7 +105,7 @@ export class WsonClient extends EventTarget {
       if (typeof this.options.renew !== 'function') return this.finish(close);
       return this.renew(close);
     }
-    if (code === REPLACED) return this.finish(close);
+    if (this.options.stopOn(close)) return this.finish(close);
     if (code === GOING_AWAY) {
       this.attempt = 0;
       return this.retry('goingaway', close);
