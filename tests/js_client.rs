@@ -84,12 +84,20 @@ impl KitServer {
 
     /// Opens the page in Chromium, the client connecting to `server`'s TCP listener.
     fn open(&self, server: &Server) -> Browser {
+        self.open_with(server, json!({}))
+    }
+
+    /// With more of the client's options (`{"maxAttempts": 3}`).
+    fn open_with(&self, server: &Server, options: Value) -> Browser {
         let port = server.tcp().rsplit(':').next().unwrap().to_string();
-        let config = json!({
+        let mut config = json!({
             "ws": format!("ws://localhost:{port}/"),
             "baseDelay": BASE_DELAY,
             "maxDelay": MAX_DELAY,
         });
+        for (key, value) in options.as_object().unwrap() {
+            config[key] = value.clone();
+        }
         let url = format!("{}/page.html#{}", self.origin(), fragment(&config));
         Browser::open_with(&url, &[])
     }
@@ -350,4 +358,27 @@ fn wson_js_does_not_reconnect_after_a_kick() {
     );
     assert_eq!(site.next(), json!({"event": "quiet", "state": "closed"}));
     assert_eq!(control.status()["connections"], 0);
+}
+
+#[test]
+fn wson_js_gives_up_after_max_attempts_refusals_in_a_row() {
+    if !chromium() {
+        return;
+    }
+    let cookies = Cookies::fresh("alice");
+    let mut site = KitServer::start(&cookies);
+    let origins = format!("[{:?}, {ORIGIN:?}]", site.origin());
+    let server = Setup::new().set("origins", &origins).start();
+    let _holder = WsClient::connect_tcp(&server.tcp(), &cookies).expect("handshake accepted");
+    let _browser = site.open_with(&server, json!({"maxAttempts": 3}));
+    for attempt in 1..=2 {
+        assert_backoff(&site.expect("refused"), attempt);
+    }
+    let giveup = site.expect("giveup");
+    assert_eq!(
+        (giveup["attempts"].as_u64(), giveup["code"].as_u64()),
+        (Some(3), Some(1006))
+    );
+    site.expect("close");
+    assert_eq!(site.next(), json!({"event": "quiet", "state": "closed"}));
 }

@@ -111,7 +111,7 @@ export class WsonClient extends EventTarget {
       return this.retry('goingaway', close);
     }
     this.attempt += opened ? 0 : 1;
-    if (this.attempt > this.options.maxAttempts) {
+    if (this.attempt >= this.options.maxAttempts) {
       this.emit('giveup', { ...close, attempts: this.attempt });
       return this.finish(close);
     }
@@ -132,7 +132,7 @@ export class WsonClient extends EventTarget {
     if (renewed.ok) return this.open();
     // Expired cookies would only be refused: ask again after a backoff instead.
     this.attempt += 1;
-    if (this.attempt > this.options.maxAttempts) {
+    if (this.attempt >= this.options.maxAttempts) {
       this.emit('giveup', { ...close, attempts: this.attempt });
       return this.finish(close);
     }
