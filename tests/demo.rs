@@ -161,3 +161,57 @@ fn demo_page_connects_shows_pushed_messages_and_the_close_code() {
         r#"(code 1001, reason "going away")"#
     );
 }
+
+/// The same demo on `clients/js/wson.js` (`/js/`, `clients/js/demo.html`): it connects, shows
+/// a push and, when wson stops, says it goes away and waits to reconnect instead of closing.
+#[test]
+fn js_demo_page_connects_shows_pushes_and_waits_to_reconnect_when_wson_stops() {
+    if crate::common::php().is_none() || !chromium() {
+        return;
+    }
+    let folder = tempfile::tempdir().unwrap();
+    let secret_file = folder.path().join("secret");
+    let control = format!("unix://{}", folder.path().join("control.sock").display());
+    let web = PhpServer::start(
+        &demo_dir().join("serve.php"),
+        &[
+            ("WSON_SECRET_FILE", secret_file.to_str().unwrap()),
+            ("WSON_CONTROL", &control),
+        ],
+    );
+    let origin = format!("http://localhost:{}", web.port);
+    let setup = Setup::new()
+        .unset("secret")
+        .set("secret_file", r#""secret""#)
+        .set("origins", &format!("[{origin:?}]"));
+    let config = folder.path().join("wson.toml");
+    fs::write(&config, setup.toml()).unwrap();
+    let server = Server::start_in(folder, config, setup.toml(), &[]);
+    let ws_port = server.tcp().rsplit(':').next().unwrap().to_string();
+
+    let page = format!("{origin}/js/?ws=ws%3A%2F%2Flocalhost%3A{ws_port}%2F");
+    let browser = Browser::open_with(&page, &["--remote-debugging-port=0"]);
+    let mut devtools = DevTools::attach(browser.profile(), &origin);
+    eventually("the page's client is open", || {
+        devtools.text("status") == "open"
+    });
+    let push = php::get(web.port, "/push?msg=Hello%20from%20PHP");
+    assert_eq!(push.status, 200, "{push:?}");
+    eventually("the pushed message on the page", || {
+        devtools.messages() == ["Hello from PHP"]
+    });
+
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    eventually("the page waits to reconnect", || {
+        devtools.text("status") == "waiting"
+    });
+    let events =
+        devtools.eval("Array.from(document.querySelectorAll('#events li'), li => li.textContent)");
+    let events: Vec<String> = serde_json::from_value(events).unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with(r#"wson is going away (1001 "going away")"#)),
+        "{events:?}"
+    );
+}
