@@ -20,6 +20,7 @@ mod hostile;
 mod lifecycle;
 mod logging;
 mod php;
+mod php_client;
 mod readme;
 mod real_clients;
 mod session;
