@@ -170,7 +170,9 @@ fn kit_reconnects_for_the_next_command_after_wson_restarts() {
 /// which wson accepts, for each digest (md5 as ws(s)on, and hmac-sha256).
 #[test]
 fn kit_cookies_open_a_websocket_with_either_digest() {
-    let Some(_php) = php() else { return };
+    if php().is_none() {
+        return;
+    }
     let router = crate::common::clients_dir().join("php/kit_login.php");
     for digest in ["md5", "hmac-sha256"] {
         let server = Setup::new().set("digest", &format!("{digest:?}")).start();
@@ -207,5 +209,73 @@ fn kit_cookies_open_a_websocket_with_either_digest() {
         control.send(b'w', &fields);
         assert_eq!(control.reply(), (b'#', b"1".to_vec()));
         expect_frame(&mut client, OpCode::Text, b"signed in");
+    }
+}
+
+/// The ```php block after `<!-- kit-php: NAME -->` in clients/php/README.md.
+fn kit_readme_php(name: &str) -> String {
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/php/README.md"),
+    )
+    .unwrap();
+    let marker = format!("<!-- kit-php: {name} -->");
+    let rest = &readme[readme.find(&marker).expect("the marker") + marker.len()..];
+    let start = rest.find("```php\n").expect("a ```php block") + 7;
+    let end = rest[start..].find("```").expect("the end of the block") + start;
+    rest[start..end].to_string()
+}
+
+/// clients/php/README.md's two examples, installed as it says (Wson.php copied beside
+/// them) with only its placeholder folder replaced: the login's cookies open a WebSocket,
+/// and the push reaches it four times (broadcast, token, user, topic).
+#[test]
+fn kit_readme_examples_sign_in_and_push() {
+    if php().is_none() {
+        return;
+    }
+    let server = Setup::new()
+        .unset("secret")
+        .set("secret_file", r#""secret""#)
+        .start();
+    let conf = format!("{}/", server.dir.path().display());
+    let scripts = tempfile::tempdir().unwrap();
+    let repository = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(
+        repository.join("clients/php/Wson.php"),
+        scripts.path().join("Wson.php"),
+    )
+    .unwrap();
+    let block = |name| kit_readme_php(name).replace("/path/to/wson/conf/", &conf);
+    let login = format!(
+        "<?php\n$user = $_GET['user'];\n$_SESSION = [];\n{}echo $_SESSION['wson_token'];\n",
+        block("login")
+    );
+    std::fs::write(scripts.path().join("login.php"), login).unwrap();
+    let push = format!(
+        "<?php\n$_SESSION = ['wson_token' => $argv[1]];\n{}echo json_encode([$delivered, $tabs]);\n",
+        block("push")
+    );
+    std::fs::write(scripts.path().join("push.php"), push).unwrap();
+
+    let web = PhpServer::start(&scripts.path().join("login.php"), &[]);
+    let login = get(web.port, "/?user=alice");
+    assert_eq!(login.status, 200, "{login:?}");
+    let addr = server.tcp();
+    let mut client = WsClient::raw_tcp(&addr);
+    client
+        .upgrade(&request(&addr, &login.cookie_header(), Some(ORIGIN), ""))
+        .unwrap_or_else(|refusal| panic!("refused: {}", refusal.raw));
+
+    let output = crate::php::run_script(&scripts.path().join("push.php"), &[&login.body], &[]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "[true,1]",
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let message = br#"{"event":"invoice-paid","id":42}"#;
+    for _ in 0..4 {
+        expect_frame(&mut client, OpCode::Text, message);
     }
 }
