@@ -1,7 +1,8 @@
 //! The PHP kit (`clients/php/Wson.php`) against the real daemon: scripts under
 //! `tests/clients/php/kit*.php` drive it with php-cli, and the test checks what the PHP side
-//! got back (acks, counts, pages, events, errors, timeouts, a reconnect after a restart) and
-//! what real WebSocket clients received. The cookie helper runs in PHP's built-in server.
+//! got back (acks, counts, pages, events, WAMP messages, fragments, errors, timeouts, a
+//! reconnect after a restart) and what real WebSocket clients received. The cookie helper
+//! runs in PHP's built-in server.
 
 use serde_json::{Value, json};
 use wson::ws::frame::OpCode;
@@ -45,6 +46,8 @@ fn kit_commands_reach_clients_and_replies_are_parsed(setup: Setup) {
     expect(&mut kit, "J", json!(1));
     expect_event(&mut kit, "join", "alice", "news");
     expect_event(&mut kit, "join", "bob", "news");
+    expect(&mut kit, "V subscribed", json!([33, 1]));
+    expect(&mut kit, "V event", json!([36, true, ["goal"]]));
     expect(&mut kit, "H", json!({"users": 2, "connections": 2}));
     expect(
         &mut kit,
@@ -82,6 +85,8 @@ fn kit_commands_reach_clients_and_replies_are_parsed(setup: Setup) {
     expect(&mut kit, "O", json!(0));
     expect(&mut kit, "0E", json!("WsonProtocolException"));
     expect(&mut kit, "o after 0E", json!(1));
+    expect(&mut kit, "fragments", json!(true));
+    expect(&mut kit, "fragments nobody", json!(false));
     expect(&mut kit, "k", json!(1));
     expect(&mut kit, "K", json!(1));
     kit.finish();
@@ -93,6 +98,17 @@ fn kit_commands_reach_clients_and_replies_are_parsed(setup: Setup) {
     expect_frame(&mut alice, OpCode::Text, "w to alice \u{2713}".as_bytes());
     expect_frame(&mut alice, OpCode::Text, b"goal");
     expect_frame(&mut alice, OpCode::Binary, b"\x05");
+    for (fin, opcode, payload) in [
+        (false, OpCode::Text, &b"Hel"[..]),
+        (false, OpCode::Continuation, b"lo, "),
+        (true, OpCode::Continuation, b"World!"),
+    ] {
+        let frame = alice.recv_data();
+        assert_eq!(
+            (frame.fin, frame.opcode, &frame.payload[..]),
+            (fin, opcode, payload)
+        );
+    }
     assert_eq!(alice.expect_close(4003).close_reason(), "bye");
 
     expect_frame(&mut bob, OpCode::Text, b"hello everyone");
@@ -117,17 +133,14 @@ fn kit_times_out_against_a_silent_server_and_fails_fast_without_one() {
     let dir = tempfile::tempdir().unwrap();
     let absent = dir.path().join("absent.sock");
     let mut kit = Script::spawn(&php, "php/kit_timeouts.php", &[absent.to_str().unwrap()]);
-    for (case, raised) in [
-        ("reply", json!("WsonConnectionException")),
-        ("status", json!("WsonConnectionException")),
-        ("no event", json!(null)),
-        ("absent", json!("WsonConnectionException")),
-    ] {
-        assert_eq!(
-            kit.next(),
-            json!({"case": case, "raised": raised, "within_timeout": true})
-        );
-    }
+    let case =
+        |case: &str, raised: Value| json!({"case": case, "raised": raised, "within_timeout": true});
+    assert_eq!(kit.next(), case("reply", json!("WsonConnectionException")));
+    assert_eq!(kit.next(), case("status", json!("WsonConnectionException")));
+    assert_eq!(kit.next(), case("no event", json!(null)));
+    // A new connection for each command after a failure, and no command sent twice.
+    assert_eq!(kit.next(), json!({"connections": 3}));
+    assert_eq!(kit.next(), case("absent", json!("WsonConnectionException")));
     kit.finish();
 }
 

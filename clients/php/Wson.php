@@ -142,6 +142,33 @@ final class Wson
         return $this->ack('c', $token, '');
     }
 
+    /**
+     * `l`, then `f`/`F`, `i`, `s`: one message to the client holding $token, sent as one
+     * WebSocket frame per part, other messages for it held back until the last. True when
+     * every part was queued; false when the client is not there, is locked by another
+     * control connection, or went away meanwhile (the rest is then not sent).
+     * @param iterable<string> $parts
+     */
+    public function sendFragmented(string $token, iterable $parts, bool $binary = false): bool
+    {
+        $parts = is_array($parts) ? array_values($parts) : iterator_to_array($parts, false);
+        // One part still needs a first and a last frame: the last is then empty.
+        $last = count($parts) > 1 ? array_pop($parts) : '';
+        $first = array_shift($parts) ?? '';
+        if (!$this->ack('l', $token, '')) {
+            return false;
+        }
+        if (!$this->fragment($binary ? 'F' : 'f', $first)) {
+            return false;
+        }
+        foreach ($parts as $part) {
+            if (!$this->fragment('i', $part)) {
+                return false;
+            }
+        }
+        return $this->fragment('s', $last);
+    }
+
     // --- users -------------------------------------------------------------------------
 
     /** `u`: a text message to every connection of $user. */
@@ -530,6 +557,15 @@ final class Wson
             throw $this->unexpected($command, $byte);
         }
         return $byte === 'A';
+    }
+
+    private function fragment(string $command, string $part): bool
+    {
+        [$byte] = $this->request($command, $part);
+        if ($byte !== 'a' && $byte !== 'n') {
+            throw $this->unexpected($command, $byte);
+        }
+        return $byte === 'a';
     }
 
     private function count(string $command, string $payload): int

@@ -38,8 +38,13 @@ say('j', $wson->subscribe($alice, 'news'));
 say('J', $wson->subscribeUser('bob', 'news'));
 say('event', $wson->nextEvent());
 say('event', $wson->nextEvent());
+$wson->wamp([32, 1, new stdClass(), 'news']);
+$subscribed = $wson->nextWamp();
+say('V subscribed', [$subscribed[0], $subscribed[1]]);
 $wson->publish('news', 'goal');
 $wson->publishBinary('news', "\x05");
+$event = $wson->nextWamp();
+say('V event', [$event[0], $event[1] === $subscribed[2], $event[4] ?? null]);
 say('H', $wson->subscriberCount('news'));
 $first = $wson->subscribers('news', '', 1);
 say('h page 1', page($first));
@@ -74,6 +79,8 @@ try {
 }
 // The next command goes on a new connection.
 say('o after 0E', $wson->online('bob'));
+say('fragments', $wson->sendFragmented($alice, ['Hel', 'lo, ', 'World!']));
+say('fragments nobody', $wson->sendFragmented($nobody, ['lost']));
 say('k', $wson->kick($alice, 4003, 'bye'));
 say('K', $wson->kickUser('bob'));
 $wson->close();

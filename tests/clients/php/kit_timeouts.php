@@ -25,4 +25,10 @@ $wson = new Wson($address, 0.5, 0.3);
 attempt('reply', fn () => $wson->ping());
 attempt('status', fn () => $wson->status());
 attempt('no event', fn () => $wson->nextEvent(0.1));
+// One connection per command that failed, none retried: ping's, status's, nextEvent's.
+$accepted = 0;
+while (@stream_socket_accept($silent, 0) !== false) {
+    $accepted++;
+}
+echo json_encode(['connections' => $accepted]), "\n";
 attempt('absent', fn () => (new Wson('unix://' . $argv[1], 0.5, 0.3))->ping());
