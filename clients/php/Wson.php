@@ -633,10 +633,10 @@ final class Wson
         if ($this->stream !== null && $this->buffer === '' && feof($this->stream)) {
             $this->drop();
         }
-        if ($this->stream === null) {
-            $this->connect();
-        }
         try {
+            if ($this->stream === null) {
+                $this->connect();
+            }
             return $work();
         } catch (WsonConnectionException $e) {
             $this->drop();
@@ -699,7 +699,11 @@ final class Wson
                     }
                     return [$m[2], $payload];
                 }
-            } elseif ($this->buffer !== '' && !ctype_digit(substr($this->buffer, 0, 20))) {
+            } elseif (
+                ($this->buffer !== '' && !ctype_digit($this->buffer))
+                || strspn($this->buffer, '0123456789') > 20
+            ) {
+                // COMMANDS.md, Framing: 1 to 20 digits, then the command byte.
                 throw new WsonConnectionException('wson sent a malformed frame');
             }
             if (microtime(true) >= $deadline) {
