@@ -6,7 +6,8 @@
 #   - Crossbar.io, the reference WAMP router (tests/wamp_parity.rs) -> tests/clients/.crossbar-venv
 #   - Node ws, autobahn, autobahn-browser and wampy  -> tests/clients/node_modules
 #   - iproute2's ss (tests/sockets.rs reads the accept queue lengths) -> ss on PATH
-#   - php-cli (tests/readme.rs runs README's PHP, tests/demo.rs the demo) -> php on PATH
+#   - php-cli (tests/readme.rs runs README's PHP, tests/demo.rs the demo, tests/php_client.rs
+#     the kit's clients/php/Wson.php) -> php on PATH
 #   - redis-server (tests/cluster.rs joins nodes through a Redis of its own) -> redis-server
 #   - openssl (tests/cluster.rs makes a certificate for a Redis over TLS) -> openssl on PATH
 # Versions are pinned in tests/clients/requirements.txt, tests/clients/requirements-crossbar.txt

@@ -21,6 +21,7 @@ mod js_client;
 mod lifecycle;
 mod logging;
 mod php;
+mod php_client;
 mod readme;
 mod real_clients;
 mod session;
