@@ -168,11 +168,30 @@ impl Drop for PidFile {
     }
 }
 
-/// Routes SIGTERM/SIGINT/SIGHUP to flags plus a wake-up byte on a socket pair. The loop
+/// Points stdout and stderr at `path`, opened afresh (created when logrotate moved the old
+/// file away). Lines written before this went to the old file; none is lost or split,
+/// because the loop is the only writer and calls this between turns.
+pub fn reopen_log(path: &Path) -> Result<(), DaemonError> {
+    let log_error = |error| DaemonError::LogFile {
+        path: path.to_path_buf(),
+        error,
+    };
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(log_error)?;
+    let errno = |error: nix::Error| log_error(io::Error::from(error));
+    nix::unistd::dup2_stdout(&log).map_err(errno)?;
+    nix::unistd::dup2_stderr(&log).map_err(errno)?;
+    Ok(())
+}
+
+/// Routes SIGTERM/SIGINT/SIGHUP/SIGUSR1 to flags plus a wake-up byte on a socket pair. The loop
 /// polls the returned stream, drains it, then reads the flags (signal-hook's
 /// `low_level::pipe` docs explain why this order loses no signal).
 pub fn install_signals() -> Result<(SignalFlags, std::os::unix::net::UnixStream), DaemonError> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
     let flags = SignalFlags::default();
     let (wake_rx, wake_tx) =
         std::os::unix::net::UnixStream::pair().map_err(DaemonError::Signals)?;
@@ -183,6 +202,7 @@ pub fn install_signals() -> Result<(SignalFlags, std::os::unix::net::UnixStream)
         (SIGTERM, &flags.terminate),
         (SIGINT, &flags.terminate),
         (SIGHUP, &flags.reload),
+        (SIGUSR1, &flags.reopen_log),
     ] {
         signal_hook::flag::register(signal, Arc::clone(flag)).map_err(DaemonError::Signals)?;
         let tx = wake_tx.try_clone().map_err(DaemonError::Signals)?;
