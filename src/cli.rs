@@ -222,6 +222,7 @@ fn start(config_path: &Path, detach: bool) -> Result<(), CliError> {
         config:% = config_path.display();
         "started"
     );
+    daemon::notify_systemd("READY=1");
     let result = server.run().map_err(runtime);
     drop(pid_file);
     result

@@ -211,6 +211,50 @@ pub fn install_signals() -> Result<(SignalFlags, std::os::unix::net::UnixStream)
     Ok((flags, wake_rx))
 }
 
+/// Tells systemd how the service is doing (sd_notify(3), for `Type=notify`): `READY=1`
+/// once the listeners are bound and the loop is about to serve, `STOPPING=1` when a stop
+/// begins. Nothing happens without `NOTIFY_SOCKET`; a failed send is logged, never fatal,
+/// since serving matters more than telling (systemd then times the start out itself).
+pub fn notify_systemd(state: &str) {
+    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    if let Err(error) = send_notify(&socket, state) {
+        log::warn!(
+            socket:% = socket.to_string_lossy(),
+            state,
+            error:%;
+            "cannot notify systemd"
+        );
+    }
+}
+
+/// One datagram to `socket`: a path, or an abstract name when it starts with '@'.
+fn send_notify(socket: &std::ffi::OsStr, state: &str) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let address = match socket.as_bytes().strip_prefix(b"@") {
+        Some(name) => abstract_address(name)?,
+        None => SocketAddr::from_pathname(socket)?,
+    };
+    UnixDatagram::unbound()?.send_to_addr(state.as_bytes(), &address)?;
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn abstract_address(name: &[u8]) -> io::Result<std::os::unix::net::SocketAddr> {
+    use std::os::linux::net::SocketAddrExt;
+    std::os::unix::net::SocketAddr::from_abstract_name(name)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn abstract_address(_name: &[u8]) -> io::Result<std::os::unix::net::SocketAddr> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "abstract socket names exist on Linux only",
+    ))
+}
+
 /// Sends SIGTERM to `pid`.
 pub fn terminate(pid: i32) -> Result<(), nix::Error> {
     kill(Pid::from_raw(pid), Signal::SIGTERM)
@@ -344,6 +388,26 @@ mod tests {
     fn own_process_is_alive_and_a_missing_one_is_not() {
         assert!(process_alive(i32::try_from(std::process::id()).unwrap()));
         assert!(!process_alive(i32::MAX - 7));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn notify_reaches_a_path_and_an_abstract_socket() {
+        use std::os::unix::net::UnixDatagram;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let receiver = UnixDatagram::bind(&path).unwrap();
+        send_notify(path.as_os_str(), "READY=1").unwrap();
+        let mut buf = [0; 64];
+        let len = receiver.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..len], b"READY=1");
+
+        let name = format!("wson-test-{}", std::process::id());
+        let receiver =
+            UnixDatagram::bind_addr(&abstract_address(name.as_bytes()).unwrap()).unwrap();
+        send_notify(std::ffi::OsStr::new(&format!("@{name}")), "STOPPING=1").unwrap();
+        let len = receiver.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..len], b"STOPPING=1");
     }
 
     #[test]

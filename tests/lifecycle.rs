@@ -767,6 +767,38 @@ fn sigusr1_reopens_the_daemon_log_file_after_logrotate_renamed_it_keeping_client
     assert_eq!(fs::read_to_string(&rotated).unwrap(), old);
 }
 
+#[test]
+fn notify_socket_gets_ready_once_listening_and_stopping_on_sigterm() {
+    let (dir, config) = quick().write();
+    let notify_path = dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(WAIT)).unwrap();
+    let output = dir.path().join("output.log");
+    let child = Command::new(wson_bin())
+        .arg("-c")
+        .arg(&config)
+        .arg("start")
+        .env("NOTIFY_SOCKET", &notify_path)
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&output).unwrap())
+        .stderr(fs::File::create(&output).unwrap())
+        .spawn()
+        .expect("spawn wson");
+    let mut server = Foreground { child, output };
+    let mut buf = [0; 256];
+
+    let len = notify.recv(&mut buf).expect("READY=1 within WAIT");
+    assert_eq!(String::from_utf8_lossy(&buf[..len]), "READY=1");
+    // Ready means serving: a client is accepted at once.
+    WsClient::connect_unix(&dir.path().join("ws.sock"), &Cookies::fresh("alice"))
+        .expect("a handshake right after READY=1");
+
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(server.pid()), Signal::SIGTERM).unwrap();
+    let len = notify.recv(&mut buf).expect("STOPPING=1 within WAIT");
+    assert_eq!(String::from_utf8_lossy(&buf[..len]), "STOPPING=1");
+    assert_eq!(server.wait_exit(), Some(0));
+}
+
 // ---------------------------------------------------------------------------------------
 // Errors at start
 

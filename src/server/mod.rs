@@ -761,6 +761,7 @@ impl Server {
             return;
         }
         log::info!(clients = self.hub.len(); "stopping");
+        crate::daemon::notify_systemd("STOPPING=1");
         for listener in &mut self.listeners {
             let _ = listener.deregister(self.poll.registry());
             listener.remove_socket_file();
