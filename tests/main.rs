@@ -17,6 +17,7 @@ mod demo;
 mod events;
 mod handshake;
 mod hostile;
+mod kit;
 mod lifecycle;
 mod logging;
 mod php;
