@@ -1,6 +1,7 @@
 //! The deployment kit, checked as files: `conf/wson.service` (and `systemd-analyze verify`
-//! when the host has it). Each check that needs a tool says so on stderr and passes when
-//! the tool is missing, so the rest still runs everywhere.
+//! when the host has it), the Dockerfile with `.dockerignore` and `conf/docker.toml`. Each
+//! check that needs a tool says so on stderr and passes when the tool is missing, so the
+//! rest still runs everywhere. The image itself is built by `.ci/run` where Docker runs.
 
 use std::fs;
 use std::path::PathBuf;
@@ -89,5 +90,140 @@ fn systemd_analyze_verifies_the_unit() {
         output.status.success() && stderr.trim().is_empty(),
         "systemd-analyze verify: {}\n{stderr}",
         output.status
+    );
+}
+
+/// The Dockerfile's instructions: continuation lines joined, comments and blank lines out.
+fn dockerfile_instructions() -> Vec<(String, String)> {
+    let text = repository_file("Dockerfile");
+    let mut instructions = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') || (line.is_empty() && current.is_empty()) {
+            continue;
+        }
+        match line.strip_suffix('\\') {
+            Some(head) => {
+                current.push_str(head);
+                current.push(' ');
+            }
+            None => {
+                current.push_str(line);
+                let (word, rest) = current.split_once(' ').unwrap_or((&current, ""));
+                instructions.push((word.to_uppercase(), rest.trim().to_string()));
+                current.clear();
+            }
+        }
+    }
+    instructions
+}
+
+/// Without a Docker daemon the image is not built here (`.ci/run` builds it where there is
+/// one); these are the properties a build would not check anyway.
+#[test]
+fn dockerfile_is_multi_stage_non_root_with_volumes_and_no_remote_add() {
+    let instructions = dockerfile_instructions();
+    let froms: Vec<&String> = instructions
+        .iter()
+        .filter(|(word, _)| word == "FROM")
+        .map(|(_, rest)| rest)
+        .collect();
+    assert!(froms.len() >= 2, "one build stage and one runtime stage");
+    assert!(
+        froms.iter().all(|from| from.contains(" AS ")),
+        "every stage named: {froms:?}"
+    );
+    assert!(froms[0].starts_with("rust:"), "{}", froms[0]);
+    assert!(froms.last().unwrap().starts_with("debian:"));
+    let runtime_stage = instructions
+        .iter()
+        .rposition(|(word, _)| word == "FROM")
+        .unwrap();
+    let runtime = &instructions[runtime_stage..];
+    let has = |word: &str, value: &str| {
+        runtime
+            .iter()
+            .any(|(w, rest)| w == word && rest.contains(value))
+    };
+    let user = runtime
+        .iter()
+        .rev()
+        .find(|(word, _)| word == "USER")
+        .map(|(_, rest)| rest.clone())
+        .expect("the runtime stage sets USER");
+    let user_name = user.split(':').next().unwrap_or_default();
+    assert!(
+        !["root", "0", ""].contains(&user_name),
+        "runs as root: USER {user}"
+    );
+    assert!(has("VOLUME", "/run/wson"));
+    assert!(has("COPY", "--from=builder"));
+    assert!(has("COPY", "conf/docker.toml /etc/wson/wson.toml"));
+    assert!(has("CMD", "/etc/wson/wson.toml"));
+    // The exposed port is the one the image's config listens on.
+    let config = repository_file("conf/docker.toml");
+    let exposed = runtime
+        .iter()
+        .find(|(word, _)| word == "EXPOSE")
+        .map(|(_, rest)| rest.clone())
+        .expect("EXPOSE");
+    assert!(
+        config.contains(&format!("tcp://0.0.0.0:{exposed}")),
+        "{exposed}"
+    );
+    for (word, rest) in &instructions {
+        assert!(
+            !(word == "ADD" && (rest.contains("http://") || rest.contains("https://"))),
+            "ADD of a remote URL: {rest}"
+        );
+    }
+}
+
+#[test]
+fn dockerignore_lets_in_every_file_the_dockerfile_copies() {
+    let ignore = repository_file(".dockerignore");
+    let allowed: Vec<&str> = ignore
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix('!'))
+        .map(|path| path.trim_end_matches('/'))
+        .collect();
+    assert!(
+        ignore.lines().any(|line| line.trim() == "*"),
+        "everything else stays out"
+    );
+    for (word, rest) in dockerfile_instructions() {
+        if word != "COPY" || rest.starts_with("--from") {
+            continue;
+        }
+        let parts: Vec<&str> = rest.split_whitespace().collect();
+        let [sources @ .., _destination] = parts.as_slice() else {
+            panic!("COPY {rest}");
+        };
+        for source in sources {
+            let source = source.trim_end_matches('/');
+            assert!(
+                allowed.contains(&source),
+                "{source} is left out by .dockerignore"
+            );
+            let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(source);
+            assert!(path.exists(), "COPY {source}: no such file");
+        }
+    }
+}
+
+#[test]
+fn docker_config_passes_wson_check() {
+    let output = Command::new(wson_bin())
+        .arg("check")
+        .arg("-c")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("conf/docker.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
     );
 }
