@@ -4,8 +4,10 @@
 //! rest still runs everywhere. The image itself is built by `.ci/run` where Docker runs.
 
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::common::*;
 
@@ -226,4 +228,182 @@ fn docker_config_passes_wson_check() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// A child process killed and reaped on drop.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A wss:// client in Python's standard library: connects from `source`, sends a WebSocket
+/// upgrade, prints the status line, then (on 101) the payload of each unmasked text frame
+/// with a short length, one per line.
+const WSS_CLIENT: &str = r#"
+import socket, ssl, sys
+port, source, origin, cookie = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+context = ssl.create_default_context()
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE
+raw = socket.create_connection(("127.0.0.1", port), timeout=15, source_address=(source, 0))
+conn = context.wrap_socket(raw, server_hostname="example.com")
+conn.sendall((
+    "GET /ws HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    f"Origin: {origin}\r\nCookie: {cookie}\r\n\r\n").encode())
+data = b""
+while b"\r\n\r\n" not in data:
+    chunk = conn.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+head, _, rest = data.partition(b"\r\n\r\n")
+print(head.split(b"\r\n")[0].decode(), flush=True)
+if b" 101 " not in head.split(b"\r\n")[0]:
+    sys.exit(0)
+while True:
+    while len(rest) < 2 or len(rest) < 2 + (rest[1] & 0x7F):
+        chunk = conn.recv(4096)
+        if not chunk:
+            sys.exit(0)
+        rest += chunk
+    length = rest[1] & 0x7F
+    if rest[0] & 0x0F == 1:
+        print(rest[2:2 + length].decode(), flush=True)
+    rest = rest[2 + length:]
+"#;
+
+/// wss:// through nginx with `examples/nginx/wson.conf` as written (only the socket, port
+/// and certificate paths changed) to wson's Unix listener, which reads the browser's
+/// address from X-Forwarded-For as a trusted proxy's.
+#[test]
+fn nginx_example_proxies_wss_to_the_unix_listener_with_the_client_address() {
+    if !have("nginx", "the nginx example")
+        || !have("openssl", "the nginx example")
+        || !have("python3", "the nginx example")
+    {
+        return;
+    }
+    let server = Setup::new()
+        .set("origins", r#"["https://example.com"]"#)
+        .set("access.trusted_proxies", r#"["unix"]"#)
+        .set("access.blocked", r#"["127.0.0.2"]"#)
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path();
+    let generated = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=example.com", "-keyout"])
+        .arg(folder.join("key.pem"))
+        .arg("-out")
+        .arg(folder.join("cert.pem"))
+        .output()
+        .unwrap();
+    assert!(generated.status.success(), "{generated:?}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+
+    let mut site = repository_file("examples/nginx/wson.conf");
+    for (from, to) in [
+        (
+            "unix:/run/wson/wson.sock".to_string(),
+            format!("unix:{}", server.unix().display()),
+        ),
+        (
+            "listen 443 ssl;".to_string(),
+            format!("listen 127.0.0.1:{port} ssl;"),
+        ),
+        ("listen [::]:443 ssl;".to_string(), String::new()),
+        (
+            "/etc/letsencrypt/live/example.com/fullchain.pem".to_string(),
+            folder.join("cert.pem").display().to_string(),
+        ),
+        (
+            "/etc/letsencrypt/live/example.com/privkey.pem".to_string(),
+            folder.join("key.pem").display().to_string(),
+        ),
+    ] {
+        assert!(
+            site.contains(&from),
+            "examples/nginx/wson.conf lacks {from}"
+        );
+        site = site.replace(&from, &to);
+    }
+    fs::write(folder.join("wson.conf"), site).unwrap();
+    let path = |name: &str| folder.join(name).display().to_string();
+    // One process (no workers switching user), everything in the temp folder.
+    let main = format!(
+        "daemon off;\nmaster_process off;\npid {};\nerror_log {} info;\nevents {{}}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {};\n  proxy_temp_path {};\n  \
+         fastcgi_temp_path {};\n  uwsgi_temp_path {};\n  scgi_temp_path {};\n  include {};\n}}\n",
+        path("nginx.pid"),
+        path("error.log"),
+        path("body"),
+        path("proxy"),
+        path("fastcgi"),
+        path("uwsgi"),
+        path("scgi"),
+        path("wson.conf"),
+    );
+    fs::write(folder.join("nginx.conf"), main).unwrap();
+    let nginx = |extra: &[&str]| {
+        let mut command = Command::new("nginx");
+        command
+            .args(["-p", &path(""), "-c", &path("nginx.conf")])
+            .args(["-e", &path("error.log")])
+            .args(extra);
+        command
+    };
+    let tested = nginx(&["-t"]).output().unwrap();
+    assert!(
+        tested.status.success(),
+        "nginx -t: {}",
+        String::from_utf8_lossy(&tested.stderr)
+    );
+    let _nginx = Reaped(
+        nginx(&[])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nginx did not listen: {}",
+            fs::read_to_string(folder.join("error.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let client = |source: &str, user: &str| {
+        let mut child = Command::new("python3")
+            .args(["-c", WSS_CLIENT, &port.to_string(), source])
+            .args(["https://example.com", &Cookies::fresh(user).header])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        (Reaped(child), lines)
+    };
+    let (_alice, mut alice) = client("127.0.0.1", "alice");
+    let status = alice.next().unwrap().unwrap();
+    assert!(status.contains(" 101 "), "{status}");
+    server.control().send(b'b', b"through nginx");
+    assert_eq!(alice.next().unwrap().unwrap(), "through nginx");
+
+    // nginx appends the client's address; wson trusts the Unix peer and judges that one.
+    let (_blocked, mut blocked) = client("127.0.0.2", "mallory");
+    let status = blocked.next().unwrap().unwrap();
+    assert!(status.contains(" 403 "), "{status}");
 }
