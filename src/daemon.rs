@@ -169,8 +169,8 @@ impl Drop for PidFile {
 }
 
 /// Points stdout and stderr at `path`, opened afresh (created when logrotate moved the old
-/// file away). Lines written before this went to the old file; none is lost or split,
-/// because the loop is the only writer and calls this between turns.
+/// file away). `dup2` swaps each descriptor atomically, so a line (one write) goes whole
+/// to the old file or to the new one, even from the cluster link's threads.
 pub fn reopen_log(path: &Path) -> Result<(), DaemonError> {
     let log_error = |error| DaemonError::LogFile {
         path: path.to_path_buf(),

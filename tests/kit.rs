@@ -241,8 +241,8 @@ impl Drop for Reaped {
 }
 
 /// A wss:// client in Python's standard library: connects from `source`, sends a WebSocket
-/// upgrade, prints the status line, then (on 101) the payload of each unmasked text frame
-/// with a short length, one per line.
+/// upgrade, prints the status line, then the body of a refusal on one line ('|' for its
+/// line ends) or, on 101, the payload of each short unmasked text frame, one per line.
 const WSS_CLIENT: &str = r#"
 import socket, ssl, sys
 port, source, origin, cookie = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
@@ -264,6 +264,12 @@ while b"\r\n\r\n" not in data:
 head, _, rest = data.partition(b"\r\n\r\n")
 print(head.split(b"\r\n")[0].decode(), flush=True)
 if b" 101 " not in head.split(b"\r\n")[0]:
+    # nginx keeps the connection for another request: read by Content-Length, not to EOF.
+    fields = [line.split(b":", 1) for line in head.split(b"\r\n")[1:]]
+    length = int(next(v for n, v in fields if n.strip().lower() == b"content-length"))
+    while len(rest) < length:
+        rest += conn.recv(4096)
+    print(rest.decode().strip().replace("\n", "|"), flush=True)
     sys.exit(0)
 while True:
     while len(rest) < 2 or len(rest) < 2 + (rest[1] & 0x7F):
@@ -406,4 +412,8 @@ fn nginx_example_proxies_wss_to_the_unix_listener_with_the_client_address() {
     let (_blocked, mut blocked) = client("127.0.0.2", "mallory");
     let status = blocked.next().unwrap().unwrap();
     assert!(status.contains(" 403 "), "{status}");
+    assert_eq!(
+        blocked.next().unwrap().unwrap(),
+        "403 Forbidden|blocked address"
+    );
 }
