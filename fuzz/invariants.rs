@@ -665,9 +665,17 @@ pub fn ws_handshake(data: &[u8]) {
             assert!(text.len() <= 400, "{} bytes of error text", text.len());
             let retry_after = u32::from(data.first().copied().unwrap_or(0));
             for retry_after in [None, Some(retry_after)] {
-                let response = handshake::refusal_response(error.status(), retry_after);
+                let response = handshake::refusal_response(error.status(), retry_after, &text);
                 let code = check_response(&response);
                 assert_eq!(code, error.status().code());
+                // The body is the status line and the reason line, whatever the peer sent.
+                let body = response
+                    .windows(4)
+                    .position(|window| window == b"\r\n\r\n")
+                    .and_then(|at| response.get(at + 4..))
+                    .unwrap_or_default();
+                assert_eq!(body.iter().filter(|&&byte| byte == b'\n').count(), 2);
+                assert!(!body.contains(&b'\r'), "{body:?}");
             }
         }
     }

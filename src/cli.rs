@@ -22,7 +22,8 @@ use crate::token::Token;
 ///
 /// Browsers and apps hold WebSocket connections to wson; backend scripts push messages
 /// to them through the control socket (see COMMANDS.md). Cookie authorization, a pid
-/// file, and signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the config.
+/// file, and signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the config, SIGUSR1
+/// reopens the log file of `start --daemon` (for logrotate).
 #[derive(Debug, Parser)]
 #[command(name = "wson", version, about, long_about)]
 pub struct Cli {
@@ -42,7 +43,8 @@ pub struct Cli {
 pub enum Command {
     /// Start the server (in the foreground unless --daemon).
     Start {
-        /// Detach: double fork, new session, output to the configured log_file.
+        /// Detach: double fork, new session, output to the configured log_file (reopened
+        /// on SIGUSR1).
         #[arg(long)]
         daemon: bool,
     },
@@ -208,15 +210,19 @@ fn start(config_path: &Path, detach: bool) -> Result<(), CliError> {
             return Err(error);
         }
     };
-    if let Some(ready) = ready {
+    let server = if let Some(ready) = ready {
         ready.report(Ok(()));
-    }
+        server.with_log_file(config.log_file.clone())
+    } else {
+        server
+    };
     log::info!(
         pid = std::process::id(),
         version = env!("CARGO_PKG_VERSION"),
         config:% = config_path.display();
         "started"
     );
+    daemon::notify_systemd("READY=1");
     let result = server.run().map_err(runtime);
     drop(pid_file);
     result

@@ -168,11 +168,30 @@ impl Drop for PidFile {
     }
 }
 
-/// Routes SIGTERM/SIGINT/SIGHUP to flags plus a wake-up byte on a socket pair. The loop
+/// Points stdout and stderr at `path`, opened afresh (created when logrotate moved the old
+/// file away). `dup2` swaps each descriptor atomically, so a line (one write) goes whole
+/// to the old file or to the new one, even from the cluster link's threads.
+pub fn reopen_log(path: &Path) -> Result<(), DaemonError> {
+    let log_error = |error| DaemonError::LogFile {
+        path: path.to_path_buf(),
+        error,
+    };
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(log_error)?;
+    let errno = |error: nix::Error| log_error(io::Error::from(error));
+    nix::unistd::dup2_stdout(&log).map_err(errno)?;
+    nix::unistd::dup2_stderr(&log).map_err(errno)?;
+    Ok(())
+}
+
+/// Routes SIGTERM/SIGINT/SIGHUP/SIGUSR1 to flags plus a wake-up byte on a socket pair. The loop
 /// polls the returned stream, drains it, then reads the flags (signal-hook's
 /// `low_level::pipe` docs explain why this order loses no signal).
 pub fn install_signals() -> Result<(SignalFlags, std::os::unix::net::UnixStream), DaemonError> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
     let flags = SignalFlags::default();
     let (wake_rx, wake_tx) =
         std::os::unix::net::UnixStream::pair().map_err(DaemonError::Signals)?;
@@ -183,12 +202,57 @@ pub fn install_signals() -> Result<(SignalFlags, std::os::unix::net::UnixStream)
         (SIGTERM, &flags.terminate),
         (SIGINT, &flags.terminate),
         (SIGHUP, &flags.reload),
+        (SIGUSR1, &flags.reopen_log),
     ] {
         signal_hook::flag::register(signal, Arc::clone(flag)).map_err(DaemonError::Signals)?;
         let tx = wake_tx.try_clone().map_err(DaemonError::Signals)?;
         signal_hook::low_level::pipe::register(signal, tx).map_err(DaemonError::Signals)?;
     }
     Ok((flags, wake_rx))
+}
+
+/// Tells systemd how the service is doing (sd_notify(3), for `Type=notify`): `READY=1`
+/// once the listeners are bound and the loop is about to serve, `STOPPING=1` when a stop
+/// begins. Nothing happens without `NOTIFY_SOCKET`; a failed send is logged, never fatal,
+/// since serving matters more than telling (systemd then times the start out itself).
+pub fn notify_systemd(state: &str) {
+    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    if let Err(error) = send_notify(&socket, state) {
+        log::warn!(
+            socket:% = socket.to_string_lossy(),
+            state,
+            error:%;
+            "cannot notify systemd"
+        );
+    }
+}
+
+/// One datagram to `socket`: a path, or an abstract name when it starts with '@'.
+fn send_notify(socket: &std::ffi::OsStr, state: &str) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let address = match socket.as_bytes().strip_prefix(b"@") {
+        Some(name) => abstract_address(name)?,
+        None => SocketAddr::from_pathname(socket)?,
+    };
+    UnixDatagram::unbound()?.send_to_addr(state.as_bytes(), &address)?;
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn abstract_address(name: &[u8]) -> io::Result<std::os::unix::net::SocketAddr> {
+    use std::os::linux::net::SocketAddrExt;
+    std::os::unix::net::SocketAddr::from_abstract_name(name)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn abstract_address(_name: &[u8]) -> io::Result<std::os::unix::net::SocketAddr> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "abstract socket names exist on Linux only",
+    ))
 }
 
 /// Sends SIGTERM to `pid`.
@@ -324,6 +388,26 @@ mod tests {
     fn own_process_is_alive_and_a_missing_one_is_not() {
         assert!(process_alive(i32::try_from(std::process::id()).unwrap()));
         assert!(!process_alive(i32::MAX - 7));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn notify_reaches_a_path_and_an_abstract_socket() {
+        use std::os::unix::net::UnixDatagram;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let receiver = UnixDatagram::bind(&path).unwrap();
+        send_notify(path.as_os_str(), "READY=1").unwrap();
+        let mut buf = [0; 64];
+        let len = receiver.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..len], b"READY=1");
+
+        let name = format!("wson-test-{}", std::process::id());
+        let receiver =
+            UnixDatagram::bind_addr(&abstract_address(name.as_bytes()).unwrap()).unwrap();
+        send_notify(std::ffi::OsStr::new(&format!("@{name}")), "STOPPING=1").unwrap();
+        let len = receiver.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..len], b"STOPPING=1");
     }
 
     #[test]

@@ -231,6 +231,58 @@ fn malformed_or_incomplete_requests_get_400() {
 }
 
 #[test]
+fn a_refusal_says_why_in_a_plain_text_body_without_secrets() {
+    let server = Setup::new().start();
+    for via in VIAS {
+        let forged = Cookies::signed("alice", now(), b"not-the-server-secret", Digest::Md5);
+        let cases: [(Req, u16, &str); 5] = [
+            (
+                Req::valid(&server, via, &Cookies::fresh("alice")).line("PUT /ws HTTP/1.1"),
+                400,
+                "400 Bad Request\nmethod \"PUT\" is not GET\n",
+            ),
+            (
+                Req::valid(&server, via, &Cookies::fresh("alice"))
+                    .set("Sec-WebSocket-Version", "8"),
+                426,
+                "426 Upgrade Required\nSec-WebSocket-Version \"8\" is not 13\n",
+            ),
+            (
+                Req::valid(&server, via, &Cookies::fresh("alice"))
+                    .set("Origin", "http://evil.example"),
+                403,
+                "403 Forbidden\norigin not allowed\n",
+            ),
+            (
+                Req::with_cookie_header(&server, via, "theme=dark"),
+                403,
+                "403 Forbidden\nno token cookie\n",
+            ),
+            (
+                Req::valid(&server, via, &forged),
+                403,
+                "403 Forbidden\ndigest does not match\n",
+            ),
+        ];
+        for (request, status, body) in cases {
+            let mut client = raw(&server, via);
+            client.send_raw(request.text().as_bytes());
+            let response = client.read_response();
+            assert_eq!(
+                response.header("Content-Type"),
+                Some("text/plain; charset=utf-8"),
+                "{}",
+                response.raw
+            );
+            let text = client.read_body(&response);
+            assert_eq!(text, body, "over {via:?}");
+            assert!(!text.contains(SECRET));
+            assert_refusal(&mut client, &response, status, via);
+        }
+    }
+}
+
+#[test]
 fn upgrade_and_connection_are_case_insensitive_comma_lists() {
     let server = Setup::new().start();
     let cases: [Edit; 4] = [

@@ -10,6 +10,7 @@
 #     the kit's clients/php/Wson.php) -> php on PATH
 #   - redis-server (tests/cluster.rs joins nodes through a Redis of its own) -> redis-server
 #   - openssl (tests/cluster.rs makes a certificate for a Redis over TLS) -> openssl on PATH
+#   - nginx-light (tests/kit.rs runs examples/nginx/wson.conf in front of wson) -> nginx
 # Versions are pinned in tests/clients/requirements.txt, tests/clients/requirements-crossbar.txt
 # and tests/clients/package-lock.json.
 #
@@ -68,6 +69,12 @@ if command -v openssl >/dev/null; then
 else
     log "openssl: installing with apt-get (tests/cluster.rs makes a Redis TLS certificate)"
     apt_install openssl
+fi
+if command -v nginx >/dev/null; then
+    log "nginx: present"
+else
+    log "nginx: installing nginx-light with apt-get (tests/kit.rs runs the nginx example)"
+    apt_install nginx-light
 fi
 
 # --- Python clients and Crossbar.io -------------------------------------------------------------

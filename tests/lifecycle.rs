@@ -1,6 +1,6 @@
 //! The process life cycle and the command line, on the real binary: `check`, `token`, the
 //! secret file, the pid file, `start --daemon`, `stop`, `status`, `restart`, `reload`,
-//! start errors, signals (SIGTERM, SIGINT, SIGHUP) and exit codes.
+//! start errors, signals (SIGTERM, SIGINT, SIGHUP, SIGUSR1) and exit codes.
 //!
 //! Every CLI run is bounded (`run_wson` kills a run that outlives `WAIT`), and every
 //! process a test starts is killed on drop, so a failing test leaves nothing running.
@@ -715,6 +715,88 @@ fn daemon_starts_detached_serves_logs_to_its_file_and_stops() {
     assert!(process_gone(pid), "stop returned while the daemon runs");
     assert_files_gone(dir.path(), &["wson.pid", "ws.sock", "control.sock"]);
     assert_eq!(closer.join().unwrap().close_reason(), "going away");
+}
+
+/// The text of `path` once it holds `needle`, or a failure after `WAIT`.
+fn wait_for_file_text(path: &Path, needle: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} lacks {needle:?} after {WAIT:?}: {text}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigusr1_reopens_the_daemon_log_file_after_logrotate_renamed_it_keeping_clients() {
+    let (dir, config) = quick().set("log_file", r#""daemon.log""#).write();
+    let log_file = dir.path().join("daemon.log");
+    let rotated = dir.path().join("daemon.log.1");
+    cli(&config, &["start", "--daemon"]).expect_code(0);
+    let pid = pid_in(&dir.path().join("wson.pid")).expect("a pid file once start returned");
+    let _guard = Daemon {
+        pid,
+        log_file: log_file.clone(),
+    };
+    let mut client = WsClient::connect_unix(&dir.path().join("ws.sock"), &Cookies::fresh("alice"))
+        .expect("the daemon accepts a handshake");
+
+    // What logrotate does without copytruncate: rename, then signal (postrotate).
+    fs::rename(&log_file, &rotated).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGUSR1).unwrap();
+    let fresh = wait_for_file_text(&log_file, "log file reopened");
+    assert!(!fresh.contains("started pid="), "{fresh}");
+    let old = fs::read_to_string(&rotated).unwrap();
+    assert!(old.contains(&format!("started pid={pid}")), "{old}");
+    assert!(!old.contains("log file reopened"), "{old}");
+
+    // The client connected before the rotation still gets pushes; new lines (a reload)
+    // go to the new file only.
+    let mut control = Control::connect(&ControlAddr::Unix(dir.path().join("control.sock")));
+    control.send(b'b', b"after rotation");
+    assert_eq!(client.recv_text(), "after rotation");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGHUP).unwrap();
+    wait_for_file_text(&log_file, "configuration reloaded");
+    assert_eq!(fs::read_to_string(&rotated).unwrap(), old);
+}
+
+#[test]
+fn notify_socket_gets_ready_once_listening_and_stopping_on_sigterm() {
+    let (dir, config) = quick().write();
+    let notify_path = dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(WAIT)).unwrap();
+    let output = dir.path().join("output.log");
+    let child = Command::new(wson_bin())
+        .arg("-c")
+        .arg(&config)
+        .arg("start")
+        .env("NOTIFY_SOCKET", &notify_path)
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&output).unwrap())
+        .stderr(fs::File::create(&output).unwrap())
+        .spawn()
+        .expect("spawn wson");
+    let mut server = Foreground { child, output };
+    let mut buf = [0; 256];
+
+    let len = notify.recv(&mut buf).expect("READY=1 within WAIT");
+    assert_eq!(String::from_utf8_lossy(&buf[..len]), "READY=1");
+    // Ready means serving: a client is accepted at once.
+    WsClient::connect_unix(&dir.path().join("ws.sock"), &Cookies::fresh("alice"))
+        .expect("a handshake right after READY=1");
+
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(server.pid()), Signal::SIGTERM).unwrap();
+    let len = notify.recv(&mut buf).expect("STOPPING=1 within WAIT");
+    assert_eq!(String::from_utf8_lossy(&buf[..len]), "STOPPING=1");
+    assert_eq!(server.wait_exit(), Some(0));
 }
 
 // ---------------------------------------------------------------------------------------

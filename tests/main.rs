@@ -18,6 +18,7 @@ mod events;
 mod handshake;
 mod hostile;
 mod js_client;
+mod kit;
 mod lifecycle;
 mod logging;
 mod php;

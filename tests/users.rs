@@ -238,7 +238,10 @@ fn token_reuse_refuse_is_the_default_429_with_retry_after() {
         .and_then(|value| value.parse().ok())
         .unwrap_or_else(|| panic!("a Retry-After in seconds: {}", refusal.raw));
     assert!(retry_after > 0);
-    assert_eq!(second.read_body(&refusal), "429 Too Many Requests\n");
+    assert_eq!(
+        second.read_body(&refusal),
+        "429 Too Many Requests\ntoken already connected\n"
+    );
     // The same with token_reuse spelled out.
     let server_explicit = Setup::new().set("users.token_reuse", r#""refuse""#).start();
     let (_held, held_cookies) = server_explicit.user_client("alice");

@@ -244,6 +244,7 @@ pub enum Screen {
     /// The forwarded address is over a per-address limit: 429 with this `Retry-After`.
     Limited {
         retry_after: u32,
+        reason: &'static str,
     },
 }
 
@@ -408,7 +409,7 @@ impl Conn {
                     "handshake refused"
                 );
                 ctx.stats.handshakes_refused += 1;
-                self.refuse(error.status(), None, settings, now);
+                self.refuse(error.status(), None, &error.to_string(), settings, now);
                 return None;
             }
         };
@@ -418,13 +419,22 @@ impl Conn {
             Screen::Blocked => {
                 ctx.stats.handshakes_refused += 1;
                 ctx.stats.refused_blocked += 1;
-                self.refuse(Status::Forbidden, None, settings, now);
+                self.refuse(Status::Forbidden, None, "blocked address", settings, now);
                 return None;
             }
-            Screen::Limited { retry_after } => {
+            Screen::Limited {
+                retry_after,
+                reason,
+            } => {
                 ctx.stats.handshakes_refused += 1;
                 ctx.stats.refused_rate_limited += 1;
-                self.refuse(Status::TooManyRequests, Some(retry_after), settings, now);
+                self.refuse(
+                    Status::TooManyRequests,
+                    Some(retry_after),
+                    reason,
+                    settings,
+                    now,
+                );
                 return None;
             }
         }
@@ -437,7 +447,7 @@ impl Conn {
                 "handshake refused"
             );
             ctx.stats.handshakes_refused += 1;
-            self.refuse(Status::Forbidden, None, settings, now);
+            self.refuse(Status::Forbidden, None, "origin not allowed", settings, now);
             return None;
         }
         let mut wamp_login = false;
@@ -470,7 +480,9 @@ impl Conn {
                         );
                         ctx.stats.handshakes_refused += 1;
                         ctx.upcalls.login_failed();
-                        self.refuse(Status::Forbidden, None, settings, now);
+                        // AuthError's text names the cookie and the rule, never a value
+                        // that would help forge one.
+                        self.refuse(Status::Forbidden, None, &error.to_string(), settings, now);
                         return None;
                     }
                 }
@@ -503,15 +515,17 @@ impl Conn {
         }))
     }
 
-    /// Queues an HTTP refusal; the connection closes once it is written.
+    /// Queues an HTTP refusal saying `why` in its body; the connection closes once it is
+    /// written.
     pub fn refuse(
         &mut self,
         status: Status,
         retry_after: Option<u32>,
+        why: &str,
         settings: &Settings,
         now: Instant,
     ) {
-        let response = handshake::refusal_response(status, retry_after);
+        let response = handshake::refusal_response(status, retry_after, why);
         self.refuse_with(response, settings, now);
     }
 

@@ -21,6 +21,7 @@ pub mod stats;
 pub mod stream;
 
 use std::io::{self, Read};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -105,6 +106,8 @@ impl ControlSink for ControlQueues<'_> {
 pub struct SignalFlags {
     pub terminate: Arc<AtomicBool>,
     pub reload: Arc<AtomicBool>,
+    /// SIGUSR1: reopen the log file (logrotate moved it away).
+    pub reopen_log: Arc<AtomicBool>,
 }
 
 /// Why the server could not start.
@@ -235,6 +238,9 @@ pub struct Server {
     started: Instant,
     next_tick: Instant,
     state: RunState,
+    /// The file stdout and stderr point at when detached; `None` in the foreground, where
+    /// whoever started wson owns stderr (journald, a terminal) and SIGUSR1 has nothing to do.
+    log_file: Option<PathBuf>,
 }
 
 impl Server {
@@ -336,7 +342,14 @@ impl Server {
             started: now,
             next_tick: now + TICK,
             state: RunState::Running,
+            log_file: None,
         })
+    }
+
+    /// Names the log file that SIGUSR1 reopens (set by `start --daemon`).
+    pub fn with_log_file(mut self, path: PathBuf) -> Server {
+        self.log_file = Some(path);
+        self
     }
 
     /// Runs until SIGTERM/SIGINT and the drain that follows.
@@ -418,6 +431,9 @@ impl Server {
             }
             if self.signals.reload.swap(false, Ordering::SeqCst) {
                 self.reload();
+            }
+            if self.signals.reopen_log.swap(false, Ordering::SeqCst) {
+                self.reopen_log();
             }
             if self.signals.terminate.swap(false, Ordering::SeqCst) {
                 self.begin_shutdown(now);
@@ -725,6 +741,19 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// SIGUSR1: point stdout and stderr at a fresh file at the same path (logrotate renamed
+    /// the old one). Connections are untouched; a failure keeps the old file and says why.
+    fn reopen_log(&self) {
+        let Some(path) = &self.log_file else {
+            log::info!("log reopen requested; logging to stderr, nothing to reopen");
+            return;
+        };
+        match crate::daemon::reopen_log(path) {
+            Ok(()) => log::info!(path:% = path.display(); "log file reopened"),
+            Err(error) => log::error!(error:% = error; "log file not reopened"),
+        }
+    }
+
     /// SIGTERM/SIGINT: stop accepting, send Close 1001 to every client and wait for them
     /// up to `close_timeout`.
     fn begin_shutdown(&mut self, now: Instant) {
@@ -732,6 +761,7 @@ impl Server {
             return;
         }
         log::info!(clients = self.hub.len(); "stopping");
+        crate::daemon::notify_systemd("STOPPING=1");
         for listener in &mut self.listeners {
             let _ = listener.deregister(self.poll.registry());
             listener.remove_socket_file();

@@ -32,6 +32,9 @@ const KEY_DECODED_LEN: usize = 16;
 /// bytes, so a refused request cannot put kilobytes into a log line.
 const ERROR_TEXT_MAX: usize = 32;
 
+/// The reason line of a refusal's body is cut to this many bytes.
+const REFUSAL_REASON_MAX: usize = 200;
+
 /// What wson keeps of a valid opening handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
@@ -265,7 +268,7 @@ fn validate(parsed: &httparse::Request<'_, '_>) -> Result<Request, HandshakeErro
     // least 1.1." (Methods are case-sensitive, RFC 9110 §9.1.)
     if method != "GET" {
         return Err(HandshakeError::NotGet {
-            method: clip(method),
+            method: clip(method, ERROR_TEXT_MAX),
         });
     }
     if minor_version < 1 {
@@ -355,7 +358,7 @@ fn validate(parsed: &httparse::Request<'_, '_>) -> Result<Request, HandshakeErro
         Some(WEBSOCKET_VERSION) => {}
         Some(other) => {
             return Err(HandshakeError::UnsupportedVersion {
-                version: clip(other),
+                version: clip(other, ERROR_TEXT_MAX),
             });
         }
     }
@@ -413,12 +416,12 @@ fn is_valid_key(key: &str) -> bool {
             .is_ok_and(|bytes| bytes.len() == KEY_DECODED_LEN)
 }
 
-/// At most `ERROR_TEXT_MAX` bytes of `text`, cut at a character boundary.
-fn clip(text: &str) -> String {
+/// At most `max` bytes of `text`, cut at a character boundary.
+fn clip(text: &str, max: usize) -> String {
     let mut end = 0;
     for (index, character) in text.char_indices() {
         let next = index + character.len_utf8();
-        if next > ERROR_TEXT_MAX {
+        if next > max {
             break;
         }
         end = next;
@@ -496,16 +499,23 @@ fn reason_phrase(code: u16) -> &'static str {
     }
 }
 
-/// A complete refusal: status line, `Connection: close`, a short plain-text body naming the
-/// status. A 426 names the version wson speaks; `retry_after` (seconds) adds `Retry-After`.
-pub fn refusal_response(status: Status, retry_after: Option<u32>) -> Vec<u8> {
+/// A complete refusal: status line, `Connection: close`, and a short plain-text body: the
+/// status, then `why` on a line of its own, so a developer with curl sees the reason. `why`
+/// comes from wson's own messages (never a secret, a cookie value or an expected digest);
+/// control characters in it become spaces, so it stays one line. A 426 names the version
+/// wson speaks; `retry_after` (seconds) adds `Retry-After`.
+pub fn refusal_response(status: Status, retry_after: Option<u32>, why: &str) -> Vec<u8> {
     let code = status.code();
     let reason = status.reason();
-    let body = format!("{code} {reason}\n");
+    let why: String = clip(why, REFUSAL_REASON_MAX)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let body = format!("{code} {reason}\n{why}\n");
     let mut response = format!(
         "HTTP/1.1 {code} {reason}\r\n\
          Connection: close\r\n\
-         Content-Type: text/plain\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
          Content-Length: {}\r\n",
         body.len()
     );
@@ -1020,14 +1030,19 @@ mod tests {
     #[test]
     fn refusal_426_names_version_13() {
         assert_eq!(
-            refusal_response(Status::UpgradeRequired, None),
+            refusal_response(
+                Status::UpgradeRequired,
+                None,
+                "Sec-WebSocket-Version \"8\" is not 13"
+            ),
             b"HTTP/1.1 426 Upgrade Required\r\n\
               Connection: close\r\n\
-              Content-Type: text/plain\r\n\
-              Content-Length: 21\r\n\
+              Content-Type: text/plain; charset=utf-8\r\n\
+              Content-Length: 57\r\n\
               Sec-WebSocket-Version: 13\r\n\
               \r\n\
-              426 Upgrade Required\n"
+              426 Upgrade Required\n\
+              Sec-WebSocket-Version \"8\" is not 13\n"
                 .to_vec()
         );
     }
@@ -1035,14 +1050,15 @@ mod tests {
     #[test]
     fn refusal_429_carries_retry_after() {
         assert_eq!(
-            refusal_response(Status::TooManyRequests, Some(30)),
+            refusal_response(Status::TooManyRequests, Some(30), "token already connected"),
             b"HTTP/1.1 429 Too Many Requests\r\n\
               Connection: close\r\n\
-              Content-Type: text/plain\r\n\
-              Content-Length: 22\r\n\
+              Content-Type: text/plain; charset=utf-8\r\n\
+              Content-Length: 46\r\n\
               Retry-After: 30\r\n\
               \r\n\
-              429 Too Many Requests\n"
+              429 Too Many Requests\n\
+              token already connected\n"
                 .to_vec()
         );
     }
@@ -1093,7 +1109,7 @@ mod tests {
         ];
         for (status, code, reason) in statuses {
             assert_eq!((status.code(), status.reason()), (code, reason));
-            let response = refusal_response(status, None);
+            let response = refusal_response(status, None, "why\r\nSet-Cookie: x");
             let mut headers = [httparse::EMPTY_HEADER; 8];
             let mut parsed = httparse::Response::new(&mut headers);
             let httparse::Status::Complete(head_len) = parsed.parse(&response).unwrap() else {
@@ -1114,7 +1130,7 @@ mod tests {
             assert_eq!(length, Some(response.len() - head_len));
             assert_eq!(
                 &response[head_len..],
-                format!("{code} {reason}\n").as_bytes()
+                format!("{code} {reason}\nwhy  Set-Cookie: x\n").as_bytes()
             );
         }
     }

@@ -68,7 +68,7 @@ impl Hub {
                 max_connections = settings.max_connections;
                 "connection refused"
             );
-            Some((Status::ServiceUnavailable, None))
+            Some((Status::ServiceUnavailable, None, "max_connections reached"))
         } else {
             // A proxy carries many clients: its forwarded address is judged with the head.
             match peer {
@@ -89,30 +89,30 @@ impl Hub {
                                 reason = limited.reason();
                                 "connection refused"
                             );
-                            Some((Status::TooManyRequests, Some(retry_after)))
+                            Some((Status::TooManyRequests, Some(retry_after), limited.reason()))
                         }
                     }
                 }
                 Some(PeerAddress::Ip(_) | PeerAddress::Unix) | None => None,
             }
         };
-        if let Some((status, retry_after)) = refusal {
+        if let Some((status, retry_after, why)) = refusal {
             stats.handshakes_refused += 1;
             if self.winding >= settings.max_lingering {
                 // No room to linger: best effort, the fresh socket's buffer takes a short
                 // response.
                 let _ = std::io::Write::write(
                     &mut stream,
-                    &handshake::refusal_response(status, retry_after),
+                    &handshake::refusal_response(status, retry_after, why),
                 );
                 return None;
             }
         }
         let mut conn = Conn::new(stream, now, settings);
-        if let Some((status, retry_after)) = refusal {
+        if let Some((status, retry_after, why)) = refusal {
             // Kept until the response is written and the peer has closed, so its request
             // does not turn our close into a reset that destroys the response.
-            conn.refuse(status, retry_after, settings, now);
+            conn.refuse(status, retry_after, why, settings, now);
         }
         let refuse = refusal.is_some();
         let inserted = self.clients.insert(Client {
@@ -301,7 +301,7 @@ impl Hub {
         let retry = settings.busy_retry_after();
         client
             .conn
-            .refuse(Status::TooManyRequests, Some(retry), settings, now);
+            .refuse(Status::TooManyRequests, Some(retry), reason, settings, now);
         self.settle(key, settings);
     }
 

@@ -269,7 +269,10 @@ impl Upcalls for SessionUpcalls<'_> {
                     reason = limited.reason();
                     "handshake refused"
                 );
-                Screen::Limited { retry_after }
+                Screen::Limited {
+                    retry_after,
+                    reason: limited.reason(),
+                }
             }
         }
     }
