@@ -463,11 +463,9 @@ impl Realm {
         local_only: bool,
     ) -> Result<u64, Refusal> {
         let sessions = &self.sessions;
-        let eligible = |callee: &u64| {
-            sessions
-                .get(callee)
-                .is_some_and(|s| !(local_only && s.is_node()))
-        };
+        // Without `local_only` every callee is eligible: no lookup on the common path.
+        let eligible =
+            |callee: &u64| !local_only || sessions.get(callee).is_some_and(|s| !s.is_node());
         let free = |callee: &u64| {
             sessions
                 .get(callee)
@@ -609,16 +607,18 @@ impl Realm {
         // best such match: this node's callees as if it were alone).
         let sessions = &self.sessions;
         let has_local_callee = |registration: &Registration| {
-            !from_node
-                || registration
-                    .callees
-                    .iter()
-                    .any(|callee| sessions.get(callee).is_some_and(|s| !s.is_node()))
+            registration
+                .callees
+                .iter()
+                .any(|callee| sessions.get(callee).is_some_and(|s| !s.is_node()))
         };
-        let Some((registration, policy)) = self
-            .dealer
-            .best_match_where(&procedure, has_local_callee)
-            .map(|registration| (registration.id, registration.policy))
+        let matched = if from_node {
+            self.dealer.best_match_where(&procedure, has_local_callee)
+        } else {
+            self.dealer.best_match(&procedure)
+        };
+        let Some((registration, policy)) =
+            matched.map(|registration| (registration.id, registration.policy))
         else {
             if from_node {
                 // The other node's route is stale (the callee here left a moment ago): it
