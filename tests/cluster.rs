@@ -133,6 +133,15 @@ fn wait_status(server: &Server, key: &str, value: &serde_json::Value) {
     }
 }
 
+/// Three nodes that each count the other two alive.
+pub(crate) fn joined_nodes(redis: &Redis) -> [Server; 3] {
+    let nodes = three_nodes(redis);
+    for node in &nodes {
+        wait_nodes(node, 3);
+    }
+    nodes
+}
+
 /// Three nodes joined by `redis`, each with Redis up.
 pub(crate) fn three_nodes(redis: &Redis) -> [Server; 3] {
     let nodes = [node(redis, "a"), node(redis, "b"), node(redis, "c")];
@@ -315,10 +324,7 @@ fn c_w_o_and_kicks_answer_for_the_whole_cluster() {
     let Some(redis) = Redis::start() else {
         return;
     };
-    let nodes = three_nodes(&redis);
-    for node in &nodes {
-        wait_nodes(node, 3);
-    }
+    let nodes = joined_nodes(&redis);
     let frank = Cookies::fresh("frank");
     let mut on_c = WsClient::connect_tcp(&nodes[2].tcp(), &frank).unwrap();
     let _tab_on_b = WsClient::connect_tcp(&nodes[1].tcp(), &Cookies::fresh("frank")).unwrap();
@@ -359,10 +365,7 @@ fn a_killed_node_is_forgotten_and_questions_answer_without_it() {
     let Some(redis) = Redis::start() else {
         return;
     };
-    let mut nodes = three_nodes(&redis);
-    for node in &nodes {
-        wait_nodes(node, 3);
-    }
+    let mut nodes = joined_nodes(&redis);
     let grace = Cookies::fresh("grace");
     let _on_a = WsClient::connect_tcp(&nodes[0].tcp(), &grace).unwrap();
     nodes[2].signal(nix::sys::signal::Signal::SIGKILL);
@@ -383,10 +386,7 @@ fn without_redis_cluster_wide_questions_are_refused_clearly() {
     let Some(mut redis) = Redis::start() else {
         return;
     };
-    let nodes = three_nodes(&redis);
-    for node in &nodes {
-        wait_nodes(node, 3);
-    }
+    let nodes = joined_nodes(&redis);
     redis.kill();
     wait_redis(&nodes[0], "down");
     let mut control = nodes[0].control();
@@ -430,10 +430,7 @@ fn t_reports_every_node_and_the_sum() {
     let Some(redis) = Redis::start() else {
         return;
     };
-    let nodes = three_nodes(&redis);
-    for node in &nodes {
-        wait_nodes(node, 3);
-    }
+    let nodes = joined_nodes(&redis);
     let _clients: Vec<WsClient> = [0, 1, 1, 2, 2, 2]
         .iter()
         .map(|&index| nodes[index].client())
@@ -464,10 +461,7 @@ fn subscriptions_reach_connections_on_any_node() {
     let Some(redis) = Redis::start() else {
         return;
     };
-    let nodes = three_nodes(&redis);
-    for node in &nodes {
-        wait_nodes(node, 3);
-    }
+    let nodes = joined_nodes(&redis);
     let ivy = Cookies::fresh("ivy");
     let mut on_c = WsClient::connect_tcp(&nodes[2].tcp(), &ivy).unwrap();
     let mut tab_on_b = WsClient::connect_tcp(&nodes[1].tcp(), &Cookies::fresh("ivy")).unwrap();
@@ -526,10 +520,7 @@ fn event_listeners_hear_every_node_and_a_group_gets_each_event_once() {
     let Some(redis) = Redis::start() else {
         return;
     };
-    let nodes = three_nodes(&redis);
-    for node in &nodes {
-        wait_nodes(node, 3);
-    }
+    let nodes = joined_nodes(&redis);
     // The group "workers" with a member on b and one on c, then a listener on b.
     let mut worker_b = nodes[1].control();
     worker_b.listen("workers", "connected");
@@ -578,10 +569,7 @@ fn lists_page_through_every_node() {
     let Some(redis) = Redis::start() else {
         return;
     };
-    let nodes = three_nodes(&redis);
-    for node in &nodes {
-        wait_nodes(node, 3);
-    }
+    let nodes = joined_nodes(&redis);
     // ann on a, bob on a and c, cat on c; each subscribed to "news" on its own node.
     let mut clients = Vec::new();
     for (index, user) in [(0, "ann"), (0, "bob"), (2, "bob"), (2, "cat")] {
@@ -629,10 +617,7 @@ fn topic_counts_count_each_user_once_across_nodes() {
     let Some(redis) = Redis::start() else {
         return;
     };
-    let nodes = three_nodes(&redis);
-    for node in &nodes {
-        wait_nodes(node, 3);
-    }
+    let nodes = joined_nodes(&redis);
     // ann on a, bob on a and c, cat on c: three users, four connections.
     let mut clients = Vec::new();
     for (index, user) in [(0, "ann"), (0, "bob"), (2, "bob"), (2, "cat")] {
@@ -679,10 +664,7 @@ fn refuse_holds_one_connection_per_token_across_nodes() {
     let Some(redis) = Redis::start() else {
         return;
     };
-    let nodes = three_nodes(&redis);
-    for node in &nodes {
-        wait_nodes(node, 3);
-    }
+    let nodes = joined_nodes(&redis);
     let eve = Cookies::fresh("eve");
     let on_a = WsClient::connect_tcp(&nodes[0].tcp(), &eve).unwrap();
     // b and c refuse it as a would: 429, with a Retry-After.
@@ -711,10 +693,7 @@ fn a_killed_nodes_tokens_are_free_once_it_is_gone() {
     let Some(redis) = Redis::start() else {
         return;
     };
-    let mut nodes = three_nodes(&redis);
-    for node in &nodes {
-        wait_nodes(node, 3);
-    }
+    let mut nodes = joined_nodes(&redis);
     let fay = Cookies::fresh("fay");
     let _on_c = WsClient::connect_tcp(&nodes[2].tcp(), &fay).unwrap();
     let refused = refusal(&nodes[0], &fay);
@@ -733,10 +712,7 @@ fn a_stopped_nodes_tokens_are_free_at_once() {
     let Some(redis) = Redis::start() else {
         return;
     };
-    let nodes = three_nodes(&redis);
-    for node in &nodes {
-        wait_nodes(node, 3);
-    }
+    let nodes = joined_nodes(&redis);
     let gil = Cookies::fresh("gil");
     let _on_c = WsClient::connect_tcp(&nodes[2].tcp(), &gil).unwrap();
     // c stops, and waits for its client's Close while it drains.

@@ -5,22 +5,26 @@
 
 use serde_json::{Value, json};
 
-use crate::cluster::{Redis, fields, node, three_nodes, wait_nodes, wait_redis};
+use crate::cluster::{Redis, fields, joined_nodes, node, wait_nodes, wait_redis};
 use crate::common::wamp::RawWamp;
 use crate::common::wamp::{is_auth_realm, py_scenario, wamp_python, wson_auth_keys, wson_url};
 use crate::common::*;
 
-/// Three nodes that each count the other two alive.
-fn joined_nodes(redis: &Redis) -> [Server; 3] {
-    let nodes = three_nodes(redis);
-    for node in &nodes {
-        wait_nodes(node, 3);
-    }
-    nodes
-}
-
 fn session_id(welcome: &Value) -> u64 {
     welcome[1].as_u64().expect("a session id")
+}
+
+/// alice on node a, bob on b, carol on c, joined to realm1, with their session ids.
+fn alice_bob_carol(nodes: &[Server; 3]) -> [(RawWamp, u64); 3] {
+    let join = |node: &Server, user: &str| {
+        let (session, welcome) = RawWamp::join(node, user, "realm1");
+        (session, session_id(&welcome))
+    };
+    [
+        join(&nodes[0], "alice"),
+        join(&nodes[1], "bob"),
+        join(&nodes[2], "carol"),
+    ]
 }
 
 /// Subscribes to `topic`; returns the subscription id.
@@ -70,12 +74,11 @@ fn a_wamp_publication_reaches_every_node_with_its_options_and_one_id() {
         return;
     };
     let nodes = joined_nodes(&redis);
-    let (mut alice, welcome) = RawWamp::join(&nodes[0], "alice", "realm1");
-    let alice_id = session_id(&welcome);
-    let (mut bob, welcome) = RawWamp::join(&nodes[1], "bob", "realm1");
-    let bob_id = session_id(&welcome);
-    let (mut carol, welcome) = RawWamp::join(&nodes[2], "carol", "realm1");
-    let carol_id = session_id(&welcome);
+    let [
+        (mut alice, alice_id),
+        (mut bob, bob_id),
+        (mut carol, carol_id),
+    ] = alice_bob_carol(&nodes);
     assert!(alice_id != bob_id && bob_id != carol_id && alice_id != carol_id);
     let on_bob = subscribe(&mut bob, 1, "com.news");
     let on_carol = subscribe(&mut carol, 1, "com.news");
@@ -455,12 +458,11 @@ fn the_session_meta_procedures_answer_for_every_node() {
         return;
     };
     let nodes = joined_nodes(&redis);
-    let (mut alice, welcome) = RawWamp::join(&nodes[0], "alice", "realm1");
-    let alice_id = session_id(&welcome);
-    let (mut bob, welcome) = RawWamp::join(&nodes[1], "bob", "realm1");
-    let bob_id = session_id(&welcome);
-    let (mut carol, welcome) = RawWamp::join(&nodes[2], "carol", "realm1");
-    let carol_id = session_id(&welcome);
+    let [
+        (mut alice, alice_id),
+        (mut bob, bob_id),
+        (mut carol, carol_id),
+    ] = alice_bob_carol(&nodes);
     let mut call = |request: u64, procedure: &str, args: Value| {
         alice.send(&json!([48, request, {}, procedure, args]));
         alice.recv()

@@ -94,13 +94,9 @@ impl DevTools {
     }
 }
 
-#[test]
-fn demo_page_connects_shows_pushed_messages_and_the_close_code() {
-    if crate::common::php().is_none() || !chromium() {
-        return;
-    }
-    // The demo backend first, pointed at the folder wson will run in: wson's allowed
-    // origin is the backend's address.
+/// The demo backend (`serve.php`), then wson beside it with the backend's address as its
+/// allowed origin: (the backend, wson, that origin, wson's TCP port).
+fn demo_backend_and_wson() -> (PhpServer, Server, String, String) {
     let folder = tempfile::tempdir().unwrap();
     let secret_file = folder.path().join("secret");
     let control = format!("unix://{}", folder.path().join("control.sock").display());
@@ -120,6 +116,15 @@ fn demo_page_connects_shows_pushed_messages_and_the_close_code() {
     fs::write(&config, setup.toml()).unwrap();
     let server = Server::start_in(folder, config, setup.toml(), &[]);
     let ws_port = server.tcp().rsplit(':').next().unwrap().to_string();
+    (web, server, origin, ws_port)
+}
+
+#[test]
+fn demo_page_connects_shows_pushed_messages_and_the_close_code() {
+    if crate::common::php().is_none() || !chromium() {
+        return;
+    }
+    let (web, server, origin, ws_port) = demo_backend_and_wson();
 
     let page = format!("{origin}/?ws=ws%3A%2F%2Flocalhost%3A{ws_port}%2F");
     let browser = Browser::open_with(&page, &["--remote-debugging-port=0"]);
@@ -169,25 +174,7 @@ fn js_demo_page_connects_shows_pushes_and_waits_to_reconnect_when_wson_stops() {
     if crate::common::php().is_none() || !chromium() {
         return;
     }
-    let folder = tempfile::tempdir().unwrap();
-    let secret_file = folder.path().join("secret");
-    let control = format!("unix://{}", folder.path().join("control.sock").display());
-    let web = PhpServer::start(
-        &demo_dir().join("serve.php"),
-        &[
-            ("WSON_SECRET_FILE", secret_file.to_str().unwrap()),
-            ("WSON_CONTROL", &control),
-        ],
-    );
-    let origin = format!("http://localhost:{}", web.port);
-    let setup = Setup::new()
-        .unset("secret")
-        .set("secret_file", r#""secret""#)
-        .set("origins", &format!("[{origin:?}]"));
-    let config = folder.path().join("wson.toml");
-    fs::write(&config, setup.toml()).unwrap();
-    let server = Server::start_in(folder, config, setup.toml(), &[]);
-    let ws_port = server.tcp().rsplit(':').next().unwrap().to_string();
+    let (web, server, origin, ws_port) = demo_backend_and_wson();
 
     let page = format!("{origin}/js/?ws=ws%3A%2F%2Flocalhost%3A{ws_port}%2F");
     let browser = Browser::open_with(&page, &["--remote-debugging-port=0"]);

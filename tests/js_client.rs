@@ -211,9 +211,15 @@ fn wson_js_gets_text_and_binary_pushes_and_a_clean_close_does_not_reconnect() {
     // The page closes the client when told to, then waits twice the longest backoff.
     control.send(b'b', b"close-now");
     site.expect("text");
+    closed_for_good(&mut site, &mut control, 1000, "");
+}
+
+/// The page's client closed cleanly with `code` and `reason`, stayed closed for twice its
+/// longest backoff, and wson holds no connection.
+fn closed_for_good(site: &mut KitServer, control: &mut Control, code: u16, reason: &str) {
     assert_eq!(
         site.next(),
-        json!({"event": "close", "code": 1000, "reason": "", "wasClean": true})
+        json!({"event": "close", "code": code, "reason": reason, "wasClean": true})
     );
     assert_eq!(site.next(), json!({"event": "quiet", "state": "closed"}));
     assert_eq!(control.status()["connections"], 0);
@@ -352,12 +358,7 @@ fn wson_js_does_not_reconnect_after_a_kick() {
     let mut control = server.control();
     control.send_fields(b'K', &[b"alice", b"4008", b"banned"]);
     assert_eq!(control.reply_text(), "1#1");
-    assert_eq!(
-        site.next(),
-        json!({"event": "close", "code": 4008, "reason": "banned", "wasClean": true})
-    );
-    assert_eq!(site.next(), json!({"event": "quiet", "state": "closed"}));
-    assert_eq!(control.status()["connections"], 0);
+    closed_for_good(&mut site, &mut control, 4008, "banned");
 }
 
 #[test]

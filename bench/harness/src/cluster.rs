@@ -256,6 +256,30 @@ pub(crate) fn link_counters(nodes: &[Running]) -> Result<(u64, u64), String> {
     Ok((sent.unwrap_or(0), dropped))
 }
 
+/// `record` with what the link cost over a phase of `operations`: Redis's CPU per operation
+/// between the readings, and the messages the nodes published and dropped (counters as
+/// (before, after)).
+pub(crate) fn with_link_metrics(
+    record: Record,
+    before: &Reading,
+    after: &Reading,
+    operations: u64,
+    sent: (u64, u64),
+    dropped: (u64, u64),
+) -> Record {
+    let redis_cpu = match (before.redis, after.redis) {
+        (Some(b), Some(a)) => CpuMark::per_op(b, a, operations).0,
+        _ => f64::NAN,
+    };
+    record
+        .metric("redis_us", redis_cpu)
+        .metric("redis_messages", sent.1.saturating_sub(sent.0) as f64)
+        .metric(
+            "cluster_dropped",
+            dropped.1.saturating_sub(dropped.0) as f64,
+        )
+}
+
 /// What a phase is measured between: each node's CPU and `write`/`writev` calls, the
 /// context switches of all of them, and Redis's CPU when the nodes are joined.
 pub(crate) struct Reading {

@@ -30,7 +30,7 @@ use crate::report::zero_target;
 use crate::report::{Column, LATENCY, Record, Summary, Target, col, find, fmt, ratio_target};
 use crate::servers::{self, ClusterNode, Kind, Paths, Router, Running, Setup};
 use crate::wamp::{self, Callee, Requests, Rpc};
-use crate::{CpuMark, Plan, check_alive, phase_record, settle};
+use crate::{Plan, check_alive, phase_record, settle};
 
 /// Message size of the direct messages.
 pub const SIZE: usize = 100;
@@ -138,17 +138,8 @@ fn measure(
     if let (Some(redis), Some((sent, dropped))) = (redis, counters) {
         redis.check_alive()?;
         let (sent_after, dropped_after) = link_totals(nodes)?;
-        let redis_cpu = match (before.redis, after.redis) {
-            (Some(b), Some(a)) => CpuMark::per_op(b, a, delivered).0,
-            _ => f64::NAN,
-        };
-        record = record
-            .metric("redis_us", redis_cpu)
-            .metric("redis_messages", sent_after.saturating_sub(sent) as f64)
-            .metric(
-                "cluster_dropped",
-                dropped_after.saturating_sub(dropped) as f64,
-            );
+        let (sent, dropped) = ((sent, sent_after), (dropped, dropped_after));
+        record = cluster::with_link_metrics(record, &before, &after, delivered, sent, dropped);
     }
     Ok(record)
 }

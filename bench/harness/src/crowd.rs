@@ -39,7 +39,7 @@ use crate::generator::{
 };
 use crate::report::{Column, LATENCY, Record, Summary, Target, col, find, fmt, zero_target};
 use crate::servers::{self, ClusterNode, Kind, Paths, Router, Running, Setup};
-use crate::{CpuMark, Plan, check_alive, phase_record, settle};
+use crate::{Plan, check_alive, phase_record, settle};
 
 /// Message size of the broadcasts.
 pub const SIZE: usize = 100;
@@ -699,17 +699,8 @@ pub fn session(
         if let (Some(redis), Some((sent, dropped))) = (link.as_deref_mut(), counters) {
             redis.check_alive()?;
             let (sent_after, dropped_after) = cluster::link_counters(&nodes)?;
-            let redis_cpu = match (before.redis, after.redis) {
-                (Some(b), Some(a)) => CpuMark::per_op(b, a, delivered).0,
-                _ => f64::NAN,
-            };
-            record = record
-                .metric("redis_us", redis_cpu)
-                .metric("redis_messages", sent_after.saturating_sub(sent) as f64)
-                .metric(
-                    "cluster_dropped",
-                    dropped_after.saturating_sub(dropped) as f64,
-                );
+            let (sent, dropped) = ((sent, sent_after), (dropped, dropped_after));
+            record = cluster::with_link_metrics(record, &before, &after, delivered, sent, dropped);
         }
         records.push(record);
     }

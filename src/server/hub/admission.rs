@@ -218,11 +218,7 @@ impl Hub {
         stats: &mut Stats,
         now: Instant,
     ) {
-        if !self
-            .clients
-            .get(key)
-            .is_some_and(|client| client.conn.is_admitting())
-        {
+        if !self.admitting(key) {
             return;
         }
         let token = admission.token;
@@ -305,6 +301,13 @@ impl Hub {
         self.settle(key, settings);
     }
 
+    /// The client is still waiting for its upgrade's answer (not gone, not refused).
+    fn admitting(&self, key: Key) -> bool {
+        self.clients
+            .get(key)
+            .is_some_and(|client| client.conn.is_admitting())
+    }
+
     /// Opens an admitted upgrade: the connection takes its seat, joins its user's topics
     /// and `topics`, and gets its 101.
     pub(super) fn open_seat(
@@ -316,11 +319,7 @@ impl Hub {
         stats: &mut Stats,
         now: Instant,
     ) {
-        if !self
-            .clients
-            .get(key)
-            .is_some_and(|client| client.conn.is_admitting())
-        {
+        if !self.admitting(key) {
             return;
         }
         let token = admission.token;

@@ -94,21 +94,6 @@ enum Answering {
     Users(UserCount),
 }
 
-/// What this node adds to a question besides its count.
-enum Answer0 {
-    None,
-    /// Its status JSON (`t`).
-    Status(String),
-    /// Its refusal (`j`, `J`).
-    Refusal(Option<Refusal>),
-    /// Its load and freest domain (`m`).
-    Freest((u64, String)),
-    /// Its page and the limit asked (`g`, `y`, `h`, `v`).
-    Page(Page, usize),
-    /// Its users of the topic (`H`).
-    Users(UserCount),
-}
-
 /// Who waits for a question's answers.
 #[derive(Debug, Clone, Copy)]
 enum Asker {
@@ -402,7 +387,11 @@ impl Hub {
         local: u64,
         now: Instant,
     ) -> Asked {
-        self.ask_cluster(control, question, local, Answer0::None, now)
+        let answering = match question {
+            Question::Direct { token, .. } => Answering::Confirm(token),
+            _ => Answering::Count,
+        };
+        self.ask_cluster(control, question, local, answering, now)
     }
 
     /// `j`, `J` with the other nodes: `local` is this node's result.
@@ -417,7 +406,8 @@ impl Hub {
             Ok(count) => (count as u64, None),
             Err(refusal) => (0, Some(refusal)),
         };
-        self.ask_cluster(control, question, count, Answer0::Refusal(refusal), now)
+        let answering = Answering::Subscription { refusal };
+        self.ask_cluster(control, question, count, answering, now)
     }
 
     /// `g`, `y`, `h`, `v` with the other nodes: `local` is this node's page of at most
@@ -430,7 +420,11 @@ impl Hub {
         limit: usize,
         now: Instant,
     ) -> Asked {
-        self.ask_cluster(control, question, 0, Answer0::Page(local, limit), now)
+        let answering = Answering::Pages {
+            limit,
+            pages: vec![local],
+        };
+        self.ask_cluster(control, question, 0, answering, now)
     }
 
     /// `m` with the other nodes: `local` is this node's (connections, freest domain).
@@ -440,7 +434,8 @@ impl Hub {
         local: (u64, String),
         now: Instant,
     ) -> Asked {
-        self.ask_cluster(control, Question::Freest, 0, Answer0::Freest(local), now)
+        let answering = Answering::Freest { best: local };
+        self.ask_cluster(control, Question::Freest, 0, answering, now)
     }
 
     /// `H` with the other nodes: this node's connections and users of `topic` are counted
@@ -457,13 +452,17 @@ impl Hub {
         }
         let (connections, users) = self.topic_count_here(topic, max_names);
         let question = Question::TopicCount { topic };
-        let local = Answer0::Users(users);
-        self.ask_cluster(control, question, connections, local, now)
+        let answering = Answering::Users(users);
+        self.ask_cluster(control, question, connections, answering, now)
     }
 
     /// `t` with the other nodes: `local` is this node's status JSON.
     pub fn cluster_ask_status(&mut self, control: Key, local: String, now: Instant) -> Asked {
-        self.ask_cluster(control, Question::Status, 0, Answer0::Status(local), now)
+        let answering = Answering::Status {
+            local,
+            nodes: Vec::new(),
+        };
+        self.ask_cluster(control, Question::Status, 0, answering, now)
     }
 
     /// The router holds reply `ticket` until every live node has answered: `false` when
@@ -471,7 +470,7 @@ impl Hub {
     /// once.
     pub(super) fn cluster_barrier(&mut self, ticket: u64, now: Instant) -> bool {
         let asker = Asker::Router { ticket };
-        let asked = self.ask(asker, Question::Barrier, 0, Answer0::None, now);
+        let asked = self.ask(asker, Question::Barrier, 0, Answering::Count, now);
         matches!(asked, Asked::Later(_))
     }
 
@@ -480,7 +479,7 @@ impl Hub {
         control: Key,
         question: Question<'_>,
         local: u64,
-        local_extra: Answer0,
+        answering: Answering,
         now: Instant,
     ) -> Asked {
         // The ticket is the question's id, known once asked.
@@ -488,7 +487,7 @@ impl Hub {
             key: control,
             ticket: Ticket(0),
         };
-        self.ask(asker, question, local, local_extra, now)
+        self.ask(asker, question, local, answering, now)
     }
 
     fn ask(
@@ -496,7 +495,7 @@ impl Hub {
         asker: Asker,
         question: Question<'_>,
         local: u64,
-        local_extra: Answer0,
+        answering: Answering,
         now: Instant,
     ) -> Asked {
         let Some(cluster) = &mut self.cluster else {
@@ -515,68 +514,6 @@ impl Hub {
         }
         let id = cluster.next_question;
         cluster.next_question += 1;
-        let answering = match question {
-            Question::Direct { token, .. } => Answering::Confirm(token),
-            Question::Barrier => Answering::Count,
-            Question::ToUser { .. }
-            | Question::UserOnline { .. }
-            | Question::KickToken { .. }
-            | Question::KickUser { .. }
-            | Question::Unsubscribe { .. } => Answering::Count,
-            Question::Status => Answering::Status {
-                local: match local_extra {
-                    Answer0::Status(local) => local,
-                    Answer0::None
-                    | Answer0::Refusal(_)
-                    | Answer0::Freest(_)
-                    | Answer0::Page(..)
-                    | Answer0::Users(_) => String::new(),
-                },
-                nodes: Vec::new(),
-            },
-            Question::Subscribe { .. } => Answering::Subscription {
-                refusal: match local_extra {
-                    Answer0::Refusal(refusal) => refusal,
-                    Answer0::None
-                    | Answer0::Status(_)
-                    | Answer0::Freest(_)
-                    | Answer0::Page(..)
-                    | Answer0::Users(_) => None,
-                },
-            },
-            Question::Freest => Answering::Freest {
-                best: match local_extra {
-                    Answer0::Freest(local) => local,
-                    Answer0::None
-                    | Answer0::Status(_)
-                    | Answer0::Refusal(_)
-                    | Answer0::Page(..)
-                    | Answer0::Users(_) => (u64::MAX, String::new()),
-                },
-            },
-            Question::Page { .. } => match local_extra {
-                Answer0::Page(local, limit) => Answering::Pages {
-                    limit,
-                    pages: vec![local],
-                },
-                Answer0::None
-                | Answer0::Status(_)
-                | Answer0::Refusal(_)
-                | Answer0::Freest(_)
-                | Answer0::Users(_) => Answering::Pages {
-                    limit: 0,
-                    pages: Vec::new(),
-                },
-            },
-            Question::TopicCount { .. } => match local_extra {
-                Answer0::Users(users) => Answering::Users(users),
-                Answer0::None
-                | Answer0::Status(_)
-                | Answer0::Refusal(_)
-                | Answer0::Freest(_)
-                | Answer0::Page(..) => Answering::Users(UserCount::default()),
-            },
-        };
         cluster.send(None, |origin, out| {
             ClusterMessage::Ask {
                 origin,
