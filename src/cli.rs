@@ -126,7 +126,9 @@ fn runtime(error: impl std::fmt::Display) -> CliError {
 fn start_error(error: StartError) -> CliError {
     match error {
         StartError::Config(errors) => CliError::Config(errors),
-        StartError::Bind(_) | StartError::Poll(_) | StartError::Cluster(_) => runtime(error),
+        StartError::Bind(_) | StartError::Poll(_) | StartError::Cluster(_) | StartError::Tls(_) => {
+            runtime(error)
+        }
     }
 }
 
@@ -334,6 +336,12 @@ fn query_status(endpoint: &Endpoint) -> io::Result<String> {
             let stream = std::os::unix::net::UnixStream::connect(path)?;
             stream.set_read_timeout(timeout)?;
             Box::new(stream)
+        }
+        Endpoint::Tls(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "not yet: `wson status` over a tls:// control socket (use a TLS client, `0t`)",
+            ));
         }
     };
     stream.write_all(b"0t")?;

@@ -1,52 +1,89 @@
-//! An accepted connection's byte stream, TCP or Unix, behind one type.
+//! An accepted connection's byte stream, TCP, Unix or TLS over TCP, behind one type.
 //!
 //! Everything above this module reads and writes a `Stream` without caring which kind it
 //! is. What a short read or a short write means depends on the kind: on a plain socket a
 //! read that returns less than asked has drained the kernel buffer, and a write that takes
 //! less than offered has filled it, so the extra syscall that would only say `WouldBlock`
-//! can be skipped. A TLS stream (a later variant) buffers records and answers no to both.
+//! can be skipped. A TLS stream buffers records and answers no to both.
+//!
+//! A TLS stream also has bytes of its own to write, whatever the connection queued: the
+//! handshake, alerts, and records a full socket left behind. `pending_output` says so and
+//! `flush_pending` writes them; the socket loop writes them before the queue and keeps
+//! writing them while the queue is empty. Its application data waits for the handshake
+//! (`accepts_data`). Reading, it is dry only when the socket says `WouldBlock` and rustls
+//! holds no decrypted bytes either.
 
 use std::io::{self, IoSlice, Read, Write};
 
 use mio::event::Source;
 use mio::net::{TcpStream, UnixStream};
 use mio::{Interest, Registry, Token};
+use rustls::ServerConnection;
 
 use crate::access::PeerAddress;
+use crate::server::outbound::Flushed;
 
 pub enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    /// Boxed: a rustls session is a few hundred bytes, which plain streams should not pay.
+    Tls(Box<TlsStream>),
+}
+
+/// A TCP stream and the rustls session over it.
+pub struct TlsStream {
+    tcp: TcpStream,
+    session: ServerConnection,
 }
 
 impl Stream {
+    /// A TLS stream starting its handshake over `tcp`.
+    pub fn tls(tcp: TcpStream, session: ServerConnection) -> Stream {
+        Stream::Tls(Box::new(TlsStream { tcp, session }))
+    }
+
+    fn tcp(&self) -> Option<&TcpStream> {
+        match self {
+            Stream::Tcp(stream) => Some(stream),
+            Stream::Tls(tls) => Some(&tls.tcp),
+            Stream::Unix(_) => None,
+        }
+    }
+
     /// The peer, for log lines and events: `IP:PORT`, or `unix`.
     pub fn peer(&self) -> String {
-        match self {
-            Stream::Tcp(stream) => stream
+        match self.tcp() {
+            Some(stream) => stream
                 .peer_addr()
                 .map(|addr| addr.to_string())
                 .unwrap_or_else(|_| "?".to_string()),
-            Stream::Unix(_) => "unix".to_string(),
+            None => "unix".to_string(),
         }
     }
 
     /// The peer's address for access checks (an IPv4-mapped IPv6 peer as IPv4); `None` when
     /// the kernel no longer knows it (the peer is already gone).
     pub fn peer_address(&self) -> Option<PeerAddress> {
-        match self {
-            Stream::Tcp(stream) => stream
+        match self.tcp() {
+            Some(stream) => stream
                 .peer_addr()
                 .ok()
                 .map(|addr| PeerAddress::Ip(addr.ip().to_canonical())),
-            Stream::Unix(_) => Some(PeerAddress::Unix),
+            None => Some(PeerAddress::Unix),
         }
     }
 
-    pub fn shutdown_write(&self) {
+    /// Ends our direction: a TLS stream first says `close_notify` (best effort: a full
+    /// socket loses it, and the peer sees the TCP end alone).
+    pub fn shutdown_write(&mut self) {
         let _ = match self {
             Stream::Tcp(stream) => stream.shutdown(std::net::Shutdown::Write),
             Stream::Unix(stream) => stream.shutdown(std::net::Shutdown::Write),
+            Stream::Tls(tls) => {
+                tls.session.send_close_notify();
+                let _ = tls.write_records();
+                tls.tcp.shutdown(std::net::Shutdown::Write)
+            }
         };
     }
 
@@ -55,6 +92,8 @@ impl Stream {
     pub fn short_read_drains(&self) -> bool {
         match self {
             Stream::Tcp(_) | Stream::Unix(_) => true,
+            // A record's plaintext is shorter than what the socket held.
+            Stream::Tls(_) => false,
         }
     }
 
@@ -63,6 +102,135 @@ impl Stream {
     pub fn short_write_fills(&self) -> bool {
         match self {
             Stream::Tcp(_) | Stream::Unix(_) => true,
+            // rustls takes at most its buffer limit, whatever the socket has room for.
+            Stream::Tls(_) => false,
+        }
+    }
+
+    /// True while the stream holds bytes of its own to write (TLS records).
+    pub fn pending_output(&self) -> bool {
+        match self {
+            Stream::Tcp(_) | Stream::Unix(_) => false,
+            Stream::Tls(tls) => tls.session.wants_write(),
+        }
+    }
+
+    /// Writes the stream's own pending bytes; `Blocked` when the socket filled first.
+    pub fn flush_pending(&mut self) -> io::Result<Flushed> {
+        match self {
+            Stream::Tcp(_) | Stream::Unix(_) => Ok(Flushed::All),
+            Stream::Tls(tls) => tls.write_records(),
+        }
+    }
+
+    /// True when application data written now is sent: not during a TLS handshake, which
+    /// the socket loop lets finish first.
+    pub fn accepts_data(&self) -> bool {
+        match self {
+            Stream::Tcp(_) | Stream::Unix(_) => true,
+            Stream::Tls(tls) => !tls.session.is_handshaking(),
+        }
+    }
+
+    /// True while a TLS handshake is under way.
+    pub fn is_handshaking(&self) -> bool {
+        match self {
+            Stream::Tcp(_) | Stream::Unix(_) => false,
+            Stream::Tls(tls) => tls.session.is_handshaking(),
+        }
+    }
+}
+
+impl TlsStream {
+    /// Writes rustls's pending records until none is left or the socket is full.
+    fn write_records(&mut self) -> io::Result<Flushed> {
+        while self.session.wants_write() {
+            match self.session.write_tls(&mut self.tcp) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flushed::Blocked),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Flushed::All)
+    }
+
+    /// Plaintext into `buf`: what rustls already decrypted, then more records from the
+    /// socket, until `buf` is full or the socket would block. `Ok(0)` is the peer's end
+    /// (`close_notify`, or a TCP EOF, which a WebSocket's own Close makes harmless);
+    /// `WouldBlock` only when nothing at all was decrypted.
+    fn read_plaintext(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut filled = 0;
+        loop {
+            let rest = buf.get_mut(filled..).unwrap_or(&mut []);
+            if rest.is_empty() {
+                return Ok(filled);
+            }
+            match self.session.reader().read(rest) {
+                // `close_notify` received and everything before it read.
+                Ok(0) => return Ok(filled),
+                Ok(len) => {
+                    filled += len;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // The TCP end without `close_notify`, once the plaintext is read.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(filled),
+                Err(e) => return Err(e),
+            }
+            match self.session.read_tls(&mut self.tcp) {
+                Ok(0) => {
+                    // The TCP end: a handshake or record cut short reads as the end too.
+                    // `process_new_packets` still runs for an alert the peer sent last.
+                    let _ = self.session.process_new_packets();
+                    return Ok(filled);
+                }
+                Ok(_) => {
+                    if let Err(error) = self.session.process_new_packets() {
+                        // rustls queued the alert that tells the peer why; it goes now or
+                        // never, as the connection is dropped.
+                        let _ = self.write_records();
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, error));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return match filled {
+                        0 => Err(e),
+                        _ => Ok(filled),
+                    };
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Plaintext from `bufs` into records, written as far as the socket takes them. Earlier
+    /// records go first; while they cannot, nothing more is taken, so rustls holds at most
+    /// one write's worth beyond what the socket has.
+    fn write_plaintext(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        if self.write_records()? == Flushed::Blocked || self.session.is_handshaking() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let taken = self.session.writer().write_vectored(bufs)?;
+        // Blocked or not, the records are rustls's now; the next write (or the writable
+        // edge) sends them.
+        self.write_records()?;
+        if taken == 0 && bufs.iter().any(|buf| !buf.is_empty()) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(taken)
+    }
+}
+
+/// A dropped TLS stream says `close_notify`, in one best-effort write: a closing handshake
+/// that completed, a timeout, or shutdown alike. After a fatal alert rustls sends nothing.
+impl Drop for TlsStream {
+    fn drop(&mut self) {
+        self.session.send_close_notify();
+        if self.session.wants_write() {
+            let _ = self.session.write_tls(&mut self.tcp);
         }
     }
 }
@@ -72,6 +240,7 @@ impl Read for Stream {
         match self {
             Stream::Tcp(stream) => stream.read(buf),
             Stream::Unix(stream) => stream.read(buf),
+            Stream::Tls(tls) => tls.read_plaintext(buf),
         }
     }
 }
@@ -81,6 +250,7 @@ impl Write for Stream {
         match self {
             Stream::Tcp(stream) => stream.write(buf),
             Stream::Unix(stream) => stream.write(buf),
+            Stream::Tls(tls) => tls.write_plaintext(&[IoSlice::new(buf)]),
         }
     }
 
@@ -88,6 +258,7 @@ impl Write for Stream {
         match self {
             Stream::Tcp(stream) => stream.write_vectored(bufs),
             Stream::Unix(stream) => stream.write_vectored(bufs),
+            Stream::Tls(tls) => tls.write_plaintext(bufs),
         }
     }
 
@@ -106,6 +277,7 @@ impl Source for Stream {
         match self {
             Stream::Tcp(stream) => stream.register(registry, token, interests),
             Stream::Unix(stream) => stream.register(registry, token, interests),
+            Stream::Tls(tls) => tls.tcp.register(registry, token, interests),
         }
     }
 
@@ -118,6 +290,7 @@ impl Source for Stream {
         match self {
             Stream::Tcp(stream) => stream.reregister(registry, token, interests),
             Stream::Unix(stream) => stream.reregister(registry, token, interests),
+            Stream::Tls(tls) => tls.tcp.reregister(registry, token, interests),
         }
     }
 
@@ -125,6 +298,7 @@ impl Source for Stream {
         match self {
             Stream::Tcp(stream) => stream.deregister(registry),
             Stream::Unix(stream) => stream.deregister(registry),
+            Stream::Tls(tls) => tls.tcp.deregister(registry),
         }
     }
 }
