@@ -409,7 +409,7 @@ fn plaintext_garbage_stalls_and_a_wrong_alpn_are_refused_and_the_server_keeps_se
             || refused.to_string().contains("no_application_protocol"),
         "{refused}"
     );
-    server.wait_for_log("client gone");
+    server.wait_for_log("TLS handshake refused");
     // The server still serves, over TLS and plain TCP.
     let mut good = pki.client(&addr);
     let mut plain = server.client();
@@ -417,4 +417,18 @@ fn plaintext_garbage_stalls_and_a_wrong_alpn_are_refused_and_the_server_keeps_se
     control.send(b'b', b"still serving");
     assert_eq!(good.recv_text(), "still serving");
     assert_eq!(plain.recv_text(), "still serving");
+}
+
+#[test]
+fn a_wss_client_past_max_connections_gets_503_after_the_tls_handshake() {
+    let pki = Pki::new();
+    let server = tls_server(&pki, Setup::new().set("max_connections", "1"));
+    let _first = pki.client(&server.tls());
+    let mut second = WsClient::over(Box::new(pki.connect(&server.tls()).unwrap()));
+    let cookies = Cookies::fresh("bob");
+    let refusal = second
+        .upgrade(&request(&server.tls(), &cookies.header, Some(ORIGIN), ""))
+        .err()
+        .expect("a refusal");
+    assert_eq!(refusal.status, 503, "{}", refusal.raw);
 }

@@ -87,7 +87,10 @@ pub fn drive<C: Connection>(
         if let Some(exit) = conn.after_write(written, ctx) {
             return Drive::Exit(exit);
         }
-        if !(conn.socket().readable && conn.wants_read()) {
+        // A TLS handshake reads whatever the protocol's phase: a refusal queued before it
+        // (`max_connections`) goes out only once the handshake is through.
+        let wants_read = conn.wants_read() || conn.socket().stream.is_handshaking();
+        if !(conn.socket().readable && wants_read) {
             return Drive::Idle;
         }
         if reads == read_budget {

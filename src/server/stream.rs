@@ -191,6 +191,11 @@ impl TlsStream {
                         // rustls queued the alert that tells the peer why; it goes now or
                         // never, as the connection is dropped.
                         let _ = self.write_records();
+                        if self.session.is_handshaking() {
+                            let peer = self.tcp.peer_addr().map(|addr| addr.to_string());
+                            let peer = peer.unwrap_or_else(|_| "?".to_owned());
+                            log::warn!(peer, reason:% = error; "TLS handshake refused");
+                        }
                         return Err(io::Error::new(io::ErrorKind::InvalidData, error));
                     }
                 }
