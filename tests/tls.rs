@@ -428,7 +428,6 @@ fn a_wss_client_past_max_connections_gets_503_after_the_tls_handshake() {
     let cookies = Cookies::fresh("bob");
     let refusal = second
         .upgrade(&request(&server.tls(), &cookies.header, Some(ORIGIN), ""))
-        .err()
-        .expect("a refusal");
+        .expect_err("a refusal");
     assert_eq!(refusal.status, 503, "{}", refusal.raw);
 }
