@@ -22,8 +22,9 @@ use crate::token::Token;
 ///
 /// Browsers and apps hold WebSocket connections to wson; backend scripts push messages
 /// to them through the control socket (see COMMANDS.md). Cookie authorization, a pid
-/// file, and signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the config, SIGUSR1
-/// reopens the log file of `start --daemon` (for logrotate).
+/// file, and signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the config (and the
+/// `[tls]` certificate of tls:// listeners), SIGUSR1 reopens the log file of `start
+/// --daemon` (for logrotate).
 #[derive(Debug, Parser)]
 #[command(name = "wson", version, about, long_about)]
 pub struct Cli {
@@ -56,11 +57,11 @@ pub enum Command {
         #[arg(long)]
         daemon: bool,
     },
-    /// Make the running server re-read its config (SIGHUP).
+    /// Make the running server re-read its config and TLS certificate (SIGHUP).
     Reload,
     /// Say whether the server runs, with its figures from the control `t` command.
     Status,
-    /// Validate the config file and print every problem.
+    /// Validate the config file (and load its TLS certificate and key); print every problem.
     Check,
     /// Print a valid Cookie header value for testing: token, user, time, digest.
     Token {
