@@ -306,7 +306,7 @@ fn running_pid(config: &Config) -> Result<i32, CliError> {
 
 fn status(config: &Config) -> Result<(), CliError> {
     let pid = running_pid(config)?;
-    let json = query_status(&config.control).map_err(|error| {
+    let json = query_status(&config.control, &config.tls).map_err(|error| {
         CliError::Runtime(format!(
             "wson runs as pid {pid} but {} did not answer: {error}",
             config.control
@@ -325,7 +325,7 @@ fn status(config: &Config) -> Result<(), CliError> {
 }
 
 /// Sends `0t` to the control socket and returns the JSON of the `T` reply.
-fn query_status(endpoint: &Endpoint) -> io::Result<String> {
+fn query_status(endpoint: &Endpoint, tls: &config::Tls) -> io::Result<String> {
     let timeout = Some(Duration::from_secs(5));
     let mut stream: Box<dyn ReadWrite> = match endpoint {
         Endpoint::Tcp(address) => {
@@ -338,14 +338,26 @@ fn query_status(endpoint: &Endpoint) -> io::Result<String> {
             stream.set_read_timeout(timeout)?;
             Box::new(stream)
         }
-        Endpoint::Tls(_) => {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "not yet: `wson status` over a tls:// control socket (use a TLS client, `0t`)",
-            ));
+        Endpoint::Tls(address) => {
+            let Some(cert) = &tls.cert else {
+                return Err(io::Error::other(
+                    "a tls:// control socket without [tls] cert",
+                ));
+            };
+            let client = crate::tls::pinned_client(cert).map_err(io::Error::other)?;
+            // Any name will do: the pinned certificate is checked, not its names.
+            let name =
+                rustls::pki_types::ServerName::try_from("localhost").map_err(io::Error::other)?;
+            let session = rustls::ClientConnection::new(client, name).map_err(io::Error::other)?;
+            let stream = std::net::TcpStream::connect(address.as_str())?;
+            stream.set_read_timeout(timeout)?;
+            stream.set_write_timeout(timeout)?;
+            Box::new(rustls::StreamOwned::new(session, stream))
         }
     };
     stream.write_all(b"0t")?;
+    // A TLS stream sends its records here.
+    stream.flush()?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {

@@ -199,6 +199,81 @@ impl TlsAcceptor {
     }
 }
 
+/// A client config for wson's own tools (`wson status`) on its `tls://` control socket: it
+/// trusts exactly the certificate `[tls] cert` starts with, whatever its issuer and names
+/// (the control address is usually 127.0.0.1, which a public certificate does not name).
+pub fn pinned_client(cert: &Path) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let chain = read_chain(cert)?;
+    let Some(certificate) = chain.into_iter().next() else {
+        return Err(TlsError::NoCertificate {
+            path: cert.to_path_buf(),
+        });
+    };
+    let provider = rustls::crypto::ring::default_provider();
+    let pinned = Pinned {
+        certificate,
+        algorithms: provider.signature_verification_algorithms,
+    };
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|error| TlsError::Rejected {
+            cert: cert.to_path_buf(),
+            key: cert.to_path_buf(),
+            error,
+        })?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(pinned))
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Accepts one certificate, and handshake signatures made with its key.
+#[derive(Debug)]
+struct Pinned {
+    certificate: CertificateDer<'static>,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        match end_entity.as_ref() == self.certificate.as_ref() {
+            true => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            false => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            )),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
 /// Reads at most [`MAX_PEM_FILE_LEN`] bytes of `path`.
 fn read_bounded(path: &Path) -> Result<Vec<u8>, TlsError> {
     let read_error = |error| TlsError::Read {
@@ -291,6 +366,58 @@ mod tests {
             assert!(acceptor.without_alpn().config.alpn_protocols.is_empty());
             assert!(acceptor.session().is_ok());
         }
+    }
+
+    /// Runs a handshake between `server` and `client` in memory; the client's error, if any.
+    fn handshake(
+        mut server: ServerConnection,
+        mut client: rustls::ClientConnection,
+    ) -> Result<(), rustls::Error> {
+        for _ in 0..10 {
+            let mut bytes = Vec::new();
+            while client.wants_write() {
+                client.write_tls(&mut bytes).unwrap();
+            }
+            let mut reader = bytes.as_slice();
+            while !reader.is_empty() {
+                server.read_tls(&mut reader).unwrap();
+            }
+            // The server's error goes back to the client as an alert.
+            let _ = server.process_new_packets();
+            let mut bytes = Vec::new();
+            while server.wants_write() {
+                server.write_tls(&mut bytes).unwrap();
+            }
+            let mut reader = bytes.as_slice();
+            while !reader.is_empty() {
+                client.read_tls(&mut reader).unwrap();
+            }
+            client.process_new_packets()?;
+            if !client.is_handshaking() && !server.is_handshaking() {
+                return Ok(());
+            }
+        }
+        panic!("no handshake in 10 flights");
+    }
+
+    #[test]
+    fn the_pinned_client_trusts_the_configured_certificate_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = self_signed(dir.path(), "a");
+        let (other_cert, _) = self_signed(dir.path(), "b");
+        let acceptor = TlsAcceptor::load(&cert, &key, TlsVersion::V1_2, &[]).unwrap();
+        // Any name: the control address is an IP the certificate does not name.
+        let name = || rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let pinned = pinned_client(&cert).unwrap();
+        let client = rustls::ClientConnection::new(pinned, name()).unwrap();
+        handshake(acceptor.session().unwrap(), client).unwrap();
+        let wrong = pinned_client(&other_cert).unwrap();
+        let client = rustls::ClientConnection::new(wrong, name()).unwrap();
+        let error = handshake(acceptor.session().unwrap(), client).unwrap_err();
+        assert!(
+            matches!(error, rustls::Error::InvalidCertificate(_)),
+            "{error}"
+        );
     }
 
     #[test]
