@@ -104,7 +104,8 @@ config_keys! {
         /// Accept queue length of every listener; `None`: the kernel's `somaxconn`.
         listen_backlog: Option<u32> = values::some(values::range(1, 65_535)),
             default(LISTEN_BACKLOG = None), restart;
-        /// SO_REUSEPORT on the tcp:// WebSocket listeners: several nodes share one port.
+        /// SO_REUSEPORT on the tcp:// and tls:// WebSocket listeners: several nodes share one
+        /// port.
         reuse_port: bool = values::boolean, default(REUSE_PORT = false), restart;
         /// What the server does with a complete message a client sends.
         client_messages: ClientMessages = values::choice,

@@ -1,5 +1,5 @@
 //! Listening sockets, TCP, TLS over TCP or Unix, behind one type; what they accept is a
-//! `Stream` (a `tls://` listener's start their handshake with its `TlsAcceptor`).
+//! `Stream` (a `tls://` listener's streams start their handshake with its `TlsAcceptor`).
 //!
 //! The sockets are made here, with nix, rather than by `mio::net::*Listener::bind`, which
 //! picks the accept queue length itself (128 for TCP, too short for a reconnect storm):
