@@ -10,6 +10,8 @@
 //!   broadcasts on the control socket, one at a time (each reaches every client before the
 //!   next is sent); *cpu us/deliv*: server CPU time over the M / (N x M). The transports
 //!   take turns, each with fresh clients.
+//! - **Memory**: *idle B/conn*: how much a fresh wson's RSS grew per client once N clients
+//!   of one transport are connected and idle.
 //!
 //! The certificate is ECDSA P-256 from a CA made here with the openssl CLI (as certbot's
 //! default key type); the clients are rustls with the ring provider, so TLS 1.3 with
@@ -82,12 +84,15 @@ impl Drop for Wson {
 /// A temporary folder removed on drop (the harness has no tempfile crate).
 mod tempfile_dir {
     use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicU32, Ordering};
 
     pub struct Dir(PathBuf);
 
     impl Dir {
         pub fn new(name: &str) -> std::io::Result<Dir> {
-            let path = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+            static MADE: AtomicU32 = AtomicU32::new(0);
+            let made = MADE.fetch_add(1, Ordering::Relaxed);
+            let path = std::env::temp_dir().join(format!("{name}-{}-{made}", std::process::id()));
             std::fs::create_dir_all(&path)?;
             Ok(Dir(path))
         }
@@ -513,6 +518,44 @@ fn broadcast(
     Ok(after.saturating_sub(before) as f64 / deliveries)
 }
 
+/// A fresh wson's RSS growth per idle client once N are connected over `transport` (a
+/// server that served connections before keeps their freed memory, which would hide it).
+fn idle_memory(options: &Options, transport: Transport) -> Result<f64, String> {
+    let wson = start_wson(options)?;
+    let tls = client_config(wson._dir.path())?;
+    let addr = match transport {
+        Transport::Tcp => wson.tcp.clone(),
+        Transport::Tls => wson.tls.clone(),
+    };
+    let before = rss_bytes(wson.pid).ok_or("no rss figure")?;
+    let mut clients = Vec::with_capacity(options.clients);
+    for sequence in 0..options.clients as u64 {
+        let mut client =
+            Client::connect(transport, &addr, &tls).map_err(|e| format!("connect: {e}"))?;
+        client
+            .upgrade(&addr, sequence)
+            .map_err(|e| format!("upgrade: {e}"))?;
+        clients.push(client);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let after = rss_bytes(wson.pid).ok_or("no rss figure")?;
+    Ok(after.saturating_sub(before) as f64 / options.clients as f64)
+}
+
+/// VmRSS of `pid` in bytes.
+fn rss_bytes(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
@@ -570,6 +613,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let sequence = Arc::new(AtomicU64::new(1));
     let mut handshake_us = [Vec::new(), Vec::new()];
     let mut delivery_us = [Vec::new(), Vec::new()];
+    let mut idle_bytes = [Vec::new(), Vec::new()];
     for round in 0..options.rounds {
         // Alternating which goes first, so a drift of the machine favours neither.
         let order = match round % 2 {
@@ -581,18 +625,22 @@ pub fn run(args: &[String]) -> Result<(), String> {
             let ns = handshakes(&options, &wson, transport, &tls, &sequence)?;
             handshake_us[slot].push(ns as f64 / 1000.0);
             let ns = broadcast(&options, &wson, transport, &tls, &sequence)?;
+            let idle = idle_memory(&options, transport)?;
             delivery_us[slot].push(ns / 1000.0);
+            idle_bytes[slot].push(idle);
             eprintln!(
-                "wsbench tls: round {} {}: {:.1} us/conn, {:.3} us/deliv",
+                "wsbench tls: round {} {}: {:.1} us/conn, {:.3} us/deliv, {:.0} B/conn idle",
                 round + 1,
                 transport.name(),
                 handshake_us[slot].last().copied().unwrap_or(0.0),
-                delivery_us[slot].last().copied().unwrap_or(0.0)
+                delivery_us[slot].last().copied().unwrap_or(0.0),
+                idle,
             );
         }
     }
     let [tcp_hs, tls_hs] = handshake_us.map(|mut v| median(&mut v));
     let [tcp_dl, tls_dl] = delivery_us.map(|mut v| median(&mut v));
+    let [tcp_idle, tls_idle] = idle_bytes.map(|mut v| median(&mut v));
     println!(
         "wson tls vs tcp, medians of {} rounds ({} connections at {} in flight; {} clients x {} broadcasts of {MESSAGE_LEN} B)",
         options.rounds,
@@ -612,6 +660,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         tls_dl / tcp_dl
     );
     println!(
+        "| idle connection, server RSS B/conn | {tcp_idle:.0} | {tls_idle:.0} | {:.2} |",
+        tls_idle / tcp_idle
+    );
+    println!(
         "{}",
         serde_json::json!({
             "bench": "tls",
@@ -622,6 +674,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "broadcasts": options.broadcasts,
             "cpu_us_per_conn": {"tcp": tcp_hs, "tls": tls_hs},
             "cpu_us_per_delivery": {"tcp": tcp_dl, "tls": tls_dl},
+            "idle_bytes_per_conn": {"tcp": tcp_idle, "tls": tls_idle},
         })
     );
     Ok(())
