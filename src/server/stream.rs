@@ -307,3 +307,138 @@ impl Source for Stream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::tls::{ALPN_HTTP_1_1, TlsAcceptor, TlsVersion};
+
+    /// A self-signed certificate for `localhost` and its key, by the openssl CLI.
+    fn certificate(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+        let (cert, key) = (dir.join("c.pem"), dir.join("k.pem"));
+        let status = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args(["-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        (cert, key)
+    }
+
+    /// Reads until the stream would block; what it read, or the error that ended it.
+    fn read_until_dry(stream: &mut Stream) -> io::Result<Vec<u8>> {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => return Ok(got),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(got),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    #[test]
+    fn a_tls_stream_answers_the_handshake_with_an_empty_queue_and_holds_data_until_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = certificate(dir.path());
+        let acceptor = TlsAcceptor::load(&cert, &key, TlsVersion::V1_3, &[ALPN_HTTP_1_1]).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let (tcp, _) = listener.accept().unwrap();
+        tcp.set_nonblocking(true).unwrap();
+        let mut server = Stream::tls(TcpStream::from_std(tcp), acceptor.session().unwrap());
+        assert!(server.is_handshaking() && !server.accepts_data());
+        assert!(!server.short_read_drains() && !server.short_write_fills());
+        // Nothing yet: dry means WouldBlock, nothing to write.
+        assert!(read_until_dry(&mut server).unwrap().is_empty());
+        assert!(!server.pending_output());
+        // Application data offered during the handshake is refused, not buffered.
+        let refused = server.write(b"too early").unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::WouldBlock);
+
+        // Trusting the self-signed certificate as wson's own tools do.
+        let config = crate::tls::pinned_client(&cert).unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut session = rustls::ClientConnection::new(config, name).unwrap();
+        // The ClientHello: the server's answer waits in the stream, not in any queue.
+        session.write_tls(&mut client).unwrap();
+        let mut answered = false;
+        for _ in 0..100 {
+            assert!(read_until_dry(&mut server).unwrap().is_empty());
+            if server.pending_output() {
+                answered = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(answered, "no ServerHello pending");
+        assert_eq!(server.flush_pending().unwrap(), Flushed::All);
+        assert!(!server.pending_output());
+        while session.is_handshaking() {
+            session.complete_io(&mut client).unwrap();
+        }
+        // The client's Finished and a request: plaintext comes out, the handshake is over.
+        session
+            .writer()
+            .write_all(b"GET / HTTP/1.1\r\n\r\n")
+            .unwrap();
+        session.complete_io(&mut client).unwrap();
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            got.extend(read_until_dry(&mut server).unwrap());
+            if got.len() >= 18 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(got, b"GET / HTTP/1.1\r\n\r\n");
+        assert!(server.accepts_data());
+        // Written data reaches the client; the session tickets went before it.
+        let _ = server.flush_pending().unwrap();
+        assert_eq!(server.write(b"HTTP/1.1 101").unwrap(), 12);
+        assert!(!server.pending_output());
+        let mut reply = [0u8; 12];
+        let mut tls = rustls::Stream::new(&mut session, &mut client);
+        tls.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, b"HTTP/1.1 101");
+        // Its end: close_notify, then the TCP end, read as the end of the stream.
+        session.send_close_notify();
+        session.complete_io(&mut client).unwrap();
+        drop(client);
+        let mut ended = false;
+        for _ in 0..100 {
+            let mut buf = [0u8; 16];
+            match server.read(&mut buf) {
+                Ok(0) => {
+                    ended = true;
+                    break;
+                }
+                Ok(n) => panic!("{n} more bytes"),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(ended);
+    }
+}
