@@ -22,8 +22,9 @@ use crate::token::Token;
 ///
 /// Browsers and apps hold WebSocket connections to wson; backend scripts push messages
 /// to them through the control socket (see COMMANDS.md). Cookie authorization, a pid
-/// file, and signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the config, SIGUSR1
-/// reopens the log file of `start --daemon` (for logrotate).
+/// file, and signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the config (and the
+/// `[tls]` certificate of tls:// listeners), SIGUSR1 reopens the log file of `start
+/// --daemon` (for logrotate).
 #[derive(Debug, Parser)]
 #[command(name = "wson", version, about, long_about)]
 pub struct Cli {
@@ -56,11 +57,11 @@ pub enum Command {
         #[arg(long)]
         daemon: bool,
     },
-    /// Make the running server re-read its config (SIGHUP).
+    /// Make the running server re-read its config and TLS certificate (SIGHUP).
     Reload,
     /// Say whether the server runs, with its figures from the control `t` command.
     Status,
-    /// Validate the config file and print every problem.
+    /// Validate the config file (and load its TLS certificate and key); print every problem.
     Check,
     /// Print a valid Cookie header value for testing: token, user, time, digest.
     Token {
@@ -126,7 +127,9 @@ fn runtime(error: impl std::fmt::Display) -> CliError {
 fn start_error(error: StartError) -> CliError {
     match error {
         StartError::Config(errors) => CliError::Config(errors),
-        StartError::Bind(_) | StartError::Poll(_) | StartError::Cluster(_) => runtime(error),
+        StartError::Bind(_) | StartError::Poll(_) | StartError::Cluster(_) | StartError::Tls(_) => {
+            runtime(error)
+        }
     }
 }
 
@@ -303,7 +306,7 @@ fn running_pid(config: &Config) -> Result<i32, CliError> {
 
 fn status(config: &Config) -> Result<(), CliError> {
     let pid = running_pid(config)?;
-    let json = query_status(&config.control).map_err(|error| {
+    let json = query_status(&config.control, &config.tls).map_err(|error| {
         CliError::Runtime(format!(
             "wson runs as pid {pid} but {} did not answer: {error}",
             config.control
@@ -322,7 +325,7 @@ fn status(config: &Config) -> Result<(), CliError> {
 }
 
 /// Sends `0t` to the control socket and returns the JSON of the `T` reply.
-fn query_status(endpoint: &Endpoint) -> io::Result<String> {
+fn query_status(endpoint: &Endpoint, tls: &config::Tls) -> io::Result<String> {
     let timeout = Some(Duration::from_secs(5));
     let mut stream: Box<dyn ReadWrite> = match endpoint {
         Endpoint::Tcp(address) => {
@@ -335,8 +338,26 @@ fn query_status(endpoint: &Endpoint) -> io::Result<String> {
             stream.set_read_timeout(timeout)?;
             Box::new(stream)
         }
+        Endpoint::Tls(address) => {
+            let Some(cert) = &tls.cert else {
+                return Err(io::Error::other(
+                    "a tls:// control socket without [tls] cert",
+                ));
+            };
+            let client = crate::tls::pinned_client(cert).map_err(io::Error::other)?;
+            // Any name will do: the pinned certificate is checked, not its names.
+            let name =
+                rustls::pki_types::ServerName::try_from("localhost").map_err(io::Error::other)?;
+            let session = rustls::ClientConnection::new(client, name).map_err(io::Error::other)?;
+            let stream = std::net::TcpStream::connect(address.as_str())?;
+            stream.set_read_timeout(timeout)?;
+            stream.set_write_timeout(timeout)?;
+            Box::new(rustls::StreamOwned::new(session, stream))
+        }
     };
     stream.write_all(b"0t")?;
+    // A TLS stream sends its records here.
+    stream.flush()?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {

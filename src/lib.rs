@@ -17,6 +17,7 @@ pub mod decoded;
 pub mod logging;
 pub mod router;
 pub mod server;
+pub mod tls;
 pub mod token;
 pub mod wamp;
 pub mod ws;

@@ -42,7 +42,8 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::common::{Cookies, ORIGIN, Server, Setup, WAIT, request};
+use crate::common::tls::Pki;
+use crate::common::{Cookies, Duplex, ORIGIN, Server, Setup, WAIT, request};
 
 // ---------------------------------------------------------------------------------------
 // The case table's vocabulary.
@@ -1717,9 +1718,9 @@ fn limit_cases() -> Vec<Case> {
 // ---------------------------------------------------------------------------------------
 // Running cases.
 
-/// The client side of one case: a TCP stream and the bytes read but not yet parsed.
+/// The client side of one case: a TCP or TLS stream and the bytes read but not yet parsed.
 struct Peer {
-    stream: TcpStream,
+    stream: Box<dyn Duplex>,
     buf: Vec<u8>,
     /// The first write that failed (the server may close before a case ends its steps).
     write_error: Option<io::Error>,
@@ -1786,11 +1787,17 @@ enum Next {
 }
 
 impl Peer {
-    fn connect(addr: &str) -> Peer {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_nodelay(true).unwrap();
-        stream.set_read_timeout(Some(WAIT)).unwrap();
-        stream.set_write_timeout(Some(WAIT)).unwrap();
+    fn connect(transport: Transport<'_>, server: &Server) -> Peer {
+        let stream: Box<dyn Duplex> = match transport {
+            Transport::Tcp => {
+                let stream = TcpStream::connect(server.tcp()).expect("connect");
+                stream.set_nodelay(true).unwrap();
+                stream.set_read_timeout(Some(WAIT)).unwrap();
+                stream.set_write_timeout(Some(WAIT)).unwrap();
+                Box::new(stream)
+            }
+            Transport::Tls(pki) => Box::new(pki.connect(&server.tls()).expect("TLS handshake")),
+        };
         Peer {
             stream,
             buf: Vec::new(),
@@ -2047,10 +2054,21 @@ fn parse_server_frame(buf: &[u8]) -> Result<Option<(Received, usize)>, String> {
     Ok(Some((frame, end)))
 }
 
+/// How a case's connection reaches the server.
+#[derive(Clone, Copy)]
+enum Transport<'a> {
+    Tcp,
+    /// wss://: the server's `tls://` listener, trusted through the test CA.
+    Tls(&'a Pki),
+}
+
 /// Runs one case on a fresh connection; `Err` says what differed.
-fn run_case(server: &Server, case: &Case) -> Result<(), String> {
-    let addr = server.tcp();
-    let mut peer = Peer::connect(&addr);
+fn run_case(server: &Server, case: &Case, transport: Transport<'_>) -> Result<(), String> {
+    let addr = match transport {
+        Transport::Tcp => server.tcp(),
+        Transport::Tls(_) => server.tls(),
+    };
+    let mut peer = Peer::connect(transport, server);
     if case.connect == Connect::Upgraded {
         let cookies = Cookies::fresh("conformance");
         peer.write(request(&addr, &cookies.header, Some(ORIGIN), "").as_bytes());
@@ -2087,13 +2105,17 @@ fn echo_server() -> Setup {
 /// Runs every case of `group`, prints a line per case and the summary, and fails with
 /// the list of failed cases.
 fn run_group(group: Group, cases: Vec<Case>, server: &Server) {
+    run_group_over(group, cases, server, Transport::Tcp);
+}
+
+fn run_group_over(group: Group, cases: Vec<Case>, server: &Server, transport: Transport<'_>) {
     let started = Instant::now();
     let mut failures = Vec::new();
     let mut ids = std::collections::HashSet::new();
     for case in &cases {
         assert_eq!(case.group, group, "case {} is in the wrong table", case.id);
         assert!(ids.insert(case.id.clone()), "duplicate case id {}", case.id);
-        match run_case(server, case) {
+        match run_case(server, case, transport) {
             Ok(()) => println!(
                 "conformance {group:?} {:<9} ok    {}",
                 case.id, case.description
@@ -2179,4 +2201,65 @@ fn messages_over_max_message_size_get_1009_before_their_payload() {
         .set("max_message_size", &MAX_MESSAGE.to_string())
         .start();
     run_group(Group::Limits, limit_cases(), &server);
+}
+
+/// Every group again over wss:// (a `tls://` listener, the test CA): TLS changes how bytes
+/// arrive (records, not segments), never what the server answers.
+mod over_tls {
+    use super::*;
+
+    fn run_over_tls(group: Group, cases: Vec<Case>, setup: Setup) {
+        let pki = Pki::new();
+        let server = pki
+            .serve(setup)
+            .set("servers", r#"["tls://127.0.0.1:0", "tcp://127.0.0.1:0"]"#)
+            .start();
+        run_group_over(group, cases, &server, Transport::Tls(&pki));
+    }
+
+    #[test]
+    fn handshake() {
+        run_over_tls(Group::Handshake, handshake_cases(), echo_server());
+    }
+
+    #[test]
+    fn framing() {
+        run_over_tls(Group::Framing, framing_cases(), echo_server());
+    }
+
+    #[test]
+    fn pings() {
+        run_over_tls(Group::Pings, ping_cases(), echo_server());
+    }
+
+    #[test]
+    fn reserved_bits() {
+        run_over_tls(Group::ReservedBits, reserved_bit_cases(), echo_server());
+    }
+
+    #[test]
+    fn opcodes() {
+        run_over_tls(Group::Opcodes, opcode_cases(), echo_server());
+    }
+
+    #[test]
+    fn fragmentation() {
+        run_over_tls(Group::Fragmentation, fragmentation_cases(), echo_server());
+    }
+
+    #[test]
+    fn utf8() {
+        run_over_tls(Group::Utf8, utf8_cases(), echo_server());
+    }
+
+    #[test]
+    fn close() {
+        run_over_tls(Group::Close, close_cases(), echo_server());
+    }
+
+    #[test]
+    fn limits() {
+        let setup = echo_server().set("max_message_size", &MAX_MESSAGE.to_string());
+        run_over_tls(Group::Limits, limit_cases(), setup);
+    }
 }

@@ -28,6 +28,7 @@ mod real_clients;
 mod session;
 mod smoke;
 mod sockets;
+mod tls;
 mod topics;
 mod users;
 mod wamp_auth;

@@ -36,7 +36,7 @@ pub(crate) fn chromium() -> bool {
 }
 
 /// What a client reports for each of the five pushes of [`push_five`], in order.
-fn pushed_five() -> Vec<Value> {
+pub(crate) fn pushed_five() -> Vec<Value> {
     vec![
         json!({"event": "message", "kind": "text", "data": "broadcast \u{2713}"}),
         json!({"event": "message", "kind": "binary", "hex": "0001feff"}),
@@ -47,7 +47,7 @@ fn pushed_five() -> Vec<Value> {
 }
 
 /// Text and binary, broadcast and direct, then one message in three fragments.
-fn push_five(control: &mut Control, cookies: &Cookies) {
+pub(crate) fn push_five(control: &mut Control, cookies: &Cookies) {
     let token = cookies.token_str();
     control.send(b'b', "broadcast \u{2713}".as_bytes());
     control.send(b'B', &[0x00, 0x01, 0xfe, 0xff]);
@@ -63,7 +63,7 @@ fn push_five(control: &mut Control, cookies: &Cookies) {
 }
 
 /// What a client reports for its three echoes.
-fn echoed_three() -> Vec<Value> {
+pub(crate) fn echoed_three() -> Vec<Value> {
     vec![
         json!({"event": "echo", "same": true, "kind": "text", "data": "echo \u{2713}"}),
         json!({"event": "echo", "same": true, "kind": "binary", "hex": "0001feff"}),
@@ -220,7 +220,7 @@ pub(crate) type PageFile = (&'static str, Vec<u8>, &'static str);
 
 impl PageServer {
     /// Serves `tests/clients/page.html` as `/page.html`.
-    fn start_page() -> PageServer {
+    pub(crate) fn start_page() -> PageServer {
         let page = std::fs::read(clients_dir().join("page.html")).unwrap();
         PageServer::start(vec![("/page.html", page, "text/html; charset=utf-8")])
     }

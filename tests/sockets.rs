@@ -48,6 +48,7 @@ fn control_endpoint(server: &Server) -> String {
     match &server.control {
         ControlAddr::Tcp(address) => format!("tcp://{address}"),
         ControlAddr::Unix(path) => format!("unix://{}", path.display()),
+        ControlAddr::Tls(address) => format!("tls://{address}"),
     }
 }
 

@@ -23,6 +23,7 @@ use super::wamp_realm::{self, WampRealms};
 use super::{MAX_FRAME_HEADER_LEN, MIN_HANDSHAKE_SIZE};
 use crate::access::{Cidr, Proxy};
 use crate::auth::Digest;
+use crate::tls::{Culprit, TlsAcceptor, TlsVersion};
 use crate::token::TOKEN_LEN;
 
 /// The smallest `[events] max_queue`: below it a listener would be dropped for a few events.
@@ -34,7 +35,8 @@ pub const MAX_EVENT_FIELDS_LEN: usize = 1024;
 config_keys! {
     /// A validated configuration: every value is in range and every path is resolved.
     top {
-        /// Where WebSocket clients connect, `tcp://HOST:PORT` or `unix://PATH`.
+        /// Where WebSocket clients connect, `tcp://HOST:PORT`, `tls://HOST:PORT` or
+        /// `unix://PATH`.
         servers: Vec<Endpoint> = values::servers, required(), restart;
         /// The public name of each server, in the same order: empty, or one per server.
         domains: Vec<String> = values::strings, default(DOMAINS = Vec::new()), reload;
@@ -102,7 +104,8 @@ config_keys! {
         /// Accept queue length of every listener; `None`: the kernel's `somaxconn`.
         listen_backlog: Option<u32> = values::some(values::range(1, 65_535)),
             default(LISTEN_BACKLOG = None), restart;
-        /// SO_REUSEPORT on the tcp:// WebSocket listeners: several nodes share one port.
+        /// SO_REUSEPORT on the tcp:// and tls:// WebSocket listeners: several nodes share one
+        /// port.
         reuse_port: bool = values::boolean, default(REUSE_PORT = false), restart;
         /// What the server does with a complete message a client sends.
         client_messages: ClientMessages = values::choice,
@@ -260,6 +263,17 @@ config_keys! {
         max_count_users: usize = values::size(0),
             default(MAX_COUNT_USERS = 100_000), reload;
     }
+
+    /// The certificate `tls://` listeners serve, read again on every reload.
+    [tls] Tls {
+        /// PEM certificate chain, the server's own certificate first; `None`: no TLS.
+        cert: Option<PathBuf> = values::some(values::path), default(CERT = None), reload;
+        /// PEM private key of that certificate; `None`: no TLS.
+        key: Option<PathBuf> = values::some(values::path), default(KEY = None), reload;
+        /// The oldest TLS version a client may use.
+        min_version: TlsVersion = values::choice,
+            default(MIN_VERSION = TlsVersion::V1_2), reload;
+    }
 }
 
 impl Config {
@@ -300,6 +314,7 @@ pub(super) fn check_across_keys(checker: &mut Checker, config: &parsed::Config) 
             "an authority for a Redis over TLS: give cluster.redis as rediss://HOST:PORT, or drop redis_ca",
         );
     }
+    check_tls(checker, config);
     if let (Some(servers), Some(control)) = (&config.servers, &config.control) {
         let same = servers.iter().position(|server| server == control);
         if let (Some(index), false) = (same, control.is_ephemeral()) {
@@ -371,6 +386,41 @@ pub(super) fn check_across_keys(checker: &mut Checker, config: &parsed::Config) 
             "\"allow\" needs a user: with auth = \"authorizer\" only the authorizer names \
              one; use auth = \"cookie+authorizer\" or fallback = \"deny\"",
         );
+    }
+}
+
+/// `tls://` endpoints need `[tls]` cert and key; given, the two must load and match (the
+/// same loading a start and a reload do, so `wson check` sees what they would).
+fn check_tls(checker: &mut Checker, config: &parsed::Config) {
+    let (Some(cert), Some(key), Some(min_version)) =
+        (&config.tls.cert, &config.tls.key, config.tls.min_version)
+    else {
+        return;
+    };
+    let servers = config.servers.iter().flatten();
+    let tls_endpoint = servers
+        .chain(config.control.iter())
+        .find(|endpoint| matches!(endpoint, Endpoint::Tls(_)));
+    match (cert, key) {
+        (Some(cert), Some(key)) => {
+            if let Err(error) = TlsAcceptor::load(cert, key, min_version, &[]) {
+                let at = match error.culprit(cert) {
+                    Culprit::Cert => "tls.cert",
+                    Culprit::Key => "tls.key",
+                };
+                checker.error(at, error.to_string());
+            }
+        }
+        (Some(_), None) => checker.error("tls.key", "missing: the private key of tls.cert"),
+        (None, Some(_)) => checker.error("tls.cert", "missing: the certificate chain of tls.key"),
+        (None, None) => {
+            if let Some(endpoint) = tls_endpoint {
+                checker.error(
+                    "tls.cert",
+                    format!("missing: {endpoint} needs tls.cert and tls.key (PEM files)"),
+                );
+            }
+        }
     }
 }
 
@@ -634,6 +684,71 @@ mod tests {
             "cluster.redis_ca",
             "rediss://",
         );
+    }
+
+    #[test]
+    fn tls_endpoints_need_a_certificate_and_key_that_load_and_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let make = |name: &str| {
+            let (cert, key) = (
+                dir.path().join(format!("{name}.crt")),
+                dir.path().join(format!("{name}.key")),
+            );
+            let status = std::process::Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                ])
+                .args(["-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout"])
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success());
+            (cert, key)
+        };
+        let quoted = |path: &std::path::Path| format!("{:?}", path.display().to_string());
+        let (cert, key) = make("a");
+        let (_, other_key) = make("b");
+        let (cert, key, other_key) = (quoted(&cert), quoted(&key), quoted(&other_key));
+        let tls_server = ("servers", r#"["tls://127.0.0.1:8443"]"#);
+        let config = config_with(&[tls_server, ("tls.cert", &cert), ("tls.key", &key)]);
+        assert_eq!(config.servers, vec![Endpoint::Tls("127.0.0.1:8443".into())]);
+        assert_eq!(config.tls.min_version, TlsVersion::V1_2);
+        config_with(&[
+            ("control", r#""tls://127.0.0.1:0""#),
+            ("tls.cert", &cert),
+            ("tls.key", &key),
+            ("tls.min_version", r#""1.3""#),
+        ]);
+        assert_error(
+            &[tls_server],
+            "tls.cert",
+            "tls://127.0.0.1:8443 needs tls.cert",
+        );
+        assert_error(&[tls_server, ("tls.cert", &cert)], "tls.key", "missing");
+        assert_error(
+            &[tls_server, ("tls.cert", &cert), ("tls.key", &other_key)],
+            "tls.key",
+            "does not match the certificate",
+        );
+        assert_error(
+            &[tls_server, ("tls.cert", &key), ("tls.key", &key)],
+            "tls.cert",
+            "holds no PEM certificate",
+        );
+        assert_error(
+            &[tls_server, ("tls.cert", r#""none.pem""#), ("tls.key", &key)],
+            "tls.cert",
+            "cannot read",
+        );
+        assert_error(&[("tls.min_version", r#""1.1""#)], "tls.min_version", "1.2");
     }
 
     #[test]

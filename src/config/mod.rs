@@ -32,7 +32,7 @@ pub mod wamp_realm;
 pub use declare::{ApplyOn, KeySpec, Presence, TableSpec};
 pub use keys::{
     Access, Authorizer, Cluster, Config, Events, KEYS, MAX_EVENT_FIELDS_LEN, MIN_EVENT_QUEUE,
-    TABLES, Topics, Users, Wamp, defaults,
+    TABLES, Tls, Topics, Users, Wamp, defaults,
 };
 pub use secret::{MAX_SECRET_FILE_LEN, MIN_SECRET_LEN, ResolvedSecret, Secret, resolve_secret};
 pub use values::{
@@ -416,6 +416,11 @@ mod tests {
                     request_timeout: Duration::from_secs(4),
                     max_count_users: 0,
                 },
+                tls: Tls {
+                    cert: None,
+                    key: None,
+                    min_version: crate::tls::TlsVersion::V1_2,
+                },
             }
         );
     }
@@ -532,7 +537,7 @@ mod tests {
                 ),
                 (
                     Some("server".to_owned()),
-                    "unknown table (known: users, topics, events, authorizer, wamp, access, cluster)"
+                    "unknown table (known: users, topics, events, authorizer, wamp, access, cluster, tls)"
                         .to_owned()
                 ),
             ]

@@ -84,6 +84,8 @@ impl Checker {
 pub enum Endpoint {
     /// "HOST:PORT" exactly as written after `tcp://`; HOST is IPv4, `[IPv6]` or a host name.
     Tcp(String),
+    /// "HOST:PORT" after `tls://`: TCP with TLS, the certificate from `[tls]`.
+    Tls(String),
     /// The socket file's path, joined with the config file's folder when relative.
     Unix(PathBuf),
 }
@@ -92,7 +94,7 @@ impl Endpoint {
     /// Port 0 asks the kernel for a free port, so two such endpoints are different sockets.
     pub(super) fn is_ephemeral(&self) -> bool {
         match self {
-            Endpoint::Tcp(address) => address
+            Endpoint::Tcp(address) | Endpoint::Tls(address) => address
                 .rsplit_once(':')
                 .is_some_and(|(_, port)| port == "0"),
             Endpoint::Unix(_) => false,
@@ -104,6 +106,7 @@ impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Endpoint::Tcp(address) => write!(f, "tcp://{address}"),
+            Endpoint::Tls(address) => write!(f, "tls://{address}"),
             Endpoint::Unix(path) => write!(f, "unix://{}", path.display()),
         }
     }
@@ -238,6 +241,13 @@ pub enum LogFormat {
 impl Choice for LogFormat {
     const CHOICES: &'static [(&'static str, Self)] =
         &[("logfmt", LogFormat::Logfmt), ("json", LogFormat::Json)];
+}
+
+impl Choice for crate::tls::TlsVersion {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("1.2", crate::tls::TlsVersion::V1_2),
+        ("1.3", crate::tls::TlsVersion::V1_3),
+    ];
 }
 
 impl Choice for Digest {
@@ -562,7 +572,7 @@ pub(super) fn group_name(checker: &mut Checker, key: &str, value: Value) -> Opti
     Some(name)
 }
 
-/// `tcp://HOST:PORT` or `unix://PATH`.
+/// `tcp://HOST:PORT`, `tls://HOST:PORT` or `unix://PATH`.
 pub(super) fn endpoint(checker: &mut Checker, key: &str, value: Value) -> Option<Endpoint> {
     let Value::String(text) = value else {
         return checker.wrong_type(key, "a string", &value);
@@ -632,11 +642,15 @@ pub(super) fn origins(checker: &mut Checker, key: &str, value: Value) -> Option<
     valid.then_some(Origins::List(list))
 }
 
-/// `tcp://HOST:PORT` or `unix://PATH`, the path joined with `folder` when relative.
+/// `tcp://HOST:PORT`, `tls://HOST:PORT` or `unix://PATH`, the path joined with `folder` when
+/// relative.
 fn parse_endpoint(text: &str, folder: &Path) -> Result<Endpoint, String> {
     if let Some(address) = text.strip_prefix("tcp://") {
         check_tcp_address(address)?;
         Ok(Endpoint::Tcp(address.to_owned()))
+    } else if let Some(address) = text.strip_prefix("tls://") {
+        check_tcp_address(address)?;
+        Ok(Endpoint::Tls(address.to_owned()))
     } else if let Some(path) = text.strip_prefix("unix://") {
         if path.is_empty() {
             return Err("unix:// needs a socket path".to_owned());
@@ -653,7 +667,7 @@ fn parse_endpoint(text: &str, folder: &Path) -> Result<Endpoint, String> {
         Ok(Endpoint::Unix(resolved))
     } else {
         Err(format!(
-            "\"{}\" does not start with tcp:// or unix://",
+            "\"{}\" does not start with tcp://, tls:// or unix://",
             text.escape_debug()
         ))
     }
@@ -806,12 +820,12 @@ mod tests {
         assert_error(
             &[("control", r#""http://127.0.0.1:80""#)],
             "control",
-            "does not start with tcp:// or unix://",
+            "does not start with tcp://, tls:// or unix://",
         );
         assert_error(
             &[("servers", r#"["127.0.0.1:80"]"#)],
             "servers[0]",
-            "does not start with tcp:// or unix://",
+            "does not start with tcp://, tls:// or unix://",
         );
         assert_error(
             &[("control", r#""unix://""#)],
@@ -905,7 +919,7 @@ mod tests {
             [
                 (
                     Some("servers[0]".to_owned()),
-                    "\"ftp://x\" does not start with tcp:// or unix://".to_owned()
+                    "\"ftp://x\" does not start with tcp://, tls:// or unix://".to_owned()
                 ),
                 (
                     Some("servers[2]".to_owned()),

@@ -294,7 +294,7 @@ impl Conn {
     }
 
     pub fn has_output(&self) -> bool {
-        !self.socket.out().is_empty()
+        self.socket.has_output()
     }
 
     pub fn queued_bytes(&self) -> usize {
@@ -382,7 +382,7 @@ impl Conn {
         match then {
             AfterFlush::Close => true,
             AfterFlush::Linger => {
-                self.socket.stream().shutdown_write();
+                self.socket.stream_mut().shutdown_write();
                 self.phase = Phase::Lingering {
                     deadline,
                     discarded: 0,

@@ -1,11 +1,12 @@
 //! A backend's control connection: its socket, control frame decoding, the ordered queue
 //! of its replies, and its keepalive. What a command does is the commands layer's.
 //!
-//! Phases: `Open` reads and answers commands; `Closing` (after `0E` or `q`) reads nothing
-//! more and closes once its replies are written.
+//! Phases: `Handshake` (a TLS connection until its handshake completes, within
+//! `handshake_timeout`) -> `Open` reads and answers commands; `Closing` (after `0E` or `q`)
+//! reads nothing more and closes once its replies are written.
 
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::control::codec::{self, ControlError};
 use crate::control::command::{self, Reply};
@@ -34,8 +35,17 @@ pub struct ControlConn {
 }
 
 enum ControlPhase {
-    Open { keepalive: Keepalive },
-    Closing { deadline: Instant },
+    /// TLS only: no command can arrive before the handshake ends, and a peer that stalls
+    /// in it is dropped at `deadline`, as a WebSocket client is.
+    Handshake {
+        deadline: Instant,
+    },
+    Open {
+        keepalive: Keepalive,
+    },
+    Closing {
+        deadline: Instant,
+    },
 }
 
 /// Why a control connection is removed.
@@ -45,6 +55,7 @@ pub enum ControlGone {
     Io(io::Error),
     Finished,
     KeepaliveTimeout,
+    HandshakeTimeout,
     CloseTimeout,
     /// An event listener or an authorizer whose queue passed `[events] max_queue`.
     SlowReader,
@@ -57,6 +68,7 @@ impl std::fmt::Display for ControlGone {
             ControlGone::Io(error) => write!(f, "i/o error: {error}"),
             ControlGone::Finished => f.write_str("closed"),
             ControlGone::KeepaliveTimeout => f.write_str("no 0P after our 0p"),
+            ControlGone::HandshakeTimeout => f.write_str("TLS handshake timeout"),
             ControlGone::CloseTimeout => f.write_str("close timeout"),
             ControlGone::SlowReader => f.write_str("queue over [events] max_queue"),
         }
@@ -78,12 +90,18 @@ pub enum ControlDrive {
 }
 
 impl ControlConn {
-    pub fn new(stream: Stream, now: Instant) -> ControlConn {
-        ControlConn {
-            socket: Socket::new(stream, ReplyQueue::default()),
-            phase: ControlPhase::Open {
+    pub fn new(stream: Stream, now: Instant, handshake_timeout: Duration) -> ControlConn {
+        let phase = match stream.is_handshaking() {
+            true => ControlPhase::Handshake {
+                deadline: now + handshake_timeout,
+            },
+            false => ControlPhase::Open {
                 keepalive: Keepalive::Heard { at: now },
             },
+        };
+        ControlConn {
+            socket: Socket::new(stream, ReplyQueue::default()),
+            phase,
             inbuf: Vec::new(),
         }
     }
@@ -194,7 +212,19 @@ impl ControlConn {
     }
 
     pub fn on_tick(&mut self, settings: &Settings, now: Instant) -> Result<(), ControlGone> {
+        if let ControlPhase::Handshake { deadline } = self.phase {
+            if self.socket.stream().is_handshaking() {
+                return match now >= deadline {
+                    true => Err(ControlGone::HandshakeTimeout),
+                    false => Ok(()),
+                };
+            }
+            self.phase = ControlPhase::Open {
+                keepalive: Keepalive::Heard { at: now },
+            };
+        }
         match &mut self.phase {
+            ControlPhase::Handshake { .. } => {}
             ControlPhase::Open { keepalive } => match *keepalive {
                 Keepalive::Heard { at } => {
                     if now.saturating_duration_since(at) >= settings.ping_interval {
@@ -238,6 +268,7 @@ impl Connection for ControlConn {
 
     fn wants_read(&self) -> bool {
         match self.phase {
+            ControlPhase::Handshake { .. } => true,
             ControlPhase::Open { .. } => self.socket.out().pending_bytes() < MAX_PENDING_REPLIES,
             ControlPhase::Closing { .. } => false,
         }
@@ -251,14 +282,22 @@ impl Connection for ControlConn {
         {
             *keepalive = Keepalive::Heard { at: ctx.now };
         }
-        let done =
-            matches!(self.phase, ControlPhase::Closing { .. }) && self.socket.out().is_drained();
+        let done = matches!(self.phase, ControlPhase::Closing { .. })
+            && self.socket.out().is_drained()
+            && !self.socket.stream().pending_output();
         done.then_some(ControlGone::Finished)
     }
 
     fn received(&mut self, bytes: &[u8], ctx: &mut ControlCtx<'_>) -> Option<ControlGone> {
-        if let ControlPhase::Open { keepalive } = &mut self.phase {
-            *keepalive = Keepalive::Heard { at: ctx.now };
+        match &mut self.phase {
+            // Plaintext: the handshake is over.
+            ControlPhase::Handshake { .. } => {
+                self.phase = ControlPhase::Open {
+                    keepalive: Keepalive::Heard { at: ctx.now },
+                };
+            }
+            ControlPhase::Open { keepalive } => *keepalive = Keepalive::Heard { at: ctx.now },
+            ControlPhase::Closing { .. } => {}
         }
         self.inbuf.extend_from_slice(bytes);
         self.handle_frames(ctx);

@@ -1,4 +1,5 @@
-//! Listening sockets, TCP or Unix, behind one type; what they accept is a `Stream`.
+//! Listening sockets, TCP, TLS over TCP or Unix, behind one type; what they accept is a
+//! `Stream` (a `tls://` listener's streams start their handshake with its `TlsAcceptor`).
 //!
 //! The sockets are made here, with nix, rather than by `mio::net::*Listener::bind`, which
 //! picks the accept queue length itself (128 for TCP, too short for a reconnect storm):
@@ -23,6 +24,7 @@ use nix::unistd::{Gid, Group};
 
 use crate::config::{Config, ConfigError, Endpoint};
 use crate::server::stream::Stream;
+use crate::tls::TlsAcceptor;
 
 /// Where the kernel's cap on every accept queue is read.
 const SOMAXCONN_FILE: &str = "/proc/sys/net/core/somaxconn";
@@ -110,7 +112,7 @@ pub struct SocketGroups {
 
 /// Looks up `socket_group` and `control_socket_group` before anything is bound, so a group
 /// that does not exist fails the start with nothing created, and `wson check` sees it too.
-/// A key whose endpoints are all `tcp://` has no file to apply to: it is reported in
+/// A key whose endpoints are all `tcp://` or `tls://` has no file to apply to: it is reported in
 /// `ignored` and not looked up.
 pub fn socket_groups(config: &Config) -> Result<SocketGroups, Vec<ConfigError>> {
     let any_unix_server = config
@@ -151,7 +153,7 @@ pub fn socket_groups(config: &Config) -> Result<SocketGroups, Vec<ConfigError>> 
         "socket_group",
         &config.socket_group,
         any_unix_server,
-        "every server endpoint is tcp://".to_owned(),
+        "every server endpoint is tcp:// or tls://".to_owned(),
     );
     let control = lookup(
         "control_socket_group",
@@ -226,6 +228,10 @@ pub enum BindError {
         path: PathBuf,
         error: io::Error,
     },
+    /// A `tls://` endpoint with no certificate to serve (config checks make this rare).
+    NoCertificate {
+        endpoint: String,
+    },
 }
 
 impl std::fmt::Display for BindError {
@@ -256,6 +262,9 @@ impl std::fmt::Display for BindError {
                 group.name,
                 group.gid
             ),
+            BindError::NoCertificate { endpoint } => {
+                write!(f, "{endpoint}: no [tls] cert and key to serve")
+            }
             BindError::Mode { path, error } => {
                 write!(
                     f,
@@ -271,6 +280,7 @@ impl std::error::Error for BindError {}
 
 enum Socket {
     Tcp(TcpListener),
+    Tls(TcpListener, TlsAcceptor),
     /// The path is kept so a clean exit can remove the socket file.
     Unix(UnixListener, PathBuf),
 }
@@ -284,12 +294,14 @@ impl Listener {
     /// Binds `endpoint` with an accept queue of `backlog`. A Unix socket file left by a dead
     /// server is replaced; one that still accepts connections belongs to a live process and
     /// is an error. A new socket file gets `file`'s group, then its mode. `reuse_port`: a
-    /// TCP listener shares its port with the other nodes on the machine (SO_REUSEPORT).
+    /// TCP listener shares its port with the other nodes on the machine (SO_REUSEPORT). A
+    /// `tls://` endpoint serves `tls`, which the others ignore.
     pub fn bind(
         endpoint: &Endpoint,
         backlog: ListenBacklog,
         file: SocketFile<'_>,
         reuse_port: bool,
+        tls: Option<&TlsAcceptor>,
     ) -> Result<Listener, BindError> {
         let failed = |(step, errno): (Step, Errno)| BindError::Socket {
             endpoint: endpoint.to_string(),
@@ -297,7 +309,16 @@ impl Listener {
             error: io::Error::from(errno),
         };
         match endpoint {
-            Endpoint::Tcp(address) => {
+            Endpoint::Tcp(address) | Endpoint::Tls(address) => {
+                let acceptor = match (endpoint, tls) {
+                    (Endpoint::Tls(_), Some(acceptor)) => Some(acceptor.clone()),
+                    (Endpoint::Tls(_), None) => {
+                        return Err(BindError::NoCertificate {
+                            endpoint: endpoint.to_string(),
+                        });
+                    }
+                    _ => None,
+                };
                 let addr = resolve(endpoint, address)?;
                 let family = match addr {
                     SocketAddr::V4(_) => AddressFamily::Inet,
@@ -306,10 +327,11 @@ impl Listener {
                 let address = SockaddrStorage::from(addr);
                 let fd = listening_socket(family, &address, backlog, reuse_port).map_err(failed)?;
                 let listener = TcpListener::from_std(std::net::TcpListener::from(fd));
-                Ok(Listener {
-                    socket: Socket::Tcp(listener),
-                    backlog,
-                })
+                let socket = match acceptor {
+                    Some(acceptor) => Socket::Tls(listener, acceptor),
+                    None => Socket::Tcp(listener),
+                };
+                Ok(Listener { socket, backlog })
             }
             Endpoint::Unix(path) => {
                 remove_stale_socket(path)?;
@@ -365,6 +387,10 @@ impl Listener {
                 Ok(addr) => format!("tcp://{addr}"),
                 Err(_) => "tcp://?".to_string(),
             },
+            Socket::Tls(listener, _) => match listener.local_addr() {
+                Ok(addr) => format!("tls://{addr}"),
+                Err(_) => "tls://?".to_string(),
+            },
             Socket::Unix(_, path) => format!("unix://{}", path.display()),
         }
     }
@@ -382,10 +408,28 @@ impl Listener {
                 stream.set_nodelay(true)?;
                 Ok(Stream::Tcp(stream))
             }
+            Socket::Tls(listener, acceptor) => {
+                let (stream, _) = listener.accept()?;
+                stream.set_nodelay(true)?;
+                Ok(Stream::tls(stream, acceptor.session()?))
+            }
             Socket::Unix(listener, _) => {
                 let (stream, _) = listener.accept()?;
                 Ok(Stream::Unix(stream))
             }
+        }
+    }
+
+    /// True for a `tls://` listener.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.socket, Socket::Tls(..))
+    }
+
+    /// The certificate new handshakes get from now on (a reload); connections already
+    /// accepted keep theirs. A listener without TLS ignores it.
+    pub fn set_tls(&mut self, fresh: &TlsAcceptor) {
+        if let Socket::Tls(_, acceptor) = &mut self.socket {
+            *acceptor = fresh.clone();
         }
     }
 
@@ -398,14 +442,16 @@ impl Listener {
 
     pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
         match &mut self.socket {
-            Socket::Tcp(listener) => registry.register(listener, token, Interest::READABLE),
+            Socket::Tcp(listener) | Socket::Tls(listener, _) => {
+                registry.register(listener, token, Interest::READABLE)
+            }
             Socket::Unix(listener, _) => registry.register(listener, token, Interest::READABLE),
         }
     }
 
     pub fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
         match &mut self.socket {
-            Socket::Tcp(listener) => registry.deregister(listener),
+            Socket::Tcp(listener) | Socket::Tls(listener, _) => registry.deregister(listener),
             Socket::Unix(listener, _) => registry.deregister(listener),
         }
     }

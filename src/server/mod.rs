@@ -39,6 +39,7 @@ use crate::server::outbound::FrameBatch;
 use crate::server::settings::Settings;
 use crate::server::slab::{Key, Slab};
 use crate::server::stats::Stats;
+use crate::tls::{ALPN_HTTP_1_1, TlsAcceptor, TlsError};
 
 const SIGNAL: Token = Token(0);
 const CONTROL_LISTENER: Token = Token(1);
@@ -119,6 +120,8 @@ pub enum StartError {
     Poll(io::Error),
     /// The cluster link's threads could not start.
     Cluster(io::Error),
+    /// The `[tls]` certificate or key could not be loaded.
+    Tls(TlsError),
 }
 
 impl std::fmt::Display for StartError {
@@ -131,6 +134,7 @@ impl std::fmt::Display for StartError {
             StartError::Bind(error) => error.fmt(f),
             StartError::Poll(error) => write!(f, "cannot create the event loop: {error}"),
             StartError::Cluster(error) => write!(f, "cannot start the cluster link: {error}"),
+            StartError::Tls(error) => write!(f, "[tls]: {error}"),
         }
     }
 }
@@ -185,10 +189,12 @@ impl Bound {
             mode: config.control_socket_mode,
             group: groups.control.as_ref(),
         };
+        let tls = load_tls(config).map_err(StartError::Tls)?;
+        let control_tls = tls.as_ref().map(TlsAcceptor::without_alpn);
         let mut ws: Vec<Listener> = Vec::new();
         let remove_bound = |ws: &[Listener]| ws.iter().for_each(Listener::remove_socket_file);
         for endpoint in &config.servers {
-            match Listener::bind(endpoint, backlog, ws_file, config.reuse_port) {
+            match Listener::bind(endpoint, backlog, ws_file, config.reuse_port, tls.as_ref()) {
                 Ok(listener) => ws.push(listener),
                 Err(error) => {
                     remove_bound(&ws);
@@ -196,7 +202,8 @@ impl Bound {
                 }
             }
         }
-        match Listener::bind(&config.control, backlog, control_file, false) {
+        let control_tls = control_tls.as_ref();
+        match Listener::bind(&config.control, backlog, control_file, false, control_tls) {
             Ok(control) => Ok(Bound { ws, control }),
             Err(error) => {
                 remove_bound(&ws);
@@ -675,7 +682,11 @@ impl Server {
                 let _ = io::Write::write(&mut stream, b"0E");
                 continue;
             }
-            let Some(key) = self.controls.insert(ControlConn::new(stream, now)) else {
+            let handshake_timeout = self.settings.handshake_timeout;
+            let Some(key) = self
+                .controls
+                .insert(ControlConn::new(stream, now, handshake_timeout))
+            else {
                 continue;
             };
             let token = peer_token(Peer::Control(key));
@@ -719,6 +730,7 @@ impl Server {
                 self.hub.configure_router(&settings.wamp);
                 log::set_max_level(settings.log_level);
                 self.settings = settings;
+                self.reload_tls();
                 log::info!(
                     "configuration reloaded (listener, control and pid changes need a restart)"
                 );
@@ -726,6 +738,44 @@ impl Server {
             Err(reason) => {
                 log::error!(reason; "reload failed; keeping the running configuration");
             }
+        }
+    }
+}
+
+/// The acceptor of `tls://` listeners, with the WebSocket ALPN; `None` without `[tls]` files.
+fn load_tls(config: &Config) -> Result<Option<TlsAcceptor>, TlsError> {
+    let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key) else {
+        return Ok(None);
+    };
+    TlsAcceptor::load(cert, key, config.tls.min_version, &[ALPN_HTTP_1_1]).map(Some)
+}
+
+impl Server {
+    /// SIGHUP: the `[tls]` files are read again (certbot renews them in place), so new
+    /// handshakes get the new certificate; open connections keep their sessions. Files that
+    /// no longer load leave the listeners with the certificate they have.
+    fn reload_tls(&mut self) {
+        let tls_listeners = self.listeners.iter().filter(|l| l.is_tls()).count()
+            + usize::from(self.control_listener.is_tls());
+        if tls_listeners == 0 {
+            return;
+        }
+        match load_tls(&self.settings) {
+            Ok(Some(acceptor)) => {
+                for listener in &mut self.listeners {
+                    listener.set_tls(&acceptor);
+                }
+                self.control_listener.set_tls(&acceptor.without_alpn());
+                log::info!(listeners = tls_listeners; "TLS certificate reloaded");
+            }
+            Ok(None) => log::error!(
+                reason = "[tls] cert and key are no longer set";
+                "TLS certificate not reloaded; new handshakes keep the previous one"
+            ),
+            Err(error) => log::error!(
+                reason:% = error;
+                "TLS certificate not reloaded; new handshakes keep the previous one"
+            ),
         }
     }
 }

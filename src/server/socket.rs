@@ -87,7 +87,10 @@ pub fn drive<C: Connection>(
         if let Some(exit) = conn.after_write(written, ctx) {
             return Drive::Exit(exit);
         }
-        if !(conn.socket().readable && conn.wants_read()) {
+        // A TLS handshake reads whatever the protocol's phase: a refusal queued before it
+        // (`max_connections`) goes out only once the handshake is through.
+        let wants_read = conn.wants_read() || conn.socket().stream.is_handshaking();
+        if !(conn.socket().readable && wants_read) {
             return Drive::Idle;
         }
         if reads == read_budget {
@@ -180,13 +183,32 @@ impl<Q: Outbound> Socket<Q> {
         }
     }
 
-    /// Writes as much of the queue as the stream takes now; returns the bytes written.
+    /// True while bytes wait to be written: queued, or the stream's own (TLS records).
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty() || self.stream.pending_output()
+    }
+
+    /// Writes as much of the queue as the stream takes now; returns the bytes of the queue
+    /// written. The stream's own bytes go first, and go even when the queue is empty: a TLS
+    /// handshake answers what was read, and a record left by a full socket precedes the rest.
     pub fn flush(&mut self) -> io::Result<usize> {
-        if !self.writable || self.out.is_empty() {
+        if !self.writable {
+            return Ok(0);
+        }
+        if self.stream.flush_pending()? == Flushed::Blocked {
+            self.writable = false;
+            return Ok(0);
+        }
+        if self.out.is_empty() || !self.stream.accepts_data() {
             return Ok(0);
         }
         let short_write_fills = self.stream.short_write_fills();
         let (written, state) = self.out.write_to(&mut self.stream, short_write_fills)?;
+        let state = match state {
+            // The records of the last bytes taken may still wait for the socket.
+            Flushed::All => self.stream.flush_pending()?,
+            Flushed::Blocked => Flushed::Blocked,
+        };
         if state == Flushed::Blocked {
             self.writable = false;
         }

@@ -312,6 +312,7 @@ pub fn php_address(server: &Server) -> String {
     match &server.control {
         super::ControlAddr::Tcp(addr) => format!("tcp://{addr}"),
         super::ControlAddr::Unix(path) => format!("unix://{}", path.display()),
+        super::ControlAddr::Tls(addr) => format!("tls://{addr}"),
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod backend;
 mod scripts;
+pub mod tls;
 pub mod wamp;
 
 pub use backend::*;
@@ -124,6 +125,8 @@ impl Setup {
 pub enum ControlAddr {
     Tcp(String),
     Unix(PathBuf),
+    /// `tls://HOST:PORT`: `Control::connect` cannot reach it (no CA); see `tls::control`.
+    Tls(String),
 }
 
 /// A running `wson start` (foreground), killed and reaped on drop. On a failing test
@@ -187,9 +190,13 @@ impl Server {
                 if kind == "websocket" {
                     server.endpoints.push(endpoint);
                 } else {
-                    server.control = match endpoint.strip_prefix("tcp://") {
-                        Some(addr) => ControlAddr::Tcp(addr.to_string()),
-                        None => ControlAddr::Unix(PathBuf::from(
+                    server.control = match (
+                        endpoint.strip_prefix("tcp://"),
+                        endpoint.strip_prefix("tls://"),
+                    ) {
+                        (Some(addr), _) => ControlAddr::Tcp(addr.to_string()),
+                        (_, Some(addr)) => ControlAddr::Tls(addr.to_string()),
+                        (None, None) => ControlAddr::Unix(PathBuf::from(
                             endpoint.strip_prefix("unix://").unwrap_or(&endpoint),
                         )),
                     };
@@ -238,6 +245,15 @@ impl Server {
             .iter()
             .find_map(|e| e.strip_prefix("tcp://"))
             .expect("a tcp listener")
+            .to_string()
+    }
+
+    /// The address of the first `tls://` listener.
+    pub fn tls(&self) -> String {
+        self.endpoints
+            .iter()
+            .find_map(|e| e.strip_prefix("tls://"))
+            .expect("a tls listener")
             .to_string()
     }
 
@@ -744,7 +760,13 @@ impl Control {
         let stream: Box<dyn Duplex> = match addr {
             ControlAddr::Tcp(a) => Box::new(TcpStream::connect(a).expect("connect control")),
             ControlAddr::Unix(p) => Box::new(UnixStream::connect(p).expect("connect control")),
+            ControlAddr::Tls(a) => panic!("tls://{a}: connect with tls::Pki::control"),
         };
+        Control::over(stream)
+    }
+
+    /// A control client over a stream connected already (TLS).
+    pub fn over(stream: Box<dyn Duplex>) -> Control {
         stream.set_timeout(Some(WAIT));
         Control {
             stream,

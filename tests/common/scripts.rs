@@ -101,9 +101,20 @@ pub struct Script {
 
 impl Script {
     pub fn spawn(program: &Path, script: &str, args: &[&str]) -> Script {
+        Script::spawn_with_env(program, script, args, &[])
+    }
+
+    /// `spawn` with more environment variables (a test CA for a TLS client).
+    pub fn spawn_with_env(
+        program: &Path,
+        script: &str,
+        args: &[&str],
+        env: &[(&str, &Path)],
+    ) -> Script {
         let mut child = Command::new(program)
             .arg(clients_dir().join(script))
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(clients_dir())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -20,6 +20,7 @@ mod issue10;
 mod login;
 mod report;
 mod servers;
+mod tls;
 mod wamp;
 
 use std::net::SocketAddr;
@@ -166,7 +167,9 @@ fn usage() -> &'static str {
                [--topics T | --users-of K]   (wson: M publications to T topics, or M
                                               `u` to users of K connections each)
                [--wamp]                      (with --topics T: the clients are WAMP
-                                              sessions, one more publishes)"
+                                              sessions, one more publishes)
+       wsbench tls [--handshakes K] [--concurrency C] [--clients N] [--broadcasts M]
+               [--rounds R] [--wson BIN]     (issue 14: server CPU of tls:// over tcp://)"
 }
 
 fn main() {
@@ -175,6 +178,8 @@ fn main() {
         drive(&args[1..])
     } else if args.first().map(String::as_str) == Some("hold") {
         crowd::hold(&args[1..])
+    } else if args.first().map(String::as_str) == Some("tls") {
+        tls::run(&args[1..])
     } else {
         bench(&args)
     };
