@@ -704,7 +704,7 @@ fn check_request(request: &Request) {
     let accept = handshake::accept_key(&request.key);
     assert_eq!(accept.len(), 28);
     let protocol = request.protocols.first().map(String::as_str);
-    let response = handshake::accept_response(&request.key, protocol);
+    let response = handshake::accept_response(&request.key, protocol, None);
     assert_eq!(check_response(&response), 101);
     let mut headers = [httparse::EMPTY_HEADER; 16];
     let mut parsed = httparse::Response::new(&mut headers);

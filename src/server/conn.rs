@@ -31,6 +31,7 @@ use crate::server::socket::{self, Connection, Lost, Socket};
 use crate::server::stats::Stats;
 use crate::server::stream::Stream;
 use crate::wamp::Serializer;
+use crate::ws::deflate::{self, Agreed};
 use crate::ws::frame::{self, OpCode};
 use crate::ws::handshake::{self, Status};
 use crate::ws::message::{CloseFrame, Event, MessageDecoder, MessageKind};
@@ -62,6 +63,8 @@ enum Phase {
         request: Vec<u8>,
         head_len: usize,
         websocket_key: String,
+        /// The permessage-deflate offer accepted, if any (answered in the 101).
+        deflate: Option<Agreed>,
     },
     Open(Session),
     Closing {
@@ -90,6 +93,8 @@ enum AfterFlush {
 
 pub struct Session {
     decoder: MessageDecoder,
+    /// permessage-deflate, when negotiated: what goes to this client may be compressed.
+    deflate: Option<Agreed>,
     expires: Instant,
     keepalive: Keepalive,
     app: App,
@@ -222,9 +227,16 @@ pub enum Delivery {
 
 /// The session's way up to the hub: what a complete client message becomes.
 pub trait Upcalls {
-    /// A complete message from this client; `queued` is what its outbound queue holds.
+    /// A complete message from this client; `queued` is what its outbound queue holds,
+    /// `deflate_window` the window of its permessage-deflate, if negotiated.
     /// Returns what, if anything, goes back to the client now.
-    fn message(&mut self, kind: MessageKind, payload: &[u8], queued: usize) -> Delivered;
+    fn message(
+        &mut self,
+        kind: MessageKind,
+        payload: &[u8],
+        queued: usize,
+        deflate_window: Option<u8>,
+    ) -> Delivered;
     /// A complete message from a WAMP session, for the router; what goes back to the client
     /// the hub queues after the drive.
     fn wamp(&mut self, payload: &[u8]);
@@ -492,6 +504,11 @@ impl Conn {
             return None;
         };
         let bytes = std::mem::take(bytes);
+        let deflate = settings
+            .compression
+            .enabled
+            .then(|| deflate::negotiate(&request.extensions, deflate_policy(settings)))
+            .flatten();
         let handshake::Request {
             path,
             origin,
@@ -504,6 +521,7 @@ impl Conn {
             request: bytes,
             head_len,
             websocket_key: key,
+            deflate,
         };
         Some(Exit::Upgrade(Upgrade {
             identity,
@@ -538,6 +556,19 @@ impl Conn {
         };
     }
 
+    /// The window this client's messages are compressed with, when it negotiated
+    /// permessage-deflate; `None`: it gets plain frames.
+    pub fn deflate_window(&self) -> Option<u8> {
+        match &self.phase {
+            Phase::Open(session) => session.deflate.map(|agreed| agreed.server_window_bits),
+            Phase::Handshake { .. }
+            | Phase::Admitting { .. }
+            | Phase::Closing { .. }
+            | Phase::Flushing { .. }
+            | Phase::Lingering { .. } => None,
+        }
+    }
+
     /// True while the hub (or the authorizer) decides on the upgrade.
     pub fn is_admitting(&self) -> bool {
         matches!(self.phase, Phase::Admitting { .. })
@@ -558,19 +589,22 @@ impl Conn {
             App::Wamp(serializer) => Some(serializer.subprotocol()),
             App::WampV1 => Some(crate::wamp::v1::SUBPROTOCOL),
         };
-        let (request, head_len) = match &mut self.phase {
+        let (request, head_len, deflate) = match &mut self.phase {
             Phase::Admitting {
                 request,
                 head_len,
                 websocket_key,
+                deflate,
             } => {
+                let extension = deflate.map(|agreed| agreed.response());
                 self.socket
                     .out_mut()
                     .push(Rc::from(handshake::accept_response(
                         websocket_key,
                         subprotocol,
+                        extension.as_deref(),
                     )));
-                (std::mem::take(request), *head_len)
+                (std::mem::take(request), *head_len, *deflate)
             }
             Phase::Handshake { .. }
             | Phase::Open(_)
@@ -582,8 +616,13 @@ impl Conn {
         };
         let lifetime_left = expires_at.saturating_sub(auth::unix_now());
         let now = ctx.now;
+        let max_message_size = ctx.settings.max_message_size as u64;
         self.phase = Phase::Open(Session {
-            decoder: MessageDecoder::new(ctx.settings.max_message_size as u64),
+            decoder: match &deflate {
+                Some(agreed) => MessageDecoder::with_deflate(max_message_size, agreed),
+                None => MessageDecoder::new(max_message_size),
+            },
+            deflate,
             expires: now + Duration::from_secs(lifetime_left),
             keepalive: Keepalive::Heard {
                 at: now
@@ -653,7 +692,12 @@ impl Conn {
                 Event::Message { kind, payload } => {
                     ctx.stats.messages_in += 1;
                     let delivered = match session.app {
-                        App::Plain => ctx.upcalls.message(kind, payload, out.pending_bytes()),
+                        App::Plain => ctx.upcalls.message(
+                            kind,
+                            payload,
+                            out.pending_bytes(),
+                            session.deflate.map(|agreed| agreed.server_window_bits),
+                        ),
                         App::Wamp(_) | App::WampV1 => {
                             // After our Close the router has let the session go.
                             if !closing {
@@ -931,6 +975,14 @@ impl Connection for Conn {
             Lost::PeerClosed => Gone::PeerClosed,
             Lost::Io(error) => Gone::Io(error),
         })
+    }
+}
+
+/// What `[compression]` allows a negotiation.
+fn deflate_policy(settings: &Settings) -> deflate::Policy {
+    deflate::Policy {
+        server_max_window_bits: settings.compression.server_max_window_bits,
+        client_no_context_takeover: settings.compression.client_no_context_takeover,
     }
 }
 
