@@ -560,7 +560,7 @@ impl Conn {
     /// permessage-deflate; `None`: it gets plain frames.
     pub fn deflate_window(&self) -> Option<u8> {
         match &self.phase {
-            Phase::Open(session) => session.deflate.map(|agreed| agreed.server_window_bits),
+            Phase::Open(session) => session.deflate.and_then(|agreed| agreed.compress_window()),
             Phase::Handshake { .. }
             | Phase::Admitting { .. }
             | Phase::Closing { .. }
@@ -696,7 +696,7 @@ impl Conn {
                             kind,
                             payload,
                             out.pending_bytes(),
-                            session.deflate.map(|agreed| agreed.server_window_bits),
+                            session.deflate.and_then(|agreed| agreed.compress_window()),
                         ),
                         App::Wamp(_) | App::WampV1 => {
                             // After our Close the router has let the session go.

@@ -20,9 +20,10 @@ pub const EXTENSION_NAME: &str = "permessage-deflate";
 
 /// The largest LZ77 window, as a power of two: 32 KiB (RFC 7692 §7.1.2).
 pub const MAX_WINDOW_BITS: u8 = 15;
-/// The smallest window zlib compresses and inflates with: a raw DEFLATE stream of 256-byte
-/// window (8 bits) is refused by zlib, so an offer that insists on 8 for what wson sends is
-/// declined (RFC 7692 §7.1.2.1 lets a server decline it).
+/// The smallest window zlib compresses with: it refuses a raw DEFLATE stream with a
+/// 256-byte window (8 bits). A client that asks for 8 is accepted, and every message to it
+/// goes uncompressed, which RFC 7692 §6 allows per message (its own messages are inflated
+/// as usual); a larger inflate window decodes a smaller one, so its 8 is inflated with 9.
 pub const MIN_ZLIB_WINDOW_BITS: u8 = 9;
 
 /// RFC 7692 §7.2.1: the compressed payload of a message ends without these 4 octets,
@@ -68,8 +69,6 @@ pub enum Decline {
     Unknown { name: String },
     /// RFC 7692 §7: "an extension parameter with an invalid value".
     BadValue { name: &'static str, value: String },
-    /// `server_max_window_bits=8`: zlib cannot compress with a 256-byte window.
-    WindowTooSmall,
 }
 
 impl fmt::Display for Decline {
@@ -78,9 +77,6 @@ impl fmt::Display for Decline {
             Decline::Duplicate { name } => write!(f, "{name} given twice"),
             Decline::Unknown { name } => write!(f, "unknown parameter {name:?}"),
             Decline::BadValue { name, value } => write!(f, "{name} has invalid value {value:?}"),
-            Decline::WindowTooSmall => {
-                f.write_str("server_max_window_bits=8 is below what zlib compresses with")
-            }
         }
     }
 }
@@ -106,7 +102,8 @@ pub enum ClientContext {
 /// An accepted offer: what the connection uses and the response's extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Agreed {
-    /// 9..=15: the window wson compresses this client's messages with.
+    /// 8..=15: the window wson compresses this client's messages with; 8 (which zlib
+    /// cannot compress with) means they all go uncompressed.
     pub server_window_bits: u8,
     /// 9..=15: the window the client's messages are inflated with.
     pub client_window_bits: u8,
@@ -116,6 +113,11 @@ pub struct Agreed {
 }
 
 impl Agreed {
+    /// The window to compress with, `None` when messages to this client go uncompressed.
+    pub fn compress_window(&self) -> Option<u8> {
+        (self.server_window_bits >= MIN_ZLIB_WINDOW_BITS).then_some(self.server_window_bits)
+    }
+
     /// The `Sec-WebSocket-Extensions` value of the 101 response.
     pub fn response(&self) -> String {
         // RFC 7692 §7.1.1.1: a server may answer server_no_context_takeover whether or not
@@ -156,7 +158,6 @@ pub fn accept(offer: Offer, policy: Policy) -> Result<Agreed, Decline> {
         .server_max_window_bits
         .clamp(MIN_ZLIB_WINDOW_BITS, MAX_WINDOW_BITS);
     let server_window_bits = match offer.server_max_window_bits {
-        Some(bits) if bits < MIN_ZLIB_WINDOW_BITS => return Err(Decline::WindowTooSmall),
         Some(bits) => bits.min(policy_bits),
         None => policy_bits,
     };
@@ -794,7 +795,7 @@ mod tests {
                  permessage-deflate; server_max_window_bits=11, permessage-deflate"
             ),
             Some(
-                "permessage-deflate; server_no_context_takeover; server_max_window_bits=11"
+                "permessage-deflate; server_no_context_takeover; server_max_window_bits=8"
                     .to_owned()
             )
         );
@@ -803,21 +804,15 @@ mod tests {
     }
 
     #[test]
-    fn server_max_window_bits_8_is_declined() {
+    fn server_max_window_bits_8_is_accepted_and_nothing_is_compressed() {
+        let agreed = negotiate(b"permessage-deflate; server_max_window_bits=8", POLICY).unwrap();
+        assert_eq!(agreed.compress_window(), None);
         assert_eq!(
-            accept(
-                Offer {
-                    server_max_window_bits: Some(8),
-                    ..Offer::default()
-                },
-                POLICY
-            ),
-            Err(Decline::WindowTooSmall)
+            agreed.response(),
+            "permessage-deflate; server_no_context_takeover; server_max_window_bits=8"
         );
-        assert_eq!(
-            response_to("permessage-deflate; server_max_window_bits=8"),
-            None
-        );
+        let agreed = negotiate(b"permessage-deflate; server_max_window_bits=9", POLICY).unwrap();
+        assert_eq!(agreed.compress_window(), Some(9));
     }
 
     #[test]
