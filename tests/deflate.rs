@@ -447,3 +447,260 @@ fn zip_bombs_are_1009_and_the_server_never_holds_their_inflated_size() {
     let grown = peak_rss_kib(&server).saturating_sub(before);
     assert!(grown < 32 * 1024, "peak RSS grew by {grown} KiB");
 }
+
+// ---------------------------------------------------------------------------------------
+// Shared frames: one compression for every compressing client, plain bytes for the rest.
+
+/// A raw client that reads server frames, RSV1 allowed when it negotiated deflate.
+struct Reader {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    deflate: bool,
+}
+
+impl Reader {
+    fn connect(server: &Server, user: &str, offer: Option<&str>) -> (Reader, Cookies) {
+        let cookies = Cookies::fresh(user);
+        let addr = server.tcp();
+        let mut stream = TcpStream::connect(&addr).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        let extra = offer
+            .map(|offer| format!("Sec-WebSocket-Extensions: {offer}\r\n"))
+            .unwrap_or_default();
+        let head = request(&addr, &cookies.header, Some(ORIGIN), &extra);
+        stream.write_all(head.as_bytes()).unwrap();
+        let mut reader = Reader {
+            stream,
+            buf: Vec::new(),
+            deflate: false,
+        };
+        let end = loop {
+            if let Some(end) = find(&reader.buf, b"\r\n\r\n") {
+                break end + 4;
+            }
+            reader.fill();
+        };
+        let head = String::from_utf8_lossy(&reader.buf[..end]).into_owned();
+        reader.buf.drain(..end);
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        reader.deflate = head.contains("Sec-WebSocket-Extensions: permessage-deflate");
+        assert_eq!(reader.deflate, offer.is_some(), "{head}");
+        (reader, cookies)
+    }
+
+    fn fill(&mut self) {
+        let mut chunk = [0u8; 65536];
+        let n = self.stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "the server closed the connection");
+        self.buf.extend_from_slice(&chunk[..n]);
+    }
+
+    /// The next data message: (compressed, opcode, payload inflated).
+    fn message(&mut self) -> (bool, frame::OpCode, Vec<u8>) {
+        let rsv1 = if self.deflate {
+            frame::Rsv1::PerMessageCompressed
+        } else {
+            frame::Rsv1::Reserved
+        };
+        loop {
+            match frame::decode_header_with(&self.buf, u64::MAX >> 1, rsv1).unwrap() {
+                wson::decoded::Decoded::Done { item, len } => {
+                    let end = len + usize::try_from(item.payload_len).unwrap();
+                    if self.buf.len() >= end {
+                        let payload = self.buf[len..end].to_vec();
+                        self.buf.drain(..end);
+                        if matches!(item.opcode, frame::OpCode::Ping | frame::OpCode::Pong) {
+                            continue;
+                        }
+                        assert!(item.fin, "wson sends whole messages here");
+                        if !item.rsv1 {
+                            return (false, item.opcode, payload);
+                        }
+                        let mut inflater = wson::ws::deflate::Inflater::new(15);
+                        let mut out = Vec::new();
+                        inflater.inflate(&payload, &mut out, 16 << 20).unwrap();
+                        inflater.finish(&mut out, 16 << 20).unwrap();
+                        return (true, item.opcode, out);
+                    }
+                }
+                wson::decoded::Decoded::Incomplete => {}
+            }
+            self.fill();
+        }
+    }
+}
+
+/// About `len` bytes of a realistic JSON publication.
+fn publication(len: usize, seq: usize) -> String {
+    let mut text = format!("{{\"seq\":{seq},\"quotes\":[");
+    let mut i = 0;
+    while text.len() < len {
+        text.push_str(&format!(
+            "{{\"symbol\":\"SYM{}\",\"bid\":{}.{:02},\"ask\":{}.{:02},\"volume\":{}}},",
+            i % 50,
+            100 + i % 7,
+            i % 100,
+            101 + i % 7,
+            (i * 7) % 100,
+            1000 + i * 13
+        ));
+        i += 1;
+    }
+    text.push_str("{}]}");
+    text
+}
+
+#[test]
+fn broadcasts_and_publications_go_compressed_to_deflate_clients_and_plain_to_others() {
+    let server = Setup::new().set("ping_interval", "3600").start();
+    let (mut plain, _) = Reader::connect(&server, "plain", None);
+    let (mut deflate, deflate_cookies) =
+        Reader::connect(&server, "deflate", Some("permessage-deflate"));
+    let (mut window_9, _) = Reader::connect(
+        &server,
+        "small",
+        Some("permessage-deflate; server_max_window_bits=9"),
+    );
+    let (mut window_8, _) = Reader::connect(
+        &server,
+        "tiny",
+        Some("permessage-deflate; server_max_window_bits=8"),
+    );
+    let mut control = server.control();
+    // A burst of broadcasts: batched into one chunk, compressed once per window.
+    let messages: Vec<String> = (0..5).map(|seq| publication(1500, seq)).collect();
+    for message in &messages {
+        control.send(b'b', message.as_bytes());
+    }
+    control.send(b'b', b"short, under the threshold");
+    control.send(b'B', &[7u8; 2000]);
+    let expect = |reader: &mut Reader, compressed: bool| {
+        for message in &messages {
+            let got = reader.message();
+            assert_eq!(
+                got,
+                (compressed, frame::OpCode::Text, message.as_bytes().to_vec())
+            );
+        }
+        assert_eq!(
+            reader.message(),
+            (
+                false,
+                frame::OpCode::Text,
+                b"short, under the threshold".to_vec()
+            )
+        );
+        assert_eq!(
+            reader.message(),
+            (compressed, frame::OpCode::Binary, vec![7u8; 2000])
+        );
+    };
+    expect(&mut plain, false);
+    expect(&mut deflate, true);
+    expect(&mut window_9, true);
+    expect(&mut window_8, false);
+    // A topic publication and a direct message take the same path.
+    control.send_fields(b'j', &[deflate_cookies.token_str().as_bytes(), b"news"]);
+    assert_eq!(control.reply_text(), "1#1");
+    let news = publication(800, 99);
+    control.send_fields(b'x', &[b"news", news.as_bytes()]);
+    assert_eq!(
+        deflate.message(),
+        (true, frame::OpCode::Text, news.clone().into_bytes())
+    );
+    control.direct(b'c', &deflate_cookies.token, news.as_bytes());
+    assert_eq!(
+        control.reply_text(),
+        format!("32A{}", deflate_cookies.token_str())
+    );
+    assert_eq!(
+        deflate.message(),
+        (true, frame::OpCode::Text, news.into_bytes())
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Node ws and Chromium.
+
+#[test]
+fn node_ws_with_per_message_deflate_gets_a_compressed_push_and_echo() {
+    let Some(node) = node() else {
+        return;
+    };
+    let server = Setup::new().echo().start();
+    let cookies = Cookies::fresh("node");
+    let url = format!("ws://{}/", server.tcp());
+    let mut client = Script::spawn(&node, "node_deflate.js", &[&url, &cookies.header, ORIGIN]);
+    // ws reports the names of the agreed extensions.
+    assert_eq!(
+        client.next(),
+        json!({"event": "open", "extensions": "permessage-deflate"})
+    );
+    let mut control = server.control();
+    let before = control.status()["bytes_out"].as_u64().unwrap();
+    let push = publication(20_000, 1);
+    control.send(b'b', push.as_bytes());
+    assert_eq!(
+        client.next(),
+        json!({"event": "message", "len": push.len(), "data": push})
+    );
+    // The push crossed the wire compressed: far fewer bytes than it holds.
+    let sent = control.status()["bytes_out"].as_u64().unwrap() - before;
+    assert!(
+        sent < push.len() as u64 / 3,
+        "{sent} bytes for {}",
+        push.len()
+    );
+    // The client compresses its own message (threshold 0); wson inflates and echoes it.
+    assert_eq!(client.next(), json!({"event": "echo", "same": true}));
+    client.finish();
+}
+
+#[test]
+fn chromium_receives_a_compressed_push() {
+    if !crate::real_clients::chromium() {
+        return;
+    }
+    let page = include_str!("clients/deflate_page.html")
+        .as_bytes()
+        .to_vec();
+    let mut pages = crate::real_clients::PageServer::start(vec![(
+        "/page.html",
+        page,
+        "text/html; charset=utf-8",
+    )]);
+    let server = Setup::new()
+        .set(
+            "origins",
+            &format!(r#"["http://localhost:{}"]"#, pages.port),
+        )
+        .start();
+    let cookies = Cookies::fresh("chromium");
+    let port = server.tcp().rsplit(':').next().unwrap().to_string();
+    let config = json!({"ws": format!("ws://localhost:{port}/"), "cookie": cookies.header});
+    let url = format!(
+        "http://localhost:{}/page.html#{}",
+        pages.port,
+        crate::real_clients::fragment(&config)
+    );
+    let _browser = crate::real_clients::Browser::open_with(&url, &[]);
+    // Chromium always offers permessage-deflate; the page reports what was agreed.
+    assert_eq!(
+        pages.next(),
+        json!({"event": "open", "extensions": "permessage-deflate; server_no_context_takeover"})
+    );
+    let mut control = server.control();
+    let before = control.status()["bytes_out"].as_u64().unwrap();
+    let push = publication(20_000, 2);
+    control.send(b'b', push.as_bytes());
+    assert_eq!(
+        pages.next(),
+        json!({"event": "message", "len": push.len(), "data": push})
+    );
+    let sent = control.status()["bytes_out"].as_u64().unwrap() - before;
+    assert!(
+        sent < push.len() as u64 / 3,
+        "{sent} bytes for {}",
+        push.len()
+    );
+}
