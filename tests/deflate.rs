@@ -460,13 +460,24 @@ struct Reader {
 
 impl Reader {
     fn connect(server: &Server, user: &str, offer: Option<&str>) -> (Reader, Cookies) {
+        Reader::connect_with(server, user, offer, "")
+    }
+
+    /// With `more` header lines (each ending in CRLF).
+    fn connect_with(
+        server: &Server,
+        user: &str,
+        offer: Option<&str>,
+        more: &str,
+    ) -> (Reader, Cookies) {
         let cookies = Cookies::fresh(user);
         let addr = server.tcp();
         let mut stream = TcpStream::connect(&addr).unwrap();
         stream.set_read_timeout(Some(WAIT)).unwrap();
         let extra = offer
             .map(|offer| format!("Sec-WebSocket-Extensions: {offer}\r\n"))
-            .unwrap_or_default();
+            .unwrap_or_default()
+            + more;
         let head = request(&addr, &cookies.header, Some(ORIGIN), &extra);
         stream.write_all(head.as_bytes()).unwrap();
         let mut reader = Reader {
@@ -486,6 +497,12 @@ impl Reader {
         reader.deflate = head.contains("Sec-WebSocket-Extensions: permessage-deflate");
         assert_eq!(reader.deflate, offer.is_some(), "{head}");
         (reader, cookies)
+    }
+
+    fn send_text(&mut self, text: &str) {
+        let frame =
+            frame::encode_masked_frame(true, frame::OpCode::Text, text.as_bytes(), [1, 2, 3, 4]);
+        self.stream.write_all(&frame).unwrap();
     }
 
     fn fill(&mut self) {
@@ -617,6 +634,43 @@ fn broadcasts_and_publications_go_compressed_to_deflate_clients_and_plain_to_oth
         deflate.message(),
         (true, frame::OpCode::Text, news.into_bytes())
     );
+}
+
+#[test]
+fn wamp_events_go_compressed_to_sessions_that_negotiated_deflate() {
+    let server = Setup::new()
+        .set("wamp.realms", r#"["realm1"]"#)
+        .set("ping_interval", "3600")
+        .start();
+    let protocol = "Sec-WebSocket-Protocol: wamp.2.json\r\n";
+    let hello = json!([1, "realm1", {"roles": {"subscriber": {}, "publisher": {}}}]).to_string();
+    let mut join = |user: &str, offer: Option<&str>| {
+        let (mut reader, _) = Reader::connect_with(&server, user, offer, protocol);
+        reader.send_text(&hello);
+        let (_, _, welcome) = reader.message();
+        let welcome: Value = serde_json::from_slice(&welcome).unwrap();
+        assert_eq!(welcome[0], 2, "{welcome}");
+        reader
+    };
+    let mut compressing = join("alice", Some("permessage-deflate"));
+    let mut plain = join("bob", None);
+    let mut publisher = join("carol", None);
+    for reader in [&mut compressing, &mut plain] {
+        reader.send_text(&json!([32, 1, {}, "com.example.news"]).to_string());
+        let (_, _, subscribed) = reader.message();
+        let subscribed: Value = serde_json::from_slice(&subscribed).unwrap();
+        assert_eq!(subscribed[0], 33, "{subscribed}");
+    }
+    let news = publication(2000, 7);
+    publisher.send_text(&json!([16, 1, {}, "com.example.news", [news]]).to_string());
+    let (compressed, _, event) = compressing.message();
+    assert!(compressed, "the EVENT to the deflate session is compressed");
+    let (compressed, _, same_event) = plain.message();
+    assert!(!compressed);
+    assert_eq!(event, same_event);
+    let event: Value = serde_json::from_slice(&event).unwrap();
+    assert_eq!(event[0], 36);
+    assert_eq!(event[4], json!([news]));
 }
 
 // ---------------------------------------------------------------------------------------
