@@ -644,7 +644,7 @@ fn wamp_events_go_compressed_to_sessions_that_negotiated_deflate() {
         .start();
     let protocol = "Sec-WebSocket-Protocol: wamp.2.json\r\n";
     let hello = json!([1, "realm1", {"roles": {"subscriber": {}, "publisher": {}}}]).to_string();
-    let mut join = |user: &str, offer: Option<&str>| {
+    let join = |user: &str, offer: Option<&str>| {
         let (mut reader, _) = Reader::connect_with(&server, user, offer, protocol);
         reader.send_text(&hello);
         let (_, _, welcome) = reader.message();
