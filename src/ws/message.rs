@@ -671,6 +671,7 @@ impl MessageDecoder {
         mask_offset: usize,
     ) -> Result<(), ProtocolError> {
         let max = self.max_message_len();
+        let start = self.message.len();
         let mut message = std::mem::take(&mut self.message);
         let mut result = Ok(());
         if let Some(inflater) = self.inflater() {
@@ -688,7 +689,24 @@ impl MessageDecoder {
             }
         }
         self.message = message;
-        result.map_err(inflate_error)
+        self.after_inflating(result, start)
+    }
+
+    /// What inflating up to an error made is checked first: the bytes before the error
+    /// are what a split input would have checked already, so the error does not depend on
+    /// where the input was cut (invalid UTF-8 in them wins over the inflate error).
+    fn after_inflating(
+        &mut self,
+        result: Result<(), InflateError>,
+        start: usize,
+    ) -> Result<(), ProtocolError> {
+        match result {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                self.check_text_from(start)?;
+                Err(inflate_error(error))
+            }
+        }
     }
 
     /// The compressed message's last frame is in: flush the inflater, and forget its
@@ -712,7 +730,7 @@ impl MessageDecoder {
             // state is freed, so an idle connection holds none.
             *inflater = None;
         }
-        result.map_err(inflate_error)?;
+        self.after_inflating(result, start)?;
         self.check_text_from(start)
     }
 
@@ -1752,6 +1770,21 @@ mod tests {
             .1
             .unwrap();
             assert_eq!(error, ProtocolError::InvalidUtf8 { offset: 300 });
+        }
+
+        #[test]
+        fn invalid_utf8_before_invalid_deflate_is_the_error_however_split() {
+            // fuzz/corpus/ws_deflate/crash-utf8-before-invalid-deflate-regression: the
+            // stream inflates to a byte that cannot start UTF-8, then breaks DEFLATE. Fed
+            // whole, the inflater fails after producing that byte; split, the byte is
+            // checked first. Either way the error is the UTF-8 one.
+            let payload = [0x4a, 0xed, 0xcb, 0x31, 0x0a, 0x82, 0xff, 0x00, 0x00];
+            let input = rsv1(true, OpCode::Text, &payload);
+            let outcome = run_deflate(&input, MAX, "permessage-deflate");
+            assert!(
+                matches!(outcome.1, Some(ProtocolError::InvalidUtf8 { .. })),
+                "{outcome:?}"
+            );
         }
 
         #[test]
