@@ -23,15 +23,16 @@ use std::time::{Duration, Instant};
 
 use crate::auth::{self, Identity};
 use crate::config::AuthMode;
+use crate::config::Compression;
 use crate::control::event::DisconnectCause;
 use crate::decoded::Decoded;
-use crate::server::outbound::{OutQueue, shared_frame};
+use crate::server::outbound::{OutQueue, Variants, shared_frame};
 use crate::server::settings::Settings;
 use crate::server::socket::{self, Connection, Lost, Socket};
 use crate::server::stats::Stats;
 use crate::server::stream::Stream;
 use crate::wamp::Serializer;
-use crate::ws::deflate::{self, Agreed};
+use crate::ws::deflate::{self, Agreed, Deflater};
 use crate::ws::frame::{self, OpCode};
 use crate::ws::handshake::{self, Status};
 use crate::ws::message::{CloseFrame, Event, MessageDecoder, MessageKind};
@@ -93,8 +94,9 @@ enum AfterFlush {
 
 pub struct Session {
     decoder: MessageDecoder,
-    /// permessage-deflate, when negotiated: what goes to this client may be compressed.
-    deflate: Option<Agreed>,
+    /// The window what goes to this client is compressed with: permessage-deflate was
+    /// negotiated (and the window is one zlib compresses with). `None`: plain frames.
+    send_window: Option<u8>,
     expires: Instant,
     keepalive: Keepalive,
     app: App,
@@ -557,10 +559,12 @@ impl Conn {
     }
 
     /// The window this client's messages are compressed with, when it negotiated
-    /// permessage-deflate; `None`: it gets plain frames.
+    /// permessage-deflate; `None`: it gets plain frames. Asked once per recipient of every
+    /// delivery, hence inlined.
+    #[inline]
     pub fn deflate_window(&self) -> Option<u8> {
         match &self.phase {
-            Phase::Open(session) => session.deflate.and_then(|agreed| agreed.compress_window()),
+            Phase::Open(session) => session.send_window,
             Phase::Handshake { .. }
             | Phase::Admitting { .. }
             | Phase::Closing { .. }
@@ -622,7 +626,7 @@ impl Conn {
                 Some(agreed) => MessageDecoder::with_deflate(max_message_size, agreed),
                 None => MessageDecoder::new(max_message_size),
             },
-            deflate,
+            send_window: deflate.and_then(|agreed| agreed.compress_window()),
             expires: now + Duration::from_secs(lifetime_left),
             keepalive: Keepalive::Heard {
                 at: now
@@ -696,7 +700,7 @@ impl Conn {
                             kind,
                             payload,
                             out.pending_bytes(),
-                            session.deflate.and_then(|agreed| agreed.compress_window()),
+                            session.send_window,
                         ),
                         App::Wamp(_) | App::WampV1 => {
                             // After our Close the router has let the session go.
@@ -880,15 +884,25 @@ impl Conn {
 
     /// Queues a data frame from the hub to a session speaking `app` (a plain message never
     /// reaches a WAMP session, nor a router message a plain one), unless that would push the
-    /// client past `max_outbound`.
-    pub fn queue(&mut self, frame: Rc<[u8]>, app: Audience, max_outbound: usize) -> Delivery {
+    /// client past `max_outbound`: the plain bytes, or the variant for this client's deflate
+    /// window (made on first use). One look at the phase for both.
+    #[inline]
+    pub fn queue_shared(
+        &mut self,
+        frames: &mut Variants<'_>,
+        deflater: &mut Deflater,
+        compression: &Compression,
+        app: Audience,
+        max_outbound: usize,
+    ) -> Delivery {
         match &self.phase {
             Phase::Open(session) if app.reaches(session.app) => {
+                let frame = frames.for_client(session.send_window, deflater, compression);
                 let queued = self.queued_bytes();
                 if queued + frame.len() > max_outbound {
                     return Delivery::Overflow { queued };
                 }
-                self.socket.out_mut().push(frame);
+                self.socket.out_mut().push(frame.clone());
                 Delivery::Queued
             }
             Phase::Open(_)

@@ -114,6 +114,7 @@ pub struct Agreed {
 
 impl Agreed {
     /// The window to compress with, `None` when messages to this client go uncompressed.
+    #[inline]
     pub fn compress_window(&self) -> Option<u8> {
         (self.server_window_bits >= MIN_ZLIB_WINDOW_BITS).then_some(self.server_window_bits)
     }

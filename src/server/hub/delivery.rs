@@ -33,13 +33,12 @@ pub(super) fn offer(
     settings: &Settings,
 ) -> Offered {
     let max_outbound = settings.max_outbound_buffer;
-    let frame = frames.for_client(
-        client.conn.deflate_window(),
-        deflater,
-        &settings.compression,
-    );
+    let compression = &settings.compression;
     let Some(deferred) = locks.deferred_for(key) else {
-        return match client.conn.queue(frame.clone(), audience, max_outbound) {
+        return match client
+            .conn
+            .queue_shared(frames, deflater, compression, audience, max_outbound)
+        {
             Delivery::Queued => {
                 if !client.flush_scheduled {
                     client.flush_scheduled = true;
@@ -54,6 +53,7 @@ pub(super) fn offer(
     if !client.conn.is_open() {
         return Offered::Skipped;
     }
+    let frame = frames.for_client(client.conn.deflate_window(), deflater, compression);
     match locks::hold(
         deferred,
         client.conn.queued_bytes(),
