@@ -483,10 +483,13 @@ impl Inflater {
                 out.reserve_exact(out.capacity().max(1024).min(room));
             }
             let (in_before, out_before) = (self.inner.total_in(), self.inner.total_out());
-            let status = self
-                .inner
-                .decompress_vec(input, out, FlushDecompress::Sync)
-                .map_err(|_| InflateError::InvalidData)?;
+            let status = match self.inner.decompress_vec(input, out, FlushDecompress::Sync) {
+                Ok(status) => status,
+                // What inflated before the bad data already passes the limit: that is the
+                // error, as it would be had the input stopped right before the bad data.
+                Err(_) if out.len() > max => return Err(too_big(out.len())),
+                Err(_) => return Err(InflateError::InvalidData),
+            };
             let consumed = usize::try_from(self.inner.total_in() - in_before).unwrap_or(usize::MAX);
             let produced = self.inner.total_out() - out_before;
             input = input.get(consumed..).unwrap_or_default();

@@ -1788,6 +1788,25 @@ mod tests {
         }
 
         #[test]
+        fn over_the_limit_before_invalid_deflate_is_1009_however_split() {
+            // fuzz/corpus/ws_deflate/crash-over-limit-then-invalid-deflate-regression: the
+            // stream inflates past 300 bytes, then breaks DEFLATE. Fed whole, the inflater
+            // meets the bad data in the call that passed the limit; split, the limit is
+            // seen first. Either way it is 1009.
+            let payload = [
+                0x4a, 0x4c, 0x1c, 0x05, 0xc4, 0x82, 0x7a, 0x7a, 0x3d, 0x7a, 0x7a, 0x7a, 0xfa, 0x7a,
+                0x7a, 0x7a, 0xcc, 0x7a, 0x00, 0x23, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                0x00, 0x00,
+            ];
+            let input = rsv1(true, OpCode::Text, &payload);
+            let outcome = run_deflate(&input, 300, "permessage-deflate");
+            assert!(
+                matches!(outcome.1, Some(ProtocolError::MessageTooBig { .. })),
+                "{outcome:?}"
+            );
+        }
+
+        #[test]
         fn zip_bomb_is_1009_before_the_memory_is_spent() {
             let max = 64 * 1024;
             let bomb = compress(&vec![0u8; 4 << 20]);
