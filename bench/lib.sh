@@ -48,7 +48,7 @@ wants_crossbar() {
     local previous=""
     for arg in "$@"; do
         case "$arg" in
-        --no-wamp | --issue10-only | --cluster | --cluster-57k | --cluster-cost) return 1 ;;
+        --no-wamp | --issue10-only | --cluster | --cluster-57k | --cluster-cost | --deflate) return 1 ;;
         esac
         if [ "$previous" = --servers ] && [[ ",$arg," != *,crossbar,* && ",$arg," != *,xbar,* ]]; then
             return 1
@@ -66,6 +66,16 @@ cluster_run() {
         case "$arg" in
         --cluster | --cluster-57k | --cluster-cost) return 0 ;;
         esac
+    done
+    return 1
+}
+
+# deflate_run ARGS...: true when the arguments ask for the permessage-deflate workloads
+# (issue 14), which run on wson alone.
+deflate_run() {
+    local arg
+    for arg in "$@"; do
+        [ "$arg" = --deflate ] && return 0
     done
     return 1
 }

@@ -12,6 +12,9 @@
 #   bench/run.sh --cluster --n 10000 --rounds 3   the cluster workloads of issue 13 only:
 #                           one wson node, one with [cluster], two on one port joined by a
 #                           redis-server of the run's own (needs redis-server; ~80 s)
+#   bench/run.sh --deflate --n 10000 --rounds 3   issue 14's permessage-deflate workloads only:
+#                           JSON broadcasts (512 B, 2 KiB) to clients without deflate, then
+#                           with it, on fresh wson servers (~1 min)
 #   bench/run.sh --cluster-57k --cluster-cost --rounds 3   issue 13's other two: three nodes
 #                           x 19,000 clients (57,000, in three holder processes) against one
 #                           node of 19,000, and cross-node `d` and WAMP RPC against local
@@ -27,6 +30,9 @@ build_all
 if cluster_run "$@"; then
     # wson alone: no peers to install, but a Redis to join its nodes.
     require_redis
+elif deflate_run "$@"; then
+    # wson alone (issue 14): nothing to install.
+    :
 else
     install_peers
     if wants_crossbar "$@"; then

@@ -29,6 +29,7 @@ use wson::control::topic::{self, Topic};
 use wson::decoded::Decoded;
 use wson::token::Token;
 use wson::wamp::{self, DecodeError, MAX_DEPTH, Serializer};
+use wson::ws::deflate;
 use wson::ws::frame::{self, FrameError, FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode};
 use wson::ws::handshake::{self, HandshakeError, Request};
 use wson::ws::message::{self, CloseFrame, Event, MessageDecoder, MessageKind, ProtocolError};
@@ -704,7 +705,7 @@ fn check_request(request: &Request) {
     let accept = handshake::accept_key(&request.key);
     assert_eq!(accept.len(), 28);
     let protocol = request.protocols.first().map(String::as_str);
-    let response = handshake::accept_response(&request.key, protocol);
+    let response = handshake::accept_response(&request.key, protocol, None);
     assert_eq!(check_response(&response), 101);
     let mut headers = [httparse::EMPTY_HEADER; 16];
     let mut parsed = httparse::Response::new(&mut headers);
@@ -1959,5 +1960,153 @@ pub fn cluster_message(data: &[u8]) {
             assert_eq!(ends, messages, "the frames hold another number of messages");
         }
         Err(error) => assert_one_printable_line(&error.to_string(), "WireError"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ws_deflate: permessage-deflate's offer parser and the inflate path
+// ---------------------------------------------------------------------------------------------
+
+/// `max_message_size` values a deflate input can pick: tiny, around a window, realistic.
+const DEFLATE_LIMITS: [u64; 5] = [0, 1, 300, 40_000, 1 << 20];
+
+/// The input is, in turn, a `Sec-WebSocket-Extensions` value and the payload of compressed
+/// messages. As an offer: whatever is parsed, an accepted offer's response names
+/// server_no_context_takeover, windows stay in 8..=15 within the policy, and the response
+/// parses back as one acceptable permessage-deflate offer. As a payload: a deflate decoder
+/// fed it as a compressed message (then as several, cut by `seed`) gives the same outcome
+/// however the bytes are split, never holds more than `max + 1` bytes of message, and the
+/// input compressed by wson's own `Deflater` inflates back to itself.
+pub fn ws_deflate(data: &[u8]) {
+    let [mode, seed, limit, input @ ..] = data else {
+        return;
+    };
+    deflate_offer(input, *mode);
+    let max = DEFLATE_LIMITS[usize::from(*limit) % DEFLATE_LIMITS.len()];
+    let context = if mode & 1 == 0 {
+        "permessage-deflate"
+    } else {
+        "permessage-deflate; client_no_context_takeover"
+    };
+    let agreed = deflate::negotiate(context.as_bytes(), DEFLATE_POLICY).expect("accepted");
+    // The input as compressed messages: a first frame with RSV1, then continuations cut at
+    // `seed`-derived sizes, FIN on the last.
+    let mut frames = Vec::new();
+    let kind = if mode & 2 == 0 {
+        OpCode::Text
+    } else {
+        OpCode::Binary
+    };
+    let piece = 1 + usize::from(*seed) % 97;
+    let parts: Vec<&[u8]> = if input.is_empty() {
+        vec![&[][..]]
+    } else {
+        input.chunks(piece).take(64).collect()
+    };
+    for (index, part) in parts.iter().enumerate() {
+        let opcode = if index == 0 {
+            kind
+        } else {
+            OpCode::Continuation
+        };
+        let fin = index + 1 == parts.len();
+        let mut frame = frame::encode_masked_frame(fin, opcode, part, [0x11, 0x22, 0x33, 0x44]);
+        if index == 0 {
+            frame[0] |= 0x40;
+        }
+        frames.extend(frame);
+    }
+    let expected = run_deflate(&[&frames], max, &agreed);
+    for chunks in chunkings(&frames, *seed) {
+        assert_eq!(
+            run_deflate(&chunks, max, &agreed),
+            expected,
+            "chunked as {}",
+            describe(&chunks)
+        );
+    }
+    // Round trip through wson's compressor, at a window the input picks.
+    let bits = 9 + seed % 7;
+    let mut deflater = deflate::Deflater::default();
+    if let Some(compressed) = deflater.compress(input, bits, 1 + u32::from(mode % 9)) {
+        let mut frame = frame::encode_masked_frame(true, OpCode::Binary, compressed, [1, 2, 3, 4]);
+        frame[0] |= 0x40;
+        let limit = input.len() as u64;
+        let outcome = run_deflate(&[&frame], limit, &agreed);
+        assert_eq!(
+            outcome.events,
+            vec![Owned::Message(MessageKind::Binary, input.to_vec())],
+            "round trip at window {bits}"
+        );
+    }
+}
+
+const DEFLATE_POLICY: deflate::Policy = deflate::Policy {
+    server_max_window_bits: 15,
+    client_no_context_takeover: false,
+};
+
+fn deflate_offer(header: &[u8], mode: u8) {
+    if let Err(error) = deflate::parse_extensions(header) {
+        assert!(error.offset <= header.len());
+    }
+    let policy = deflate::Policy {
+        server_max_window_bits: 9 + mode % 7,
+        client_no_context_takeover: mode & 0x80 != 0,
+    };
+    let Some(agreed) = deflate::negotiate(header, policy) else {
+        return;
+    };
+    assert!((8..=15).contains(&agreed.server_window_bits));
+    assert!(agreed.server_window_bits <= policy.server_max_window_bits);
+    assert!((9..=15).contains(&agreed.client_window_bits));
+    if policy.client_no_context_takeover {
+        assert_eq!(agreed.client_context, deflate::ClientContext::NoTakeover);
+    }
+    let response = agreed.response();
+    assert_one_printable_line(&response, "the extension response");
+    assert!(response.contains("server_no_context_takeover"));
+    let parsed = deflate::parse_extensions(response.as_bytes()).expect("the response parses");
+    let [extension] = parsed.as_slice() else {
+        panic!("one extension in {response:?}");
+    };
+    assert_eq!(extension.name, deflate::EXTENSION_NAME);
+    let offer = deflate::parse_offer(extension).expect("the response is a valid offer");
+    assert!(offer.server_no_context_takeover);
+}
+
+/// `run_decoder` on a decoder that negotiated deflate, with its message buffer bounded by
+/// `max + 1` (one byte over is how an inflating message is known to be too big).
+fn run_deflate(chunks: &[&[u8]], max: u64, agreed: &deflate::Agreed) -> Outcome {
+    let mut decoder = MessageDecoder::with_deflate(max, agreed);
+    let mut events = Vec::new();
+    for chunk in chunks {
+        let mut rest: &[u8] = chunk;
+        while !rest.is_empty() {
+            match decoder.feed(rest) {
+                Ok((used, event)) => {
+                    assert!(used > 0 && used <= rest.len());
+                    let event = event.map(|event| own(event, max));
+                    assert!(event.is_some() || used == rest.len());
+                    events.extend(event);
+                    rest = &rest[used..];
+                    let heap = decoder.heap_bytes() as u64;
+                    assert!(heap <= max + 1, "{heap} bytes of heap over {max} + 1");
+                }
+                Err(error) => {
+                    assert!(matches!(error.close_code(), 1002 | 1007 | 1009));
+                    assert_one_printable_line(&error.to_string(), "ProtocolError");
+                    assert!(decoder.heap_bytes() as u64 <= max + 1);
+                    return Outcome {
+                        events,
+                        end: Err(error),
+                    };
+                }
+            }
+        }
+    }
+    Outcome {
+        events,
+        end: Ok(decoder.is_idle()),
     }
 }

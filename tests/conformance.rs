@@ -23,6 +23,10 @@
 //! | utf8           | 6.x   | 6        | §5.6, §8.1 (fail fast)                      |
 //! | close          | 7.x   | 7        | §5.5.1, §7.1, §7.4                          |
 //! | limits         | 9.x   | 9        | §10.4, §7.4.1 (1009)                        |
+//! | deflate        | D.x   | (12, 13) | RFC 7692 §6, §7.2: RSV1, inflate, limits    |
+//!
+//! The deflate group checks RFC 7692's rules with hand-made frames; Autobahn's 12.* and
+//! 13.* (many messages through a real compressing client) are in `tests/deflate.rs`.
 //!
 //! A case is `steps` (frames built here, independently of the server's codec, so reserved
 //! bits, reserved opcodes, unmasked and non-minimal frames can be sent) followed by
@@ -59,6 +63,7 @@ enum Group {
     Utf8,
     Close,
     Limits,
+    Deflate,
 }
 
 const CONTINUATION: u8 = 0x0;
@@ -105,8 +110,11 @@ enum Expect {
         status: u16,
         headers: Vec<(&'static str, &'static str)>,
     },
-    /// The next message (frames up to FIN, no control frame in between) is this one.
+    /// The next message (frames up to FIN, no control frame in between) is this one
+    /// (inflated, if the server compressed it).
     Echo { opcode: u8, payload: Vec<u8> },
+    /// As `Echo`, and the server compressed it (RSV1 on its first frame).
+    CompressedEcho { opcode: u8, payload: Vec<u8> },
     /// The next frame is a Pong with this payload.
     Pong(Vec<u8>),
     /// The next frame is a Close whose status is one of these (`None`: empty payload);
@@ -123,6 +131,8 @@ enum Connect {
     Upgraded,
     /// A bare TCP connection: the steps send the HTTP request themselves.
     Raw,
+    /// Upgraded offering permessage-deflate with these parameters; the 101 must accept it.
+    Deflate(&'static str),
 }
 
 #[derive(Debug, Clone)]
@@ -1722,6 +1732,8 @@ fn limit_cases() -> Vec<Case> {
 struct Peer {
     stream: Box<dyn Duplex>,
     buf: Vec<u8>,
+    /// permessage-deflate was negotiated: RSV1 may come on a data message's first frame.
+    deflate: bool,
     /// The first write that failed (the server may close before a case ends its steps).
     write_error: Option<io::Error>,
 }
@@ -1730,6 +1742,8 @@ struct Peer {
 #[derive(Debug)]
 struct Received {
     fin: bool,
+    /// RSV1: a compressed message's first frame.
+    compressed: bool,
     opcode: u8,
     payload: Vec<u8>,
 }
@@ -1801,6 +1815,7 @@ impl Peer {
         Peer {
             stream,
             buf: Vec::new(),
+            deflate: false,
             write_error: None,
         }
     }
@@ -1852,7 +1867,7 @@ impl Peer {
     /// The next frame, checked against what RFC 6455 requires of a server's frames.
     fn next(&mut self) -> Result<Next, String> {
         loop {
-            if let Some(parsed) = parse_server_frame(&self.buf)? {
+            if let Some(parsed) = parse_server_frame(&self.buf, self.deflate)? {
                 let (frame, len) = parsed;
                 self.buf.drain(..len);
                 return Ok(Next::Frame(frame));
@@ -1904,6 +1919,47 @@ impl Peer {
         }
     }
 
+    fn echo(&mut self, opcode: u8, payload: &[u8], must_compress: bool) -> Result<(), String> {
+        {
+            let first = self.next_frame("an echo")?;
+            let compressed = first.compressed;
+            if first.opcode != opcode || (must_compress && !first.compressed) {
+                return Err(format!(
+                    "expected the echo {}, got {}",
+                    Received {
+                        fin: true,
+                        compressed: must_compress,
+                        opcode,
+                        payload: payload.to_vec()
+                    }
+                    .describe(),
+                    first.describe()
+                ));
+            }
+            // RFC 6455 §5.4 lets a server fragment its message; reassemble it.
+            let mut message = first.payload;
+            let mut fin = first.fin;
+            while !fin {
+                let next = self.next_frame("a continuation of the echo")?;
+                if next.opcode != CONTINUATION {
+                    return Err(format!(
+                        "expected a continuation of the echo, got {}",
+                        next.describe()
+                    ));
+                }
+                message.extend(next.payload);
+                fin = next.fin;
+            }
+            if compressed {
+                message = inflate(&message)?;
+            }
+            if message != payload {
+                return Err(format!("echo differs: {}", difference(payload, &message)));
+            }
+            Ok(())
+        }
+    }
+
     fn check(&mut self, expect: &Expect) -> Result<(), String> {
         match expect {
             Expect::Http { status, headers } => {
@@ -1922,39 +1978,8 @@ impl Peer {
                 }
                 Ok(())
             }
-            Expect::Echo { opcode, payload } => {
-                let first = self.next_frame("an echo")?;
-                if first.opcode != *opcode {
-                    return Err(format!(
-                        "expected the echo {}, got {}",
-                        Received {
-                            fin: true,
-                            opcode: *opcode,
-                            payload: payload.clone()
-                        }
-                        .describe(),
-                        first.describe()
-                    ));
-                }
-                // RFC 6455 §5.4 lets a server fragment its message; reassemble it.
-                let mut message = first.payload;
-                let mut fin = first.fin;
-                while !fin {
-                    let next = self.next_frame("a continuation of the echo")?;
-                    if next.opcode != CONTINUATION {
-                        return Err(format!(
-                            "expected a continuation of the echo, got {}",
-                            next.describe()
-                        ));
-                    }
-                    message.extend(next.payload);
-                    fin = next.fin;
-                }
-                if message != *payload {
-                    return Err(format!("echo differs: {}", difference(payload, &message)));
-                }
-                Ok(())
-            }
+            Expect::Echo { opcode, payload } => self.echo(*opcode, payload, false),
+            Expect::CompressedEcho { opcode, payload } => self.echo(*opcode, payload, true),
             Expect::Pong(payload) => {
                 let frame = self.next_frame("a pong")?;
                 if frame.opcode != PONG || frame.payload != *payload {
@@ -2011,14 +2036,40 @@ fn codes(codes: &[Option<u16>]) -> String {
         .join(" or ")
 }
 
+/// A compressed message's payload inflated as RFC 7692 §7.2.2 says (the 4-byte tail put
+/// back), on its own: wson answers `server_no_context_takeover`.
+fn inflate(compressed: &[u8]) -> Result<Vec<u8>, String> {
+    let mut input = compressed.to_vec();
+    input.extend_from_slice(&[0x00, 0x00, 0xff, 0xff]);
+    let mut inflater = flate2::Decompress::new(false);
+    let mut out = Vec::with_capacity(compressed.len() * 8 + 1024);
+    loop {
+        let before = inflater.total_in();
+        inflater
+            .decompress_vec(&input, &mut out, flate2::FlushDecompress::Sync)
+            .map_err(|error| format!("server sent invalid DEFLATE: {error}"))?;
+        let consumed = (inflater.total_in() - before) as usize;
+        input.drain(..consumed);
+        if input.is_empty() && out.len() < out.capacity() {
+            return Ok(out);
+        }
+        out.reserve(out.capacity().max(1024));
+    }
+}
+
 /// Parses one frame from the start of `buf`; `None` when more bytes are needed.
-fn parse_server_frame(buf: &[u8]) -> Result<Option<(Received, usize)>, String> {
+fn parse_server_frame(buf: &[u8], deflate: bool) -> Result<Option<(Received, usize)>, String> {
     let [b0, b1, rest @ ..] = buf else {
         return Ok(None);
     };
     // RFC 6455 §5.2: RSV bits 0 without an extension; §5.1: "A server MUST NOT mask any
-    // frames that it sends to the client."
-    if b0 & 0x70 != 0 {
+    // frames that it sends to the client." RFC 7692 §6: with permessage-deflate, RSV1 on
+    // the first frame of a data message only.
+    let allowed = match b0 & 0x0F {
+        TEXT | BINARY if deflate => 0x40,
+        _ => 0,
+    };
+    if b0 & 0x70 & !allowed != 0 {
         return Err(format!("server frame with RSV bits set: {b0:#04x}"));
     }
     if b1 & 0x80 != 0 {
@@ -2048,6 +2099,7 @@ fn parse_server_frame(buf: &[u8]) -> Result<Option<(Received, usize)>, String> {
     }
     let frame = Received {
         fin: b0 & 0x80 != 0,
+        compressed: b0 & 0x40 != 0,
         opcode,
         payload: buf[header_len..end].to_vec(),
     };
@@ -2069,12 +2121,31 @@ fn run_case(server: &Server, case: &Case, transport: Transport<'_>) -> Result<()
         Transport::Tls(_) => server.tls(),
     };
     let mut peer = Peer::connect(transport, server);
-    if case.connect == Connect::Upgraded {
+    let extension = match case.connect {
+        Connect::Raw => None,
+        Connect::Upgraded => Some(String::new()),
+        Connect::Deflate(offer) => Some(format!("Sec-WebSocket-Extensions: {offer}\r\n")),
+    };
+    if let Some(extra) = extension {
         let cookies = Cookies::fresh("conformance");
-        peer.write(request(&addr, &cookies.header, Some(ORIGIN), "").as_bytes());
-        let (status, _) = peer.read_http()?;
+        peer.write(request(&addr, &cookies.header, Some(ORIGIN), &extra).as_bytes());
+        let (status, headers) = peer.read_http()?;
         if status != 101 {
             return Err(format!("upgrade refused with HTTP {status}"));
+        }
+        let accepted = headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-extensions"))
+            .map(|(_, value)| value.clone());
+        peer.deflate = accepted.is_some();
+        match (case.connect, accepted) {
+            (Connect::Deflate(_), None) => {
+                return Err("permessage-deflate offered and not accepted".to_string());
+            }
+            (Connect::Upgraded | Connect::Raw, Some(value)) => {
+                return Err(format!("an extension nobody offered: {value}"));
+            }
+            (Connect::Deflate(_), Some(_)) | (Connect::Upgraded | Connect::Raw, None) => {}
         }
     }
     for step in &case.steps {
@@ -2144,6 +2215,337 @@ fn run_group_over(group: Group, cases: Vec<Case>, server: &Server, transport: Tr
     );
 }
 
+/// `payload` compressed as a client would (RFC 7692 §7.2.1: deflated, flushed, the
+/// trailing 0x00 0x00 0xff 0xff removed), each message on its own.
+fn deflated(payload: &[u8]) -> Vec<u8> {
+    let mut compress = flate2::Compress::new(flate2::Compression::new(6), false);
+    let mut out = Vec::with_capacity(payload.len() + 1024);
+    compress
+        .compress_vec(payload, &mut out, flate2::FlushCompress::Sync)
+        .unwrap();
+    assert!(out.len() < out.capacity(), "room left: all output flushed");
+    assert!(out.ends_with(&[0x00, 0x00, 0xff, 0xff]));
+    out.truncate(out.len() - 4);
+    out
+}
+
+/// A frame with RSV1 ("Per-Message Compressed") set.
+fn compressed(frame: Frame) -> Frame {
+    frame.rsv(0b100)
+}
+
+/// JSON-like text that deflate shrinks, `len` bytes.
+fn json_like(len: usize) -> Vec<u8> {
+    let item = r#"{"user":"alice","price":12.5,"tags":["new","sale"],"ok":true},"#;
+    item.bytes().cycle().take(len).collect()
+}
+
+fn deflate_cases() -> Vec<Case> {
+    let g = Group::Deflate;
+    const OFFER: &str = "permessage-deflate";
+    // RFC 7692 §7.2.3.1: "Hello" compressed, and the same split into two frames.
+    let hello = unhex("f2 48 cd c9 c9 07 00");
+    let on = |mut case: Case, offer: &'static str| {
+        case.connect = Connect::Deflate(offer);
+        case
+    };
+    let big = json_like(1000);
+    let binary_64k = json_like(65536);
+    let binary_64k_deflated = deflated(&binary_64k);
+    let bomb = deflated(&vec![0u8; (1 << 20) + 1024]);
+    assert!(bomb.len() <= 1100, "{}", bomb.len());
+    let mut bad_utf8 = ascii(300);
+    bad_utf8.push(0xff);
+    // "€" (e2 82 ac) straddling the two compressed frames' inflated output.
+    let mut euro = ascii(299);
+    euro.extend_from_slice("€".as_bytes());
+    let euro_deflated = deflated(&euro);
+    let (euro_a, euro_b) = euro_deflated.split_at(euro_deflated.len() / 2);
+    vec![
+        on(
+            case(
+                g,
+                "D.1",
+                "RFC 7692 §7.2.3.1 compressed Hello is echoed",
+                vec![send(compressed(text(hello.clone())))],
+                vec![echo_text("Hello")],
+            ),
+            OFFER,
+        ),
+        on(
+            case(
+                g,
+                "D.2",
+                "compressed Hello in two frames, RSV1 on the first only, a ping between",
+                vec![send_all(&[
+                    compressed(text(hello[..3].to_vec()).fin(false)),
+                    ping("between"),
+                    cont(hello[3..].to_vec()),
+                ])],
+                vec![expect_pong("between"), echo_text("Hello")],
+            ),
+            OFFER,
+        ),
+        on(
+            case(
+                g,
+                "D.3",
+                "RFC 7692 §7.2.3.2: a second Hello that refers to the first (context takeover)",
+                vec![send_all(&[
+                    compressed(text(hello.clone())),
+                    compressed(text(unhex("f2 00 11 00 00"))),
+                ])],
+                vec![echo_text("Hello"), echo_text("Hello")],
+            ),
+            OFFER,
+        ),
+        on(
+            case(
+                g,
+                "D.4",
+                "RFC 7692 §7.2.3.3: a stored (uncompressed) DEFLATE block",
+                vec![send(compressed(text(unhex(
+                    "00 05 00 fa ff 48 65 6c 6c 6f 00",
+                ))))],
+                vec![echo_text("Hello")],
+            ),
+            OFFER,
+        ),
+        on(
+            case(
+                g,
+                "D.5",
+                "RFC 7692 §7.2.3.4: a block with BFINAL set, then another message",
+                vec![send_all(&[
+                    compressed(text(unhex("f3 48 cd c9 c9 07 00"))),
+                    compressed(text(hello.clone())),
+                ])],
+                vec![echo_text("Hello"), echo_text("Hello")],
+            ),
+            OFFER,
+        ),
+        on(
+            case(
+                g,
+                "D.6",
+                "a 1000-byte compressed text is echoed compressed",
+                vec![send(compressed(text(deflated(&big))))],
+                vec![Expect::CompressedEcho {
+                    opcode: TEXT,
+                    payload: big.clone(),
+                }],
+            ),
+            OFFER,
+        ),
+        on(
+            case(
+                g,
+                "D.7",
+                "a 1000-byte plain text on a deflate connection is echoed compressed",
+                vec![send(text(big.clone()))],
+                vec![Expect::CompressedEcho {
+                    opcode: TEXT,
+                    payload: big.clone(),
+                }],
+            ),
+            OFFER,
+        ),
+        on(
+            case(
+                g,
+                "D.8",
+                "64 KiB binary compressed and sent in 1000-byte fragments, 100-byte writes",
+                vec![chunked(
+                    &binary_64k_deflated
+                        .chunks(1000)
+                        .enumerate()
+                        .map(|(i, part)| {
+                            let last = (i + 1) * 1000 >= binary_64k_deflated.len();
+                            let frame = if i == 0 {
+                                compressed(binary(part.to_vec()))
+                            } else {
+                                cont(part.to_vec())
+                            };
+                            frame.fin(last)
+                        })
+                        .collect::<Vec<_>>(),
+                    100,
+                )],
+                vec![Expect::CompressedEcho {
+                    opcode: BINARY,
+                    payload: binary_64k.clone(),
+                }],
+            ),
+            OFFER,
+        ),
+        on(
+            case(
+                g,
+                "D.9",
+                "a code point split between two compressed frames is valid",
+                vec![send_all(&[
+                    compressed(text(euro_a.to_vec()).fin(false)),
+                    cont(euro_b.to_vec()),
+                ])],
+                vec![Expect::CompressedEcho {
+                    opcode: TEXT,
+                    payload: euro.clone(),
+                }],
+            ),
+            OFFER,
+        ),
+        on(
+            case(
+                g,
+                "D.10",
+                "RSV1 on a continuation frame: 1002 (RFC 7692 §6.1)",
+                vec![send_all(&[
+                    compressed(text(hello[..3].to_vec()).fin(false)),
+                    compressed(cont(hello[3..].to_vec())),
+                ])],
+                fails(1002),
+            ),
+            OFFER,
+        ),
+        on(
+            case(
+                g,
+                "D.11",
+                "RSV1 on a ping: 1002",
+                vec![send(compressed(ping("x")))],
+                fails(1002),
+            ),
+            OFFER,
+        ),
+        on(
+            case(
+                g,
+                "D.12",
+                "RSV1 on a pong: 1002",
+                vec![send(compressed(pong("x")))],
+                fails(1002),
+            ),
+            OFFER,
+        ),
+        on(
+            case(
+                g,
+                "D.13",
+                "RSV1 on a close: 1002",
+                vec![send(compressed(close_frame(1000, b"")))],
+                fails(1002),
+            ),
+            OFFER,
+        ),
+        case(
+            g,
+            "D.14",
+            "RSV1 without permessage-deflate negotiated: 1002",
+            vec![send(compressed(text(hello.clone())))],
+            fails(1002),
+        ),
+        on(
+            case(
+                g,
+                "D.15",
+                "RSV2 with permessage-deflate: 1002",
+                vec![send(text("x").rsv(0b010))],
+                fails(1002),
+            ),
+            OFFER,
+        ),
+        on(
+            case(
+                g,
+                "D.16",
+                "invalid DEFLATE data (reserved block type): 1007",
+                vec![send(compressed(binary(vec![0xff, 0xff, 0xff])))],
+                fails(1007),
+            ),
+            OFFER,
+        ),
+        on(
+            case(
+                g,
+                "D.17",
+                "data after a final DEFLATE block: 1007",
+                vec![send(compressed(text(unhex("f3 48 cd c9 c9 07 00 12 34"))))],
+                fails(1007),
+            ),
+            OFFER,
+        ),
+        on(
+            case(
+                g,
+                "D.18",
+                "invalid UTF-8 in the inflated text: 1007",
+                vec![send(compressed(text(deflated(&bad_utf8))))],
+                fails(1007),
+            ),
+            OFFER,
+        ),
+        on(
+            case(
+                g,
+                "D.19",
+                "zip bomb: 1 KiB inflating past max_message_size (1 MiB): 1009",
+                vec![send(compressed(binary(bomb)))],
+                fails(1009),
+            ),
+            OFFER,
+        ),
+        on(
+            case(
+                g,
+                "D.20",
+                "client_no_context_takeover: each message inflates on its own",
+                vec![send_all(&[
+                    compressed(text(hello.clone())),
+                    compressed(text(hello.clone())),
+                ])],
+                vec![echo_text("Hello"), echo_text("Hello")],
+            ),
+            "permessage-deflate; client_no_context_takeover",
+        ),
+        on(
+            case(
+                g,
+                "D.21",
+                "client_no_context_takeover, then a back reference to the last message: 1007",
+                vec![send_all(&[
+                    compressed(text(hello.clone())),
+                    compressed(text(unhex("f2 00 11 00 00"))),
+                ])],
+                then_fails(vec![echo_text("Hello")], 1007),
+            ),
+            "permessage-deflate; client_no_context_takeover",
+        ),
+        on(
+            case(
+                g,
+                "D.22",
+                "server_max_window_bits=9: the echo is compressed within it",
+                vec![send(compressed(text(deflated(&big))))],
+                vec![Expect::CompressedEcho {
+                    opcode: TEXT,
+                    payload: big.clone(),
+                }],
+            ),
+            "permessage-deflate; server_max_window_bits=9",
+        ),
+        on(
+            case(
+                g,
+                "D.23",
+                "a compressed message under the threshold is echoed",
+                vec![send(compressed(binary(deflated(&[7u8; 100]))))],
+                vec![echo_binary(vec![7u8; 100])],
+            ),
+            OFFER,
+        ),
+    ]
+}
+
 // ---------------------------------------------------------------------------------------
 // One test per group.
 
@@ -2193,6 +2595,12 @@ fn utf8_text_is_echoed_and_invalid_text_fails_fast_with_1007() {
 fn close_codes_are_echoed_or_refused_with_1002() {
     let server = echo_server().start();
     run_group(Group::Close, close_cases(), &server);
+}
+
+#[test]
+fn permessage_deflate_inflates_bounded_and_enforces_rsv1_rules() {
+    let server = echo_server().start();
+    run_group(Group::Deflate, deflate_cases(), &server);
 }
 
 #[test]
@@ -2255,6 +2663,11 @@ mod over_tls {
     #[test]
     fn close() {
         run_over_tls(Group::Close, close_cases(), echo_server());
+    }
+
+    #[test]
+    fn deflate() {
+        run_over_tls(Group::Deflate, deflate_cases(), echo_server());
     }
 
     #[test]

@@ -51,6 +51,11 @@ fn ws_message_corpus_matches_the_model() {
 }
 
 #[test]
+fn ws_deflate_corpus_keeps_the_deflate_invariants() {
+    replay("ws_deflate", invariants::ws_deflate);
+}
+
+#[test]
 fn ws_handshake_corpus_keeps_the_handshake_invariants() {
     replay("ws_handshake", invariants::ws_handshake);
 }

@@ -13,6 +13,7 @@ mod cluster_wamp;
 mod conformance;
 mod control;
 mod corpus;
+mod deflate;
 mod demo;
 mod events;
 mod handshake;

@@ -236,6 +236,23 @@ config_keys! {
             default(MAX_TRACKED_ADDRESSES = 100_000), reload;
     }
 
+    /// permessage-deflate (RFC 7692): negotiated with clients that offer it.
+    [compression] Compression {
+        /// Negotiate permessage-deflate with clients that offer it; false: never.
+        enabled: bool = values::boolean, default(ENABLED = true), reload;
+        /// Messages shorter than this many bytes are sent uncompressed.
+        threshold: usize = values::size(0), default(THRESHOLD = 256), reload;
+        /// DEFLATE level of what wson sends, 1 (fastest) to 9 (smallest).
+        level: u32 = values::range(1, 9), default(LEVEL = 6), reload;
+        /// Largest LZ77 window wson compresses with, as a power of two (9 to 15).
+        server_max_window_bits: u8 = values::range(9, 15),
+            default(SERVER_MAX_WINDOW_BITS = 15), reload;
+        /// Ask every client to compress each message on its own, so no connection keeps an
+        /// inflate state between messages.
+        client_no_context_takeover: bool = values::boolean,
+            default(CLIENT_NO_CONTEXT_TAKEOVER = false), reload;
+    }
+
     /// Several wson nodes joined by Redis.
     [cluster] Cluster {
         /// The Redis that joins the nodes, as a URL; `None`: this node is alone.

@@ -31,8 +31,8 @@ pub mod wamp_realm;
 
 pub use declare::{ApplyOn, KeySpec, Presence, TableSpec};
 pub use keys::{
-    Access, Authorizer, Cluster, Config, Events, KEYS, MAX_EVENT_FIELDS_LEN, MIN_EVENT_QUEUE,
-    TABLES, Tls, Topics, Users, Wamp, defaults,
+    Access, Authorizer, Cluster, Compression, Config, Events, KEYS, MAX_EVENT_FIELDS_LEN,
+    MIN_EVENT_QUEUE, TABLES, Tls, Topics, Users, Wamp, defaults,
 };
 pub use secret::{MAX_SECRET_FILE_LEN, MIN_SECRET_LEN, ResolvedSecret, Secret, resolve_secret};
 pub use values::{
@@ -315,6 +315,11 @@ mod tests {
             ("cluster.heartbeat", "3"),
             ("cluster.request_timeout", "4"),
             ("cluster.max_count_users", "0"),
+            ("compression.enabled", "false"),
+            ("compression.threshold", "0"),
+            ("compression.level", "9"),
+            ("compression.server_max_window_bits", "9"),
+            ("compression.client_no_context_takeover", "true"),
         ]);
         assert_eq!(
             config,
@@ -420,6 +425,13 @@ mod tests {
                     cert: None,
                     key: None,
                     min_version: crate::tls::TlsVersion::V1_2,
+                },
+                compression: Compression {
+                    enabled: false,
+                    threshold: 0,
+                    level: 9,
+                    server_max_window_bits: 9,
+                    client_no_context_takeover: true,
                 },
             }
         );
@@ -537,7 +549,7 @@ mod tests {
                 ),
                 (
                     Some("server".to_owned()),
-                    "unknown table (known: users, topics, events, authorizer, wamp, access, cluster, tls)"
+                    "unknown table (known: users, topics, events, authorizer, wamp, access, compression, cluster, tls)"
                         .to_owned()
                 ),
             ]

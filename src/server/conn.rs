@@ -23,14 +23,16 @@ use std::time::{Duration, Instant};
 
 use crate::auth::{self, Identity};
 use crate::config::AuthMode;
+use crate::config::Compression;
 use crate::control::event::DisconnectCause;
 use crate::decoded::Decoded;
-use crate::server::outbound::{OutQueue, shared_frame};
+use crate::server::outbound::{OutQueue, Variants, shared_frame};
 use crate::server::settings::Settings;
 use crate::server::socket::{self, Connection, Lost, Socket};
 use crate::server::stats::Stats;
 use crate::server::stream::Stream;
 use crate::wamp::Serializer;
+use crate::ws::deflate::{self, Agreed, Deflater};
 use crate::ws::frame::{self, OpCode};
 use crate::ws::handshake::{self, Status};
 use crate::ws::message::{CloseFrame, Event, MessageDecoder, MessageKind};
@@ -62,6 +64,8 @@ enum Phase {
         request: Vec<u8>,
         head_len: usize,
         websocket_key: String,
+        /// The permessage-deflate offer accepted, if any (answered in the 101).
+        deflate: Option<Agreed>,
     },
     Open(Session),
     Closing {
@@ -90,6 +94,9 @@ enum AfterFlush {
 
 pub struct Session {
     decoder: MessageDecoder,
+    /// The window what goes to this client is compressed with: permessage-deflate was
+    /// negotiated (and the window is one zlib compresses with). `None`: plain frames.
+    send_window: Option<u8>,
     expires: Instant,
     keepalive: Keepalive,
     app: App,
@@ -222,9 +229,16 @@ pub enum Delivery {
 
 /// The session's way up to the hub: what a complete client message becomes.
 pub trait Upcalls {
-    /// A complete message from this client; `queued` is what its outbound queue holds.
+    /// A complete message from this client; `queued` is what its outbound queue holds,
+    /// `deflate_window` the window of its permessage-deflate, if negotiated.
     /// Returns what, if anything, goes back to the client now.
-    fn message(&mut self, kind: MessageKind, payload: &[u8], queued: usize) -> Delivered;
+    fn message(
+        &mut self,
+        kind: MessageKind,
+        payload: &[u8],
+        queued: usize,
+        deflate_window: Option<u8>,
+    ) -> Delivered;
     /// A complete message from a WAMP session, for the router; what goes back to the client
     /// the hub queues after the drive.
     fn wamp(&mut self, payload: &[u8]);
@@ -492,6 +506,11 @@ impl Conn {
             return None;
         };
         let bytes = std::mem::take(bytes);
+        let deflate = settings
+            .compression
+            .enabled
+            .then(|| deflate::negotiate(&request.extensions, deflate_policy(settings)))
+            .flatten();
         let handshake::Request {
             path,
             origin,
@@ -504,6 +523,7 @@ impl Conn {
             request: bytes,
             head_len,
             websocket_key: key,
+            deflate,
         };
         Some(Exit::Upgrade(Upgrade {
             identity,
@@ -538,6 +558,21 @@ impl Conn {
         };
     }
 
+    /// The window this client's messages are compressed with, when it negotiated
+    /// permessage-deflate; `None`: it gets plain frames. Asked once per recipient of every
+    /// delivery, hence inlined.
+    #[inline]
+    pub fn deflate_window(&self) -> Option<u8> {
+        match &self.phase {
+            Phase::Open(session) => session.send_window,
+            Phase::Handshake { .. }
+            | Phase::Admitting { .. }
+            | Phase::Closing { .. }
+            | Phase::Flushing { .. }
+            | Phase::Lingering { .. } => None,
+        }
+    }
+
     /// True while the hub (or the authorizer) decides on the upgrade.
     pub fn is_admitting(&self) -> bool {
         matches!(self.phase, Phase::Admitting { .. })
@@ -558,19 +593,22 @@ impl Conn {
             App::Wamp(serializer) => Some(serializer.subprotocol()),
             App::WampV1 => Some(crate::wamp::v1::SUBPROTOCOL),
         };
-        let (request, head_len) = match &mut self.phase {
+        let (request, head_len, deflate) = match &mut self.phase {
             Phase::Admitting {
                 request,
                 head_len,
                 websocket_key,
+                deflate,
             } => {
+                let extension = deflate.map(|agreed| agreed.response());
                 self.socket
                     .out_mut()
                     .push(Rc::from(handshake::accept_response(
                         websocket_key,
                         subprotocol,
+                        extension.as_deref(),
                     )));
-                (std::mem::take(request), *head_len)
+                (std::mem::take(request), *head_len, *deflate)
             }
             Phase::Handshake { .. }
             | Phase::Open(_)
@@ -582,8 +620,13 @@ impl Conn {
         };
         let lifetime_left = expires_at.saturating_sub(auth::unix_now());
         let now = ctx.now;
+        let max_message_size = ctx.settings.max_message_size as u64;
         self.phase = Phase::Open(Session {
-            decoder: MessageDecoder::new(ctx.settings.max_message_size as u64),
+            decoder: match &deflate {
+                Some(agreed) => MessageDecoder::with_deflate(max_message_size, agreed),
+                None => MessageDecoder::new(max_message_size),
+            },
+            send_window: deflate.and_then(|agreed| agreed.compress_window()),
             expires: now + Duration::from_secs(lifetime_left),
             keepalive: Keepalive::Heard {
                 at: now
@@ -653,7 +696,12 @@ impl Conn {
                 Event::Message { kind, payload } => {
                     ctx.stats.messages_in += 1;
                     let delivered = match session.app {
-                        App::Plain => ctx.upcalls.message(kind, payload, out.pending_bytes()),
+                        App::Plain => ctx.upcalls.message(
+                            kind,
+                            payload,
+                            out.pending_bytes(),
+                            session.send_window,
+                        ),
                         App::Wamp(_) | App::WampV1 => {
                             // After our Close the router has let the session go.
                             if !closing {
@@ -836,15 +884,25 @@ impl Conn {
 
     /// Queues a data frame from the hub to a session speaking `app` (a plain message never
     /// reaches a WAMP session, nor a router message a plain one), unless that would push the
-    /// client past `max_outbound`.
-    pub fn queue(&mut self, frame: Rc<[u8]>, app: Audience, max_outbound: usize) -> Delivery {
+    /// client past `max_outbound`: the plain bytes, or the variant for this client's deflate
+    /// window (made on first use). One look at the phase for both.
+    #[inline]
+    pub fn queue_shared(
+        &mut self,
+        frames: &mut Variants<'_>,
+        deflater: &mut Deflater,
+        compression: &Compression,
+        app: Audience,
+        max_outbound: usize,
+    ) -> Delivery {
         match &self.phase {
             Phase::Open(session) if app.reaches(session.app) => {
+                let frame = frames.for_client(session.send_window, deflater, compression);
                 let queued = self.queued_bytes();
                 if queued + frame.len() > max_outbound {
                     return Delivery::Overflow { queued };
                 }
-                self.socket.out_mut().push(frame);
+                self.socket.out_mut().push(frame.clone());
                 Delivery::Queued
             }
             Phase::Open(_)
@@ -931,6 +989,14 @@ impl Connection for Conn {
             Lost::PeerClosed => Gone::PeerClosed,
             Lost::Io(error) => Gone::Io(error),
         })
+    }
+}
+
+/// What `[compression]` allows a negotiation.
+fn deflate_policy(settings: &Settings) -> deflate::Policy {
+    deflate::Policy {
+        server_max_window_bits: settings.compression.server_max_window_bits,
+        client_no_context_takeover: settings.compression.client_no_context_takeover,
     }
 }
 

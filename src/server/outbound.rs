@@ -8,7 +8,9 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::rc::Rc;
 
+use crate::config::Compression;
 use crate::server::stream::Stream;
+use crate::ws::deflate::{self, Deflater, MAX_WINDOW_BITS, MIN_ZLIB_WINDOW_BITS};
 
 /// How many queued frames one `writev` call may carry; Linux allows 1024 (IOV_MAX), and
 /// 64 is plenty to coalesce a burst while keeping the slice array on the stack.
@@ -166,12 +168,75 @@ impl Outbound for OutQueue {
 pub fn shared_frame(fin: bool, opcode: crate::ws::frame::OpCode, payload: &[u8]) -> Rc<[u8]> {
     let header = crate::ws::frame::encode_header(&crate::ws::frame::FrameHeader {
         fin,
+        rsv1: false,
         opcode,
         mask: None,
         payload_len: payload.len() as u64,
     });
     // A chain of slice iterators has an exact length, so this allocates once.
     header.iter().chain(payload.iter()).copied().collect()
+}
+
+/// A shared frame (or chunk of whole frames) for many clients, with its permessage-deflate
+/// variants: each made once, lazily, the first time a client that negotiated deflate with
+/// that window needs it, then shared by every such client as the plain bytes are by the
+/// others. Messages under the threshold, or that deflate would not shorten, stay plain in
+/// every variant; a chunk with nothing to compress serves its plain bytes to everyone.
+pub struct Variants<'a> {
+    plain: &'a Rc<[u8]>,
+    /// By server window bits 9..=15.
+    deflated: [Option<Rc<[u8]>>; 7],
+}
+
+impl<'a> Variants<'a> {
+    pub fn new(plain: &'a Rc<[u8]>) -> Variants<'a> {
+        Variants {
+            plain,
+            deflated: Default::default(),
+        }
+    }
+
+    pub fn plain(&self) -> &'a Rc<[u8]> {
+        self.plain
+    }
+
+    /// The bytes for a client: plain without deflate (`window` is `None`, or compression
+    /// is off now), else the variant for its window, compressed on first use.
+    #[inline(always)]
+    pub fn for_client(
+        &mut self,
+        window: Option<u8>,
+        deflater: &mut Deflater,
+        compression: &Compression,
+    ) -> &Rc<[u8]> {
+        match window {
+            Some(bits) if compression.enabled => self.deflated(bits, deflater, compression),
+            Some(_) | None => self.plain,
+        }
+    }
+
+    fn deflated(
+        &mut self,
+        bits: u8,
+        deflater: &mut Deflater,
+        compression: &Compression,
+    ) -> &Rc<[u8]> {
+        let index =
+            usize::from(bits.clamp(MIN_ZLIB_WINDOW_BITS, MAX_WINDOW_BITS) - MIN_ZLIB_WINDOW_BITS);
+        let Some(slot) = self.deflated.get_mut(index) else {
+            return self.plain;
+        };
+        slot.get_or_insert_with(|| {
+            let settings = deflate::Settings {
+                level: compression.level,
+                threshold: compression.threshold,
+            };
+            match deflater.deflate_frames(self.plain, bits, settings) {
+                Some(frames) => Rc::from(frames),
+                None => self.plain.clone(),
+            }
+        })
+    }
 }
 
 /// Who a batch of frames is for: every client, or a topic's subscribers.
@@ -238,6 +303,7 @@ impl FrameBatch {
         }
         let header = crate::ws::frame::encode_header(&crate::ws::frame::FrameHeader {
             fin: true,
+            rsv1: false,
             opcode,
             mask: None,
             payload_len: payload.len() as u64,

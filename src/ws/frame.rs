@@ -25,6 +25,7 @@ const LENGTH_CODE_64: u8 = 127;
 
 const FIN_BIT: u8 = 0x80;
 const RESERVED_BITS: u8 = 0x70;
+const RSV1_BIT: u8 = 0x40;
 const OPCODE_BITS: u8 = 0x0F;
 const MASK_BIT: u8 = 0x80;
 const LENGTH_BITS: u8 = 0x7F;
@@ -86,11 +87,13 @@ impl fmt::Display for OpCode {
     }
 }
 
-/// One frame's header. RSV1-3 are not represented: no extension is ever negotiated, so
-/// they are always zero.
+/// One frame's header. RSV2 and RSV3 are not represented: no extension gives them a
+/// meaning, so they are always zero. RSV1 is permessage-deflate's "Per-Message Compressed"
+/// bit (RFC 7692 §6), set only on the first frame of a compressed message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {
     pub fin: bool,
+    pub rsv1: bool,
     pub opcode: OpCode,
     pub mask: Option<[u8; 4]>,
     pub payload_len: u64,
@@ -112,7 +115,8 @@ impl FrameHeader {
 /// A frame header that breaks RFC 6455 §5; every variant fails the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameError {
-    /// RSV1, RSV2 or RSV3 set in the first byte `byte`; no extension is negotiated.
+    /// RSV1, RSV2 or RSV3 set in the first byte `byte` where no negotiated extension
+    /// allows it (RSV1 only on the first frame of a data message, with permessage-deflate).
     ReservedBits { byte: u8 },
     /// An opcode RFC 6455 reserves for future use.
     ReservedOpcode { nibble: u8 },
@@ -169,16 +173,39 @@ impl std::error::Error for FrameError {}
 /// length at the first byte of the extended length, a non-minimal or oversize length once
 /// the extended length is complete, all before the masking key or payload arrive.
 pub fn decode_header(buf: &[u8], max_payload: u64) -> Result<Decoded<FrameHeader>, FrameError> {
+    decode_header_with(buf, max_payload, Rsv1::Reserved)
+}
+
+/// Whether RSV1 may be set: only where permessage-deflate was negotiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rsv1 {
+    Reserved,
+    /// RFC 7692 §6: "the RSV1 bit is set only on the first frame" of a compressed message.
+    PerMessageCompressed,
+}
+
+/// `decode_header`, with RSV1 allowed on Text and Binary frames when `rsv1` says so.
+pub fn decode_header_with(
+    buf: &[u8],
+    max_payload: u64,
+    rsv1: Rsv1,
+) -> Result<Decoded<FrameHeader>, FrameError> {
     let [b0, rest @ ..] = buf else {
         return Ok(Decoded::Incomplete);
     };
     let b0 = *b0;
+    let nibble = b0 & OPCODE_BITS;
+    // RFC 7692 §6.1: "An endpoint MUST NOT set the "Per-Message Compressed" bit of control
+    // frames and non-first fragments of a data message." Text and Binary open a message.
+    let allowed = match (rsv1, OpCode::from_nibble(nibble)) {
+        (Rsv1::PerMessageCompressed, Some(OpCode::Text | OpCode::Binary)) => RSV1_BIT,
+        (Rsv1::PerMessageCompressed | Rsv1::Reserved, _) => 0,
+    };
     // RFC 6455 §5.2: "RSV1, RSV2, RSV3: 1 bit each. MUST be 0 unless an extension is
     // negotiated that defines meanings for non-zero values."
-    if b0 & RESERVED_BITS != 0 {
+    if b0 & RESERVED_BITS & !allowed != 0 {
         return Err(FrameError::ReservedBits { byte: b0 });
     }
-    let nibble = b0 & OPCODE_BITS;
     // RFC 6455 §5.2: "If an unknown opcode is received, the receiving endpoint MUST _Fail
     // the WebSocket Connection_."
     let Some(opcode) = OpCode::from_nibble(nibble) else {
@@ -260,6 +287,7 @@ pub fn decode_header(buf: &[u8], max_payload: u64) -> Result<Decoded<FrameHeader
     };
     let header = FrameHeader {
         fin,
+        rsv1: b0 & RSV1_BIT != 0,
         opcode,
         mask,
         payload_len,
@@ -301,8 +329,9 @@ pub fn encode_header(header: &FrameHeader) -> EncodedHeader {
         _ if len <= 0xFFFF => LENGTH_CODE_16,
         _ => LENGTH_CODE_64,
     };
+    let rsv1 = if header.rsv1 { RSV1_BIT } else { 0 };
     let [b0, b1, extended_and_mask @ ..] = &mut bytes;
-    *b0 = fin | header.opcode.nibble();
+    *b0 = fin | rsv1 | header.opcode.nibble();
     *b1 = mask_bit | length_code;
     let len_bytes = len.to_be_bytes();
     let extended: &[u8] = match length_code {
@@ -363,6 +392,7 @@ pub fn encode_masked_frame(fin: bool, opcode: OpCode, payload: &[u8], mask: [u8;
 fn encode_with_header(fin: bool, opcode: OpCode, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
     let header = encode_header(&FrameHeader {
         fin,
+        rsv1: false,
         opcode,
         mask,
         payload_len: u64::try_from(payload.len()).unwrap_or(u64::MAX),
@@ -429,6 +459,7 @@ mod tests {
     fn header(fin: bool, opcode: OpCode, mask: Option<[u8; 4]>, payload_len: u64) -> FrameHeader {
         FrameHeader {
             fin,
+            rsv1: false,
             opcode,
             mask,
             payload_len,
@@ -587,6 +618,38 @@ mod tests {
                 Err(FrameError::ReservedBits { byte })
             );
         }
+    }
+
+    #[test]
+    fn rsv1_is_allowed_only_on_text_and_binary_with_deflate() {
+        let deflate = Rsv1::PerMessageCompressed;
+        for (byte, opcode) in [(0xC1, OpCode::Text), (0x42, OpCode::Binary)] {
+            let decoded = decode_header_with(&[byte, 0x80, 1, 2, 3, 4], NO_LIMIT, deflate);
+            let Ok(Decoded::Done { item, .. }) = decoded else {
+                panic!("{decoded:?}");
+            };
+            assert!(item.rsv1);
+            assert_eq!(item.opcode, opcode);
+            assert_eq!(
+                decode_header(&[byte], NO_LIMIT),
+                Err(FrameError::ReservedBits { byte })
+            );
+        }
+        // RFC 7692 §6.1: not on continuations, nor on control frames; RSV2/3 never.
+        for byte in [0xC0, 0xC8, 0xC9, 0xCA, 0xA1, 0x91, 0xE1] {
+            assert_eq!(
+                decode_header_with(&[byte], NO_LIMIT, deflate),
+                Err(FrameError::ReservedBits { byte })
+            );
+        }
+        let header = FrameHeader {
+            fin: true,
+            rsv1: true,
+            opcode: OpCode::Binary,
+            mask: None,
+            payload_len: 3,
+        };
+        assert_eq!(encode_header(&header).as_bytes(), [0xC2, 0x03]);
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub struct Request {
     pub x_forwarded_for: Vec<u8>,
     /// Every `Forwarded` value (RFC 7239), in order, joined with ", ".
     pub forwarded: Vec<u8>,
+    /// Every `Sec-WebSocket-Extensions` value, in order, joined with ", " (RFC 6455
+    /// §9.1: several such headers are one list); `ws::deflate::negotiate` reads it.
+    pub extensions: Vec<u8>,
 }
 
 /// The HTTP statuses a refused handshake can get.
@@ -285,6 +288,7 @@ fn validate(parsed: &httparse::Request<'_, '_>) -> Result<Request, HandshakeErro
     let mut protocols = Vec::new();
     let mut x_forwarded_for: Vec<u8> = Vec::new();
     let mut forwarded: Vec<u8> = Vec::new();
+    let mut extensions: Vec<u8> = Vec::new();
 
     for header in parsed.headers.iter() {
         let name = header.name;
@@ -336,6 +340,8 @@ fn validate(parsed: &httparse::Request<'_, '_>) -> Result<Request, HandshakeErro
             join_list(&mut x_forwarded_for, value);
         } else if name.eq_ignore_ascii_case("forwarded") {
             join_list(&mut forwarded, value);
+        } else if name.eq_ignore_ascii_case("sec-websocket-extensions") {
+            join_list(&mut extensions, value);
         }
     }
 
@@ -380,6 +386,7 @@ fn validate(parsed: &httparse::Request<'_, '_>) -> Result<Request, HandshakeErro
         protocols,
         x_forwarded_for,
         forwarded,
+        extensions,
     })
 }
 
@@ -439,8 +446,9 @@ pub fn accept_key(key: &str) -> String {
 }
 
 /// The 101 response that completes the handshake. `protocol`, when given, must be one of the
-/// request's `protocols` (RFC 6455 §4.2.2: the server selects one of the client's values).
-pub fn accept_response(key: &str, protocol: Option<&str>) -> Vec<u8> {
+/// request's `protocols` (RFC 6455 §4.2.2: the server selects one of the client's values);
+/// `extensions`, when given, is the accepted extension (`ws::deflate::Agreed::response`).
+pub fn accept_response(key: &str, protocol: Option<&str>, extensions: Option<&str>) -> Vec<u8> {
     let mut response = format!(
         "HTTP/1.1 101 Switching Protocols\r\n\
          Upgrade: websocket\r\n\
@@ -451,6 +459,11 @@ pub fn accept_response(key: &str, protocol: Option<&str>) -> Vec<u8> {
     if let Some(protocol) = protocol {
         response.push_str("Sec-WebSocket-Protocol: ");
         response.push_str(protocol);
+        response.push_str("\r\n");
+    }
+    if let Some(extensions) = extensions {
+        response.push_str("Sec-WebSocket-Extensions: ");
+        response.push_str(extensions);
         response.push_str("\r\n");
     }
     response.push_str("\r\n");
@@ -569,6 +582,7 @@ mod tests {
             protocols: vec!["wamp.2.json".to_owned(), "wamp.2.msgpack".to_owned()],
             x_forwarded_for: Vec::new(),
             forwarded: Vec::new(),
+            extensions: b"permessage-deflate; client_max_window_bits".to_vec(),
         }
     }
 
@@ -1007,7 +1021,7 @@ mod tests {
     #[test]
     fn accept_response_is_the_rfc_101() {
         assert_eq!(
-            accept_response("dGhlIHNhbXBsZSBub25jZQ==", None),
+            accept_response("dGhlIHNhbXBsZSBub25jZQ==", None, None),
             b"HTTP/1.1 101 Switching Protocols\r\n\
               Upgrade: websocket\r\n\
               Connection: Upgrade\r\n\
@@ -1016,7 +1030,7 @@ mod tests {
                 .to_vec()
         );
         assert_eq!(
-            accept_response("dGhlIHNhbXBsZSBub25jZQ==", Some("wamp.2.json")),
+            accept_response("dGhlIHNhbXBsZSBub25jZQ==", Some("wamp.2.json"), None),
             b"HTTP/1.1 101 Switching Protocols\r\n\
               Upgrade: websocket\r\n\
               Connection: Upgrade\r\n\

@@ -18,9 +18,14 @@
 use std::fmt;
 
 use crate::decoded::Decoded;
+use crate::ws::deflate::{Agreed, ClientContext, InflateError, Inflater};
 use crate::ws::frame::{
-    self, FrameError, FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode,
+    self, FrameError, FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, Rsv1,
 };
+
+/// A compressed frame's payload is unmasked through a stack buffer of this size on its way
+/// to the inflater (the input it arrives in is borrowed, read-only).
+const UNMASK_CHUNK: usize = 4096;
 
 /// RFC 6455 §7.4.1: "1002 indicates that an endpoint is terminating the connection due to a
 /// protocol error."
@@ -92,9 +97,11 @@ pub enum ProtocolError {
     ExpectedContinuation { opcode: OpCode },
     /// Text that is not UTF-8; `offset` is the message byte where the bad sequence starts.
     InvalidUtf8 { offset: u64 },
-    /// The message would be `len` bytes (the bytes so far plus the declared frame length),
-    /// over `max`.
+    /// The message would be `len` bytes (the bytes so far plus the declared frame length,
+    /// or, compressed, as far as it inflated), over `max`.
     MessageTooBig { len: u64, max: u64 },
+    /// A compressed message that is not valid DEFLATE (permessage-deflate, RFC 7692).
+    InvalidDeflate,
     /// A Close payload of exactly one byte: too long to be empty, too short for a code.
     CloseOneByte,
     /// A Close status code that may not be sent on the wire.
@@ -121,9 +128,12 @@ impl ProtocolError {
             | ProtocolError::ExpectedContinuation { .. }
             | ProtocolError::CloseOneByte
             | ProtocolError::InvalidCloseCode { .. } => CLOSE_PROTOCOL_ERROR,
-            ProtocolError::InvalidUtf8 { .. } | ProtocolError::CloseReasonUtf8 => {
-                CLOSE_INVALID_PAYLOAD
-            }
+            // RFC 7692 names no code for a message that does not inflate. It is data "not
+            // consistent with the type of the message" (RFC 6455 §7.4.1's 1007), the frames
+            // themselves being well formed; Node's ws closes with 1007 too.
+            ProtocolError::InvalidUtf8 { .. }
+            | ProtocolError::CloseReasonUtf8
+            | ProtocolError::InvalidDeflate => CLOSE_INVALID_PAYLOAD,
             ProtocolError::MessageTooBig { .. } => CLOSE_MESSAGE_TOO_BIG,
         }
     }
@@ -158,6 +168,7 @@ impl fmt::Display for ProtocolError {
                 write!(f, "close frame with invalid status code {code}")
             }
             ProtocolError::CloseReasonUtf8 => f.write_str("close frame reason is not UTF-8"),
+            ProtocolError::InvalidDeflate => f.write_str("compressed message is not valid DEFLATE"),
         }
     }
 }
@@ -173,7 +184,8 @@ impl std::error::Error for ProtocolError {
             | ProtocolError::MessageTooBig { .. }
             | ProtocolError::CloseOneByte
             | ProtocolError::InvalidCloseCode { .. }
-            | ProtocolError::CloseReasonUtf8 => None,
+            | ProtocolError::CloseReasonUtf8
+            | ProtocolError::InvalidDeflate => None,
         }
     }
 }
@@ -233,6 +245,27 @@ enum Open {
     },
 }
 
+/// How the open message's payload arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Plain,
+    /// RSV1 was set on its first frame: the payload goes through the inflater.
+    Deflated,
+}
+
+/// permessage-deflate on this connection.
+#[derive(Debug)]
+enum Deflate {
+    Off,
+    On {
+        context: ClientContext,
+        window_bits: u8,
+        /// Made at the first compressed message; kept between messages only with context
+        /// takeover.
+        inflater: Option<Box<Inflater>>,
+    },
+}
+
 /// What a step completed, recorded without borrowing so the event is built after the loop.
 enum Completed {
     Message(MessageKind),
@@ -253,7 +286,8 @@ enum HeaderRead {
 pub struct MessageDecoder {
     max_message_size: u64,
     phase: Phase,
-    open: Option<Open>,
+    open: Option<(Open, Encoding)>,
+    deflate: Deflate,
     /// `message` holds the payload of the last `Event::Message`; clear it on the next call.
     delivered: bool,
     poisoned: Option<ProtocolError>,
@@ -268,11 +302,36 @@ impl MessageDecoder {
             max_message_size,
             phase: Phase::Header { filled: 0 },
             open: None,
+            deflate: Deflate::Off,
             delivered: false,
             poisoned: None,
             header: [0; MAX_HEADER_LEN],
             control: [0; MAX_CONTROL_PAYLOAD],
             message: Vec::new(),
+        }
+    }
+
+    /// A decoder for a connection that negotiated permessage-deflate.
+    pub fn with_deflate(max_message_size: u64, agreed: &Agreed) -> Self {
+        MessageDecoder {
+            deflate: Deflate::On {
+                context: agreed.client_context,
+                window_bits: agreed.client_window_bits,
+                inflater: None,
+            },
+            ..MessageDecoder::new(max_message_size)
+        }
+    }
+
+    /// Heap bytes the inflate state holds (an estimate: zlib's state and its window).
+    pub fn inflate_state_bytes(&self) -> usize {
+        match &self.deflate {
+            Deflate::On {
+                inflater: Some(_),
+                window_bits,
+                ..
+            } => INFLATE_STATE_BYTES + (1usize << window_bits),
+            Deflate::On { inflater: None, .. } | Deflate::Off => 0,
         }
     }
 
@@ -305,6 +364,13 @@ impl MessageDecoder {
     /// No partial header, frame or message in progress.
     pub fn is_idle(&self) -> bool {
         self.phase == Phase::Header { filled: 0 } && self.open.is_none()
+    }
+
+    fn rsv1(&self) -> Rsv1 {
+        match self.deflate {
+            Deflate::Off => Rsv1::Reserved,
+            Deflate::On { .. } => Rsv1::PerMessageCompressed,
+        }
     }
 
     /// Heap capacity held by the message buffer.
@@ -406,7 +472,7 @@ impl MessageDecoder {
     /// common case (no partial header) decodes straight from the input without copying.
     fn read_header(&mut self, filled: usize, rest: &[u8]) -> Result<HeaderRead, ProtocolError> {
         if filled == 0 {
-            return match frame::decode_header(rest, self.max_message_size)? {
+            return match frame::decode_header_with(rest, self.max_message_size, self.rsv1())? {
                 Decoded::Done { item, len } => Ok(HeaderRead::Done {
                     header: item,
                     used: len,
@@ -430,7 +496,7 @@ impl MessageDecoder {
             dst.copy_from_slice(src);
         }
         let known = self.header.get(..filled + take).unwrap_or_default();
-        match frame::decode_header(known, self.max_message_size)? {
+        match frame::decode_header_with(known, self.max_message_size, self.rsv1())? {
             Decoded::Done { item, len } => {
                 self.phase = Phase::Header { filled: 0 };
                 Ok(HeaderRead::Done {
@@ -469,23 +535,33 @@ impl MessageDecoder {
         // set and an opcode of 0." and "The fragments of one message MUST NOT be interleaved
         // between the fragments of another message unless an extension has been negotiated
         // that can interpret the interleaving."
-        match (first_frame, self.open) {
+        let encoding = match (first_frame, self.open) {
             (None, None) => return Err(ProtocolError::UnexpectedContinuation),
             (Some(_), Some(_)) => {
                 return Err(ProtocolError::ExpectedContinuation {
                     opcode: header.opcode,
                 });
             }
-            (None, Some(_)) => {}
-            (Some(open), None) => self.open = Some(open),
-        }
+            (None, Some((_, encoding))) => encoding,
+            (Some(open), None) => {
+                // `decode_header_with` allowed RSV1 only here, and only with deflate on.
+                let encoding = if header.rsv1 {
+                    Encoding::Deflated
+                } else {
+                    Encoding::Plain
+                };
+                self.open = Some((open, encoding));
+                encoding
+            }
+        };
         // RFC 6455 §10.4: "Implementations that have implementation- and/or
         // platform-specific limitations regarding the frame size or total message size after
         // reassembly from multiple frames MUST protect themselves against exceeding those
-        // limits." Checked on the declared length, before any payload byte.
+        // limits." Checked on the declared length, before any payload byte. A compressed
+        // message is bounded as it inflates instead (its frames are not kept).
         let so_far = u64::try_from(self.message.len()).unwrap_or(u64::MAX);
         let len = so_far.saturating_add(header.payload_len);
-        if len > self.max_message_size {
+        if encoding == Encoding::Plain && len > self.max_message_size {
             return Err(ProtocolError::MessageTooBig {
                 len,
                 max: self.max_message_size,
@@ -544,12 +620,21 @@ impl MessageDecoder {
         frame_remaining: u64,
     ) -> Result<(), ProtocolError> {
         let start = self.message.len();
-        self.reserve_for(chunk.len(), frame_remaining);
-        self.message.extend_from_slice(chunk);
-        if let Some(new) = self.message.get_mut(start..) {
-            frame::apply_mask(new, mask, mask_offset);
+        if let Some((_, Encoding::Deflated)) = self.open {
+            self.inflate_masked(chunk, mask, mask_offset)?;
+        } else {
+            self.reserve_for(chunk.len(), frame_remaining);
+            self.message.extend_from_slice(chunk);
+            if let Some(new) = self.message.get_mut(start..) {
+                frame::apply_mask(new, mask, mask_offset);
+            }
         }
-        if let Some(Open::Text { incomplete_tail }) = &mut self.open {
+        self.check_text_from(start)
+    }
+
+    /// Checks the message's text from byte `start` on (with the incomplete tail before it).
+    fn check_text_from(&mut self, start: usize) -> Result<(), ProtocolError> {
+        if let Some((Open::Text { incomplete_tail }, _)) = &mut self.open {
             // RFC 6455 §8.1: "When an endpoint is to interpret a byte stream as UTF-8 but
             // finds that the byte stream is not, in fact, a valid UTF-8 stream, that
             // endpoint MUST _Fail the WebSocket Connection_." Checked on every piece, so a
@@ -559,6 +644,94 @@ impl MessageDecoder {
             *incomplete_tail = check_utf8(unchecked, from)?;
         }
         Ok(())
+    }
+
+    /// The inflater of a compressed message, made at its first one.
+    fn inflater(&mut self) -> Option<&mut Inflater> {
+        match &mut self.deflate {
+            Deflate::On {
+                inflater,
+                window_bits,
+                ..
+            } => Some(inflater.get_or_insert_with(|| Box::new(Inflater::new(*window_bits)))),
+            Deflate::Off => None,
+        }
+    }
+
+    fn max_message_len(&self) -> usize {
+        usize::try_from(self.max_message_size).unwrap_or(usize::MAX)
+    }
+
+    /// Unmasks a piece of a compressed payload through a stack buffer and inflates it into
+    /// the message, which stops growing one byte past `max_message_size`.
+    fn inflate_masked(
+        &mut self,
+        chunk: &[u8],
+        mask: [u8; 4],
+        mask_offset: usize,
+    ) -> Result<(), ProtocolError> {
+        let max = self.max_message_len();
+        let start = self.message.len();
+        let mut message = std::mem::take(&mut self.message);
+        let mut result = Ok(());
+        if let Some(inflater) = self.inflater() {
+            let mut buffer = [0u8; UNMASK_CHUNK];
+            for (index, piece) in chunk.chunks(UNMASK_CHUNK).enumerate() {
+                let Some(unmasked) = buffer.get_mut(..piece.len()) else {
+                    break;
+                };
+                unmasked.copy_from_slice(piece);
+                frame::apply_mask(unmasked, mask, mask_offset + index * UNMASK_CHUNK);
+                result = inflater.inflate(unmasked, &mut message, max);
+                if result.is_err() {
+                    break;
+                }
+            }
+        }
+        self.message = message;
+        self.after_inflating(result, start)
+    }
+
+    /// What inflating up to an error made is checked first: the bytes before the error
+    /// are what a split input would have checked already, so the error does not depend on
+    /// where the input was cut (invalid UTF-8 in them wins over the inflate error).
+    fn after_inflating(
+        &mut self,
+        result: Result<(), InflateError>,
+        start: usize,
+    ) -> Result<(), ProtocolError> {
+        match result {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                self.check_text_from(start)?;
+                Err(inflate_error(error))
+            }
+        }
+    }
+
+    /// The compressed message's last frame is in: flush the inflater, and forget its
+    /// context unless the client keeps it.
+    fn finish_inflating(&mut self) -> Result<(), ProtocolError> {
+        let max = self.max_message_len();
+        let start = self.message.len();
+        let mut message = std::mem::take(&mut self.message);
+        let result = match self.inflater() {
+            Some(inflater) => inflater.finish(&mut message, max),
+            None => Ok(()),
+        };
+        self.message = message;
+        if let Deflate::On {
+            context: ClientContext::NoTakeover,
+            inflater,
+            ..
+        } = &mut self.deflate
+        {
+            // Without context takeover nothing links this message to the next: the
+            // state is freed, so an idle connection holds none.
+            *inflater = None;
+        }
+        self.after_inflating(result, start)?;
+        self.check_text_from(start)
     }
 
     /// Makes room for `incoming` bytes. Capacity grows by doubling so a message received
@@ -583,7 +756,13 @@ impl MessageDecoder {
     /// The FIN frame's payload is complete: the message is.
     fn finish_message(&mut self) -> Result<Completed, ProtocolError> {
         // Only data frames reach this, and each one has opened a message or found one open.
-        let Some(open) = self.open.take() else {
+        let Some((_, encoding)) = self.open else {
+            return Err(ProtocolError::UnexpectedContinuation);
+        };
+        if encoding == Encoding::Deflated {
+            self.finish_inflating()?;
+        }
+        let Some((open, _)) = self.open.take() else {
             return Err(ProtocolError::UnexpectedContinuation);
         };
         let kind = match open {
@@ -658,6 +837,16 @@ impl MessageDecoder {
     }
 }
 
+/// zlib's inflate state besides its window, rounded up (zlib-rs: about 7 KiB).
+const INFLATE_STATE_BYTES: usize = 10 * 1024;
+
+fn inflate_error(error: InflateError) -> ProtocolError {
+    match error {
+        InflateError::InvalidData => ProtocolError::InvalidDeflate,
+        InflateError::TooBig { len, max } => ProtocolError::MessageTooBig { len, max },
+    }
+}
+
 /// Checks `unchecked` (the message bytes from `base` on) as UTF-8. Returns how many trailing
 /// bytes begin a code point that is valid so far but incomplete; fails as soon as a byte
 /// cannot be part of valid UTF-8, with the message offset where its sequence starts.
@@ -708,7 +897,10 @@ mod tests {
 
     /// Feeds `chunks` in order, looping as the `feed` contract says.
     fn run_chunks(chunks: &[&[u8]], max: u64) -> Outcome {
-        let mut decoder = MessageDecoder::new(max);
+        run_chunks_on(MessageDecoder::new(max), chunks)
+    }
+
+    fn run_chunks_on(mut decoder: MessageDecoder, chunks: &[&[u8]]) -> Outcome {
         let mut events = Vec::new();
         for chunk in chunks {
             let mut done = 0;
@@ -1395,6 +1587,276 @@ mod tests {
             prop_assert_eq!(run_chunks(&[&input[..cut], &input[cut..]], max), whole.clone());
             let bytes: Vec<&[u8]> = input.chunks(1).collect();
             prop_assert_eq!(run_chunks(&bytes, max), whole);
+        }
+    }
+
+    mod deflate {
+        use super::*;
+        use crate::ws::deflate::{self, Deflater, Policy};
+
+        fn agreed(offer: &str) -> Agreed {
+            let policy = Policy {
+                server_max_window_bits: 15,
+                client_no_context_takeover: false,
+            };
+            deflate::negotiate(offer.as_bytes(), policy).unwrap()
+        }
+
+        /// A masked frame with RSV1 set.
+        fn rsv1(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+            let mut frame = masked(fin, opcode, payload);
+            frame[0] |= 0x40;
+            frame
+        }
+
+        fn compress(payload: &[u8]) -> Vec<u8> {
+            let mut deflater = Deflater::default();
+            match deflater.compress(payload, 15, 6) {
+                Some(bytes) => bytes.to_vec(),
+                None => panic!("{} bytes did not compress", payload.len()),
+            }
+        }
+
+        /// Every split of `input` into two, and one byte at a time, on a deflate decoder.
+        fn run_deflate(input: &[u8], max: u64, offer: &str) -> Outcome {
+            let make = || MessageDecoder::with_deflate(max, &agreed(offer));
+            let whole = run_chunks_on(make(), &[input]);
+            for cut in 0..=input.len() {
+                let (a, b) = input.split_at(cut);
+                assert_eq!(run_chunks_on(make(), &[a, b]), whole, "split at {cut}");
+            }
+            let bytes: Vec<&[u8]> = input.chunks(1).collect();
+            assert_eq!(run_chunks_on(make(), &bytes), whole, "one byte at a time");
+            whole
+        }
+
+        const HELLO: [u8; 7] = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+
+        #[test]
+        fn rfc_7692_hello_inflates_whole_and_fragmented() {
+            let input = rsv1(true, OpCode::Text, &HELLO);
+            assert_eq!(
+                run_deflate(&input, MAX, "permessage-deflate"),
+                (vec![text("Hello")], None)
+            );
+            // RFC 7692 §7.2.3.1's fragmented form: RSV1 on the first frame only.
+            let mut input = rsv1(false, OpCode::Text, &HELLO[..3]);
+            input.extend(masked(true, OpCode::Ping, b"p"));
+            input.extend(masked(true, OpCode::Continuation, &HELLO[3..]));
+            assert_eq!(
+                run_deflate(&input, MAX, "permessage-deflate"),
+                (vec![Owned::Ping(b"p".to_vec()), text("Hello")], None)
+            );
+        }
+
+        #[test]
+        fn context_is_kept_across_messages_unless_no_takeover() {
+            // RFC 7692 §7.2.3.2: the second "Hello" refers back to the first.
+            let mut input = rsv1(true, OpCode::Text, &HELLO);
+            input.extend(rsv1(true, OpCode::Text, &[0xf2, 0x00, 0x11, 0x00, 0x00]));
+            input.extend(masked(true, OpCode::Text, b"plain"));
+            assert_eq!(
+                run_deflate(&input, MAX, "permessage-deflate"),
+                (vec![text("Hello"), text("Hello"), text("plain")], None)
+            );
+            // Without takeover the back reference is invalid data, and no state is kept.
+            let outcome = run_deflate(
+                &input,
+                MAX,
+                "permessage-deflate; client_no_context_takeover",
+            );
+            assert_eq!(outcome.0, vec![text("Hello")]);
+            assert_eq!(
+                outcome.1.map(|e| e.close_code()),
+                Some(CLOSE_INVALID_PAYLOAD)
+            );
+            let mut decoder = MessageDecoder::with_deflate(
+                MAX,
+                &agreed("permessage-deflate; client_no_context_takeover"),
+            );
+            let frame = rsv1(true, OpCode::Text, &HELLO);
+            assert!(matches!(decoder.feed(&frame), Ok((_, Some(_)))));
+            assert_eq!(decoder.inflate_state_bytes(), 0);
+            let mut decoder = MessageDecoder::with_deflate(MAX, &agreed("permessage-deflate"));
+            assert!(matches!(decoder.feed(&frame), Ok((_, Some(_)))));
+            assert!(decoder.inflate_state_bytes() > 32 * 1024);
+        }
+
+        #[test]
+        fn rsv1_without_negotiation_is_1002() {
+            let error = run_every_split(&rsv1(true, OpCode::Text, &HELLO), MAX)
+                .1
+                .unwrap();
+            assert_eq!(
+                error,
+                ProtocolError::Frame(FrameError::ReservedBits { byte: 0xC1 })
+            );
+            assert_eq!(error.close_code(), CLOSE_PROTOCOL_ERROR);
+        }
+
+        #[test]
+        fn rsv1_on_a_continuation_is_1002() {
+            let mut input = rsv1(false, OpCode::Text, &HELLO[..3]);
+            input.extend(rsv1(true, OpCode::Continuation, &HELLO[3..]));
+            let error = run_deflate(&input, MAX, "permessage-deflate").1.unwrap();
+            assert_eq!(
+                error,
+                ProtocolError::Frame(FrameError::ReservedBits { byte: 0xC0 })
+            );
+            assert_eq!(error.close_code(), CLOSE_PROTOCOL_ERROR);
+        }
+
+        #[test]
+        fn rsv1_on_a_control_frame_is_1002() {
+            for (opcode, byte) in [
+                (OpCode::Ping, 0xC9),
+                (OpCode::Pong, 0xCA),
+                (OpCode::Close, 0xC8),
+            ] {
+                let error = run_deflate(&rsv1(true, opcode, b""), MAX, "permessage-deflate")
+                    .1
+                    .unwrap();
+                assert_eq!(
+                    error,
+                    ProtocolError::Frame(FrameError::ReservedBits { byte })
+                );
+                assert_eq!(error.close_code(), CLOSE_PROTOCOL_ERROR);
+            }
+        }
+
+        #[test]
+        fn invalid_deflate_data_is_1007() {
+            let error = run_deflate(
+                &rsv1(true, OpCode::Binary, &[0xff, 0xff]),
+                MAX,
+                "permessage-deflate",
+            )
+            .1
+            .unwrap();
+            assert_eq!(error, ProtocolError::InvalidDeflate);
+            assert_eq!(error.close_code(), CLOSE_INVALID_PAYLOAD);
+        }
+
+        #[test]
+        fn invalid_utf8_after_inflate_is_1007() {
+            let compressed = compress(
+                &[b'a'; 300]
+                    .iter()
+                    .copied()
+                    .chain([0xff])
+                    .collect::<Vec<_>>(),
+            );
+            let error = run_deflate(
+                &rsv1(true, OpCode::Text, &compressed),
+                MAX,
+                "permessage-deflate",
+            )
+            .1
+            .unwrap();
+            assert_eq!(error, ProtocolError::InvalidUtf8 { offset: 300 });
+            // A code point cut at the end of the inflated message.
+            let compressed = compress(
+                &[b'a'; 300]
+                    .iter()
+                    .copied()
+                    .chain([0xe2, 0x82])
+                    .collect::<Vec<_>>(),
+            );
+            let error = run_deflate(
+                &rsv1(true, OpCode::Text, &compressed),
+                MAX,
+                "permessage-deflate",
+            )
+            .1
+            .unwrap();
+            assert_eq!(error, ProtocolError::InvalidUtf8 { offset: 300 });
+        }
+
+        #[test]
+        fn invalid_utf8_before_invalid_deflate_is_the_error_however_split() {
+            // fuzz/corpus/ws_deflate/crash-utf8-before-invalid-deflate-regression: the
+            // stream inflates to a byte that cannot start UTF-8, then breaks DEFLATE. Fed
+            // whole, the inflater fails after producing that byte; split, the byte is
+            // checked first. Either way the error is the UTF-8 one.
+            let payload = [0x4a, 0xed, 0xcb, 0x31, 0x0a, 0x82, 0xff, 0x00, 0x00];
+            let input = rsv1(true, OpCode::Text, &payload);
+            let outcome = run_deflate(&input, MAX, "permessage-deflate");
+            assert!(
+                matches!(outcome.1, Some(ProtocolError::InvalidUtf8 { .. })),
+                "{outcome:?}"
+            );
+        }
+
+        #[test]
+        fn over_the_limit_before_invalid_deflate_is_1009_however_split() {
+            // fuzz/corpus/ws_deflate/crash-over-limit-then-invalid-deflate-regression: the
+            // stream inflates past 300 bytes, then breaks DEFLATE. Fed whole, the inflater
+            // meets the bad data in the call that passed the limit; split, the limit is
+            // seen first. Either way it is 1009.
+            let payload = [
+                0x4a, 0x4c, 0x1c, 0x05, 0xc4, 0x82, 0x7a, 0x7a, 0x3d, 0x7a, 0x7a, 0x7a, 0xfa, 0x7a,
+                0x7a, 0x7a, 0xcc, 0x7a, 0x00, 0x23, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                0x00, 0x00,
+            ];
+            let input = rsv1(true, OpCode::Text, &payload);
+            let outcome = run_deflate(&input, 300, "permessage-deflate");
+            assert!(
+                matches!(outcome.1, Some(ProtocolError::MessageTooBig { .. })),
+                "{outcome:?}"
+            );
+        }
+
+        #[test]
+        fn zip_bomb_is_1009_before_the_memory_is_spent() {
+            let max = 64 * 1024;
+            let bomb = compress(&vec![0u8; 4 << 20]);
+            assert!(bomb.len() < 8 * 1024);
+            let mut decoder = MessageDecoder::with_deflate(max, &agreed("permessage-deflate"));
+            let frame = rsv1(true, OpCode::Binary, &bomb);
+            let error = decoder.feed(&frame).unwrap_err();
+            assert!(
+                matches!(error, ProtocolError::MessageTooBig { .. }),
+                "{error:?}"
+            );
+            assert_eq!(error.close_code(), CLOSE_MESSAGE_TOO_BIG);
+            assert!(
+                decoder.heap_bytes() <= max as usize + 1,
+                "{}",
+                decoder.heap_bytes()
+            );
+            // Exactly the limit inflates.
+            let exact = compress(&vec![0u8; max as usize]);
+            let outcome = run_chunks_on(
+                MessageDecoder::with_deflate(max, &agreed("permessage-deflate")),
+                &[&rsv1(true, OpCode::Binary, &exact)],
+            );
+            assert_eq!(outcome.1, None);
+        }
+
+        #[test]
+        fn compressed_frames_longer_than_the_message_limit_are_1009_at_the_header() {
+            let input = rsv1(true, OpCode::Binary, &[0u8; 200]);
+            let error = run_chunks_on(
+                MessageDecoder::with_deflate(100, &agreed("permessage-deflate")),
+                &[&input],
+            )
+            .1
+            .unwrap();
+            assert_eq!(error.close_code(), CLOSE_MESSAGE_TOO_BIG);
+        }
+
+        #[test]
+        fn empty_compressed_message_is_empty() {
+            let input = rsv1(true, OpCode::Binary, &[0x00]);
+            assert_eq!(
+                run_deflate(&input, MAX, "permessage-deflate"),
+                (vec![Owned::Message(MessageKind::Binary, Vec::new())], None)
+            );
+            let input = rsv1(true, OpCode::Text, &[]);
+            assert_eq!(
+                run_deflate(&input, MAX, "permessage-deflate"),
+                (vec![text("")], None)
+            );
         }
     }
 }

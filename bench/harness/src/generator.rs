@@ -98,6 +98,8 @@ pub struct PhaseResult {
     /// Per trigger: fan-out to the last client, direct send to receipt, echo round trip.
     pub latencies: Vec<Duration>,
     pub anomalies: Anomalies,
+    /// Bytes the clients read from their sockets during the phase (frames, handshakes).
+    pub bytes: u64,
 }
 
 /// The connect storm's outcome.
@@ -180,6 +182,8 @@ enum Phase {
 #[derive(Default)]
 pub struct Tally {
     pub delivered: u64,
+    /// Bytes read by the clients.
+    pub bytes: u64,
     pub latencies: Vec<Duration>,
     pub anomalies: Anomalies,
     pub last_progress: Option<Instant>,
@@ -265,6 +269,15 @@ pub struct Generator {
     /// The first source address's last byte (127.0.0.B); each `CLIENTS_PER_SOURCE` clients
     /// take the next one.
     source_base: u8,
+    /// Clients offer permessage-deflate (and the server must accept it), from the next
+    /// connect on; compressed messages are inflated before they are checked.
+    deflate: bool,
+    /// One inflater for every client (messages are handled one at a time, and wson answers
+    /// `server_no_context_takeover`, so each inflates on its own) and its output buffer.
+    inflate: Option<(wson::ws::deflate::Inflater, Vec<u8>)>,
+    /// Fan-out payloads are JSON after their id (deflate compresses them as it would real
+    /// messages) rather than dots.
+    json_payloads: bool,
 }
 
 fn unix_now() -> u64 {
@@ -292,6 +305,30 @@ pub fn payload(tag: u8, size: usize, phase: u32, seq: u32, client: u32) -> Vec<u
     write_hex(&mut bytes[1..9], phase);
     write_hex(&mut bytes[9..17], seq);
     write_hex(&mut bytes[17..25], client);
+    bytes
+}
+
+/// A payload of exactly `size` bytes (at least the id) whose id is followed by realistic
+/// JSON (quotes of a market feed, values varying with `seq`), for what deflate makes of it.
+pub fn json_payload(tag: u8, size: usize, phase: u32, seq: u32) -> Vec<u8> {
+    let mut bytes = payload(tag, ID_LEN, phase, seq, 0);
+    let mut text = format!(",{{\"seq\":{seq},\"feed\":\"quotes\",\"items\":[");
+    let mut i = seq as usize;
+    while text.len() + bytes.len() < size {
+        text.push_str(&format!(
+            "{{\"symbol\":\"SYM{}\",\"bid\":{}.{:02},\"ask\":{}.{:02},\"volume\":{},\"venue\":\"{}\"}},",
+            i % 97,
+            90 + i % 23,
+            (i * 37) % 100,
+            91 + i % 23,
+            (i * 53) % 100,
+            1000 + (i * 7919) % 100_000,
+            ["XNAS", "XNYS", "BATS", "ARCX"][i % 4]
+        ));
+        i += 13;
+    }
+    bytes.extend_from_slice(text.as_bytes());
+    bytes.truncate(size.max(ID_LEN));
     bytes
 }
 
@@ -368,6 +405,9 @@ impl Generator {
             cookies: true,
             finished: None,
             source_base: 1,
+            deflate: false,
+            inflate: None,
+            json_payloads: false,
         })
     }
 
@@ -395,6 +435,17 @@ impl Generator {
 
     /// Clients connected from now on offer `protocol` (`Sec-WebSocket-Protocol`), and a
     /// response that does not choose it refuses the client.
+    pub fn set_deflate(&mut self, on: bool) {
+        self.deflate = on;
+        if on && self.inflate.is_none() {
+            self.inflate = Some((wson::ws::deflate::Inflater::new(15), Vec::new()));
+        }
+    }
+
+    pub fn set_json_payloads(&mut self, on: bool) {
+        self.json_payloads = on;
+    }
+
     pub fn set_subprotocol(&mut self, protocol: &'static str) {
         self.subprotocol = Some(protocol);
     }
@@ -460,10 +511,13 @@ impl Generator {
                 } else {
                     String::new()
                 };
-                let protocol = self
+                let mut protocol = self
                     .subprotocol
                     .map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n"))
                     .unwrap_or_default();
+                if self.deflate {
+                    protocol.push_str("Sec-WebSocket-Extensions: permessage-deflate\r\n");
+                }
                 format!(
                     "GET / HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                      Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\
@@ -732,6 +786,17 @@ impl Generator {
             let wanted = format!("sec-websocket-protocol: {p}\r\n");
             find(&head.to_ascii_lowercase(), wanted.as_bytes()).is_some()
         });
+        let deflate_agreed = !self.deflate
+            || find(
+                &head.to_ascii_lowercase(),
+                b"sec-websocket-extensions: permessage-deflate",
+            )
+            .is_some();
+        if accepted && !deflate_agreed {
+            error.get_or_insert("the server did not accept permessage-deflate".into());
+            client.state = State::Closed;
+            return;
+        }
         if accepted && !chosen {
             error.get_or_insert(format!(
                 "the server did not choose the subprotocol {}",
@@ -1049,6 +1114,7 @@ impl Generator {
             triggered,
             elapsed,
             latencies: tally.latencies,
+            bytes: tally.bytes,
             anomalies: tally.anomalies,
         }
     }
@@ -1124,6 +1190,7 @@ impl Generator {
 
     /// Sends what the window allows; returns how many triggers were sent in the phase.
     fn trigger(&mut self, sending: bool, now: Instant) -> u64 {
+        let json_payloads = self.json_payloads;
         let mut batch: Vec<(u8, Vec<u8>, Vec<u8>)> = Vec::new();
         let count = match &mut self.phase {
             Phase::Idle => 0,
@@ -1136,7 +1203,12 @@ impl Generator {
             }
             Phase::Fanout(f) => {
                 while sending && f.sent < f.max && f.sent - f.completed < f.window {
-                    batch.push((b'b', Vec::new(), payload(b'F', f.size, f.id, f.sent, 0)));
+                    let body = if json_payloads {
+                        json_payload(b'F', f.size, f.id, f.sent)
+                    } else {
+                        payload(b'F', f.size, f.id, f.sent, 0)
+                    };
+                    batch.push((b'b', Vec::new(), body));
                     f.sent_at.push(now);
                     f.remaining.push(f.clients);
                     f.sent += 1;
@@ -1237,13 +1309,14 @@ impl Generator {
                 }
                 Ok(n) => {
                     let now = Instant::now();
+                    self.tally.bytes += n as u64;
                     let data = &scratch[..n];
                     if client.inbuf.is_empty() {
                         let used = frames(
                             data,
                             index,
                             client,
-                            proto,
+                            (proto, &mut self.inflate),
                             &mut self.phase,
                             &mut self.tally,
                             now,
@@ -1256,7 +1329,7 @@ impl Generator {
                             &inbuf,
                             index,
                             client,
-                            proto,
+                            (proto, &mut self.inflate),
                             &mut self.phase,
                             &mut self.tally,
                             now,
@@ -1317,15 +1390,19 @@ fn frames(
     data: &[u8],
     index: usize,
     client: &mut Client,
-    proto: Proto,
+    (proto, inflate): (Proto, &mut Option<(wson::ws::deflate::Inflater, Vec<u8>)>),
     phase: &mut Phase,
     tally: &mut Tally,
     now: Instant,
 ) -> usize {
     let mut used = 0;
+    let rsv1 = match inflate {
+        Some(_) => frame::Rsv1::PerMessageCompressed,
+        None => frame::Rsv1::Reserved,
+    };
     loop {
         let rest = &data[used..];
-        let header = match frame::decode_header(rest, MAX_FRAME) {
+        let header = match frame::decode_header_with(rest, MAX_FRAME, rsv1) {
             Ok(Decoded::Done { item, len }) => (item, len),
             Ok(Decoded::Incomplete) => return used,
             Err(_) => {
@@ -1344,6 +1421,22 @@ fn frames(
         let body = &rest[head_len..head_len + payload_len];
         used += head_len + payload_len;
         match header.opcode {
+            OpCode::Text | OpCode::Binary if header.rsv1 => {
+                // wson sends whole messages; each inflates on its own.
+                let Some((inflater, out)) = inflate.as_mut() else {
+                    tally.anomalies.stray += 1;
+                    continue;
+                };
+                inflater.reset();
+                out.clear();
+                let inflated = inflater
+                    .inflate(body, out, MAX_FRAME as usize)
+                    .and_then(|()| inflater.finish(out, MAX_FRAME as usize));
+                match inflated {
+                    Ok(()) => on_message(out, index, client, phase, tally, now),
+                    Err(_) => tally.anomalies.stray += 1,
+                }
+            }
             OpCode::Text | OpCode::Binary | OpCode::Continuation => {
                 on_message(body, index, client, phase, tally, now);
             }

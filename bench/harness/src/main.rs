@@ -13,6 +13,7 @@
 mod cluster;
 mod cross;
 mod crowd;
+mod deflate;
 mod forward;
 mod generator;
 mod groups;
@@ -77,6 +78,9 @@ pub struct Plan {
     pub per_node: usize,
     /// Cross-node direct messages and RPC against local ones (`--cluster-cost`, issue 13).
     pub cluster_cost: bool,
+    /// Only the permessage-deflate workloads of issue 14 (`--deflate`): JSON broadcasts to
+    /// clients without and with deflate, at `main_n`.
+    pub deflate: bool,
 }
 
 impl Plan {
@@ -109,6 +113,7 @@ impl Plan {
             cluster_57k: false,
             per_node: 19_000,
             cluster_cost: false,
+            deflate: false,
         }
     }
 
@@ -263,6 +268,7 @@ fn bench(args: &[String]) -> Result<(), String> {
             "--cluster-57k" => plan.cluster_57k = true,
             "--per-node" => plan.per_node = number(value(args, &mut i)?)?,
             "--cluster-cost" => plan.cluster_cost = true,
+            "--deflate" => plan.deflate = true,
             "--redis-server" => paths.redis_server = value(args, &mut i)?.to_string(),
             "--crossbar" => paths.crossbar = PathBuf::from(value(args, &mut i)?),
             "--gen-core" => plan.gen_core = number(value(args, &mut i)?)?,
@@ -338,6 +344,19 @@ fn bench(args: &[String]) -> Result<(), String> {
         false => None,
     };
     for round in 0..plan.rounds {
+        if plan.deflate {
+            session += 1;
+            let label = format!("round {} n={} wson deflate", round + 1, plan.main_n);
+            eprintln!(
+                "wsbench: {label} ({:.0} s elapsed)",
+                started.elapsed().as_secs_f64()
+            );
+            if let Err(e) = deflate::session(&plan, &paths, session, round, &mut records) {
+                eprintln!("wsbench: {label}: {e}");
+                errors.push(format!("{label}: {e}"));
+            }
+            continue;
+        }
         for &n in plan
             .fanout_ns
             .iter()

@@ -351,6 +351,12 @@ pub fn targets(summary: &[Summary], plan: &Plan) -> Vec<Target> {
     if plan.wamp_only || plan.cluster_run() {
         out.clear();
     }
+    if plan.deflate {
+        // The deflate run has only its own workloads: their anomalies and bound.
+        out.retain(|t| t.name.starts_with("zero lost"));
+        out.extend(crate::deflate::targets(summary, plan));
+        return out;
+    }
     if plan.issue10 && !plan.wamp_only {
         out.extend(crate::issue10::targets(summary, plan));
     }
@@ -435,6 +441,7 @@ fn columns(kind: &str) -> (&'static str, Vec<Column>) {
     let latency = LATENCY;
     match kind {
         _ if crate::issue10::owns(kind) => crate::issue10::columns(kind),
+        _ if crate::deflate::owns(kind) => crate::deflate::columns(kind),
         _ if crate::wamp::owns(kind) => crate::wamp::columns(kind),
         _ if crate::cluster::owns(kind) => crate::cluster::columns(kind),
         _ if crate::crowd::owns(kind) => crate::crowd::columns(kind),
@@ -553,6 +560,8 @@ pub fn table(
             if has_cpu {
                 let ratio = if crate::issue10::owns(kind) {
                     crate::issue10::RATIO_HEADER
+                } else if crate::deflate::owns(kind) {
+                    crate::deflate::RATIO_HEADER
                 } else if crate::wamp::owns(kind) {
                     crate::wamp::RATIO_HEADER
                 } else if crate::cluster::owns(kind) {
@@ -585,6 +594,8 @@ pub fn table(
             // The issue-10 rows divide by the phase they compare with, not by wson.
             let base = if crate::issue10::owns(kind) {
                 crate::issue10::compared_with(&s.workload).map(|w| (w, Kind::Wson))
+            } else if crate::deflate::owns(kind) {
+                crate::deflate::compared_with(&s.workload)
             } else if crate::wamp::owns(kind) {
                 crate::wamp::compared_with(&s.workload)
             } else if crate::cluster::owns(kind) {
@@ -606,8 +617,11 @@ pub fn table(
         }
         let _ = writeln!(out, "{}", line.trim_end());
     }
-    let (issue13, rest): (Vec<&Target>, Vec<&Target>) = targets
+    let (issue14, rest): (Vec<&Target>, Vec<&Target>) = targets
         .iter()
+        .partition(|t| t.name.starts_with("issue 14:") || (plan.deflate && t.met.is_some()));
+    let (issue13, rest): (Vec<&Target>, Vec<&Target>) = rest
+        .into_iter()
         .partition(|t| t.name.starts_with("issue 13:"));
     let (issue11, rest): (Vec<&Target>, Vec<&Target>) = rest
         .into_iter()
@@ -618,7 +632,10 @@ pub fn table(
     // A run of only issue-10 or only WAMP workloads has no issue-4 figures to judge.
     if summary.iter().any(|s| {
         let kind = s.workload.split(' ').next().unwrap_or("");
-        !crate::issue10::owns(kind) && !crate::wamp::owns(kind) && !issue13_owns(kind)
+        !crate::issue10::owns(kind)
+            && !crate::wamp::owns(kind)
+            && !issue13_owns(kind)
+            && !crate::deflate::owns(kind)
     }) {
         let _ = writeln!(out, "\nIssue-4 targets (ratios within this run)");
         write_targets(&mut out, &issue4);
@@ -646,6 +663,13 @@ pub fn table(
         for line in issue13_information(summary, plan) {
             let _ = writeln!(out, "  info   {line}");
         }
+    }
+    if !issue14.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nIssue-14 targets (permessage-deflate, wson only; ratios within one run)"
+        );
+        write_targets(&mut out, &issue14);
     }
     for note in notes {
         let _ = writeln!(out, "note: {note}");

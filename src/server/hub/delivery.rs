@@ -4,6 +4,8 @@
 
 use super::*;
 use crate::server::conn::{App, Audience};
+use crate::server::outbound::Variants;
+use crate::ws::deflate::Deflater;
 
 /// What became of a frame offered to one client.
 pub(super) enum Offered {
@@ -18,19 +20,25 @@ pub(super) enum Offered {
 /// Offers a data frame to one client: queued (and the client put on the flush list), or
 /// held behind its fragmented message. The one step every delivery takes, once per
 /// recipient: inlined into the loops that walk the recipients.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(super) fn offer(
     client: &mut Client,
     key: Key,
     locks: &mut Locks,
     to_flush: &mut Vec<Key>,
-    frame: &Rc<[u8]>,
+    frames: &mut Variants<'_>,
+    deflater: &mut Deflater,
     audience: Audience,
     settings: &Settings,
 ) -> Offered {
     let max_outbound = settings.max_outbound_buffer;
+    let compression = &settings.compression;
     let Some(deferred) = locks.deferred_for(key) else {
-        return match client.conn.queue(frame.clone(), audience, max_outbound) {
+        return match client
+            .conn
+            .queue_shared(frames, deflater, compression, audience, max_outbound)
+        {
             Delivery::Queued => {
                 if !client.flush_scheduled {
                     client.flush_scheduled = true;
@@ -45,6 +53,7 @@ pub(super) fn offer(
     if !client.conn.is_open() {
         return Offered::Skipped;
     }
+    let frame = frames.for_client(client.conn.deflate_window(), deflater, compression);
     match locks::hold(
         deferred,
         client.conn.queued_bytes(),
@@ -96,6 +105,7 @@ pub(super) struct Recipients<'a> {
     pub(super) clients: &'a mut Slab<Client>,
     pub(super) locks: &'a mut Locks,
     pub(super) to_flush: &'a mut Vec<Key>,
+    pub(super) deflater: &'a mut Deflater,
 }
 
 impl Recipients<'_> {
@@ -117,6 +127,7 @@ impl Recipients<'_> {
             Outgoing::Message(message) => (&message.frame(), 1),
             Outgoing::Frames { frames, messages } => (frames, messages),
         };
+        let mut variants = Variants::new(frame);
         let mut recipients = 0;
         let mut overflowed = Vec::new();
         for &key in keys {
@@ -128,7 +139,8 @@ impl Recipients<'_> {
                 key,
                 self.locks,
                 self.to_flush,
-                frame,
+                &mut variants,
+                self.deflater,
                 audience,
                 settings,
             ) {
@@ -153,13 +165,15 @@ impl Hub {
     ) -> usize {
         let mut recipients = 0;
         let mut overflowed = Vec::new();
+        let mut variants = Variants::new(frames);
         for (key, client) in self.clients.iter_mut() {
             match offer(
                 client,
                 key,
                 &mut self.locks,
                 &mut self.to_flush,
-                frames,
+                &mut variants,
+                &mut self.deflater,
                 Audience::Plain,
                 settings,
             ) {
@@ -240,6 +254,7 @@ impl Hub {
             topics,
             locks,
             to_flush,
+            deflater,
             ..
         } = self;
         let keys = match among {
@@ -251,6 +266,7 @@ impl Hub {
             clients,
             locks,
             to_flush,
+            deflater,
         };
         let (count, overflowed) =
             recipients.deliver(keys, outgoing, Audience::Plain, settings, stats);

@@ -60,6 +60,7 @@ use crate::server::socket;
 use crate::server::stats::Stats;
 use crate::server::stream::Stream;
 use crate::token::Token;
+use crate::ws::deflate::{self, Deflater};
 use crate::ws::handshake::{self, Status};
 use crate::ws::message::MessageKind;
 
@@ -108,6 +109,9 @@ pub struct Hub {
     access: AddressTable,
     /// The link to the other nodes, with `[cluster] redis`.
     cluster: Option<cluster::ClusterSide>,
+    /// permessage-deflate's compressor: one zlib state per window size, for everything
+    /// sent compressed (each message on its own, `server_no_context_takeover`).
+    deflater: Deflater,
 }
 
 /// A listener's name (its bound endpoint) and its live connections, for `m`, status and
@@ -181,14 +185,35 @@ struct SessionUpcalls<'a> {
     me: Key,
     settings: &'a Settings,
     now: Instant,
+    deflater: &'a mut Deflater,
 }
 
 impl Upcalls for SessionUpcalls<'_> {
-    fn message(&mut self, kind: MessageKind, payload: &[u8], queued: usize) -> Delivered {
+    fn message(
+        &mut self,
+        kind: MessageKind,
+        payload: &[u8],
+        queued: usize,
+        deflate_window: Option<u8>,
+    ) -> Delivered {
         match self.settings.client_messages {
             ClientMessages::Ignore => Delivered::Nothing,
             ClientMessages::Echo => {
-                let frame = shared_frame(true, kind.opcode(), payload);
+                // A reply to one client is compressed for it alone.
+                let compression = &self.settings.compression;
+                let deflated = deflate_window
+                    .filter(|_| compression.enabled)
+                    .and_then(|bits| {
+                        let settings = deflate::Settings {
+                            level: compression.level,
+                            threshold: compression.threshold,
+                        };
+                        self.deflater.frame(kind.opcode(), payload, bits, settings)
+                    });
+                let frame = match deflated {
+                    Some(frame) => Rc::from(frame),
+                    None => shared_frame(true, kind.opcode(), payload),
+                };
                 match self.locks.deferred_for(self.me) {
                     None => Delivered::ToSelf(frame),
                     Some(deferred) => {
@@ -322,6 +347,7 @@ impl Hub {
             actions: Vec::new(),
             access: AddressTable::default(),
             cluster: None,
+            deflater: Deflater::default(),
         }
     }
 
@@ -426,6 +452,7 @@ impl Hub {
             router,
             actions,
             access,
+            deflater,
             ..
         } = self;
         let Client {
@@ -454,6 +481,7 @@ impl Hub {
             me: key,
             settings,
             now,
+            deflater,
         };
         let mut ctx = ClientCtx {
             settings,

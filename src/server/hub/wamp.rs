@@ -21,6 +21,7 @@ use crate::ws::frame::{FrameHeader, encode_header};
 fn push_frame(chunk: &mut Vec<u8>, binary: bool, message: &[u8]) {
     chunk.extend_from_slice(&encode_header(&FrameHeader {
         fin: true,
+        rsv1: false,
         opcode: MessageKind::from_binary(binary).opcode(),
         mask: None,
         payload_len: message.len() as u64,
@@ -232,6 +233,7 @@ impl Hub {
             clients: &mut self.clients,
             locks: &mut self.locks,
             to_flush: &mut self.to_flush,
+            deflater: &mut self.deflater,
         };
         let (_, overflowed) = recipients.deliver(
             to,
