@@ -16,7 +16,7 @@ use toml::Table;
 use super::declare::{ApplyOn, FromDefault, KeySpec, Presence, Section, TableSpec};
 use super::secret::{self, Secret};
 use super::values::{
-    self, AuthMode, AuthorizerFallback, Checker, ClientMessages, Endpoint, ForwardedHeader,
+    self, ApiKey, AuthMode, AuthorizerFallback, Checker, ClientMessages, Endpoint, ForwardedHeader,
     LogFormat, Origins, TokenReuse,
 };
 use super::wamp_realm::{self, WampRealms};
@@ -260,6 +260,37 @@ config_keys! {
         max_count_users: usize = values::size(0),
             default(MAX_COUNT_USERS = 100_000), reload;
     }
+
+    /// The HTTP API (JSON over the control commands), `/metrics` and `/health`.
+    [http] Http {
+        /// Where the HTTP API listens, `tcp://HOST:PORT` or `unix://PATH`; empty: off.
+        listen: Vec<Endpoint> = values::listen_or_none, default(LISTEN = Vec::new()), restart;
+        /// The key every API request carries, inline (at least 16 bytes).
+        api_key: Option<ApiKey> = values::some(values::api_key),
+            default(API_KEY = None), restart;
+        /// A file holding the key (its content without trailing whitespace).
+        api_key_file: Option<PathBuf> = values::some(values::path),
+            default(API_KEY_FILE = None), restart;
+        /// Largest request body in bytes.
+        max_request_size: usize = values::size(1),
+            default(MAX_REQUEST_SIZE = 1_048_576), reload;
+        /// Largest request line plus headers in bytes.
+        max_header_size: usize = values::size(1024), default(MAX_HEADER_SIZE = 8192), reload;
+        /// Most HTTP connections at once.
+        max_connections: usize = values::size(1), default(MAX_CONNECTIONS = 1024), reload;
+        /// Time a client has to send a whole request (and an idle connection stays open).
+        request_timeout: Duration = values::seconds,
+            default(REQUEST_TIMEOUT = Duration::from_secs(10)), reload;
+        /// Most commands in one `/api/batch` request.
+        max_batch: usize = values::size(1), default(MAX_BATCH = 1000), reload;
+        /// `/metrics` without the API key.
+        metrics_public: bool = values::boolean, default(METRICS_PUBLIC = false), reload;
+        /// Mode of each unix:// HTTP socket file.
+        socket_mode: u32 = values::mode, default(SOCKET_MODE = 0o600), restart;
+        /// Group owning the unix:// HTTP socket files; `None`: the server's group.
+        socket_group: Option<String> = values::some(values::group_name),
+            default(SOCKET_GROUP = None), restart;
+    }
 }
 
 impl Config {
@@ -362,6 +393,38 @@ pub(super) fn check_across_keys(checker: &mut Checker, config: &parsed::Config) 
                 realms.first().map_or("", String::as_str)
             ),
         );
+    }
+    if let (Some(listen), Some(key), Some(key_file)) = (
+        &config.http.listen,
+        &config.http.api_key,
+        &config.http.api_key_file,
+    ) {
+        match (key, key_file) {
+            (Some(_), Some(_)) => {
+                checker.error(
+                    "http.api_key",
+                    "set either api_key or api_key_file, not both",
+                );
+            }
+            (None, None) if !listen.is_empty() => checker.error(
+                "http.api_key",
+                "missing: the HTTP API needs a key (api_key_file, recommended, or api_key)",
+            ),
+            _ => {}
+        }
+    }
+    if let (Some(listen), Some(servers), Some(control)) =
+        (&config.http.listen, &config.servers, &config.control)
+    {
+        for (index, endpoint) in listen.iter().enumerate() {
+            let taken = servers.contains(endpoint) || endpoint == control;
+            if taken && !endpoint.is_ephemeral() {
+                checker.error(
+                    format!("http.listen[{index}]"),
+                    "same address as a server or the control socket",
+                );
+            }
+        }
     }
     if let (Some(AuthorizerFallback::Allow), Some(AuthMode::Authorizer)) =
         (config.authorizer.fallback, config.auth)
@@ -543,6 +606,11 @@ mod tests {
                 "cluster.max_queue",
                 "cluster.heartbeat",
                 "cluster.request_timeout",
+                "http.listen",
+                "http.api_key",
+                "http.api_key_file",
+                "http.socket_mode",
+                "http.socket_group",
             ]
         );
     }
