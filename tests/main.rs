@@ -17,6 +17,7 @@ mod demo;
 mod events;
 mod handshake;
 mod hostile;
+mod http_api;
 mod js_client;
 mod kit;
 mod lifecycle;
