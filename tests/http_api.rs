@@ -886,3 +886,99 @@ fn check_refuses_listen_without_a_key() {
     assert!(output.status.success(), "{output:?}");
     let _ = Path::new(&path);
 }
+
+/// The PHP kit's `WsonHttp` (clients/php/Wson.php) against the real daemon, over the TCP
+/// and the Unix listener: each method's answer, errors as `WsonHttpException` with status
+/// and code, and what the WebSocket clients received.
+#[test]
+fn php_kit_http_client_calls_every_method() {
+    let Some(php) = php() else { return };
+    let server = setup().start();
+    for endpoint in [
+        format!("tcp://{}", http_addr(&server)),
+        format!("unix://{}", http_unix(&server).display()),
+    ] {
+        let (mut alice, alice_cookies) = server.user_client("alice");
+        let (mut bob, bob_cookies) = server.user_client("bob");
+        let (a, b) = (alice_cookies.token_str(), bob_cookies.token_str());
+        let mut script = Script::spawn(&php, "php/http.php", &[&endpoint, KEY, &a, &b]);
+        let expect = |script: &mut Script, step: &str, value: Value| {
+            assert_eq!(script.next(), json!({"step": step, "value": value}));
+        };
+        expect(&mut script, "healthy", json!(true));
+        expect(&mut script, "send", json!(true));
+        expect(&mut script, "send nobody", json!(false));
+        expect(&mut script, "send binary", json!(true));
+        expect(&mut script, "send_user", json!(1));
+        expect(&mut script, "subscribe", json!(1));
+        expect(&mut script, "subscribeUser", json!(1));
+        expect(
+            &mut script,
+            "presence",
+            json!({"items": {"alice": 1}, "next": "alice"}),
+        );
+        expect(
+            &mut script,
+            "presenceCount",
+            json!({"count": 2, "connections": 2}),
+        );
+        expect(
+            &mut script,
+            "topics",
+            json!({"items": {"news": 2}, "next": null}),
+        );
+        expect(
+            &mut script,
+            "users",
+            json!({"items": {"alice": 1, "bob": 1}, "next": null}),
+        );
+        expect(
+            &mut script,
+            "tokens",
+            json!({"items": {b.clone(): 1}, "next": null}),
+        );
+        expect(&mut script, "online", json!(1));
+        expect(&mut script, "unsubscribe", json!(1));
+        expect(&mut script, "unsubscribeUser", json!(1));
+        expect(&mut script, "status", json!(2));
+        let batch = script.next();
+        assert_eq!(
+            batch["value"][0],
+            json!({"result": {"connections": 1}}),
+            "{batch}"
+        );
+        assert_eq!(
+            batch["value"][1]["error"]["code"], "unknown_method",
+            "{batch}"
+        );
+        assert_eq!(
+            batch["value"][2]["result"]["items"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        expect(&mut script, "metrics", json!(true));
+        expect(&mut script, "bad param", json!([400, "bad_param"]));
+        expect(
+            &mut script,
+            "unknown method",
+            json!([404, "unknown_method"]),
+        );
+        expect(&mut script, "wrong key", json!([401, "unauthorized"]));
+        expect(&mut script, "kick", json!(1));
+        expect(&mut script, "kickUser", json!(1));
+        script.finish();
+        assert_eq!(alice.recv_text(), "hello ✓");
+        assert_eq!(alice.recv_binary(), [0, 1, 255]);
+        assert_eq!(alice.recv_text(), "to alice");
+        assert_eq!(alice.recv_text(), "to alice as a user");
+        assert_eq!(alice.recv_text(), "Goal!");
+        alice.expect_closed_with(4100, "bye");
+        assert_eq!(bob.recv_text(), "hello ✓");
+        assert_eq!(bob.recv_binary(), [0, 1, 255]);
+        assert_eq!(bob.recv_binary(), [255]);
+        assert_eq!(bob.recv_text(), "Goal!");
+        bob.expect_closed_with(4000, "kicked");
+    }
+}

@@ -190,8 +190,11 @@ pub fn parse_params(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
+/// A method's params, as the JSON object of the request.
+pub type ParamMap = Map<String, Value>;
+
 /// One entry of a batch: its method and params, or why it cannot run.
-pub type BatchEntry = Result<(ApiMethod, Map<String, Value>), ApiError>;
+pub type BatchEntry = Result<(ApiMethod, ParamMap), ApiError>;
 
 /// The body of `/api/batch`: `{"commands":[{"method":..,"params":{..}}, ...]}`, at most
 /// `max_batch` entries. A malformed entry is that entry's error, not the batch's.
