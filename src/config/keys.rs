@@ -911,4 +911,49 @@ mod tests {
             "4194318",
         );
     }
+
+    #[test]
+    fn http_listen_needs_exactly_one_key_of_16_bytes_or_more() {
+        let listen = ("http.listen", r#"["tcp://127.0.0.1:8098"]"#);
+        assert_error(&[listen], "http.api_key", "missing");
+        assert_error(
+            &[
+                listen,
+                ("http.api_key", r#""0123456789abcdef""#),
+                ("http.api_key_file", r#""key""#),
+            ],
+            "http.api_key",
+            "either",
+        );
+        assert_error(
+            &[listen, ("http.api_key", r#""short""#)],
+            "http.api_key",
+            "shorter than 16",
+        );
+        let config = config_with(&[listen, ("http.api_key", r#""0123456789abcdef""#)]);
+        assert_eq!(config.http.listen.len(), 1);
+        // Off by default, and then no key is needed.
+        assert!(config_with(&[]).http.listen.is_empty());
+    }
+
+    #[test]
+    fn http_listen_may_not_take_a_server_or_control_address() {
+        assert_error(
+            &[
+                ("http.listen", r#"["tcp://127.0.0.1:8099"]"#),
+                ("http.api_key", r#""0123456789abcdef""#),
+            ],
+            "http.listen[0]",
+            "same address",
+        );
+    }
+
+    #[test]
+    fn an_api_key_never_shows_in_debug_output() {
+        let config = config_with(&[
+            ("http.listen", r#"["unix://http.sock"]"#),
+            ("http.api_key", r#""0123456789abcdef-hidden""#),
+        ]);
+        assert!(!format!("{config:?}").contains("hidden"));
+    }
 }

@@ -191,13 +191,9 @@ impl HttpConn {
         if !slots.iter().all(Slot::is_done) {
             return;
         }
-        let phase = std::mem::replace(
-            &mut self.phase,
-            HttpPhase::Closing {
-                deadline: ctx.now,
-                write_shut: false,
-            },
-        );
+        // Reading the next request is what follows a kept-alive response (`respond` closes
+        // otherwise).
+        let phase = std::mem::replace(&mut self.phase, reading(ctx));
         if let HttpPhase::Waiting { pending, .. } = phase {
             match pending {
                 Pending::Call(slot) => self.respond_call(slot_result(slot), keep_alive, ctx),
@@ -271,11 +267,7 @@ impl HttpConn {
             if self.inbuf.is_empty() && self.inbuf.capacity() > KEEP_BUFFER {
                 self.inbuf = Vec::new();
             }
-            self.phase = HttpPhase::Reading {
-                deadline: ctx.now + ctx.settings.http.request_timeout,
-                head: None,
-                continued: false,
-            };
+            self.phase = reading(ctx);
             self.answer(&parsed, &body, ctx);
             ctx.backend.end_of_input();
         }
@@ -359,6 +351,7 @@ impl HttpConn {
                     None => "missing API key: send Authorization: Bearer KEY or X-API-Key: KEY",
                     Some(_) => "wrong API key",
                 };
+                log::warn!(peer = self.peer(), path = head.path.as_str(), reason = message; "http request refused");
                 let error = ApiError::new(401, "unauthorized", message);
                 return self.respond_error(
                     &error,
@@ -504,20 +497,21 @@ impl HttpConn {
         }
         .encode(&mut bytes);
         self.socket.out_mut().push(&bytes);
-        if keep_alive {
-            if let HttpPhase::Waiting { .. } | HttpPhase::Closing { .. } = self.phase {
-                self.phase = HttpPhase::Reading {
-                    deadline: ctx.now + ctx.settings.http.request_timeout,
-                    head: None,
-                    continued: false,
-                };
-            }
-        } else {
+        if !keep_alive {
             self.phase = HttpPhase::Closing {
                 deadline: ctx.now + ctx.settings.close_timeout,
                 write_shut: false,
             };
         }
+    }
+}
+
+/// Ready for the next request, which has `request_timeout` to arrive whole.
+fn reading(ctx: &HttpCtx<'_>) -> HttpPhase {
+    HttpPhase::Reading {
+        deadline: ctx.now + ctx.settings.http.request_timeout,
+        head: None,
+        continued: false,
     }
 }
 
@@ -669,5 +663,218 @@ impl Outbound for BytesOut {
             }
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::path::Path;
+
+    use super::*;
+
+    const KEY: &[u8] = b"api-key-0123456789abcdef";
+
+    /// Commands as the tests want them answered: `online` of user `later` comes later,
+    /// under tickets 1, 2, ...; any other `online` is 5; the rest answers nothing.
+    #[derive(Default)]
+    struct Fake {
+        next_ticket: u64,
+        executed: Vec<u8>,
+    }
+
+    impl HttpBackend for Fake {
+        fn execute(&mut self, command: Command<'_>) -> Result<Outcome, ControlError> {
+            self.executed.push(command.command_byte());
+            Ok(match command {
+                Command::UserOnline { user: "later" } => {
+                    self.next_ticket += 1;
+                    Outcome::Later(Ticket(self.next_ticket))
+                }
+                Command::UserOnline { .. } => Outcome::Reply(Reply::Count(5)),
+                _ => Outcome::Done,
+            })
+        }
+
+        fn end_of_input(&mut self) {}
+
+        fn metrics(&mut self, _responses: &BTreeMap<u16, u64>) -> String {
+            "wson_up 1\n".to_owned()
+        }
+    }
+
+    struct Harness {
+        conn: HttpConn,
+        peer: mio::net::UnixStream,
+        settings: Settings,
+        backend: Fake,
+        tickets: Vec<Ticket>,
+        responses: BTreeMap<u16, u64>,
+    }
+
+    impl Harness {
+        fn new() -> Harness {
+            let text = r#"
+servers = ["tcp://127.0.0.1:8099"]
+control = "unix://control.sock"
+secret = "0123456789abcdef-not-so-secret"
+origins = ["http://localhost"]
+[http]
+listen = ["tcp://127.0.0.1:8098"]
+api_key = "api-key-0123456789abcdef"
+"#;
+            let config = crate::config::parse(text, Path::new("wson.toml")).unwrap();
+            let settings = Settings::new(config, Vec::new());
+            let (ours, peer) = mio::net::UnixStream::pair().unwrap();
+            let conn = HttpConn::new(Stream::Unix(ours), &settings, Instant::now());
+            Harness {
+                conn,
+                peer,
+                settings,
+                backend: Fake::default(),
+                tickets: Vec::new(),
+                responses: BTreeMap::new(),
+            }
+        }
+
+        fn with_ctx<T>(&mut self, work: impl FnOnce(&mut HttpConn, &mut HttpCtx<'_>) -> T) -> T {
+            let mut ctx = HttpCtx {
+                settings: &self.settings,
+                api_key: KEY,
+                now: Instant::now(),
+                stopping: false,
+                backend: &mut self.backend,
+                tickets: &mut self.tickets,
+                responses: &mut self.responses,
+            };
+            work(&mut self.conn, &mut ctx)
+        }
+
+        /// Sends `bytes` and lets the connection handle them.
+        fn send(&mut self, bytes: &[u8]) {
+            self.peer.write_all(bytes).unwrap();
+            self.drive();
+        }
+
+        fn drive(&mut self) {
+            self.conn.on_event(true, true, false);
+            let mut scratch = vec![0; 4096];
+            let drive = self.with_ctx(|conn, ctx| conn.drive(&mut scratch, ctx));
+            assert!(matches!(drive, HttpDrive::Idle), "the connection ended");
+        }
+
+        fn resolve(&mut self, ticket: u64, reply: Reply) {
+            self.with_ctx(|conn, ctx| conn.resolve(Ticket(ticket), &reply, ctx));
+            self.drive();
+        }
+
+        /// Everything written so far.
+        fn received(&mut self) -> String {
+            let mut out = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                match self.peer.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => out.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            String::from_utf8(out).unwrap()
+        }
+    }
+
+    fn online(user: &str) -> String {
+        let body = format!(r#"{{"user":"{user}"}}"#);
+        format!(
+            "POST /api/online HTTP/1.1\r\nX-API-Key: api-key-0123456789abcdef\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    /// The bodies of the responses in `text`, in order.
+    fn bodies(text: &str) -> Vec<&str> {
+        text.split("HTTP/1.1 ")
+            .filter(|response| !response.is_empty())
+            .map(|response| response.split_once("\r\n\r\n").unwrap().1)
+            .collect()
+    }
+
+    #[test]
+    fn a_later_reply_holds_the_pipelined_requests_behind_it() {
+        let mut harness = Harness::new();
+        harness.send(format!("{}{}", online("later"), online("bob")).as_bytes());
+        assert_eq!(harness.received(), "");
+        // The second request is not even read while the first waits.
+        assert_eq!(harness.backend.executed, b"o");
+        assert_eq!(harness.tickets, [Ticket(1)]);
+        harness.resolve(1, Reply::Count(3));
+        let text = harness.received();
+        assert_eq!(
+            bodies(&text),
+            [
+                r#"{"result":{"connections":3}}"#,
+                r#"{"result":{"connections":5}}"#
+            ]
+        );
+        assert_eq!(harness.responses.get(&200), Some(&2));
+    }
+
+    #[test]
+    fn a_batch_answers_once_every_later_reply_is_known() {
+        let mut harness = Harness::new();
+        let body = r#"{"commands":[{"method":"online","params":{"user":"later"}},{"method":"broadcast","params":{"message":"x"}},{"method":"online","params":{"user":"later"}}]}"#;
+        let request = format!(
+            "POST /api/batch HTTP/1.1\r\nAuthorization: Bearer api-key-0123456789abcdef\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        harness.send(request.as_bytes());
+        assert_eq!(harness.backend.executed, b"obo");
+        harness.resolve(2, Reply::Count(7));
+        assert_eq!(harness.received(), "");
+        harness.resolve(1, Reply::Count(1));
+        let text = harness.received();
+        assert_eq!(
+            bodies(&text),
+            [
+                r#"{"replies":[{"result":{"connections":1}},{"result":{}},{"result":{"connections":7}}]}"#
+            ]
+        );
+    }
+
+    #[test]
+    fn a_request_split_at_every_byte_gets_the_same_response() {
+        let request = online("bob");
+        let mut whole = Harness::new();
+        whole.send(request.as_bytes());
+        let expected = whole.received();
+        assert!(expected.starts_with("HTTP/1.1 200 OK\r\n"), "{expected}");
+        let mut split = Harness::new();
+        for byte in request.as_bytes() {
+            split.send(std::slice::from_ref(byte));
+        }
+        assert_eq!(split.received(), expected);
+    }
+
+    #[test]
+    fn expect_continue_is_sent_once_before_the_body() {
+        let mut harness = Harness::new();
+        harness.send(b"POST /api/online HTTP/1.1\r\nX-API-Key: api-key-0123456789abcdef\r\nExpect: 100-continue\r\nContent-Length: 16\r\n\r\n");
+        assert_eq!(harness.received(), "HTTP/1.1 100 Continue\r\n\r\n");
+        harness.send(br#"{"user":"alice"#);
+        assert_eq!(harness.received(), "");
+        harness.send(b"\"}");
+        let text = harness.received();
+        assert_eq!(bodies(&text), [r#"{"result":{"connections":5}}"#]);
+    }
+
+    #[test]
+    fn a_wrong_key_runs_nothing() {
+        let mut harness = Harness::new();
+        let request = online("bob").replace("api-key-0123456789abcdef", "api-key-0123456789abcdeX");
+        harness.send(request.as_bytes());
+        let text = harness.received();
+        assert!(text.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{text}");
+        assert!(harness.backend.executed.is_empty());
     }
 }
