@@ -152,7 +152,11 @@ pub fn route(method: Method, path: &str) -> Result<Route, (ApiError, &'static st
             })?;
             let api_method = ApiMethod::from_name(name).ok_or_else(|| {
                 (
-                    ApiError::new(404, "unknown_method", format!("no API method {name:?}")),
+                    ApiError::new(
+                        404,
+                        "unknown_method",
+                        format!("no API method {}", shown(name)),
+                    ),
                     "",
                 )
             })?;
@@ -207,7 +211,7 @@ pub fn parse_batch(body: &[u8], max_batch: usize) -> Result<Vec<BatchEntry>, Api
         return Err(ApiError::new(
             400,
             "unknown_param",
-            format!("{other}: not a param of batch"),
+            format!("{}: not a param of batch", shown(other)),
         ));
     }
     let Value::Array(commands) = commands else {
@@ -237,8 +241,13 @@ fn batch_entry(entry: Value) -> BatchEntry {
         Some(Value::String(name)) => name,
         _ => return Err(ApiError::bad_param("method", "missing or not a string")),
     };
-    let method = ApiMethod::from_name(&name)
-        .ok_or_else(|| ApiError::new(404, "unknown_method", format!("no API method {name:?}")))?;
+    let method = ApiMethod::from_name(&name).ok_or_else(|| {
+        ApiError::new(
+            404,
+            "unknown_method",
+            format!("no API method {}", shown(&name)),
+        )
+    })?;
     let params = match entry.remove("params") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(params)) => params,
@@ -248,7 +257,7 @@ fn batch_entry(entry: Value) -> BatchEntry {
         return Err(ApiError::new(
             400,
             "unknown_param",
-            format!("{other}: a command has method and params only"),
+            format!("{}: a command has method and params only", shown(other)),
         ));
     }
     Ok((method, params))
@@ -291,7 +300,7 @@ impl<'a> Params<'a> {
             return Err(ApiError::new(
                 400,
                 "unknown_param",
-                format!("{name}: not a param of {}", method.name()),
+                format!("{}: not a param of {}", shown(name), method.name()),
             ));
         }
         Ok(Params { method, params })
@@ -498,6 +507,21 @@ fn publish_options(params: &Params<'_>) -> Result<(), ApiError> {
         },
         Some(_) => Err(ApiError::bad_param("options", "must be an object")),
     }
+}
+
+/// A name the client sent, as an error message quotes it: control characters escaped (the
+/// message stays one line) and at most `MAX_SHOWN` characters.
+fn shown(name: &str) -> String {
+    const MAX_SHOWN: usize = 64;
+    let mut text: String = name
+        .chars()
+        .take(MAX_SHOWN)
+        .flat_map(char::escape_debug)
+        .collect();
+    if name.chars().nth(MAX_SHOWN).is_some() {
+        text.push_str("...");
+    }
+    text
 }
 
 /// The status and body for a control error: every rule a param breaks is a 400.
@@ -735,6 +759,16 @@ mod tests {
             assert_eq!(error.status, 400, "{value}");
             assert!(error.message.starts_with(start), "{value}: {error:?}");
         }
+    }
+
+    #[test]
+    fn a_name_quoted_in_an_error_is_one_short_line() {
+        let long = "x".repeat(100);
+        let name = format!("a\nb{long}");
+        let error = command_of(ApiMethod::Status, json!({ name: 1 })).unwrap_err();
+        assert!(!error.message.chars().any(char::is_control), "{error:?}");
+        assert!(error.message.starts_with("a\\nb"), "{error:?}");
+        assert!(error.message.len() < 120, "{error:?}");
     }
 
     #[test]

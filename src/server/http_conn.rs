@@ -30,6 +30,8 @@ use crate::server::stream::Stream;
 const READ_BUDGET: usize = 16;
 /// Capacity an emptied buffer may keep for the next request.
 const KEEP_BUFFER: usize = 4096;
+/// Response bytes a client may leave unread before its next requests stay unread too.
+const MAX_UNREAD_RESPONSES: usize = 1 << 20;
 
 /// What a request may run and read: the commands layer, and the figures of `/metrics`.
 pub trait HttpBackend {
@@ -569,7 +571,7 @@ impl Connection for HttpConn {
         match &self.phase {
             // Bounded: a head over max_header_size or a body over max_request_size is
             // refused before its bytes would pile up, and whole requests are answered at once.
-            HttpPhase::Reading { .. } => self.socket.out().pending() < KEEP_BUFFER * 16,
+            HttpPhase::Reading { .. } => self.socket.out().pending() < MAX_UNREAD_RESPONSES,
             HttpPhase::Waiting { .. } => false,
             HttpPhase::Closing { write_shut, .. } => *write_shut,
         }
