@@ -26,8 +26,6 @@ pub(super) struct HttpSide {
     pub(super) responses: BTreeMap<u16, u64>,
     /// `[http] api_key` or the content of `api_key_file` (empty: the API is off).
     pub(super) api_key: Vec<u8>,
-    /// Connections whose waiting response was completed this turn.
-    pub(super) to_drive: Vec<Key>,
 }
 
 /// The commands layer and the figures of `/metrics`, as an HTTP request sees them.
@@ -199,20 +197,12 @@ impl Server {
         }
     }
 
-    /// A reply an HTTP connection waits for came (from the other nodes).
+    /// A reply an HTTP connection waits for came (from the other nodes): once its response
+    /// is complete it is written, and the requests pipelined behind it are read on.
     pub(super) fn resolve_http(&mut self, key: Key, ticket: Ticket, reply: &Reply, now: Instant) {
         with_http_ctx!(self, key, now, |conn, ctx| conn
             .resolve(ticket, reply, &mut ctx));
-        if !self.http.to_drive.contains(&key) {
-            self.http.to_drive.push(key);
-        }
-    }
-
-    /// Writes the responses completed this turn and reads on (pipelined requests wait).
-    pub(super) fn drive_resolved_http(&mut self, now: Instant) {
-        for key in std::mem::take(&mut self.http.to_drive) {
-            self.drive_http(key, now);
-        }
+        self.drive_http(key, now);
     }
 
     pub(super) fn tick_http(&mut self, now: Instant) {

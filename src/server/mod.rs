@@ -383,7 +383,6 @@ impl Server {
                 tickets: HashMap::new(),
                 responses: BTreeMap::new(),
                 api_key,
-                to_drive: Vec::new(),
             },
             pending: Vec::new(),
             controls_to_flush: Vec::new(),
@@ -473,7 +472,6 @@ impl Server {
                     }
                 }
             }
-            self.drive_resolved_http(now);
             self.hub.cluster_flush();
             self.hub.flush(&mut self.stats);
             self.flush_controls(now);
