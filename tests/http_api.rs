@@ -982,3 +982,49 @@ fn php_kit_http_client_calls_every_method() {
         bob.expect_closed_with(4000, "kicked");
     }
 }
+
+#[test]
+fn head_gets_the_headers_only_and_http_10_closes() {
+    let server = setup().start();
+    let mut raw = Raw::tcp(&server);
+    raw.send(b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    while !raw.buf.windows(4).any(|window| window == b"\r\n\r\n") {
+        assert!(raw.read_more());
+    }
+    let mut headers = [httparse::EMPTY_HEADER; 16];
+    let mut response = httparse::Response::new(&mut headers);
+    let Ok(httparse::Status::Complete(head_len)) = response.parse(&raw.buf) else {
+        panic!("not a response: {:?}", raw.buf);
+    };
+    assert_eq!(response.code, Some(200));
+    // Content-Length is the GET's, and no body follows: the next response starts right away.
+    assert!(
+        response
+            .headers
+            .iter()
+            .any(|h| h.name == "Content-Length" && h.value == b"15")
+    );
+    raw.buf.drain(..head_len);
+    raw.send(b"GET /health HTTP/1.0\r\n\r\n");
+    let response = raw.response().unwrap();
+    assert_eq!(response.json(), json!({"status": "ok"}));
+    assert_eq!(response.header("Connection"), Some("close"));
+    assert!(raw.response().is_none());
+}
+
+#[test]
+fn the_key_may_come_from_api_key_file() {
+    let setup = Setup::new()
+        .set("http.listen", r#"["tcp://127.0.0.1:0"]"#)
+        .set("http.api_key_file", r#""http-api.key""#);
+    let (dir, path) = setup.write();
+    std::fs::write(dir.path().join("http-api.key"), format!("{KEY}\n")).unwrap();
+    let server = Server::start_in(dir, path, setup.toml(), &[]);
+    assert_eq!(
+        ok(&server, "online", json!({"user": "alice"})),
+        json!({"connections": 0})
+    );
+    let url = format!("http://{}/api/status", http_addr(&server));
+    let (status, body) = curl(&["-H", "X-API-Key: wrong-key-0123456789", &url]);
+    assert_error(status, &body, 401, "unauthorized");
+}
