@@ -2110,3 +2110,101 @@ fn run_deflate(chunks: &[&[u8]], max: u64, agreed: &deflate::Agreed) -> Outcome 
         end: Ok(decoder.is_idle()),
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// http_api: HTTP request heads and the JSON params of the API
+// ---------------------------------------------------------------------------------------------
+
+/// Input: a byte choosing where to split, a byte choosing `max_header_size` (64 to 1024 in
+/// steps of 4... by the byte), then the request bytes. Checks that the head parses the same
+/// whole and split (a prefix is incomplete, or the same answer, or an error the whole input
+/// also has), that every bound holds, that each error maps to its status, and that the body,
+/// read as JSON params for every method and as a batch, becomes a control command the control
+/// parser accepts or a 4xx naming a param, never a panic.
+pub fn http_api(data: &[u8]) {
+    use wson::http::api::{self, ApiMethod};
+    use wson::http::request::{self, Limits};
+
+    let mut source = Source::new(data);
+    let cut = usize::from(source.byte());
+    let max_header_size = 64 + usize::from(source.byte()) * 4;
+    let input = source.take(usize::MAX);
+    let limits = Limits {
+        max_header_size,
+        max_body_size: 4096,
+    };
+    let whole = request::parse_head(input, limits);
+    let prefix = request::parse_head(&input[..cut.min(input.len())], limits);
+    match (&prefix, &whole) {
+        (Ok(Decoded::Incomplete), _) => {}
+        (Ok(Decoded::Done { .. }), _) => assert_eq!(prefix, whole),
+        (Err(_), whole) => assert!(
+            whole.is_err(),
+            "a prefix failed: {prefix:?}, whole: {whole:?}"
+        ),
+    }
+    let body = match &whole {
+        Ok(Decoded::Done { item, len }) => {
+            assert!(*len <= max_header_size && *len <= input.len());
+            assert!(item.content_length <= limits.max_body_size);
+            assert!(!item.path.contains('?'));
+            match api::route(item.method, &item.path) {
+                Ok(_) => {}
+                Err((error, allow)) => {
+                    assert!(matches!(error.status, 404 | 405), "{error:?}");
+                    assert_eq!(error.status == 405, !allow.is_empty());
+                }
+            }
+            &input[*len..]
+        }
+        Ok(Decoded::Incomplete) => {
+            assert!(input.len() <= max_header_size);
+            input
+        }
+        Err(error) => {
+            let (status, code) = error.status_and_code();
+            assert!(matches!(status, 400 | 411 | 413 | 431), "{error:?}");
+            assert!(!code.is_empty());
+            assert_one_printable_line(&error.to_string(), "RequestError");
+            input
+        }
+    };
+    fn check_error(error: &api::ApiError) {
+        assert!(matches!(error.status, 400 | 404 | 413), "{error:?}");
+        assert_one_printable_line(&error.message, "ApiError");
+    }
+    fn run(method: ApiMethod, params: &api::ParamMap) {
+        let max_frame = 512;
+        match api::frame(method, params, max_frame) {
+            Ok(frame) => {
+                assert!(frame.payload_len() <= max_frame);
+                if let Err(error) = frame.command() {
+                    assert_eq!(error.status, 400, "{error:?}");
+                    let param = error.message.split(':').next().unwrap_or("");
+                    assert!(!param.is_empty() && !param.contains(' '), "{error:?}");
+                }
+            }
+            Err(error) => check_error(&error),
+        }
+    }
+    match api::parse_params(body) {
+        Ok(params) => {
+            for method in ApiMethod::ALL {
+                run(method, &params);
+            }
+        }
+        Err(error) => check_error(&error),
+    }
+    match api::parse_batch(body, 8) {
+        Ok(entries) => {
+            assert!(entries.len() <= 8);
+            for entry in entries {
+                match entry {
+                    Ok((method, params)) => run(method, &params),
+                    Err(error) => check_error(&error),
+                }
+            }
+        }
+        Err(error) => check_error(&error),
+    }
+}

@@ -406,6 +406,7 @@ fn check(config_path: &Path, shown: &Path) -> Result<(), CliError> {
             }
         }
     }
+    config::resolve_api_key(&config).map_err(|e| CliError::Config(vec![e]))?;
     let groups = socket_groups(&config).map_err(CliError::Config)?;
     for (key, why) in &groups.ignored {
         println!("note: {key} is ignored: {why}");

@@ -14,6 +14,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod decoded;
+pub mod http;
 pub mod logging;
 pub mod router;
 pub mod server;

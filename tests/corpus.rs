@@ -99,3 +99,8 @@ fn access_corpus_keeps_the_range_and_forwarded_invariants() {
 fn cluster_message_corpus_keeps_the_wire_invariants() {
     replay("cluster_message", invariants::cluster_message);
 }
+
+#[test]
+fn http_api_corpus_keeps_the_request_and_params_invariants() {
+    replay("http_api", invariants::http_api);
+}

@@ -18,6 +18,7 @@ mod demo;
 mod events;
 mod handshake;
 mod hostile;
+mod http_api;
 mod js_client;
 mod kit;
 mod lifecycle;

@@ -732,3 +732,386 @@ final class Wson
         stream_set_timeout($this->stream, $seconds, (int) (($left - $seconds) * 1e6));
     }
 }
+
+/**
+ * The HTTP API answered with an error status (README.md, "HTTP API"): `$status` is the HTTP
+ * status, `$errorCode` the API's `error.code` (`unauthorized`, `bad_param`, `topic_limit`...),
+ * the message its `error.message`. The connection stays usable.
+ */
+class WsonHttpException extends WsonException
+{
+    public function __construct(
+        public readonly int $status,
+        public readonly string $errorCode,
+        string $message,
+    ) {
+        parent::__construct("wson HTTP API $status $errorCode: $message");
+    }
+}
+
+/**
+ * A backend's client of wson's HTTP API: the control commands as JSON calls, one method per
+ * API method. It speaks HTTP/1.1 over one kept-alive stream (`tcp://HOST:PORT` or
+ * `unix:///PATH`), opened on the first call and again after it broke; no curl extension
+ * needed. A call that fails to reach wson raises WsonConnectionException (and is not
+ * retried: it may or may not have been carried out); an error answer raises
+ * WsonHttpException.
+ */
+final class WsonHttp
+{
+    /** @var resource|null */
+    private $stream = null;
+    private string $buffer = '';
+
+    public function __construct(
+        private readonly string $endpoint,
+        #[\SensitiveParameter] private readonly string $apiKey,
+        private readonly float $timeout = 5.0,
+    ) {
+    }
+
+    public function __destruct()
+    {
+        $this->drop();
+    }
+
+    /** `broadcast`: the message to every client. */
+    public function broadcast(string $message, bool $binary = false): void
+    {
+        $this->call('broadcast', self::message($message, $binary));
+    }
+
+    /** `send`: the message to the client holding $token; true when it was delivered. */
+    public function send(string $token, string $message, bool $binary = false): bool
+    {
+        $params = ['token' => $token] + self::message($message, $binary);
+        return (bool) $this->call('send', $params)['delivered'];
+    }
+
+    /** `send_user`: the message to every connection of $user; how many got it. */
+    public function sendToUser(string $user, string $message, bool $binary = false): int
+    {
+        $params = ['user' => $user] + self::message($message, $binary);
+        return (int) $this->call('send_user', $params)['connections'];
+    }
+
+    /** `publish`: the message to every connection subscribed to $topic. */
+    public function publish(string $topic, string $message, bool $binary = false): void
+    {
+        $this->call('publish', ['topic' => $topic] + self::message($message, $binary));
+    }
+
+    /** `kick` by token: closes its connections; how many. */
+    public function kick(string $token, ?int $code = null, string $reason = ''): int
+    {
+        return $this->kickTarget(['token' => $token], $code, $reason);
+    }
+
+    /** `kick` by user: closes every connection of $user; how many. */
+    public function kickUser(string $user, ?int $code = null, string $reason = ''): int
+    {
+        return $this->kickTarget(['user' => $user], $code, $reason);
+    }
+
+    /** `subscribe` a token's connections to $topic; how many connections were added. */
+    public function subscribe(string $token, string $topic): int
+    {
+        return (int) $this->call('subscribe', ['topic' => $topic, 'token' => $token])['connections'];
+    }
+
+    /** `subscribe` a user (its connections now and later) to $topic. */
+    public function subscribeUser(string $user, string $topic): int
+    {
+        return (int) $this->call('subscribe', ['topic' => $topic, 'user' => $user])['connections'];
+    }
+
+    /** `unsubscribe` a token's connections from $topic; how many were subscribed. */
+    public function unsubscribe(string $token, string $topic): int
+    {
+        return (int) $this->call('unsubscribe', ['topic' => $topic, 'token' => $token])['connections'];
+    }
+
+    /** `unsubscribe` a user from $topic. */
+    public function unsubscribeUser(string $user, string $topic): int
+    {
+        return (int) $this->call('unsubscribe', ['topic' => $topic, 'user' => $user])['connections'];
+    }
+
+    /** `online`: the open connections of $user. */
+    public function online(string $user): int
+    {
+        return (int) $this->call('online', ['user' => $user])['connections'];
+    }
+
+    /** `tokens`: a page of $user's tokens (token => connections). */
+    public function tokens(string $user, string $cursor = '', ?int $limit = null): WsonPage
+    {
+        return self::page($this->call('tokens', ['user' => $user] + self::cursor($cursor, $limit)));
+    }
+
+    /** `users`: a page of the online users (user => connections). */
+    public function users(string $cursor = '', ?int $limit = null): WsonPage
+    {
+        return self::page($this->call('users', self::cursor($cursor, $limit)));
+    }
+
+    /** `topics`: a page of the topics with a subscriber (topic => connections). */
+    public function topics(string $cursor = '', ?int $limit = null): WsonPage
+    {
+        return self::page($this->call('topics', self::cursor($cursor, $limit)));
+    }
+
+    /** `presence`: a page of $topic's subscribers (user => subscribed connections). */
+    public function presence(string $topic, string $cursor = '', ?int $limit = null): WsonPage
+    {
+        return self::page($this->call('presence', ['topic' => $topic] + self::cursor($cursor, $limit)));
+    }
+
+    /** `presence_count`: ['count' => users, 'connections' => connections] subscribed to $topic. */
+    public function presenceCount(string $topic): array
+    {
+        $result = $this->call('presence_count', ['topic' => $topic]);
+        return ['count' => (int) $result['count'], 'connections' => (int) $result['connections']];
+    }
+
+    /** `status`: the server's figures (the control `t` JSON). */
+    public function status(): array
+    {
+        return $this->call('status');
+    }
+
+    /**
+     * `batch`: several calls in one request, run in order; one failing does not stop the
+     * others. $calls: list of [method, params]. Returns one entry per call: ['result' => ...]
+     * or ['error' => ['code' => ..., 'message' => ...]].
+     *
+     * @param list<array{0:string,1?:array}> $calls
+     */
+    public function batch(array $calls): array
+    {
+        $commands = [];
+        foreach ($calls as $call) {
+            $commands[] = ['method' => $call[0], 'params' => self::object($call[1] ?? [])];
+        }
+        $body = $this->request('POST', '/api/batch', ['commands' => $commands]);
+        return $body['replies'];
+    }
+
+    /** Any API method by name: its `result`. */
+    public function call(string $method, array $params = []): array
+    {
+        return $this->request('POST', '/api/' . rawurlencode($method), self::object($params))['result'];
+    }
+
+    /** `GET /health`: true while wson runs, false while it is stopping. */
+    public function healthy(): bool
+    {
+        try {
+            return $this->request('GET', '/health')['status'] === 'ok';
+        } catch (WsonHttpException $e) {
+            if ($e->status === 503) {
+                return false;
+            }
+            throw $e;
+        }
+    }
+
+    /** `GET /metrics`: the Prometheus text. */
+    public function metrics(): string
+    {
+        [$status, $text] = $this->exchange('GET', '/metrics', null);
+        if ($status >= 400) {
+            throw self::error($status, json_decode($text, true));
+        }
+        return $text;
+    }
+
+    public function close(): void
+    {
+        $this->drop();
+    }
+
+    private function kickTarget(array $target, ?int $code, string $reason): int
+    {
+        $params = $target;
+        if ($code !== null) {
+            $params['code'] = $code;
+        }
+        if ($reason !== '') {
+            $params['reason'] = $reason;
+        }
+        return (int) $this->call('kick', $params)['closed'];
+    }
+
+    private static function message(string $message, bool $binary): array
+    {
+        return $binary
+            ? ['message' => base64_encode($message), 'binary' => true]
+            : ['message' => $message];
+    }
+
+    private static function cursor(string $cursor, ?int $limit): array
+    {
+        $params = [];
+        if ($cursor !== '') {
+            $params['cursor'] = $cursor;
+        }
+        if ($limit !== null) {
+            $params['limit'] = $limit;
+        }
+        return $params;
+    }
+
+    /** Params as a JSON object, also when empty (json_encode([]) is a list). */
+    private static function object(array $params): array|stdClass
+    {
+        return $params === [] ? new stdClass() : $params;
+    }
+
+    private static function page(array $result): WsonPage
+    {
+        $items = [];
+        foreach ($result['items'] as $item) {
+            $items[(string) $item['name']] = (int) $item['count'];
+        }
+        return new WsonPage($items, $result['next']);
+    }
+
+    /** A JSON request; the decoded JSON answer, or the error it is raised as. */
+    private function request(string $method, string $path, array|stdClass|null $body = null): array
+    {
+        [$status, $text] = $this->exchange($method, $path, $body);
+        $decoded = json_decode($text, true);
+        if (!is_array($decoded)) {
+            throw new WsonHttpException($status, 'bad_response', 'not JSON: ' . substr($text, 0, 200));
+        }
+        if ($status >= 400) {
+            throw self::error($status, $decoded);
+        }
+        return $decoded;
+    }
+
+    private static function error(int $status, mixed $decoded): WsonHttpException
+    {
+        $error = is_array($decoded) ? ($decoded['error'] ?? []) : [];
+        $code = $error['code'] ?? (is_array($decoded) ? ($decoded['status'] ?? null) : null);
+        return new WsonHttpException($status, (string) ($code ?? 'unknown'), (string) ($error['message'] ?? ''));
+    }
+
+    /** Sends one request and reads its response: [status, body]. */
+    private function exchange(string $method, string $path, array|stdClass|null $body): array
+    {
+        $payload = $body === null ? '' : json_encode($body, JSON_THROW_ON_ERROR | JSON_UNESCAPED_SLASHES);
+        $head = "$method $path HTTP/1.1\r\nHost: wson\r\nAuthorization: Bearer {$this->apiKey}\r\n"
+            . ($body === null ? '' : "Content-Type: application/json\r\n")
+            . 'Content-Length: ' . strlen($payload) . "\r\n\r\n";
+        // A kept-alive stream wson closed while idle: open a new one (nothing was sent yet).
+        if ($this->stream !== null && $this->buffer === '' && $this->closedByPeer()) {
+            $this->drop();
+        }
+        try {
+            if ($this->stream === null) {
+                $this->connect();
+            }
+            $deadline = microtime(true) + $this->timeout;
+            $this->put($head . $payload, $deadline);
+            return $this->readResponse($deadline);
+        } catch (WsonConnectionException $e) {
+            $this->drop();
+            throw $e;
+        }
+    }
+
+    private function connect(): void
+    {
+        $stream = @stream_socket_client($this->endpoint, $errno, $errstr, $this->timeout);
+        if ($stream === false) {
+            throw new WsonConnectionException("cannot connect to wson's HTTP API at {$this->endpoint}: $errstr");
+        }
+        $this->stream = $stream;
+        $this->buffer = '';
+    }
+
+    private function closedByPeer(): bool
+    {
+        $read = [$this->stream];
+        $none = null;
+        // Readable while idle means EOF (wson sends nothing unasked).
+        return @stream_select($read, $none, $none, 0) !== 0;
+    }
+
+    private function drop(): void
+    {
+        if ($this->stream !== null) {
+            @fclose($this->stream);
+        }
+        $this->stream = null;
+        $this->buffer = '';
+    }
+
+    private function put(string $bytes, float $deadline): void
+    {
+        while ($bytes !== '') {
+            $this->setTimeout($deadline);
+            $written = @fwrite($this->stream, $bytes);
+            if ($written === false || $written === 0) {
+                throw new WsonConnectionException('write to wson failed or timed out');
+            }
+            $bytes = substr($bytes, $written);
+        }
+    }
+
+    /** [status, body] of the next response; `Connection: close` drops the stream after it. */
+    private function readResponse(float $deadline): array
+    {
+        while (($end = strpos($this->buffer, "\r\n\r\n")) === false) {
+            $this->fill($deadline);
+        }
+        $lines = explode("\r\n", substr($this->buffer, 0, $end));
+        if (preg_match('#^HTTP/1\.[01] (\d{3}) #', $lines[0] . ' ', $m) !== 1) {
+            throw new WsonConnectionException('wson sent a malformed status line');
+        }
+        $headers = [];
+        foreach (array_slice($lines, 1) as $line) {
+            [$name, $value] = array_pad(explode(':', $line, 2), 2, '');
+            $headers[strtolower(trim($name))] = trim($value);
+        }
+        $length = (int) ($headers['content-length'] ?? 0);
+        while (strlen($this->buffer) < $end + 4 + $length) {
+            $this->fill($deadline);
+        }
+        $body = (string) substr($this->buffer, $end + 4, $length);
+        $this->buffer = (string) substr($this->buffer, $end + 4 + $length);
+        if (strtolower($headers['connection'] ?? '') === 'close') {
+            $this->drop();
+        }
+        return [(int) $m[1], $body];
+    }
+
+    private function fill(float $deadline): void
+    {
+        if (microtime(true) >= $deadline) {
+            throw new WsonConnectionException("no answer from wson within {$this->timeout} s");
+        }
+        $this->setTimeout($deadline);
+        $chunk = @fread($this->stream, 65536);
+        if ($chunk === false || $chunk === '') {
+            $meta = stream_get_meta_data($this->stream);
+            if ($meta['timed_out']) {
+                throw new WsonConnectionException("no answer from wson within {$this->timeout} s");
+            }
+            if ($meta['eof'] || $chunk === false) {
+                throw new WsonConnectionException('wson closed the HTTP connection');
+            }
+            return;
+        }
+        $this->buffer .= $chunk;
+    }
+
+    private function setTimeout(float $deadline): void
+    {
+        $left = max(0.001, $deadline - microtime(true));
+        $seconds = (int) floor($left);
+        stream_set_timeout($this->stream, $seconds, (int) (($left - $seconds) * 1e6));
+    }
+}

@@ -16,7 +16,7 @@ use toml::Table;
 use super::declare::{ApplyOn, FromDefault, KeySpec, Presence, Section, TableSpec};
 use super::secret::{self, Secret};
 use super::values::{
-    self, AuthMode, AuthorizerFallback, Checker, ClientMessages, Endpoint, ForwardedHeader,
+    self, ApiKey, AuthMode, AuthorizerFallback, Checker, ClientMessages, Endpoint, ForwardedHeader,
     LogFormat, Origins, TokenReuse,
 };
 use super::wamp_realm::{self, WampRealms};
@@ -291,6 +291,37 @@ config_keys! {
         min_version: TlsVersion = values::choice,
             default(MIN_VERSION = TlsVersion::V1_2), reload;
     }
+
+    /// The HTTP API (JSON over the control commands), `/metrics` and `/health`.
+    [http] Http {
+        /// Where the HTTP API listens, `tcp://HOST:PORT` or `unix://PATH`; empty: off.
+        listen: Vec<Endpoint> = values::listen_or_none, default(LISTEN = Vec::new()), restart;
+        /// The key every API request carries, inline (at least 16 bytes).
+        api_key: Option<ApiKey> = values::some(values::api_key),
+            default(API_KEY = None), restart;
+        /// A file holding the key (its content without trailing whitespace).
+        api_key_file: Option<PathBuf> = values::some(values::path),
+            default(API_KEY_FILE = None), restart;
+        /// Largest request body in bytes.
+        max_request_size: usize = values::size(1),
+            default(MAX_REQUEST_SIZE = 1_048_576), reload;
+        /// Largest request line plus headers in bytes.
+        max_header_size: usize = values::size(1024), default(MAX_HEADER_SIZE = 8192), reload;
+        /// Most HTTP connections at once.
+        max_connections: usize = values::size(1), default(MAX_CONNECTIONS = 1024), reload;
+        /// Time a client has to send a whole request (and an idle connection stays open).
+        request_timeout: Duration = values::seconds,
+            default(REQUEST_TIMEOUT = Duration::from_secs(10)), reload;
+        /// Most commands in one `/api/batch` request.
+        max_batch: usize = values::size(1), default(MAX_BATCH = 1000), reload;
+        /// `/metrics` without the API key.
+        metrics_public: bool = values::boolean, default(METRICS_PUBLIC = false), reload;
+        /// Mode of each unix:// HTTP socket file.
+        socket_mode: u32 = values::mode, default(SOCKET_MODE = 0o600), restart;
+        /// Group owning the unix:// HTTP socket files; `None`: the server's group.
+        socket_group: Option<String> = values::some(values::group_name),
+            default(SOCKET_GROUP = None), restart;
+    }
 }
 
 impl Config {
@@ -395,6 +426,38 @@ pub(super) fn check_across_keys(checker: &mut Checker, config: &parsed::Config) 
             ),
         );
     }
+    if let (Some(listen), Some(key), Some(key_file)) = (
+        &config.http.listen,
+        &config.http.api_key,
+        &config.http.api_key_file,
+    ) {
+        match (key, key_file) {
+            (Some(_), Some(_)) => {
+                checker.error(
+                    "http.api_key",
+                    "set either api_key or api_key_file, not both",
+                );
+            }
+            (None, None) if !listen.is_empty() => checker.error(
+                "http.api_key",
+                "missing: the HTTP API needs a key (api_key_file, recommended, or api_key)",
+            ),
+            _ => {}
+        }
+    }
+    if let (Some(listen), Some(servers), Some(control)) =
+        (&config.http.listen, &config.servers, &config.control)
+    {
+        for (index, endpoint) in listen.iter().enumerate() {
+            let taken = servers.contains(endpoint) || endpoint == control;
+            if taken && !endpoint.is_ephemeral() {
+                checker.error(
+                    format!("http.listen[{index}]"),
+                    "same address as a server or the control socket",
+                );
+            }
+        }
+    }
     if let (Some(AuthorizerFallback::Allow), Some(AuthMode::Authorizer)) =
         (config.authorizer.fallback, config.auth)
     {
@@ -417,6 +480,7 @@ fn check_tls(checker: &mut Checker, config: &parsed::Config) {
     let servers = config.servers.iter().flatten();
     let tls_endpoint = servers
         .chain(config.control.iter())
+        .chain(config.http.listen.iter().flatten())
         .find(|endpoint| matches!(endpoint, Endpoint::Tls(_)));
     match (cert, key) {
         (Some(cert), Some(key)) => {
@@ -610,6 +674,11 @@ mod tests {
                 "cluster.max_queue",
                 "cluster.heartbeat",
                 "cluster.request_timeout",
+                "http.listen",
+                "http.api_key",
+                "http.api_key_file",
+                "http.socket_mode",
+                "http.socket_group",
             ]
         );
     }
@@ -974,5 +1043,50 @@ mod tests {
             "max_outbound_buffer",
             "4194318",
         );
+    }
+
+    #[test]
+    fn http_listen_needs_exactly_one_key_of_16_bytes_or_more() {
+        let listen = ("http.listen", r#"["tcp://127.0.0.1:8098"]"#);
+        assert_error(&[listen], "http.api_key", "missing");
+        assert_error(
+            &[
+                listen,
+                ("http.api_key", r#""0123456789abcdef""#),
+                ("http.api_key_file", r#""key""#),
+            ],
+            "http.api_key",
+            "either",
+        );
+        assert_error(
+            &[listen, ("http.api_key", r#""short""#)],
+            "http.api_key",
+            "shorter than 16",
+        );
+        let config = config_with(&[listen, ("http.api_key", r#""0123456789abcdef""#)]);
+        assert_eq!(config.http.listen.len(), 1);
+        // Off by default, and then no key is needed.
+        assert!(config_with(&[]).http.listen.is_empty());
+    }
+
+    #[test]
+    fn http_listen_may_not_take_a_server_or_control_address() {
+        assert_error(
+            &[
+                ("http.listen", r#"["tcp://127.0.0.1:8099"]"#),
+                ("http.api_key", r#""0123456789abcdef""#),
+            ],
+            "http.listen[0]",
+            "same address",
+        );
+    }
+
+    #[test]
+    fn an_api_key_never_shows_in_debug_output() {
+        let config = config_with(&[
+            ("http.listen", r#"["unix://http.sock"]"#),
+            ("http.api_key", r#""0123456789abcdef-hidden""#),
+        ]);
+        assert!(!format!("{config:?}").contains("hidden"));
     }
 }

@@ -31,13 +31,15 @@ pub mod wamp_realm;
 
 pub use declare::{ApplyOn, KeySpec, Presence, TableSpec};
 pub use keys::{
-    Access, Authorizer, Cluster, Compression, Config, Events, KEYS, MAX_EVENT_FIELDS_LEN,
+    Access, Authorizer, Cluster, Compression, Config, Events, Http, KEYS, MAX_EVENT_FIELDS_LEN,
     MIN_EVENT_QUEUE, TABLES, Tls, Topics, Users, Wamp, defaults,
 };
-pub use secret::{MAX_SECRET_FILE_LEN, MIN_SECRET_LEN, ResolvedSecret, Secret, resolve_secret};
+pub use secret::{
+    MAX_SECRET_FILE_LEN, MIN_SECRET_LEN, ResolvedSecret, Secret, resolve_api_key, resolve_secret,
+};
 pub use values::{
-    AuthMode, AuthorizerFallback, Choice, ClientMessages, Endpoint, ForwardedHeader, LogFormat,
-    MAX_GROUP_NAME_LEN, Origins, TokenReuse,
+    ApiKey, AuthMode, AuthorizerFallback, Choice, ClientMessages, Endpoint, ForwardedHeader,
+    LogFormat, MAX_GROUP_NAME_LEN, Origins, TokenReuse,
 };
 
 /// Below this a browser's ordinary request headers (cookies, user agent) would not fit.
@@ -433,6 +435,19 @@ mod tests {
                     server_max_window_bits: 9,
                     client_no_context_takeover: true,
                 },
+                http: Http {
+                    listen: Vec::new(),
+                    api_key: None,
+                    api_key_file: None,
+                    max_request_size: defaults::http::MAX_REQUEST_SIZE,
+                    max_header_size: defaults::http::MAX_HEADER_SIZE,
+                    max_connections: defaults::http::MAX_CONNECTIONS,
+                    request_timeout: defaults::http::REQUEST_TIMEOUT,
+                    max_batch: defaults::http::MAX_BATCH,
+                    metrics_public: false,
+                    socket_mode: defaults::http::SOCKET_MODE,
+                    socket_group: None,
+                },
             }
         );
     }
@@ -549,7 +564,7 @@ mod tests {
                 ),
                 (
                     Some("server".to_owned()),
-                    "unknown table (known: users, topics, events, authorizer, wamp, access, compression, cluster, tls)"
+                    "unknown table (known: users, topics, events, authorizer, wamp, access, compression, cluster, tls, http)"
                         .to_owned()
                 ),
             ]

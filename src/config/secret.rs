@@ -114,6 +114,25 @@ pub fn resolve_secret(
     }
 }
 
+/// The HTTP API key's bytes: `[http] api_key`, or the content of `api_key_file` (read as the
+/// secret file is, never created); `None` when neither is set (the API is off).
+pub fn resolve_api_key(config: &Config) -> Result<Option<Vec<u8>>, ConfigError> {
+    if let Some(key) = &config.http.api_key {
+        return Ok(Some(key.0.clone()));
+    }
+    let Some(path) = &config.http.api_key_file else {
+        return Ok(None);
+    };
+    match read_secret_file(path, false) {
+        Ok(resolved) => Ok(Some(resolved.bytes)),
+        Err(message) => Err(ConfigError {
+            file: config.file.clone(),
+            key: Some("http.api_key_file".to_owned()),
+            message: format!("{}: {message}", path.display().to_string().escape_debug()),
+        }),
+    }
+}
+
 fn read_secret_file(path: &Path, create_missing: bool) -> Result<ResolvedSecret, String> {
     match fs::File::open(path) {
         Ok(file) => read_secret(path, file),

@@ -615,6 +615,39 @@ pub(super) fn servers(checker: &mut Checker, key: &str, value: Value) -> Option<
     valid.then(|| servers.into_iter().map(|(_, endpoint)| endpoint).collect())
 }
 
+/// `[http] listen`: like `servers`, but empty (the default) turns the HTTP API off.
+pub(super) fn listen_or_none(
+    checker: &mut Checker,
+    key: &str,
+    value: Value,
+) -> Option<Vec<Endpoint>> {
+    match value {
+        Value::Array(items) if items.is_empty() => Some(Vec::new()),
+        value => servers(checker, key, value),
+    }
+}
+
+/// The HTTP API key, which no `Debug` output shows.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(pub Vec<u8>);
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiKey(<{} bytes redacted>)", self.0.len())
+    }
+}
+
+/// An inline `[http] api_key`: at least `MIN_SECRET_LEN` bytes, as the cookie secret.
+pub(super) fn api_key(checker: &mut Checker, key: &str, value: Value) -> Option<ApiKey> {
+    // The value itself never goes into a message.
+    let text = string(checker, key, value)?;
+    if text.len() < super::MIN_SECRET_LEN {
+        checker.error(key, format!("shorter than {} bytes", super::MIN_SECRET_LEN));
+        return None;
+    }
+    Some(ApiKey(text.into_bytes()))
+}
+
 /// A non-empty list of exact origins, or `["*"]`.
 pub(super) fn origins(checker: &mut Checker, key: &str, value: Value) -> Option<Origins> {
     let list = strings(checker, key, value)?;

@@ -422,7 +422,7 @@ impl Conn {
                     reason:% = error;
                     "handshake refused"
                 );
-                ctx.stats.handshakes_refused += 1;
+                ctx.stats.refused(error.status().code());
                 self.refuse(error.status(), None, &error.to_string(), settings, now);
                 return None;
             }
@@ -431,7 +431,7 @@ impl Conn {
         match ctx.upcalls.screen(&request) {
             Screen::Pass => {}
             Screen::Blocked => {
-                ctx.stats.handshakes_refused += 1;
+                ctx.stats.refused(403);
                 ctx.stats.refused_blocked += 1;
                 self.refuse(Status::Forbidden, None, "blocked address", settings, now);
                 return None;
@@ -440,7 +440,7 @@ impl Conn {
                 retry_after,
                 reason,
             } => {
-                ctx.stats.handshakes_refused += 1;
+                ctx.stats.refused(429);
                 ctx.stats.refused_rate_limited += 1;
                 self.refuse(
                     Status::TooManyRequests,
@@ -460,7 +460,7 @@ impl Conn {
                 origin = request.origin.as_deref().unwrap_or("(none)");
                 "handshake refused"
             );
-            ctx.stats.handshakes_refused += 1;
+            ctx.stats.refused(403);
             self.refuse(Status::Forbidden, None, "origin not allowed", settings, now);
             return None;
         }
@@ -492,7 +492,7 @@ impl Conn {
                             reason:% = error;
                             "handshake refused"
                         );
-                        ctx.stats.handshakes_refused += 1;
+                        ctx.stats.refused(403);
                         ctx.upcalls.login_failed();
                         // AuthError's text names the cookie and the rule, never a value
                         // that would help forge one.

@@ -106,6 +106,8 @@ pub struct SocketGroup {
 pub struct SocketGroups {
     pub servers: Option<SocketGroup>,
     pub control: Option<SocketGroup>,
+    /// `[http] socket_group`.
+    pub http: Option<SocketGroup>,
     /// `(key, why)` for a group key set while its endpoints are all TCP.
     pub ignored: Vec<(&'static str, String)>,
 }
@@ -161,8 +163,20 @@ pub fn socket_groups(config: &Config) -> Result<SocketGroups, Vec<ConfigError>> 
         control_is_unix,
         format!("the control endpoint is {}", config.control),
     );
+    let any_unix_http = config
+        .http
+        .listen
+        .iter()
+        .any(|endpoint| matches!(endpoint, Endpoint::Unix(_)));
+    let http = lookup(
+        "http.socket_group",
+        &config.http.socket_group,
+        any_unix_http,
+        "no http.listen endpoint is unix://".to_owned(),
+    );
     groups.servers = servers;
     groups.control = control;
+    groups.http = http;
     if errors.is_empty() {
         Ok(groups)
     } else {

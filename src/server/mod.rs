@@ -10,6 +10,8 @@
 pub mod commands;
 pub mod conn;
 pub mod control_conn;
+pub mod http_conn;
+mod http_side;
 pub mod hub;
 pub mod listener;
 pub mod outbound;
@@ -20,6 +22,7 @@ pub mod socket;
 pub mod stats;
 pub mod stream;
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -33,6 +36,7 @@ use crate::cluster;
 use crate::config::{Config, ConfigError};
 use crate::server::commands::Backend;
 use crate::server::control_conn::{ControlConn, ControlCtx, ControlDrive, ControlGone};
+use crate::server::http_side::HttpSide;
 use crate::server::hub::{ControlSink, Hub, Offer, Step, router_config};
 use crate::server::listener::{BindError, ListenBacklog, Listener, SocketFile};
 use crate::server::outbound::FrameBatch;
@@ -44,7 +48,9 @@ use crate::tls::{ALPN_HTTP_1_1, TlsAcceptor, TlsError};
 const SIGNAL: Token = Token(0);
 const CONTROL_LISTENER: Token = Token(1);
 const FIRST_WS_LISTENER: usize = 2;
-/// Tokens from here on carry a slab key and the connection kind in the low bit.
+/// The HTTP API's listeners (WebSocket listeners stay below).
+const FIRST_HTTP_LISTENER: usize = 1 << 15;
+/// Tokens from here on carry a slab key and the connection kind in the two low bits.
 const FIRST_CONNECTION: usize = 1 << 16;
 /// The cluster link's waker: what other nodes published is waiting.
 const CLUSTER: Token = Token(FIRST_CONNECTION - 1);
@@ -61,24 +67,27 @@ const SCRATCH_SIZE: usize = 64 * 1024;
 enum Peer {
     Client(Key),
     Control(Key),
+    Http(Key),
 }
 
 fn peer_token(peer: Peer) -> Token {
     let (key, kind) = match peer {
         Peer::Client(key) => (key, 0),
         Peer::Control(key) => (key, 1),
+        Peer::Http(key) => (key, 2),
     };
-    Token(FIRST_CONNECTION + ((key.to_usize() << 1) | kind))
+    Token(FIRST_CONNECTION + ((key.to_usize() << 2) | kind))
 }
 
 fn token_peer(token: Token) -> Option<Peer> {
     let raw = token.0.checked_sub(FIRST_CONNECTION)?;
-    let key = Key::from_usize(raw >> 1)?;
-    Some(if raw & 1 == 0 {
-        Peer::Client(key)
-    } else {
-        Peer::Control(key)
-    })
+    let key = Key::from_usize(raw >> 2)?;
+    match raw & 3 {
+        0 => Some(Peer::Client(key)),
+        1 => Some(Peer::Control(key)),
+        2 => Some(Peer::Http(key)),
+        _ => None,
+    }
 }
 
 /// The control connections as the hub's outbox sees them: frames are queued up to
@@ -157,6 +166,8 @@ enum RunState {
 pub struct Bound {
     ws: Vec<Listener>,
     control: Listener,
+    /// The HTTP API's (`[http] listen`; none: off).
+    http: Vec<Listener>,
 }
 
 impl Bound {
@@ -202,19 +213,41 @@ impl Bound {
                 }
             }
         }
-        let control_tls = control_tls.as_ref();
-        match Listener::bind(&config.control, backlog, control_file, false, control_tls) {
-            Ok(control) => Ok(Bound { ws, control }),
+        let control = match Listener::bind(
+            &config.control,
+            backlog,
+            control_file,
+            false,
+            control_tls.as_ref(),
+        ) {
+            Ok(control) => control,
             Err(error) => {
                 remove_bound(&ws);
-                Err(StartError::Bind(error))
+                return Err(StartError::Bind(error));
+            }
+        };
+        let http_file = SocketFile {
+            mode: config.http.socket_mode,
+            group: groups.http.as_ref(),
+        };
+        let mut http: Vec<Listener> = Vec::new();
+        for endpoint in &config.http.listen {
+            match Listener::bind(endpoint, backlog, http_file, false, tls.as_ref()) {
+                Ok(listener) => http.push(listener),
+                Err(error) => {
+                    remove_bound(&ws);
+                    remove_bound(&http);
+                    control.remove_socket_file();
+                    return Err(StartError::Bind(error));
+                }
             }
         }
+        Ok(Bound { ws, control, http })
     }
 
     /// Removes the Unix socket files (when start fails after binding).
     pub fn remove_socket_files(&self) {
-        for listener in &self.ws {
+        for listener in self.ws.iter().chain(&self.http) {
             listener.remove_socket_file();
         }
         self.control.remove_socket_file();
@@ -234,6 +267,7 @@ pub struct Server {
     accept_paused: bool,
     hub: Hub,
     controls: Slab<ControlConn>,
+    http: HttpSide,
     /// Connections that spent their budget with readiness left.
     pending: Vec<Peer>,
     /// Control connections that got frames from the hub this turn.
@@ -269,6 +303,7 @@ impl Server {
         let Bound {
             ws: mut listeners,
             control: mut control_listener,
+            http: mut http_listeners,
         } = bound;
         let mut listener_names = Vec::new();
         for (index, listener) in listeners.iter_mut().enumerate() {
@@ -293,6 +328,20 @@ impl Server {
             backlog = control_listener.backlog();
             "listening"
         );
+        for (index, listener) in http_listeners.iter_mut().enumerate() {
+            listener
+                .register(poll.registry(), Token(FIRST_HTTP_LISTENER + index))
+                .map_err(StartError::Poll)?;
+            log::info!(
+                kind = "http",
+                endpoint = listener.local_endpoint(),
+                backlog = listener.backlog();
+                "listening"
+            );
+        }
+        let api_key = crate::config::resolve_api_key(&settings)
+            .map_err(|error| StartError::Config(vec![error]))?
+            .unwrap_or_default();
         let mut hub = Hub::new(listener_names, router_config(&settings.wamp));
         if let Some(redis_url) = settings.cluster.redis.clone() {
             let waker =
@@ -340,6 +389,13 @@ impl Server {
             accept_pending: Vec::new(),
             accept_paused: false,
             controls: Slab::default(),
+            http: HttpSide {
+                listeners: http_listeners,
+                conns: Slab::default(),
+                tickets: HashMap::new(),
+                responses: BTreeMap::new(),
+                api_key,
+            },
             pending: Vec::new(),
             controls_to_flush: Vec::new(),
             settings,
@@ -390,6 +446,9 @@ impl Server {
                         self.answer_status_questions(now);
                     }
                     CONTROL_LISTENER => self.accept_control(now),
+                    token if (FIRST_HTTP_LISTENER..CLUSTER.0).contains(&token.0) => {
+                        self.accept_http(token, now);
+                    }
                     token if token.0 < FIRST_CONNECTION => self.accept_clients(token, now),
                     token => {
                         let Some(peer) = token_peer(token) else {
@@ -420,6 +479,7 @@ impl Server {
                 for token in std::mem::take(&mut self.accept_pending) {
                     match token {
                         CONTROL_LISTENER => self.accept_control(now),
+                        token if token.0 >= FIRST_HTTP_LISTENER => self.accept_http(token, now),
                         token => self.accept_clients(token, now),
                     }
                 }
@@ -468,6 +528,10 @@ impl Server {
         self.hub.cluster_settle_replies();
         // Cluster-wide questions answered (or timed out) take their place among the replies.
         for (key, ticket, reply) in self.hub.take_cluster_replies() {
+            if let Some(http_key) = self.http.tickets.remove(&ticket) {
+                self.resolve_http(http_key, ticket, &reply, now);
+                continue;
+            }
             if let Some(control) = self.controls.get_mut(key) {
                 control.resolve(ticket, &reply);
                 if !self.controls_to_flush.contains(&key) {
@@ -533,6 +597,11 @@ impl Server {
                     control.on_event(readable, writable, read_closed);
                 }
             }
+            Peer::Http(key) => {
+                if let Some(conn) = self.http.conns.get_mut(key) {
+                    conn.on_event(readable, writable, read_closed);
+                }
+            }
         }
     }
 
@@ -540,6 +609,7 @@ impl Server {
         match peer {
             Peer::Client(key) => self.drive_client(key, now),
             Peer::Control(key) => self.drive_control(key, now),
+            Peer::Http(key) => self.drive_http(key, now),
         }
     }
 
@@ -707,6 +777,7 @@ impl Server {
     }
 
     fn tick(&mut self, now: Instant) {
+        self.tick_http(now);
         self.hub.tick(&self.settings, &mut self.stats, now);
         self.hub.cluster_tick(now);
         for key in self.controls.keys() {
@@ -756,13 +827,14 @@ impl Server {
     /// no longer load leave the listeners with the certificate they have.
     fn reload_tls(&mut self) {
         let tls_listeners = self.listeners.iter().filter(|l| l.is_tls()).count()
+            + self.http.listeners.iter().filter(|l| l.is_tls()).count()
             + usize::from(self.control_listener.is_tls());
         if tls_listeners == 0 {
             return;
         }
         match load_tls(&self.settings) {
             Ok(Some(acceptor)) => {
-                for listener in &mut self.listeners {
+                for listener in self.listeners.iter_mut().chain(&mut self.http.listeners) {
                     listener.set_tls(&acceptor);
                 }
                 self.control_listener.set_tls(&acceptor.without_alpn());
@@ -787,6 +859,9 @@ impl Drop for Server {
             listener.remove_socket_file();
         }
         self.control_listener.remove_socket_file();
+        for listener in &self.http.listeners {
+            listener.remove_socket_file();
+        }
     }
 }
 

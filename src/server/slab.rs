@@ -12,11 +12,12 @@ pub struct Key {
 }
 
 impl Key {
-    /// Bits of the generation kept in an encoded key (the rest carries the index).
-    const GENERATION_BITS: u32 = 30;
+    /// Bits of the generation kept in an encoded key (the rest carries the index); 29, so a
+    /// packed key leaves room for the server's two bits of connection kind in a token.
+    const GENERATION_BITS: u32 = 29;
 
-    /// Packs the key into a `usize` (for mio tokens). Generations wrap at 2^30: a
-    /// stale event would need a slot reused a billion times within one poll turn.
+    /// Packs the key into a `usize` (for mio tokens). Generations wrap at 2^29: a
+    /// stale event would need a slot reused half a billion times within one poll turn.
     pub fn to_usize(self) -> usize {
         let generation = u64::from(self.generation & ((1 << Self::GENERATION_BITS) - 1));
         usize::try_from((generation << 32) | u64::from(self.index)).unwrap_or(usize::MAX)

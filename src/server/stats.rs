@@ -1,4 +1,6 @@
-//! Counters reported by the control `t` command and `wson status`.
+//! Counters reported by the control `t` command, `wson status` and `/metrics`.
+
+use std::collections::BTreeMap;
 
 #[derive(Debug, Default, Clone)]
 pub struct Stats {
@@ -21,4 +23,14 @@ pub struct Stats {
     pub refused_rate_limited: u64,
     pub slow_consumers_dropped: u64,
     pub protocol_errors: u64,
+    /// `handshakes_refused` by HTTP status (`/metrics`).
+    pub refused_by_status: BTreeMap<u16, u64>,
+}
+
+impl Stats {
+    /// One upgrade refused with `status`.
+    pub fn refused(&mut self, status: u16) {
+        self.handshakes_refused += 1;
+        *self.refused_by_status.entry(status).or_insert(0) += 1;
+    }
 }

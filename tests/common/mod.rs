@@ -141,6 +141,8 @@ pub struct Server {
     /// Bound WebSocket endpoints, in config order (`tcp://...` or `unix://...`).
     pub endpoints: Vec<String>,
     pub control: ControlAddr,
+    /// Bound HTTP API endpoints (`[http] listen`), in config order.
+    pub http: Vec<String>,
 }
 
 impl Server {
@@ -180,6 +182,7 @@ impl Server {
             lines,
             endpoints: Vec::new(),
             control: ControlAddr::Unix(PathBuf::new()),
+            http: Vec::new(),
         };
         loop {
             let line = as_logfmt(&server.next_line());
@@ -189,6 +192,8 @@ impl Server {
             if let Some((Some(kind), Some(endpoint))) = listening {
                 if kind == "websocket" {
                     server.endpoints.push(endpoint);
+                } else if kind == "http" {
+                    server.http.push(endpoint);
                 } else {
                     server.control = match (
                         endpoint.strip_prefix("tcp://"),

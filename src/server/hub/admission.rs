@@ -97,7 +97,7 @@ impl Hub {
             }
         };
         if let Some((status, retry_after, why)) = refusal {
-            stats.handshakes_refused += 1;
+            stats.refused(status.code());
             if self.winding >= settings.max_lingering {
                 // No room to linger: best effort, the fresh socket's buffer takes a short
                 // response.
@@ -293,7 +293,7 @@ impl Hub {
             user;
             "handshake refused"
         );
-        stats.handshakes_refused += 1;
+        stats.refused(429);
         let retry = settings.busy_retry_after();
         client
             .conn
@@ -630,7 +630,7 @@ impl Hub {
         let Some(client) = self.clients.get_mut(key) else {
             return;
         };
-        stats.handshakes_refused += 1;
+        stats.refused(status);
         client
             .conn
             .refuse_with(handshake::denial_response(status, reason), settings, now);
