@@ -20,14 +20,14 @@ fn demo_dir() -> PathBuf {
 }
 
 /// A DevTools session attached to one page.
-struct DevTools {
+pub(crate) struct DevTools {
     socket: WsClient,
     next_id: u64,
 }
 
 impl DevTools {
     /// Attaches to the page whose URL starts with `url`, once Chromium has opened it.
-    fn attach(profile: &Path, url: &str) -> DevTools {
+    pub(crate) fn attach(profile: &Path, url: &str) -> DevTools {
         let port_file = profile.join("DevToolsActivePort");
         let mut port = 0;
         eventually("Chromium's DevToolsActivePort", || {
@@ -63,7 +63,7 @@ impl DevTools {
     }
 
     /// The value of a JavaScript expression in the page.
-    fn eval(&mut self, expression: &str) -> Value {
+    pub(crate) fn eval(&mut self, expression: &str) -> Value {
         let id = self.next_id;
         self.next_id += 1;
         let call = json!({
@@ -82,7 +82,7 @@ impl DevTools {
         }
     }
 
-    fn text(&mut self, id: &str) -> String {
+    pub(crate) fn text(&mut self, id: &str) -> String {
         let value = self.eval(&format!("document.getElementById('{id}').textContent"));
         value.as_str().unwrap_or_default().to_string()
     }

@@ -15,9 +15,9 @@ use serde_json::{Value, json};
 use crate::cluster::{Redis, wait_nodes, wait_redis};
 use crate::common::*;
 
-const KEY: &str = "api-key-0123456789abcdef";
+pub(crate) const KEY: &str = "api-key-0123456789abcdef";
 
-fn setup() -> Setup {
+pub(crate) fn setup() -> Setup {
     Setup::new()
         .set(
             "http.listen",
@@ -26,7 +26,7 @@ fn setup() -> Setup {
         .set("http.api_key", &format!("{KEY:?}"))
 }
 
-fn http_addr(server: &Server) -> String {
+pub(crate) fn http_addr(server: &Server) -> String {
     server
         .http
         .iter()
@@ -68,7 +68,7 @@ fn call(server: &Server, method: &str, params: Value) -> (u16, Value) {
 }
 
 /// A call that must succeed: its `result`.
-fn ok(server: &Server, method: &str, params: Value) -> Value {
+pub(crate) fn ok(server: &Server, method: &str, params: Value) -> Value {
     let (status, body) = call(server, method, params.clone());
     assert_eq!(status, 200, "{method} {params}: {body}");
     body["result"].clone()
@@ -476,9 +476,21 @@ fn every_error_status_has_its_json_body() {
     assert_error(status, &body, 404, "not_found");
     let (status, body) = curl(&["--json", "{}", "-H", &key, &url("/api/fly")]);
     assert_error(status, &body, 404, "unknown_method");
-    // The admin page's place, without the key.
-    let (status, body) = curl(&[&url("/")]);
-    assert_error(status, &body, 404, "not_found");
+    // The admin page loads without the key (tests/admin_page.rs drives it).
+    let output = Command::new("curl")
+        .args(["-s", "-D", "-", "-o", "/dev/null", &url("/")])
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&output.stdout).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains("content-type: text/html; charset=utf-8"),
+        "{head}"
+    );
+    assert!(
+        head.contains("content-security-policy: default-src 'none'; script-src 'sha256-"),
+        "{head}"
+    );
 
     let mut raw = Raw::tcp(&server);
     raw.send(format!("GET /api/send HTTP/1.1\r\nHost: x\r\nX-API-Key: {KEY}\r\n\r\n").as_bytes());
@@ -1027,4 +1039,46 @@ fn the_key_may_come_from_api_key_file() {
     let url = format!("http://{}/api/status", http_addr(&server));
     let (status, body) = curl(&["-H", "X-API-Key: wrong-key-0123456789", &url]);
     assert_error(status, &body, 401, "unauthorized");
+}
+
+#[test]
+fn the_api_and_the_admin_page_are_served_over_https_with_the_tls_certificate() {
+    let pki = crate::common::tls::Pki::new();
+    let server = pki
+        .serve(
+            Setup::new()
+                .set("http.listen", r#"["tls://127.0.0.1:0"]"#)
+                .set("http.api_key", &format!("{KEY:?}")),
+        )
+        .start();
+    let addr = server
+        .http
+        .iter()
+        .find_map(|endpoint| endpoint.strip_prefix("tls://"))
+        .expect("an http tls listener")
+        .to_owned();
+    let ca = pki.ca().display().to_string();
+    let (status, body) = curl(&["--cacert", &ca, &format!("https://{addr}/health")]);
+    assert_eq!((status, body), (200, json!({"status": "ok"})));
+    let auth = format!("Authorization: Bearer {KEY}");
+    let url = format!("https://{addr}/api/status");
+    let (status, body) = curl(&["--cacert", &ca, "--json", "{}", "-H", &auth, &url]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body["result"]["pid"].is_u64(), "{body}");
+    let (status, body) = curl(&["--cacert", &ca, &format!("https://{addr}/")]);
+    assert_eq!(status, 200);
+    assert!(
+        body.as_str()
+            .is_some_and(|page| page.contains("wson admin"))
+    );
+
+    // Plain HTTP to the TLS port gets no answer; the listener serves on.
+    let mut raw = TcpStream::connect(&addr).unwrap();
+    raw.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = raw.read_to_end(&mut answer);
+    assert!(!answer.starts_with(b"HTTP/"), "{answer:?}");
+    let (status, _) = curl(&["--cacert", &ca, &format!("https://{addr}/health")]);
+    assert_eq!(status, 200);
 }

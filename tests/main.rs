@@ -7,6 +7,7 @@
 mod common;
 
 mod access;
+mod admin_page;
 mod authorizer;
 mod cluster;
 mod cluster_wamp;

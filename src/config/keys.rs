@@ -294,7 +294,7 @@ config_keys! {
 
     /// The HTTP API (JSON over the control commands), `/metrics` and `/health`.
     [http] Http {
-        /// Where the HTTP API listens, `tcp://HOST:PORT` or `unix://PATH`; empty: off.
+        /// Where the HTTP API listens, `tcp://`, `tls://` or `unix://`; empty: off.
         listen: Vec<Endpoint> = values::listen_or_none, default(LISTEN = Vec::new()), restart;
         /// The key every API request carries, inline (at least 16 bytes).
         api_key: Option<ApiKey> = values::some(values::api_key),

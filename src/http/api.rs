@@ -21,7 +21,7 @@ use crate::http::request::Method;
 pub enum Route {
     Health,
     Metrics,
-    /// `GET /`: the admin page's place (not served yet).
+    /// `GET /`: the admin page (`http::admin`).
     Root,
     Call(ApiMethod),
     Batch,

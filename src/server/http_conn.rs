@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use crate::control::codec::ControlError;
 use crate::control::command::{Command, Reply};
 use crate::decoded::Decoded;
+use crate::http::admin;
 use crate::http::api::{self, ApiError, ApiMethod, Route};
 use crate::http::request::{self, ContentType, Head, Limits, Method, RequestError};
 use crate::http::response::{self, Response};
@@ -330,10 +331,19 @@ impl HttpConn {
                 let error = ApiError::new(503, "shutting_down", "the server is stopping");
                 return self.respond_error(&error, &[], false, ctx);
             }
-            // The admin page's place: it loads without the key (it asks for it).
+            // The admin page loads without the key: it holds no data, and asks for the key.
             Route::Root => {
-                let error = ApiError::new(404, "not_found", "no admin page is served here yet");
-                return self.respond_error(&error, &[], keep_alive, ctx);
+                let headers = admin::headers();
+                self.respond(
+                    200,
+                    admin::HTML,
+                    admin::PAGE.as_bytes(),
+                    &headers,
+                    keep_alive,
+                    head_only,
+                    ctx,
+                );
+                return;
             }
             Route::Metrics if ctx.settings.http.metrics_public || authorized => {
                 let text = ctx.backend.metrics(ctx.responses);
