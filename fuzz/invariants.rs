@@ -980,9 +980,11 @@ fn check_command_values(parsed: &Command<'_>) {
             topic: name,
             binary,
             message,
+            options,
         } => {
             topic(*name);
             assert!(*binary || std::str::from_utf8(message).is_ok());
+            assert!(std::str::from_utf8(options).is_ok());
         }
         Command::Subscribers {
             topic: name,

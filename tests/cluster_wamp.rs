@@ -502,3 +502,67 @@ fn the_session_meta_procedures_answer_for_every_node() {
         json!([50, 7, {}, [1]])
     );
 }
+
+/// `x` with WAMP PUBLISH options on node a: they choose among the WAMP subscribers of every
+/// node (exclude by session id and authid, eligible by authid), the plain subscribers of
+/// every node get each publication, and `retain` keeps it on every node.
+#[test]
+fn a_control_publication_with_options_reaches_every_node_as_its_options_say() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let nodes = joined_nodes(&redis);
+    let [(mut alice, _), (mut bob, _), (mut carol, carol_id)] = alice_bob_carol(&nodes);
+    subscribe(&mut alice, 1, "com.news");
+    subscribe(&mut bob, 1, "com.news");
+    subscribe(&mut carol, 1, "com.news");
+    let dave = Cookies::fresh("dave");
+    let mut plain = WsClient::connect_tcp(&nodes[2].tcp(), &dave).unwrap();
+    let mut control_c = nodes[2].control();
+    control_c.send(b'J', &fields(&[b"dave", b"com.news"]));
+    assert_eq!(control_c.reply(), (b'#', b"1".to_vec()));
+
+    let mut control = nodes[0].control();
+    let exclude = format!(r#"{{"exclude":[{carol_id}],"exclude_authid":["alice"]}}"#);
+    control.send(
+        b'x',
+        &fields(&[b"com.news", b"only bob", exclude.as_bytes()]),
+    );
+    control.send(
+        b'x',
+        &fields(&[
+            b"com.news",
+            b"only carol",
+            br#"{"eligible_authid":["carol"]}"#,
+        ]),
+    );
+    control.send(b'x', &fields(&[b"com.news", b"everyone"]));
+    let texts = |client: &mut RawWamp, n: usize| -> Vec<Value> {
+        (0..n).map(|_| client.recv()[4][0].clone()).collect()
+    };
+    assert_eq!(texts(&mut alice, 1), [json!("everyone")]);
+    assert_eq!(texts(&mut bob, 2), [json!("only bob"), json!("everyone")]);
+    assert_eq!(
+        texts(&mut carol, 2),
+        [json!("only carol"), json!("everyone")]
+    );
+    for text in ["only bob", "only carol", "everyone"] {
+        assert_eq!(plain.recv_text(), text);
+    }
+
+    // dave on node c hears it in the same step that retains it there: then erin comes.
+    control_c.send(b'J', &fields(&[b"dave", b"com.weather"]));
+    assert_eq!(control_c.reply(), (b'#', b"1".to_vec()));
+    control.send(
+        b'x',
+        &fields(&[b"com.weather", b"sunny", br#"{"retain":true}"#]),
+    );
+    assert_eq!(plain.recv_text(), "sunny");
+    let (mut erin, _) = RawWamp::join(&nodes[2], "erin", "realm1");
+    erin.send(&json!([32, 1, {"get_retained": true}, "com.weather"]));
+    assert_eq!(erin.recv()[0], 33);
+    let retained = erin.recv();
+    assert_eq!(retained[0], 36, "{retained}");
+    assert_eq!(retained[3]["retained"], true);
+    assert_eq!(retained[4], json!(["sunny"]));
+}

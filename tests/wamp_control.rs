@@ -450,3 +450,107 @@ fn a_wamp_subscriber_that_does_not_read_is_dropped_as_a_slow_consumer() {
         "{received} bytes reached the slow client"
     );
 }
+
+/// `x` with WAMP PUBLISH options (COMMANDS.md): they choose among the WAMP subscribers,
+/// plain subscribers get every publication, `retain` keeps it for subscribers to come, and
+/// options that are no PUBLISH options are `0E`. The HTTP API's `publish` passes them on.
+#[test]
+fn control_and_http_publications_take_wamp_publish_options() {
+    const KEY: &str = "api-key-0123456789abcdef";
+    let server = Setup::new()
+        .set("http.listen", r#"["tcp://127.0.0.1:0"]"#)
+        .set("http.api_key", &format!("{KEY:?}"))
+        .start();
+    let mut alice = Wamp::join(&server, &Cookies::fresh("alice"));
+    let mut bob = Wamp::join(&server, &Cookies::fresh("bob"));
+    let alice_sub = alice.subscribe(1, json!({}), "news.sport");
+    let bob_sub = bob.subscribe(1, json!({}), "news.sport");
+    let carol = Cookies::fresh("carol");
+    let mut carol_ws = WsClient::connect_tcp(&server.tcp(), &carol).unwrap();
+    let mut control = server.control();
+    assert_eq!(control.count(b'J', &[b"carol", b"news.sport"]), 1);
+
+    let options = br#"{"exclude_authid":["alice"]}"#;
+    control.send_fields(b'x', &[b"news.sport", b"not for alice", options]);
+    control.send_fields(b'x', &[b"news.sport", b"for everyone"]);
+    let event = bob.recv();
+    assert_eq!(
+        (event[0].clone(), event[1].clone()),
+        (json!(36), json!(bob_sub))
+    );
+    assert_eq!(event[4], json!(["not for alice"]));
+    assert_eq!(bob.recv()[4], json!(["for everyone"]));
+    assert_eq!(carol_ws.recv_text(), "not for alice");
+    assert_eq!(carol_ws.recv_text(), "for everyone");
+    let event = alice.recv();
+    assert_eq!(event[1], json!(alice_sub));
+    assert_eq!(event[4], json!(["for everyone"]), "alice was excluded");
+
+    // Retained for a subscriber that comes later.
+    control.send_fields(b'x', &[b"news.weather", b"sunny", br#"{"retain":true}"#]);
+    assert_eq!(
+        control.count(b'o', &[b"carol"]),
+        1,
+        "the retained x went first"
+    );
+    let mut late = Wamp::join(&server, &Cookies::fresh("dave"));
+    late.subscribe(1, json!({"get_retained": true}), "news.weather");
+    let event = late.recv();
+    assert_eq!(event[0], 36, "{event}");
+    assert_eq!(event[4], json!(["sunny"]));
+    assert_eq!(event[3]["retained"], json!(true), "{event}");
+
+    // The HTTP API: only alice is eligible.
+    let http = server
+        .http
+        .iter()
+        .find_map(|endpoint| endpoint.strip_prefix("tcp://"))
+        .unwrap()
+        .to_owned();
+    let body = json!({"topic": "news.sport", "message": "only alice",
+                      "options": {"eligible_authid": ["alice"]}});
+    let output = Command::new("curl")
+        .args(["-s", "--json", &body.to_string(), "-H"])
+        .arg(format!("Authorization: Bearer {KEY}"))
+        .arg(format!("http://{http}/api/publish"))
+        .output()
+        .unwrap();
+    let reply: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(reply, json!({"result": {}}));
+    assert_eq!(alice.recv()[4], json!(["only alice"]));
+    assert_eq!(carol_ws.recv_text(), "only alice");
+    control.send_fields(b'x', &[b"news.sport", b"after"]);
+    assert_eq!(bob.recv()[4], json!(["after"]), "bob was not eligible");
+
+    // Not PUBLISH options: 0E, and the connection closes.
+    for bad in [
+        &b"[1]"[..],
+        br#"{"retain":"yes"}"#,
+        br#"{"exclude":"alice"}"#,
+        b"{",
+    ] {
+        let mut control = server.control();
+        control.send_fields(b'x', &[b"news.sport", b"m", bad]);
+        assert_eq!(
+            control.reply_text(),
+            "0E",
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    let body = json!({"topic": "news.sport", "message": "m", "options": {"retain": 1}});
+    let output = Command::new("curl")
+        .args(["-s", "--json", &body.to_string(), "-H"])
+        .arg(format!("Authorization: Bearer {KEY}"))
+        .arg(format!("http://{http}/api/publish"))
+        .output()
+        .unwrap();
+    let reply: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(reply["error"]["code"], "bad_param", "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.starts_with("options")),
+        "{reply}"
+    );
+}

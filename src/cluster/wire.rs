@@ -53,12 +53,16 @@ pub enum ClusterMessage<'a> {
         messages: u64,
         frames: &'a [u8],
     },
-    /// The same for the plain clients subscribed to `topic` (control `x`, `X`).
+    /// The same for the plain clients subscribed to `topic` (control `x`, `X`), and the
+    /// backend realm's WAMP subscribers of each node.
     Publish {
         origin: &'a str,
         topic: &'a str,
         messages: u64,
         frames: &'a [u8],
+        /// The WAMP PUBLISH options of `x` (a JSON object, one message only), empty for
+        /// none: a field of its own only when given, so the common form stays four fields.
+        options: &'a [u8],
     },
     /// One message for the connections holding `token` (control `d`, `D`).
     Direct {
@@ -464,10 +468,14 @@ impl<'a> ClusterMessage<'a> {
                 topic,
                 messages,
                 frames,
+                options,
             } => {
                 out.extend_from_slice(&[VERSION, PUBLISH]);
                 let count = decimal(messages, &mut count);
-                fields::append_fields(out, &[origin.as_bytes(), topic.as_bytes(), count, frames]);
+                let fields: &[&[u8]] =
+                    &[origin.as_bytes(), topic.as_bytes(), count, frames, options];
+                let given = if options.is_empty() { 4 } else { 5 };
+                fields::append_fields(out, fields.get(..given).unwrap_or(fields));
             }
             ClusterMessage::Direct {
                 origin,
@@ -677,15 +685,22 @@ impl<'a> ClusterMessage<'a> {
                 })
             }
             PUBLISH => {
-                expect(4)?;
-                let [origin, topic, count, frames, ..] = values;
+                if found != 5 {
+                    expect(4)?;
+                }
+                let [origin, topic, count, frames, options, ..] = values;
                 let messages = count_of(count)?;
                 check_frames(frames, messages)?;
+                // Options belong to one message, and are never given empty.
+                if found == 5 && (messages != 1 || options.is_empty()) {
+                    return Err(WireError::FieldCount { expected: 4, found });
+                }
                 Ok(ClusterMessage::Publish {
                     origin: text(origin, "origin")?,
                     topic: text(topic, "topic")?,
                     messages,
                     frames,
+                    options: text(options, "options")?.as_bytes(),
                 })
             }
             DIRECT => {
@@ -1114,6 +1129,14 @@ mod tests {
                 topic: "news.sport",
                 messages: 2,
                 frames: &batch,
+                options: b"",
+            },
+            ClusterMessage::Publish {
+                origin: "node-b",
+                topic: "news.sport",
+                messages: 1,
+                frames: &frames(&["one"]),
+                options: br#"{"exclude_authid":["alice"]}"#,
             },
             ClusterMessage::Direct {
                 origin: "node-c",

@@ -146,6 +146,9 @@ pub enum ControlError {
     /// `V` carries no WAMP message (the JSON or the message's shape is wrong; `detail` says
     /// how), or WAMP is off. Raised by the server, which knows `[wamp] max_depth`.
     BadWampMessage { detail: String },
+    /// The options of `x`/`X` are no JSON object of WAMP PUBLISH options (`detail` says
+    /// why). Raised by the server, which knows `[wamp] max_depth`.
+    BadPublishOptions { command: u8, detail: String },
 }
 
 /// Which field of a command an error is about: its number (from 1) and what it holds.
@@ -344,6 +347,12 @@ impl fmt::Display for ControlError {
             ControlError::BadWampMessage { detail } => {
                 write!(f, "control command 'V' carries no WAMP message: {detail}")
             }
+            ControlError::BadPublishOptions { command, detail } => write!(
+                f,
+                "control command {} field 3 (options) is no JSON object of WAMP PUBLISH \
+                 options: {detail}",
+                show_byte(*command)
+            ),
         }
     }
 }

@@ -149,6 +149,9 @@ pub enum Command<'a> {
         binary: bool,
         topic: Topic<'a>,
         message: &'a [u8],
+        /// WAMP PUBLISH options for the backend realm's WAMP subscribers, a JSON object
+        /// (UTF-8, judged by the server, which knows `[wamp] max_depth`); empty: none.
+        options: &'a [u8],
     },
     /// `h`: reply `L`, a page of a topic's subscribers (items: user, subscribed connections).
     Subscribers {
@@ -300,8 +303,13 @@ impl Command<'_> {
             | Command::Unsubscribe { ref target, topic } => {
                 encode_fields(command, &[target_bytes(target), topic.as_bytes()], 2, out);
             }
-            Command::Publish { topic, message, .. } => {
-                encode_fields(command, &[topic.as_bytes(), message], 2, out);
+            Command::Publish {
+                topic,
+                message,
+                options,
+                ..
+            } => {
+                encode_fields(command, &[topic.as_bytes(), message, options], 2, out);
             }
             Command::Subscribers { topic, page } => {
                 let limit = page_limit(page);
@@ -571,6 +579,12 @@ impl<'a> Reader<'a> {
         } else {
             text(self.command, bytes)
         }
+    }
+
+    /// WAMP PUBLISH options: JSON text, whose meaning the server judges.
+    fn options(&mut self) -> Result<&'a [u8], ControlError> {
+        let (bytes, _) = self.optional("options")?;
+        text(self.command, bytes)
     }
 
     fn page(&mut self) -> Result<PageRequest<'a>, ControlError> {
@@ -849,13 +863,14 @@ fn parse_fields(command: u8, payload: &[u8]) -> Result<Command<'_>, ControlError
             target: reader.target(command == b'R')?,
             topic: reader.topic()?,
         },
-        // topic, message
+        // topic, message, options?
         b'x' | b'X' => {
             let binary = command == b'X';
             Command::Publish {
                 binary,
                 topic: reader.topic()?,
                 message: reader.message(binary)?,
+                options: reader.options()?,
             }
         }
         // topic, cursor?, limit?
@@ -1227,7 +1242,8 @@ impl Reply {
             | ControlError::BadDecision { .. }
             | ControlError::BadStatus { .. }
             | ControlError::AllowWithoutUser { .. }
-            | ControlError::BadWampMessage { .. } => Reply::Error,
+            | ControlError::BadWampMessage { .. }
+            | ControlError::BadPublishOptions { .. } => Reply::Error,
         }
     }
 }
@@ -2155,6 +2171,7 @@ mod tests {
                 binary: false,
                 topic: news(),
                 message: b"Goal!",
+                options: b"",
             },
         );
         assert_command(
@@ -2163,7 +2180,24 @@ mod tests {
                 binary: true,
                 topic: news(),
                 message: b"\x00\xff",
+                options: b"",
             },
+        );
+        assert_command(
+            b"48X10:news.sport2:\x00\xff28:{\"exclude_authid\":[\"alice\"]}",
+            Command::Publish {
+                binary: true,
+                topic: news(),
+                message: b"\x00\xff",
+                options: br#"{"exclude_authid":["alice"]}"#,
+            },
+        );
+        assert_eq!(
+            command(b"19x10:news.sport0:2:\xff\xfe"),
+            Err(ControlError::InvalidUtf8 {
+                command: b'x',
+                offset: 0
+            })
         );
         assert_eq!(
             command(b"17x10:news.sport2:\x00\xff"),
@@ -3265,6 +3299,7 @@ mod tests {
                 binary: true,
                 topic,
                 message,
+                options: if flag { b"{}" } else { b"" },
             },
             8 => Command::Subscribers { topic, page },
             9 => Command::SubscriberCount { topic },

@@ -12,7 +12,7 @@
 //! `Value`, and the per-session CURIE table v1's PREFIX message fills.
 
 mod cbor;
-mod json;
+pub(crate) mod json;
 pub mod message;
 mod msgpack;
 pub mod serializer;

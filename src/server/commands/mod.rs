@@ -13,12 +13,13 @@ use crate::config::{AuthMode, TokenReuse};
 use crate::control::authorizer::Decision;
 use crate::control::codec::ControlError;
 use crate::control::command::{Command, Page, PageRequest, Refusal, Reply, Target};
+use crate::router::options::PublishOptions;
 use crate::server::hub::{Asked, Fragment, FragmentResult, Hub, Message};
 use crate::server::outbound::{BatchFor, FrameBatch, shared_frame};
 use crate::server::settings::Settings;
 use crate::server::slab::Key;
 use crate::server::stats::Stats;
-use crate::wamp::Serializer;
+use crate::wamp::{Dict, Serializer, Value};
 use crate::ws::frame::OpCode;
 use crate::ws::message::MessageKind;
 
@@ -370,12 +371,30 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
             binary,
             topic,
             message,
+            options,
         } => {
             command.check_topic_len(ctx.settings.topics.max_name_length)?;
-            ctx.queue_batched(BatchFor::Topic(topic.as_str()), binary, message);
+            let wamp_options = publish_options(command.command_byte(), options, ctx.settings)?;
+            if options.is_empty() {
+                ctx.queue_batched(BatchFor::Topic(topic.as_str()), binary, message);
+            } else {
+                // Options go with one publication, so it leaves the batch: after it, in order.
+                ctx.send_batch();
+                let frame = shared_frame(true, data_opcode(binary), message);
+                let audience = BatchFor::Topic(topic.as_str());
+                ctx.hub
+                    .publish(topic.as_str(), &frame, 1, ctx.settings, ctx.stats);
+                ctx.hub.cluster_forward_with(audience, &frame, 1, options);
+            }
             // One namespace: the backend realm's WAMP subscribers hear it as an EVENT.
-            ctx.hub
-                .wamp_publish_from_plain(topic.as_str(), binary, message, ctx.settings, ctx.now);
+            ctx.hub.wamp_publish_from_plain(
+                topic.as_str(),
+                binary,
+                message,
+                &wamp_options,
+                ctx.settings,
+                ctx.now,
+            );
             Outcome::Done
         }
         Command::Subscribers { topic, page } => {
@@ -570,4 +589,25 @@ pub fn status_json(
         );
     }
     status.to_string()
+}
+
+/// The WAMP PUBLISH options of `x`/`X` (empty: none) as the router takes them, checked
+/// as a session's PUBLISH options are: a JSON object within `[wamp] max_depth`, each known
+/// option of its type. Shared with the cluster, whose nodes get the options as sent.
+pub(crate) fn publish_options(
+    command: u8,
+    options: &[u8],
+    settings: &Settings,
+) -> Result<Dict, ControlError> {
+    if options.is_empty() {
+        return Ok(Dict::new());
+    }
+    let refused = |detail: String| ControlError::BadPublishOptions { command, detail };
+    let value = crate::wamp::json::decode(options, settings.wamp.max_depth)
+        .map_err(|error| refused(error.to_string()))?;
+    let Value::Dict(options) = value else {
+        return Err(refused("not a JSON object".to_owned()));
+    };
+    PublishOptions::parse(&options).map_err(|violation| refused(violation.to_string()))?;
+    Ok(options)
 }

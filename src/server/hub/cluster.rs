@@ -336,6 +336,18 @@ impl Hub {
     /// A control batch, just queued to this node's clients: the same frames to the others,
     /// as one Redis message.
     pub fn cluster_forward(&mut self, audience: BatchFor<'_>, frames: &[u8], messages: usize) {
+        self.cluster_forward_with(audience, frames, messages, b"");
+    }
+
+    /// `cluster_forward`, with the WAMP PUBLISH options of a publication (`x` with options,
+    /// one message) for the other nodes' WAMP subscribers.
+    pub fn cluster_forward_with(
+        &mut self,
+        audience: BatchFor<'_>,
+        frames: &[u8],
+        messages: usize,
+        options: &[u8],
+    ) {
         let messages = messages as u64;
         self.cluster_publish(None, |origin, out| {
             let message = match audience {
@@ -349,6 +361,7 @@ impl Hub {
                     topic,
                     messages,
                     frames,
+                    options,
                 },
             };
             message.encode(out);
@@ -677,16 +690,28 @@ impl Hub {
                 topic,
                 messages,
                 frames,
+                options,
                 ..
             } => {
                 let shared: Rc<[u8]> = Rc::from(frames);
                 self.publish(topic, &shared, messages_of(messages), settings, stats);
                 // One namespace on every node: this node's WAMP subscribers of the backend
-                // realm hear it too, as they would a local `x`.
-                if self.router.backend_realm_listens(topic) {
+                // realm hear it too, as they would a local `x`, with its options.
+                let options = match crate::server::commands::publish_options(
+                    b'x', options, settings,
+                ) {
+                    Ok(options) => options,
+                    Err(error) => {
+                        log::warn!(topic, reason:% = error; "cluster publication's WAMP options refused");
+                        return;
+                    }
+                };
+                if self.router.backend_realm_listens(topic) || super::wamp::retains(&options) {
                     let now = Instant::now();
                     for (binary, message) in wire::messages_in(frames) {
-                        self.wamp_publish_from_plain(topic, binary, &message, settings, now);
+                        self.wamp_publish_from_plain(
+                            topic, binary, &message, &options, settings, now,
+                        );
                     }
                 }
             }

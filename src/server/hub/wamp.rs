@@ -104,16 +104,18 @@ impl Hub {
         topic: &str,
         binary: bool,
         message: &[u8],
+        options: &Dict,
         settings: &Settings,
         now: Instant,
     ) {
         // Most publications have no WAMP subscriber: they pay one lookup, no conversion.
-        if !self.router.backend_realm_listens(topic) {
+        // (A retained one is kept for subscribers to come, so it always goes on.)
+        if !self.router.backend_realm_listens(topic) && !retains(options) {
             return;
         }
         let payload = plain::from_plain(binary, message, settings.wamp.max_depth);
         self.router
-            .publish_from_plain(topic, &Dict::new(), payload, now, &mut self.actions);
+            .publish_from_plain(topic, options, payload, now, &mut self.actions);
     }
 
     /// `O`: drops the authorizer answers cached by every WAMP session, or by the sessions of
@@ -331,4 +333,12 @@ impl Hub {
     pub(super) fn wamp_gone(&mut self, peer: Peer) {
         self.router.gone(peer, Instant::now(), &mut self.actions);
     }
+}
+
+/// True when publish `options` ask the broker to retain the event (checked already).
+pub(super) fn retains(options: &Dict) -> bool {
+    options
+        .0
+        .iter()
+        .any(|(name, value)| name == "retain" && *value == crate::wamp::Value::Bool(true))
 }
