@@ -48,6 +48,7 @@ fn kit_commands_reach_clients_and_replies_are_parsed(setup: Setup) {
     expect_event(&mut kit, "join", "bob", "news");
     expect(&mut kit, "V subscribed", json!([33, 1]));
     expect(&mut kit, "V event", json!([36, true, ["goal"]]));
+    expect(&mut kit, "x options", json!(["the backend hears this"]));
     expect(&mut kit, "H", json!({"users": 2, "connections": 2}));
     expect(
         &mut kit,
@@ -98,6 +99,8 @@ fn kit_commands_reach_clients_and_replies_are_parsed(setup: Setup) {
     expect_frame(&mut alice, OpCode::Text, "w to alice \u{2713}".as_bytes());
     expect_frame(&mut alice, OpCode::Text, b"goal");
     expect_frame(&mut alice, OpCode::Binary, b"\x05");
+    expect_frame(&mut alice, OpCode::Text, b"not for the backend");
+    expect_frame(&mut alice, OpCode::Text, b"the backend hears this");
     for (fin, opcode, payload) in [
         (false, OpCode::Text, &b"Hel"[..]),
         (false, OpCode::Continuation, b"lo, "),
@@ -119,6 +122,8 @@ fn kit_commands_reach_clients_and_replies_are_parsed(setup: Setup) {
     expect_frame(&mut bob, OpCode::Binary, b"\x04");
     expect_frame(&mut bob, OpCode::Text, b"goal");
     expect_frame(&mut bob, OpCode::Binary, b"\x05");
+    expect_frame(&mut bob, OpCode::Text, b"not for the backend");
+    expect_frame(&mut bob, OpCode::Text, b"the backend hears this");
     assert_eq!(bob.expect_close(4000).close_reason(), "kicked");
 }
 

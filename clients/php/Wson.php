@@ -251,16 +251,30 @@ final class Wson
         return $this->count('R', self::fields($user, $topic));
     }
 
-    /** `x`: a text message to a topic's subscribers. */
-    public function publish(string $topic, string $message): void
+    /**
+     * `x`: a text message to a topic's subscribers. $options are WAMP PUBLISH options for
+     * the backend realm's WAMP subscribers (['exclude_authid' => ['alice'], 'retain' => true]);
+     * plain subscribers get every publication.
+     */
+    public function publish(string $topic, string $message, array $options = []): void
     {
-        $this->write('x', self::fields($topic, $message));
+        $this->write('x', self::publication($topic, $message, $options));
     }
 
-    /** `X`: a binary message to a topic's subscribers. */
-    public function publishBinary(string $topic, string $message): void
+    /** `X`: a binary message to a topic's subscribers; $options as for publish. */
+    public function publishBinary(string $topic, string $message, array $options = []): void
     {
-        $this->write('X', self::fields($topic, $message));
+        $this->write('X', self::publication($topic, $message, $options));
+    }
+
+    /** The fields of `x`/`X`: options only when given, as a JSON object. */
+    private static function publication(string $topic, string $message, array $options): string
+    {
+        if ($options === []) {
+            return self::fields($topic, $message);
+        }
+        $json = json_encode((object) $options, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_THROW_ON_ERROR);
+        return self::fields($topic, $message, $json);
     }
 
     /** `h`: a page of a topic's subscribers, user => connections. */
@@ -796,9 +810,13 @@ final class WsonHttp
     }
 
     /** `publish`: the message to every connection subscribed to $topic. */
-    public function publish(string $topic, string $message, bool $binary = false): void
+    public function publish(string $topic, string $message, bool $binary = false, array $options = []): void
     {
-        $this->call('publish', ['topic' => $topic] + self::message($message, $binary));
+        $params = ['topic' => $topic] + self::message($message, $binary);
+        if ($options !== []) {
+            $params['options'] = (object) $options;
+        }
+        $this->call('publish', $params);
     }
 
     /** `kick` by token: closes its connections; how many. */

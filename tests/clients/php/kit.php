@@ -45,6 +45,10 @@ $wson->publish('news', 'goal');
 $wson->publishBinary('news', "\x05");
 $event = $wson->nextWamp();
 say('V event', [$event[0], $event[1] === $subscribed[2], $event[4] ?? null]);
+$wson->publish('news', 'not for the backend', ['exclude_authid' => ['backend']]);
+$wson->publish('news', 'the backend hears this');
+$wson->nextWamp(); // the X above
+say('x options', $wson->nextWamp()[4] ?? null);
 say('H', $wson->subscriberCount('news'));
 $first = $wson->subscribers('news', '', 1);
 say('h page 1', page($first));
