@@ -326,13 +326,14 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     }
 }
 
+/// Certificates for unit tests here and beside the code that serves them.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod testing {
+    use std::path::{Path, PathBuf};
 
     /// A self-signed P-256 certificate and its key, made with the openssl CLI (the same tool
     /// the integration tests use), in `dir`.
-    fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    pub(crate) fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
         let cert = dir.join(format!("{name}.crt"));
         let key = dir.join(format!("{name}.key"));
         let status = std::process::Command::new("openssl")
@@ -355,6 +356,12 @@ mod tests {
         assert!(status.success());
         (cert, key)
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::self_signed;
+    use super::*;
 
     #[test]
     fn a_matching_chain_and_key_load() {

@@ -775,30 +775,7 @@ mod tests {
     #[test]
     fn tls_endpoints_need_a_certificate_and_key_that_load_and_match() {
         let dir = tempfile::tempdir().unwrap();
-        let make = |name: &str| {
-            let (cert, key) = (
-                dir.path().join(format!("{name}.crt")),
-                dir.path().join(format!("{name}.key")),
-            );
-            let status = std::process::Command::new("openssl")
-                .args([
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "ec",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:P-256",
-                ])
-                .args(["-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout"])
-                .arg(&key)
-                .arg("-out")
-                .arg(&cert)
-                .stderr(std::process::Stdio::null())
-                .status()
-                .unwrap();
-            assert!(status.success());
-            (cert, key)
-        };
+        let make = |name: &str| crate::tls::testing::self_signed(dir.path(), name);
         let quoted = |path: &std::path::Path| format!("{:?}", path.display().to_string());
         let (cert, key) = make("a");
         let (_, other_key) = make("b");

@@ -316,27 +316,8 @@ mod tests {
     use super::*;
     use crate::tls::{ALPN_HTTP_1_1, TlsAcceptor, TlsVersion};
 
-    /// A self-signed certificate for `localhost` and its key, by the openssl CLI.
     fn certificate(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-        let (cert, key) = (dir.join("c.pem"), dir.join("k.pem"));
-        let status = std::process::Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-            ])
-            .args(["-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout"])
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        (cert, key)
+        crate::tls::testing::self_signed(dir, "c")
     }
 
     /// Reads until the stream would block; what it read, or the error that ended it.
