@@ -980,6 +980,11 @@ fn check_command_values(parsed: &Command<'_>) {
             topic: name,
             binary,
             message,
+        }
+        | Command::PublishAt {
+            topic: name,
+            binary,
+            message,
         } => {
             topic(*name);
             assert!(*binary || std::str::from_utf8(message).is_ok());
@@ -991,7 +996,9 @@ fn check_command_values(parsed: &Command<'_>) {
             topic(*name);
             page(p);
         }
-        Command::SubscriberCount { topic: name } => topic(*name),
+        Command::SubscriberCount { topic: name } | Command::Position { topic: name } => {
+            topic(*name)
+        }
         Command::Listen { group, kinds } => {
             assert_ne!(*kinds, EventKinds::NONE);
             if let Some(group) = group {

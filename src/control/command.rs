@@ -150,6 +150,15 @@ pub enum Command<'a> {
         topic: Topic<'a>,
         message: &'a [u8],
     },
+    /// `Y`: as `x`/`X` (the kind field says which: empty or `text`, or `binary`), and keeps
+    /// it in the topic's history; reply `@`, its position (empty without a history).
+    PublishAt {
+        binary: bool,
+        topic: Topic<'a>,
+        message: &'a [u8],
+    },
+    /// `G`: reply `@`, the topic's position now (empty without a history).
+    Position { topic: Topic<'a> },
     /// `h`: reply `L`, a page of a topic's subscribers (items: user, subscribed connections).
     Subscribers {
         topic: Topic<'a>,
@@ -222,6 +231,8 @@ impl Command<'_> {
             Command::Publish { binary, .. } => pick(binary, b'X', b'x'),
             Command::Subscribers { .. } => b'h',
             Command::SubscriberCount { .. } => b'H',
+            Command::PublishAt { .. } => b'Y',
+            Command::Position { .. } => b'G',
             Command::Topics { .. } => b'v',
             Command::Listen { .. } => b'e',
             Command::Authorizer => b'z',
@@ -312,8 +323,16 @@ impl Command<'_> {
                     out,
                 );
             }
-            Command::SubscriberCount { topic } => {
+            Command::SubscriberCount { topic } | Command::Position { topic } => {
                 encode_fields(command, &[topic.as_bytes()], 1, out);
+            }
+            Command::PublishAt {
+                binary,
+                topic,
+                message,
+            } => {
+                let kind: &[u8] = if binary { b"binary" } else { b"" };
+                encode_fields(command, &[topic.as_bytes(), message, kind], 2, out);
             }
             Command::Listen { group, kinds } => {
                 let mut names = Vec::new();
@@ -379,6 +398,8 @@ impl Command<'_> {
                 check(topic, 2)
             }
             Command::Publish { topic, .. }
+            | Command::PublishAt { topic, .. }
+            | Command::Position { topic }
             | Command::Subscribers { topic, .. }
             | Command::SubscriberCount { topic } => check(topic, 1),
             Command::Authorize {
@@ -789,7 +810,7 @@ pub fn parse(frame: RawFrame<'_>) -> Result<Command<'_>, ControlError> {
             message: text(command, payload)?,
         }),
         b'u' | b'U' | b'w' | b'W' | b'o' | b'g' | b'y' | b'k' | b'K' | b'j' | b'J' | b'r'
-        | b'R' | b'x' | b'X' | b'h' | b'H' | b'v' | b'e' | b'Z' | b'O' => {
+        | b'R' | b'x' | b'X' | b'h' | b'H' | b'v' | b'e' | b'Z' | b'O' | b'Y' | b'G' => {
             parse_fields(command, payload)
         }
         // COMMANDS.md, Errors: an unknown command byte is 0E (the PHP ws(s)on skipped it).
@@ -858,6 +879,30 @@ fn parse_fields(command: u8, payload: &[u8]) -> Result<Command<'_>, ControlError
                 message: reader.message(binary)?,
             }
         }
+        // topic, message, kind?: the kind comes last but decides how the message is read.
+        b'Y' => {
+            let topic = reader.topic()?;
+            let (message, _) = reader.required("message")?;
+            let binary = match reader.optional("kind")? {
+                (b"" | b"text", _) => false,
+                (b"binary", _) => true,
+                (_, field) => return Err(ControlError::BadKind { command, field }),
+            };
+            let message = if binary {
+                message
+            } else {
+                text(command, message)?
+            };
+            Command::PublishAt {
+                binary,
+                topic,
+                message,
+            }
+        }
+        // topic
+        b'G' => Command::Position {
+            topic: reader.topic()?,
+        },
         // topic, cursor?, limit?
         b'h' => Command::Subscribers {
             topic: reader.topic()?,
@@ -1094,6 +1139,9 @@ pub enum Reply {
     Page(Page),
     /// `{len}!{reason}`: the command was well formed but not carried out (`j`, `J`).
     Refused(Refusal),
+    /// `{len}@{epoch}:{offset}`: a topic's position, the answer to `Y` and `G`; `0@` for a
+    /// topic without history.
+    Position(Option<crate::resume::Position>),
 }
 
 impl Reply {
@@ -1113,6 +1161,8 @@ impl Reply {
     pub const PAGE_BYTE: u8 = b'L';
     /// The byte of `Refused`.
     pub const REFUSED_BYTE: u8 = b'!';
+    /// The byte of `Position`.
+    pub const POSITION_BYTE: u8 = b'@';
 
     /// The byte that names this reply on the wire.
     pub fn command_byte(&self) -> u8 {
@@ -1129,6 +1179,7 @@ impl Reply {
             Reply::Count(_) | Reply::TopicCount { .. } => Reply::COUNT_BYTE,
             Reply::Page(_) => Reply::PAGE_BYTE,
             Reply::Refused(_) => Reply::REFUSED_BYTE,
+            Reply::Position(_) => Reply::POSITION_BYTE,
         }
     }
 
@@ -1161,6 +1212,11 @@ impl Reply {
             }
             Reply::Page(page) => return page.encode(out),
             Reply::Refused(refusal) => refusal.reason().as_bytes(),
+            Reply::Position(None) => &[],
+            Reply::Position(Some(position)) => {
+                let text = format!("{}:{}", position.epoch, position.offset);
+                return codec::encode(command, text.as_bytes(), out);
+            }
         };
         codec::encode(command, payload, out);
     }
@@ -1195,6 +1251,23 @@ impl Reply {
             }
             Reply::PAGE_BYTE => Page::parse(payload).map(Reply::Page),
             Reply::REFUSED_BYTE => Refusal::from_reason(payload).map(Reply::Refused),
+            Reply::POSITION_BYTE if payload.is_empty() => Some(Reply::Position(None)),
+            Reply::POSITION_BYTE => {
+                let text = std::str::from_utf8(payload).ok()?;
+                let (epoch, offset) = text.rsplit_once(':')?;
+                let valid = !epoch.is_empty()
+                    && epoch.len() <= crate::resume::MAX_EPOCH_LEN
+                    && epoch
+                        .bytes()
+                        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f' | b'-'));
+                let offset = decimal(offset.as_bytes())?;
+                valid.then(|| {
+                    Reply::Position(Some(crate::resume::Position {
+                        epoch: epoch.to_owned(),
+                        offset,
+                    }))
+                })
+            }
             _ => None,
         }
     }
@@ -1221,6 +1294,7 @@ impl Reply {
             | ControlError::BadReason { .. }
             | ControlError::BadNumber { .. }
             | ControlError::BadCursor { .. }
+            | ControlError::BadKind { .. }
             | ControlError::BadGroup { .. }
             | ControlError::UnknownEventKind { .. }
             | ControlError::RepeatedEventKind { .. }
@@ -1575,8 +1649,8 @@ mod tests {
     #[test]
     fn unknown_command_byte_is_unknown_command() {
         assert_eq!(
-            command(b"0G"),
-            Err(ControlError::UnknownCommand { byte: b'G' })
+            command(b"0~"),
+            Err(ControlError::UnknownCommand { byte: b'~' })
         );
         // Reply-only bytes are not commands either (`e` and `z` are both: a listener's and
         // an authorizer's commands, and wson's event and request frames).
@@ -1770,9 +1844,9 @@ mod tests {
             })
         );
 
-        let (commands, error) = assert_same_at_every_split(b"0p2Ghi0p");
+        let (commands, error) = assert_same_at_every_split(b"0p2~hi0p");
         assert_eq!(commands.len(), 1);
-        assert_eq!(error, Some(ControlError::UnknownCommand { byte: b'G' }));
+        assert_eq!(error, Some(ControlError::UnknownCommand { byte: b'~' }));
     }
 
     // Property tests.

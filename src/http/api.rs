@@ -535,6 +535,7 @@ pub fn control_error(error: &ControlError) -> ApiError {
         | ControlError::BadReason { field, .. }
         | ControlError::BadNumber { field, .. }
         | ControlError::BadCursor { field, .. }
+        | ControlError::BadKind { field, .. }
         | ControlError::BadGroup { field, .. }
         | ControlError::UnknownEventKind { field, .. }
         | ControlError::RepeatedEventKind { field, .. }
@@ -580,6 +581,10 @@ pub fn reply_result(method: ApiMethod, reply: &Reply) -> Result<Value, ApiError>
             .map_err(|error| ApiError::new(500, "internal", format!("status: {error}"))),
         Reply::Domain(domain) => Ok(json!({"domain": domain})),
         Reply::Refused(refusal) => Err(refusal_error(*refusal)),
+        Reply::Position(Some(position)) => {
+            Ok(json!({"epoch": position.epoch, "offset": position.offset}))
+        }
+        Reply::Position(None) => Ok(json!({"epoch": null, "offset": null})),
         Reply::FragmentAck | Reply::FragmentNack | Reply::Ping | Reply::Pong | Reply::Error => {
             Err(ApiError::new(
                 500,

@@ -84,6 +84,15 @@ impl Backend<'_> {
     /// full or for another audience. A message too large for an empty batch goes out on
     /// its own, without the extra copy.
     fn queue_batched(&mut self, audience: BatchFor<'_>, binary: bool, message: &[u8]) {
+        // A kept publication is its own frame, so the history shares it without a copy.
+        if let BatchFor::Topic(topic) = audience
+            && self.hub.keeps_history(topic, self.settings)
+        {
+            self.send_batch();
+            let frame = shared_frame(true, data_opcode(binary), message);
+            self.send(audience, &frame, 1);
+            return;
+        }
         if !self.batch.accepts(audience, message.len()) {
             self.send_batch();
             if !self.batch.accepts(audience, message.len()) {
@@ -321,11 +330,12 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
             let (subscribed, subject) = match target {
                 Target::Token(token) => (
                     ctx.hub
-                        .subscribe_token(&token, topic.as_str(), ctx.settings),
+                        .subscribe_token(&token, topic.as_str(), ctx.settings, ctx.stats),
                     Subject::Token(token),
                 ),
                 Target::User(user) => (
-                    ctx.hub.subscribe_user(user, topic.as_str(), ctx.settings),
+                    ctx.hub
+                        .subscribe_user(user, topic.as_str(), ctx.settings, ctx.stats),
                     Subject::User(user),
                 ),
             };
@@ -377,6 +387,29 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
             ctx.hub
                 .wamp_publish_from_plain(topic.as_str(), binary, message, ctx.settings, ctx.now);
             Outcome::Done
+        }
+        Command::PublishAt {
+            binary,
+            topic,
+            message,
+        } => {
+            command.check_topic_len(ctx.settings.topics.max_name_length)?;
+            let frame = shared_frame(true, data_opcode(binary), message);
+            let position = ctx
+                .hub
+                .publish(topic.as_str(), &frame, 1, ctx.settings, ctx.stats);
+            ctx.hub
+                .cluster_forward(BatchFor::Topic(topic.as_str()), &frame, 1);
+            ctx.hub
+                .wamp_publish_from_plain(topic.as_str(), binary, message, ctx.settings, ctx.now);
+            Outcome::Reply(Reply::Position(position))
+        }
+        Command::Position { topic } => {
+            command.check_topic_len(ctx.settings.topics.max_name_length)?;
+            let position = ctx
+                .hub
+                .history_position(topic.as_str(), ctx.settings, ctx.now);
+            Outcome::Reply(Reply::Position(position))
         }
         Command::Subscribers { topic, page } => {
             command.check_topic_len(ctx.settings.topics.max_name_length)?;
@@ -526,6 +559,9 @@ pub fn status_json(
         "refused_blocked": stats.refused_blocked,
         "refused_rate_limited": stats.refused_rate_limited,
         "tracked_addresses": figures.tracked_addresses,
+        "history_publications": figures.history_publications,
+        "history_bytes": figures.history_bytes,
+        "history_topics": figures.history_topics,
         "protocol_errors": stats.protocol_errors,
         "slow_consumers_dropped": stats.slow_consumers_dropped,
         "users_online": figures.users_online,
