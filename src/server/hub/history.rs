@@ -450,6 +450,9 @@ mod tests {
             history.record("a", frame("x"), rules, now);
         }
         assert_eq!(history.publications(), 1);
-        assert!(history.order.len() <= 2 + 64 + 1, "one live entry, few leftovers");
+        assert!(
+            history.order.len() <= 2 + 64 + 1,
+            "one live entry, few leftovers"
+        );
     }
 }
