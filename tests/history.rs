@@ -300,3 +300,38 @@ fn a_bad_resume_parameter_is_a_400_saying_why() {
         assert!(client.read_body(&response).contains(why), "{value}");
     }
 }
+
+#[test]
+fn the_http_api_publish_answers_the_position_and_position_reads_it() {
+    let server = crate::http_api::setup()
+        .set("history.prefixes", r#"["news."]"#)
+        .start();
+    let ok = |method, params| crate::http_api::ok(&server, method, params);
+    let first = ok(
+        "publish",
+        serde_json::json!({"topic": "news.a", "message": "one"}),
+    );
+    assert_eq!(first["offset"], 1);
+    let epoch = first["epoch"].as_str().unwrap().to_owned();
+    let second = ok(
+        "publish",
+        serde_json::json!({"topic": "news.a", "message": "AP8=", "binary": true}),
+    );
+    assert_eq!(second, serde_json::json!({"epoch": epoch, "offset": 2}));
+    assert_eq!(
+        ok("position", serde_json::json!({"topic": "news.a"})),
+        serde_json::json!({"epoch": epoch, "offset": 2})
+    );
+    // Without a history: publish answers as it always did.
+    assert_eq!(
+        ok(
+            "publish",
+            serde_json::json!({"topic": "chat", "message": "x"})
+        ),
+        serde_json::json!({})
+    );
+    assert_eq!(
+        ok("position", serde_json::json!({"topic": "chat"})),
+        serde_json::json!({"epoch": null, "offset": null})
+    );
+}

@@ -43,11 +43,12 @@ pub enum ApiMethod {
     Topics,
     Presence,
     PresenceCount,
+    Position,
     Status,
 }
 
 impl ApiMethod {
-    pub const ALL: [ApiMethod; 14] = [
+    pub const ALL: [ApiMethod; 15] = [
         ApiMethod::Broadcast,
         ApiMethod::Send,
         ApiMethod::SendUser,
@@ -61,6 +62,7 @@ impl ApiMethod {
         ApiMethod::Topics,
         ApiMethod::Presence,
         ApiMethod::PresenceCount,
+        ApiMethod::Position,
         ApiMethod::Status,
     ];
 
@@ -79,6 +81,7 @@ impl ApiMethod {
             ApiMethod::Topics => "topics",
             ApiMethod::Presence => "presence",
             ApiMethod::PresenceCount => "presence_count",
+            ApiMethod::Position => "position",
             ApiMethod::Status => "status",
         }
     }
@@ -102,7 +105,7 @@ impl ApiMethod {
             ApiMethod::Tokens => &["user", "cursor", "limit"],
             ApiMethod::Users | ApiMethod::Topics => &["cursor", "limit"],
             ApiMethod::Presence => &["topic", "cursor", "limit"],
-            ApiMethod::PresenceCount => &["topic"],
+            ApiMethod::PresenceCount | ApiMethod::Position => &["topic"],
             ApiMethod::Status => &[],
         }
     }
@@ -420,7 +423,9 @@ pub fn frame(
             let topic = params.required("topic")?;
             let (message, binary) = params.message()?;
             publish_options(&params)?;
-            fields_frame(pick(binary, b'X', b'x'), &[topic.as_bytes(), &message])
+            // `Y`: `x`/`X` that answers the position when the topic keeps a history.
+            let kind: &[u8] = if binary { b"binary" } else { b"" };
+            fields_frame(b'Y', &[topic.as_bytes(), &message, kind])
         }
         ApiMethod::Kick => {
             let (target, user) = params.target()?;
@@ -470,6 +475,7 @@ pub fn frame(
             )
         }
         ApiMethod::PresenceCount => fields_frame(b'H', &[params.required("topic")?.as_bytes()]),
+        ApiMethod::Position => fields_frame(b'G', &[params.required("topic")?.as_bytes()]),
         ApiMethod::Status => Frame {
             command: b't',
             payload: Vec::new(),
@@ -584,6 +590,8 @@ pub fn reply_result(method: ApiMethod, reply: &Reply) -> Result<Value, ApiError>
         Reply::Position(Some(position)) => {
             Ok(json!({"epoch": position.epoch, "offset": position.offset}))
         }
+        // `publish` to a topic without history answers as it did before there were any.
+        Reply::Position(None) if method == ApiMethod::Publish => Ok(done_result()),
         Reply::Position(None) => Ok(json!({"epoch": null, "offset": null})),
         Reply::FragmentAck | Reply::FragmentNack | Reply::Ping | Reply::Pong | Reply::Error => {
             Err(ApiError::new(

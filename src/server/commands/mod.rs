@@ -68,7 +68,10 @@ impl Commands for Backend<'_> {
         // Anything but a broadcast or a publication may queue to a client or report
         // counters: what is batched goes out first, in order. (A broadcast or publication
         // for another audience sends the batch itself.)
-        if !matches!(command, Command::Broadcast { .. } | Command::Publish { .. }) {
+        if !matches!(
+            command,
+            Command::Broadcast { .. } | Command::Publish { .. } | Command::PublishAt { .. }
+        ) {
             self.send_batch();
         }
         execute(command, self)
@@ -394,12 +397,20 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
             message,
         } => {
             command.check_topic_len(ctx.settings.topics.max_name_length)?;
-            let frame = shared_frame(true, data_opcode(binary), message);
-            let position = ctx
-                .hub
-                .publish(topic.as_str(), &frame, 1, ctx.settings, ctx.stats);
-            ctx.hub
-                .cluster_forward(BatchFor::Topic(topic.as_str()), &frame, 1);
+            let position = if ctx.hub.keeps_history(topic.as_str(), ctx.settings) {
+                ctx.send_batch();
+                let frame = shared_frame(true, data_opcode(binary), message);
+                let position = ctx
+                    .hub
+                    .publish(topic.as_str(), &frame, 1, ctx.settings, ctx.stats);
+                ctx.hub
+                    .cluster_forward(BatchFor::Topic(topic.as_str()), &frame, 1);
+                position
+            } else {
+                // Without a history, `Y` is `x`: batched the same, at the same cost.
+                ctx.queue_batched(BatchFor::Topic(topic.as_str()), binary, message);
+                None
+            };
             ctx.hub
                 .wamp_publish_from_plain(topic.as_str(), binary, message, ctx.settings, ctx.now);
             Outcome::Reply(Reply::Position(position))
