@@ -335,3 +335,49 @@ fn the_http_api_publish_answers_the_position_and_position_reads_it() {
         serde_json::json!({"epoch": null, "offset": null})
     );
 }
+
+/// README's PHP block of the page-load pattern, run with php-cli and the PHP kit: the
+/// position it reads, then the one its publication answers, reach a resuming client.
+#[test]
+fn readme_php_page_load_reads_a_position_and_publishes_at_the_next() {
+    let Some(php) = php() else { return };
+    let server = with_history(r#"["orders."]"#).start();
+    let mut control = server.control();
+    control.send_fields(b'x', &[b"orders.42", b"before"]);
+    let folder = tempfile::tempdir().unwrap();
+    let kit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/php/Wson.php");
+    std::fs::copy(kit, folder.path().join("Wson.php")).unwrap();
+    let conf = format!("{}/", server.path("").display());
+    let conf = conf.replace("//", "/");
+    let block = crate::readme::readme_php("history").replace("/path/to/wson/conf/", &conf);
+    let script = format!(
+        "<?php\n$user = 'alice';\n\
+         function load_order($id) {{ return ['status' => 'new', 'epoch' => '', 'offset' => 0]; }}\n\
+         function save_order($id, $order) {{ }}\n\
+         {block}\necho json_encode([$position, $at]);\n"
+    );
+    std::fs::write(folder.path().join("page.php"), script).unwrap();
+    let output = std::process::Command::new(php)
+        .arg(folder.path().join("page.php"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let [position, at]: [Value; 2] = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(position["offset"], 1, "{stdout}");
+    assert_eq!(
+        (&at["epoch"], &at["offset"]),
+        (&position["epoch"], &2.into())
+    );
+    // The page resumes from the position it was given: the publication after it, once.
+    let epoch = position["epoch"].as_str().unwrap();
+    let mut page = resuming(&server, &format!("orders.42@{epoch}:1")).unwrap();
+    assert_eq!(
+        positioned(&mut page, "orders.42", epoch),
+        (2, r#"{"status":"shipped"}"#.to_owned())
+    );
+}
