@@ -3104,6 +3104,11 @@ mod tests {
                 items: vec![(b"news".to_vec(), 3)],
             }),
             Reply::Refused(Refusal::TopicLimit),
+            Reply::Position(None),
+            Reply::Position(Some(crate::resume::Position {
+                epoch: "1a2b3c4d-1".to_owned(),
+                offset: 42,
+            })),
         ];
         for reply in replies {
             let bytes = reply_bytes(&reply);
@@ -3119,6 +3124,38 @@ mod tests {
         assert_eq!(decode(b'!', b"nope"), None);
         assert_eq!(decode(b'a', b"x"), None);
         assert_eq!(decode(b'e', b""), None);
+        assert_eq!(decode(b'@', b"1a2b3c4d-1"), None);
+        assert_eq!(decode(b'@', b"XY:1"), None);
+        assert_eq!(decode(b'@', b"ab:"), None);
+    }
+
+    #[test]
+    fn upper_y_kind_says_text_or_binary_and_text_must_be_utf8() {
+        let news = Topic::parse(b"news").unwrap();
+        let publish = |binary, message| Command::PublishAt {
+            binary,
+            topic: news,
+            message,
+        };
+        assert_eq!(command(b"10Y4:news2:hi"), Ok(publish(false, b"hi")));
+        assert_eq!(command(b"16Y4:news2:hi4:text"), Ok(publish(false, b"hi")));
+        assert_eq!(
+            command(b"18Y4:news2:\xff\x006:binary"),
+            Ok(publish(true, b"\xff\x00"))
+        );
+        assert!(matches!(
+            command(b"16Y4:news2:hi4:json"),
+            Err(ControlError::BadKind { command: b'Y', .. })
+        ));
+        assert!(matches!(
+            command(b"10Y4:news2:\xff\x00"),
+            Err(ControlError::InvalidUtf8 { command: b'Y', .. })
+        ));
+        assert_eq!(command(b"6G4:news"), Ok(Command::Position { topic: news }));
+        assert!(matches!(
+            command(b"2G0:"),
+            Err(ControlError::BadTopic { command: b'G', .. })
+        ));
     }
 
     #[test]
