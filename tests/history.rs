@@ -381,3 +381,54 @@ fn readme_php_page_load_reads_a_position_and_publishes_at_the_next() {
         (2, r#"{"status":"shipped"}"#.to_owned())
     );
 }
+
+/// With `[cluster]`, each node keeps its own history: a batch published on a node without
+/// history reaches a node with it as separate publications, each with this node's position;
+/// a resume there replays them, and a resume on the other node is told to reload.
+#[test]
+fn each_node_of_a_cluster_keeps_its_own_history() {
+    use crate::cluster::{Redis, node, wait_nodes, wait_redis};
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let plain = node(&redis, "a");
+    let kept = Setup::new()
+        .set("cluster.redis", &format!("{:?}", redis.url()))
+        .set("cluster.node_id", "\"b\"")
+        .set("history.prefixes", r#"["news."]"#)
+        .start();
+    for server in [&plain, &kept] {
+        wait_redis(server, "up");
+        wait_nodes(server, 2);
+    }
+    let mut on_kept = kept.control();
+    on_kept.count(b'J', &[b"alice", b"news.n"]);
+    let start = position(&mut on_kept, "news.n");
+    let mut client = resuming(&kept, "").unwrap();
+    // One write: node a batches the five into one message to node b.
+    let mut batch = Vec::new();
+    for n in 1..=5 {
+        let message = format!("m{n}");
+        let fields: [&[u8]; 2] = [b"news.n", message.as_bytes()];
+        wson::control::fields::encode_fields_frame(b'x', &fields, &mut batch);
+    }
+    plain.control().send_raw(&batch);
+    for n in 1..=5 {
+        assert_eq!(
+            positioned(&mut client, "news.n", &start.epoch),
+            (n, format!("m{n}"))
+        );
+    }
+    assert_eq!(position(&mut on_kept, "news.n").offset, 5);
+    let value = format!("news.n@{}:2", start.epoch);
+    let mut resumed = resuming(&kept, &value).unwrap();
+    for n in 3..=5 {
+        assert_eq!(
+            positioned(&mut resumed, "news.n", &start.epoch),
+            (n, format!("m{n}"))
+        );
+    }
+    plain.control().count(b'J', &[b"alice", b"news.n"]);
+    let mut elsewhere = resuming(&plain, &value).unwrap();
+    assert_eq!(notice(&mut elsewhere)["reason"], "off");
+}
