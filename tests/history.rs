@@ -115,6 +115,15 @@ fn missed_publications_come_in_order_then_live_ones_none_twice_at_the_seam() {
 }
 
 #[test]
+fn with_history_off_the_resume_parameter_is_not_read() {
+    let server = Setup::new().start();
+    let mut client = resuming(&server, "not-a-resume").unwrap();
+    let mut control = server.control();
+    control.send(b'b', b"as before");
+    assert_eq!(client.recv_text(), "as before");
+}
+
+#[test]
 fn a_client_without_resume_gets_publications_as_before() {
     let server = with_history(r#"[""]"#).start();
     let (mut client, cookies) = server.user_client("alice");
@@ -384,7 +393,7 @@ fn readme_php_page_load_reads_a_position_and_publishes_at_the_next() {
 
 /// With `[cluster]`, each node keeps its own history: a batch published on a node without
 /// history reaches a node with it as separate publications, each with this node's position;
-/// a resume there replays them, and a resume on the other node is told to reload.
+/// a resume there replays them; the node without history ignores a resume.
 #[test]
 fn each_node_of_a_cluster_keeps_its_own_history() {
     use crate::cluster::{Redis, node, wait_nodes, wait_redis};
@@ -429,6 +438,8 @@ fn each_node_of_a_cluster_keeps_its_own_history() {
         );
     }
     plain.control().count(b'J', &[b"alice", b"news.n"]);
+    // Node a keeps no history: it does not read `resume`, and sends no notices.
     let mut elsewhere = resuming(&plain, &value).unwrap();
-    assert_eq!(notice(&mut elsewhere)["reason"], "off");
+    plain.control().send_fields(b'x', &[b"news.n", b"m6"]);
+    assert_eq!(elsewhere.recv_text(), "m6");
 }

@@ -467,21 +467,26 @@ impl Conn {
             self.refuse(Status::Forbidden, None, "origin not allowed", settings, now);
             return None;
         }
-        let resume =
-            match crate::resume::from_target(&request.path, settings.history.max_resume_topics) {
-                Ok(resume) => resume,
-                Err(error) => {
-                    log::warn!(
-                        peer = self.peer(),
-                        status = 400,
-                        reason:% = error;
-                        "handshake refused"
-                    );
-                    ctx.stats.refused(400);
-                    self.refuse(Status::BadRequest, None, &error.to_string(), settings, now);
-                    return None;
-                }
-            };
+        // With `[history]` off the parameter is not read: upgrades behave as before it.
+        let read_resume = if settings.history.prefixes.is_empty() {
+            Ok(None)
+        } else {
+            crate::resume::from_target(&request.path, settings.history.max_resume_topics)
+        };
+        let resume = match read_resume {
+            Ok(resume) => resume,
+            Err(error) => {
+                log::warn!(
+                    peer = self.peer(),
+                    status = 400,
+                    reason:% = error;
+                    "handshake refused"
+                );
+                ctx.stats.refused(400);
+                self.refuse(Status::BadRequest, None, &error.to_string(), settings, now);
+                return None;
+            }
+        };
         let mut wamp_login = false;
         let identity = match settings.auth {
             AuthMode::Authorizer => None,
