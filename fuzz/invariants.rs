@@ -981,6 +981,12 @@ fn check_command_values(parsed: &Command<'_>) {
             binary,
             message,
             options,
+        }
+        | Command::PublishAt {
+            topic: name,
+            binary,
+            message,
+            options,
         } => {
             topic(*name);
             assert!(*binary || std::str::from_utf8(message).is_ok());
@@ -993,7 +999,9 @@ fn check_command_values(parsed: &Command<'_>) {
             topic(*name);
             page(p);
         }
-        Command::SubscriberCount { topic: name } => topic(*name),
+        Command::SubscriberCount { topic: name } | Command::Position { topic: name } => {
+            topic(*name)
+        }
         Command::Listen { group, kinds } => {
             assert_ne!(*kinds, EventKinds::NONE);
             if let Some(group) = group {
@@ -2208,5 +2216,75 @@ pub fn http_api(data: &[u8]) {
             }
         }
         Err(error) => check_error(&error),
+    }
+}
+
+/// `resume`: `[max, bytes..]`, the bytes as the value of an upgrade's `resume` parameter
+/// with at most `max % 20 + 1` topics. `parse_value` never panics; a refusal is one line;
+/// an accepted list is within the bound, names each topic once, each a valid topic with a
+/// valid epoch; percent-encoded back (README, "Missed messages") it parses to the same list,
+/// also from a request-target among other parameters; a list one item longer than the bound
+/// is `TooManyTopics` before any item is read.
+pub fn resume(data: &[u8]) {
+    use wson::control::topic::Topic;
+    use wson::resume::{self, MAX_EPOCH_LEN, ResumeError};
+
+    let Some((&max, bytes)) = data.split_first() else {
+        return;
+    };
+    let max = usize::from(max % 20) + 1;
+    let Ok(value) = std::str::from_utf8(bytes) else {
+        return;
+    };
+    let parsed = match resume::parse_value(value, max) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            let text = error.to_string();
+            assert!(
+                !text.contains('\n') && text.starts_with("resume: "),
+                "{text}"
+            );
+            return;
+        }
+    };
+    assert!(parsed.len() <= max);
+    for (index, item) in parsed.iter().enumerate() {
+        assert_eq!(
+            Topic::parse(item.topic.as_bytes()).map(|t| t.as_str()),
+            Ok(item.topic.as_str())
+        );
+        let epoch = &item.position.epoch;
+        assert!((1..=MAX_EPOCH_LEN).contains(&epoch.len()));
+        assert!(
+            epoch
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f' | b'-'))
+        );
+        assert!(parsed[..index].iter().all(|seen| seen.topic != item.topic));
+    }
+    let encoded: Vec<String> = parsed
+        .iter()
+        .map(|item| {
+            let mut topic = String::new();
+            for byte in item.topic.bytes() {
+                if byte.is_ascii_alphanumeric() || b"._-~@:".contains(&byte) {
+                    topic.push(char::from(byte));
+                } else {
+                    topic.push_str(&format!("%{byte:02X}"));
+                }
+            }
+            format!("{topic}@{}:{}", item.position.epoch, item.position.offset)
+        })
+        .collect();
+    let encoded = encoded.join(",");
+    assert_eq!(resume::parse_value(&encoded, max).as_ref(), Ok(&parsed));
+    let target = format!("/ws?a=1&resume={encoded}&b=2#f");
+    assert_eq!(resume::from_target(&target, max), Ok(Some(parsed.clone())));
+    if !parsed.is_empty() {
+        let longer = format!("{encoded}{}", ",x@0:0".repeat(max + 1 - parsed.len()));
+        assert_eq!(
+            resume::parse_value(&longer, max),
+            Err(ResumeError::TooManyTopics { max })
+        );
     }
 }

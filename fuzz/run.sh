@@ -21,7 +21,7 @@ shift $(($# > 0 ? 1 : 0))
 fuzz_dir="$(cd "$(dirname "$0")" && pwd)"
 cd "$fuzz_dir/.."
 
-all_targets=(ws_frame ws_message ws_deflate ws_handshake control_codec control_fields auth_cookie config wamp_message wamp_v1_message access cluster_message http_api)
+all_targets=(ws_frame ws_message ws_deflate ws_handshake control_codec control_fields auth_cookie config wamp_message wamp_v1_message access cluster_message http_api resume)
 targets=("${@:-${all_targets[@]}}")
 for target in "${targets[@]}"; do
     if [[ ! -f "$fuzz_dir/fuzz_targets/$target.rs" ]]; then

@@ -16,6 +16,7 @@ pub mod daemon;
 pub mod decoded;
 pub mod http;
 pub mod logging;
+pub mod resume;
 pub mod router;
 pub mod server;
 pub mod tls;

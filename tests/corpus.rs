@@ -91,6 +91,11 @@ fn wamp_v1_message_corpus_keeps_the_codec_invariants() {
 }
 
 #[test]
+fn resume_corpus_keeps_the_resume_parameter_invariants() {
+    replay("resume", invariants::resume);
+}
+
+#[test]
 fn access_corpus_keeps_the_range_and_forwarded_invariants() {
     replay("access", invariants::access);
 }

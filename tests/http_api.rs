@@ -804,6 +804,8 @@ fn metrics_parse_with_prometheus_parser() {
         "wson_topics",
         "wson_wamp_sessions",
         "wson_wamp_pending_calls",
+        "wson_history_publications",
+        "wson_history_bytes",
         "wson_uptime_seconds",
         "wson_http_connections",
         "wson_control_connections",

@@ -383,3 +383,67 @@ fn wson_js_gives_up_after_max_attempts_refusals_in_a_row() {
     site.expect("close");
     assert_eq!(site.next(), json!({"event": "quiet", "state": "closed"}));
 }
+
+/// With `positions`, the helper resumes: a kick (code 3000, which it retries) while two
+/// publications go out, and it reports them once, in order, then a live one; a gap the
+/// history (size 2) cannot fill is reported as `reload`, with the topic's position now.
+#[test]
+fn wson_js_resumes_a_topic_after_a_reconnect_and_reports_a_reload() {
+    if !chromium() {
+        return;
+    }
+    let cookies = Cookies::fresh("alice");
+    let mut site = KitServer::start(&cookies);
+    let server = setup_for(&site)
+        .set("history.prefixes", r#"["news."]"#)
+        .set("history.size", "2")
+        .start();
+    let mut control = server.control();
+    control.count(b'J', &[b"alice", b"news.a"]);
+    let _browser = site.open_with(&server, json!({"positions": {}}));
+    site.expect("open");
+    control.send_fields(b'x', &[b"news.a", b"one"]);
+    assert_eq!(site.next(), json!({"event": "text", "data": "one"}));
+
+    // The kick and the publications in one write: wson runs them before any reconnect.
+    let token = cookies.token_str();
+    let mut batch = Vec::new();
+    for (command, fields) in [
+        (b'k', vec![token.as_bytes(), b"3000".as_slice()]),
+        (b'x', vec![b"news.a".as_slice(), b"two"]),
+        (b'x', vec![b"news.a".as_slice(), b"three"]),
+    ] {
+        wson::control::fields::encode_fields_frame(command, &fields, &mut batch);
+    }
+    control.send_raw(&batch);
+    assert_eq!(control.reply_text(), "1#1");
+    site.expect("retry");
+    site.expect("open");
+    assert_eq!(site.next(), json!({"event": "text", "data": "two"}));
+    assert_eq!(site.next(), json!({"event": "text", "data": "three"}));
+    control.send_fields(b'x', &[b"news.a", b"four"]);
+    assert_eq!(site.next(), json!({"event": "text", "data": "four"}));
+
+    // Three while away, with room for two: offset 5 left the history.
+    let mut batch = Vec::new();
+    for (command, fields) in [
+        (b'k', vec![token.as_bytes(), b"3000".as_slice()]),
+        (b'x', vec![b"news.a".as_slice(), b"five"]),
+        (b'x', vec![b"news.a".as_slice(), b"six"]),
+        (b'x', vec![b"news.a".as_slice(), b"seven"]),
+    ] {
+        wson::control::fields::encode_fields_frame(command, &fields, &mut batch);
+    }
+    control.send_raw(&batch);
+    assert_eq!(control.reply_text(), "1#1");
+    site.expect("retry");
+    site.expect("open");
+    let reload = site.expect("reload");
+    assert_eq!(
+        (&reload["topic"], &reload["reason"]),
+        (&"news.a".into(), &"gone".into())
+    );
+    assert_eq!(reload["offset"], 7, "{reload}");
+    control.send_fields(b'x', &[b"news.a", b"eight"]);
+    assert_eq!(site.next(), json!({"event": "text", "data": "eight"}));
+}

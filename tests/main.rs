@@ -18,6 +18,7 @@ mod deflate;
 mod demo;
 mod events;
 mod handshake;
+mod history;
 mod hostile;
 mod http_api;
 mod js_client;

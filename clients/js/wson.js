@@ -22,9 +22,16 @@
 // - a Close the backend chose stops (option stopOn; by default 1000 other than "expired"
 //   and 4000-4999: a kick, 4001 "replaced"): reconnecting would undo it.
 //
+// - with the `positions` option (an object, `{}` to start), resumes topics with history
+//   (README.md of wson, "Missed messages"): each connection's URL carries `resume=` with the
+//   position of each topic seen so far, wson's position notices are read (not reported as
+//   text) and kept in `client.positions`, a publication already seen is dropped, and a
+//   reload notice is reported as `reload` ({topic, reason, epoch, offset}): load the topic's
+//   state from the backend again.
+//
 // Every event is both an `on<Name>` option callback and a DOM event on the client (an
 // EventTarget; the payload in `event.detail`): open, text, binary, close, goingaway,
-// expired, renewed, refused, retry, giveup. See README.md beside this file.
+// expired, renewed, refused, retry, giveup, reload. See README.md beside this file.
 
 const DEFAULTS = {
   baseDelay: 500, // ms, the cap of retry 0's wait
@@ -35,6 +42,7 @@ const DEFAULTS = {
   // default; 4001 "replaced") and a normal closure other than "expired".
   stopOn: ({ code }) => code === 1000 || (code >= 4000 && code <= 4999),
   protocols: undefined,
+  positions: null, // {topic: {epoch, offset}}: resume these topics; null: no resume
 };
 
 const EXPIRED = { code: 1000, reason: 'expired' };
@@ -52,6 +60,10 @@ export class WsonClient extends EventTarget {
     this.socket = null;
     this.timer = null;
     this.stopped = false;
+    /** Topic -> {epoch, offset} of the last publication seen; null without resume. */
+    this.positions = this.options.positions ? { ...this.options.positions } : null;
+    /** The position notice of the next publication. */
+    this.announced = null;
     this.open();
   }
 
@@ -77,7 +89,8 @@ export class WsonClient extends EventTarget {
   open() {
     if (this.stopped) return;
     this.state = 'connecting';
-    const socket = new WebSocket(this.url, this.options.protocols);
+    this.announced = null;
+    const socket = new WebSocket(this.resumeUrl(), this.options.protocols);
     socket.binaryType = 'arraybuffer';
     let opened = false;
     socket.onopen = () => {
@@ -87,6 +100,7 @@ export class WsonClient extends EventTarget {
       this.emit('open', { url: this.url });
     };
     socket.onmessage = (event) => {
+      if (this.positions && !this.positioned(event.data)) return;
       if (typeof event.data === 'string') this.emit('text', event.data);
       else this.emit('binary', event.data);
     };
@@ -95,6 +109,44 @@ export class WsonClient extends EventTarget {
       this.closed(event, opened);
     };
     this.socket = socket;
+  }
+
+  /** The URL with `resume=` for the positions known (wson splits items at `,`). */
+  resumeUrl() {
+    if (!this.positions) return this.url;
+    const items = Object.entries(this.positions).map(
+      ([topic, { epoch, offset }]) => `${encodeURIComponent(topic)}@${epoch}:${offset}`,
+    );
+    return `${this.url}${this.url.includes('?') ? '&' : '?'}resume=${items.join(',')}`;
+  }
+
+  /** Reads wson's notices; false when `data` is one, or a publication already seen. */
+  positioned(data) {
+    if (typeof data === 'string' && data.startsWith('{"wson":')) {
+      let note = null;
+      try {
+        note = JSON.parse(data);
+      } catch (error) {
+        note = null;
+      }
+      if (note && note.wson === 'position') {
+        this.announced = note;
+        return false;
+      }
+      if (note && note.wson === 'reload') {
+        if (note.epoch === null) delete this.positions[note.topic];
+        else this.positions[note.topic] = { epoch: note.epoch, offset: note.offset };
+        this.emit('reload', note);
+        return false;
+      }
+    }
+    const note = this.announced;
+    this.announced = null;
+    if (!note) return true;
+    const seen = this.positions[note.topic];
+    if (seen && seen.epoch === note.epoch && note.offset <= seen.offset) return false;
+    this.positions[note.topic] = { epoch: note.epoch, offset: note.offset };
+    return true;
   }
 
   closed({ code, reason, wasClean }, opened) {

@@ -277,6 +277,38 @@ final class Wson
         return self::fields($topic, $message, $json);
     }
 
+    /**
+     * `Y`: publishes as `publish`/`publishBinary` and answers the publication's position,
+     * ['epoch' => string, 'offset' => int], or null when the topic keeps no history
+     * (README, "Missed messages").
+     */
+    public function publishAt(string $topic, string $message, bool $binary = false, array $options = []): ?array
+    {
+        $fields = [$topic, $message, $binary ? 'binary' : ''];
+        if ($options !== []) {
+            $fields[] = json_encode((object) $options, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_THROW_ON_ERROR);
+        }
+        return $this->positionReply('Y', self::fields(...$fields));
+    }
+
+    /** `G`: the topic's position now (as `publishAt`), for a page that loads its state. */
+    public function position(string $topic): ?array
+    {
+        return $this->positionReply('G', self::fields($topic));
+    }
+
+    private function positionReply(string $command, string $payload): ?array
+    {
+        [$byte, $text] = $this->request($command, $payload);
+        if ($byte === '@' && $text === '') {
+            return null;
+        }
+        if ($byte !== '@' || preg_match('/^([0-9a-f-]{1,32}):(\d{1,20})$/D', $text, $m) !== 1) {
+            throw $this->unexpected($command, $byte);
+        }
+        return ['epoch' => $m[1], 'offset' => (int) $m[2]];
+    }
+
     /** `h`: a page of a topic's subscribers, user => connections. */
     public function subscribers(string $topic, string $cursor = '', ?int $limit = null): WsonPage
     {

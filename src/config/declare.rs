@@ -543,7 +543,7 @@ mod tests {
                 error("Topics", "unknown table (did you mean topics?)"),
                 error(
                     "foo",
-                    "unknown table (known: users, topics, events, authorizer, wamp, access, compression, cluster, tls, http)"
+                    "unknown table (known: users, topics, history, events, authorizer, wamp, access, compression, cluster, tls, http)"
                 ),
             ]
         );

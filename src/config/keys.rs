@@ -138,6 +138,21 @@ config_keys! {
             default(MAX_USER_SUBSCRIPTIONS = 100_000), reload;
     }
 
+    /// History of plain topics, for clients that resume after a reconnect.
+    [history] History {
+        /// Topic prefixes that keep a history (`""`: every topic). Empty: history off.
+        prefixes: Vec<String> = values::strings, default(PREFIXES = Vec::new()), reload;
+        /// Most publications kept per topic.
+        size: usize = values::size(1), default(SIZE = 100), reload;
+        /// Seconds a publication is kept.
+        max_age: Duration = values::seconds,
+            default(MAX_AGE = Duration::from_secs(300)), reload;
+        /// Bytes all histories may hold together; the oldest publications go first.
+        max_bytes: usize = values::size(1), default(MAX_BYTES = 67_108_864), reload;
+        /// Most topics one upgrade's `resume` names.
+        max_resume_topics: usize = values::size(1), default(MAX_RESUME_TOPICS = 16), reload;
+    }
+
     /// Events: what control connections listening to events hear.
     [events] Events {
         /// Bytes queued to one event listener before it is dropped.

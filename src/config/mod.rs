@@ -31,8 +31,8 @@ pub mod wamp_realm;
 
 pub use declare::{ApplyOn, KeySpec, Presence, TableSpec};
 pub use keys::{
-    Access, Authorizer, Cluster, Compression, Config, Events, Http, KEYS, MAX_EVENT_FIELDS_LEN,
-    MIN_EVENT_QUEUE, TABLES, Tls, Topics, Users, Wamp, defaults,
+    Access, Authorizer, Cluster, Compression, Config, Events, History, Http, KEYS,
+    MAX_EVENT_FIELDS_LEN, MIN_EVENT_QUEUE, TABLES, Tls, Topics, Users, Wamp, defaults,
 };
 pub use secret::{
     MAX_SECRET_FILE_LEN, MIN_SECRET_LEN, ResolvedSecret, Secret, resolve_api_key, resolve_secret,
@@ -277,6 +277,11 @@ mod tests {
             ("topics.max_name_length", "1"),
             ("topics.max_topics", "1"),
             ("topics.max_user_subscriptions", "1"),
+            ("history.prefixes", r#"["news."]"#),
+            ("history.size", "1"),
+            ("history.max_age", "1"),
+            ("history.max_bytes", "1"),
+            ("history.max_resume_topics", "1"),
             ("events.max_queue", "65536"),
             ("authorizer.timeout", "31536000"),
             ("authorizer.fallback", r#""allow""#),
@@ -370,6 +375,13 @@ mod tests {
                     max_name_length: 1,
                     max_topics: 1,
                     max_user_subscriptions: 1,
+                },
+                history: History {
+                    prefixes: vec!["news.".to_owned()],
+                    size: 1,
+                    max_age: Duration::from_secs(1),
+                    max_bytes: 1,
+                    max_resume_topics: 1,
                 },
                 events: Events { max_queue: 65_536 },
                 authorizer: Authorizer {
@@ -564,7 +576,7 @@ mod tests {
                 ),
                 (
                     Some("server".to_owned()),
-                    "unknown table (known: users, topics, events, authorizer, wamp, access, compression, cluster, tls, http)"
+                    "unknown table (known: users, topics, history, events, authorizer, wamp, access, compression, cluster, tls, http)"
                         .to_owned()
                 ),
             ]

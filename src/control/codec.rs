@@ -107,6 +107,8 @@ pub enum ControlError {
         field: FieldAt,
         expected: &'static str,
     },
+    /// `Y`'s kind that is neither empty, `text` nor `binary`.
+    BadKind { command: u8, field: FieldAt },
     /// A cursor longer than 255 bytes.
     BadCursor {
         command: u8,
@@ -285,6 +287,11 @@ impl fmt::Display for ControlError {
             } => write!(
                 f,
                 "control command {} {field} is not {expected}",
+                show_byte(*command)
+            ),
+            ControlError::BadKind { command, field } => write!(
+                f,
+                "control command {} {field} is not empty, text or binary",
                 show_byte(*command)
             ),
             ControlError::BadCursor {

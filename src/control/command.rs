@@ -153,6 +153,17 @@ pub enum Command<'a> {
         /// (UTF-8, judged by the server, which knows `[wamp] max_depth`); empty: none.
         options: &'a [u8],
     },
+    /// `Y`: as `x`/`X` (the kind field says which: empty or `text`, or `binary`), and keeps
+    /// it in the topic's history; reply `@`, its position (empty without a history).
+    PublishAt {
+        binary: bool,
+        topic: Topic<'a>,
+        message: &'a [u8],
+        /// As for `Publish`.
+        options: &'a [u8],
+    },
+    /// `G`: reply `@`, the topic's position now (empty without a history).
+    Position { topic: Topic<'a> },
     /// `h`: reply `L`, a page of a topic's subscribers (items: user, subscribed connections).
     Subscribers {
         topic: Topic<'a>,
@@ -225,6 +236,8 @@ impl Command<'_> {
             Command::Publish { binary, .. } => pick(binary, b'X', b'x'),
             Command::Subscribers { .. } => b'h',
             Command::SubscriberCount { .. } => b'H',
+            Command::PublishAt { .. } => b'Y',
+            Command::Position { .. } => b'G',
             Command::Topics { .. } => b'v',
             Command::Listen { .. } => b'e',
             Command::Authorizer => b'z',
@@ -320,8 +333,17 @@ impl Command<'_> {
                     out,
                 );
             }
-            Command::SubscriberCount { topic } => {
+            Command::SubscriberCount { topic } | Command::Position { topic } => {
                 encode_fields(command, &[topic.as_bytes()], 1, out);
+            }
+            Command::PublishAt {
+                binary,
+                topic,
+                message,
+                options,
+            } => {
+                let kind: &[u8] = if binary { b"binary" } else { b"" };
+                encode_fields(command, &[topic.as_bytes(), message, kind, options], 2, out);
             }
             Command::Listen { group, kinds } => {
                 let mut names = Vec::new();
@@ -387,6 +409,8 @@ impl Command<'_> {
                 check(topic, 2)
             }
             Command::Publish { topic, .. }
+            | Command::PublishAt { topic, .. }
+            | Command::Position { topic }
             | Command::Subscribers { topic, .. }
             | Command::SubscriberCount { topic } => check(topic, 1),
             Command::Authorize {
@@ -803,7 +827,7 @@ pub fn parse(frame: RawFrame<'_>) -> Result<Command<'_>, ControlError> {
             message: text(command, payload)?,
         }),
         b'u' | b'U' | b'w' | b'W' | b'o' | b'g' | b'y' | b'k' | b'K' | b'j' | b'J' | b'r'
-        | b'R' | b'x' | b'X' | b'h' | b'H' | b'v' | b'e' | b'Z' | b'O' => {
+        | b'R' | b'x' | b'X' | b'h' | b'H' | b'v' | b'e' | b'Z' | b'O' | b'Y' | b'G' => {
             parse_fields(command, payload)
         }
         // COMMANDS.md, Errors: an unknown command byte is 0E (the PHP ws(s)on skipped it).
@@ -873,6 +897,31 @@ fn parse_fields(command: u8, payload: &[u8]) -> Result<Command<'_>, ControlError
                 options: reader.options()?,
             }
         }
+        // topic, message, kind?: the kind comes last but decides how the message is read.
+        b'Y' => {
+            let topic = reader.topic()?;
+            let (message, _) = reader.required("message")?;
+            let binary = match reader.optional("kind")? {
+                (b"" | b"text", _) => false,
+                (b"binary", _) => true,
+                (_, field) => return Err(ControlError::BadKind { command, field }),
+            };
+            let message = if binary {
+                message
+            } else {
+                text(command, message)?
+            };
+            Command::PublishAt {
+                binary,
+                topic,
+                message,
+                options: reader.options()?,
+            }
+        }
+        // topic
+        b'G' => Command::Position {
+            topic: reader.topic()?,
+        },
         // topic, cursor?, limit?
         b'h' => Command::Subscribers {
             topic: reader.topic()?,
@@ -1109,6 +1158,9 @@ pub enum Reply {
     Page(Page),
     /// `{len}!{reason}`: the command was well formed but not carried out (`j`, `J`).
     Refused(Refusal),
+    /// `{len}@{epoch}:{offset}`: a topic's position, the answer to `Y` and `G`; `0@` for a
+    /// topic without history.
+    Position(Option<crate::resume::Position>),
 }
 
 impl Reply {
@@ -1128,6 +1180,8 @@ impl Reply {
     pub const PAGE_BYTE: u8 = b'L';
     /// The byte of `Refused`.
     pub const REFUSED_BYTE: u8 = b'!';
+    /// The byte of `Position`.
+    pub const POSITION_BYTE: u8 = b'@';
 
     /// The byte that names this reply on the wire.
     pub fn command_byte(&self) -> u8 {
@@ -1144,6 +1198,7 @@ impl Reply {
             Reply::Count(_) | Reply::TopicCount { .. } => Reply::COUNT_BYTE,
             Reply::Page(_) => Reply::PAGE_BYTE,
             Reply::Refused(_) => Reply::REFUSED_BYTE,
+            Reply::Position(_) => Reply::POSITION_BYTE,
         }
     }
 
@@ -1176,6 +1231,11 @@ impl Reply {
             }
             Reply::Page(page) => return page.encode(out),
             Reply::Refused(refusal) => refusal.reason().as_bytes(),
+            Reply::Position(None) => &[],
+            Reply::Position(Some(position)) => {
+                let text = format!("{}:{}", position.epoch, position.offset);
+                return codec::encode(command, text.as_bytes(), out);
+            }
         };
         codec::encode(command, payload, out);
     }
@@ -1210,6 +1270,23 @@ impl Reply {
             }
             Reply::PAGE_BYTE => Page::parse(payload).map(Reply::Page),
             Reply::REFUSED_BYTE => Refusal::from_reason(payload).map(Reply::Refused),
+            Reply::POSITION_BYTE if payload.is_empty() => Some(Reply::Position(None)),
+            Reply::POSITION_BYTE => {
+                let text = std::str::from_utf8(payload).ok()?;
+                let (epoch, offset) = text.rsplit_once(':')?;
+                let valid = !epoch.is_empty()
+                    && epoch.len() <= crate::resume::MAX_EPOCH_LEN
+                    && epoch
+                        .bytes()
+                        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f' | b'-'));
+                let offset = decimal(offset.as_bytes())?;
+                valid.then(|| {
+                    Reply::Position(Some(crate::resume::Position {
+                        epoch: epoch.to_owned(),
+                        offset,
+                    }))
+                })
+            }
             _ => None,
         }
     }
@@ -1236,6 +1313,7 @@ impl Reply {
             | ControlError::BadReason { .. }
             | ControlError::BadNumber { .. }
             | ControlError::BadCursor { .. }
+            | ControlError::BadKind { .. }
             | ControlError::BadGroup { .. }
             | ControlError::UnknownEventKind { .. }
             | ControlError::RepeatedEventKind { .. }
@@ -1591,8 +1669,8 @@ mod tests {
     #[test]
     fn unknown_command_byte_is_unknown_command() {
         assert_eq!(
-            command(b"0G"),
-            Err(ControlError::UnknownCommand { byte: b'G' })
+            command(b"0~"),
+            Err(ControlError::UnknownCommand { byte: b'~' })
         );
         // Reply-only bytes are not commands either (`e` and `z` are both: a listener's and
         // an authorizer's commands, and wson's event and request frames).
@@ -1786,9 +1864,9 @@ mod tests {
             })
         );
 
-        let (commands, error) = assert_same_at_every_split(b"0p2Ghi0p");
+        let (commands, error) = assert_same_at_every_split(b"0p2~hi0p");
         assert_eq!(commands.len(), 1);
-        assert_eq!(error, Some(ControlError::UnknownCommand { byte: b'G' }));
+        assert_eq!(error, Some(ControlError::UnknownCommand { byte: b'~' }));
     }
 
     // Property tests.
@@ -3064,6 +3142,11 @@ mod tests {
                 items: vec![(b"news".to_vec(), 3)],
             }),
             Reply::Refused(Refusal::TopicLimit),
+            Reply::Position(None),
+            Reply::Position(Some(crate::resume::Position {
+                epoch: "1a2b3c4d-1".to_owned(),
+                offset: 42,
+            })),
         ];
         for reply in replies {
             let bytes = reply_bytes(&reply);
@@ -3079,6 +3162,39 @@ mod tests {
         assert_eq!(decode(b'!', b"nope"), None);
         assert_eq!(decode(b'a', b"x"), None);
         assert_eq!(decode(b'e', b""), None);
+        assert_eq!(decode(b'@', b"1a2b3c4d-1"), None);
+        assert_eq!(decode(b'@', b"XY:1"), None);
+        assert_eq!(decode(b'@', b"ab:"), None);
+    }
+
+    #[test]
+    fn upper_y_kind_says_text_or_binary_and_text_must_be_utf8() {
+        let news = Topic::parse(b"news").unwrap();
+        let publish = |binary, message| Command::PublishAt {
+            binary,
+            topic: news,
+            message,
+            options: b"",
+        };
+        assert_eq!(command(b"10Y4:news2:hi"), Ok(publish(false, b"hi")));
+        assert_eq!(command(b"16Y4:news2:hi4:text"), Ok(publish(false, b"hi")));
+        assert_eq!(
+            command(b"18Y4:news2:\xff\x006:binary"),
+            Ok(publish(true, b"\xff\x00"))
+        );
+        assert!(matches!(
+            command(b"16Y4:news2:hi4:json"),
+            Err(ControlError::BadKind { command: b'Y', .. })
+        ));
+        assert!(matches!(
+            command(b"10Y4:news2:\xff\x00"),
+            Err(ControlError::InvalidUtf8 { command: b'Y', .. })
+        ));
+        assert_eq!(command(b"6G4:news"), Ok(Command::Position { topic: news }));
+        assert!(matches!(
+            command(b"2G0:"),
+            Err(ControlError::BadTopic { command: b'G', .. })
+        ));
     }
 
     #[test]

@@ -43,11 +43,12 @@ pub enum ApiMethod {
     Topics,
     Presence,
     PresenceCount,
+    Position,
     Status,
 }
 
 impl ApiMethod {
-    pub const ALL: [ApiMethod; 14] = [
+    pub const ALL: [ApiMethod; 15] = [
         ApiMethod::Broadcast,
         ApiMethod::Send,
         ApiMethod::SendUser,
@@ -61,6 +62,7 @@ impl ApiMethod {
         ApiMethod::Topics,
         ApiMethod::Presence,
         ApiMethod::PresenceCount,
+        ApiMethod::Position,
         ApiMethod::Status,
     ];
 
@@ -79,6 +81,7 @@ impl ApiMethod {
             ApiMethod::Topics => "topics",
             ApiMethod::Presence => "presence",
             ApiMethod::PresenceCount => "presence_count",
+            ApiMethod::Position => "position",
             ApiMethod::Status => "status",
         }
     }
@@ -102,7 +105,7 @@ impl ApiMethod {
             ApiMethod::Tokens => &["user", "cursor", "limit"],
             ApiMethod::Users | ApiMethod::Topics => &["cursor", "limit"],
             ApiMethod::Presence => &["topic", "cursor", "limit"],
-            ApiMethod::PresenceCount => &["topic"],
+            ApiMethod::PresenceCount | ApiMethod::Position => &["topic"],
             ApiMethod::Status => &[],
         }
     }
@@ -420,11 +423,10 @@ pub fn frame(
             let topic = params.required("topic")?;
             let (message, binary) = params.message()?;
             let options = publish_options(&params)?;
-            let fields: &[&[u8]] = &[topic.as_bytes(), &message, &options];
-            fields_frame(
-                pick(binary, b'X', b'x'),
-                &fields[..if options.is_empty() { 2 } else { 3 }],
-            )
+            // `Y`: `x`/`X` that answers the position when the topic keeps a history.
+            let kind: &[u8] = if binary { b"binary" } else { b"" };
+            let fields: &[&[u8]] = &[topic.as_bytes(), &message, kind, &options];
+            fields_frame(b'Y', &fields[..if options.is_empty() { 3 } else { 4 }])
         }
         ApiMethod::Kick => {
             let (target, user) = params.target()?;
@@ -474,6 +476,7 @@ pub fn frame(
             )
         }
         ApiMethod::PresenceCount => fields_frame(b'H', &[params.required("topic")?.as_bytes()]),
+        ApiMethod::Position => fields_frame(b'G', &[params.required("topic")?.as_bytes()]),
         ApiMethod::Status => Frame {
             command: b't',
             payload: Vec::new(),
@@ -529,6 +532,7 @@ pub fn control_error(error: &ControlError) -> ApiError {
         | ControlError::BadReason { field, .. }
         | ControlError::BadNumber { field, .. }
         | ControlError::BadCursor { field, .. }
+        | ControlError::BadKind { field, .. }
         | ControlError::BadGroup { field, .. }
         | ControlError::UnknownEventKind { field, .. }
         | ControlError::RepeatedEventKind { field, .. }
@@ -575,6 +579,12 @@ pub fn reply_result(method: ApiMethod, reply: &Reply) -> Result<Value, ApiError>
             .map_err(|error| ApiError::new(500, "internal", format!("status: {error}"))),
         Reply::Domain(domain) => Ok(json!({"domain": domain})),
         Reply::Refused(refusal) => Err(refusal_error(*refusal)),
+        Reply::Position(Some(position)) => {
+            Ok(json!({"epoch": position.epoch, "offset": position.offset}))
+        }
+        // `publish` to a topic without history answers as it did before there were any.
+        Reply::Position(None) if method == ApiMethod::Publish => Ok(done_result()),
+        Reply::Position(None) => Ok(json!({"epoch": null, "offset": null})),
         Reply::FragmentAck | Reply::FragmentNack | Reply::Ping | Reply::Pong | Reply::Error => {
             Err(ApiError::new(
                 500,

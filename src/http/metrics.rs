@@ -24,6 +24,9 @@ pub struct Snapshot<'a> {
     pub topics: usize,
     pub wamp_sessions: usize,
     pub wamp_pending_calls: usize,
+    /// Publications and bytes the topic histories hold (`[history]`).
+    pub history_publications: usize,
+    pub history_bytes: usize,
     /// Nodes in the cluster (this one included) and whether Redis is up; `None`: no cluster.
     pub cluster: Option<(u64, bool)>,
     pub uptime_secs: u64,
@@ -128,7 +131,7 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
         "WebSocket upgrades refused, by HTTP status.",
         &refused,
     );
-    let gauges: [(&str, &str, usize); 6] = [
+    let gauges: [(&str, &str, usize); 8] = [
         (
             "control_connections",
             "Open control connections.",
@@ -158,6 +161,16 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
             "wamp_pending_calls",
             "WAMP calls waiting for their result.",
             snapshot.wamp_pending_calls,
+        ),
+        (
+            "history_publications",
+            "Publications the topic histories hold.",
+            snapshot.history_publications,
+        ),
+        (
+            "history_bytes",
+            "Bytes the topic histories hold, as counted against [history] max_bytes.",
+            snapshot.history_bytes,
         ),
     ];
     for (name, help, value) in gauges {

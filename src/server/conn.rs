@@ -185,6 +185,9 @@ pub struct Upgrade {
     /// realm has a login method besides `cookie`: `identity` is `None`, and the WAMP login
     /// is its only way in.
     pub wamp_login: bool,
+    /// The `resume` parameter of the request-target (README, "Missed messages"); `None`
+    /// without one.
+    pub resume: Option<Vec<crate::resume::Resume>>,
 }
 
 /// True when an upgrade offering `protocols` may go without cookies: it offers a WAMP
@@ -464,6 +467,26 @@ impl Conn {
             self.refuse(Status::Forbidden, None, "origin not allowed", settings, now);
             return None;
         }
+        // With `[history]` off the parameter is not read: upgrades behave as before it.
+        let read_resume = if settings.history.prefixes.is_empty() {
+            Ok(None)
+        } else {
+            crate::resume::from_target(&request.path, settings.history.max_resume_topics)
+        };
+        let resume = match read_resume {
+            Ok(resume) => resume,
+            Err(error) => {
+                log::warn!(
+                    peer = self.peer(),
+                    status = 400,
+                    reason:% = error;
+                    "handshake refused"
+                );
+                ctx.stats.refused(400);
+                self.refuse(Status::BadRequest, None, &error.to_string(), settings, now);
+                return None;
+            }
+        };
         let mut wamp_login = false;
         let identity = match settings.auth {
             AuthMode::Authorizer => None,
@@ -532,6 +555,7 @@ impl Conn {
             cookies,
             protocols,
             wamp_login,
+            resume,
         }))
     }
 

@@ -77,6 +77,8 @@ impl HttpBackend for HttpCommands<'_> {
             topics: figures.topics,
             wamp_sessions: figures.wamp.sessions,
             wamp_pending_calls: figures.wamp.pending_calls,
+            history_publications: figures.history_publications,
+            history_bytes: figures.history_bytes,
             cluster,
             uptime_secs: backend
                 .now

@@ -13,6 +13,8 @@ use crate::config::{AuthMode, TokenReuse};
 use crate::control::authorizer::Decision;
 use crate::control::codec::ControlError;
 use crate::control::command::{Command, Page, PageRequest, Refusal, Reply, Target};
+use crate::control::topic::Topic;
+use crate::resume::Position;
 use crate::router::options::PublishOptions;
 use crate::server::hub::{Asked, Fragment, FragmentResult, Hub, Message};
 use crate::server::outbound::{BatchFor, FrameBatch, shared_frame};
@@ -69,7 +71,10 @@ impl Commands for Backend<'_> {
         // Anything but a broadcast or a publication may queue to a client or report
         // counters: what is batched goes out first, in order. (A broadcast or publication
         // for another audience sends the batch itself.)
-        if !matches!(command, Command::Broadcast { .. } | Command::Publish { .. }) {
+        if !matches!(
+            command,
+            Command::Broadcast { .. } | Command::Publish { .. } | Command::PublishAt { .. }
+        ) {
             self.send_batch();
         }
         execute(command, self)
@@ -85,6 +90,15 @@ impl Backend<'_> {
     /// full or for another audience. A message too large for an empty batch goes out on
     /// its own, without the extra copy.
     fn queue_batched(&mut self, audience: BatchFor<'_>, binary: bool, message: &[u8]) {
+        // A kept publication is its own frame, so the history shares it without a copy.
+        if let BatchFor::Topic(topic) = audience
+            && self.hub.keeps_history(topic, self.settings)
+        {
+            self.send_batch();
+            let frame = shared_frame(true, data_opcode(binary), message);
+            self.send(audience, &frame, 1);
+            return;
+        }
         if !self.batch.accepts(audience, message.len()) {
             self.send_batch();
             if !self.batch.accepts(audience, message.len()) {
@@ -322,11 +336,12 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
             let (subscribed, subject) = match target {
                 Target::Token(token) => (
                     ctx.hub
-                        .subscribe_token(&token, topic.as_str(), ctx.settings),
+                        .subscribe_token(&token, topic.as_str(), ctx.settings, ctx.stats),
                     Subject::Token(token),
                 ),
                 Target::User(user) => (
-                    ctx.hub.subscribe_user(user, topic.as_str(), ctx.settings),
+                    ctx.hub
+                        .subscribe_user(user, topic.as_str(), ctx.settings, ctx.stats),
                     Subject::User(user),
                 ),
             };
@@ -374,28 +389,26 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
             options,
         } => {
             command.check_topic_len(ctx.settings.topics.max_name_length)?;
-            let wamp_options = publish_options(command.command_byte(), options, ctx.settings)?;
-            if options.is_empty() {
-                ctx.queue_batched(BatchFor::Topic(topic.as_str()), binary, message);
-            } else {
-                // Options go with one publication, so it leaves the batch: after it, in order.
-                ctx.send_batch();
-                let frame = shared_frame(true, data_opcode(binary), message);
-                let audience = BatchFor::Topic(topic.as_str());
-                ctx.hub
-                    .publish(topic.as_str(), &frame, 1, ctx.settings, ctx.stats);
-                ctx.hub.cluster_forward_with(audience, &frame, 1, options);
-            }
-            // One namespace: the backend realm's WAMP subscribers hear it as an EVENT.
-            ctx.hub.wamp_publish_from_plain(
-                topic.as_str(),
-                binary,
-                message,
-                &wamp_options,
-                ctx.settings,
-                ctx.now,
-            );
+            publish_to_topic(ctx, command.command_byte(), topic, binary, message, options)?;
             Outcome::Done
+        }
+        Command::PublishAt {
+            binary,
+            topic,
+            message,
+            options,
+        } => {
+            command.check_topic_len(ctx.settings.topics.max_name_length)?;
+            let byte = command.command_byte();
+            let position = publish_to_topic(ctx, byte, topic, binary, message, options)?;
+            Outcome::Reply(Reply::Position(position))
+        }
+        Command::Position { topic } => {
+            command.check_topic_len(ctx.settings.topics.max_name_length)?;
+            let position = ctx
+                .hub
+                .history_position(topic.as_str(), ctx.settings, ctx.now);
+            Outcome::Reply(Reply::Position(position))
         }
         Command::Subscribers { topic, page } => {
             command.check_topic_len(ctx.settings.topics.max_name_length)?;
@@ -545,6 +558,9 @@ pub fn status_json(
         "refused_blocked": stats.refused_blocked,
         "refused_rate_limited": stats.refused_rate_limited,
         "tracked_addresses": figures.tracked_addresses,
+        "history_publications": figures.history_publications,
+        "history_bytes": figures.history_bytes,
+        "history_topics": figures.history_topics,
         "protocol_errors": stats.protocol_errors,
         "slow_consumers_dropped": stats.slow_consumers_dropped,
         "users_online": figures.users_online,
@@ -610,4 +626,43 @@ pub(crate) fn publish_options(
     };
     PublishOptions::parse(&options).map_err(|violation| refused(violation.to_string()))?;
     Ok(options)
+}
+
+/// `x`, `X` and `Y`: the message to the topic's plain subscribers (batched with the
+/// publications around it unless the topic keeps a history, which shares its frame, or WAMP
+/// options come with it), to the other nodes, and to the backend realm's WAMP subscribers.
+/// The publication's position when the topic keeps a history.
+fn publish_to_topic(
+    ctx: &mut Backend<'_>,
+    command: u8,
+    topic: Topic<'_>,
+    binary: bool,
+    message: &[u8],
+    options: &[u8],
+) -> Result<Option<Position>, ControlError> {
+    let wamp_options = publish_options(command, options, ctx.settings)?;
+    let audience = BatchFor::Topic(topic.as_str());
+    let position = if options.is_empty() && !ctx.hub.keeps_history(topic.as_str(), ctx.settings) {
+        ctx.queue_batched(audience, binary, message);
+        None
+    } else {
+        // One publication of its own, after the batch before it: in order.
+        ctx.send_batch();
+        let frame = shared_frame(true, data_opcode(binary), message);
+        let position = ctx
+            .hub
+            .publish(topic.as_str(), &frame, 1, ctx.settings, ctx.stats);
+        ctx.hub.cluster_forward_with(audience, &frame, 1, options);
+        position
+    };
+    // One namespace: the backend realm's WAMP subscribers hear it as an EVENT.
+    ctx.hub.wamp_publish_from_plain(
+        topic.as_str(),
+        binary,
+        message,
+        &wamp_options,
+        ctx.settings,
+        ctx.now,
+    );
+    Ok(position)
 }

@@ -335,6 +335,10 @@ impl Hub {
                 token,
                 user: Rc::clone(&user),
                 topics: Vec::new(),
+                resume: match app {
+                    App::Plain => admission.upgrade.resume.clone(),
+                    App::Wamp(_) | App::WampV1 => None,
+                },
             });
             self.listeners
                 .get(client.listener)
@@ -403,7 +407,12 @@ impl Hub {
             conn.accept(admission.expires_at, app, ctx)
         });
         match accepted {
-            Some(Ok(())) => self.settle(key, settings),
+            Some(Ok(())) => {
+                // After the 101 and in the same turn: what it missed goes before anything
+                // published from now on.
+                self.resume_joined(key, settings, stats);
+                self.settle(key, settings);
+            }
             Some(Err(gone)) => self.close(key, &gone),
             None => {}
         }

@@ -245,6 +245,7 @@ mod tests {
             cookies: Vec::new(),
             protocols: Vec::new(),
             wamp_login: false,
+            resume: None,
         }
     }
 

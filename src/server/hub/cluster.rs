@@ -825,8 +825,8 @@ impl Hub {
                 question: Question::Subscribe { target, topic },
             } => {
                 let subscribed = match target {
-                    Subject::Token(token) => self.subscribe_token(&token, topic, settings),
-                    Subject::User(user) => self.subscribe_user(user, topic, settings),
+                    Subject::Token(token) => self.subscribe_token(&token, topic, settings, stats),
+                    Subject::User(user) => self.subscribe_user(user, topic, settings, stats),
                 };
                 match subscribed {
                     Ok(count) => self.cluster_answer(origin, id, count as u64, b""),

@@ -3,9 +3,21 @@
 //! holders, a user's connections or a topic's members; and fragmented messages.
 
 use super::*;
+use crate::resume::Position;
 use crate::server::conn::{App, Audience};
+use crate::server::hub::history::{History, Replay, Rules};
 use crate::server::outbound::Variants;
 use crate::ws::deflate::Deflater;
+use crate::ws::frame::OpCode;
+
+/// The `[history]` bounds as they apply now.
+fn history_rules(settings: &Settings) -> Rules {
+    Rules {
+        size: settings.history.size,
+        max_age: settings.history.max_age,
+        max_bytes: settings.history.max_bytes,
+    }
+}
 
 /// What became of a frame offered to one client.
 pub(super) enum Offered {
@@ -220,7 +232,8 @@ impl Hub {
     }
 
     /// Queues one shared chunk, `messages` whole frames, to every connection subscribed to
-    /// `topic`; returns how many.
+    /// `topic`. A topic with history keeps each publication and answers the last one's
+    /// position; without, the cost is a prefix check per configured prefix.
     pub fn publish(
         &mut self,
         topic: &str,
@@ -228,14 +241,176 @@ impl Hub {
         messages: usize,
         settings: &Settings,
         stats: &mut Stats,
-    ) -> usize {
-        match self.topics.get(topic) {
-            Some(id) => {
-                let outgoing = Outgoing::Frames { frames, messages };
-                self.deliver_to(Among::Topic(id), outgoing, settings, stats)
-            }
-            None => 0,
+    ) -> Option<Position> {
+        if self.keeps_history(topic, settings) {
+            return Some(self.publish_kept(topic, frames, messages, settings, stats));
         }
+        if let Some(id) = self.topics.get(topic) {
+            let outgoing = Outgoing::Frames { frames, messages };
+            self.deliver_to(Among::Topic(id), outgoing, settings, stats);
+        }
+        None
+    }
+
+    /// True when `[history] prefixes` covers `topic`.
+    pub fn keeps_history(&self, topic: &str, settings: &Settings) -> bool {
+        History::covers(&settings.history.prefixes, topic)
+    }
+
+    /// The topic's position now (`G`), or `None` when it keeps no history.
+    pub fn history_position(
+        &mut self,
+        topic: &str,
+        settings: &Settings,
+        now: Instant,
+    ) -> Option<Position> {
+        self.keeps_history(topic, settings)
+            .then(|| self.history.position(topic, history_rules(settings), now))
+    }
+
+    /// Keeps each publication of the chunk, then delivers: the chunk as it is to plain
+    /// members, each publication after its position notice to positioned ones.
+    fn publish_kept(
+        &mut self,
+        topic: &str,
+        frames: &Rc<[u8]>,
+        messages: usize,
+        settings: &Settings,
+        stats: &mut Stats,
+    ) -> Position {
+        let rules = history_rules(settings);
+        let now = Instant::now();
+        // Local publications to a kept topic come one per chunk (`queue_batched`); a batch
+        // from another node is split, one copy per publication.
+        let singles: Vec<Rc<[u8]>> = if messages == 1 {
+            vec![Rc::clone(frames)]
+        } else {
+            crate::cluster::wire::messages_in(frames)
+                .iter()
+                .map(|(binary, payload)| {
+                    shared_frame(true, MessageKind::from_binary(*binary).opcode(), payload)
+                })
+                .collect()
+        };
+        let mut kept = Vec::with_capacity(singles.len());
+        let mut last = None;
+        for frame in singles {
+            let (position, notice) = self.history.record(topic, Rc::clone(&frame), rules, now);
+            kept.push((notice, frame));
+            last = Some(position);
+        }
+        let position = match last {
+            Some(position) => position,
+            None => self.history.position(topic, rules, now),
+        };
+        let Some(id) = self.topics.get(topic) else {
+            return position;
+        };
+        let clients = &self.clients;
+        let (positioned, plain): (Vec<Key>, Vec<Key>) =
+            self.topics.members(id).iter().partition(|key| {
+                clients
+                    .get(**key)
+                    .and_then(|client| client.seat.as_ref())
+                    .is_some_and(|seat| seat.resume.is_some())
+            });
+        let mut recipients = Recipients {
+            clients: &mut self.clients,
+            locks: &mut self.locks,
+            to_flush: &mut self.to_flush,
+            deflater: &mut self.deflater,
+        };
+        let outgoing = Outgoing::Frames { frames, messages };
+        let (_, mut overflowed) =
+            recipients.deliver(&plain, outgoing, Audience::Plain, settings, stats);
+        for (notice, frame) in &kept {
+            for frames in [notice, frame] {
+                let outgoing = Outgoing::Frames {
+                    frames,
+                    messages: 1,
+                };
+                let (_, over) =
+                    recipients.deliver(&positioned, outgoing, Audience::Plain, settings, stats);
+                overflowed.extend(over);
+            }
+        }
+        overflowed.sort_by_key(|(key, _)| key.to_usize());
+        overflowed.dedup_by_key(|(key, _)| *key);
+        self.drop_slow_consumers(overflowed, stats);
+        position
+    }
+
+    /// Serves the `resume` items of the topics the client has joined: what it missed, in
+    /// order, or a reload notice. Called once it is open, and on each later join, within
+    /// the hub call that made it join, so no publication slips between.
+    pub(super) fn resume_joined(&mut self, key: Key, settings: &Settings, stats: &mut Stats) {
+        let due: Vec<crate::resume::Resume> = {
+            let Some(client) = self.clients.get_mut(key) else {
+                return;
+            };
+            if !client.conn.is_open() {
+                return;
+            }
+            let Some(seat) = client.seat.as_mut() else {
+                return;
+            };
+            let Some(pending) = seat.resume.as_mut() else {
+                return;
+            };
+            let topics = &self.topics;
+            let joined = &seat.topics;
+            let (due, waiting): (Vec<_>, Vec<_>) = pending.drain(..).partition(|item| {
+                topics
+                    .get(&item.topic)
+                    .is_some_and(|id| joined.contains(&id))
+            });
+            *pending = waiting;
+            due
+        };
+        if due.is_empty() {
+            return;
+        }
+        let rules = history_rules(settings);
+        let now = Instant::now();
+        let mut frames: Vec<Rc<[u8]>> = Vec::new();
+        for item in due {
+            let answer = if self.keeps_history(&item.topic, settings) {
+                self.history.replay(&item.topic, &item.position, rules, now)
+            } else {
+                Replay::Reload(crate::resume::Reload::Off, None)
+            };
+            match answer {
+                Replay::Missed(entries) => {
+                    for entry in entries {
+                        frames.push(entry.notice);
+                        frames.push(entry.frame);
+                    }
+                }
+                Replay::Reload(reload, position) => {
+                    let text = crate::resume::reload_notice(&item.topic, reload, position.as_ref());
+                    frames.push(shared_frame(true, OpCode::Text, text.as_bytes()));
+                }
+            }
+        }
+        let mut recipients = Recipients {
+            clients: &mut self.clients,
+            locks: &mut self.locks,
+            to_flush: &mut self.to_flush,
+            deflater: &mut self.deflater,
+        };
+        let mut overflowed = Vec::new();
+        for frames in &frames {
+            let outgoing = Outgoing::Frames {
+                frames,
+                messages: 1,
+            };
+            let (_, over) = recipients.deliver(&[key], outgoing, Audience::Plain, settings, stats);
+            if !over.is_empty() {
+                overflowed = over;
+                break;
+            }
+        }
+        self.drop_slow_consumers(overflowed, stats);
     }
 
     /// Walks the index that names the audience in place (its keys are not copied) and

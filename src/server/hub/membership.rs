@@ -110,12 +110,17 @@ impl Hub {
         token: &Token,
         topic: &str,
         settings: &Settings,
+        stats: &mut Stats,
     ) -> Result<usize, Refusal> {
         let holders = self.plain_only(self.holders(token));
         if holders.is_empty() {
             return Ok(0);
         }
-        self.subscribe_connections(&holders, topic, settings)
+        let subscribed = self.subscribe_connections(&holders, topic, settings)?;
+        for key in holders {
+            self.resume_joined(key, settings, stats);
+        }
+        Ok(subscribed)
     }
 
     /// Subscribes a user: every current connection now, and every future one until
@@ -125,6 +130,7 @@ impl Hub {
         user: &str,
         topic: &str,
         settings: &Settings,
+        stats: &mut Stats,
     ) -> Result<usize, Refusal> {
         let connections = self.plain_only(self.users.connections(user));
         self.check_room(&connections, topic, settings)?;
@@ -144,6 +150,9 @@ impl Hub {
         }
         for key in &connections {
             self.join_topic(*key, id, settings)?;
+        }
+        for key in &connections {
+            self.resume_joined(*key, settings, stats);
         }
         Ok(connections.len())
     }

@@ -28,6 +28,7 @@ mod cluster_count;
 mod cluster_wamp;
 mod delivery;
 mod events;
+mod history;
 mod key_list;
 mod locks;
 mod membership;
@@ -109,6 +110,8 @@ pub struct Hub {
     access: AddressTable,
     /// The link to the other nodes, with `[cluster] redis`.
     cluster: Option<cluster::ClusterSide>,
+    /// The history of plain topics (`[history]`).
+    history: history::History,
     /// permessage-deflate's compressor: one zlib state per window size, for everything
     /// sent compressed (each message on its own, `server_no_context_takeover`).
     deflater: Deflater,
@@ -145,6 +148,10 @@ struct Seat {
     token: Token,
     user: UserName,
     topics: Vec<TopicId>,
+    /// A plain client that sent `resume`: it gets a position notice before each
+    /// publication of a topic with history, and the items of its `resume` wait here until
+    /// it joins their topic (at the upgrade, or a later `j`). `None`: no notices.
+    resume: Option<Vec<crate::resume::Resume>>,
 }
 
 /// What `drive` leaves for the server.
@@ -168,6 +175,10 @@ pub struct Figures {
     pub authorizations_waiting: usize,
     /// Addresses the per-address limits track now.
     pub tracked_addresses: usize,
+    /// Publications and bytes the topic histories hold, and their topics.
+    pub history_publications: usize,
+    pub history_bytes: usize,
+    pub history_topics: usize,
     pub wamp: RouterFigures,
 }
 
@@ -348,6 +359,7 @@ impl Hub {
             access: AddressTable::default(),
             cluster: None,
             deflater: Deflater::default(),
+            history: history::History::new(history::History::random_base()),
         }
     }
 
@@ -398,6 +410,9 @@ impl Hub {
             authorizers: self.authorizers.count(),
             authorizations_waiting: self.authorizers.waiting(),
             tracked_addresses: self.access.len(),
+            history_publications: self.history.publications(),
+            history_bytes: self.history.bytes(),
+            history_topics: self.history.topics(),
             wamp: self.router.figures(),
         }
     }

@@ -1,0 +1,458 @@
+//! The history of plain topics (`[history]`): per topic, the last publications, each with
+//! its position, for clients that resume after a reconnect (README, "Missed messages").
+//!
+//! An entry shares the frame the publication was delivered with (the same `Rc`) and holds
+//! the position notice positioned clients got before it; nothing else is copied. A topic's
+//! state lives on while its subscribers come and go: a client may have been its only one.
+//! Bounds: `size` entries per topic and `max_age` (pruned when the topic is touched), and
+//! `max_bytes` over every topic, where the oldest publication of any topic goes first (a
+//! global queue in publication order; an entry that already left its topic is skipped, and
+//! the queue is compacted when such leftovers outnumber live entries). A topic state
+//! without entries (made by a position read, or emptied) stays, so offsets keep counting in
+//! its epoch; only the budget forgets it, and its next publication opens a new epoch.
+
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::resume::{Position, Reload, position_notice};
+use crate::server::outbound::shared_frame;
+use crate::ws::frame::OpCode;
+
+/// Bytes counted per entry besides its frames: the bookkeeping, so that many empty
+/// publications still meet the budget.
+pub const ENTRY_OVERHEAD: usize = 64;
+/// Bytes counted per topic state.
+pub const STATE_OVERHEAD: usize = 128;
+
+/// The `[history]` bounds as they apply now.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    pub size: usize,
+    pub max_age: Duration,
+    pub max_bytes: usize,
+}
+
+/// One publication kept: its frame as delivered and the notice that went before it.
+#[derive(Clone)]
+pub struct Entry {
+    pub offset: u64,
+    pub notice: Rc<[u8]>,
+    pub frame: Rc<[u8]>,
+    at: Instant,
+}
+
+impl Entry {
+    fn bytes(&self) -> usize {
+        self.notice.len() + self.frame.len() + ENTRY_OVERHEAD
+    }
+}
+
+struct TopicHistory {
+    epoch: Rc<str>,
+    generation: u64,
+    /// The offset of the topic's last publication in this epoch (0: none yet).
+    last: u64,
+    /// Contiguous offsets, oldest first, up to `last`.
+    entries: VecDeque<Entry>,
+}
+
+/// What a resume from a position gets.
+pub enum Replay {
+    /// The publications after the client's offset, oldest first (perhaps none).
+    Missed(Vec<Entry>),
+    /// Not from the history: the client reloads; the topic's position when it has one.
+    Reload(Reload, Option<Position>),
+}
+
+pub struct History {
+    /// 8 hex digits drawn at start: a restart is a new epoch for every topic.
+    base: String,
+    generations: u64,
+    topics: HashMap<Rc<str>, TopicHistory>,
+    /// (topic, generation, offset) of every entry, in publication order, with leftovers of
+    /// entries that already left their topic.
+    order: VecDeque<(Rc<str>, u64, u64)>,
+    publications: usize,
+    bytes: usize,
+}
+
+impl History {
+    pub fn new(base: String) -> History {
+        History {
+            base,
+            generations: 0,
+            topics: HashMap::new(),
+            order: VecDeque::new(),
+            publications: 0,
+            bytes: 0,
+        }
+    }
+
+    /// 8 random hex digits, or the clock's when randomness fails (still new per start).
+    pub fn random_base() -> String {
+        let mut random = [0u8; 4];
+        if getrandom::fill(&mut random).is_err() {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| {
+                    elapsed.subsec_nanos() ^ elapsed.as_secs() as u32
+                });
+            random = nanos.to_be_bytes();
+        }
+        random.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    /// True when `topic` starts with one of `prefixes`.
+    pub fn covers(prefixes: &[String], topic: &str) -> bool {
+        prefixes
+            .iter()
+            .any(|prefix| topic.starts_with(prefix.as_str()))
+    }
+
+    /// Publications held, all topics.
+    pub fn publications(&self) -> usize {
+        self.publications
+    }
+
+    /// Bytes counted against `max_bytes`.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Topics with a history state.
+    pub fn topics(&self) -> usize {
+        self.topics.len()
+    }
+
+    /// The topic's state, made when absent, and its name as the map holds it.
+    fn state(&mut self, topic: &str) -> (Rc<str>, &mut TopicHistory) {
+        let name = match self.topics.get_key_value(topic) {
+            Some((name, _)) => Rc::clone(name),
+            None => Rc::from(topic),
+        };
+        let History {
+            base,
+            generations,
+            topics,
+            bytes,
+            ..
+        } = self;
+        let state = topics.entry(Rc::clone(&name)).or_insert_with(|| {
+            *generations += 1;
+            *bytes += STATE_OVERHEAD + topic.len();
+            TopicHistory {
+                epoch: Rc::from(format!("{base}-{generations}")),
+                generation: *generations,
+                last: 0,
+                entries: VecDeque::new(),
+            }
+        });
+        (name, state)
+    }
+
+    /// The topic's position now, its state made when it has none, so a publication after
+    /// this read continues from it (the page-load pattern).
+    pub fn position(&mut self, topic: &str, rules: Rules, now: Instant) -> Position {
+        self.prune_age(topic, rules, now);
+        let (_, state) = self.state(topic);
+        let position = Position {
+            epoch: state.epoch.to_string(),
+            offset: state.last,
+        };
+        self.enforce_budget(rules.max_bytes, Some(topic));
+        position
+    }
+
+    /// Keeps one publication: `frame` is the shared frame it is delivered with. Returns its
+    /// position and the notice positioned clients get before it.
+    pub fn record(
+        &mut self,
+        topic: &str,
+        frame: Rc<[u8]>,
+        rules: Rules,
+        now: Instant,
+    ) -> (Position, Rc<[u8]>) {
+        self.prune_age(topic, rules, now);
+        let (topic_key, state) = self.state(topic);
+        state.last += 1;
+        let position = Position {
+            epoch: state.epoch.to_string(),
+            offset: state.last,
+        };
+        let notice = shared_frame(
+            true,
+            OpCode::Text,
+            position_notice(topic, &position).as_bytes(),
+        );
+        let entry = Entry {
+            offset: state.last,
+            notice: Rc::clone(&notice),
+            frame,
+            at: now,
+        };
+        let generation = state.generation;
+        let added = entry.bytes();
+        state.entries.push_back(entry);
+        let mut dropped = Vec::new();
+        while state.entries.len() > rules.size {
+            if let Some(old) = state.entries.pop_front() {
+                dropped.push(old.bytes());
+            }
+        }
+        self.order
+            .push_back((topic_key, generation, position.offset));
+        self.publications += 1;
+        self.bytes += added;
+        for bytes in dropped {
+            self.publications -= 1;
+            self.bytes -= bytes;
+        }
+        self.enforce_budget(rules.max_bytes, Some(topic));
+        self.compact();
+        (position, notice)
+    }
+
+    /// What a client that saw `topic` up to `seen` missed, or why it must reload.
+    pub fn replay(&mut self, topic: &str, seen: &Position, rules: Rules, now: Instant) -> Replay {
+        self.prune_age(topic, rules, now);
+        let Some(state) = self.topics.get(topic) else {
+            return Replay::Reload(Reload::Epoch, None);
+        };
+        let current = Position {
+            epoch: state.epoch.to_string(),
+            offset: state.last,
+        };
+        if *state.epoch != *seen.epoch {
+            return Replay::Reload(Reload::Epoch, Some(current));
+        }
+        if seen.offset > state.last {
+            return Replay::Reload(Reload::Ahead, Some(current));
+        }
+        // Entries hold offsets first..=last; the client needs seen+1..=last.
+        let first = state.entries.front().map_or(state.last + 1, |e| e.offset);
+        if seen.offset + 1 < first {
+            return Replay::Reload(Reload::Gone, Some(current));
+        }
+        let skip = usize::try_from(seen.offset + 1 - first).unwrap_or(usize::MAX);
+        Replay::Missed(state.entries.iter().skip(skip).cloned().collect())
+    }
+
+    fn prune_age(&mut self, topic: &str, rules: Rules, now: Instant) {
+        let Some(state) = self.topics.get_mut(topic) else {
+            return;
+        };
+        while let Some(front) = state.entries.front() {
+            if now.saturating_duration_since(front.at) <= rules.max_age {
+                break;
+            }
+            let bytes = front.bytes();
+            state.entries.pop_front();
+            self.publications -= 1;
+            self.bytes -= bytes;
+        }
+    }
+
+    /// Drops the oldest publications of any topic, then (past every entry) topic states
+    /// without entries, until the budget holds; `keep` is the topic being written.
+    fn enforce_budget(&mut self, max_bytes: usize, keep: Option<&str>) {
+        while self.bytes > max_bytes {
+            let Some((topic, generation, offset)) = self.order.pop_front() else {
+                break;
+            };
+            let Some(state) = self.topics.get_mut(&topic) else {
+                continue;
+            };
+            let live = state.generation == generation
+                && state.entries.front().is_some_and(|e| e.offset == offset);
+            if live && let Some(old) = state.entries.pop_front() {
+                self.publications -= 1;
+                self.bytes -= old.bytes();
+            }
+        }
+        if self.bytes > max_bytes {
+            let empty: Vec<Rc<str>> = self
+                .topics
+                .iter()
+                .filter(|(name, state)| state.entries.is_empty() && Some(&***name) != keep)
+                .map(|(name, _)| Rc::clone(name))
+                .collect();
+            for name in empty {
+                if self.bytes <= max_bytes {
+                    break;
+                }
+                self.topics.remove(&name);
+                self.bytes -= STATE_OVERHEAD + name.len();
+            }
+        }
+    }
+
+    /// Drops the leftovers of `order` once they outnumber the live entries.
+    fn compact(&mut self) {
+        if self.order.len() <= 2 * self.publications + 64 {
+            return;
+        }
+        let topics = &self.topics;
+        self.order.retain(|(topic, generation, offset)| {
+            topics.get(topic).is_some_and(|state| {
+                state.generation == *generation
+                    && state.entries.front().is_some_and(|e| e.offset <= *offset)
+            })
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULES: Rules = Rules {
+        size: 3,
+        max_age: Duration::from_secs(60),
+        max_bytes: 1 << 20,
+    };
+
+    fn frame(text: &str) -> Rc<[u8]> {
+        shared_frame(true, OpCode::Text, text.as_bytes())
+    }
+
+    fn offsets(replay: Replay) -> Vec<u64> {
+        match replay {
+            Replay::Missed(entries) => entries.iter().map(|e| e.offset).collect(),
+            Replay::Reload(reload, _) => panic!("reload {reload:?}"),
+        }
+    }
+
+    fn reload(replay: Replay) -> Reload {
+        match replay {
+            Replay::Missed(_) => panic!("a replay"),
+            Replay::Reload(reload, _) => reload,
+        }
+    }
+
+    #[test]
+    fn offsets_count_from_one_in_an_epoch_of_this_start() {
+        let mut history = History::new("0badcafe".to_owned());
+        let now = Instant::now();
+        let before = history.position("news", RULES, now);
+        assert_eq!(
+            before,
+            Position {
+                epoch: "0badcafe-1".to_owned(),
+                offset: 0
+            }
+        );
+        let (first, _) = history.record("news", frame("a"), RULES, now);
+        let (second, notice) = history.record("news", frame("b"), RULES, now);
+        assert_eq!((first.offset, second.offset), (1, 2));
+        assert_eq!(
+            &notice[2..],
+            br#"{"wson":"position","topic":"news","epoch":"0badcafe-1","offset":2}"#
+        );
+        let (other, _) = history.record("chat", frame("c"), RULES, now);
+        assert_eq!(
+            other,
+            Position {
+                epoch: "0badcafe-2".to_owned(),
+                offset: 1
+            }
+        );
+    }
+
+    #[test]
+    fn a_resume_gets_what_follows_its_offset_or_a_reason_to_reload() {
+        let mut history = History::new("0badcafe".to_owned());
+        let now = Instant::now();
+        let epoch = history.position("news", RULES, now).epoch;
+        for text in ["1", "2", "3", "4", "5"] {
+            history.record("news", frame(text), RULES, now);
+        }
+        let at = |offset| Position {
+            epoch: epoch.clone(),
+            offset,
+        };
+        assert_eq!(
+            offsets(history.replay("news", &at(2), RULES, now)),
+            [3, 4, 5]
+        );
+        assert_eq!(
+            offsets(history.replay("news", &at(5), RULES, now)),
+            Vec::<u64>::new()
+        );
+        assert_eq!(
+            reload(history.replay("news", &at(1), RULES, now)),
+            Reload::Gone
+        );
+        assert_eq!(
+            reload(history.replay("news", &at(6), RULES, now)),
+            Reload::Ahead
+        );
+        let stale = Position {
+            epoch: "12345678-1".to_owned(),
+            offset: 5,
+        };
+        assert_eq!(
+            reload(history.replay("news", &stale, RULES, now)),
+            Reload::Epoch
+        );
+        assert_eq!(
+            reload(history.replay("chat", &at(0), RULES, now)),
+            Reload::Epoch
+        );
+        assert_eq!(history.publications(), 3, "size keeps the last 3");
+    }
+
+    #[test]
+    fn age_drops_old_publications() {
+        let mut history = History::new("0badcafe".to_owned());
+        let start = Instant::now();
+        let (old, _) = history.record("news", frame("old"), RULES, start);
+        let later = start + Duration::from_secs(61);
+        history.record("news", frame("new"), RULES, later);
+        assert_eq!(history.publications(), 1);
+        let seen = Position { offset: 0, ..old };
+        assert_eq!(
+            reload(history.replay("news", &seen, RULES, later)),
+            Reload::Gone
+        );
+    }
+
+    #[test]
+    fn the_budget_drops_the_oldest_of_any_topic_first() {
+        let mut history = History::new("0badcafe".to_owned());
+        let now = Instant::now();
+        let rules = Rules { size: 100, ..RULES };
+        let (a1, _) = history.record("a", frame("1"), rules, now);
+        history.record("b", frame("2"), rules, now);
+        history.record("a", frame("3"), rules, now);
+        let budget = history.bytes();
+        let rules = Rules {
+            max_bytes: budget,
+            ..rules
+        };
+        history.record("b", frame("4"), rules, now);
+        assert_eq!(history.publications(), 3, "one went");
+        assert!(history.bytes() <= budget);
+        let seen = Position {
+            offset: 0,
+            ..a1.clone()
+        };
+        assert_eq!(reload(history.replay("a", &seen, rules, now)), Reload::Gone);
+        assert_eq!(offsets(history.replay("a", &a1, rules, now)), [2]);
+    }
+
+    #[test]
+    fn leftovers_of_the_order_are_compacted() {
+        let mut history = History::new("0badcafe".to_owned());
+        let now = Instant::now();
+        let rules = Rules { size: 1, ..RULES };
+        for _ in 0..1000 {
+            history.record("a", frame("x"), rules, now);
+        }
+        assert_eq!(history.publications(), 1);
+        assert!(
+            history.order.len() <= 2 + 64 + 1,
+            "one live entry, few leftovers"
+        );
+    }
+}
