@@ -397,8 +397,8 @@ struct Run {
     clients: Vec<Client>,
     /// Publications per topic so far (= its offset).
     published: Vec<u64>,
-    /// Source address of the next connect phase (127.0.0.x): each phase its own, so the
-    /// previous phase's TIME_WAIT ports never collide.
+    /// Source address of the next connect phase (127.0.0.x): each phase of the run its own,
+    /// so the TIME_WAIT ports the clients leave behind never get in the way.
     next_source: u8,
     tokens: usize,
     poll: Poll,
@@ -652,6 +652,14 @@ fn upgrade(server: SocketAddr, source: u8, request: &str) -> io::Result<(TcpStre
     let from = SocketAddr::from(([127, 0, 0, source], 0));
     socket.bind(&from.into())?;
     socket.set_tcp_nodelay(true)?;
+    // The port is picked at connect, for this destination: the TIME_WAIT ports of earlier
+    // rounds (other server ports) do not count against it.
+    nix::sys::socket::setsockopt(
+        &socket,
+        nix::sys::socket::sockopt::IpBindAddressNoPort,
+        &true,
+    )
+    .map_err(io::Error::from)?;
     socket.connect(&server.into())?;
     let mut stream: TcpStream = socket.into();
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
@@ -733,7 +741,8 @@ fn round(options: &Options, number: usize) -> Result<Round, String> {
         control,
         clients,
         published: vec![0; topics],
-        next_source: 10,
+        // Three connect phases per round, each from its own address.
+        next_source: u8::try_from(10 + 3 * number).map_err(|_| "too many rounds")?,
         tokens: 0,
         poll: Poll::new().map_err(|e| e.to_string())?,
     };
