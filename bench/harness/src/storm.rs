@@ -63,6 +63,8 @@ struct Options {
     rounds: usize,
     gen_core: usize,
     server_core: usize,
+    /// The JSON line is also appended here (`--json`; run.sh: bench/out/results.jsonl).
+    json: Option<PathBuf>,
 }
 
 struct Wson {
@@ -861,6 +863,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         rounds: 1,
         gen_core: 1,
         server_core: 0,
+        json: None,
     };
     let mut i = 0;
     while i < args.len() {
@@ -882,6 +885,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--rounds" => options.rounds = number()?.max(1),
             "--gen-core" => options.gen_core = number()?,
             "--server-core" => options.server_core = number()?,
+            "--json" => options.json = Some(PathBuf::from(value)),
             _ => return Err(format!("unknown argument {flag}\n{}", usage())),
         }
         i += 1;
@@ -894,7 +898,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
 
 pub fn usage() -> &'static str {
     "wsbench storm [--clients N] [--topics T] [--missed M] [--live K] [--concurrency C]
-               [--rounds R] [--wson BIN] [--gen-core C] [--server-core C]"
+               [--rounds R] [--wson BIN] [--gen-core C] [--server-core C] [--json FILE]"
 }
 
 /// `wsbench storm`: prints a table and one JSON line.
@@ -978,9 +982,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         anomalies.notice_errors,
         anomalies.disconnected
     );
-    println!(
-        "{}",
-        serde_json::json!({
+    let json = serde_json::json!({
             "bench": "storm",
             "date": crate::report::utc_now(),
             "rounds": options.rounds,
@@ -1004,7 +1006,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 "resume_storm_us": r.resume_us, "plain_storm_us": r.plain_us,
                 "replayed": r.replayed,
             })).collect::<Vec<_>>(),
-        })
-    );
+    });
+    println!("{json}");
+    if let Some(path) = &options.json {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        writeln!(file, "{json}").map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     Ok(())
 }
