@@ -399,6 +399,9 @@ struct Run {
     clients: Vec<Client>,
     /// Publications per topic so far (= its offset).
     published: Vec<u64>,
+    /// Clients of the last connect phase that had everything they were owed in the bytes
+    /// read with the 101 response (the replay written with it).
+    with_101: usize,
     /// Source address of the next connect phase (127.0.0.x): each phase of the run its own,
     /// so the TIME_WAIT ports the clients leave behind never get in the way.
     next_source: u8,
@@ -565,6 +568,7 @@ impl Run {
             );
         }
         let elapsed = started.elapsed();
+        self.with_101 = 0;
         for (i, stream, rest) in connected {
             stream.set_nonblocking(true).map_err(|e| e.to_string())?;
             let mut stream = mio::net::TcpStream::from_std(stream);
@@ -577,6 +581,9 @@ impl Run {
             client.notices = resume;
             client.pending = rest;
             client.frames();
+            if client.offset >= self.published[client.topic] {
+                self.with_101 += 1;
+            }
         }
         Ok(elapsed)
     }
@@ -746,6 +753,7 @@ fn round(options: &Options, number: usize) -> Result<Round, String> {
         // Three connect phases per round, each from its own address.
         next_source: u8::try_from(10 + 3 * number).map_err(|_| "too many rounds")?,
         tokens: 0,
+        with_101: 0,
         poll: Poll::new().map_err(|e| e.to_string())?,
     };
     let mut figures = Round::default();
@@ -805,11 +813,12 @@ fn round(options: &Options, number: usize) -> Result<Round, String> {
             figures.resume_us = cpu as f64 / 1000.0;
             figures.resume_connect_s = connect_time.as_secs_f64();
             eprintln!(
-                "wsbench storm:   storm resume: {:.1} us/reconn, {:.3} us/replayed ({} replayed, upgrades in {:.2} s)",
+                "wsbench storm:   storm resume: {:.1} us/reconn, {:.3} us/replayed ({} replayed, upgrades in {:.2} s; {} clients had their whole replay in the read of the 101)",
                 figures.resume_us / n as f64,
                 figures.resume_us / figures.replayed.max(1) as f64,
                 figures.replayed,
-                figures.resume_connect_s
+                figures.resume_connect_s,
+                run.with_101
             );
         } else {
             let stray = run.received();
