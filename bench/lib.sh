@@ -80,6 +80,16 @@ deflate_run() {
     return 1
 }
 
+# storm_run ARGS...: true when the arguments ask for the reconnect storm (issue 15), which
+# runs on wson alone through `wsbench storm`.
+storm_run() {
+    local arg
+    for arg in "$@"; do
+        [ "$arg" = --storm ] && return 0
+    done
+    return 1
+}
+
 # require_redis: the cluster workloads start a redis-server of their own (the harness's
 # --redis-server, redis-server on PATH by default).
 require_redis() {

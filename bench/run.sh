@@ -15,6 +15,9 @@
 #   bench/run.sh --deflate --n 10000 --rounds 3   issue 14's permessage-deflate workloads only:
 #                           JSON broadcasts (512 B, 2 KiB) to clients without deflate, then
 #                           with it, on fresh wson servers (~1 min)
+#   bench/run.sh --storm [--rounds 3]   issue 15's reconnect storm only (wsbench storm): 10,000
+#                           clients resume after 1,000 missed publications over 100 topics;
+#                           CPU per replayed message against a live delivery (~10 s a round)
 #   bench/run.sh --cluster-57k --cluster-cost --rounds 3   issue 13's other two: three nodes
 #                           x 19,000 clients (57,000, in three holder processes) against one
 #                           node of 19,000, and cross-node `d` and WAMP RPC against local
@@ -27,6 +30,16 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 build_all
+if storm_run "$@"; then
+    # wson alone (issue 15): its own subcommand, which takes the other arguments.
+    args=()
+    for arg in "$@"; do
+        [ "$arg" = --storm ] || args+=("$arg")
+    done
+    mkdir -p "$bench_dir/out"
+    exec "$bench_target/wsbench" storm --wson "$root_target/wson" \
+        --json "$bench_dir/out/results.jsonl" "${args[@]}"
+fi
 if cluster_run "$@"; then
     # wson alone: no peers to install, but a Redis to join its nodes.
     require_redis

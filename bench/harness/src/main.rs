@@ -21,6 +21,7 @@ mod issue10;
 mod login;
 mod report;
 mod servers;
+mod storm;
 mod tls;
 mod wamp;
 
@@ -174,7 +175,11 @@ fn usage() -> &'static str {
                [--wamp]                      (with --topics T: the clients are WAMP
                                               sessions, one more publishes)
        wsbench tls [--handshakes K] [--concurrency C] [--clients N] [--broadcasts M]
-               [--rounds R] [--wson BIN]     (issue 14: server CPU of tls:// over tcp://)"
+               [--rounds R] [--wson BIN]     (issue 14: server CPU of tls:// over tcp://)
+       wsbench storm [--clients N] [--topics T] [--missed M] [--live K] [--concurrency C]
+               [--rounds R] [--wson BIN]     (issue 15: CPU per replayed message of a
+                                              reconnect storm with resume, over a live
+                                              delivery)"
 }
 
 fn main() {
@@ -185,6 +190,8 @@ fn main() {
         crowd::hold(&args[1..])
     } else if args.first().map(String::as_str) == Some("tls") {
         tls::run(&args[1..])
+    } else if args.first().map(String::as_str) == Some("storm") {
+        storm::run(&args[1..])
     } else {
         bench(&args)
     };

@@ -82,7 +82,7 @@ impl Drop for Wson {
 }
 
 /// A temporary folder removed on drop (the harness has no tempfile crate).
-mod tempfile_dir {
+pub(crate) mod tempfile_dir {
     use std::path::{Path, PathBuf};
     use std::sync::atomic::{AtomicU32, Ordering};
 
