@@ -19,6 +19,7 @@ mod generator;
 mod groups;
 mod issue10;
 mod login;
+mod own_wson;
 mod report;
 mod servers;
 mod storm;

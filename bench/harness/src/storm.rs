@@ -31,10 +31,9 @@
 //! After each storm one live publication per topic checks that every client is subscribed
 //! again (notices for the resumed clients, none for the plain ones).
 
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -43,8 +42,8 @@ use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, Socket, Type};
 use wson::auth::{self, Digest};
 
+use crate::own_wson::OwnWson;
 use crate::servers::cpu_ns;
-use crate::tls::tempfile_dir;
 
 const SECRET: &str = "wsbench-storm-secret-0123456789";
 const MESSAGE_LEN: usize = 100;
@@ -68,26 +67,15 @@ struct Options {
 }
 
 struct Wson {
-    child: Child,
-    pid: i32,
+    own: OwnWson,
     ws: SocketAddr,
     control: SocketAddr,
-    _dir: tempfile_dir::Dir,
-}
-
-impl Drop for Wson {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start_wson(options: &Options) -> Result<Wson, String> {
-    let dir = tempfile_dir::Dir::new("wsbench-storm").map_err(|e| e.to_string())?;
-    let config = dir.path().join("wson.toml");
     // size and max_bytes hold every publication of the run; a replay of ~10 small messages
     // is far below max_outbound_buffer.
-    let text = format!(
+    let config = format!(
         "servers = [\"tcp://127.0.0.1:0\"]\n\
          control = \"tcp://127.0.0.1:0\"\n\
          pid = \"wson.pid\"\n\
@@ -102,52 +90,22 @@ fn start_wson(options: &Options) -> Result<Wson, String> {
          max_age = 3600\n\
          max_bytes = 1073741824\n"
     );
-    std::fs::write(&config, text).map_err(|e| e.to_string())?;
-    let mut child = Command::new("taskset")
-        .arg("-c")
-        .arg(options.server_core.to_string())
-        .arg(&options.wson)
-        .args(["start", "-c"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("{}: {e}", options.wson.display()))?;
-    let pid = i32::try_from(child.id()).map_err(|e| e.to_string())?;
-    let stderr = child.stderr.take().ok_or("no stderr")?;
-    let mut lines = io::BufReader::new(stderr).lines();
-    let (mut ws, mut control) = (None, None);
-    loop {
-        let line = match lines.next() {
-            Some(Ok(line)) => line,
-            _ => return Err("wson exited before it started".into()),
-        };
-        let endpoint = line
-            .split(" endpoint=tcp://")
-            .nth(1)
-            .and_then(|rest| rest.split(' ').next())
-            .and_then(|addr| addr.parse::<SocketAddr>().ok());
-        match endpoint {
-            Some(e) if line.contains("kind=control") => control = Some(e),
-            Some(e) => ws = Some(e),
-            None => {}
-        }
-        if line.contains(" started pid=") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    match (ws, control) {
-        (Some(ws), Some(control)) => Ok(Wson {
-            child,
-            pid,
-            ws,
-            control,
-            _dir: dir,
-        }),
-        _ => Err("wson did not name its listeners".into()),
-    }
+    let own = OwnWson::start(
+        &options.wson,
+        options.server_core,
+        "wsbench-storm",
+        &config,
+        |_| Ok(()),
+    )?;
+    let address = |text: String| {
+        text.parse::<SocketAddr>()
+            .map_err(|e| format!("{text}: {e}"))
+    };
+    Ok(Wson {
+        ws: address(own.server("tcp")?)?,
+        control: address(own.control_addr()?)?,
+        own,
+    })
 }
 
 /// The control connection: frames out, replies in.
@@ -607,7 +565,7 @@ impl Run {
     }
 
     fn cpu(&self) -> Result<u64, String> {
-        cpu_ns(self.wson.pid).ok_or_else(|| "no cpu figure".to_owned())
+        cpu_ns(self.wson.own.pid).ok_or_else(|| "no cpu figure".to_owned())
     }
 }
 

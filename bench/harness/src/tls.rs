@@ -20,7 +20,7 @@
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -31,6 +31,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore};
 use wson::auth::{self, Digest};
 
+use crate::own_wson::OwnWson;
 use crate::servers::cpu_ns;
 
 const SECRET: &str = "wsbench-tls-secret-0123456789";
@@ -66,47 +67,10 @@ struct Options {
 
 /// The wson under test and where it listens.
 struct Wson {
-    child: Child,
-    pid: i32,
+    own: OwnWson,
     tcp: String,
     tls: String,
     control: String,
-    _dir: tempfile_dir::Dir,
-}
-
-impl Drop for Wson {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A temporary folder removed on drop (the harness has no tempfile crate).
-pub(crate) mod tempfile_dir {
-    use std::path::{Path, PathBuf};
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    pub struct Dir(PathBuf);
-
-    impl Dir {
-        pub fn new(name: &str) -> std::io::Result<Dir> {
-            static MADE: AtomicU32 = AtomicU32::new(0);
-            let made = MADE.fetch_add(1, Ordering::Relaxed);
-            let path = std::env::temp_dir().join(format!("{name}-{}-{made}", std::process::id()));
-            std::fs::create_dir_all(&path)?;
-            Ok(Dir(path))
-        }
-
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 fn openssl(dir: &Path, args: &[&str]) -> Result<(), String> {
@@ -171,10 +135,7 @@ fn make_certificates(dir: &Path) -> Result<(), String> {
 }
 
 fn start_wson(options: &Options) -> Result<Wson, String> {
-    let dir = tempfile_dir::Dir::new("wsbench-tls").map_err(|e| e.to_string())?;
-    make_certificates(dir.path())?;
-    let config = dir.path().join("wson.toml");
-    let text = format!(
+    let config = format!(
         "servers = [\"tcp://127.0.0.1:0\", \"tls://127.0.0.1:0\"]\n\
          control = \"tcp://127.0.0.1:0\"\n\
          pid = \"wson.pid\"\n\
@@ -187,57 +148,19 @@ fn start_wson(options: &Options) -> Result<Wson, String> {
          cert = \"chain.pem\"\n\
          key = \"key.pem\"\n"
     );
-    std::fs::write(&config, text).map_err(|e| e.to_string())?;
-    let mut child = Command::new("taskset")
-        .arg("-c")
-        .arg(options.server_core.to_string())
-        .arg(&options.wson)
-        .args(["start", "-c"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("{}: {e}", options.wson.display()))?;
-    let pid = i32::try_from(child.id()).map_err(|e| e.to_string())?;
-    let stderr = child.stderr.take().ok_or("no stderr")?;
-    let mut lines = io::BufRead::lines(io::BufReader::new(stderr));
-    let (mut tcp, mut tls, mut control) = (None, None, None);
-    loop {
-        let line = match lines.next() {
-            Some(Ok(line)) => line,
-            _ => return Err("wson exited before it started".into()),
-        };
-        let endpoint = line
-            .split(" endpoint=")
-            .nth(1)
-            .and_then(|rest| rest.split(' ').next())
-            .map(str::to_owned);
-        match endpoint {
-            Some(e) if line.contains("kind=control") => {
-                control = e.strip_prefix("tcp://").map(str::to_owned)
-            }
-            Some(e) if e.starts_with("tls://") => tls = Some(e["tls://".len()..].to_owned()),
-            Some(e) if e.starts_with("tcp://") => tcp = Some(e["tcp://".len()..].to_owned()),
-            _ => {}
-        }
-        if line.contains(" started pid=") {
-            break;
-        }
-    }
-    // The rest of its log is not read: a thread drains it so wson never blocks on stderr.
-    std::thread::spawn(move || for _ in lines {});
-    match (tcp, tls, control) {
-        (Some(tcp), Some(tls), Some(control)) => Ok(Wson {
-            child,
-            pid,
-            tcp,
-            tls,
-            control,
-            _dir: dir,
-        }),
-        _ => Err("wson did not name its listeners".into()),
-    }
+    let own = OwnWson::start(
+        &options.wson,
+        options.server_core,
+        "wsbench-tls",
+        &config,
+        make_certificates,
+    )?;
+    Ok(Wson {
+        tcp: own.server("tcp")?,
+        tls: own.server("tls")?,
+        control: own.control_addr()?,
+        own,
+    })
 }
 
 fn client_config(dir: &Path) -> Result<Arc<ClientConfig>, String> {
@@ -374,7 +297,7 @@ fn handshakes(
         Transport::Tcp => wson.tcp.clone(),
         Transport::Tls => wson.tls.clone(),
     };
-    let before = cpu_ns(wson.pid).ok_or("no cpu figure")?;
+    let before = cpu_ns(wson.own.pid).ok_or("no cpu figure")?;
     let per_thread = options.handshakes.div_ceil(options.concurrency);
     let threads: Vec<_> = (0..options.concurrency)
         .map(|_| {
@@ -395,7 +318,7 @@ fn handshakes(
             .map_err(|_| "a client thread panicked".to_owned())?
             .map_err(|e| format!("{} handshake: {e}", transport.name()))?;
     }
-    let after = cpu_ns(wson.pid).ok_or("no cpu figure")?;
+    let after = cpu_ns(wson.own.pid).ok_or("no cpu figure")?;
     Ok(after.saturating_sub(before) / (per_thread * options.concurrency) as u64)
 }
 
@@ -483,7 +406,7 @@ fn broadcast(
     let mut buf = vec![0u8; 64 * 1024];
     let mut events = Events::with_capacity(1024);
     let deadline = Instant::now() + Duration::from_secs(120);
-    let before = cpu_ns(wson.pid).ok_or("no cpu figure")?;
+    let before = cpu_ns(wson.own.pid).ok_or("no cpu figure")?;
     // One broadcast at a time, each to every client before the next: pipelined ones would
     // be coalesced into one write per client, which hides the per-message cost.
     for sent in 1..=options.broadcasts {
@@ -513,7 +436,7 @@ fn broadcast(
             }
         }
     }
-    let after = cpu_ns(wson.pid).ok_or("no cpu figure")?;
+    let after = cpu_ns(wson.own.pid).ok_or("no cpu figure")?;
     let deliveries = (options.clients * options.broadcasts) as f64;
     Ok(after.saturating_sub(before) as f64 / deliveries)
 }
@@ -522,12 +445,12 @@ fn broadcast(
 /// server that served connections before keeps their freed memory, which would hide it).
 fn idle_memory(options: &Options, transport: Transport) -> Result<f64, String> {
     let wson = start_wson(options)?;
-    let tls = client_config(wson._dir.path())?;
+    let tls = client_config(wson.own.dir())?;
     let addr = match transport {
         Transport::Tcp => wson.tcp.clone(),
         Transport::Tls => wson.tls.clone(),
     };
-    let before = rss_bytes(wson.pid).ok_or("no rss figure")?;
+    let before = rss_bytes(wson.own.pid).ok_or("no rss figure")?;
     let mut clients = Vec::with_capacity(options.clients);
     for sequence in 0..options.clients as u64 {
         let mut client =
@@ -538,7 +461,7 @@ fn idle_memory(options: &Options, transport: Transport) -> Result<f64, String> {
         clients.push(client);
     }
     std::thread::sleep(Duration::from_millis(500));
-    let after = rss_bytes(wson.pid).ok_or("no rss figure")?;
+    let after = rss_bytes(wson.own.pid).ok_or("no rss figure")?;
     Ok(after.saturating_sub(before) as f64 / options.clients as f64)
 }
 
@@ -609,7 +532,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let options = parse(args)?;
     crate::prepare_process(options.gen_core)?;
     let wson = start_wson(&options)?;
-    let tls = client_config(wson._dir.path())?;
+    let tls = client_config(wson.own.dir())?;
     let sequence = Arc::new(AtomicU64::new(1));
     let mut handshake_us = [Vec::new(), Vec::new()];
     let mut delivery_us = [Vec::new(), Vec::new()];
