@@ -88,17 +88,9 @@ impl Commands for Backend<'_> {
 impl Backend<'_> {
     /// Adds a message for `audience` to the batch, sending the batch first when it is
     /// full or for another audience. A message too large for an empty batch goes out on
-    /// its own, without the extra copy.
+    /// its own, without the extra copy. (A publication to a topic that keeps a history is
+    /// never batched: `publish_to_topic` sends it as its own frame, which the history shares.)
     fn queue_batched(&mut self, audience: BatchFor<'_>, binary: bool, message: &[u8]) {
-        // A kept publication is its own frame, so the history shares it without a copy.
-        if let BatchFor::Topic(topic) = audience
-            && self.hub.keeps_history(topic, self.settings)
-        {
-            self.send_batch();
-            let frame = shared_frame(true, data_opcode(binary), message);
-            self.send(audience, &frame, 1);
-            return;
-        }
         if !self.batch.accepts(audience, message.len()) {
             self.send_batch();
             if !self.batch.accepts(audience, message.len()) {
