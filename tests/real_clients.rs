@@ -76,10 +76,16 @@ fn full_session(program: &Path, script: &str) {
     let server = Setup::new().echo().start();
     let cookies = Cookies::fresh("alice");
     let url = format!("ws://{}/", server.tcp());
-    let mut client = Script::spawn(program, script, &["session", &url, &cookies.header, ORIGIN]);
+    let client = Script::spawn(program, script, &["session", &url, &cookies.header, ORIGIN]);
+    expect_session(client, &server, &cookies);
+}
+
+/// What a script client reports of the session: open, the five pushes and three echoes,
+/// the pong, the close echoed; then the server has dropped the connection.
+pub(crate) fn expect_session(mut client: Script, server: &Server, cookies: &Cookies) {
     assert_eq!(client.next(), json!({"event": "open"}));
     let mut control = server.control();
-    push_five(&mut control, &cookies);
+    push_five(&mut control, cookies);
     for expected in pushed_five().into_iter().chain(echoed_three()) {
         assert_eq!(client.next(), expected);
     }

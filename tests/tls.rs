@@ -19,7 +19,7 @@ use serde_json::json;
 use crate::common::tls::Pki;
 use crate::common::*;
 use crate::real_clients::{
-    Browser, CHROMIUM, chromium, echoed_three, fragment, push_five, pushed_five,
+    Browser, CHROMIUM, chromium, echoed_three, expect_session, fragment, push_five, pushed_five,
 };
 
 /// A server with a `tls://` and a `tcp://` WebSocket listener, echoing.
@@ -93,22 +93,8 @@ fn wss_session(program: &Path, script: &str) {
         ("NODE_EXTRA_CA_CERTS", ca.as_path()),
     ];
     let args = ["session", &url, &cookies.header, ORIGIN];
-    let mut client = Script::spawn_with_env(program, script, &args, &env);
-    assert_eq!(client.next(), json!({"event": "open"}));
-    let mut control = server.control();
-    push_five(&mut control, &cookies);
-    for expected in pushed_five().into_iter().chain(echoed_three()) {
-        assert_eq!(client.next(), expected);
-    }
-    assert_eq!(client.next(), json!({"event": "pong", "hex": "77736f6e"}));
-    assert_eq!(
-        client.next(),
-        json!({"event": "close", "code": 4000, "reason": ""})
-    );
-    client.finish();
-    eventually("the server dropped the closed connection", || {
-        control.status()["connections"] == 0
-    });
+    let client = Script::spawn_with_env(program, script, &args, &env);
+    expect_session(client, &server, &cookies);
 }
 
 #[test]
