@@ -24,6 +24,7 @@ over_both_control_kinds!(
     a_user_subscription_past_max_per_connection_skips_the_topics_past_it,
     invalid_reserved_and_long_topics_get_0e,
     messages_of_one_control_connection_keep_their_order_across_b_c_u_x,
+    publications_to_topics_in_any_order_reach_each_client_in_order,
     php_backend_subscribes_and_publishes_to_python_tabs,
 );
 
@@ -539,6 +540,88 @@ fn messages_of_one_control_connection_keep_their_order_across_b_c_u_x(setup: Set
         .map(|index| index % 6 == 1)
         .collect();
     assert_eq!(kinds, sent);
+}
+
+/// Publications to overlapping topics in a shuffled order, with broadcasts and some too
+/// large to share a chunk between them, written at once: wson stages each topic's
+/// publications as one chunk (src/server/hub/staging.rs), and still every client, in one
+/// topic or in three, gets exactly its share in the order it was sent.
+fn publications_to_topics_in_any_order_reach_each_client_in_order(setup: Setup) {
+    let server = setup.start();
+    // Client i's topics: a; b; a+b; a+b+c; c. Topic d has no subscriber.
+    let memberships: [&[&str]; 5] = [&["a"], &["b"], &["a", "b"], &["a", "b", "c"], &["c"]];
+    let mut clients = Vec::new();
+    let mut control = server.control();
+    for (index, topics) in memberships.iter().enumerate() {
+        let (client, cookies) = if index % 2 == 0 {
+            server.user_client("alice")
+        } else {
+            server.unix_user_client("bob")
+        };
+        for topic in *topics {
+            assert_eq!(sub(&mut control, b'j', &cookies.token_str(), topic), 1);
+        }
+        clients.push(client);
+    }
+    const COUNT: usize = 3000;
+    let mut batch = Vec::new();
+    let mut expected: Vec<Vec<Vec<u8>>> = vec![Vec::new(); memberships.len()];
+    // A fixed xorshift: the same shuffled order every run.
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    for index in 0..COUNT {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let mut message = format!("message {index}").into_bytes();
+        let pick = state % 41;
+        let topic = match pick {
+            0 => None,
+            _ => Some(["a", "b", "c", "d"][(pick % 4) as usize]),
+        };
+        if state % 97 == 0 {
+            // Larger than a staged chunk may hold: it goes out on its own.
+            message.resize(70 * 1024, b'.');
+        }
+        match topic {
+            None => wson::control::codec::encode(b'b', &message, &mut batch),
+            Some(topic) => wson::control::codec::encode(
+                b'x',
+                &fields(&[topic.as_bytes(), &message]),
+                &mut batch,
+            ),
+        }
+        for (client, topics) in memberships.iter().enumerate() {
+            if topic.is_none_or(|topic| topics.contains(&topic)) {
+                expected[client].push(message.clone());
+            }
+        }
+    }
+    control.send_raw(&batch);
+    let mut next = vec![0usize; clients.len()];
+    while (0..clients.len()).any(|client| next[client] < expected[client].len()) {
+        for client in 0..clients.len() {
+            if let Some(payload) = expected[client].get(next[client]) {
+                let frame = clients[client].recv_data();
+                assert!(
+                    frame.payload == *payload,
+                    "client {client}, message {}: got {:?}, expected {:?}",
+                    next[client],
+                    String::from_utf8_lossy(&frame.payload[..frame.payload.len().min(40)]),
+                    String::from_utf8_lossy(&payload[..payload.len().min(40)]),
+                );
+                next[client] += 1;
+            }
+        }
+    }
+    // Nothing more: the next message each gets is a broadcast sent after them all.
+    control.send_raw(&{
+        let mut end = Vec::new();
+        wson::control::codec::encode(b'b', b"end", &mut end);
+        end
+    });
+    for client in &mut clients {
+        assert_eq!(client.recv_data().payload, b"end");
+    }
 }
 
 // --- Real clients ----------------------------------------------------------------------

@@ -313,23 +313,22 @@ impl FrameBatch {
         self.messages += 1;
     }
 
-    /// The batched frames as one shared chunk, how many messages it carries and for whom,
-    /// handed to `send`; nothing when nothing is batched. The batch is empty afterwards and
-    /// keeps its buffers.
-    pub fn send(&mut self, send: impl FnOnce(BatchFor<'_>, &Rc<[u8]>, usize)) {
+    /// The batched frames, how many messages they carry and for whom, handed to `send`
+    /// (which shares them, or stages them per topic); nothing when nothing is batched. The
+    /// batch is empty afterwards and keeps its buffers.
+    pub fn send(&mut self, send: impl FnOnce(BatchFor<'_>, &[u8], usize)) {
         if self.messages == 0 {
             return;
         }
-        let chunk = Rc::from(self.bytes.as_slice());
         let messages = self.messages;
-        self.bytes.clear();
         self.messages = 0;
         let audience = if self.for_topic {
             BatchFor::Topic(&self.topic)
         } else {
             BatchFor::Everyone
         };
-        send(audience, &chunk, messages);
+        send(audience, &self.bytes, messages);
+        self.bytes.clear();
     }
 }
 

@@ -75,13 +75,13 @@ impl Commands for Backend<'_> {
             command,
             Command::Broadcast { .. } | Command::Publish { .. } | Command::PublishAt { .. }
         ) {
-            self.send_batch();
+            self.settle();
         }
         execute(command, self)
     }
 
     fn end_of_input(&mut self) {
-        self.send_batch();
+        self.settle();
     }
 }
 
@@ -95,13 +95,22 @@ impl Backend<'_> {
             self.send_batch();
             if !self.batch.accepts(audience, message.len()) {
                 let frame = shared_frame(true, data_opcode(binary), message);
-                self.send(audience, &frame, 1);
+                send_to(
+                    self.hub,
+                    audience,
+                    Chunk::Shared(&frame),
+                    1,
+                    self.settings,
+                    self.stats,
+                );
                 return;
             }
         }
         self.batch.push(audience, data_opcode(binary), message);
     }
 
+    /// What is batched goes on: broadcasts to everyone, publications to their topic's
+    /// staged chunk (`hub/staging.rs`), both to the other nodes.
     fn send_batch(&mut self) {
         let Backend {
             batch,
@@ -110,41 +119,71 @@ impl Backend<'_> {
             stats,
             ..
         } = self;
-        batch.send(|audience, chunk, messages| {
-            send_to(hub, audience, chunk, messages, settings, stats);
+        batch.send(|audience, frames, messages| {
+            send_to(
+                hub,
+                audience,
+                Chunk::Bytes(frames),
+                messages,
+                settings,
+                stats,
+            );
         });
     }
 
-    fn send(&mut self, audience: BatchFor<'_>, frames: &Rc<[u8]>, messages: usize) {
-        send_to(
-            self.hub,
-            audience,
-            frames,
-            messages,
-            self.settings,
-            self.stats,
-        );
+    /// Everything batched and staged goes out, in order: before anything else reaches a
+    /// client or changes who a topic's members are.
+    fn settle(&mut self) {
+        self.send_batch();
+        self.hub.seal_staged(self.settings, self.stats);
     }
 }
 
-/// Queues `messages` whole frames, shared as one chunk, to their audience.
+/// Frames as the batch holds them, or already shared.
+#[derive(Clone, Copy)]
+enum Chunk<'a> {
+    Bytes(&'a [u8]),
+    Shared(&'a Rc<[u8]>),
+}
+
+impl Chunk<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Bytes(bytes) => bytes,
+            Chunk::Shared(shared) => shared,
+        }
+    }
+}
+
+/// Queues `messages` whole frames to their audience: a broadcast at once as one shared
+/// chunk (after the publications staged before it), a publication to its topic's staged
+/// chunk; and forwards them to the other nodes in the order they came.
 fn send_to(
     hub: &mut Hub,
     audience: BatchFor<'_>,
-    frames: &Rc<[u8]>,
+    frames: Chunk<'_>,
     messages: usize,
     settings: &Settings,
     stats: &mut Stats,
 ) {
     match audience {
         BatchFor::Everyone => {
-            hub.broadcast(frames, messages, settings, stats);
+            hub.seal_staged(settings, stats);
+            let copied;
+            let shared = match frames {
+                Chunk::Shared(shared) => shared,
+                Chunk::Bytes(bytes) => {
+                    copied = Rc::from(bytes);
+                    &copied
+                }
+            };
+            hub.broadcast(shared, messages, settings, stats);
         }
         BatchFor::Topic(topic) => {
-            hub.publish(topic, frames, messages, settings, stats);
+            hub.stage_publication(topic, frames.bytes(), messages, settings, stats);
         }
     }
-    hub.cluster_forward(audience, frames, messages);
+    hub.cluster_forward(audience, frames.bytes(), messages);
 }
 
 /// Carries out one command.
@@ -639,7 +678,7 @@ fn publish_to_topic(
         None
     } else {
         // One publication of its own, after the batch before it: in order.
-        ctx.send_batch();
+        ctx.settle();
         let frame = shared_frame(true, data_opcode(binary), message);
         let position = ctx
             .hub

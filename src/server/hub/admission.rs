@@ -122,6 +122,7 @@ impl Hub {
             waiting: None,
             winding: refuse,
             flush_scheduled: false,
+            staged: staging::UNMARKED,
             charged,
             behind_proxy,
         });

@@ -33,6 +33,7 @@ mod key_list;
 mod locks;
 mod membership;
 mod names;
+mod staging;
 mod topics;
 mod users;
 mod wamp;
@@ -112,6 +113,8 @@ pub struct Hub {
     cluster: Option<cluster::ClusterSide>,
     /// The history of plain topics (`[history]`).
     history: history::History,
+    /// Publications of the current control read, per topic (`staging.rs`).
+    staging: staging::Staging,
     /// permessage-deflate's compressor: one zlib state per window size, for everything
     /// sent compressed (each message on its own, `server_no_context_takeover`).
     deflater: Deflater,
@@ -137,6 +140,9 @@ struct Client {
     winding: bool,
     /// True while the client is on `to_flush`.
     flush_scheduled: bool,
+    /// The staged chunk holding its pending publications, if still undelivered
+    /// (`staging.rs`).
+    staged: u32,
     /// The address this connection is counted against, given back when it closes.
     charged: Option<AddressKey>,
     /// True when its peer is a trusted proxy: the request head names the address to check.
@@ -359,6 +365,7 @@ impl Hub {
             access: AddressTable::default(),
             cluster: None,
             deflater: Deflater::default(),
+            staging: staging::Staging::default(),
             history: history::History::new(history::History::random_base()),
         }
     }
