@@ -553,7 +553,7 @@ fn publications_to_topics_in_any_order_reach_each_client_in_order(setup: Setup) 
     let mut clients = Vec::new();
     let mut control = server.control();
     for (index, topics) in memberships.iter().enumerate() {
-        let (client, cookies) = if index % 2 == 0 {
+        let (client, cookies) = if index.is_multiple_of(2) {
             server.user_client("alice")
         } else {
             server.unix_user_client("bob")
@@ -578,7 +578,7 @@ fn publications_to_topics_in_any_order_reach_each_client_in_order(setup: Setup) 
             0 => None,
             _ => Some(["a", "b", "c", "d"][(pick % 4) as usize]),
         };
-        if state % 97 == 0 {
+        if state.is_multiple_of(97) {
             // Larger than a staged chunk may hold: it goes out on its own.
             message.resize(70 * 1024, b'.');
         }
