@@ -103,7 +103,12 @@ impl Hub {
             // which finds them all marked with the chunk just delivered).
             self.deliver_staged(at, settings, stats);
         }
-        let Some(id) = self.topics.get(topic) else {
+        let Some(id) = self
+            .topics
+            .get(topic)
+            .filter(|id| !self.topics.members(*id).is_empty())
+        else {
+            // Subscribed users all offline: nobody to stage for.
             return;
         };
         // Members with publications pending in another topic's chunk get that chunk first.
