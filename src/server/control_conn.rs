@@ -119,7 +119,11 @@ impl ControlConn {
     }
 
     pub fn drive(&mut self, scratch: &mut [u8], ctx: &mut ControlCtx<'_>) -> ControlDrive {
-        match socket::drive(self, scratch, READ_BUDGET, ctx) {
+        let drive = socket::drive(self, scratch, READ_BUDGET, ctx);
+        // Once per drive, not per read: a burst that takes several reads leaves each topic's
+        // publications in one chunk (hub/staging.rs). At most READ_BUDGET reads are staged.
+        ctx.commands.end_of_input();
+        match drive {
             socket::Drive::Idle => ControlDrive::Idle,
             socket::Drive::OverBudget => ControlDrive::OverBudget,
             socket::Drive::Exit(gone) => ControlDrive::Gone(gone),
@@ -169,7 +173,6 @@ impl ControlConn {
                 Err(error) => self.fail(&error, ctx),
             }
         }
-        ctx.commands.end_of_input();
         let mut inbuf = inbuf;
         inbuf.drain(..consumed.min(inbuf.len()));
         if inbuf.is_empty() && inbuf.capacity() > KEEP_INPUT_BUFFER {

@@ -113,7 +113,7 @@ pub struct Hub {
     cluster: Option<cluster::ClusterSide>,
     /// The history of plain topics (`[history]`).
     history: history::History,
-    /// Publications of the current control read, per topic (`staging.rs`).
+    /// Publications of the current control connection's turn, per topic (`staging.rs`).
     staging: staging::Staging,
     /// permessage-deflate's compressor: one zlib state per window size, for everything
     /// sent compressed (each message on its own, `server_no_context_takeover`).

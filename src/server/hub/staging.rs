@@ -1,11 +1,11 @@
-//! Publications of one control read, staged per topic: each topic's frames go to its
-//! members as one shared chunk when the read is done, whatever the order of the topics in
-//! the read.
+//! Publications of one control connection's turn, staged per topic: each topic's frames go
+//! to its members as one shared chunk when the turn is done (its reads, at most 16, are
+//! executed), whatever the order of the topics in them.
 //!
 //! A backend pipelining publications to 100 topics in random order gives consecutive
 //! publications different topics, so batching only consecutive ones (`FrameBatch`) left
 //! each client one queue entry, one `Rc` and one iovec per publication. Staged per topic,
-//! a client gets one per topic per read, as a burst of broadcasts does.
+//! a client gets one per topic per turn, as a burst of broadcasts does.
 //!
 //! Order. A client must get a control connection's publications in the order they were
 //! sent, and a chunk is delivered whole, so a client's pending publications must all sit in
@@ -21,7 +21,7 @@
 //!
 //! Bounded: a chunk takes at most `FrameBatch::MAX_BYTES` (a larger publication goes out
 //! at once, after its members' pending chunks), and everything staged is delivered at the
-//! end of each control read.
+//! end of each turn, which reads at most 16 times the loop's 64 KiB buffer.
 
 use super::delivery::{Among, Outgoing};
 use super::*;
