@@ -100,7 +100,8 @@ impl ApiMethod {
             ApiMethod::SendUser => &["user", "message", "binary"],
             ApiMethod::Publish => &["topic", "message", "binary", "options"],
             ApiMethod::Kick => &["token", "user", "code", "reason"],
-            ApiMethod::Subscribe | ApiMethod::Unsubscribe => &["topic", "token", "user"],
+            ApiMethod::Subscribe => &["topic", "token", "user", "get_retained"],
+            ApiMethod::Unsubscribe => &["topic", "token", "user"],
             ApiMethod::Online => &["user"],
             ApiMethod::Tokens => &["user", "cursor", "limit"],
             ApiMethod::Users | ApiMethod::Topics => &["cursor", "limit"],
@@ -444,7 +445,14 @@ pub fn frame(
                 (_, false) => b'r',
                 (_, true) => b'R',
             };
-            fields_frame(command, &[target, topic.as_bytes()])
+            // `j`/`J`'s options field, only when asked for: the command stays as it was.
+            let options: &[u8] =
+                if method == ApiMethod::Subscribe && params.boolean("get_retained")? {
+                    br#"{"get_retained":true}"#
+                } else {
+                    b""
+                };
+            fields_frame(command, &[target, topic.as_bytes(), options])
         }
         ApiMethod::Online => fields_frame(b'o', &[params.required("user")?.as_bytes()]),
         ApiMethod::Tokens => {
@@ -552,6 +560,7 @@ pub fn control_error(error: &ControlError) -> ApiError {
         | ControlError::AllowWithoutUser { .. }
         | ControlError::BadWampMessage { .. } => "params",
         ControlError::BadPublishOptions { .. } => "options",
+        ControlError::BadSubscribeOptions { .. } => "get_retained",
     };
     ApiError::bad_param(param, error)
 }
