@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use std::process::Command;
 use wson::control::command::Reply;
 use wson::resume::Position;
+use wson::ws::frame::{OpCode, encode_masked_frame};
 
 use crate::common::wamp::RawWamp;
 use crate::common::*;
@@ -115,6 +116,54 @@ fn a_publication_racing_the_join_never_comes_before_the_retained_value() {
     control.send_fields(b'x', &[b"race", b"end"]);
     // The retained value (whichever was last at the join), then the publications after it,
     // each once and in order.
+    let first: u64 = alice.recv_text().parse().unwrap();
+    let mut expected = first + 1;
+    loop {
+        let text = alice.recv_text();
+        if text == "end" {
+            break;
+        }
+        assert_eq!(text, expected.to_string(), "in order after {first}");
+        expected += 1;
+    }
+    assert_eq!(expected, 201);
+}
+
+/// The same with WAMP publications: the router carries out their plain side after the
+/// turn that read them, so a join in that turn carries it out first (else the retained
+/// value would come before publications older than it, or twice). The sleep only lets both
+/// writes land while wson is stopped; the test holds whether they do or not.
+#[test]
+fn wamp_publications_racing_the_join_never_come_before_the_retained_value() {
+    let server = Setup::new().start();
+    let (mut publisher, _) = RawWamp::join(&server, "pub", "realm1");
+    publisher.send(&json!([16, 1, {"retain": true, "acknowledge": true}, "race", ["0"]]));
+    assert_eq!(publisher.recv()[0], 17, "PUBLISHED");
+    let (mut alice, alice_cookies) = server.user_client("alice");
+    // Every publication in one write: the router reads them in one turn.
+    let mut burst = Vec::new();
+    for n in 1..=200 {
+        let message = json!([16, n + 1, {"retain": true}, "race", [n.to_string()]]).to_string();
+        burst.extend_from_slice(&encode_masked_frame(
+            true,
+            OpCode::Text,
+            message.as_bytes(),
+            [1, 2, 3, 4],
+        ));
+    }
+    let mut control = server.control();
+    let token = alice_cookies.token_str();
+    let subscribe = fields(&[token.as_bytes(), b"race", GET_RETAINED]);
+    let mut frame = format!("{}j", subscribe.len()).into_bytes();
+    frame.extend_from_slice(&subscribe);
+    // wson stopped while both arrive: it reads them in one turn, the burst first.
+    server.signal(nix::sys::signal::Signal::SIGSTOP);
+    publisher.ws.send_raw(&burst);
+    control.send_raw(&frame);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    server.signal(nix::sys::signal::Signal::SIGCONT);
+    assert_eq!(control.reply(), (b'#', b"1".to_vec()));
+    publisher.send(&json!([16, 999, {}, "race", ["end"]]));
     let first: u64 = alice.recv_text().parse().unwrap();
     let mut expected = first + 1;
     loop {

@@ -118,11 +118,11 @@ impl Hub {
         settings: &Settings,
         stats: &mut Stats,
     ) -> Result<usize, Refusal> {
+        self.settle_before_retained(options, settings, stats);
         let holders = self.plain_only(self.holders(token));
         if holders.is_empty() {
             return Ok(0);
         }
-        self.settle_before_retained(options, settings, stats);
         let due = self.retained_due(&holders, topic, options);
         let subscribed = self.subscribe_connections(&holders, topic, settings)?;
         for key in holders {
@@ -143,6 +143,7 @@ impl Hub {
         settings: &Settings,
         stats: &mut Stats,
     ) -> Result<usize, Refusal> {
+        self.settle_before_retained(options, settings, stats);
         let connections = self.plain_only(self.users.connections(user));
         self.check_room(&connections, topic, settings)?;
         let known = self.topics.get(topic).is_some_and(|id| {
@@ -154,7 +155,6 @@ impl Hub {
         if !known && self.users.subscription_count() >= settings.topics.max_user_subscriptions {
             return Err(Refusal::UserSubscriptionLimit);
         }
-        self.settle_before_retained(options, settings, stats);
         let due = self.retained_due(&connections, topic, options);
         let id = self
             .topics
@@ -176,7 +176,8 @@ impl Hub {
     /// Before a join that reads a retained event: what the router has still to carry out
     /// (a WAMP publication's plain side, from earlier in this turn) goes out first, to the
     /// members before the join. Else the joining connection would get such a publication
-    /// after the retained event it may be, twice, or out of order.
+    /// after the retained event it may be, twice, or out of order. First of all, since
+    /// carrying it out may drop a slow consumer among the connections about to join.
     pub(super) fn settle_before_retained(
         &mut self,
         options: JoinOptions,
