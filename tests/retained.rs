@@ -491,3 +491,34 @@ fn in_a_cluster_each_node_serves_its_own_brokers_retained_event() {
     assert_eq!(alice.recv_text(), "1.09");
     assert_eq!(bob.recv_text(), "1.09");
 }
+
+/// README's "Last value" PHP block, run with php-cli and the PHP kit: the connection open
+/// when it runs, and one that opens after, each get the last value first.
+#[test]
+fn readme_php_publishes_a_last_value_and_subscribes_a_user_with_it() {
+    let Some(php) = php() else { return };
+    let server = Setup::new().start();
+    let (mut open, _) = server.user_client("alice");
+    let folder = tempfile::tempdir().unwrap();
+    let kit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/php/Wson.php");
+    std::fs::copy(kit, folder.path().join("Wson.php")).unwrap();
+    let conf = format!("{}/", server.path("").display()).replace("//", "/");
+    let block = crate::readme::readme_php("retained").replace("/path/to/wson/conf/", &conf);
+    let script = format!("<?php\n$user = 'alice';\n{block}\necho 'ok';\n");
+    std::fs::write(folder.path().join("page.php"), script).unwrap();
+    let output = Command::new(php)
+        .arg(folder.path().join("page.php"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout == "ok",
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Not subscribed when it was published: the retained value the J sent, once.
+    assert_eq!(open.recv_text(), r#"{"price":97120}"#);
+    let (mut later, later_cookies) = server.user_client("alice");
+    assert_eq!(later.recv_text(), r#"{"price":97120}"#);
+    nothing_more(&mut server.control(), &mut later, &later_cookies.token);
+}
