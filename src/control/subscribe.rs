@@ -89,7 +89,7 @@ mod tests {
 
     #[test]
     fn no_json_object_or_a_pattern_is_refused() {
-        assert!(refused("{").contains("JSON") || !refused("{").is_empty());
+        assert!(!refused("{").is_empty());
         assert_eq!(refused("[true]"), "not a JSON object");
         assert_eq!(refused("true"), "not a JSON object");
         assert!(refused(r#"{"match":"prefix"}"#).starts_with("match"));
@@ -102,8 +102,10 @@ mod tests {
     #[test]
     fn the_error_names_the_command_and_the_field() {
         let error = parse("[]").unwrap_err();
-        let text = error.to_string();
-        assert!(text.contains("'J'") || text.contains('J'), "{text}");
-        assert!(text.contains("field 3 (options)"), "{text}");
+        assert_eq!(
+            error.to_string(),
+            "control command 'J' field 3 (options) is no JSON object of subscribe options: \
+             not a JSON object"
+        );
     }
 }
