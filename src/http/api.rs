@@ -695,6 +695,28 @@ mod tests {
                 message: &[0, 255]
             }
         );
+        // get_retained becomes j/J's options field; without it the command is as before.
+        let frame = command_of(
+            ApiMethod::Subscribe,
+            json!({"topic": "news", "user": "alice", "get_retained": true}),
+        )
+        .unwrap();
+        assert_eq!(frame.payload, b"5:alice4:news21:{\"get_retained\":true}");
+        let frame = command_of(
+            ApiMethod::Subscribe,
+            json!({"topic": "news", "user": "alice", "get_retained": false}),
+        )
+        .unwrap();
+        assert_eq!(
+            (frame.command, &frame.payload[..]),
+            (b'J', &b"5:alice4:news"[..])
+        );
+        let error = command_of(
+            ApiMethod::Unsubscribe,
+            json!({"topic": "news", "user": "alice", "get_retained": true}),
+        )
+        .unwrap_err();
+        assert_eq!(error.code, "unknown_param");
         let frame = command_of(ApiMethod::Users, json!({"limit": 5})).unwrap();
         assert!(matches!(
             frame.command().unwrap(),
