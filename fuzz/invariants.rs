@@ -968,8 +968,14 @@ fn check_command_values(parsed: &Command<'_>) {
         Command::Subscribe {
             target: t,
             topic: name,
+            options,
+        } => {
+            target(t);
+            topic(*name);
+            // Judged by the server (JSON, `get_retained`); the parser keeps UTF-8 only.
+            assert!(std::str::from_utf8(options).is_ok());
         }
-        | Command::Unsubscribe {
+        Command::Unsubscribe {
             target: t,
             topic: name,
         } => {

@@ -29,6 +29,7 @@ mod php;
 mod php_client;
 mod readme;
 mod real_clients;
+mod retained;
 mod session;
 mod smoke;
 mod sockets;

@@ -227,16 +227,33 @@ final class Wson
 
     // --- topics ------------------------------------------------------------------------
 
-    /** `j`: subscribes the connection(s) holding $token; the number now subscribed. */
-    public function subscribe(string $token, string $topic): int
+    /**
+     * `j`: subscribes the connection(s) holding $token; the number now subscribed. $options
+     * are subscribe options (['get_retained' => true]: each gets the topic's retained event,
+     * its last value, first).
+     */
+    public function subscribe(string $token, string $topic, array $options = []): int
     {
-        return $this->count('j', self::fields($token, $topic));
+        return $this->count('j', self::subscription($token, $topic, $options));
     }
 
-    /** `J`: subscribes $user, now and for every later connection; the number now subscribed. */
-    public function subscribeUser(string $user, string $topic): int
+    /**
+     * `J`: subscribes $user, now and for every later connection; the number now subscribed.
+     * $options as for subscribe, kept for the user's later connections too.
+     */
+    public function subscribeUser(string $user, string $topic, array $options = []): int
     {
-        return $this->count('J', self::fields($user, $topic));
+        return $this->count('J', self::subscription($user, $topic, $options));
+    }
+
+    /** The fields of `j`/`J`: options only when given, as a JSON object. */
+    private static function subscription(string $target, string $topic, array $options): string
+    {
+        if ($options === []) {
+            return self::fields($target, $topic);
+        }
+        $json = json_encode((object) $options, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_THROW_ON_ERROR);
+        return self::fields($target, $topic, $json);
     }
 
     /** `r`: unsubscribes the connection(s) holding $token; the number that were subscribed. */
@@ -863,16 +880,24 @@ final class WsonHttp
         return $this->kickTarget(['user' => $user], $code, $reason);
     }
 
-    /** `subscribe` a token's connections to $topic; how many connections were added. */
-    public function subscribe(string $token, string $topic): int
+    /**
+     * `subscribe` a token's connections to $topic; how many connections were added.
+     * $options are params of the method: ['get_retained' => true] (the topic's last value).
+     */
+    public function subscribe(string $token, string $topic, array $options = []): int
     {
-        return (int) $this->call('subscribe', ['topic' => $topic, 'token' => $token])['connections'];
+        $params = ['topic' => $topic, 'token' => $token] + $options;
+        return (int) $this->call('subscribe', $params)['connections'];
     }
 
-    /** `subscribe` a user (its connections now and later) to $topic. */
-    public function subscribeUser(string $user, string $topic): int
+    /**
+     * `subscribe` a user (its connections now and later) to $topic. $options as for
+     * subscribe, ['get_retained' => true], kept for its later connections too.
+     */
+    public function subscribeUser(string $user, string $topic, array $options = []): int
     {
-        return (int) $this->call('subscribe', ['topic' => $topic, 'user' => $user])['connections'];
+        $params = ['topic' => $topic, 'user' => $user] + $options;
+        return (int) $this->call('subscribe', $params)['connections'];
     }
 
     /** `unsubscribe` a token's connections from $topic; how many were subscribed. */

@@ -12,6 +12,7 @@ use std::fmt;
 use crate::control::authorizer::{AuthRequest, Decision};
 use crate::control::command::Command;
 use crate::control::fields::{self, FieldError, Fields};
+use crate::control::subscribe::JoinOptions;
 use crate::control::topic::Topic;
 use crate::decoded::Decoded;
 use crate::token::Token;
@@ -289,8 +290,14 @@ pub enum Question<'a> {
     /// The node's load (its connections) and its freest listener's domain as the body (`m`).
     Freest,
     /// Subscribe `target`'s connections to `topic` (`j`, `J`; for a user, its future
-    /// connections too): how many are subscribed; a refusal's reason as the answer's body.
-    Subscribe { target: Subject<'a>, topic: &'a str },
+    /// connections too) with `options`: how many are subscribed; a refusal's reason as the
+    /// answer's body. `get_retained` travels as the kind field `g` (`t`, what a node before
+    /// it sent, is none), so each node serves its own broker's retained event.
+    Subscribe {
+        target: Subject<'a>,
+        topic: &'a str,
+        options: JoinOptions,
+    },
     /// Unsubscribe (`r`, `R`): how many were.
     Unsubscribe { target: Subject<'a>, topic: &'a str },
     /// Nothing but the answer: what the asker said before has reached the node first (a
@@ -561,12 +568,17 @@ impl<'a> ClusterMessage<'a> {
                         decimal(*limit, &mut code_digits),
                         cursor,
                     ),
-                    Question::Subscribe { target, topic } => {
+                    Question::Subscribe {
+                        target,
+                        topic,
+                        options,
+                    } => {
                         let what: &[u8] = match target {
                             Subject::Token(_) => b"j",
                             Subject::User(_) => b"J",
                         };
-                        (what, target.bytes(), b"t", topic.as_bytes())
+                        let kind: &[u8] = if options.get_retained { b"g" } else { b"t" };
+                        (what, target.bytes(), kind, topic.as_bytes())
                     }
                     Question::Unsubscribe { target, topic } => {
                         let what: &[u8] = match target {
@@ -804,7 +816,14 @@ impl<'a> ClusterMessage<'a> {
                             .map_err(|_| WireError::BadTopic)?
                             .as_str();
                         if matches!(what, b"j" | b"J") {
-                            Question::Subscribe { target, topic }
+                            let options = JoinOptions {
+                                get_retained: kind == b"g",
+                            };
+                            Question::Subscribe {
+                                target,
+                                topic,
+                                options,
+                            }
                         } else {
                             Question::Unsubscribe { target, topic }
                         }
@@ -1200,6 +1219,16 @@ mod tests {
                 question: Question::Subscribe {
                     target: Subject::User("bob"),
                     topic: "news.sport",
+                    options: JoinOptions::default(),
+                },
+            },
+            ClusterMessage::Ask {
+                origin: "node-d",
+                id: 16,
+                question: Question::Subscribe {
+                    target: Subject::User("bob"),
+                    topic: "news.sport",
+                    options: JoinOptions { get_retained: true },
                 },
             },
             ClusterMessage::Ask {

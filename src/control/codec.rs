@@ -151,6 +151,10 @@ pub enum ControlError {
     /// The options of `x`/`X` are no JSON object of WAMP PUBLISH options (`detail` says
     /// why). Raised by the server, which knows `[wamp] max_depth`.
     BadPublishOptions { command: u8, detail: String },
+    /// The options of `j`/`J` are no JSON object of subscribe options (`detail` says why:
+    /// not JSON, not an object, `get_retained` not a boolean, a `match` other than
+    /// `exact`). Raised by the server, which knows `[wamp] max_depth`.
+    BadSubscribeOptions { command: u8, detail: String },
 }
 
 /// Which field of a command an error is about: its number (from 1) and what it holds.
@@ -357,6 +361,12 @@ impl fmt::Display for ControlError {
             ControlError::BadPublishOptions { command, detail } => write!(
                 f,
                 "control command {} field 3 (options) is no JSON object of WAMP PUBLISH \
+                 options: {detail}",
+                show_byte(*command)
+            ),
+            ControlError::BadSubscribeOptions { command, detail } => write!(
+                f,
+                "control command {} field 3 (options) is no JSON object of subscribe \
                  options: {detail}",
                 show_byte(*command)
             ),

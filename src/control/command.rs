@@ -137,6 +137,9 @@ pub enum Command<'a> {
     Subscribe {
         target: Target<'a>,
         topic: Topic<'a>,
+        /// Subscribe options, a JSON object with WAMP SUBSCRIBE's names (`get_retained`;
+        /// UTF-8, judged by the server, which knows `[wamp] max_depth`); empty: none.
+        options: &'a [u8],
     },
     /// `r` / `R`: reply `#n`, the connections that were subscribed.
     Unsubscribe {
@@ -312,8 +315,19 @@ impl Command<'_> {
                     out,
                 );
             }
-            Command::Subscribe { ref target, topic }
-            | Command::Unsubscribe { ref target, topic } => {
+            Command::Subscribe {
+                ref target,
+                topic,
+                options,
+            } => {
+                encode_fields(
+                    command,
+                    &[target_bytes(target), topic.as_bytes(), options],
+                    2,
+                    out,
+                );
+            }
+            Command::Unsubscribe { ref target, topic } => {
                 encode_fields(command, &[target_bytes(target), topic.as_bytes()], 2, out);
             }
             Command::Publish {
@@ -605,7 +619,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// WAMP PUBLISH options: JSON text, whose meaning the server judges.
+    /// WAMP options (PUBLISH for `x X Y`, SUBSCRIBE for `j J`): JSON text, whose meaning
+    /// the server judges.
     fn options(&mut self) -> Result<&'a [u8], ControlError> {
         let (bytes, _) = self.optional("options")?;
         text(self.command, bytes)
@@ -878,11 +893,13 @@ fn parse_fields(command: u8, payload: &[u8]) -> Result<Command<'_>, ControlError
                 },
             }
         }
-        // token | user, topic
+        // token | user, topic, options?
         b'j' | b'J' => Command::Subscribe {
             target: reader.target(command == b'J')?,
             topic: reader.topic()?,
+            options: reader.options()?,
         },
+        // token | user, topic
         b'r' | b'R' => Command::Unsubscribe {
             target: reader.target(command == b'R')?,
             topic: reader.topic()?,
@@ -1321,7 +1338,8 @@ impl Reply {
             | ControlError::BadStatus { .. }
             | ControlError::AllowWithoutUser { .. }
             | ControlError::BadWampMessage { .. }
-            | ControlError::BadPublishOptions { .. } => Reply::Error,
+            | ControlError::BadPublishOptions { .. }
+            | ControlError::BadSubscribeOptions { .. } => Reply::Error,
         }
     }
 }
@@ -2216,6 +2234,7 @@ mod tests {
             Command::Subscribe {
                 target: Target::Token(token()),
                 topic: news(),
+                options: b"",
             },
         );
         assert_command(
@@ -2223,6 +2242,7 @@ mod tests {
             Command::Subscribe {
                 target: Target::User("alice"),
                 topic: news(),
+                options: b"",
             },
         );
         assert_command(
@@ -2238,6 +2258,61 @@ mod tests {
                 target: Target::User("alice"),
                 topic: news(),
             },
+        );
+    }
+
+    #[test]
+    fn j_and_upper_j_take_subscribe_options_as_a_third_field() {
+        assert_command(
+            b"44J5:alice10:news.sport21:{\"get_retained\":true}",
+            Command::Subscribe {
+                target: Target::User("alice"),
+                topic: news(),
+                options: br#"{"get_retained":true}"#,
+            },
+        );
+        assert_command(
+            b"72j32:32febad1f0cf83f38aceb31ad63866c410:news.sport21:{\"get_retained\":true}",
+            Command::Subscribe {
+                target: Target::Token(token()),
+                topic: news(),
+                options: br#"{"get_retained":true}"#,
+            },
+        );
+        // An empty options field is none, and re-encodes without it.
+        assert_eq!(
+            command(b"22J5:alice10:news.sport0:"),
+            command(b"20J5:alice10:news.sport")
+        );
+        // The parser only asks for UTF-8; what the JSON says is the server's to judge.
+        assert!(matches!(
+            command(b"25J5:alice10:news.sport3:{x}"),
+            Ok(Command::Subscribe {
+                options: b"{x}",
+                ..
+            })
+        ));
+        assert_eq!(
+            command(b"24J5:alice10:news.sport2:\xff{"),
+            Err(ControlError::InvalidUtf8 {
+                command: b'J',
+                offset: 0
+            })
+        );
+        // One field more than j/J take; r/R take no options.
+        assert_eq!(
+            command(b"27J5:alice10:news.sport2:{}1:x"),
+            Err(ControlError::TooManyFields {
+                command: b'J',
+                max: 3
+            })
+        );
+        assert_eq!(
+            command(b"24R5:alice10:news.sport2:{}"),
+            Err(ControlError::TooManyFields {
+                command: b'R',
+                max: 2
+            })
         );
     }
 
@@ -3409,7 +3484,15 @@ mod tests {
                 code,
                 reason,
             },
-            5 => Command::Subscribe { target, topic },
+            5 => Command::Subscribe {
+                target,
+                topic,
+                options: if flag {
+                    br#"{"get_retained":true}"#
+                } else {
+                    b""
+                },
+            },
             6 => Command::Unsubscribe { target, topic },
             7 => Command::Publish {
                 binary: true,

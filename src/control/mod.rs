@@ -7,6 +7,7 @@ pub mod codec;
 pub mod command;
 pub mod event;
 pub mod fields;
+pub mod subscribe;
 pub mod topic;
 pub mod wamp;
 pub mod wire;

@@ -100,7 +100,8 @@ impl ApiMethod {
             ApiMethod::SendUser => &["user", "message", "binary"],
             ApiMethod::Publish => &["topic", "message", "binary", "options"],
             ApiMethod::Kick => &["token", "user", "code", "reason"],
-            ApiMethod::Subscribe | ApiMethod::Unsubscribe => &["topic", "token", "user"],
+            ApiMethod::Subscribe => &["topic", "token", "user", "get_retained"],
+            ApiMethod::Unsubscribe => &["topic", "token", "user"],
             ApiMethod::Online => &["user"],
             ApiMethod::Tokens => &["user", "cursor", "limit"],
             ApiMethod::Users | ApiMethod::Topics => &["cursor", "limit"],
@@ -444,7 +445,14 @@ pub fn frame(
                 (_, false) => b'r',
                 (_, true) => b'R',
             };
-            fields_frame(command, &[target, topic.as_bytes()])
+            // `j`/`J`'s options field, only when asked for: the command stays as it was.
+            let options: &[u8] =
+                if method == ApiMethod::Subscribe && params.boolean("get_retained")? {
+                    br#"{"get_retained":true}"#
+                } else {
+                    b""
+                };
+            fields_frame(command, &[target, topic.as_bytes(), options])
         }
         ApiMethod::Online => fields_frame(b'o', &[params.required("user")?.as_bytes()]),
         ApiMethod::Tokens => {
@@ -552,6 +560,7 @@ pub fn control_error(error: &ControlError) -> ApiError {
         | ControlError::AllowWithoutUser { .. }
         | ControlError::BadWampMessage { .. } => "params",
         ControlError::BadPublishOptions { .. } => "options",
+        ControlError::BadSubscribeOptions { .. } => "get_retained",
     };
     ApiError::bad_param(param, error)
 }
@@ -686,6 +695,28 @@ mod tests {
                 message: &[0, 255]
             }
         );
+        // get_retained becomes j/J's options field; without it the command is as before.
+        let frame = command_of(
+            ApiMethod::Subscribe,
+            json!({"topic": "news", "user": "alice", "get_retained": true}),
+        )
+        .unwrap();
+        assert_eq!(frame.payload, b"5:alice4:news21:{\"get_retained\":true}");
+        let frame = command_of(
+            ApiMethod::Subscribe,
+            json!({"topic": "news", "user": "alice", "get_retained": false}),
+        )
+        .unwrap();
+        assert_eq!(
+            (frame.command, &frame.payload[..]),
+            (b'J', &b"5:alice4:news"[..])
+        );
+        let error = command_of(
+            ApiMethod::Unsubscribe,
+            json!({"topic": "news", "user": "alice", "get_retained": true}),
+        )
+        .unwrap_err();
+        assert_eq!(error.code, "unknown_param");
         let frame = command_of(ApiMethod::Users, json!({"limit": 5})).unwrap();
         assert!(matches!(
             frame.command().unwrap(),

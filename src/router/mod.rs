@@ -1347,6 +1347,19 @@ impl Router {
         matched
     }
 
+    /// The backend realm's retained event on `topic` (WAMP v2 advanced, "Event Retention"):
+    /// its payload, for a plain connection that joins the topic asking for it. The broker's
+    /// store is the only one; its audience (exclude/eligible) is WAMP's alone, as plain
+    /// connections get every live publication whatever its options say.
+    pub fn backend_retained(&self, topic: &str) -> Option<&Payload> {
+        let name = self.config.realms.first()?;
+        let realm = self.realms.iter().find(|realm| realm.name == *name)?;
+        realm
+            .broker
+            .retained(topic)
+            .map(|retained| &retained.payload)
+    }
+
     /// The plain side published `payload` to `topic` (control `x`/`X`): WAMP subscribers of
     /// the backend realm get an EVENT. `options` are PUBLISH options (exclude, eligible,
     /// exclude_authid, eligible_authid, retain...). Returns the publication id, 0 when the

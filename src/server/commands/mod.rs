@@ -13,6 +13,7 @@ use crate::config::{AuthMode, TokenReuse};
 use crate::control::authorizer::Decision;
 use crate::control::codec::ControlError;
 use crate::control::command::{Command, Page, PageRequest, Refusal, Reply, Target};
+use crate::control::subscribe::JoinOptions;
 use crate::control::topic::Topic;
 use crate::resume::Position;
 use crate::router::options::PublishOptions;
@@ -362,23 +363,34 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
                 asked => asked_outcome(asked),
             }
         }
-        Command::Subscribe { target, topic } => {
+        Command::Subscribe {
+            target,
+            topic,
+            options,
+        } => {
             command.check_topic_len(ctx.settings.topics.max_name_length)?;
+            let options = JoinOptions::parse(command_byte, options, ctx.settings.wamp.max_depth)?;
             let (subscribed, subject) = match target {
                 Target::Token(token) => (
-                    ctx.hub
-                        .subscribe_token(&token, topic.as_str(), ctx.settings, ctx.stats),
+                    ctx.hub.subscribe_token(
+                        &token,
+                        topic.as_str(),
+                        options,
+                        ctx.settings,
+                        ctx.stats,
+                    ),
                     Subject::Token(token),
                 ),
                 Target::User(user) => (
                     ctx.hub
-                        .subscribe_user(user, topic.as_str(), ctx.settings, ctx.stats),
+                        .subscribe_user(user, topic.as_str(), options, ctx.settings, ctx.stats),
                     Subject::User(user),
                 ),
             };
             let question = Question::Subscribe {
                 target: subject,
                 topic: topic.as_str(),
+                options,
             };
             match ctx
                 .hub

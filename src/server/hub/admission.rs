@@ -380,7 +380,22 @@ impl Hub {
         } else {
             Vec::new()
         };
-        for topic in user_topics {
+        // The user subscriptions that ask for the retained event: the router's pending work
+        // first (`settle_before_retained`), and the topics its `resume` does not name.
+        let mut retained = Vec::new();
+        for held in &user_topics {
+            let Some(name) = self.topics.name(held.topic).cloned() else {
+                continue;
+            };
+            if self.retained_due(&[key], &name, held.options).is_empty() {
+                continue;
+            }
+            if retained.is_empty() {
+                self.settle_before_retained(held.options, settings, stats);
+            }
+            retained.push((held.topic, name));
+        }
+        for topic in user_topics.iter().map(|held| held.topic) {
             if self.join_topic(key, topic, settings).is_err() {
                 log::warn!(
                     user = &*user,
@@ -409,9 +424,20 @@ impl Hub {
         });
         match accepted {
             Some(Ok(())) => {
-                // After the 101 and in the same turn: what it missed goes before anything
-                // published from now on.
+                // After the 101 and in the same turn: what it missed, and the retained
+                // events its user subscriptions ask for, go before anything published from
+                // now on.
                 self.resume_joined(key, settings, stats);
+                for (topic, name) in &retained {
+                    let joined = self
+                        .clients
+                        .get(key)
+                        .and_then(|client| client.seat.as_ref())
+                        .is_some_and(|seat| seat.topics.contains(topic));
+                    if joined {
+                        self.send_retained(&[key], name, settings, stats);
+                    }
+                }
                 self.settle(key, settings);
             }
             Some(Err(gone)) => self.close(key, &gone),

@@ -822,11 +822,21 @@ impl Hub {
             ClusterMessage::Ask {
                 origin,
                 id,
-                question: Question::Subscribe { target, topic },
+                question:
+                    Question::Subscribe {
+                        target,
+                        topic,
+                        options,
+                    },
             } => {
+                // This node's own broker: retained publications reach every node's.
                 let subscribed = match target {
-                    Subject::Token(token) => self.subscribe_token(&token, topic, settings, stats),
-                    Subject::User(user) => self.subscribe_user(user, topic, settings, stats),
+                    Subject::Token(token) => {
+                        self.subscribe_token(&token, topic, options, settings, stats)
+                    }
+                    Subject::User(user) => {
+                        self.subscribe_user(user, topic, options, settings, stats)
+                    }
                 };
                 match subscribed {
                     Ok(count) => self.cluster_answer(origin, id, count as u64, b""),

@@ -2,8 +2,11 @@
 //! connection joins or leaves a topic here, with its `subscribed`/`unsubscribed` and
 //! `join`/`leave` events.
 
+use super::delivery::{Message as PlainMessage, Outgoing, Recipients};
 use super::*;
-use crate::server::conn::App;
+use crate::control::subscribe::JoinOptions;
+use crate::router::plain;
+use crate::server::conn::{App, Audience};
 
 /// The page of a list reply from one page of names and counts.
 fn page_reply(items: Vec<(Rc<str>, usize)>, more: bool) -> Page {
@@ -105,47 +108,59 @@ impl Hub {
 
     /// Subscribes the open connections holding `token`; returns how many are subscribed
     /// now. All or nothing: a connection at `max_per_connection` refuses the whole command.
+    /// With `get_retained`, each gets the topic's retained event in the same step (one
+    /// already subscribed too, as a second WAMP SUBSCRIBE gets it again).
     pub fn subscribe_token(
         &mut self,
         token: &Token,
         topic: &str,
+        options: JoinOptions,
         settings: &Settings,
         stats: &mut Stats,
     ) -> Result<usize, Refusal> {
+        self.settle_before_retained(options, settings, stats);
         let holders = self.plain_only(self.holders(token));
         if holders.is_empty() {
             return Ok(0);
         }
+        let due = self.retained_due(&holders, topic, options);
         let subscribed = self.subscribe_connections(&holders, topic, settings)?;
         for key in holders {
             self.resume_joined(key, settings, stats);
         }
+        self.send_retained(&due, topic, settings, stats);
         Ok(subscribed)
     }
 
     /// Subscribes a user: every current connection now, and every future one until
-    /// `unsubscribe_user`. Returns the current connections subscribed.
+    /// `unsubscribe_user`, each with `options` (a later `J` replaces them). Returns the
+    /// current connections subscribed.
     pub fn subscribe_user(
         &mut self,
         user: &str,
         topic: &str,
+        options: JoinOptions,
         settings: &Settings,
         stats: &mut Stats,
     ) -> Result<usize, Refusal> {
+        self.settle_before_retained(options, settings, stats);
         let connections = self.plain_only(self.users.connections(user));
         self.check_room(&connections, topic, settings)?;
-        let known = self
-            .topics
-            .get(topic)
-            .is_some_and(|id| self.users.subscriptions(user).contains(&id));
+        let known = self.topics.get(topic).is_some_and(|id| {
+            self.users
+                .subscriptions(user)
+                .iter()
+                .any(|held| held.topic == id)
+        });
         if !known && self.users.subscription_count() >= settings.topics.max_user_subscriptions {
             return Err(Refusal::UserSubscriptionLimit);
         }
+        let due = self.retained_due(&connections, topic, options);
         let id = self
             .topics
             .get_or_create(topic, settings.topics.max_topics)
             .map_err(|_| Refusal::TopicLimit)?;
-        if self.users.subscribe(user, id) {
+        if self.users.subscribe(user, id, options) {
             self.topics.add_user_subscriber(id);
         }
         for key in &connections {
@@ -154,7 +169,83 @@ impl Hub {
         for key in &connections {
             self.resume_joined(*key, settings, stats);
         }
+        self.send_retained(&due, topic, settings, stats);
         Ok(connections.len())
+    }
+
+    /// Before a join that reads a retained event: what the router has still to carry out
+    /// (a WAMP publication's plain side, from earlier in this turn) goes out first, to the
+    /// members before the join. Else the joining connection would get such a publication
+    /// after the retained event it may be, twice, or out of order. First of all, since
+    /// carrying it out may drop a slow consumer among the connections about to join.
+    pub(super) fn settle_before_retained(
+        &mut self,
+        options: JoinOptions,
+        settings: &Settings,
+        stats: &mut Stats,
+    ) {
+        if options.get_retained {
+            self.settle_router(settings, stats, Instant::now());
+        }
+    }
+
+    /// The connections among `keys` that are to get `topic`'s retained event on joining it:
+    /// all of them with `get_retained`, but one whose upgrade's `resume` names the topic and
+    /// is not served yet: its replay (or reload notice) holds the retained value already.
+    /// Read before joining, since joining serves the resume items.
+    pub(super) fn retained_due(&self, keys: &[Key], topic: &str, options: JoinOptions) -> Vec<Key> {
+        if !options.get_retained {
+            return Vec::new();
+        }
+        keys.iter()
+            .copied()
+            .filter(|key| {
+                !self
+                    .clients
+                    .get(*key)
+                    .and_then(|client| client.seat.as_ref())
+                    .and_then(|seat| seat.resume.as_ref())
+                    .is_some_and(|items| items.iter().any(|item| item.topic == topic))
+            })
+            .collect()
+    }
+
+    /// Queues `topic`'s retained event (the backend realm broker's, the one store of both
+    /// sides) to `keys` as a plain message, encoded once for all of them. Nothing when the
+    /// topic retains nothing or WAMP is off. A positioned connection gets no position notice
+    /// before it: the retained event has no position of its own.
+    pub(super) fn send_retained(
+        &mut self,
+        keys: &[Key],
+        topic: &str,
+        settings: &Settings,
+        stats: &mut Stats,
+    ) {
+        if keys.is_empty() {
+            return;
+        }
+        let Some(payload) = self.router.backend_retained(topic) else {
+            return;
+        };
+        let (binary, bytes) = plain::to_plain(payload);
+        let message = PlainMessage {
+            binary,
+            payload: &bytes,
+        };
+        let mut recipients = Recipients {
+            clients: &mut self.clients,
+            locks: &mut self.locks,
+            to_flush: &mut self.to_flush,
+            deflater: &mut self.deflater,
+        };
+        let (_, overflowed) = recipients.deliver(
+            keys,
+            Outgoing::Message(message),
+            Audience::Plain,
+            settings,
+            stats,
+        );
+        self.drop_slow_consumers(overflowed, stats);
     }
 
     fn subscribe_connections(

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use crate::control::subscribe::JoinOptions;
 use crate::server::hub::key_list::KeyList;
 use crate::server::hub::names::page_after;
 use crate::server::hub::names::{TopicId, UserName};
@@ -25,7 +26,15 @@ struct User {
     /// Open connections.
     connections: KeyList,
     /// Topics the backend subscribed the user to.
-    topics: Vec<TopicId>,
+    topics: Vec<UserTopic>,
+}
+
+/// A topic the backend subscribed a user to (`J`), with the options each of the user's
+/// connections joins it with, now and when it opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserTopic {
+    pub topic: TopicId,
+    pub options: JoinOptions,
 }
 
 impl Users {
@@ -66,7 +75,7 @@ impl Users {
             .map_or(&[], |user| user.connections.as_slice())
     }
 
-    pub fn subscriptions(&self, name: &str) -> &[TopicId] {
+    pub fn subscriptions(&self, name: &str) -> &[UserTopic] {
         self.by_name
             .get(name)
             .map_or(&[], |user| user.topics.as_slice())
@@ -76,14 +85,16 @@ impl Users {
         self.subscriptions
     }
 
-    /// Records that the user is subscribed to `topic`; false when it already was.
-    pub fn subscribe(&mut self, name: &str, topic: TopicId) -> bool {
+    /// Records that the user is subscribed to `topic` with `options` (a second `J` replaces
+    /// the options of the first: the last one says); false when it already was.
+    pub fn subscribe(&mut self, name: &str, topic: TopicId, options: JoinOptions) -> bool {
         let name = self.intern(name);
         let user = self.by_name.entry(name).or_default();
-        if user.topics.contains(&topic) {
+        if let Some(held) = user.topics.iter_mut().find(|held| held.topic == topic) {
+            held.options = options;
             return false;
         }
-        user.topics.push(topic);
+        user.topics.push(UserTopic { topic, options });
         self.subscriptions += 1;
         true
     }
@@ -93,7 +104,7 @@ impl Users {
         let Some(user) = self.by_name.get_mut(name) else {
             return false;
         };
-        let Some(position) = user.topics.iter().position(|held| *held == topic) else {
+        let Some(position) = user.topics.iter().position(|held| held.topic == topic) else {
             return false;
         };
         user.topics.swap_remove(position);
@@ -143,7 +154,7 @@ mod tests {
         users.join("alice", k[1]);
         assert_eq!(&*alice, "alice");
         assert_eq!(users.connections("alice").len(), 2);
-        users.subscribe("alice", topic(1));
+        users.subscribe("alice", topic(1), JoinOptions::default());
         users.leave("alice", k[0]);
         users.leave("alice", k[1]);
         assert!(users.name("alice").is_some(), "still subscribed");
@@ -165,9 +176,20 @@ mod tests {
     #[test]
     fn subscribing_twice_counts_once() {
         let mut users = Users::default();
-        assert!(users.subscribe("carol", topic(3)));
-        assert!(!users.subscribe("carol", topic(3)));
+        let retained = JoinOptions { get_retained: true };
+        assert!(users.subscribe("carol", topic(3), retained));
+        assert!(!users.subscribe("carol", topic(3), JoinOptions::default()));
         assert_eq!(users.subscription_count(), 1);
+        // The last subscription's options are the ones kept.
+        assert_eq!(
+            users.subscriptions("carol"),
+            &[UserTopic {
+                topic: topic(3),
+                options: JoinOptions::default()
+            }]
+        );
+        users.subscribe("carol", topic(3), retained);
+        assert!(users.subscriptions("carol")[0].options.get_retained);
         assert!(!users.unsubscribe("carol", topic(4)));
     }
 
@@ -178,7 +200,7 @@ mod tests {
         for (name, key) in ["e", "a", "c", "b"].iter().zip(&k) {
             users.join(name, *key);
         }
-        users.subscribe("d", topic(1)); // known, offline
+        users.subscribe("d", topic(1), JoinOptions::default()); // known, offline
         users.join("c", k[4]);
         let names = |page: &[(UserName, usize)]| {
             page.iter()
