@@ -1,6 +1,7 @@
 //! The node's two Redis connections, each on its own thread: one PUBLISHes what the loop
 //! hands it, one SUBSCRIBEs to the cluster's channel and hands what arrives to the loop.
-//! A third thread and connection claims tokens (`claims.rs`).
+//! A third thread and connection claims tokens (`claims.rs`), a fourth keeps the history of
+//! topics (`kept.rs`).
 //!
 //! Both reconnect on their own with backoff (from 100 ms, doubling, at most 5 s) and report
 //! their state; the loop wakes through a `mio::Waker`. The publisher's queue is bounded
@@ -16,6 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::claims::{self, ClaimAnswer, ClaimKeys, ClaimRequest};
+use super::kept::{self, HistoryAnswer, HistoryKeys, HistoryRequest};
 
 /// How often a blocked thread looks at the stop flag.
 pub(super) const POLL: Duration = Duration::from_millis(250);
@@ -67,6 +69,8 @@ pub enum Inbound {
     Lost { publisher: bool, reason: String },
     /// The claims thread's answer to a claim.
     Claimed(ClaimAnswer),
+    /// The history thread's answer to a request.
+    History(HistoryAnswer),
 }
 
 /// Whether the node hears and reaches the others.
@@ -105,6 +109,10 @@ pub struct Link {
     claims_left: Arc<AtomicBool>,
     /// Claim answers received, for the hub to take.
     claim_answers: Vec<ClaimAnswer>,
+    /// To the history thread (`kept.rs`).
+    history: SyncSender<HistoryRequest>,
+    /// History answers received, for the hub to take.
+    history_answers: Vec<HistoryAnswer>,
     /// The threads woke the loop and it has not drained since (see `start`).
     woken: Arc<AtomicBool>,
     state: RedisState,
@@ -198,6 +206,22 @@ impl Link {
                     left.store(true, Ordering::SeqCst);
                 })?
         };
+        let (history, history_rx) = mpsc::sync_channel::<HistoryRequest>(settings.max_queue);
+        let historian = {
+            let (client, stop, tx, wake) = (
+                client.clone(),
+                Arc::clone(&stop),
+                inbound_tx.clone(),
+                Arc::clone(&wake),
+            );
+            let keys = HistoryKeys {
+                prefix: settings.prefix.clone(),
+                channel: settings.all_channel(),
+            };
+            std::thread::Builder::new()
+                .name("wson-cluster-history".to_owned())
+                .spawn(move || kept::history_loop(&client, keys, &history_rx, &stop, &tx, &*wake))?
+        };
         let subscriber = {
             let (stop, wake) = (Arc::clone(&stop), Arc::clone(&wake));
             let channels = [settings.all_channel(), settings.node_channel(&instance)];
@@ -214,10 +238,12 @@ impl Link {
             stop,
             lost_in_flight,
             woken,
-            threads: vec![publisher, subscriber, claimer],
+            threads: vec![publisher, subscriber, claimer, historian],
             claims,
             claims_left,
             claim_answers: Vec::new(),
+            history,
+            history_answers: Vec::new(),
             state: RedisState::Connecting,
             publisher_up: false,
             subscriber_up: false,
@@ -311,6 +337,7 @@ impl Link {
                     self.state = RedisState::Down;
                 }
                 Inbound::Claimed(answer) => self.claim_answers.push(answer),
+                Inbound::History(answer) => self.history_answers.push(answer),
             }
         }
         messages
@@ -319,6 +346,17 @@ impl Link {
     /// The claim answers `receive` found.
     pub fn take_claim_answers(&mut self) -> Vec<ClaimAnswer> {
         std::mem::take(&mut self.claim_answers)
+    }
+
+    /// The history answers `receive` found.
+    pub fn take_history_answers(&mut self) -> Vec<HistoryAnswer> {
+        std::mem::take(&mut self.history_answers)
+    }
+
+    /// Hands a request to the history thread; false when its queue is full or it is gone
+    /// (the request is dropped). Never blocks.
+    pub fn ask_history(&mut self, request: HistoryRequest) -> bool {
+        self.history.try_send(request).is_ok()
     }
 
     /// Hands a request to the claims thread; false when its queue is full or it is gone
