@@ -273,3 +273,70 @@ fn a_stale_epoch_gets_reload_epoch_and_a_trimmed_offset_reload_gone() {
         expect_range(&mut kept, "news.t", &start.epoch, 8..=10);
     }
 }
+
+#[test]
+fn the_http_api_publishes_and_reads_positions_from_redis() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let a = crate::http_api::setup()
+        .set("cluster.redis", &format!("{:?}", redis.url()))
+        .set("cluster.node_id", "\"a\"")
+        .set("history.prefixes", r#"["news."]"#)
+        .start();
+    wait_redis(&a, "up");
+    let b = history_node(&redis, "b", 1000);
+    let ok = |method, params| crate::http_api::ok(&a, method, params);
+    let first = ok(
+        "publish",
+        serde_json::json!({"topic": "news.h", "message": "one"}),
+    );
+    assert_eq!(first["offset"], 1);
+    let on_b = position_of(b.control().ask(b'Y', &[b"news.h", b"two"]));
+    assert_eq!(on_b.epoch, first["epoch"].as_str().unwrap());
+    assert_eq!(on_b.offset, 2);
+    assert_eq!(
+        ok("position", serde_json::json!({"topic": "news.h"})),
+        serde_json::json!({"epoch": on_b.epoch, "offset": 2})
+    );
+}
+
+#[test]
+fn without_redis_a_publication_is_delivered_here_unpositioned_and_y_refused() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let a = history_node(&redis, "a", 1000);
+    let mut control = a.control();
+    subscribe_alice(&mut control, "news.d");
+    let mut client = resuming(&a, "");
+    let before = position_of(control.ask(b'Y', &[b"news.d", b"m1"]));
+    assert_eq!(
+        positioned(&mut client, "news.d", &before.epoch),
+        (1, "m1".to_owned())
+    );
+    redis.kill();
+    wait_redis(&a, "down");
+    assert_eq!(
+        control.ask(b'Y', &[b"news.d", b"lost?"]),
+        Reply::Refused(wson::control::command::Refusal::ClusterUnavailable)
+    );
+    control.send_fields(b'x', &[b"news.d", b"lost too?"]);
+    for message in ["lost?", "lost too?"] {
+        let value = notice(&mut client);
+        assert_eq!(value["wson"], "reload", "{value}");
+        assert_eq!(value["reason"], "unpositioned");
+        assert_eq!(client.recv_text(), message);
+    }
+    assert_eq!(control.status()["cluster_history_unpositioned"], 2);
+    // Redis is back, empty: a new epoch.
+    redis.run();
+    wait_redis(&a, "up");
+    let after = position_of(control.ask(b'Y', &[b"news.d", b"m1 again"]));
+    assert_ne!(after.epoch, before.epoch);
+    assert_eq!(after.offset, 1);
+    assert_eq!(
+        positioned(&mut client, "news.d", &after.epoch),
+        (1, "m1 again".to_owned())
+    );
+}

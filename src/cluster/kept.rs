@@ -250,6 +250,8 @@ struct Store<'a> {
     connection: Option<redis::Connection>,
     retry_at: Instant,
     backoff: Duration,
+    /// The last failure was a timeout: the command may have run.
+    timed_out: bool,
 }
 
 impl Store<'_> {
@@ -283,6 +285,7 @@ impl Store<'_> {
         match command.query::<redis::Value>(connection) {
             Ok(value) => Some(value),
             Err(error) => {
+                self.timed_out = error.is_timeout();
                 if connection_failed(&error) {
                     self.connection = None;
                     self.retry_at = Instant::now();
@@ -295,14 +298,18 @@ impl Store<'_> {
     }
 
     /// `run`, once more on a new connection when the one it had was dead (a Redis restart
-    /// shows only at the next command). A script that failed on a dead connection never
-    /// ran, or ran and its answer was lost: then the publication is in Redis and on the
-    /// channel, and the loop counts it unavailable all the same (README).
-    fn run_retrying(&mut self, command: &redis::Cmd) -> Option<redis::Value> {
+    /// shows only at the next command). Not after a timeout unless `idempotent`: a
+    /// publication may have been positioned then, and must not be twice (its answer is
+    /// lost, and the loop counts it unpositioned although the channel brings it).
+    fn run_retrying(&mut self, command: &redis::Cmd, idempotent: bool) -> Option<redis::Value> {
         let had_connection = self.connection.is_some();
+        self.timed_out = false;
         match self.run(command) {
             Some(value) => Some(value),
-            None if had_connection && self.connection.is_none() => {
+            None if had_connection
+                && self.connection.is_none()
+                && (idempotent || !self.timed_out) =>
+            {
                 self.connect();
                 self.run(command)
             }
@@ -335,7 +342,7 @@ impl Store<'_> {
                     .arg(suffix.as_slice())
                     .arg(frame.as_slice())
                     .arg(unix_millis());
-                let value = self.run_retrying(&command);
+                let value = self.run_retrying(&command, false);
                 value
                     .as_ref()
                     .and_then(position_of)
@@ -349,7 +356,7 @@ impl Store<'_> {
                     .arg(self.keys.stream(topic))
                     .arg(fresh_epoch())
                     .arg(millis(*ttl));
-                let value = self.run_retrying(&command);
+                let value = self.run_retrying(&command, true);
                 value
                     .as_ref()
                     .and_then(position_of)
@@ -368,7 +375,7 @@ impl Store<'_> {
                     .arg(self.keys.stream(topic))
                     .arg(after.saturating_add(1))
                     .arg(*count);
-                let value = self.run_retrying(&command);
+                let value = self.run_retrying(&command, true);
                 value
                     .as_ref()
                     .and_then(range_of)
@@ -403,6 +410,7 @@ pub(super) fn history_loop(
         connection: None,
         retry_at: Instant::now(),
         backoff: FIRST_BACKOFF,
+        timed_out: false,
     };
     while !stop.load(Ordering::SeqCst) {
         store.connect();

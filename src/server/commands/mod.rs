@@ -692,7 +692,7 @@ fn publish_to_topic(
         ctx.send_batch();
         let frame = shared_frame(true, data_opcode(binary), message);
         let published = ctx.hub.cluster_publish_kept(
-            ctx.me,
+            Some(ctx.me),
             topic.as_str(),
             &frame,
             options,

@@ -14,7 +14,7 @@
 //! the fetched range is replayed and the held ones with a later offset follow.
 //!
 //! With Redis out of reach, a publication is delivered to this node's clients only, without
-//! a position: positioned clients get a `reload` notice (`unavailable`) before it.
+//! a position: positioned clients get a `reload` notice (`unpositioned`) before it.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -41,7 +41,8 @@ const GRACE: Duration = Duration::from_secs(5);
 
 /// A publication handed to Redis, for `asker` (a control or HTTP connection).
 struct Publishing {
-    asker: Key,
+    /// `None`: nobody waits (a publication of the hub's own).
+    asker: Option<Key>,
     ticket: Ticket,
     topic: String,
     frame: Rc<[u8]>,
@@ -110,13 +111,14 @@ impl Hub {
             .is_some_and(|cluster| cluster.link.ask_history(request))
     }
 
-    /// Hands one publication of `asker`'s to Redis: `Some(ticket)`, resolved once this node
-    /// has delivered it positioned; `None` when Redis is out of reach, and then it has been
-    /// delivered to this node's clients, unpositioned.
+    /// Hands one publication of `asker`'s (a control or HTTP connection; `None` for one
+    /// nobody waits for) to Redis: `Some(ticket)`, resolved once this node has delivered it
+    /// positioned; `None` when Redis is out of reach, and then it has been delivered to this
+    /// node's clients, unpositioned.
     #[allow(clippy::too_many_arguments)]
     pub fn cluster_publish_kept(
         &mut self,
-        asker: Key,
+        asker: Option<Key>,
         topic: &str,
         frame: &Rc<[u8]>,
         options: &[u8],
@@ -140,7 +142,7 @@ impl Hub {
             self.ask_history(request).then_some(id)
         });
         let Some(id) = asked else {
-            self.deliver_unpositioned(topic, frame, settings, stats);
+            self.deliver_unpositioned(topic, frame, 1, settings, stats);
             return None;
         };
         let ticket = Ticket(id);
@@ -188,12 +190,14 @@ impl Hub {
         Asked::Later(ticket)
     }
 
-    /// Delivers a publication Redis could not position to this node's members of `topic`:
-    /// as it is to plain ones, after a `reload` notice (`unavailable`) to positioned ones.
-    fn deliver_unpositioned(
+    /// Delivers publications (`messages` whole frames in `frames`) Redis did not position
+    /// to this node's members of `topic`: as they are to plain ones, after a `reload` notice
+    /// (`unpositioned`) to positioned ones.
+    pub(super) fn deliver_unpositioned(
         &mut self,
         topic: &str,
-        frame: &Rc<[u8]>,
+        frames: &Rc<[u8]>,
+        messages: usize,
         settings: &Settings,
         stats: &mut Stats,
     ) {
@@ -201,10 +205,10 @@ impl Hub {
             cluster.kept.unpositioned += 1;
         }
         let position = self.history.known_position(topic);
-        let text = reload_notice(topic, Reload::Unavailable, position.as_ref());
+        let text = reload_notice(topic, Reload::Unpositioned, position.as_ref());
         let notice = shared_frame(true, OpCode::Text, text.as_bytes());
         let (plain, positioned) = self.members_by_position(topic, &[]);
-        self.deliver_kept(&plain, &positioned, &notice, frame, settings, stats);
+        self.deliver_kept(&plain, &positioned, &notice, frames, messages, settings, stats);
     }
 
     /// The members of `topic`, plain and positioned; positioned ones in `except` left out.
@@ -227,13 +231,16 @@ impl Hub {
         (plain, positioned)
     }
 
-    /// `frame` to plain members, `notice` then `frame` to positioned ones.
+    /// `frames` (`messages` whole ones) to plain members, `notice` then `frames` to
+    /// positioned ones.
+    #[allow(clippy::too_many_arguments)]
     fn deliver_kept(
         &mut self,
         plain: &[Key],
         positioned: &[Key],
         notice: &Rc<[u8]>,
-        frame: &Rc<[u8]>,
+        frames: &Rc<[u8]>,
+        messages: usize,
         settings: &Settings,
         stats: &mut Stats,
     ) {
@@ -243,15 +250,22 @@ impl Hub {
             to_flush: &mut self.to_flush,
             deflater: &mut self.deflater,
         };
-        let single = |frames| Outgoing::Frames {
-            frames,
-            messages: 1,
-        };
-        let (_, mut overflowed) =
-            recipients.deliver(plain, single(frame), Audience::Plain, settings, stats);
-        for frames in [notice, frame] {
-            let (_, over) =
-                recipients.deliver(positioned, single(frames), Audience::Plain, settings, stats);
+        let outgoing = |frames, messages| Outgoing::Frames { frames, messages };
+        let (_, mut overflowed) = recipients.deliver(
+            plain,
+            outgoing(frames, messages),
+            Audience::Plain,
+            settings,
+            stats,
+        );
+        for (frames, messages) in [(notice, 1), (frames, messages)] {
+            let (_, over) = recipients.deliver(
+                positioned,
+                outgoing(frames, messages),
+                Audience::Plain,
+                settings,
+                stats,
+            );
             overflowed.extend(over);
         }
         overflowed.sort_by_key(|(key, _)| key.to_usize());
@@ -291,7 +305,7 @@ impl Hub {
             };
             let held = self.hold_for_fetches(topic, &position, &notice, &frame, settings);
             let (plain, positioned) = self.members_by_position(topic, &held);
-            self.deliver_kept(&plain, &positioned, &notice, &frame, settings, stats);
+            self.deliver_kept(&plain, &positioned, &notice, &frame, 1, settings, stats);
             self.delivered_here(topic, &position);
         }
         let options = match crate::server::commands::publish_options(b'x', options, settings) {
@@ -392,6 +406,7 @@ impl Hub {
     }
 
     /// This node has delivered `position` of `topic`: the askers waiting for it go on.
+    /// (Only askers wait: a publication nobody waits for is not listed.)
     fn delivered_here(&mut self, topic: &str, position: &Position) {
         let Some(cluster) = &mut self.cluster else {
             return;
@@ -476,6 +491,9 @@ impl Hub {
             } = publishing;
             match outcome {
                 HistoryOutcome::Positioned(position) => {
+                    let Some(asker) = asker else {
+                        return;
+                    };
                     let heard = self.history.known_position(&topic).is_some_and(|mirror| {
                         mirror.epoch == position.epoch && mirror.offset >= position.offset
                     });
@@ -494,9 +512,11 @@ impl Hub {
                     }
                 }
                 HistoryOutcome::Range { .. } | HistoryOutcome::Unavailable => {
-                    let refused = Reply::Refused(Refusal::ClusterUnavailable);
-                    cluster.replies.push((asker, ticket, refused));
-                    self.deliver_unpositioned(&topic, &frame, settings, stats);
+                    if let Some(asker) = asker {
+                        let refused = Reply::Refused(Refusal::ClusterUnavailable);
+                        cluster.replies.push((asker, ticket, refused));
+                    }
+                    self.deliver_unpositioned(&topic, &frame, 1, settings, stats);
                 }
             }
             return;
@@ -606,9 +626,9 @@ impl Hub {
         let mut late = Vec::new();
         kept.publishing.retain(|_, publishing| {
             let due = publishing.deadline <= now;
-            if due {
+            if due && let Some(asker) = publishing.asker {
                 late.push((
-                    publishing.asker,
+                    asker,
                     publishing.ticket,
                     Reply::Refused(Refusal::ClusterUnavailable),
                 ));

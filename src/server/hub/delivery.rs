@@ -243,6 +243,12 @@ impl Hub {
         stats: &mut Stats,
     ) -> Option<Position> {
         if self.keeps_history(topic, settings) {
+            if self.clustered() {
+                // Positions come from Redis alone (`cluster_history.rs`): a publication that
+                // did not go through it has none, and must not take one of the mirror's.
+                self.deliver_unpositioned(topic, frames, messages, settings, stats);
+                return None;
+            }
             return Some(self.publish_kept(topic, frames, messages, settings, stats));
         }
         if let Some(id) = self.topics.get(topic) {
