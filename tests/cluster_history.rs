@@ -24,7 +24,10 @@ fn history_node(redis: &Redis, name: &str, size: usize) -> Server {
 
 /// Two nodes that hear each other.
 fn two_nodes(redis: &Redis) -> [Server; 2] {
-    let nodes = [history_node(redis, "a", 1000), history_node(redis, "b", 1000)];
+    let nodes = [
+        history_node(redis, "a", 1000),
+        history_node(redis, "b", 1000),
+    ];
     for node in &nodes {
         wait_nodes(node, 2);
     }
@@ -206,7 +209,10 @@ fn commands_after_a_history_publication_do_not_overtake_it() {
     // One write: the broadcasts wait for the publications before them.
     let mut pipelined = Vec::new();
     for n in 0..10 {
-        pipelined.extend(frame(b'x', &fields(&[b"news.x", format!("kept {n}").as_bytes()])));
+        pipelined.extend(frame(
+            b'x',
+            &fields(&[b"news.x", format!("kept {n}").as_bytes()]),
+        ));
         pipelined.extend(frame(b'b', format!("broadcast {n}").as_bytes()));
     }
     control.send_raw(&pipelined);

@@ -429,7 +429,11 @@ fn a_node_without_history_publishes_unpositioned_to_a_node_with_it() {
     for n in 1..=5 {
         assert_eq!(client.recv_text(), format!("m{n}"));
     }
-    assert_eq!(position(&mut on_kept, "news.n"), start, "not in the history");
+    assert_eq!(
+        position(&mut on_kept, "news.n"),
+        start,
+        "not in the history"
+    );
     plain.control().count(b'J', &[b"alice", b"news.n"]);
     // Node a keeps no history: it does not read `resume`, and sends no notices.
     let value = format!("news.n@{}:2", start.epoch);

@@ -155,7 +155,9 @@ fn fresh_epoch() -> String {
 pub fn unix_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        })
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -204,15 +206,16 @@ fn entry_of(value: &redis::Value) -> Option<StoredEntry> {
     let mut at_ms = 0;
     for pair in fields.chunks(2) {
         match pair {
-            [redis::Value::BulkString(name), redis::Value::BulkString(value)] => {
-                match name.as_slice() {
-                    b"f" => frame = Some(value.clone()),
-                    b"t" => {
-                        at_ms = std::str::from_utf8(value).ok()?.parse().ok()?;
-                    }
-                    _ => {}
+            [
+                redis::Value::BulkString(name),
+                redis::Value::BulkString(value),
+            ] => match name.as_slice() {
+                b"f" => frame = Some(value.clone()),
+                b"t" => {
+                    at_ms = std::str::from_utf8(value).ok()?.parse().ok()?;
                 }
-            }
+                _ => {}
+            },
             _ => return None,
         }
     }

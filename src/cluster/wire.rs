@@ -1250,7 +1250,11 @@ mod tests {
                 options: b"",
             }
             .encode(&mut out);
-            assert_eq!(ClusterMessage::decode(&out), Err(WireError::BadEpoch), "{epoch}");
+            assert_eq!(
+                ClusterMessage::decode(&out),
+                Err(WireError::BadEpoch),
+                "{epoch}"
+            );
         }
     }
 

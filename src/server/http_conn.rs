@@ -544,9 +544,7 @@ fn run(
     };
     match ctx.backend.execute(command) {
         // `Hold`: a request's later methods may run first (each has its own answer).
-        Ok(Outcome::Done | Outcome::Quit | Outcome::Hold(_)) => {
-            Slot::Done(Ok(api::done_result()))
-        }
+        Ok(Outcome::Done | Outcome::Quit | Outcome::Hold(_)) => Slot::Done(Ok(api::done_result())),
         Ok(Outcome::Reply(reply)) => Slot::Done(api::reply_result(method, &reply)),
         Ok(Outcome::Later(ticket) | Outcome::LaterInOrder(ticket)) => {
             ctx.tickets.push(ticket);

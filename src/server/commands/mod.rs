@@ -416,10 +416,12 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
             if ctx.hub.cluster_keeps_history(topic.as_str(), ctx.settings) {
                 // Redis has the position; with Redis away, this node's mirror may know it.
                 return Ok(
-                    match ctx
-                        .hub
-                        .cluster_history_position(ctx.me, topic.as_str(), ctx.settings, ctx.now)
-                    {
+                    match ctx.hub.cluster_history_position(
+                        ctx.me,
+                        topic.as_str(),
+                        ctx.settings,
+                        ctx.now,
+                    ) {
                         Asked::Later(ticket) => Outcome::Later(ticket),
                         Asked::Alone | Asked::Unavailable => {
                             match ctx.hub.mirrored_position(topic.as_str()) {

@@ -57,7 +57,8 @@ pub struct ClusterFigures {
     /// Tokens this node holds (or is claiming) cluster-wide.
     pub claims: usize,
     /// Upgrades admitted without a cluster-wide claim of their token (Redis away or slow).
-    pub claims_skipped: u64,    /// Resumes served from Redis (the node's mirror of the history could not).
+    pub claims_skipped: u64,
+    /// Resumes served from Redis (the node's mirror of the history could not).
     pub history_fetches: u64,
     /// Publications to topics with history delivered here only, without a position (Redis
     /// out of reach).

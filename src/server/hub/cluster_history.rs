@@ -26,9 +26,9 @@ use crate::control::command::{Refusal, Reply};
 use crate::resume::{Position, Reload, Resume, position_notice, reload_notice};
 use crate::server::commands::Ticket;
 use crate::server::conn::Audience;
+use crate::server::hub::Hub;
 use crate::server::hub::cluster::Asked;
 use crate::server::hub::delivery::{Outgoing, Recipients, history_rules};
-use crate::server::hub::Hub;
 use crate::server::outbound::shared_frame;
 use crate::server::settings::Settings;
 use crate::server::slab::Key;
@@ -58,13 +58,15 @@ struct Delivering {
     deadline: Instant,
 }
 
+/// A live publication held for a resume being fetched: (epoch, offset, notice, frame).
+type Held = (Rc<str>, u64, Rc<[u8]>, Rc<[u8]>);
+
 /// A resume served from Redis: what arrives live for `client` in `topic` meanwhile.
 struct Fetch {
     client: Key,
     topic: String,
     seen: Position,
-    /// (epoch, offset, notice, frame) of each live publication held.
-    held: Vec<(Rc<str>, u64, Rc<[u8]>, Rc<[u8]>)>,
+    held: Vec<Held>,
     /// Past `max_held`: told `gone` already; nothing more is held or replayed.
     overflowed: bool,
     deadline: Instant,
@@ -208,7 +210,15 @@ impl Hub {
         let text = reload_notice(topic, Reload::Unpositioned, position.as_ref());
         let notice = shared_frame(true, OpCode::Text, text.as_bytes());
         let (plain, positioned) = self.members_by_position(topic, &[]);
-        self.deliver_kept(&plain, &positioned, &notice, frames, messages, settings, stats);
+        self.deliver_kept(
+            &plain,
+            &positioned,
+            &notice,
+            frames,
+            messages,
+            settings,
+            stats,
+        );
     }
 
     /// The members of `topic`, plain and positioned; positioned ones in `except` left out.
@@ -365,7 +375,11 @@ impl Hub {
         for client in overflowing {
             // Told now, it gets this publication and those after it live.
             let text = reload_notice(topic, Reload::Gone, Some(position));
-            self.send_frames(client, &[shared_frame(true, OpCode::Text, text.as_bytes())], settings);
+            self.send_frames(
+                client,
+                &[shared_frame(true, OpCode::Text, text.as_bytes())],
+                settings,
+            );
         }
         held
     }
@@ -567,9 +581,9 @@ impl Hub {
         // in the replay already.
         let mut served = None;
         match outcome {
-            HistoryOutcome::Range {
-                position: None, ..
-            } => frames.push(reload(Reload::Epoch, None)),
+            HistoryOutcome::Range { position: None, .. } => {
+                frames.push(reload(Reload::Epoch, None))
+            }
             HistoryOutcome::Range {
                 position: Some(position),
                 entries,
@@ -734,7 +748,12 @@ mod tests {
             result.map(|entries| entries.iter().map(|e| e.offset).collect::<Vec<_>>())
         };
         assert_eq!(
-            offsets(replay_from(&at("e", 3), &at("e", 5), stored(4..=5, now), age)),
+            offsets(replay_from(
+                &at("e", 3),
+                &at("e", 5),
+                stored(4..=5, now),
+                age
+            )),
             Ok(vec![4, 5])
         );
         assert_eq!(
@@ -742,7 +761,12 @@ mod tests {
             Ok(vec![])
         );
         assert_eq!(
-            offsets(replay_from(&at("old", 3), &at("e", 5), stored(4..=5, now), age)),
+            offsets(replay_from(
+                &at("old", 3),
+                &at("e", 5),
+                stored(4..=5, now),
+                age
+            )),
             Err(Reload::Epoch)
         );
         assert_eq!(
@@ -750,7 +774,12 @@ mod tests {
             Err(Reload::Ahead)
         );
         assert_eq!(
-            offsets(replay_from(&at("e", 1), &at("e", 5), stored(4..=5, now), age)),
+            offsets(replay_from(
+                &at("e", 1),
+                &at("e", 5),
+                stored(4..=5, now),
+                age
+            )),
             Err(Reload::Gone),
             "trimmed"
         );
@@ -760,7 +789,12 @@ mod tests {
             "the stream is gone"
         );
         assert_eq!(
-            offsets(replay_from(&at("e", 3), &at("e", 5), stored(4..=5, now - 61_000), age)),
+            offsets(replay_from(
+                &at("e", 3),
+                &at("e", 5),
+                stored(4..=5, now - 61_000),
+                age
+            )),
             Err(Reload::Gone),
             "older than max_age"
         );

@@ -537,7 +537,10 @@ mod tests {
                 .is_none(),
             "heard twice: kept once"
         );
-        assert_eq!(offsets(history.replay("news", &at("00ff", 4), rules, now)), [5, 6]);
+        assert_eq!(
+            offsets(history.replay("news", &at("00ff", 4), rules, now)),
+            [5, 6]
+        );
         assert_eq!(
             reload(history.replay("news", &at("00ff", 3), rules, now)),
             Reload::Gone
@@ -545,7 +548,10 @@ mod tests {
         // A gap: what came before it goes.
         history.record_at("news", &at("00ff", 9), frame("9"), rules, now);
         assert_eq!(history.publications(), 1);
-        assert_eq!(offsets(history.replay("news", &at("00ff", 8), rules, now)), [9]);
+        assert_eq!(
+            offsets(history.replay("news", &at("00ff", 8), rules, now)),
+            [9]
+        );
         assert_eq!(history.known_position("news"), Some(at("00ff", 9)));
         // Another epoch replaces the topic's entries.
         history.record_at("news", &at("abcd", 1), frame("1"), rules, now);
@@ -554,7 +560,10 @@ mod tests {
             reload(history.replay("news", &at("00ff", 9), rules, now)),
             Reload::Epoch
         );
-        assert_eq!(offsets(history.replay("news", &at("abcd", 0), rules, now)), [1]);
+        assert_eq!(
+            offsets(history.replay("news", &at("abcd", 0), rules, now)),
+            [1]
+        );
         assert_eq!(history.known_position("chat"), None);
     }
 
