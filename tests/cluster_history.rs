@@ -194,31 +194,38 @@ fn frame(command: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 #[test]
-fn commands_after_a_history_publication_do_not_overtake_it() {
+fn a_history_publication_keeps_its_place_among_its_connections_commands_on_every_node() {
     let Some(redis) = Redis::start() else {
         return;
     };
-    let [a, _b] = two_nodes(&redis);
+    let [a, b] = two_nodes(&redis);
     let mut control = a.control();
-    let cookies = Cookies::fresh("bob");
-    let mut client = WsClient::connect_tcp(&a.tcp(), &cookies).unwrap();
-    assert_eq!(
-        control.count(b'j', &[cookies.token_str().as_bytes(), b"news.x"]),
-        1
-    );
-    // One write: the broadcasts wait for the publications before them.
+    let mut clients = Vec::new();
+    for node in [&a, &b] {
+        let cookies = Cookies::fresh("bob");
+        let client = WsClient::connect_tcp(&node.tcp(), &cookies).unwrap();
+        let token = cookies.token_str();
+        assert_eq!(control.count(b'j', &[token.as_bytes(), b"news.x"]), 1);
+        clients.push(client);
+    }
+    // One write: each broadcast after a publication waits for it on this node, and Redis
+    // orders both for the other node as they were sent.
     let mut pipelined = Vec::new();
     for n in 0..10 {
+        pipelined.extend(frame(b'b', format!("before {n}").as_bytes()));
         pipelined.extend(frame(
             b'x',
             &fields(&[b"news.x", format!("kept {n}").as_bytes()]),
         ));
-        pipelined.extend(frame(b'b', format!("broadcast {n}").as_bytes()));
+        pipelined.extend(frame(b'b', format!("after {n}").as_bytes()));
     }
     control.send_raw(&pipelined);
-    for n in 0..10 {
-        assert_eq!(client.recv_text(), format!("kept {n}"));
-        assert_eq!(client.recv_text(), format!("broadcast {n}"));
+    for client in &mut clients {
+        for n in 0..10 {
+            assert_eq!(client.recv_text(), format!("before {n}"));
+            assert_eq!(client.recv_text(), format!("kept {n}"));
+            assert_eq!(client.recv_text(), format!("after {n}"));
+        }
     }
 }
 

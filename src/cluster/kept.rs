@@ -247,6 +247,51 @@ fn range_of(value: &redis::Value) -> Option<HistoryOutcome> {
     }
 }
 
+/// The publish script's command for `request` (a `Publish`; anything else is a no-op
+/// PING), run by the publisher thread among the node's other messages.
+pub(super) fn publish_command(keys: &HistoryKeys, request: &HistoryRequest) -> redis::Cmd {
+    let HistoryRequest::Publish {
+        topic,
+        frame,
+        prefix,
+        suffix,
+        size,
+        ttl,
+        ..
+    } = request
+    else {
+        return redis::cmd("PING");
+    };
+    let mut command = redis::cmd("EVAL");
+    command
+        .arg(PUBLISH_SCRIPT)
+        .arg(2)
+        .arg(keys.position(topic))
+        .arg(keys.stream(topic))
+        .arg(fresh_epoch())
+        .arg(*size)
+        .arg(millis(*ttl))
+        .arg(keys.channel.as_str())
+        .arg(prefix.as_slice())
+        .arg(suffix.as_slice())
+        .arg(frame.as_slice())
+        .arg(unix_millis());
+    command
+}
+
+/// The answer to a `Publish` from what its script returned (`None`: it could not run).
+pub(super) fn publish_answer(
+    request: &HistoryRequest,
+    value: Option<&redis::Value>,
+) -> HistoryAnswer {
+    HistoryAnswer {
+        id: request.id(),
+        outcome: value
+            .and_then(position_of)
+            .map_or(HistoryOutcome::Unavailable, HistoryOutcome::Positioned),
+    }
+}
+
 struct Store<'a> {
     client: &'a redis::Client,
     keys: HistoryKeys,
@@ -323,33 +368,10 @@ impl Store<'_> {
     fn answer(&mut self, request: &HistoryRequest) -> HistoryOutcome {
         let mut command = redis::cmd("EVAL");
         match request {
-            HistoryRequest::Publish {
-                topic,
-                frame,
-                prefix,
-                suffix,
-                size,
-                ttl,
-                ..
-            } => {
-                command
-                    .arg(PUBLISH_SCRIPT)
-                    .arg(2)
-                    .arg(self.keys.position(topic))
-                    .arg(self.keys.stream(topic))
-                    .arg(fresh_epoch())
-                    .arg(*size)
-                    .arg(millis(*ttl))
-                    .arg(self.keys.channel.as_str())
-                    .arg(prefix.as_slice())
-                    .arg(suffix.as_slice())
-                    .arg(frame.as_slice())
-                    .arg(unix_millis());
+            HistoryRequest::Publish { .. } => {
+                let command = publish_command(&self.keys, request);
                 let value = self.run_retrying(&command, false);
-                value
-                    .as_ref()
-                    .and_then(position_of)
-                    .map_or(HistoryOutcome::Unavailable, HistoryOutcome::Positioned)
+                publish_answer(request, value.as_ref()).outcome
             }
             HistoryRequest::Position { topic, ttl, .. } => {
                 command

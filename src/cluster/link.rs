@@ -54,8 +54,25 @@ impl LinkSettings {
     }
 }
 
-/// A message for the publisher thread: the channel, then the bytes.
-type Outbound = (String, Vec<u8>);
+/// What the publisher thread sends, in order, on its one connection.
+enum Outbound {
+    /// PUBLISH the bytes to the channel.
+    Message(String, Vec<u8>),
+    /// A publication to a topic with history (`kept.rs`): the script positions it and
+    /// publishes it; on the same connection as the node's other messages, so Redis orders
+    /// it among them as the loop sent them. Answered as the history thread's answers are.
+    Kept(HistoryRequest),
+}
+
+impl Outbound {
+    fn len(&self) -> usize {
+        match self {
+            Outbound::Message(_, message) => message.len(),
+            Outbound::Kept(HistoryRequest::Publish { frame, .. }) => frame.len(),
+            Outbound::Kept(_) => 0,
+        }
+    }
+}
 
 /// What the link hands the loop.
 #[derive(Debug)]
@@ -181,9 +198,15 @@ impl Link {
                 Arc::clone(&wake),
             );
             let lost = Arc::clone(&lost_in_flight);
+            let keys = HistoryKeys {
+                prefix: settings.prefix.clone(),
+                channel: settings.all_channel(),
+            };
             std::thread::Builder::new()
                 .name("wson-cluster-pub".to_owned())
-                .spawn(move || publish_loop(&client, &outbound_rx, &stop, &tx, &*wake, &lost))?
+                .spawn(move || {
+                    publish_loop(&client, &keys, &outbound_rx, &stop, &tx, &*wake, &lost);
+                })?
         };
         let (claims, claims_rx) = mpsc::sync_channel::<ClaimRequest>(settings.max_queue);
         let claims_left = Arc::new(AtomicBool::new(false));
@@ -293,7 +316,7 @@ impl Link {
             self.dropped += 1;
             return;
         }
-        match self.outbound.try_send((channel, message)) {
+        match self.outbound.try_send(Outbound::Message(channel, message)) {
             Ok(()) => self.sent += 1,
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.dropped += 1,
         }
@@ -348,6 +371,16 @@ impl Link {
         std::mem::take(&mut self.claim_answers)
     }
 
+    /// Hands a publication to a topic with history (`HistoryRequest::Publish`) to the
+    /// publisher thread, behind the messages handed to it before; false when Redis is known
+    /// to be away, the queue is full or the thread is gone (nothing is sent). Never blocks.
+    pub fn publish_kept(&mut self, request: HistoryRequest) -> bool {
+        if self.state == RedisState::Down {
+            return false;
+        }
+        self.outbound.try_send(Outbound::Kept(request)).is_ok()
+    }
+
     /// The history answers `receive` found.
     pub fn take_history_answers(&mut self) -> Vec<HistoryAnswer> {
         std::mem::take(&mut self.history_answers)
@@ -398,6 +431,7 @@ fn backoff(current: Duration, stop: &AtomicBool) -> Duration {
 
 fn publish_loop(
     client: &redis::Client,
+    keys: &HistoryKeys,
     outbound: &Receiver<Outbound>,
     stop: &AtomicBool,
     inbound: &mpsc::SyncSender<Inbound>,
@@ -445,29 +479,59 @@ fn publish_loop(
             };
             // What is queued already goes in the same write, pipelined: one round trip to
             // Redis for the lot instead of one per message (the order is kept).
-            let mut bytes: usize = batch.iter().map(|(_, message)| message.len()).sum();
+            let mut bytes: usize = batch.iter().map(Outbound::len).sum();
             while batch.len() < MAX_PIPELINE && bytes < MAX_PIPELINE_BYTES {
                 let Ok(next) = outbound.try_recv() else {
                     break;
                 };
-                bytes += next.1.len();
+                bytes += next.len();
                 batch.push(next);
             }
             let mut pipeline = redis::pipe();
-            for (channel, message) in &batch {
-                pipeline
-                    .cmd("PUBLISH")
-                    .arg(channel.as_str())
-                    .arg(message.as_slice());
+            for item in &batch {
+                match item {
+                    Outbound::Message(channel, message) => {
+                        pipeline
+                            .cmd("PUBLISH")
+                            .arg(channel.as_str())
+                            .arg(message.as_slice());
+                    }
+                    Outbound::Kept(request) => {
+                        pipeline.add_command(kept::publish_command(keys, request));
+                    }
+                }
             }
-            let published: redis::RedisResult<Vec<i64>> = pipeline.query(&mut connection);
-            let Err(error) = published else {
-                continue;
+            let published: redis::RedisResult<Vec<redis::Value>> = pipeline.query(&mut connection);
+            let error = match published {
+                Ok(values) => {
+                    // Positions to the loop; a script Redis refused is answered unavailable.
+                    for (item, value) in batch.iter().zip(&values) {
+                        if let Outbound::Kept(request) = item {
+                            let answer = kept::publish_answer(request, Some(value));
+                            let _ = inbound.send(Inbound::History(answer));
+                            wake();
+                        }
+                    }
+                    continue;
+                }
+                Err(error) => error,
             };
             let connection_failed = error.is_io_error()
                 || error.is_connection_dropped()
                 || error.is_timeout()
                 || error.is_connection_refusal();
+            if !connection_failed || error.is_timeout() {
+                // A history publication may have been positioned before a timeout: sent
+                // again, it would be twice. Answered unavailable (README).
+                batch.retain(|item| match item {
+                    Outbound::Kept(request) => {
+                        let _ = inbound.send(Inbound::History(kept::publish_answer(request, None)));
+                        wake();
+                        false
+                    }
+                    Outbound::Message(..) => true,
+                });
+            }
             if !connection_failed {
                 // Redis refused a message itself (an error reply): it would again. Which
                 // one the pipeline does not say; the batch counts as lost.

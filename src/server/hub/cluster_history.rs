@@ -107,6 +107,15 @@ impl Hub {
         Some(cluster.next_id())
     }
 
+    /// A publication for the publisher's connection, behind what this loop turn sent the
+    /// other nodes before it (flushed now): Redis orders it among them as they were sent.
+    fn ask_publish(&mut self, request: HistoryRequest) -> bool {
+        self.cluster.as_mut().is_some_and(|cluster| {
+            cluster.flush();
+            cluster.link.publish_kept(request)
+        })
+    }
+
     fn ask_history(&mut self, request: HistoryRequest) -> bool {
         self.cluster
             .as_mut()
@@ -141,7 +150,7 @@ impl Hub {
                 size: settings.history.size,
                 ttl: settings.history.max_age * KEY_TTL_AGES,
             };
-            self.ask_history(request).then_some(id)
+            self.ask_publish(request).then_some(id)
         });
         let Some(id) = asked else {
             self.deliver_unpositioned(topic, frame, 1, settings, stats);
