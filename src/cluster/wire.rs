@@ -1004,6 +1004,12 @@ pub fn kept_parts(origin: &str, topic: &str, options: &[u8]) -> (Vec<u8>, Vec<u8
     (prefix, suffix)
 }
 
+/// True when `frame` is one whole, unmasked text or binary message (a stored publication
+/// read back from Redis is checked as one from the channel is, before clients get it).
+pub fn is_one_message(frame: &[u8]) -> bool {
+    check_frames(frame, 1).is_ok()
+}
+
 /// An epoch as positions carry it (`resume::MAX_EPOCH_LEN`, lower-case hex and `-`).
 fn is_epoch(epoch: &str) -> bool {
     !epoch.is_empty()

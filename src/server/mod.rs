@@ -783,7 +783,8 @@ impl Server {
         self.tick_http(now);
         self.hub.tick(&self.settings, &mut self.stats, now);
         self.hub.cluster_tick(now);
-        self.hub.cluster_history_tick(&self.settings, now);
+        self.hub
+            .cluster_history_tick(&self.settings, &mut self.stats, now);
         for key in self.controls.keys() {
             let Some(control) = self.controls.get_mut(key) else {
                 continue;

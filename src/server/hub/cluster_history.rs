@@ -322,7 +322,7 @@ impl Hub {
             else {
                 return;
             };
-            let held = self.hold_for_fetches(topic, &position, &notice, &frame, settings);
+            let held = self.hold_for_fetches(topic, &position, &notice, &frame, settings, stats);
             let (plain, positioned) = self.members_by_position(topic, &held);
             self.deliver_kept(&plain, &positioned, &notice, &frame, 1, settings, stats);
             self.delivered_here(topic, &position);
@@ -356,6 +356,7 @@ impl Hub {
         notice: &Rc<[u8]>,
         frame: &Rc<[u8]>,
         settings: &Settings,
+        stats: &mut Stats,
     ) -> Vec<Key> {
         let Some(cluster) = &mut self.cluster else {
             return Vec::new();
@@ -384,22 +385,14 @@ impl Hub {
         for client in overflowing {
             // Told now, it gets this publication and those after it live.
             let text = reload_notice(topic, Reload::Gone, Some(position));
-            self.send_frames(
-                client,
-                &[shared_frame(true, OpCode::Text, text.as_bytes())],
-                settings,
-            );
+            let notice = shared_frame(true, OpCode::Text, text.as_bytes());
+            self.send_frames(client, &[notice], settings, stats);
         }
         held
     }
 
     /// Queues frames to one client, in order; a slow consumer is dropped.
-    fn send_frames(&mut self, client: Key, frames: &[Rc<[u8]>], settings: &Settings) {
-        let mut stats = Stats::default();
-        self.send_frames_counted(client, frames, settings, &mut stats);
-    }
-
-    fn send_frames_counted(
+    fn send_frames(
         &mut self,
         client: Key,
         frames: &[Rc<[u8]>],
@@ -637,11 +630,11 @@ impl Hub {
                 frames.push(frame);
             }
         }
-        self.send_frames_counted(client, &frames, settings, stats);
+        self.send_frames(client, &frames, settings, stats);
     }
 
     /// Askers and resumes the history thread left unanswered past their deadline: let go.
-    pub fn cluster_history_tick(&mut self, settings: &Settings, now: Instant) {
+    pub fn cluster_history_tick(&mut self, settings: &Settings, stats: &mut Stats, now: Instant) {
         let Some(cluster) = &mut self.cluster else {
             return;
         };
@@ -685,8 +678,7 @@ impl Hub {
             if let Some(cluster) = &mut self.cluster
                 && let Some(fetch) = cluster.kept.fetching.remove(&id)
             {
-                let mut stats = Stats::default();
-                self.fetched(fetch, HistoryOutcome::Unavailable, settings, &mut stats);
+                self.fetched(fetch, HistoryOutcome::Unavailable, settings, stats);
             }
         }
     }
@@ -715,10 +707,13 @@ fn replay_from(
         // Trimmed (`size`), expired (`max_age`), or gone with the stream.
         Some(_) | None => return Err(Reload::Gone),
     }
+    // Not what a node stored (another writer of the keys): no byte of it reaches a client.
     let contiguous = entries
         .iter()
         .zip(seen.offset + 1..)
-        .all(|(entry, offset)| entry.offset == offset);
+        .all(|(entry, offset)| {
+            entry.offset == offset && crate::cluster::wire::is_one_message(&entry.frame)
+        });
     if !contiguous {
         return Err(Reload::Gone);
     }
@@ -743,7 +738,7 @@ mod tests {
         offsets
             .map(|offset| StoredEntry {
                 offset,
-                frame: Vec::new(),
+                frame: crate::ws::frame::encode_frame(true, OpCode::Text, b"m"),
                 at_ms,
             })
             .collect()
@@ -806,6 +801,13 @@ mod tests {
             )),
             Err(Reload::Gone),
             "older than max_age"
+        );
+        let mut masked = stored(4..=5, now);
+        masked[1].frame = vec![0x81, 0x81, 1, 2, 3, 4, 5];
+        assert_eq!(
+            offsets(replay_from(&at("e", 3), &at("e", 5), masked, age)),
+            Err(Reload::Gone),
+            "not a frame a node stored"
         );
     }
 }
