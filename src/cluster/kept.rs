@@ -1,6 +1,8 @@
-//! The history of topics in Redis (`[history]` with `[cluster]`; README "Missed messages"),
-//! on a thread of its own with a fourth Redis connection, so that the loop never waits on
-//! Redis: it hands requests over and takes the answers when they come, as with claims.
+//! The history of topics in Redis (`[history]` with `[cluster]`; README "Missed messages").
+//! Reads (`Position`, `Range`) run on a thread of its own with a fourth Redis connection,
+//! so that the loop never waits on Redis: it hands requests over and takes the answers when
+//! they come, as with claims. Publications run on the publisher's connection (`link.rs`),
+//! in order with the node's other messages, and are answered the same way.
 //!
 //! Redis is the sequencer and the store. Per topic, a hash `PREFIX:position:TOPIC` holds
 //! the epoch (set once, to a random value, when the hash is missing: a Redis restarted

@@ -1,7 +1,8 @@
 //! The node's two Redis connections, each on its own thread: one PUBLISHes what the loop
 //! hands it, one SUBSCRIBEs to the cluster's channel and hands what arrives to the loop.
-//! A third thread and connection claims tokens (`claims.rs`), a fourth keeps the history of
-//! topics (`kept.rs`).
+//! A third thread and connection claims tokens (`claims.rs`), a fourth reads the history of
+//! topics (`kept.rs`). The history's publications themselves go through the publisher, as
+//! scripts among its PUBLISHes, so that Redis orders them among the node's other messages.
 //!
 //! Both reconnect on their own with backoff (from 100 ms, doubling, at most 5 s) and report
 //! their state; the loop wakes through a `mio::Waker`. The publisher's queue is bounded
