@@ -623,13 +623,7 @@ impl Hub {
                 }
             }
         }
-        for (epoch, offset, notice, frame) in held {
-            let replayed = *epoch == *seen.epoch && served.is_some_and(|last| offset <= last);
-            if !replayed {
-                frames.push(notice);
-                frames.push(frame);
-            }
-        }
+        frames.extend(held_after(held, &seen.epoch, served));
         self.send_frames(client, &frames, settings, stats);
     }
 
@@ -682,6 +676,21 @@ impl Hub {
             }
         }
     }
+}
+
+/// The frames (notice, publication) of the live publications held during a fetch that the
+/// replay did not give: another epoch's, or later than `served`, the last offset of `epoch`
+/// the client has once replayed (`None`: it was told to reload, and gets them all).
+fn held_after(held: Vec<Held>, epoch: &str, served: Option<u64>) -> Vec<Rc<[u8]>> {
+    let mut frames = Vec::new();
+    for (held_epoch, offset, notice, frame) in held {
+        let replayed = *held_epoch == *epoch && served.is_some_and(|last| offset <= last);
+        if !replayed {
+            frames.push(notice);
+            frames.push(frame);
+        }
+    }
+    frames
 }
 
 /// The entries a client at `seen` missed, from a range read at `position`, or why it
@@ -742,6 +751,40 @@ mod tests {
                 at_ms,
             })
             .collect()
+    }
+
+    #[test]
+    fn held_publications_follow_the_replay_without_a_repeat() {
+        let held = |epoch: &str, offset: u64| -> Held {
+            let text = format!("{epoch}:{offset}");
+            (
+                Rc::from(epoch),
+                offset,
+                Rc::from(&b"notice"[..]),
+                Rc::from(text.as_bytes()),
+            )
+        };
+        let publications = |frames: Vec<Rc<[u8]>>| -> Vec<String> {
+            frames
+                .chunks(2)
+                .map(|pair| String::from_utf8_lossy(&pair[1]).into_owned())
+                .collect()
+        };
+        // Replayed up to 7: the held 6 and 7 came in the range already.
+        let during = vec![held("e", 6), held("e", 7), held("e", 8), held("e", 9)];
+        assert_eq!(
+            publications(held_after(during, "e", Some(7))),
+            ["e:8", "e:9"]
+        );
+        // Told to reload: every held one follows, whatever its epoch.
+        let during = vec![held("e", 6), held("f", 1)];
+        assert_eq!(publications(held_after(during, "e", None)), ["e:6", "f:1"]);
+        // A new epoch begun meanwhile is never taken for a repeat.
+        let during = vec![held("f", 1), held("f", 2)];
+        assert_eq!(
+            publications(held_after(during, "e", Some(9))),
+            ["f:1", "f:2"]
+        );
     }
 
     #[test]
