@@ -1855,6 +1855,14 @@ pub fn cluster_message(data: &[u8]) {
                 | ClusterMessage::Publish {
                     messages, frames, ..
                 } => (messages, frames),
+                // One message, and an epoch a resume could name.
+                ClusterMessage::Kept { epoch, frame, .. } => {
+                    assert!(
+                        !epoch.is_empty() && epoch.len() <= wson::resume::MAX_EPOCH_LEN,
+                        "an epoch of another length passed"
+                    );
+                    (1, frame)
+                }
                 ClusterMessage::Direct {
                     binary, message, ..
                 }

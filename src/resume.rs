@@ -174,6 +174,9 @@ pub enum Reload {
     Gone,
     /// The offset is past the topic's last publication: not a position wson gave.
     Ahead,
+    /// With `[cluster]`: the publication after this notice has no position (Redis, which
+    /// positions publications, was out of reach; README, "Missed messages").
+    Unpositioned,
 }
 
 impl Reload {
@@ -183,6 +186,7 @@ impl Reload {
             Reload::Epoch => "epoch",
             Reload::Gone => "gone",
             Reload::Ahead => "ahead",
+            Reload::Unpositioned => "unpositioned",
         }
     }
 }

@@ -10,6 +10,7 @@ mod access;
 mod admin_page;
 mod authorizer;
 mod cluster;
+mod cluster_history;
 mod cluster_wamp;
 mod conformance;
 mod control;

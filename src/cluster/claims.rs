@@ -113,7 +113,7 @@ impl ClaimKeys {
 
 /// True when `error` means the connection is unusable (rather than Redis refusing one
 /// command).
-fn connection_failed(error: &redis::RedisError) -> bool {
+pub(super) fn connection_failed(error: &redis::RedisError) -> bool {
     error.is_io_error()
         || error.is_connection_dropped()
         || error.is_timeout()

@@ -1,6 +1,8 @@
 //! The node's two Redis connections, each on its own thread: one PUBLISHes what the loop
 //! hands it, one SUBSCRIBEs to the cluster's channel and hands what arrives to the loop.
-//! A third thread and connection claims tokens (`claims.rs`).
+//! A third thread and connection claims tokens (`claims.rs`), a fourth reads the history of
+//! topics (`kept.rs`). The history's publications themselves go through the publisher, as
+//! scripts among its PUBLISHes, so that Redis orders them among the node's other messages.
 //!
 //! Both reconnect on their own with backoff (from 100 ms, doubling, at most 5 s) and report
 //! their state; the loop wakes through a `mio::Waker`. The publisher's queue is bounded
@@ -16,6 +18,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::claims::{self, ClaimAnswer, ClaimKeys, ClaimRequest};
+use super::kept::{self, HistoryAnswer, HistoryKeys, HistoryRequest};
 
 /// How often a blocked thread looks at the stop flag.
 pub(super) const POLL: Duration = Duration::from_millis(250);
@@ -52,8 +55,25 @@ impl LinkSettings {
     }
 }
 
-/// A message for the publisher thread: the channel, then the bytes.
-type Outbound = (String, Vec<u8>);
+/// What the publisher thread sends, in order, on its one connection.
+enum Outbound {
+    /// PUBLISH the bytes to the channel.
+    Message(String, Vec<u8>),
+    /// A publication to a topic with history (`kept.rs`): the script positions it and
+    /// publishes it; on the same connection as the node's other messages, so Redis orders
+    /// it among them as the loop sent them. Answered as the history thread's answers are.
+    Kept(HistoryRequest),
+}
+
+impl Outbound {
+    fn len(&self) -> usize {
+        match self {
+            Outbound::Message(_, message) => message.len(),
+            Outbound::Kept(HistoryRequest::Publish { frame, .. }) => frame.len(),
+            Outbound::Kept(_) => 0,
+        }
+    }
+}
 
 /// What the link hands the loop.
 #[derive(Debug)]
@@ -67,6 +87,8 @@ pub enum Inbound {
     Lost { publisher: bool, reason: String },
     /// The claims thread's answer to a claim.
     Claimed(ClaimAnswer),
+    /// The history thread's answer to a request.
+    History(HistoryAnswer),
 }
 
 /// Whether the node hears and reaches the others.
@@ -105,6 +127,10 @@ pub struct Link {
     claims_left: Arc<AtomicBool>,
     /// Claim answers received, for the hub to take.
     claim_answers: Vec<ClaimAnswer>,
+    /// To the history thread (`kept.rs`).
+    history: SyncSender<HistoryRequest>,
+    /// History answers received, for the hub to take.
+    history_answers: Vec<HistoryAnswer>,
     /// The threads woke the loop and it has not drained since (see `start`).
     woken: Arc<AtomicBool>,
     state: RedisState,
@@ -173,9 +199,15 @@ impl Link {
                 Arc::clone(&wake),
             );
             let lost = Arc::clone(&lost_in_flight);
+            let keys = HistoryKeys {
+                prefix: settings.prefix.clone(),
+                channel: settings.all_channel(),
+            };
             std::thread::Builder::new()
                 .name("wson-cluster-pub".to_owned())
-                .spawn(move || publish_loop(&client, &outbound_rx, &stop, &tx, &*wake, &lost))?
+                .spawn(move || {
+                    publish_loop(&client, &keys, &outbound_rx, &stop, &tx, &*wake, &lost);
+                })?
         };
         let (claims, claims_rx) = mpsc::sync_channel::<ClaimRequest>(settings.max_queue);
         let claims_left = Arc::new(AtomicBool::new(false));
@@ -198,6 +230,22 @@ impl Link {
                     left.store(true, Ordering::SeqCst);
                 })?
         };
+        let (history, history_rx) = mpsc::sync_channel::<HistoryRequest>(settings.max_queue);
+        let historian = {
+            let (client, stop, tx, wake) = (
+                client.clone(),
+                Arc::clone(&stop),
+                inbound_tx.clone(),
+                Arc::clone(&wake),
+            );
+            let keys = HistoryKeys {
+                prefix: settings.prefix.clone(),
+                channel: settings.all_channel(),
+            };
+            std::thread::Builder::new()
+                .name("wson-cluster-history".to_owned())
+                .spawn(move || kept::history_loop(&client, keys, &history_rx, &stop, &tx, &*wake))?
+        };
         let subscriber = {
             let (stop, wake) = (Arc::clone(&stop), Arc::clone(&wake));
             let channels = [settings.all_channel(), settings.node_channel(&instance)];
@@ -214,10 +262,12 @@ impl Link {
             stop,
             lost_in_flight,
             woken,
-            threads: vec![publisher, subscriber, claimer],
+            threads: vec![publisher, subscriber, claimer, historian],
             claims,
             claims_left,
             claim_answers: Vec::new(),
+            history,
+            history_answers: Vec::new(),
             state: RedisState::Connecting,
             publisher_up: false,
             subscriber_up: false,
@@ -267,7 +317,7 @@ impl Link {
             self.dropped += 1;
             return;
         }
-        match self.outbound.try_send((channel, message)) {
+        match self.outbound.try_send(Outbound::Message(channel, message)) {
             Ok(()) => self.sent += 1,
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.dropped += 1,
         }
@@ -311,6 +361,7 @@ impl Link {
                     self.state = RedisState::Down;
                 }
                 Inbound::Claimed(answer) => self.claim_answers.push(answer),
+                Inbound::History(answer) => self.history_answers.push(answer),
             }
         }
         messages
@@ -319,6 +370,27 @@ impl Link {
     /// The claim answers `receive` found.
     pub fn take_claim_answers(&mut self) -> Vec<ClaimAnswer> {
         std::mem::take(&mut self.claim_answers)
+    }
+
+    /// Hands a publication to a topic with history (`HistoryRequest::Publish`) to the
+    /// publisher thread, behind the messages handed to it before; false when Redis is known
+    /// to be away, the queue is full or the thread is gone (nothing is sent). Never blocks.
+    pub fn publish_kept(&mut self, request: HistoryRequest) -> bool {
+        if self.state == RedisState::Down {
+            return false;
+        }
+        self.outbound.try_send(Outbound::Kept(request)).is_ok()
+    }
+
+    /// The history answers `receive` found.
+    pub fn take_history_answers(&mut self) -> Vec<HistoryAnswer> {
+        std::mem::take(&mut self.history_answers)
+    }
+
+    /// Hands a request to the history thread; false when its queue is full or it is gone
+    /// (the request is dropped). Never blocks.
+    pub fn ask_history(&mut self, request: HistoryRequest) -> bool {
+        self.history.try_send(request).is_ok()
     }
 
     /// Hands a request to the claims thread; false when its queue is full or it is gone
@@ -360,6 +432,7 @@ fn backoff(current: Duration, stop: &AtomicBool) -> Duration {
 
 fn publish_loop(
     client: &redis::Client,
+    keys: &HistoryKeys,
     outbound: &Receiver<Outbound>,
     stop: &AtomicBool,
     inbound: &mpsc::SyncSender<Inbound>,
@@ -407,29 +480,59 @@ fn publish_loop(
             };
             // What is queued already goes in the same write, pipelined: one round trip to
             // Redis for the lot instead of one per message (the order is kept).
-            let mut bytes: usize = batch.iter().map(|(_, message)| message.len()).sum();
+            let mut bytes: usize = batch.iter().map(Outbound::len).sum();
             while batch.len() < MAX_PIPELINE && bytes < MAX_PIPELINE_BYTES {
                 let Ok(next) = outbound.try_recv() else {
                     break;
                 };
-                bytes += next.1.len();
+                bytes += next.len();
                 batch.push(next);
             }
             let mut pipeline = redis::pipe();
-            for (channel, message) in &batch {
-                pipeline
-                    .cmd("PUBLISH")
-                    .arg(channel.as_str())
-                    .arg(message.as_slice());
+            for item in &batch {
+                match item {
+                    Outbound::Message(channel, message) => {
+                        pipeline
+                            .cmd("PUBLISH")
+                            .arg(channel.as_str())
+                            .arg(message.as_slice());
+                    }
+                    Outbound::Kept(request) => {
+                        pipeline.add_command(kept::publish_command(keys, request));
+                    }
+                }
             }
-            let published: redis::RedisResult<Vec<i64>> = pipeline.query(&mut connection);
-            let Err(error) = published else {
-                continue;
+            let published: redis::RedisResult<Vec<redis::Value>> = pipeline.query(&mut connection);
+            let error = match published {
+                Ok(values) => {
+                    // Positions to the loop; a script Redis refused is answered unavailable.
+                    for (item, value) in batch.iter().zip(&values) {
+                        if let Outbound::Kept(request) = item {
+                            let answer = kept::publish_answer(request, Some(value));
+                            let _ = inbound.send(Inbound::History(answer));
+                            wake();
+                        }
+                    }
+                    continue;
+                }
+                Err(error) => error,
             };
             let connection_failed = error.is_io_error()
                 || error.is_connection_dropped()
                 || error.is_timeout()
                 || error.is_connection_refusal();
+            if !connection_failed || error.is_timeout() {
+                // A history publication may have been positioned before a timeout: sent
+                // again, it would be twice. Answered unavailable (README).
+                batch.retain(|item| match item {
+                    Outbound::Kept(request) => {
+                        let _ = inbound.send(Inbound::History(kept::publish_answer(request, None)));
+                        wake();
+                        false
+                    }
+                    Outbound::Message(..) => true,
+                });
+            }
             if !connection_failed {
                 // Redis refused a message itself (an error reply): it would again. Which
                 // one the pipeline does not say; the batch counts as lost.

@@ -33,6 +33,7 @@ const ANSWER: u8 = b'a';
 const WAMP: u8 = b'w';
 const REGISTRATIONS: u8 = b'r';
 const BATCH: u8 = b'm';
+const KEPT: u8 = b'k';
 
 /// `present` of a registration entry.
 const PRESENT: &[u8] = b"1";
@@ -63,6 +64,18 @@ pub enum ClusterMessage<'a> {
         frames: &'a [u8],
         /// The WAMP PUBLISH options of `x` (a JSON object, one message only), empty for
         /// none: a field of its own only when given, so the common form stays four fields.
+        options: &'a [u8],
+    },
+    /// One publication to a topic that keeps a history, positioned by Redis: the history
+    /// script (`cluster::kept`) builds it from `kept_parts` and publishes it to every node,
+    /// the publishing one included, in the order Redis gave the positions. `frame` is one
+    /// whole data message; `options` as in `Publish`.
+    Kept {
+        origin: &'a str,
+        topic: &'a str,
+        epoch: &'a str,
+        offset: u64,
+        frame: &'a [u8],
         options: &'a [u8],
     },
     /// One message for the connections holding `token` (control `d`, `D`).
@@ -397,6 +410,8 @@ pub enum WireError {
     BadEvents,
     /// The frames are not `messages` whole, unmasked data frames.
     BadFrames,
+    /// A `Kept` epoch that is not 1 to 32 bytes of lower-case hex and `-`.
+    BadEpoch,
     /// The sync flag of `Registrations` is none of `0`, `1`, `2`, or its entries are not
     /// whole entries.
     BadRegistrations,
@@ -445,6 +460,7 @@ impl fmt::Display for WireError {
             WireError::BadWamp => {
                 f.write_str("the WAMP messages are not whole realm, message pairs")
             }
+            WireError::BadEpoch => f.write_str("the epoch is not 1 to 32 bytes of 0-9, a-f, '-'"),
             WireError::BadBatch => {
                 f.write_str("the batch holds no whole messages of its origin, or a batch")
             }
@@ -483,6 +499,20 @@ impl<'a> ClusterMessage<'a> {
                     &[origin.as_bytes(), topic.as_bytes(), count, frames, options];
                 let given = if options.is_empty() { 4 } else { 5 };
                 fields::append_fields(out, fields.get(..given).unwrap_or(fields));
+            }
+            ClusterMessage::Kept {
+                origin,
+                topic,
+                epoch,
+                offset,
+                frame,
+                options,
+            } => {
+                let (prefix, suffix) = kept_parts(origin, topic, options);
+                out.extend_from_slice(&prefix);
+                let offset = decimal(offset, &mut count);
+                fields::append_fields(out, &[epoch.as_bytes(), offset, frame]);
+                out.extend_from_slice(&suffix);
             }
             ClusterMessage::Direct {
                 origin,
@@ -715,6 +745,28 @@ impl<'a> ClusterMessage<'a> {
                     options: text(options, "options")?.as_bytes(),
                 })
             }
+            KEPT => {
+                if found != 6 {
+                    expect(5)?;
+                }
+                let [origin, topic, epoch, offset, frame, options] = values;
+                check_frames(frame, 1)?;
+                if found == 6 && options.is_empty() {
+                    return Err(WireError::FieldCount { expected: 5, found });
+                }
+                let epoch = text(epoch, "epoch")?;
+                if !is_epoch(epoch) {
+                    return Err(WireError::BadEpoch);
+                }
+                Ok(ClusterMessage::Kept {
+                    origin: text(origin, "origin")?,
+                    topic: text(topic, "topic")?,
+                    epoch,
+                    offset: count_of(offset)?,
+                    frame,
+                    options: text(options, "options")?.as_bytes(),
+                })
+            }
             DIRECT => {
                 expect(4)?;
                 let [origin, token, kind, message, ..] = values;
@@ -941,6 +993,7 @@ impl<'a> ClusterMessage<'a> {
         match *self {
             ClusterMessage::Broadcast { origin, .. }
             | ClusterMessage::Publish { origin, .. }
+            | ClusterMessage::Kept { origin, .. }
             | ClusterMessage::Direct { origin, .. }
             | ClusterMessage::ToUser { origin, .. }
             | ClusterMessage::Heartbeat { origin, .. }
@@ -955,6 +1008,34 @@ impl<'a> ClusterMessage<'a> {
             | ClusterMessage::Authorized { origin, .. } => origin,
         }
     }
+}
+
+/// A `Kept` message but its epoch, offset and frame, which only Redis knows or holds: the
+/// bytes before them (version, kind, origin and topic fields) and after (the options field,
+/// if any). The history script writes `prefix`, the three fields, `suffix`.
+pub fn kept_parts(origin: &str, topic: &str, options: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut prefix = vec![VERSION, KEPT];
+    fields::append_fields(&mut prefix, &[origin.as_bytes(), topic.as_bytes()]);
+    let mut suffix = Vec::new();
+    if !options.is_empty() {
+        fields::append_field(&mut suffix, options);
+    }
+    (prefix, suffix)
+}
+
+/// True when `frame` is one whole, unmasked text or binary message (a stored publication
+/// read back from Redis is checked as one from the channel is, before clients get it).
+pub fn is_one_message(frame: &[u8]) -> bool {
+    check_frames(frame, 1).is_ok()
+}
+
+/// An epoch as positions carry it (`resume::MAX_EPOCH_LEN`, lower-case hex and `-`).
+fn is_epoch(epoch: &str) -> bool {
+    !epoch.is_empty()
+        && epoch.len() <= crate::resume::MAX_EPOCH_LEN
+        && epoch
+            .bytes()
+            .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f' | b'-'))
 }
 
 fn decimal(value: u64, buf: &mut [u8; 20]) -> &[u8] {
@@ -1134,6 +1215,74 @@ mod tests {
             .collect()
     }
 
+    /// What the history script does in Lua: prefix, then epoch, offset and frame as fields,
+    /// then suffix.
+    fn as_the_script_writes(options: &[u8]) -> Vec<u8> {
+        let (prefix, suffix) = kept_parts("node-a", "news.x", options);
+        let frame = frames(&["hi"]);
+        let mut out = prefix;
+        for field in [&b"00ff-1"[..], b"17", &frame] {
+            out.extend_from_slice(format!("{}:", field.len()).as_bytes());
+            out.extend_from_slice(field);
+        }
+        out.extend_from_slice(&suffix);
+        out
+    }
+
+    #[test]
+    fn a_kept_message_built_by_the_script_decodes() {
+        let frame = frames(&["hi"]);
+        for options in [&b""[..], br#"{"retain":true}"#] {
+            let bytes = as_the_script_writes(options);
+            let expected = ClusterMessage::Kept {
+                origin: "node-a",
+                topic: "news.x",
+                epoch: "00ff-1",
+                offset: 17,
+                frame: &frame,
+                options,
+            };
+            assert_eq!(ClusterMessage::decode(&bytes), Ok(expected));
+            let mut encoded = Vec::new();
+            expected.encode(&mut encoded);
+            assert_eq!(encoded, bytes);
+        }
+    }
+
+    #[test]
+    fn a_kept_message_with_a_bad_epoch_or_frames_is_refused() {
+        let two = frames(&["a", "b"]);
+        let mut out = Vec::new();
+        ClusterMessage::Kept {
+            origin: "a",
+            topic: "t",
+            epoch: "e",
+            offset: 1,
+            frame: &two,
+            options: b"",
+        }
+        .encode(&mut out);
+        assert_eq!(ClusterMessage::decode(&out), Err(WireError::BadFrames));
+        let one = frames(&["a"]);
+        for epoch in ["", "XYZ", &"a".repeat(33)] {
+            let mut out = Vec::new();
+            ClusterMessage::Kept {
+                origin: "a",
+                topic: "t",
+                epoch,
+                offset: 1,
+                frame: &one,
+                options: b"",
+            }
+            .encode(&mut out);
+            assert_eq!(
+                ClusterMessage::decode(&out),
+                Err(WireError::BadEpoch),
+                "{epoch}"
+            );
+        }
+    }
+
     #[test]
     fn messages_round_trip() {
         let batch = frames(&["one", "two"]);
@@ -1156,6 +1305,22 @@ mod tests {
                 messages: 1,
                 frames: &frames(&["one"]),
                 options: br#"{"exclude_authid":["alice"]}"#,
+            },
+            ClusterMessage::Kept {
+                origin: "node-b",
+                topic: "news.sport",
+                epoch: "0123456789abcdef",
+                offset: 42,
+                frame: &frames(&["one"]),
+                options: b"",
+            },
+            ClusterMessage::Kept {
+                origin: "node-b",
+                topic: "news.sport",
+                epoch: "0123456789abcdef",
+                offset: 1,
+                frame: &frames(&["one"]),
+                options: br#"{"retain":true}"#,
             },
             ClusterMessage::Direct {
                 origin: "node-c",

@@ -151,6 +151,9 @@ config_keys! {
         max_bytes: usize = values::size(1), default(MAX_BYTES = 67_108_864), reload;
         /// Most topics one upgrade's `resume` names.
         max_resume_topics: usize = values::size(1), default(MAX_RESUME_TOPICS = 16), reload;
+        /// With `[cluster]`: most live publications held for one client whose resume is
+        /// fetched from Redis.
+        max_held: usize = values::size(1), default(MAX_HELD = 1000), reload;
     }
 
     /// Events: what control connections listening to events hear.

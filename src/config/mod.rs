@@ -282,6 +282,7 @@ mod tests {
             ("history.max_age", "1"),
             ("history.max_bytes", "1"),
             ("history.max_resume_topics", "1"),
+            ("history.max_held", "1"),
             ("events.max_queue", "65536"),
             ("authorizer.timeout", "31536000"),
             ("authorizer.fallback", r#""allow""#),
@@ -382,6 +383,7 @@ mod tests {
                     max_age: Duration::from_secs(1),
                     max_bytes: 1,
                     max_resume_topics: 1,
+                    max_held: 1,
                 },
                 events: Events { max_queue: 65_536 },
                 authorizer: Authorizer {

@@ -29,6 +29,10 @@ pub struct Snapshot<'a> {
     pub history_bytes: usize,
     /// Nodes in the cluster (this one included) and whether Redis is up; `None`: no cluster.
     pub cluster: Option<(u64, bool)>,
+    /// With a cluster: resumes served from Redis, and publications to topics with history
+    /// delivered unpositioned (Redis out of reach).
+    pub cluster_history_fetches: u64,
+    pub cluster_history_unpositioned: u64,
     pub uptime_secs: u64,
     /// HTTP API responses by status.
     pub http_requests: Vec<(u16, u64)>,
@@ -190,6 +194,20 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
         "gauge",
         "1 while the cluster's Redis is connected (0 without a cluster).",
         &one(u64::from(redis_up)),
+    );
+    family(
+        &mut out,
+        "cluster_history_fetches_total",
+        "counter",
+        "Resumes served from Redis, this node's copy of the history not covering them.",
+        &one(snapshot.cluster_history_fetches),
+    );
+    family(
+        &mut out,
+        "cluster_history_unpositioned_total",
+        "counter",
+        "Publications to topics with history delivered on this node only, without a position.",
+        &one(snapshot.cluster_history_unpositioned),
     );
     family(
         &mut out,

@@ -32,6 +32,9 @@ pub struct ControlConn {
     socket: Socket<ReplyQueue>,
     phase: ControlPhase,
     inbuf: Vec<u8>,
+    /// A command answered `LaterInOrder` or `Hold`: the commands after it wait in `inbuf`,
+    /// unexecuted, and nothing more is read, until this ticket resolves.
+    barrier: Option<Ticket>,
 }
 
 enum ControlPhase {
@@ -103,6 +106,7 @@ impl ControlConn {
             socket: Socket::new(stream, ReplyQueue::default()),
             phase,
             inbuf: Vec::new(),
+            barrier: None,
         }
     }
 
@@ -119,6 +123,10 @@ impl ControlConn {
     }
 
     pub fn drive(&mut self, scratch: &mut [u8], ctx: &mut ControlCtx<'_>) -> ControlDrive {
+        // Commands left behind a barrier that has resolved go first, before anything read.
+        if self.barrier.is_none() && !self.inbuf.is_empty() {
+            self.handle_frames(ctx);
+        }
         let drive = socket::drive(self, scratch, READ_BUDGET, ctx);
         // Once per drive, not per read: a burst that takes several reads leaves each topic's
         // publications in one chunk (hub/staging.rs). At most READ_BUDGET reads are staged.
@@ -142,8 +150,14 @@ impl ControlConn {
     }
 
     /// The reply that was promised under `ticket` is known: it takes its place in order.
-    pub fn resolve(&mut self, ticket: Ticket, reply: &Reply) {
+    /// True when the commands behind it may run now: drive the connection again.
+    pub fn resolve(&mut self, ticket: Ticket, reply: &Reply) -> bool {
         self.socket.out_mut().resolve(ticket, reply);
+        if self.barrier != Some(ticket) {
+            return false;
+        }
+        self.barrier = None;
+        true
     }
 
     /// Decodes and executes every complete frame buffered so far.
@@ -152,7 +166,7 @@ impl ControlConn {
         let inbuf = std::mem::take(&mut self.inbuf);
         let max_frame = ctx.settings.max_control_frame;
         let mut consumed = 0;
-        while matches!(self.phase, ControlPhase::Open { .. }) {
+        while matches!(self.phase, ControlPhase::Open { .. }) && self.barrier.is_none() {
             let rest = inbuf.get(consumed..).unwrap_or(&[]);
             if rest.is_empty() {
                 break;
@@ -179,8 +193,9 @@ impl ControlConn {
             inbuf = Vec::new();
         }
         // The decoder rejects a declared length over the limit, so a buffer never holds
-        // more than one maximal frame plus its prefix; this is a second fence.
-        if inbuf.len() > max_frame + MAX_PREFIX {
+        // more than one maximal frame plus its prefix; this is a second fence. Behind a
+        // barrier it holds whole frames too, at most what was read before it (no more is).
+        if self.barrier.is_none() && inbuf.len() > max_frame + MAX_PREFIX {
             self.fail(
                 &ControlError::FrameTooLarge {
                     len: inbuf.len() as u64,
@@ -198,6 +213,11 @@ impl ControlConn {
             Outcome::Done => {}
             Outcome::Reply(reply) => self.socket.out_mut().push(&reply),
             Outcome::Later(ticket) => self.socket.out_mut().hold(ticket),
+            Outcome::LaterInOrder(ticket) => {
+                self.socket.out_mut().hold(ticket);
+                self.barrier = Some(ticket);
+            }
+            Outcome::Hold(ticket) => self.barrier = Some(ticket),
             Outcome::Quit => self.close(ctx),
         }
     }
@@ -272,7 +292,9 @@ impl Connection for ControlConn {
     fn wants_read(&self) -> bool {
         match self.phase {
             ControlPhase::Handshake { .. } => true,
-            ControlPhase::Open { .. } => self.socket.out().pending_bytes() < MAX_PENDING_REPLIES,
+            ControlPhase::Open { .. } => {
+                self.barrier.is_none() && self.socket.out().pending_bytes() < MAX_PENDING_REPLIES
+            }
             ControlPhase::Closing { .. } => false,
         }
     }

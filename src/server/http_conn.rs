@@ -543,9 +543,10 @@ fn run(
         Err(error) => return Slot::Done(Err(error)),
     };
     match ctx.backend.execute(command) {
-        Ok(Outcome::Done | Outcome::Quit) => Slot::Done(Ok(api::done_result())),
+        // `Hold`: a request's later methods may run first (each has its own answer).
+        Ok(Outcome::Done | Outcome::Quit | Outcome::Hold(_)) => Slot::Done(Ok(api::done_result())),
         Ok(Outcome::Reply(reply)) => Slot::Done(api::reply_result(method, &reply)),
-        Ok(Outcome::Later(ticket)) => {
+        Ok(Outcome::Later(ticket) | Outcome::LaterInOrder(ticket)) => {
             ctx.tickets.push(ticket);
             Slot::Waiting { ticket, method }
         }

@@ -48,6 +48,10 @@ impl HttpBackend for HttpCommands<'_> {
         let hub = &*backend.hub;
         let stats = &*backend.stats;
         let figures = hub.figures();
+        let (cluster_history_fetches, cluster_history_unpositioned) =
+            hub.cluster_figures(backend.now).map_or((0, 0), |cluster| {
+                (cluster.history_fetches, cluster.history_unpositioned)
+            });
         let cluster = hub.cluster_figures(backend.now).map(|cluster| {
             let up = cluster.redis == crate::cluster::RedisState::Up;
             (
@@ -80,6 +84,8 @@ impl HttpBackend for HttpCommands<'_> {
             history_publications: figures.history_publications,
             history_bytes: figures.history_bytes,
             cluster,
+            cluster_history_fetches,
+            cluster_history_unpositioned,
             uptime_secs: backend
                 .now
                 .saturating_duration_since(backend.started)

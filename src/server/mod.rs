@@ -533,7 +533,10 @@ impl Server {
                 continue;
             }
             if let Some(control) = self.controls.get_mut(key) {
-                control.resolve(ticket, &reply);
+                if control.resolve(ticket, &reply) {
+                    // The commands it held back run on the next turn.
+                    self.pending.push(Peer::Control(key));
+                }
                 if !self.controls_to_flush.contains(&key) {
                     self.controls_to_flush.push(key);
                 }
@@ -780,6 +783,8 @@ impl Server {
         self.tick_http(now);
         self.hub.tick(&self.settings, &mut self.stats, now);
         self.hub.cluster_tick(now);
+        self.hub
+            .cluster_history_tick(&self.settings, &mut self.stats, now);
         for key in self.controls.keys() {
             let Some(control) = self.controls.get_mut(key) else {
                 continue;

@@ -35,6 +35,13 @@ pub enum Outcome {
     /// The reply comes later, under this ticket; the replies of later commands wait
     /// behind it, since the protocol has no request ids.
     Later(Ticket),
+    /// `Later`, and the commands after it on the connection are not even executed before
+    /// the ticket resolves: what they do must not overtake what this one does on this node
+    /// (a publication to a topic whose history is in Redis, delivered here once positioned).
+    LaterInOrder(Ticket),
+    /// Nothing goes back, but the commands after it wait for the ticket as after
+    /// `LaterInOrder` (`x` to such a topic).
+    Hold(Ticket),
     /// Close the connection once the replies due are written (`q`, `Q`).
     Quit,
 }
@@ -432,8 +439,10 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
             options,
         } => {
             command.check_topic_len(ctx.settings.topics.max_name_length)?;
-            publish_to_topic(ctx, command.command_byte(), topic, binary, message, options)?;
-            Outcome::Done
+            match publish_to_topic(ctx, command.command_byte(), topic, binary, message, options)? {
+                Published::Now(_) | Published::Unpositioned => Outcome::Done,
+                Published::Later(ticket) => Outcome::Hold(ticket),
+            }
         }
         Command::PublishAt {
             binary,
@@ -443,11 +452,37 @@ pub fn execute(command: Command<'_>, ctx: &mut Backend<'_>) -> Result<Outcome, C
         } => {
             command.check_topic_len(ctx.settings.topics.max_name_length)?;
             let byte = command.command_byte();
-            let position = publish_to_topic(ctx, byte, topic, binary, message, options)?;
-            Outcome::Reply(Reply::Position(position))
+            match publish_to_topic(ctx, byte, topic, binary, message, options)? {
+                Published::Now(position) => Outcome::Reply(Reply::Position(position)),
+                Published::Later(ticket) => Outcome::LaterInOrder(ticket),
+                // Delivered on this node only, without a position (README, "Missed
+                // messages"): the backend learns that it has none.
+                Published::Unpositioned => {
+                    Outcome::Reply(Reply::Refused(Refusal::ClusterUnavailable))
+                }
+            }
         }
         Command::Position { topic } => {
             command.check_topic_len(ctx.settings.topics.max_name_length)?;
+            if ctx.hub.cluster_keeps_history(topic.as_str(), ctx.settings) {
+                // Redis has the position; with Redis away, this node's mirror may know it.
+                return Ok(
+                    match ctx.hub.cluster_history_position(
+                        ctx.me,
+                        topic.as_str(),
+                        ctx.settings,
+                        ctx.now,
+                    ) {
+                        Asked::Later(ticket) => Outcome::Later(ticket),
+                        Asked::Alone | Asked::Unavailable => {
+                            match ctx.hub.mirrored_position(topic.as_str()) {
+                                Some(position) => Outcome::Reply(Reply::Position(Some(position))),
+                                None => Outcome::Reply(Reply::Refused(Refusal::ClusterUnavailable)),
+                            }
+                        }
+                    },
+                );
+            }
             let position = ctx
                 .hub
                 .history_position(topic.as_str(), ctx.settings, ctx.now);
@@ -646,6 +681,14 @@ pub fn status_json(
             "cluster_claims_skipped".into(),
             cluster.claims_skipped.into(),
         );
+        object.insert(
+            "cluster_history_fetches".into(),
+            cluster.history_fetches.into(),
+        );
+        object.insert(
+            "cluster_history_unpositioned".into(),
+            cluster.history_unpositioned.into(),
+        );
     }
     status.to_string()
 }
@@ -671,6 +714,17 @@ pub(crate) fn publish_options(
     Ok(options)
 }
 
+/// What became of a publication.
+enum Published {
+    /// Delivered, with its position when the topic keeps a history on this node.
+    Now(Option<Position>),
+    /// Handed to Redis, which positions it (`[cluster]`, a topic with history): delivered
+    /// on every node once it comes back on the channel; its position under this ticket.
+    Later(Ticket),
+    /// Redis could not position it: delivered on this node only, without a position.
+    Unpositioned,
+}
+
 /// `x`, `X` and `Y`: the message to the topic's plain subscribers (batched with the
 /// publications around it unless the topic keeps a history, which shares its frame, or WAMP
 /// options come with it), to the other nodes, and to the backend realm's WAMP subscribers.
@@ -682,9 +736,37 @@ fn publish_to_topic(
     binary: bool,
     message: &[u8],
     options: &[u8],
-) -> Result<Option<Position>, ControlError> {
+) -> Result<Published, ControlError> {
     let wamp_options = publish_options(command, options, ctx.settings)?;
     let audience = BatchFor::Topic(topic.as_str());
+    if ctx.hub.cluster_keeps_history(topic.as_str(), ctx.settings) {
+        // After the batch before it, in order; Redis numbers it, and every node (this one
+        // included) delivers it when it comes back positioned, WAMP subscribers too. (Without
+        // Redis it is delivered here at once: what is staged goes first.)
+        ctx.settle();
+        let frame = shared_frame(true, data_opcode(binary), message);
+        let published = ctx.hub.cluster_publish_kept(
+            Some(ctx.me),
+            topic.as_str(),
+            &frame,
+            options,
+            ctx.settings,
+            ctx.stats,
+            ctx.now,
+        );
+        if let Some(ticket) = published {
+            return Ok(Published::Later(ticket));
+        }
+        ctx.hub.wamp_publish_from_plain(
+            topic.as_str(),
+            binary,
+            message,
+            &wamp_options,
+            ctx.settings,
+            ctx.now,
+        );
+        return Ok(Published::Unpositioned);
+    }
     let position = if options.is_empty() && !ctx.hub.keeps_history(topic.as_str(), ctx.settings) {
         ctx.queue_batched(audience, binary, message);
         None
@@ -707,5 +789,5 @@ fn publish_to_topic(
         ctx.settings,
         ctx.now,
     );
-    Ok(position)
+    Ok(Published::Now(position))
 }

@@ -19,6 +19,7 @@ use crate::control::fields;
 use crate::server::commands::Ticket;
 use crate::server::hub::cluster_admission::AdmissionSide;
 use crate::server::hub::cluster_count::UserCount;
+use crate::server::hub::cluster_history::KeptSide;
 use crate::server::hub::{Hub, Message};
 use crate::server::outbound::BatchFor;
 use crate::server::settings::Settings;
@@ -57,6 +58,11 @@ pub struct ClusterFigures {
     pub claims: usize,
     /// Upgrades admitted without a cluster-wide claim of their token (Redis away or slow).
     pub claims_skipped: u64,
+    /// Resumes served from Redis (the node's mirror of the history could not).
+    pub history_fetches: u64,
+    /// Publications to topics with history delivered here only, without a position (Redis
+    /// out of reach).
+    pub history_unpositioned: u64,
 }
 
 /// How a cluster-wide question goes.
@@ -129,7 +135,7 @@ pub(super) struct ClusterSide {
     /// Most questions waiting for answers (`[cluster] max_queue`).
     max_pending: usize,
     /// Replies due to control connections, taken by the server.
-    replies: Vec<(Key, Ticket, Reply)>,
+    pub(super) replies: Vec<(Key, Ticket, Reply)>,
     /// Status questions of other nodes (asker, question id): the server, which has every
     /// figure, answers them.
     statuses_wanted: Vec<(String, u64)>,
@@ -146,9 +152,19 @@ pub(super) struct ClusterSide {
     came_up: u64,
     /// Authorizers on other nodes and claims of tokens (`cluster_admission.rs`).
     pub(super) admission: AdmissionSide,
+    /// The history in Redis (`cluster_history.rs`).
+    pub(super) kept: KeptSide,
 }
 
 impl ClusterSide {
+    /// A question's or a history request's id, which is also its ticket: unique for the
+    /// server's life.
+    pub(super) fn next_id(&mut self) -> u64 {
+        let id = self.next_question;
+        self.next_question += 1;
+        id
+    }
+
     pub(super) fn alive(&self, now: Instant) -> Vec<String> {
         let span = self.heartbeat * MISSED_HEARTBEATS;
         self.peers
@@ -316,6 +332,7 @@ impl Hub {
             settled: Vec::new(),
             came_up: 0,
             admission: AdmissionSide::new(now),
+            kept: KeptSide::default(),
         });
         // The claims thread learns the node's liveness before its first claim.
         self.cluster_admission_tick(now);
@@ -525,8 +542,7 @@ impl Hub {
             log::warn!(max = cluster.max_pending; "cluster: max_queue questions wait for answers already; refused");
             return Asked::Unavailable;
         }
-        let id = cluster.next_question;
-        cluster.next_question += 1;
+        let id = cluster.next_id();
         cluster.send(None, |origin, out| {
             ClusterMessage::Ask {
                 origin,
@@ -652,6 +668,13 @@ impl Hub {
                 continue;
             };
             if origin == own {
+                // What Redis positioned for this node comes back like any node's: it is
+                // delivered here only now, in the order of its offset.
+                for message in decoded {
+                    if let ClusterMessage::Kept { .. } = message {
+                        self.cluster_handle(message, settings, stats);
+                    }
+                }
                 continue;
             }
             if let Some(cluster) = &mut self.cluster {
@@ -671,6 +694,7 @@ impl Hub {
             }
         }
         self.cluster_claims_answered(settings, stats, now);
+        self.cluster_history_answered(settings, stats);
     }
 
     fn cluster_handle(
@@ -715,6 +739,14 @@ impl Hub {
                     }
                 }
             }
+            ClusterMessage::Kept {
+                topic,
+                epoch,
+                offset,
+                frame,
+                options,
+                ..
+            } => self.cluster_kept_received(topic, epoch, offset, frame, options, settings, stats),
             ClusterMessage::Direct {
                 token,
                 binary,
@@ -1059,6 +1091,8 @@ impl Hub {
                 .len(),
             claims: cluster.admission.claims(),
             claims_skipped: cluster.admission.claims_skipped,
+            history_fetches: cluster.kept.fetches,
+            history_unpositioned: cluster.kept.unpositioned,
         })
     }
 

@@ -11,7 +11,7 @@ use crate::ws::deflate::Deflater;
 use crate::ws::frame::OpCode;
 
 /// The `[history]` bounds as they apply now.
-fn history_rules(settings: &Settings) -> Rules {
+pub(super) fn history_rules(settings: &Settings) -> Rules {
     Rules {
         size: settings.history.size,
         max_age: settings.history.max_age,
@@ -243,6 +243,12 @@ impl Hub {
         stats: &mut Stats,
     ) -> Option<Position> {
         if self.keeps_history(topic, settings) {
+            if self.clustered() {
+                // Positions come from Redis alone (`cluster_history.rs`): a publication that
+                // did not go through it has none, and must not take one of the mirror's.
+                self.deliver_unpositioned(topic, frames, messages, settings, stats);
+                return None;
+            }
             return Some(self.publish_kept(topic, frames, messages, settings, stats));
         }
         if let Some(id) = self.topics.get(topic) {
@@ -379,6 +385,14 @@ impl Hub {
             } else {
                 Replay::Reload(crate::resume::Reload::Off, None)
             };
+            // With `[cluster]` the history is in Redis: what this node's mirror cannot
+            // serve is fetched from there (`cluster_history.rs`), unless Redis is away.
+            if let Replay::Reload(reload, _) = &answer
+                && *reload != crate::resume::Reload::Off
+                && self.cluster_fetch(key, &item, settings, now)
+            {
+                continue;
+            }
             match answer {
                 Replay::Missed(entries) => {
                     for entry in entries {

@@ -213,6 +213,77 @@ impl History {
         (position, notice)
     }
 
+    /// The topic's position as held, without making a state (`None`: none held).
+    pub fn known_position(&self, topic: &str) -> Option<Position> {
+        self.topics.get(topic).map(|state| Position {
+            epoch: state.epoch.to_string(),
+            offset: state.last,
+        })
+    }
+
+    /// Keeps a publication at a position given elsewhere (the cluster's history in Redis:
+    /// this history is then a mirror of it). Another epoch replaces what the topic held; a
+    /// gap (publications this node never heard) drops what it held, so the entries stay
+    /// contiguous. Returns the notice positioned clients get before it, or `None` when the
+    /// position is one the mirror holds or passed already (heard twice).
+    pub fn record_at(
+        &mut self,
+        topic: &str,
+        at: &Position,
+        frame: Rc<[u8]>,
+        rules: Rules,
+        now: Instant,
+    ) -> Option<Rc<[u8]>> {
+        self.prune_age(topic, rules, now);
+        let (topic_key, _) = self.state(topic);
+        let History {
+            generations,
+            topics,
+            publications,
+            bytes,
+            order,
+            ..
+        } = self;
+        let state = topics.get_mut(topic)?;
+        let new_epoch = *state.epoch != *at.epoch;
+        if !new_epoch && at.offset <= state.last {
+            return None;
+        }
+        if new_epoch || at.offset != state.last + 1 {
+            for old in state.entries.drain(..) {
+                *publications -= 1;
+                *bytes -= old.bytes();
+            }
+        }
+        if new_epoch {
+            // Leftovers of `order` must not match the new epoch's offsets.
+            *generations += 1;
+            state.generation = *generations;
+            state.epoch = Rc::from(at.epoch.as_str());
+        }
+        state.last = at.offset;
+        let notice = shared_frame(true, OpCode::Text, position_notice(topic, at).as_bytes());
+        let entry = Entry {
+            offset: at.offset,
+            notice: Rc::clone(&notice),
+            frame,
+            at: now,
+        };
+        *bytes += entry.bytes();
+        *publications += 1;
+        state.entries.push_back(entry);
+        while state.entries.len() > rules.size {
+            if let Some(old) = state.entries.pop_front() {
+                *publications -= 1;
+                *bytes -= old.bytes();
+            }
+        }
+        order.push_back((topic_key, state.generation, at.offset));
+        self.enforce_budget(rules.max_bytes, Some(topic));
+        self.compact();
+        Some(notice)
+    }
+
     /// What a client that saw `topic` up to `seen` missed, or why it must reload.
     pub fn replay(&mut self, topic: &str, seen: &Position, rules: Rules, now: Instant) -> Replay {
         self.prune_age(topic, rules, now);
@@ -439,6 +510,61 @@ mod tests {
         };
         assert_eq!(reload(history.replay("a", &seen, rules, now)), Reload::Gone);
         assert_eq!(offsets(history.replay("a", &a1, rules, now)), [2]);
+    }
+
+    fn at(epoch: &str, offset: u64) -> Position {
+        Position {
+            epoch: epoch.to_owned(),
+            offset,
+        }
+    }
+
+    #[test]
+    fn a_mirror_keeps_given_positions_and_stays_contiguous() {
+        let mut history = History::new("0badcafe".to_owned());
+        let now = Instant::now();
+        let rules = Rules { size: 10, ..RULES };
+        // A node that joins late hears offset 5 first.
+        let notice = history.record_at("news", &at("00ff", 5), frame("5"), rules, now);
+        assert!(
+            notice.is_some_and(|n| n.ends_with(br#""epoch":"00ff","offset":5}"#)),
+            "the notice names the given position"
+        );
+        history.record_at("news", &at("00ff", 6), frame("6"), rules, now);
+        assert!(
+            history
+                .record_at("news", &at("00ff", 6), frame("6"), rules, now)
+                .is_none(),
+            "heard twice: kept once"
+        );
+        assert_eq!(
+            offsets(history.replay("news", &at("00ff", 4), rules, now)),
+            [5, 6]
+        );
+        assert_eq!(
+            reload(history.replay("news", &at("00ff", 3), rules, now)),
+            Reload::Gone
+        );
+        // A gap: what came before it goes.
+        history.record_at("news", &at("00ff", 9), frame("9"), rules, now);
+        assert_eq!(history.publications(), 1);
+        assert_eq!(
+            offsets(history.replay("news", &at("00ff", 8), rules, now)),
+            [9]
+        );
+        assert_eq!(history.known_position("news"), Some(at("00ff", 9)));
+        // Another epoch replaces the topic's entries.
+        history.record_at("news", &at("abcd", 1), frame("1"), rules, now);
+        assert_eq!(history.publications(), 1);
+        assert_eq!(
+            reload(history.replay("news", &at("00ff", 9), rules, now)),
+            Reload::Epoch
+        );
+        assert_eq!(
+            offsets(history.replay("news", &at("abcd", 0), rules, now)),
+            [1]
+        );
+        assert_eq!(history.known_position("chat"), None);
     }
 
     #[test]

@@ -25,6 +25,7 @@ mod authorizer;
 mod cluster;
 mod cluster_admission;
 mod cluster_count;
+mod cluster_history;
 mod cluster_wamp;
 mod delivery;
 mod events;
