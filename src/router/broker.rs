@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use crate::resume::Position;
 use crate::router::Action;
 use crate::router::ids::SequentialIds;
 use crate::router::options::Audience;
@@ -192,6 +193,7 @@ fn retained_size(topic: &str, event: &Retained) -> usize {
 }
 
 /// What fans out.
+#[derive(Clone, Copy)]
 pub struct Publication<'a> {
     pub id: u64,
     pub topic: &'a str,
@@ -199,6 +201,21 @@ pub struct Publication<'a> {
     /// The publisher's own session when `exclude_me`.
     pub exclude_session: Option<u64>,
     pub audience: &'a Audience,
+    /// Its position in the topic's history, when the topic keeps one.
+    pub position: Option<&'a Position>,
+}
+
+/// The EVENT details key of a publication's position in its topic's history: a wson
+/// extension (WAMP v2: custom attributes match `_[a-z0-9_]{3,}`), whose value is
+/// `{"epoch": "1a2b3c4d-1", "offset": 7}`.
+pub const POSITION_DETAIL: &str = "_wson_position";
+
+/// `{"epoch": .., "offset": ..}`, as `_wson_position` and `_wson_resume` write a position.
+pub fn position_value(position: &Position) -> Value {
+    let mut dict = Dict::new();
+    dict.insert("epoch", Value::from(position.epoch.as_str()));
+    dict.insert("offset", Value::from(position.offset));
+    Value::Dict(dict)
 }
 
 /// What SUBSCRIBE did.
@@ -365,6 +382,9 @@ impl Broker {
             // actual topic ... in EVENT.Details.topic" for prefix and wildcard subscriptions.
             if subscription.policy != Match::Exact {
                 details.insert("topic", Value::from(publication.topic));
+            }
+            if let Some(position) = publication.position {
+                details.insert(POSITION_DETAIL, position_value(position));
             }
             let message = Message::Event {
                 subscription: subscription.id,
@@ -1062,7 +1082,7 @@ mod tests {
             };
             let publication =
                 h.router
-                    .publish_from_plain("news", &options, payload, h.now, &mut actions);
+                    .publish_from_plain("news", &options, payload, None, h.now, &mut actions);
             assert!((1..=crate::wamp::MAX_ID).contains(&publication));
             let out = h.decode(actions);
             assert_eq!(out.len(), 1, "{out:?}");
@@ -1077,6 +1097,7 @@ mod tests {
                     "wamp.x",
                     &Dict::new(),
                     Payload::default(),
+                    None,
                     h.now,
                     &mut actions
                 ),
@@ -1087,6 +1108,7 @@ mod tests {
                     "a..b",
                     &Dict::new(),
                     Payload::default(),
+                    None,
                     h.now,
                     &mut actions
                 ),

@@ -140,6 +140,7 @@ impl Realm {
             topic,
             &PublishOptions::default(),
             payload,
+            None,
         );
     }
 

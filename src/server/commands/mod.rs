@@ -653,6 +653,7 @@ fn publish_to_topic(
         binary,
         message,
         &wamp_options,
+        position.as_ref(),
         ctx.settings,
         ctx.now,
     );

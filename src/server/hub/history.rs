@@ -16,7 +16,10 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::resume::{Position, Reload, position_notice};
+use crate::router::broker::Disclosure;
+use crate::router::options::Audience;
 use crate::server::outbound::shared_frame;
+use crate::wamp::Payload;
 use crate::ws::frame::OpCode;
 
 /// Bytes counted per entry besides its frames: the bookkeeping, so that many empty
@@ -39,12 +42,42 @@ pub struct Entry {
     pub offset: u64,
     pub notice: Rc<[u8]>,
     pub frame: Rc<[u8]>,
+    /// What WAMP sessions need beyond the frame, when there is any (a WAMP publication, or a
+    /// plain one with an audience): shared, never copied per reader.
+    pub wamp: Option<Rc<WampSide>>,
     at: Instant,
+}
+
+/// The WAMP side of a kept publication.
+#[derive(Debug, Default)]
+pub struct WampSide {
+    /// A WAMP publication's arguments as published, so a WAMP round trip is exact; `None`
+    /// for a plain one (its frame converts: `router::plain::from_plain`).
+    pub payload: Option<Payload>,
+    pub publication: Option<u64>,
+    /// The publisher, when its EVENTs disclosed it.
+    pub publisher: Option<Disclosure>,
+    /// Who may receive it (PUBLISH's exclude/eligible options); `None`: everyone.
+    pub audience: Option<Rc<Audience>>,
+}
+
+impl WampSide {
+    fn bytes(&self) -> usize {
+        self.payload.as_ref().map_or(0, Payload::heap_size)
+    }
 }
 
 impl Entry {
     fn bytes(&self) -> usize {
-        self.notice.len() + self.frame.len() + ENTRY_OVERHEAD
+        self.notice.len()
+            + self.frame.len()
+            + self.wamp.as_ref().map_or(0, |side| side.bytes())
+            + ENTRY_OVERHEAD
+    }
+
+    /// When it was published.
+    pub fn at(&self) -> Instant {
+        self.at
     }
 }
 
@@ -173,6 +206,18 @@ impl History {
         rules: Rules,
         now: Instant,
     ) -> (Position, Rc<[u8]>) {
+        self.record_with(topic, frame, None, rules, now)
+    }
+
+    /// `record`, with the publication's WAMP side.
+    pub fn record_with(
+        &mut self,
+        topic: &str,
+        frame: Rc<[u8]>,
+        wamp: Option<Rc<WampSide>>,
+        rules: Rules,
+        now: Instant,
+    ) -> (Position, Rc<[u8]>) {
         self.prune_age(topic, rules, now);
         let (topic_key, state) = self.state(topic);
         state.last += 1;
@@ -189,6 +234,7 @@ impl History {
             offset: state.last,
             notice: Rc::clone(&notice),
             frame,
+            wamp,
             at: now,
         };
         let generation = state.generation;
@@ -236,6 +282,66 @@ impl History {
         }
         let skip = usize::try_from(seen.offset + 1 - first).unwrap_or(usize::MAX);
         Replay::Missed(state.entries.iter().skip(skip).cloned().collect())
+    }
+
+    /// The entry at `position`, while the history still holds it.
+    pub fn entry(&self, topic: &str, position: &Position) -> Option<&Entry> {
+        let state = self.topics.get(topic)?;
+        if *state.epoch != *position.epoch {
+            return None;
+        }
+        let first = state.entries.front()?.offset;
+        let index = usize::try_from(position.offset.checked_sub(first)?).ok()?;
+        state
+            .entries
+            .get(index)
+            .filter(|e| e.offset == position.offset)
+    }
+
+    /// Gives the entry at `position` its WAMP side, when it has none yet (a plain
+    /// publication whose PUBLISH options named an audience).
+    pub fn attach(&mut self, topic: &str, position: &Position, wamp: Rc<WampSide>) {
+        let Some(state) = self.topics.get_mut(topic) else {
+            return;
+        };
+        if *state.epoch != *position.epoch {
+            return;
+        }
+        let Some(first) = state.entries.front().map(|e| e.offset) else {
+            return;
+        };
+        let Some(index) = position
+            .offset
+            .checked_sub(first)
+            .and_then(|index| usize::try_from(index).ok())
+        else {
+            return;
+        };
+        if let Some(entry) = state.entries.get_mut(index)
+            && entry.wamp.is_none()
+        {
+            let added = wamp.bytes();
+            entry.wamp = Some(wamp);
+            self.bytes += added;
+        }
+    }
+
+    /// The last `limit` entries of `topic`, newest first, with the topic's epoch.
+    pub fn recent(
+        &mut self,
+        topic: &str,
+        limit: usize,
+        rules: Rules,
+        now: Instant,
+    ) -> (Rc<str>, Vec<Entry>) {
+        self.prune_age(topic, rules, now);
+        match self.topics.get(topic) {
+            Some(state) => (
+                Rc::clone(&state.epoch),
+                state.entries.iter().rev().take(limit).cloned().collect(),
+            ),
+            None => (Rc::from(""), Vec::new()),
+        }
     }
 
     fn prune_age(&mut self, topic: &str, rules: Rules, now: Instant) {

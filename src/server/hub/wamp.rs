@@ -6,16 +6,23 @@
 //! the plain side and the event listeners.
 
 use super::delivery::{Among, Message as PlainMessage, Outgoing, Recipients};
+use super::history::{Entry, History, Replay, Rules, WampSide};
 use super::*;
 use crate::config::Wamp;
 use crate::control::event::EventKind;
 use crate::control::wamp::encode_frame;
+use crate::resume::{Position, Reload};
 use crate::router::meta::KILLED;
-use crate::router::{Action, CLOSE_PROTOCOL_ERROR, Peer, RouterConfig, Transport, plain};
+use crate::router::options::PublishOptions;
+use crate::router::{
+    Action, CLOSE_PROTOCOL_ERROR, Chronicle, KeptEvent, Missed, Peer, Publishing, RouterConfig,
+    Transport, plain,
+};
 use crate::server::conn::{App, Audience};
 use crate::server::outbound::FrameBatch;
 use crate::wamp::{Dict, Message, Serializer};
 use crate::ws::frame::{FrameHeader, encode_header};
+use std::time::SystemTime;
 
 /// Appends one unmasked, final WebSocket frame carrying a WAMP message to `chunk`.
 fn push_frame(chunk: &mut Vec<u8>, binary: bool, message: &[u8]) {
@@ -27,6 +34,150 @@ fn push_frame(chunk: &mut Vec<u8>, binary: bool, message: &[u8]) {
         payload_len: message.len() as u64,
     }));
     chunk.extend_from_slice(message);
+}
+
+/// `[history]` as the router's steps apply it: set at start and on reload
+/// (`Hub::configure_history`), since many steps (a session leaving, a timer) come without
+/// the settings at hand.
+#[derive(Debug, Clone)]
+pub struct Keeping {
+    prefixes: Vec<String>,
+    rules: Rules,
+    /// `[wamp] max_depth`: a plain publication's JSON turned into arguments.
+    max_depth: usize,
+}
+
+impl Default for Keeping {
+    fn default() -> Keeping {
+        Keeping {
+            prefixes: Vec::new(),
+            rules: Rules {
+                size: 0,
+                max_age: std::time::Duration::ZERO,
+                max_bytes: 0,
+            },
+            max_depth: 0,
+        }
+    }
+}
+
+/// The hub's history as the router asks it (`Chronicle`), for one router step.
+pub struct Keeper<'a> {
+    history: &'a mut History,
+    keeping: &'a Keeping,
+}
+
+impl<'a> Keeper<'a> {
+    pub fn new(history: &'a mut History, keeping: &'a Keeping) -> Keeper<'a> {
+        Keeper { history, keeping }
+    }
+
+    fn covers(&self, topic: &str) -> bool {
+        History::covers(&self.keeping.prefixes, topic)
+    }
+
+    /// A kept entry as WAMP sees it.
+    fn event(&self, epoch: &str, entry: &Entry, now: Instant, wall: SystemTime) -> KeptEvent {
+        let side = entry.wamp.as_deref();
+        let payload = match side.and_then(|side| side.payload.as_ref()) {
+            Some(payload) => payload.clone(),
+            None => {
+                let (binary, bytes) = frame_message(&entry.frame);
+                plain::from_plain(binary, bytes, self.keeping.max_depth)
+            }
+        };
+        let published = wall
+            .checked_sub(now.saturating_duration_since(entry.at()))
+            .unwrap_or(wall);
+        let time_ns = published
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |since| {
+                u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+            });
+        KeptEvent {
+            position: Position {
+                epoch: epoch.to_owned(),
+                offset: entry.offset,
+            },
+            payload,
+            publication: side.and_then(|side| side.publication),
+            publisher: side.and_then(|side| side.publisher.clone()),
+            audience: side.and_then(|side| side.audience.clone()),
+            time_ns,
+        }
+    }
+}
+
+/// The opcode (binary or not) and payload of an unmasked frame the hub encoded.
+fn frame_message(frame: &[u8]) -> (bool, &[u8]) {
+    match crate::ws::frame::decode_header(frame, u64::MAX) {
+        Ok(crate::decoded::Decoded::Done { item, len }) => (
+            item.opcode == crate::ws::frame::OpCode::Binary,
+            frame.get(len..).unwrap_or_default(),
+        ),
+        Ok(crate::decoded::Decoded::Incomplete) | Err(_) => (false, &[]),
+    }
+}
+
+impl Chronicle for Keeper<'_> {
+    fn record(&mut self, publishing: &Publishing<'_>) -> Option<Position> {
+        if !self.covers(publishing.topic) {
+            return None;
+        }
+        // The plain side's frame is made now (not only when a plain client listens): the
+        // history shares it with every plain client that resumes later.
+        let (binary, bytes) = plain::to_plain(publishing.payload);
+        let frame = shared_frame(true, MessageKind::from_binary(binary).opcode(), &bytes);
+        let side = WampSide {
+            payload: Some(publishing.payload.clone()),
+            publication: Some(publishing.publication),
+            publisher: publishing.publisher.cloned(),
+            audience: (!publishing.audience.is_everyone())
+                .then(|| Rc::new(publishing.audience.clone())),
+        };
+        let (position, _) = self.history.record_with(
+            publishing.topic,
+            frame,
+            Some(Rc::new(side)),
+            self.keeping.rules,
+            Instant::now(),
+        );
+        Some(position)
+    }
+
+    fn missed(&mut self, topic: &str, seen: &Position) -> Missed {
+        if !self.covers(topic) {
+            return Missed::Reload(Reload::Off, None);
+        }
+        let now = Instant::now();
+        match self.history.replay(topic, seen, self.keeping.rules, now) {
+            Replay::Missed(entries) => {
+                let wall = SystemTime::now();
+                Missed::Events(
+                    entries
+                        .iter()
+                        .map(|entry| self.event(&seen.epoch, entry, now, wall))
+                        .collect(),
+                )
+            }
+            Replay::Reload(reload, position) => Missed::Reload(reload, position),
+        }
+    }
+
+    fn recent(&mut self, topic: &str, limit: usize) -> Option<Vec<KeptEvent>> {
+        if !self.covers(topic) {
+            return None;
+        }
+        let now = Instant::now();
+        let (epoch, entries) = self.history.recent(topic, limit, self.keeping.rules, now);
+        let wall = SystemTime::now();
+        Some(
+            entries
+                .iter()
+                .map(|entry| self.event(&epoch, entry, now, wall))
+                .collect(),
+        )
+    }
 }
 
 /// The router's settings from `[wamp]`.
@@ -94,20 +245,37 @@ impl Hub {
 
     /// A message from the backend's WAMP session on control connection `control`.
     pub fn wamp_from_backend(&mut self, control: Key, message: Message, now: Instant) {
+        let mut keeper = Keeper::new(&mut self.history, &self.keeping);
         self.router
-            .from_backend(control, message, now, &mut self.actions);
+            .from_backend(control, message, now, &mut keeper, &mut self.actions);
     }
 
-    /// A control publish (`x`/`X`) reaches the WAMP subscribers of the backend realm too.
+    /// A control publish (`x`/`X`/`Y`) reaches the WAMP subscribers of the backend realm
+    /// too; `position`: the one the history gave it (`publish`), its EVENTs carry it.
+    #[allow(clippy::too_many_arguments)]
     pub fn wamp_publish_from_plain(
         &mut self,
         topic: &str,
         binary: bool,
         message: &[u8],
         options: &Dict,
+        position: Option<&Position>,
         settings: &Settings,
         now: Instant,
     ) {
+        // An audience among the options: a WAMP session resuming later gets the publication
+        // only if it would have got it live.
+        if let Some(position) = position
+            && !options.is_empty()
+            && let Ok(parsed) = PublishOptions::parse(options)
+            && !parsed.audience.is_everyone()
+        {
+            let side = WampSide {
+                audience: Some(Rc::new(parsed.audience)),
+                ..WampSide::default()
+            };
+            self.history.attach(topic, position, Rc::new(side));
+        }
         // Most publications have no WAMP subscriber: they pay one lookup, no conversion.
         // (A retained one is kept for subscribers to come, so it always goes on.)
         if !self.router.backend_realm_listens(topic) && !retains(options) {
@@ -115,7 +283,16 @@ impl Hub {
         }
         let payload = plain::from_plain(binary, message, settings.wamp.max_depth);
         self.router
-            .publish_from_plain(topic, options, payload, now, &mut self.actions);
+            .publish_from_plain(topic, options, payload, position, now, &mut self.actions);
+    }
+
+    /// `[history]` as the router's steps apply it, from the settings now in force.
+    pub fn configure_history(&mut self, settings: &Settings) {
+        self.keeping = Keeping {
+            prefixes: settings.history.prefixes.clone(),
+            rules: super::delivery::history_rules(settings),
+            max_depth: settings.wamp.max_depth,
+        };
     }
 
     /// `O`: drops the authorizer answers cached by every WAMP session, or by the sessions of
@@ -136,7 +313,8 @@ impl Hub {
 
     /// Runs the router's due timers; their actions are carried out by `settle_router`.
     pub fn router_tick(&mut self, now: Instant) {
-        self.router.tick(now, &mut self.actions);
+        let mut keeper = Keeper::new(&mut self.history, &self.keeping);
+        self.router.tick(now, &mut keeper, &mut self.actions);
     }
 
     /// Carries out what the router asked, until it asks nothing more (closing a session can
@@ -295,6 +473,7 @@ impl Hub {
                 payload,
                 publisher_authid,
                 tell_listeners,
+                position,
             } => {
                 let members = self
                     .topics
@@ -305,7 +484,12 @@ impl Hub {
                     return;
                 }
                 let (binary, bytes) = plain::to_plain(&payload);
-                if members && let Some(id) = self.topics.get(&topic) {
+                if let Some(position) = position {
+                    // Kept: positioned members get its notice first, as `publish_kept` does.
+                    if members {
+                        self.deliver_kept_wamp(&topic, &position, binary, &bytes, settings, stats);
+                    }
+                } else if members && let Some(id) = self.topics.get(&topic) {
                     let message = PlainMessage {
                         binary,
                         payload: &bytes,
@@ -329,9 +513,44 @@ impl Hub {
         }
     }
 
+    /// Delivers a kept WAMP publication to the plain members of `topic`: the frame the
+    /// history shares (made again when the history already let it go), after its position
+    /// notice for positioned members.
+    fn deliver_kept_wamp(
+        &mut self,
+        topic: &str,
+        position: &Position,
+        binary: bool,
+        bytes: &[u8],
+        settings: &Settings,
+        stats: &mut Stats,
+    ) {
+        let (notice, frame) = match self.history.entry(topic, position) {
+            Some(entry) => (Rc::clone(&entry.notice), Rc::clone(&entry.frame)),
+            None => (
+                shared_frame(
+                    true,
+                    crate::ws::frame::OpCode::Text,
+                    crate::resume::position_notice(topic, position).as_bytes(),
+                ),
+                shared_frame(true, MessageKind::from_binary(binary).opcode(), bytes),
+            ),
+        };
+        self.deliver_kept(
+            topic,
+            &frame,
+            1,
+            &[(notice, Rc::clone(&frame))],
+            settings,
+            stats,
+        );
+    }
+
     /// A WAMP client or control connection is gone: its session leaves the router.
     pub(super) fn wamp_gone(&mut self, peer: Peer) {
-        self.router.gone(peer, Instant::now(), &mut self.actions);
+        let mut keeper = Keeper::new(&mut self.history, &self.keeping);
+        self.router
+            .gone(peer, Instant::now(), &mut keeper, &mut self.actions);
     }
 }
 
