@@ -546,6 +546,7 @@ impl Router {
         self.translate_v1(start, out);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn receive_v1(
         &mut self,
         key: Key,

@@ -349,10 +349,23 @@ impl Realm {
         options: &Dict,
         topic: &str,
     ) -> Result<(), Violation> {
-        let options = SubscribeOptions::parse(options)?;
+        let parsed = SubscribeOptions::parse(options)?;
+        let resume = crate::router::options::resume_option(options, parsed.policy);
+        let options = parsed;
         if !self.sessions.contains_key(&id) {
             return Ok(());
         }
+        let resume = match resume {
+            Ok(resume) => resume,
+            Err(detail) => {
+                let refusal = Refusal::InvalidArgument {
+                    procedure: "SUBSCRIBE",
+                    detail,
+                };
+                self.refuse(id, MessageType::Subscribe, request, &refusal, ctx.out);
+                return Ok(());
+            }
+        };
         if let Err(error) = uri::check(topic, options.policy, ctx.config.strict_uris) {
             let refusal = Refusal::InvalidUri {
                 uri: topic.to_owned(),
@@ -432,6 +445,28 @@ impl Realm {
                 payload: retained.payload.clone(),
             };
             self.send(id, message, ctx.out);
+        }
+        // `_wson_resume`: what the session missed, within this step, so no publication comes
+        // between the replay and the live EVENTs (none is lost or twice at the seam).
+        if let Some(seen) = resume {
+            let missed = if ctx.backend_realm {
+                ctx.history.missed(topic, &seen)
+            } else {
+                crate::router::Missed::Reload(crate::resume::Reload::Off, None)
+            };
+            let member = Member {
+                session: id,
+                authid: self.session_authid(id),
+                authrole: self.session_authrole(id),
+            };
+            let global_ids = &mut *ctx.global_ids;
+            let events =
+                crate::router::broker::resume_events(subscribed.id, missed, &member, || {
+                    global_ids.next_id()
+                });
+            for event in events {
+                self.send(id, event, ctx.out);
+            }
         }
         // Crossbar `broker.py` `processSubscribe`: on_create when the subscription is new,
         // on_subscribe when the session is; none for `wamp.` topics; after SUBSCRIBED.

@@ -66,16 +66,25 @@ pub fn parse(text: &str) -> Message {
         .unwrap_or_else(|error| panic!("{text}: {error}"))
 }
 
-/// A history for the router's tests: topics starting with `kept.` keep their last `SIZE`
-/// publications, in epoch `EPOCH`.
-#[derive(Debug, Default)]
+/// A history for the router's tests: topics starting with `kept.` keep their last `size`
+/// publications (5 unless set), in epoch `EPOCH`.
+#[derive(Debug)]
 pub struct TestHistory {
     pub topics: HashMap<String, (u64, Vec<KeptEvent>)>,
+    pub size: usize,
+}
+
+impl Default for TestHistory {
+    fn default() -> TestHistory {
+        TestHistory {
+            topics: HashMap::new(),
+            size: 5,
+        }
+    }
 }
 
 impl TestHistory {
     pub const EPOCH: &'static str = "0badcafe-1";
-    pub const SIZE: usize = 5;
 
     pub fn at(offset: u64) -> Position {
         Position {
@@ -101,7 +110,7 @@ impl Chronicle for TestHistory {
                 .then(|| std::rc::Rc::new(publishing.audience.clone())),
             time_ns: *last,
         });
-        if events.len() > TestHistory::SIZE {
+        if events.len() > self.size {
             events.remove(0);
         }
         Some(TestHistory::at(*last))

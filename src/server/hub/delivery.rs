@@ -19,6 +19,9 @@ pub(super) fn history_rules(settings: &Settings) -> Rules {
     }
 }
 
+/// A kept publication as positioned clients get it: its position notice, then its frame.
+pub(super) type NoticeAndFrame = (Rc<[u8]>, Rc<[u8]>);
+
 /// What became of a frame offered to one client.
 pub(super) enum Offered {
     /// Queued, or held behind its fragmented message.
@@ -318,7 +321,7 @@ impl Hub {
         topic: &str,
         frames: &Rc<[u8]>,
         messages: usize,
-        kept: &[(Rc<[u8]>, Rc<[u8]>)],
+        kept: &[NoticeAndFrame],
         settings: &Settings,
         stats: &mut Stats,
     ) {
