@@ -393,3 +393,37 @@ fn autobahn_python_takes_events_with_their_position_in_the_details() {
         position_json(&second)
     );
 }
+
+#[test]
+fn autobahn_js_resumes_with_the_readme_wrapper() {
+    let Some(node) = node() else {
+        return;
+    };
+    let server = with_history("100");
+    let mut control = server.control();
+    let cookies = crate::common::wamp::cookie_list();
+    let mut script = Script::spawn(
+        &node,
+        "wamp/node_history.js",
+        &[&wson_url(&server), "realm1", "news.js", &cookies],
+    );
+    assert_eq!(script.next(), json!({"subscribed": true}));
+    let first = publish_y(&mut control, "news.js", "one");
+    let second = publish_y(&mut control, "news.js", "two");
+    let report = script.next();
+    script.finish();
+    assert_eq!(
+        report,
+        json!({
+            "first": [
+                {"args": ["one"], "position": position_json(&first)},
+                {"args": ["two"], "position": position_json(&second)},
+            ],
+            "resumed": [
+                {"args": ["while away 1"], "position": {"epoch": first.epoch, "offset": 3}},
+                {"args": ["while away 2"], "position": {"epoch": first.epoch, "offset": 4}},
+            ],
+            "reload": {"topic": "chat", "reason": "off", "epoch": null, "offset": null},
+        })
+    );
+}
