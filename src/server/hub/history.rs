@@ -561,4 +561,54 @@ mod tests {
             "one live entry, few leftovers"
         );
     }
+
+    #[test]
+    fn entries_are_found_by_position_listed_newest_first_and_given_a_wamp_side() {
+        let mut history = History::new("0badcafe".to_owned());
+        let now = Instant::now();
+        for text in ["1", "2", "3", "4"] {
+            history.record("news", frame(text), RULES, now);
+        }
+        let at = |offset| Position {
+            epoch: "0badcafe-1".to_owned(),
+            offset,
+        };
+        assert!(history.entry("news", &at(1)).is_none(), "size 3 let it go");
+        assert_eq!(history.entry("news", &at(3)).map(|e| e.offset), Some(3));
+        assert!(history.entry("news", &at(5)).is_none());
+        let stale = Position {
+            epoch: "12345678-1".to_owned(),
+            offset: 3,
+        };
+        assert!(history.entry("news", &stale).is_none());
+        let (epoch, recent) = history.recent("news", 2, RULES, now);
+        assert_eq!(&*epoch, "0badcafe-1");
+        assert_eq!(recent.iter().map(|e| e.offset).collect::<Vec<_>>(), [4, 3]);
+        assert!(history.recent("chat", 2, RULES, now).1.is_empty());
+
+        let before = history.bytes();
+        let side = WampSide {
+            payload: Some(Payload {
+                args: vec![crate::wamp::Value::from("x".repeat(100).as_str())],
+                kwargs: crate::wamp::Dict::new(),
+            }),
+            ..WampSide::default()
+        };
+        history.attach("news", &at(3), Rc::new(side));
+        assert!(history.bytes() >= before + 100, "its arguments count");
+        assert!(
+            history
+                .entry("news", &at(3))
+                .is_some_and(|e| e.wamp.is_some())
+        );
+        // Pushed out by size: the budget gives back what the entry counted.
+        let mut plain = History::new("0badcafe".to_owned());
+        for text in ["1", "2", "3", "4", "5", "6", "7"] {
+            plain.record("news", frame(text), RULES, now);
+        }
+        for text in ["5", "6", "7"] {
+            history.record("news", frame(text), RULES, now);
+        }
+        assert_eq!(history.bytes(), plain.bytes());
+    }
 }
