@@ -1317,6 +1317,13 @@ mod tests {
                 texts[1].contains(&format!(r#""publisher":{sp}"#)),
                 "{texts:?}"
             );
+            // exclude_me (the default) kept the publisher's session from its own EVENT
+            // live, and so from the replay.
+            let out = h.send(
+                p,
+                r#"[32,3,{"_wson_resume":{"epoch":"0badcafe-1","offset":0}},"kept.x"]"#,
+            );
+            assert_eq!(to(&out, p).len(), 1, "SUBSCRIBED alone");
         }
 
         #[test]

@@ -178,6 +178,8 @@ pub struct Publishing<'a> {
     pub publication: u64,
     pub publisher: Option<&'a Disclosure>,
     pub audience: &'a Audience,
+    /// The publisher's own session when it published with `exclude_me`.
+    pub exclude_session: Option<u64>,
 }
 
 /// What a session resuming from a position gets.

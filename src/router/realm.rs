@@ -685,6 +685,7 @@ impl Realm {
                 publication: publication.id,
                 publisher: publication.publisher,
                 audience: publication.audience,
+                exclude_session: publication.exclude_session,
             }),
             (Some(_) | None, _) => None,
         };

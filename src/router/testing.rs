@@ -106,8 +106,12 @@ impl Chronicle for TestHistory {
             payload: publishing.payload.clone(),
             publication: Some(publishing.publication),
             publisher: publishing.publisher.cloned(),
-            audience: (!publishing.audience.is_everyone())
-                .then(|| std::rc::Rc::new(publishing.audience.clone())),
+            audience: (!publishing.audience.is_everyone() || publishing.exclude_session.is_some())
+                .then(|| {
+                    let mut audience = publishing.audience.clone();
+                    audience.exclude.extend(publishing.exclude_session);
+                    std::rc::Rc::new(audience)
+                }),
             time_ns: *last,
         });
         if events.len() > self.size {

@@ -119,6 +119,17 @@ fn frame_message(frame: &[u8]) -> (bool, &[u8]) {
     }
 }
 
+/// Who may get a kept publication again: its PUBLISH audience, and not its publisher's
+/// session when it excluded itself. `None`: everyone.
+fn audience_kept(publishing: &Publishing<'_>) -> Option<Rc<crate::router::options::Audience>> {
+    if publishing.audience.is_everyone() && publishing.exclude_session.is_none() {
+        return None;
+    }
+    let mut audience = publishing.audience.clone();
+    audience.exclude.extend(publishing.exclude_session);
+    Some(Rc::new(audience))
+}
+
 impl Chronicle for Keeper<'_> {
     fn record(&mut self, publishing: &Publishing<'_>) -> Option<Position> {
         if !self.covers(publishing.topic) {
@@ -132,8 +143,7 @@ impl Chronicle for Keeper<'_> {
             payload: Some(publishing.payload.clone()),
             publication: Some(publishing.publication),
             publisher: publishing.publisher.cloned(),
-            audience: (!publishing.audience.is_everyone())
-                .then(|| Rc::new(publishing.audience.clone())),
+            audience: audience_kept(publishing),
         };
         let (position, _) = self.history.record_with(
             publishing.topic,
