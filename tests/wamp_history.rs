@@ -324,6 +324,8 @@ fn get_events_lists_the_history_newest_first() {
 fn plain_and_wamp_sides_replay_each_others_publications() {
     let server = with_history("100");
     let mut control = server.control();
+    let mut listener = server.control();
+    listener.listen("", "publish");
     assert_eq!(control.count(b'J', &[b"alice", b"news.x"]), 0);
     let (mut bob, _) = RawWamp::join(&server, "bob", "realm1");
     let mut plain = plain_resuming(&server, "");
@@ -331,6 +333,12 @@ fn plain_and_wamp_sides_replay_each_others_publications() {
     assert_eq!(bob.recv()[0], 17);
     let epoch = position_of(control.ask(b'G', &[b"news.x"])).epoch;
     assert_eq!(plain_positioned(&mut plain, &epoch), (1, "w1".to_owned()));
+    listener.expect_event(wson::control::event::Event::Publish {
+        topic: "news.x",
+        user: "bob",
+        binary: false,
+        payload: b"w1",
+    });
     drop(plain);
 
     // While the plain client is away: WAMP publications, and one from the control socket.

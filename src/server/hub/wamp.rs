@@ -119,6 +119,14 @@ fn frame_message(frame: &[u8]) -> (bool, &[u8]) {
     }
 }
 
+/// A kept WAMP publication on its way to the plain side (`Action::Plain` with a position).
+struct Kept<'a> {
+    topic: &'a str,
+    position: &'a Position,
+    payload: &'a crate::wamp::Payload,
+    publisher_authid: &'a str,
+}
+
 /// Who may get a kept publication again: its PUBLISH audience, and not its publisher's
 /// session when it excluded itself. `None`: everyone.
 fn audience_kept(publishing: &Publishing<'_>) -> Option<Rc<crate::router::options::Audience>> {
@@ -493,13 +501,18 @@ impl Hub {
                 if !members && !heard {
                     return;
                 }
-                let (binary, bytes) = plain::to_plain(&payload);
                 if let Some(position) = position {
-                    // Kept: positioned members get its notice first, as `publish_kept` does.
-                    if members {
-                        self.deliver_kept_wamp(&topic, &position, binary, &bytes, settings, stats);
-                    }
-                } else if members && let Some(id) = self.topics.get(&topic) {
+                    let kept = Kept {
+                        topic: &topic,
+                        position: &position,
+                        payload: &payload,
+                        publisher_authid: &publisher_authid,
+                    };
+                    self.plain_side_kept(&kept, members, heard, settings, stats);
+                    return;
+                }
+                let (binary, bytes) = plain::to_plain(&payload);
+                if members && let Some(id) = self.topics.get(&topic) {
                     let message = PlainMessage {
                         binary,
                         payload: &bytes,
@@ -523,37 +536,41 @@ impl Hub {
         }
     }
 
-    /// Delivers a kept WAMP publication to the plain members of `topic`: the frame the
-    /// history shares (made again when the history already let it go), after its position
-    /// notice for positioned members.
-    fn deliver_kept_wamp(
+    /// The plain side of a kept WAMP publication: its frame as the history shares it (made
+    /// again when the history already let it go) to the topic's members, after its position
+    /// notice for positioned ones, as `publish_kept` delivers; and the `publish` event.
+    fn plain_side_kept(
         &mut self,
-        topic: &str,
-        position: &Position,
-        binary: bool,
-        bytes: &[u8],
+        kept: &Kept<'_>,
+        members: bool,
+        heard: bool,
         settings: &Settings,
         stats: &mut Stats,
     ) {
-        let (notice, frame) = match self.history.entry(topic, position) {
+        let (notice, frame) = match self.history.entry(kept.topic, kept.position) {
             Some(entry) => (Rc::clone(&entry.notice), Rc::clone(&entry.frame)),
-            None => (
-                shared_frame(
-                    true,
-                    crate::ws::frame::OpCode::Text,
-                    crate::resume::position_notice(topic, position).as_bytes(),
-                ),
-                shared_frame(true, MessageKind::from_binary(binary).opcode(), bytes),
-            ),
+            None => {
+                let (binary, bytes) = plain::to_plain(kept.payload);
+                let notice = crate::resume::position_notice(kept.topic, kept.position);
+                (
+                    shared_frame(true, crate::ws::frame::OpCode::Text, notice.as_bytes()),
+                    shared_frame(true, MessageKind::from_binary(binary).opcode(), &bytes),
+                )
+            }
         };
-        self.deliver_kept(
-            topic,
-            &frame,
-            1,
-            &[(notice, Rc::clone(&frame))],
-            settings,
-            stats,
-        );
+        if members {
+            let notice_and_frame = [(notice, Rc::clone(&frame))];
+            self.deliver_kept(kept.topic, &frame, 1, &notice_and_frame, settings, stats);
+        }
+        if heard {
+            let (binary, payload) = frame_message(&frame);
+            self.events.emit(&Event::Publish {
+                topic: kept.topic,
+                user: kept.publisher_authid,
+                binary,
+                payload,
+            });
+        }
     }
 
     /// A WAMP client or control connection is gone: its session leaves the router.
