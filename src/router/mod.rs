@@ -10,7 +10,9 @@
 //! callee of a browser's call.
 //!
 //! The first configured realm is the backend realm: the control socket publishes, registers
-//! and calls there, and its topics are the plain side's topics (one namespace).
+//! and calls there, and its topics are the plain side's topics (one namespace), with one
+//! topic history (`[history]`), which the hub owns and the router asks through `Chronicle`
+//! in the steps that may publish, resume or list events.
 
 pub mod auth;
 pub mod broker;

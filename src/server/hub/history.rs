@@ -1,8 +1,12 @@
-//! The history of plain topics (`[history]`): per topic, the last publications, each with
-//! its position, for clients that resume after a reconnect (README, "Missed messages").
+//! The history of topics (`[history]`): per topic, the last publications, each with its
+//! position, for plain clients and WAMP sessions that resume after a reconnect (README,
+//! "Missed messages"). Plain and WAMP publications of the backend realm share it: the router
+//! asks it through `router::Chronicle` (`wamp::Keeper`), so each gets one position.
 //!
 //! An entry shares the frame the publication was delivered with (the same `Rc`) and holds
-//! the position notice positioned clients got before it; nothing else is copied. A topic's
+//! the position notice positioned clients got before it; a WAMP publication's arguments (and
+//! publisher, audience) are kept once beside it (`WampSide`), for WAMP readers, so a WAMP
+//! round trip is exact; nothing is copied per reader. A topic's
 //! state lives on while its subscribers come and go: a client may have been its only one.
 //! Bounds: `size` entries per topic and `max_age` (pruned when the topic is touched), and
 //! `max_bytes` over every topic, where the oldest publication of any topic goes first (a

@@ -3,7 +3,9 @@
 //! router through the session's upcall, and the hub carries out what the router answers:
 //! frames to WAMP clients (through the same `offer` as every delivery, so one ordering and
 //! one slow-consumer rule), `V` frames to control connections, closes, and publications for
-//! the plain side and the event listeners.
+//! the plain side and the event listeners. The topic history stays the hub's: each router
+//! step gets a `Keeper`, through which the router records a backend-realm publication to a
+//! topic with history, replays a `_wson_resume` and answers `get_events`.
 
 use super::delivery::{Among, Message as PlainMessage, Outgoing, Recipients};
 use super::history::{Entry, History, Replay, Rules, WampSide};
