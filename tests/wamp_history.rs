@@ -435,3 +435,66 @@ fn autobahn_js_resumes_with_the_readme_wrapper() {
         })
     );
 }
+
+#[test]
+fn with_a_cluster_each_node_keeps_every_publication_with_its_own_position() {
+    let Some(redis) = crate::cluster::Redis::start() else {
+        return;
+    };
+    let node = |name: &str| {
+        Setup::new()
+            .set("history.prefixes", r#"["news."]"#)
+            .set("cluster.redis", &format!("{:?}", redis.url()))
+            .set("cluster.node_id", &format!("{name:?}"))
+            .start()
+    };
+    let nodes = [node("a"), node("b")];
+    for node in &nodes {
+        crate::cluster::wait_redis(node, "up");
+        crate::cluster::wait_nodes(node, 2);
+    }
+    let (mut alice, _) = RawWamp::join(&nodes[0], "alice", "realm1");
+    let (mut bob, _) = RawWamp::join(&nodes[1], "bob", "realm1");
+    let sub = subscribe(&mut bob, 1, json!({}), "news.c");
+    let mut control_a = nodes[0].control();
+    let mut control_b = nodes[1].control();
+
+    // A WAMP publication on node a, and a control one on a (a batch of two x, then Y).
+    alice.send(&json!([16, 1, {"acknowledge": true}, "news.c", ["w1"]]));
+    assert_eq!(alice.recv()[0], 17);
+    control_a.send_fields(b'x', &[b"news.c", b"x2"]);
+    control_a.send_fields(b'x', &[b"news.c", b"x3"]);
+    let on_a = publish_y(&mut control_a, "news.c", "y4");
+    assert_eq!(on_a.offset, 4, "node a kept all four");
+    let epoch_b = {
+        let message = bob.recv();
+        assert_eq!(message[4], json!(["w1"]), "{message}");
+        message[3]["_wson_position"]["epoch"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_ne!(epoch_b, on_a.epoch, "each node its own epoch");
+    for (offset, text) in [(2, "x2"), (3, "x3"), (4, "y4")] {
+        assert_eq!(event(&mut bob, sub, &epoch_b), (offset, json!([text])));
+    }
+    let on_b = position_of(control_b.ask(b'G', &[b"news.c"]));
+    assert_eq!(
+        on_b,
+        Position {
+            epoch: epoch_b.clone(),
+            offset: 4
+        }
+    );
+    // And node b's history replays them to a session that resumes there.
+    let (mut carol, _) = RawWamp::join(&nodes[1], "carol", "realm1");
+    let sub = subscribe(
+        &mut carol,
+        1,
+        json!({"_wson_resume": {"epoch": epoch_b, "offset": 0}}),
+        "news.c",
+    );
+    for (offset, text) in [(1, "w1"), (2, "x2"), (3, "x3"), (4, "y4")] {
+        assert_eq!(event(&mut carol, sub, &epoch_b), (offset, json!([text])));
+    }
+}
