@@ -498,3 +498,57 @@ fn with_a_cluster_each_node_keeps_every_publication_with_its_own_position() {
         assert_eq!(event(&mut carol, sub, &epoch_b), (offset, json!([text])));
     }
 }
+
+#[test]
+fn a_plain_client_resuming_while_wamp_sessions_publish_gets_each_once_in_order() {
+    let server = with_history("1000");
+    let mut control = server.control();
+    assert_eq!(control.count(b'J', &[b"alice", b"news.race"]), 0);
+    let start = publish_y(&mut control, "news.race", "m1");
+    // WAMP publishers racing the plain client's resume: their plain side waits in the
+    // router's actions while the client joins in the same turn.
+    let publishers: Vec<_> = ["bob", "carol"]
+        .into_iter()
+        .map(|user| {
+            let mut session = RawWamp::join(&server, user, "realm1").0;
+            std::thread::spawn(move || {
+                for n in 0..100 {
+                    session.send(&json!([16, n + 1, {"acknowledge": true}, "news.race", [format!("{user}{n}")]]));
+                }
+                for _ in 0..100 {
+                    assert_eq!(session.recv()[0], 17);
+                }
+            })
+        })
+        .collect();
+    let mut clients = Vec::new();
+    for _ in 0..5 {
+        clients.push(plain_resuming(
+            &server,
+            &format!("news.race@{}:1", start.epoch),
+        ));
+    }
+    for publisher in publishers {
+        publisher.join().unwrap();
+    }
+    let last = publish_y(&mut control, "news.race", "last");
+    assert_eq!(last.offset, 202);
+    for client in &mut clients {
+        let mut next = 2;
+        let mut per_user: std::collections::HashMap<String, u64> = Default::default();
+        loop {
+            let (offset, message) = plain_positioned(client, &start.epoch);
+            assert_eq!(offset, next, "each once, in order");
+            next += 1;
+            if message == "last" {
+                break;
+            }
+            let user: String = message.chars().take_while(|c| c.is_alphabetic()).collect();
+            let n: u64 = message[user.len()..].parse().unwrap();
+            let expected = per_user.entry(user).or_insert(0);
+            assert_eq!(n, *expected, "a publisher's own order");
+            *expected += 1;
+        }
+        assert_eq!(next, 203);
+    }
+}

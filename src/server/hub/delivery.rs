@@ -396,7 +396,8 @@ impl Hub {
         let mut frames: Vec<Rc<[u8]>> = Vec::new();
         for item in due {
             let answer = if self.keeps_history(&item.topic, settings) {
-                self.history.replay(&item.topic, &item.position, rules, now)
+                self.history
+                    .replay_delivered(&item.topic, &item.position, rules, now)
             } else {
                 Replay::Reload(crate::resume::Reload::Off, None)
             };

@@ -90,6 +90,11 @@ struct TopicHistory {
     generation: u64,
     /// The offset of the topic's last publication in this epoch (0: none yet).
     last: u64,
+    /// The offset up to which plain members have been handed the publications. A WAMP
+    /// publication is kept when the router takes it, and its plain side follows in the
+    /// router's actions, later in the same turn: a plain client that resumes in between is
+    /// replayed up to here only, and gets the rest live, so none comes twice.
+    delivered: u64,
     /// Contiguous offsets, oldest first, up to `last`.
     entries: VecDeque<Entry>,
 }
@@ -182,6 +187,7 @@ impl History {
                 epoch: Rc::from(format!("{base}-{generations}")),
                 generation: *generations,
                 last: 0,
+                delivered: 0,
                 entries: VecDeque::new(),
             }
         });
@@ -210,10 +216,23 @@ impl History {
         rules: Rules,
         now: Instant,
     ) -> (Position, Rc<[u8]>) {
-        self.record_with(topic, frame, None, rules, now)
+        let (position, notice) = self.record_with(topic, frame, None, rules, now);
+        // The plain path delivers what it records within the same hub call.
+        self.mark_delivered(topic, &position);
+        (position, notice)
     }
 
-    /// `record`, with the publication's WAMP side.
+    /// Plain members have been handed the publication at `position` (and every earlier one).
+    pub fn mark_delivered(&mut self, topic: &str, position: &Position) {
+        if let Some(state) = self.topics.get_mut(topic)
+            && *state.epoch == *position.epoch
+        {
+            state.delivered = state.delivered.max(position.offset);
+        }
+    }
+
+    /// `record`, with the publication's WAMP side; not yet delivered to plain members (see
+    /// `mark_delivered`).
     pub fn record_with(
         &mut self,
         topic: &str,
@@ -261,6 +280,25 @@ impl History {
         self.enforce_budget(rules.max_bytes, Some(topic));
         self.compact();
         (position, notice)
+    }
+
+    /// What a plain client that saw `topic` up to `seen` missed, up to what plain members
+    /// have been handed (the rest reaches it live), or why it must reload.
+    pub fn replay_delivered(
+        &mut self,
+        topic: &str,
+        seen: &Position,
+        rules: Rules,
+        now: Instant,
+    ) -> Replay {
+        let delivered = self.topics.get(topic).map_or(0, |state| state.delivered);
+        match self.replay(topic, seen, rules, now) {
+            Replay::Missed(mut entries) => {
+                entries.retain(|entry| entry.offset <= delivered);
+                Replay::Missed(entries)
+            }
+            reload @ Replay::Reload(..) => reload,
+        }
     }
 
     /// What a client that saw `topic` up to `seen` missed, or why it must reload.
@@ -614,5 +652,39 @@ mod tests {
             history.record("news", frame(text), RULES, now);
         }
         assert_eq!(history.bytes(), plain.bytes());
+    }
+
+    #[test]
+    fn a_plain_replay_stops_where_the_plain_side_has_got_to() {
+        let mut history = History::new("0badcafe".to_owned());
+        let now = Instant::now();
+        let rules = Rules { size: 10, ..RULES };
+        history.record("news", frame("plain 1"), rules, now);
+        let side = || Some(Rc::new(WampSide::default()));
+        let (wamp_2, _) = history.record_with("news", frame("wamp 2"), side(), rules, now);
+        history.record_with("news", frame("wamp 3"), side(), rules, now);
+        let seen = Position {
+            epoch: "0badcafe-1".to_owned(),
+            offset: 0,
+        };
+        assert_eq!(
+            offsets(history.replay_delivered("news", &seen, rules, now)),
+            [1],
+            "2 and 3 wait in the router's actions: they come live"
+        );
+        assert_eq!(
+            offsets(history.replay("news", &seen, rules, now)),
+            [1, 2, 3]
+        );
+        history.mark_delivered("news", &wamp_2);
+        assert_eq!(
+            offsets(history.replay_delivered("news", &seen, rules, now)),
+            [1, 2]
+        );
+        history.record("news", frame("plain 4"), rules, now);
+        assert_eq!(
+            offsets(history.replay_delivered("news", &seen, rules, now)),
+            [1, 2, 3, 4]
+        );
     }
 }

@@ -495,6 +495,9 @@ impl Hub {
                 tell_listeners,
                 position,
             } => {
+                if let Some(position) = &position {
+                    self.history.mark_delivered(&topic, position);
+                }
                 let members = self
                     .topics
                     .get(&topic)
