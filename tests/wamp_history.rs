@@ -521,6 +521,17 @@ fn a_plain_client_resuming_while_wamp_sessions_publish_gets_each_once_in_order()
             })
         })
         .collect();
+    // And the control socket between them: its publications are delivered at once, after
+    // the WAMP ones taken before them.
+    let control_addr = server.control.clone();
+    let racer = std::thread::spawn(move || {
+        let mut racer = Control::connect(&control_addr);
+        for n in 0..100 {
+            racer.send_fields(b'x', &[b"news.race", format!("dan{n}").as_bytes()]);
+        }
+        racer.send(b'p', b"");
+        assert_eq!(racer.reply_text(), "0P");
+    });
     let mut clients = Vec::new();
     for _ in 0..5 {
         clients.push(plain_resuming(
@@ -531,8 +542,9 @@ fn a_plain_client_resuming_while_wamp_sessions_publish_gets_each_once_in_order()
     for publisher in publishers {
         publisher.join().unwrap();
     }
+    racer.join().unwrap();
     let last = publish_y(&mut control, "news.race", "last");
-    assert_eq!(last.offset, 202);
+    assert_eq!(last.offset, 302);
     for client in &mut clients {
         let mut next = 2;
         let mut per_user: std::collections::HashMap<String, u64> = Default::default();
@@ -549,6 +561,6 @@ fn a_plain_client_resuming_while_wamp_sessions_publish_gets_each_once_in_order()
             assert_eq!(n, *expected, "a publisher's own order");
             *expected += 1;
         }
-        assert_eq!(next, 203);
+        assert_eq!(next, 303);
     }
 }
