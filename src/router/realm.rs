@@ -349,9 +349,9 @@ impl Realm {
         options: &Dict,
         topic: &str,
     ) -> Result<(), Violation> {
-        let parsed = SubscribeOptions::parse(options)?;
-        let resume = crate::router::options::resume_option(options, parsed.policy);
-        let options = parsed;
+        let raw_options = options;
+        let options = SubscribeOptions::parse(raw_options)?;
+        let resume = crate::router::options::resume_option(raw_options, options.policy);
         if !self.sessions.contains_key(&id) {
             return Ok(());
         }
