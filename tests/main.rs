@@ -41,6 +41,7 @@ mod wamp_auth;
 mod wamp_clients;
 mod wamp_control;
 mod wamp_flush;
+mod wamp_history;
 mod wamp_parity;
 mod wamp_v1;
 mod wamp_v1_autobahn;

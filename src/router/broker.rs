@@ -15,11 +15,12 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::router::Action;
+use crate::resume::Position;
 use crate::router::ids::SequentialIds;
 use crate::router::options::Audience;
 use crate::router::session::Link;
 use crate::router::uri::{Match, PatternIndex};
+use crate::router::{Action, Missed};
 use crate::server::slab::Key;
 use crate::wamp::{Dict, Message, Payload, Serializer, Value};
 
@@ -192,6 +193,7 @@ fn retained_size(topic: &str, event: &Retained) -> usize {
 }
 
 /// What fans out.
+#[derive(Clone, Copy)]
 pub struct Publication<'a> {
     pub id: u64,
     pub topic: &'a str,
@@ -199,6 +201,21 @@ pub struct Publication<'a> {
     /// The publisher's own session when `exclude_me`.
     pub exclude_session: Option<u64>,
     pub audience: &'a Audience,
+    /// Its position in the topic's history, when the topic keeps one.
+    pub position: Option<&'a Position>,
+}
+
+/// The EVENT details key of a publication's position in its topic's history: a wson
+/// extension (WAMP v2: custom attributes match `_[a-z0-9_]{3,}`), whose value is
+/// `{"epoch": "1a2b3c4d-1", "offset": 7}`.
+pub const POSITION_DETAIL: &str = "_wson_position";
+
+/// `{"epoch": .., "offset": ..}`, as `_wson_position` and `_wson_resume` write a position.
+pub fn position_value(position: &Position) -> Value {
+    let mut dict = Dict::new();
+    dict.insert("epoch", Value::from(position.epoch.as_str()));
+    dict.insert("offset", Value::from(position.offset));
+    Value::Dict(dict)
 }
 
 /// What SUBSCRIBE did.
@@ -366,6 +383,9 @@ impl Broker {
             if subscription.policy != Match::Exact {
                 details.insert("topic", Value::from(publication.topic));
             }
+            if let Some(position) = publication.position {
+                details.insert(POSITION_DETAIL, position_value(position));
+            }
             let message = Message::Event {
                 subscription: subscription.id,
                 publication: publication.id,
@@ -378,6 +398,66 @@ impl Broker {
             }
         });
         payload
+    }
+}
+
+/// The EVENT details key of the answer to a `_wson_resume` the history cannot fill: one
+/// EVENT without arguments, `{"reason": "epoch"|"gone"|"ahead"|"off", "epoch": .., "offset":
+/// ..}` (the topic's last position, or nulls without a history): the session reloads.
+pub const RELOAD_DETAIL: &str = "_wson_reload";
+
+/// The EVENTs a session subscribed to `subscription` gets for a `_wson_resume`: what it
+/// missed, in order, each with its position (and its publisher when disclosed), skipping
+/// what its audience would not have let the session receive; or one reload EVENT.
+/// `member` is the session; `next_id` draws publication ids for events that have none.
+pub fn resume_events(
+    subscription: u64,
+    missed: Missed,
+    member: &Member,
+    mut next_id: impl FnMut() -> u64,
+) -> Vec<Message> {
+    match missed {
+        Missed::Events(events) => events
+            .into_iter()
+            .filter(|event| {
+                event.audience.as_ref().is_none_or(|audience| {
+                    audience.admits(member.session, &member.authid, &member.authrole)
+                })
+            })
+            .map(|event| {
+                let mut details = Dict::new();
+                disclose(&mut details, event.publisher.as_ref());
+                details.insert(POSITION_DETAIL, position_value(&event.position));
+                Message::Event {
+                    subscription,
+                    publication: event.publication.unwrap_or_else(&mut next_id),
+                    details,
+                    payload: event.payload,
+                }
+            })
+            .collect(),
+        Missed::Reload(reload, position) => {
+            let mut why = Dict::new();
+            why.insert("reason", Value::from(reload.reason()));
+            match position {
+                Some(position) => {
+                    why.insert("epoch", Value::from(position.epoch));
+                    why.insert("offset", Value::from(position.offset));
+                }
+                None => {
+                    why.insert("epoch", Value::Null);
+                    why.insert("offset", Value::Null);
+                }
+            }
+            let mut details = Dict::new();
+            details.insert(RELOAD_DETAIL, Value::Dict(why));
+            vec![Message::Event {
+                subscription,
+                publication: next_id(),
+                details,
+                payload: Payload::default(),
+            }]
+        }
     }
 }
 
@@ -1062,7 +1142,7 @@ mod tests {
             };
             let publication =
                 h.router
-                    .publish_from_plain("news", &options, payload, h.now, &mut actions);
+                    .publish_from_plain("news", &options, payload, None, h.now, &mut actions);
             assert!((1..=crate::wamp::MAX_ID).contains(&publication));
             let out = h.decode(actions);
             assert_eq!(out.len(), 1, "{out:?}");
@@ -1077,6 +1157,7 @@ mod tests {
                     "wamp.x",
                     &Dict::new(),
                     Payload::default(),
+                    None,
                     h.now,
                     &mut actions
                 ),
@@ -1087,6 +1168,7 @@ mod tests {
                     "a..b",
                     &Dict::new(),
                     Payload::default(),
+                    None,
                     h.now,
                     &mut actions
                 ),
@@ -1124,6 +1206,201 @@ mod tests {
             h.send(b, r#"[6,{},"wamp.close.close_realm"]"#);
             assert_eq!(h.router.figures().subscriptions, 0);
             let _ = parse("[35,1]");
+        }
+
+        /// The `_wson_position` of a JSON EVENT's details, `(epoch, offset)`.
+        fn position_of(text: &str) -> Option<(String, u64)> {
+            let value: serde_json::Value = serde_json::from_str(text).unwrap();
+            let position = value.get(3)?.get("_wson_position")?;
+            Some((
+                position["epoch"].as_str()?.to_owned(),
+                position["offset"].as_u64()?,
+            ))
+        }
+
+        fn offsets(texts: &[String]) -> Vec<u64> {
+            texts
+                .iter()
+                .filter(|t| t.starts_with("[36,"))
+                .map(|t| {
+                    position_of(t)
+                        .unwrap_or_else(|| panic!("no position: {t}"))
+                        .1
+                })
+                .collect()
+        }
+
+        #[test]
+        fn events_of_a_kept_topic_carry_their_position() {
+            let mut h = Harness::new(config());
+            let (p, _) = h.join("pub");
+            let (a, _) = h.join("a");
+            h.send(a, r#"[32,1,{},"kept.news"]"#);
+            h.send(a, r#"[32,2,{"match":"prefix"},"kept."]"#);
+            h.send(a, r#"[32,3,{},"other"]"#);
+            let out = h.send(p, r#"[16,1,{},"kept.news",["one"]]"#);
+            let texts = to(&out, a);
+            assert_eq!(texts.len(), 2, "{texts:?}");
+            for text in &texts {
+                assert_eq!(
+                    position_of(text),
+                    Some(("0badcafe-1".to_owned(), 1)),
+                    "{text}"
+                );
+            }
+            assert!(
+                matches!(out.last(), Some(Out::Plain { .. })),
+                "the plain side too"
+            );
+            let control = h.key();
+            h.backend(control, r#"[16,1,{},"kept.news",["two"]]"#);
+            let out = h.send(p, r#"[16,2,{},"kept.news",["three"]]"#);
+            assert_eq!(offsets(&to(&out, a)), [3, 3]);
+            let out = h.send(p, r#"[16,3,{},"other",["x"]]"#);
+            assert_eq!(
+                position_of(&to(&out, a)[0]),
+                None,
+                "no history, no position"
+            );
+            // Only the backend realm shares the plain side's topics and history.
+            let (b, _) = h.join_as(Serializer::Json, "realm2", "b");
+            h.send(b, r#"[32,1,{},"kept.news"]"#);
+            let out = h.send(b, r#"[16,2,{"exclude_me":false},"kept.news",["x"]]"#);
+            assert_eq!(position_of(&to(&out, b)[0]), None);
+            assert_eq!(h.history.topics["kept.news"].0, 3);
+        }
+
+        #[test]
+        fn a_resume_gets_the_missed_events_in_order_then_live_ones() {
+            let mut h = Harness::new(config());
+            let (p, _) = h.join("pub");
+            for n in 1..=4 {
+                h.send(p, &format!(r#"[16,{n},{{}},"kept.news",["m{n}"]]"#));
+            }
+            let (a, _) = h.join("a");
+            let out = h.send(
+                a,
+                r#"[32,7,{"_wson_resume":{"epoch":"0badcafe-1","offset":2}},"kept.news"]"#,
+            );
+            let texts = to(&out, a);
+            assert!(texts[0].starts_with("[33,7,"), "{texts:?}");
+            assert_eq!(offsets(&texts), [3, 4]);
+            assert!(texts[1].ends_with(r#"["m3"]]"#), "{texts:?}");
+            let out = h.send(p, r#"[16,9,{},"kept.news",["m5"]]"#);
+            assert_eq!(offsets(&to(&out, a)), [5]);
+            // Up to date: nothing to replay.
+            let (b, _) = h.join("b");
+            let out = h.send(
+                b,
+                r#"[32,1,{"_wson_resume":{"epoch":"0badcafe-1","offset":5}},"kept.news"]"#,
+            );
+            assert_eq!(to(&out, b).len(), 1, "SUBSCRIBED alone");
+        }
+
+        #[test]
+        fn a_resume_keeps_the_audience_and_the_disclosed_publisher() {
+            let mut h = Harness::new(config());
+            let (p, sp) = h.join("pub");
+            h.send(
+                p,
+                r#"[16,1,{"exclude_authid":["a"]},"kept.x",["not for a"]]"#,
+            );
+            h.send(p, r#"[16,2,{"disclose_me":true},"kept.x",["for all"]]"#);
+            let (a, _) = h.join("a");
+            let out = h.send(
+                a,
+                r#"[32,1,{"_wson_resume":{"epoch":"0badcafe-1","offset":0}},"kept.x"]"#,
+            );
+            let texts = to(&out, a);
+            assert_eq!(offsets(&texts), [2]);
+            assert!(
+                texts[1].contains(&format!(r#""publisher":{sp}"#)),
+                "{texts:?}"
+            );
+            // exclude_me (the default) kept the publisher's session from its own EVENT
+            // live, and so from the replay.
+            let out = h.send(
+                p,
+                r#"[32,3,{"_wson_resume":{"epoch":"0badcafe-1","offset":0}},"kept.x"]"#,
+            );
+            assert_eq!(to(&out, p).len(), 1, "SUBSCRIBED alone");
+        }
+
+        #[test]
+        fn a_resume_the_history_cannot_fill_gets_one_reload_event() {
+            let mut h = Harness::new(config());
+            let (p, _) = h.join("pub");
+            for n in 1..=7 {
+                h.send(p, &format!(r#"[16,{n},{{}},"kept.news",[{n}]]"#));
+            }
+            let (a, _) = h.join("a");
+            let reload = |h: &mut Harness, request: u64, topic: &str, epoch: &str, offset: u64| {
+                let out = h.send(
+                    a,
+                    &format!(
+                        r#"[32,{request},{{"_wson_resume":{{"epoch":"{epoch}","offset":{offset}}}}},"{topic}"]"#
+                    ),
+                );
+                let texts = to(&out, a);
+                assert_eq!(texts.len(), 2, "{texts:?}");
+                let value: serde_json::Value = serde_json::from_str(&texts[1]).unwrap();
+                assert_eq!(value.as_array().unwrap().len(), 4, "no arguments: {value}");
+                value[3]["_wson_reload"].clone()
+            };
+            let current = serde_json::json!({"epoch": "0badcafe-1", "offset": 7});
+            let expect = |reason: &str, epoch: serde_json::Value, offset| {
+                let mut answer = serde_json::json!({"reason": reason});
+                answer["epoch"] = epoch;
+                answer["offset"] = offset;
+                answer
+            };
+            assert_eq!(
+                reload(&mut h, 1, "kept.news", "12345678-1", 3),
+                expect("epoch", current["epoch"].clone(), current["offset"].clone())
+            );
+            assert_eq!(
+                reload(&mut h, 2, "kept.news", "0badcafe-1", 1),
+                expect("gone", current["epoch"].clone(), current["offset"].clone())
+            );
+            assert_eq!(
+                reload(&mut h, 3, "kept.news", "0badcafe-1", 8),
+                expect("ahead", current["epoch"].clone(), current["offset"].clone())
+            );
+            assert_eq!(
+                reload(&mut h, 4, "plain.news", "0badcafe-1", 1),
+                expect("off", serde_json::Value::Null, serde_json::Value::Null)
+            );
+        }
+
+        #[test]
+        fn a_malformed_resume_is_invalid_argument_and_the_session_stays() {
+            let mut h = Harness::new(config());
+            let (a, _) = h.join("a");
+            for (request, options) in [
+                (1, r#"{"_wson_resume":"0badcafe-1:3"}"#),
+                (2, r#"{"_wson_resume":{"epoch":"0badcafe-1"}}"#),
+                (3, r#"{"_wson_resume":{"epoch":"0badcafe-1","offset":-1}}"#),
+                (4, r#"{"_wson_resume":{"epoch":"XYZ","offset":1}}"#),
+                (5, r#"{"_wson_resume":{"epoch":7,"offset":1}}"#),
+                (
+                    6,
+                    r#"{"match":"prefix","_wson_resume":{"epoch":"0badcafe-1","offset":1}}"#,
+                ),
+            ] {
+                let texts = to(
+                    &h.send(a, &format!(r#"[32,{request},{options},"kept.x"]"#)),
+                    a,
+                );
+                assert_eq!(texts.len(), 1, "{texts:?}");
+                assert!(
+                    texts[0].starts_with(&format!(
+                        r#"[8,32,{request},{{}},"wamp.error.invalid_argument",["SUBSCRIBE: _wson_resume"#
+                    )),
+                    "{texts:?}"
+                );
+            }
+            assert_eq!(h.router.figures().subscriptions, 0);
+            assert!(to(&h.send(a, r#"[32,9,{},"kept.x"]"#), a)[0].starts_with("[33,9,"));
         }
     }
 }

@@ -141,6 +141,10 @@ pub enum Refusal {
         uri: String,
         reason: String,
     },
+    /// `wamp.subscription.get_events` for a subscription without an event history (Crossbar
+    /// `service.py`: "event history for the given subscription is not available or
+    /// enabled"): not an exact subscription to a `[history]` topic of the backend realm.
+    HistoryUnavailable,
 }
 
 impl Refusal {
@@ -171,6 +175,7 @@ impl Refusal {
                 "wamp.error.not_authorized"
             }
             Refusal::AuthorizationFailed { .. } => crate::router::dynamic::AUTHORIZATION_FAILED,
+            Refusal::HistoryUnavailable => "wamp.error.history_unavailable",
         }
     }
 }
@@ -239,6 +244,9 @@ impl fmt::Display for Refusal {
                     f,
                     "failed to authorize session for {action} '{uri}': {reason}"
                 )
+            }
+            Refusal::HistoryUnavailable => {
+                f.write_str("event history for the given subscription is not available or enabled")
             }
         }
     }

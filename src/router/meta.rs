@@ -17,7 +17,18 @@
 //! | `wamp.subscription.get`                | `[id]`                             | `[{id, created, uri, match}]` |
 //! | `wamp.subscription.list_subscribers`   | `[id]`                             | `[[session..]]`   |
 //! | `wamp.subscription.count_subscribers`  | `[id]`                             | `[n]`             |
+//! | `wamp.subscription.get_events`         | `[id, limit]` (limit 10)           | `[[event..]]`     |
 //! | `wamp.registration.list`/`lookup`/`match`/`get`/`list_callees`/`count_callees` | likewise | `get` adds `invoke` |
+//!
+//! `get_events` answers from the topic history (`[history]`, kept by the hub): the last
+//! `limit` publications of an exact subscription's topic, newest first (Crossbar
+//! `realmstore.py`: "at most limit events in reverse chronological order"), each as
+//! Crossbar's event store has it (`time_ns`, `realm`, `session_id`, `authid`, `authrole`,
+//! `publication`, `topic`, `args`, `kwargs`; the publisher's fields only when its EVENTs
+//! disclosed it, `publication` null for a plain publication no WAMP session heard) plus
+//! `_wson_position`. A pattern subscription, or a topic without history, is
+//! `wamp.error.history_unavailable` as in Crossbar; events the caller could not have
+//! received (PUBLISH's exclude/eligible options) are left out.
 //!
 //! Arguments may come positionally or as keyword arguments of the same names. Backend
 //! sessions (`trusted`) are hidden from the session procedures and events as Crossbar hides
@@ -33,6 +44,8 @@
 //! subscribed to it (its own on_join and on_leave excepted: it cannot be subscribed yet, and
 //! it is gone).
 
+use crate::router::KeptEvent;
+use crate::router::broker::{POSITION_DETAIL, position_value};
 use crate::router::error::Refusal;
 use crate::router::options::PublishOptions;
 use crate::router::realm::{Ctx, Publisher, Realm};
@@ -40,7 +53,7 @@ use crate::router::session::Link;
 use crate::router::uri::{self, Match};
 use crate::wamp::{Dict, Message, Payload, Value};
 
-const META_PROCEDURES: [&str; 18] = [
+const META_PROCEDURES: [&str; 19] = [
     "wamp.session.count",
     "wamp.session.list",
     "wamp.session.get",
@@ -53,6 +66,7 @@ const META_PROCEDURES: [&str; 18] = [
     "wamp.subscription.get",
     "wamp.subscription.list_subscribers",
     "wamp.subscription.count_subscribers",
+    "wamp.subscription.get_events",
     "wamp.registration.list",
     "wamp.registration.lookup",
     "wamp.registration.match",
@@ -60,6 +74,9 @@ const META_PROCEDURES: [&str; 18] = [
     "wamp.registration.list_callees",
     "wamp.registration.count_callees",
 ];
+
+/// `wamp.subscription.get_events` without a `limit` (Crossbar's default).
+const DEFAULT_EVENTS_LIMIT: usize = 10;
 
 /// The reason of GOODBYE to a killed session unless the caller gives one (WAMP v2,
 /// "wamp.session.kill": "the reason defaults to `wamp.close.killed`").
@@ -140,6 +157,7 @@ impl Realm {
             topic,
             &PublishOptions::default(),
             payload,
+            None,
         );
     }
 
@@ -408,6 +426,51 @@ impl Realm {
                     }])
                 })
             }
+            "wamp.subscription.get_events" => {
+                id_argument(payload, "subscription_id", name).and_then(|id| {
+                    let subscription = self
+                        .broker
+                        .get(id)
+                        .ok_or(Refusal::NoSuchSubscription { subscription: id })?;
+                    if !shown(&subscription.uri) {
+                        return Err(Refusal::NotAuthorizedProtected {
+                            uri: subscription.uri.clone(),
+                        });
+                    }
+                    // Crossbar `service.py` `subscription_get_events(.., limit=10, ..)`.
+                    let limit = match argument(payload, 1, "limit") {
+                        None => DEFAULT_EVENTS_LIMIT,
+                        Some(value) => value
+                            .as_u64()
+                            .ok()
+                            .and_then(|limit| usize::try_from(limit).ok())
+                            .ok_or_else(|| invalid(name, "limit must be a non-negative integer"))?,
+                    };
+                    if subscription.policy != Match::Exact || !ctx.backend_realm {
+                        return Err(Refusal::HistoryUnavailable);
+                    }
+                    let topic = subscription.uri.clone();
+                    let events = ctx
+                        .history
+                        .recent(&topic, limit)
+                        .ok_or(Refusal::HistoryUnavailable)?;
+                    let caller_session = self.sessions.get(&caller);
+                    let admitted = |event: &KeptEvent| {
+                        trusted
+                            || event.audience.as_ref().is_none_or(|audience| {
+                                caller_session.is_some_and(|s| {
+                                    audience.admits(caller, &s.authid, &s.authrole)
+                                })
+                            })
+                    };
+                    let events = events
+                        .iter()
+                        .filter(|event| admitted(event))
+                        .map(|event| Value::Dict(self.event_record(&topic, event)))
+                        .collect();
+                    Ok(vec![Value::List(events)])
+                })
+            }
             "wamp.registration.get"
             | "wamp.registration.list_callees"
             | "wamp.registration.count_callees" => id_argument(payload, "registration_id", name)
@@ -437,6 +500,32 @@ impl Realm {
             _ => return None,
         };
         Some(result)
+    }
+
+    /// A kept publication as `get_events` lists it (Crossbar `realmstore.py` `store_event`).
+    fn event_record(&self, topic: &str, event: &KeptEvent) -> Dict {
+        let mut record = Dict::new();
+        record.insert("time_ns", Value::from(event.time_ns));
+        record.insert("realm", Value::from(self.name.as_str()));
+        let publisher = event.publisher.as_ref();
+        record.insert(
+            "session_id",
+            publisher.map_or(Value::Null, |p| Value::from(p.session)),
+        );
+        record.insert(
+            "authid",
+            publisher.map_or(Value::Null, |p| Value::from(&*p.authid)),
+        );
+        record.insert(
+            "authrole",
+            publisher.map_or(Value::Null, |p| Value::from(&*p.authrole)),
+        );
+        record.insert("publication", id_or_null(event.publication));
+        record.insert("topic", Value::from(topic));
+        record.insert("args", Value::List(event.payload.args.clone()));
+        record.insert("kwargs", Value::Dict(event.payload.kwargs.clone()));
+        record.insert(POSITION_DETAIL, position_value(&event.position));
+        record
     }
 
     /// Sends GOODBYE to client session `id`, which leaves; the router closes its connection.
@@ -487,6 +576,15 @@ mod tests {
 
     fn result(out: &[Out], key: crate::server::slab::Key) -> String {
         to(out, key).pop().unwrap_or_default()
+    }
+
+    fn subscribed(out: &[Out]) -> u64 {
+        out.iter()
+            .find_map(|out| match out {
+                Out::To(_, Message::Subscribed { subscription, .. }) => Some(*subscription),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no SUBSCRIBED in {out:?}"))
     }
 
     #[test]
@@ -939,5 +1037,103 @@ mod tests {
             result(&h.send(a, r#"[48,12,{},"wamp.nothing"]"#), a)
                 .contains("wamp.error.no_such_procedure")
         );
+    }
+
+    #[test]
+    fn get_events_lists_the_kept_publications_newest_first_as_crossbar_does() {
+        let mut h = Harness::new(config());
+        h.history.size = 100;
+        let (p, sp) = h.join("pub");
+        let (a, _) = h.join("a");
+        let sub = subscribed(&h.send(a, r#"[32,1,{},"kept.news"]"#));
+        for n in 1..=12 {
+            h.send(
+                p,
+                &format!(r#"[16,{n},{{}},"kept.news",[{n}],{{"n":{n}}}]"#),
+            );
+        }
+        h.send(p, r#"[16,13,{"disclose_me":true},"kept.news",["last"]]"#);
+        let answer = result(
+            &h.send(
+                a,
+                &format!(r#"[48,1,{{}},"wamp.subscription.get_events",[{sub}]]"#),
+            ),
+            a,
+        );
+        let value: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        let events = value[3][0].as_array().unwrap_or_else(|| panic!("{answer}"));
+        assert_eq!(events.len(), 10, "Crossbar's default limit");
+        let newest = &events[0];
+        assert_eq!(newest["args"], serde_json::json!(["last"]));
+        assert_eq!(newest["session_id"], sp);
+        assert_eq!(newest["authid"], "pub");
+        assert_eq!(newest["topic"], "kept.news");
+        assert_eq!(newest["realm"], "realm1");
+        assert!(newest["publication"].is_u64());
+        let offsets: Vec<u64> = events
+            .iter()
+            .map(|e| e["_wson_position"]["offset"].as_u64().unwrap())
+            .collect();
+        assert_eq!(offsets, (4..=13).rev().collect::<Vec<u64>>());
+        assert_eq!(events[1]["kwargs"], serde_json::json!({"n": 12}));
+        assert!(events[1]["authid"].is_null(), "undisclosed: {}", events[1]);
+        let answer = result(
+            &h.send(
+                a,
+                &format!(r#"[48,2,{{}},"wamp.subscription.get_events",[{sub},2]]"#),
+            ),
+            a,
+        );
+        let value: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(value[3][0].as_array().unwrap().len(), 2);
+        let answer = result(
+            &h.send(
+                a,
+                &format!(r#"[48,3,{{}},"wamp.subscription.get_events",[{sub}],{{"limit":-1}}]"#),
+            ),
+            a,
+        );
+        assert!(answer.contains("wamp.error.invalid_argument"), "{answer}");
+    }
+
+    #[test]
+    fn get_events_without_a_history_is_history_unavailable() {
+        let mut h = Harness::new(config());
+        let (a, _) = h.join("a");
+        let plain = subscribed(&h.send(a, r#"[32,1,{},"plain.news"]"#));
+        let prefix = subscribed(&h.send(a, r#"[32,2,{"match":"prefix"},"kept."]"#));
+        for (request, sub) in [(3, plain), (4, prefix)] {
+            let answer = result(
+                &h.send(
+                    a,
+                    &format!(r#"[48,{request},{{}},"wamp.subscription.get_events",[{sub}]]"#),
+                ),
+                a,
+            );
+            assert_eq!(
+                answer,
+                format!(
+                    r#"[8,48,{request},{{}},"wamp.error.history_unavailable",["event history for the given subscription is not available or enabled"]]"#
+                )
+            );
+        }
+        let answer = result(
+            &h.send(a, r#"[48,5,{},"wamp.subscription.get_events",[424242]]"#),
+            a,
+        );
+        assert!(
+            answer.contains("wamp.error.no_such_subscription"),
+            "{answer}"
+        );
+        // An empty history is an empty list, not an error (Crossbar: None is "unavailable").
+        let kept = subscribed(&h.send(a, r#"[32,6,{},"kept.quiet"]"#));
+        let answer = result(
+            &h.send(
+                a,
+                &format!(r#"[48,7,{{}},"wamp.subscription.get_events",[{kept}]]"#),
+            ),
+            a,
+        );
+        assert_eq!(answer, "[50,7,{},[[]]]");
     }
 }

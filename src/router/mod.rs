@@ -10,7 +10,9 @@
 //! callee of a browser's call.
 //!
 //! The first configured realm is the backend realm: the control socket publishes, registers
-//! and calls there, and its topics are the plain side's topics (one namespace).
+//! and calls there, and its topics are the plain side's topics (one namespace), with one
+//! topic history (`[history]`), which the hub owns and the router asks through `Chronicle`
+//! in the steps that may publish, resume or list events.
 
 pub mod auth;
 pub mod broker;
@@ -32,11 +34,13 @@ use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::wamp_realm::{self, AuthMethod, Hidden, Salted, WampRealms};
+use crate::resume::{Position, Reload};
 use crate::router::auth::{Login, Start};
+use crate::router::broker::Disclosure;
 use crate::router::error::{PROTOCOL_VIOLATION, Violation};
 use crate::router::ids::{GlobalIds, SequentialIds};
 use crate::router::nodes::{NodeRegistration, Nodes};
-use crate::router::options::{PeerFeatures, PublishOptions};
+use crate::router::options::{Audience, PeerFeatures, PublishOptions};
 use crate::router::realm::{Ctx, Publisher, Realm};
 use crate::router::session::{Asking, Attempt, BACKEND_AUTHID, Link, NodeRef, Phase, Session};
 use crate::server::slab::Key;
@@ -129,6 +133,9 @@ pub enum Action {
         publisher_authid: String,
         /// Tell event listeners: false for another node's publication (its node told them).
         tell_listeners: bool,
+        /// Its position in `topic`'s history (`Chronicle::record`), when the topic keeps one:
+        /// the hub delivers it to positioned plain clients after its position notice.
+        position: Option<Position>,
     },
     /// A message for the router of node `to` (`None`: every other node) in realm `realm`:
     /// a publication for its subscribers, or a call, cancel, result or error between a
@@ -148,6 +155,72 @@ pub enum Action {
     /// (what each said before has then arrived), or none can, the hub calls `nodes_settled`
     /// with `ticket`.
     AwaitNodes { ticket: u64 },
+}
+
+/// A publication of the backend realm as the history (`[history]`, owned by the hub) keeps
+/// it: what an EVENT replayed to a resuming session, or `wamp.subscription.get_events`, says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeptEvent {
+    pub position: Position,
+    pub payload: Payload,
+    /// The WAMP publication id; `None` for a plain publication no WAMP session heard.
+    pub publication: Option<u64>,
+    /// The publisher, when its EVENTs disclosed it.
+    pub publisher: Option<Disclosure>,
+    /// Who may receive it (PUBLISH's exclude/eligible options); `None`: everyone.
+    pub audience: Option<Rc<Audience>>,
+    /// Wall clock of the publication, nanoseconds since the Unix epoch (Crossbar's `time_ns`).
+    pub time_ns: u64,
+}
+
+/// A publication the router asks the history to keep.
+pub struct Publishing<'a> {
+    pub topic: &'a str,
+    pub payload: &'a Payload,
+    pub publication: u64,
+    pub publisher: Option<&'a Disclosure>,
+    pub audience: &'a Audience,
+    /// The publisher's own session when it published with `exclude_me`.
+    pub exclude_session: Option<u64>,
+}
+
+/// What a session resuming from a position gets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Missed {
+    /// The publications after the position, oldest first (perhaps none).
+    Events(Vec<KeptEvent>),
+    /// Not from the history (the same reasons as a plain client's `reload` notice); the
+    /// topic's last position when it has a history.
+    Reload(Reload, Option<Position>),
+}
+
+/// What the router asks of the topic history, which the hub owns: the router stays pure,
+/// and every publication of the backend realm to a topic with history gets its one position
+/// from the same place as the plain side's.
+pub trait Chronicle {
+    /// Keeps a publication of the backend realm; its position when `topic` keeps a history.
+    fn record(&mut self, publishing: &Publishing<'_>) -> Option<Position>;
+    /// The publications of `topic` after `seen`, or why the session must reload.
+    fn missed(&mut self, topic: &str, seen: &Position) -> Missed;
+    /// The last `limit` publications of `topic`, newest first; `None` when it keeps no history.
+    fn recent(&mut self, topic: &str, limit: usize) -> Option<Vec<KeptEvent>>;
+}
+
+/// No history: steps that cannot publish (logins, joins) and tests.
+pub struct NoHistory;
+
+impl Chronicle for NoHistory {
+    fn record(&mut self, _: &Publishing<'_>) -> Option<Position> {
+        None
+    }
+
+    fn missed(&mut self, _: &str, _: &Position) -> Missed {
+        Missed::Reload(Reload::Off, None)
+    }
+
+    fn recent(&mut self, _: &str, _: usize) -> Option<Vec<KeptEvent>> {
+        None
+    }
 }
 
 /// Figures for the status reply.
@@ -302,7 +375,7 @@ impl Router {
         let mut out = Vec::new();
         // A key is fresh per connection (slab generations); a leftover is a hub bug, and the
         // old session must not linger.
-        self.gone(Peer::Client(key), now, &mut out);
+        self.gone(Peer::Client(key), now, &mut NoHistory, &mut out);
         self.clients.insert(
             key,
             Phase::Establishing {
@@ -338,6 +411,7 @@ impl Router {
         &mut self,
         index: usize,
         now: Instant,
+        history: &mut dyn Chronicle,
         out: &mut Vec<Action>,
         step: impl FnOnce(&mut Realm, &mut Ctx<'_>) -> T,
     ) -> Option<T> {
@@ -354,6 +428,7 @@ impl Router {
             router_ids: &mut self.router_ids,
             now,
             wall_now,
+            history,
             out,
             closed: Vec::new(),
             decided: None,
@@ -394,13 +469,20 @@ impl Router {
     }
 
     /// One WebSocket message from `key`, serialized with the client's subprotocol.
-    pub fn receive(&mut self, key: Key, bytes: &[u8], now: Instant, out: &mut Vec<Action>) {
+    pub fn receive(
+        &mut self,
+        key: Key,
+        bytes: &[u8],
+        now: Instant,
+        history: &mut dyn Chronicle,
+        out: &mut Vec<Action>,
+    ) {
         let start = out.len();
         if let Some(Phase::EstablishedV1 { realm, session, .. }) = self.clients.get(&key) {
             let (realm, session) = (*realm, *session);
-            self.receive_v1(key, realm, session, bytes, now, out);
+            self.receive_v1(key, realm, session, bytes, now, history, out);
         } else {
-            self.receive_v2(key, bytes, now, out);
+            self.receive_v2(key, bytes, now, history, out);
         }
         self.translate_v1(start, out);
     }
@@ -416,7 +498,7 @@ impl Router {
         out: &mut Vec<Action>,
     ) {
         let start = out.len();
-        self.gone(Peer::Client(key), now, out);
+        self.gone(Peer::Client(key), now, &mut NoHistory, out);
         let (Some(user), Some(realm_name)) = (cookie_user, self.config.realms.first().cloned())
         else {
             out.push(Action::Close {
@@ -462,10 +544,13 @@ impl Router {
             },
         );
         self.client_sessions += 1;
-        self.with_realm(index, now, out, |realm, ctx| realm.join(ctx, session));
+        self.with_realm(index, now, &mut NoHistory, out, |realm, ctx| {
+            realm.join(ctx, session)
+        });
         self.translate_v1(start, out);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn receive_v1(
         &mut self,
         key: Key,
@@ -473,6 +558,7 @@ impl Router {
         session: u64,
         bytes: &[u8],
         now: Instant,
+        history: &mut dyn Chronicle,
         out: &mut Vec<Action>,
     ) {
         let message = match crate::wamp::v1::decode(bytes, self.config.max_depth) {
@@ -480,7 +566,7 @@ impl Router {
             Err(error) => {
                 // v1 has no error message: a peer sending what is not v1 is cut off.
                 log::debug!(conn = key.to_usize(), reason:% = error; "WAMP v1 protocol violation");
-                self.end_client_session(key, realm, session, now, out);
+                self.end_client_session(key, realm, session, now, history, out);
                 self.close(key, CLOSE_PROTOCOL_ERROR, PROTOCOL_VIOLATION, out);
                 return;
             }
@@ -502,7 +588,7 @@ impl Router {
                     Message::Call { request, .. } | Message::Subscribe { request, .. } => *request,
                     _ => 0,
                 };
-                let result = self.with_realm(realm, now, out, |realm, ctx| {
+                let result = self.with_realm(realm, now, history, out, |realm, ctx| {
                     realm.handle(ctx, session, message)
                 });
                 if let Some(Err(violation)) = result {
@@ -551,7 +637,14 @@ impl Router {
         }
     }
 
-    fn receive_v2(&mut self, key: Key, bytes: &[u8], now: Instant, out: &mut Vec<Action>) {
+    fn receive_v2(
+        &mut self,
+        key: Key,
+        bytes: &[u8],
+        now: Instant,
+        history: &mut dyn Chronicle,
+        out: &mut Vec<Action>,
+    ) {
         let Some(phase) = self.clients.get(&key) else {
             log::debug!(conn = key.to_usize(); "WAMP message from a client without a session dropped");
             return;
@@ -609,15 +702,15 @@ impl Router {
                     reason: "wamp.close.goodbye_and_out".to_owned(),
                 };
                 realm::send_via(Link::Client { key, serializer }, goodbye, out);
-                self.end_client_session(key, realm, session, now, out);
+                self.end_client_session(key, realm, session, now, history, out);
                 self.close(key, CLOSE_NORMAL, "wamp.close.goodbye_and_out", out);
             }
             (Some((realm, session)), Message::Abort { .. }) => {
-                self.end_client_session(key, realm, session, now, out);
+                self.end_client_session(key, realm, session, now, history, out);
                 self.close(key, CLOSE_NORMAL, "wamp.close.abort", out);
             }
             (Some((realm, session)), message) => {
-                let result = self.with_realm(realm, now, out, |realm, ctx| {
+                let result = self.with_realm(realm, now, history, out, |realm, ctx| {
                     realm.handle(ctx, session, message)
                 });
                 if let Some(Err(violation)) = result {
@@ -644,13 +737,16 @@ impl Router {
         realm: usize,
         session: u64,
         now: Instant,
+        history: &mut dyn Chronicle,
         out: &mut Vec<Action>,
     ) {
         if let Some(phase) = self.clients.get_mut(&key) {
             *phase = Phase::Closing;
         }
         self.client_sessions = self.client_sessions.saturating_sub(1);
-        self.with_realm(realm, now, out, |realm, ctx| realm.leave(ctx, session));
+        self.with_realm(realm, now, history, out, |realm, ctx| {
+            realm.leave(ctx, session)
+        });
     }
 
     /// ABORT `wamp.error.protocol_violation`, the session (if any) leaves, Close.
@@ -670,8 +766,9 @@ impl Router {
             violation.to_string(),
             out,
         );
+        // A violating session's leave publishes meta events only.
         if let Some(&Phase::Established { realm, session, .. }) = self.clients.get(&key) {
-            self.end_client_session(key, realm, session, now, out);
+            self.end_client_session(key, realm, session, now, &mut NoHistory, out);
         }
         self.close(key, CLOSE_PROTOCOL_ERROR, PROTOCOL_VIOLATION, out);
     }
@@ -959,7 +1056,7 @@ impl Router {
         };
         let ticket = self.router_ids.next_id();
         let index = self.realm_index(realm_name);
-        let called = self.with_realm(index, now, out, |realm, ctx| {
+        let called = self.with_realm(index, now, &mut NoHistory, out, |realm, ctx| {
             realm.call_for_router(ctx, ticket, procedure, payload)
         });
         if let Err(reason) = called.unwrap_or(Err("the realm is gone")) {
@@ -1173,7 +1270,9 @@ impl Router {
             },
         );
         self.client_sessions += 1;
-        self.with_realm(index, now, out, |realm, ctx| realm.join(ctx, session));
+        self.with_realm(index, now, &mut NoHistory, out, |realm, ctx| {
+            realm.join(ctx, session)
+        });
     }
 
     /// A session id no session of any realm has ("global scope").
@@ -1261,7 +1360,9 @@ impl Router {
             Rc::from(self.config.backend_authrole.as_str()),
             PeerFeatures::backend(),
         );
-        self.with_realm(index, now, out, |realm, ctx| realm.join(ctx, session));
+        self.with_realm(index, now, &mut NoHistory, out, |realm, ctx| {
+            realm.join(ctx, session)
+        });
         self.backends.insert(key, (index, id));
         Some((index, id))
     }
@@ -1275,10 +1376,11 @@ impl Router {
         key: Key,
         message: Message,
         now: Instant,
+        history: &mut dyn Chronicle,
         out: &mut Vec<Action>,
     ) {
         let start = out.len();
-        self.backend_message_v2(key, message, now, out);
+        self.backend_message_v2(key, message, now, history, out);
         self.translate_v1(start, out);
     }
 
@@ -1288,26 +1390,33 @@ impl Router {
         topic: &str,
         options: &Dict,
         payload: Payload,
+        position: Option<&Position>,
         now: Instant,
         out: &mut Vec<Action>,
     ) -> u64 {
         let start = out.len();
-        let publication = self.publish_from_plain_v2(topic, options, payload, now, out);
+        let publication = self.publish_from_plain_v2(topic, options, payload, position, now, out);
         self.translate_v1(start, out);
         publication
     }
 
     /// The peer is gone; see `gone_v2`.
-    pub fn gone(&mut self, peer: Peer, now: Instant, out: &mut Vec<Action>) {
+    pub fn gone(
+        &mut self,
+        peer: Peer,
+        now: Instant,
+        history: &mut dyn Chronicle,
+        out: &mut Vec<Action>,
+    ) {
         let start = out.len();
-        self.gone_v2(peer, now, out);
+        self.gone_v2(peer, now, history, out);
         self.translate_v1(start, out);
     }
 
     /// Runs what is due by `now`; see `tick_v2`.
-    pub fn tick(&mut self, now: Instant, out: &mut Vec<Action>) {
+    pub fn tick(&mut self, now: Instant, history: &mut dyn Chronicle, out: &mut Vec<Action>) {
         let start = out.len();
-        self.tick_v2(now, out);
+        self.tick_v2(now, history, out);
         self.translate_v1(start, out);
     }
 
@@ -1316,6 +1425,7 @@ impl Router {
         key: Key,
         message: Message,
         now: Instant,
+        history: &mut dyn Chronicle,
         out: &mut Vec<Action>,
     ) {
         let Some((realm, session)) = self.backend_session(key, now, out) else {
@@ -1323,7 +1433,7 @@ impl Router {
             return;
         };
         let kind = message.message_type().name();
-        let result = self.with_realm(realm, now, out, |realm, ctx| {
+        let result = self.with_realm(realm, now, history, out, |realm, ctx| {
             realm.handle(ctx, session, message)
         });
         if let Some(Err(violation)) = result {
@@ -1370,6 +1480,7 @@ impl Router {
         topic: &str,
         options: &Dict,
         payload: Payload,
+        position: Option<&Position>,
         now: Instant,
         out: &mut Vec<Action>,
     ) -> u64 {
@@ -1392,8 +1503,17 @@ impl Router {
         }
         let index = self.realm_index(&name);
         let publication = self.global_ids.next_id();
-        self.with_realm(index, now, out, |realm, ctx| {
-            realm.publish(ctx, publication, Publisher::Plain, topic, &options, payload);
+        // The hub recorded it already: it comes with its position.
+        self.with_realm(index, now, &mut NoHistory, out, |realm, ctx| {
+            realm.publish(
+                ctx,
+                publication,
+                Publisher::Plain,
+                topic,
+                &options,
+                payload,
+                position,
+            );
         });
         publication
     }
@@ -1401,7 +1521,13 @@ impl Router {
     /// The peer's transport is gone (client closed, control connection closed): its session
     /// leaves (on_leave meta event), its subscriptions and registrations go, its pending calls
     /// fail or are interrupted.
-    fn gone_v2(&mut self, peer: Peer, now: Instant, out: &mut Vec<Action>) {
+    fn gone_v2(
+        &mut self,
+        peer: Peer,
+        now: Instant,
+        history: &mut dyn Chronicle,
+        out: &mut Vec<Action>,
+    ) {
         match peer {
             Peer::Client(key) => match self.clients.remove(&key) {
                 Some(
@@ -1409,7 +1535,9 @@ impl Router {
                     | Phase::EstablishedV1 { realm, session, .. },
                 ) => {
                     self.client_sessions = self.client_sessions.saturating_sub(1);
-                    self.with_realm(realm, now, out, |realm, ctx| realm.leave(ctx, session));
+                    self.with_realm(realm, now, history, out, |realm, ctx| {
+                        realm.leave(ctx, session)
+                    });
                 }
                 Some(
                     Phase::Establishing { .. }
@@ -1421,7 +1549,9 @@ impl Router {
             },
             Peer::Control(key) => {
                 if let Some((realm, session)) = self.backends.remove(&key) {
-                    self.with_realm(realm, now, out, |realm, ctx| realm.leave(ctx, session));
+                    self.with_realm(realm, now, history, out, |realm, ctx| {
+                        realm.leave(ctx, session)
+                    });
                 }
             }
         }
@@ -1443,7 +1573,7 @@ impl Router {
     }
 
     /// Runs what is due by `now` (call timeouts).
-    fn tick_v2(&mut self, now: Instant, out: &mut Vec<Action>) {
+    fn tick_v2(&mut self, now: Instant, history: &mut dyn Chronicle, out: &mut Vec<Action>) {
         for index in 0..self.realms.len() {
             let due = self
                 .realms
@@ -1451,7 +1581,7 @@ impl Router {
                 .and_then(|realm| realm.dealer.next_deadline())
                 .is_some_and(|deadline| deadline <= now);
             if due {
-                self.with_realm(index, now, out, |realm, ctx| realm.tick(ctx));
+                self.with_realm(index, now, history, out, |realm, ctx| realm.tick(ctx));
             }
         }
     }
@@ -1755,8 +1885,14 @@ mod tests {
         assert!(h.backend(control, r#"[32,7,{},"a.b"]"#).is_empty());
         let mut out = Vec::new();
         assert_eq!(
-            h.router
-                .publish_from_plain("a.b", &Dict::new(), Payload::default(), h.now, &mut out),
+            h.router.publish_from_plain(
+                "a.b",
+                &Dict::new(),
+                Payload::default(),
+                None,
+                h.now,
+                &mut out
+            ),
             0
         );
         assert!(out.is_empty());

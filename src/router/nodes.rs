@@ -40,7 +40,7 @@ use crate::router::options::{Invoke, PeerFeatures, PublishOptions, RegisterOptio
 use crate::router::realm::{Ctx, Realm};
 use crate::router::session::{BACKEND_AUTHROLE, Link, NodeRef, Session};
 use crate::router::uri::Match;
-use crate::router::{Action, Router};
+use crate::router::{Action, Chronicle, NoHistory, Router};
 use crate::wamp::{Dict, Message, MessageType, Payload, Value};
 
 /// A forwarded publication's option saying the backend realm's plain side hears it (a
@@ -381,6 +381,7 @@ impl Realm {
                 publisher: publisher.as_ref(),
                 exclude_session: None,
                 audience: &parsed.audience,
+                position: None,
             },
             parsed.retain,
             payload,
@@ -601,7 +602,13 @@ impl Router {
     }
 
     /// Node `node` is gone: its sessions leave every realm.
-    pub fn node_gone(&mut self, node: &str, now: Instant, out: &mut Vec<Action>) {
+    pub fn node_gone(
+        &mut self,
+        node: &str,
+        now: Instant,
+        history: &mut dyn Chronicle,
+        out: &mut Vec<Action>,
+    ) {
         let start = out.len();
         let Some(node) = self.nodes.refs.remove(node) else {
             return;
@@ -626,7 +633,9 @@ impl Router {
             for (of, request) in unanswered {
                 self.gather_answer(of, request, None, out);
             }
-            self.with_realm(realm, now, out, |realm, ctx| realm.node_leave(ctx, session));
+            self.with_realm(realm, now, history, out, |realm, ctx| {
+                realm.node_leave(ctx, session)
+            });
         }
         self.translate_v1(start, out);
     }
@@ -671,6 +680,7 @@ impl Router {
         realm: &str,
         message: Message,
         now: Instant,
+        history: &mut dyn Chronicle,
         out: &mut Vec<Action>,
     ) {
         let start = out.len();
@@ -685,7 +695,7 @@ impl Router {
                 options,
                 topic,
                 payload,
-            } => self.with_realm(index, now, out, |realm, ctx| {
+            } => self.with_realm(index, now, history, out, |realm, ctx| {
                 realm.node_publish(ctx, request, &options, &topic, payload)
             }),
             message @ (Message::Call { .. }
@@ -716,7 +726,7 @@ impl Router {
                     self.translate_v1(start, out);
                     return;
                 }
-                self.with_realm(index, now, out, |realm, ctx| {
+                self.with_realm(index, now, history, out, |realm, ctx| {
                     realm.dispatch(ctx, session, message)
                 })
             }
@@ -777,7 +787,8 @@ impl Router {
                     present: entry.present,
                 });
             }
-            self.with_realm(index, now, out, |realm, ctx| {
+            // Registrations only: nothing is published.
+            self.with_realm(index, now, &mut NoHistory, out, |realm, ctx| {
                 if full {
                     let stale: Vec<(String, Match)> = realm
                         .sessions
@@ -848,8 +859,14 @@ mod tests {
         for out in from {
             match out {
                 Out::Node(_, realm, message) => {
-                    to.router
-                        .from_node(name, realm, message.clone(), to.now, &mut actions);
+                    to.router.from_node(
+                        name,
+                        realm,
+                        message.clone(),
+                        to.now,
+                        &mut to.history,
+                        &mut actions,
+                    );
                 }
                 Out::NodeRegistration(realm, registration) => {
                     let entry = RegistrationEntry {
@@ -1014,7 +1031,7 @@ mod tests {
         );
         // Node a gone: the call in flight fails as canceled; com.z is no longer routed.
         let mut out = Vec::new();
-        b.router.node_gone("a", b.now, &mut out);
+        b.router.node_gone("a", b.now, &mut b.history, &mut out);
         let out = b.decode(out);
         let failed = to_client(&out, caller);
         assert_eq!(failed.len(), 1, "{out:?}");

@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 
+use crate::resume::{MAX_EPOCH_LEN, Position};
 use crate::router::error::Violation;
 use crate::router::uri::Match;
 use crate::wamp::{Dict, Value};
@@ -192,6 +193,49 @@ impl SubscribeOptions {
             get_retained: get_bool(options, "SUBSCRIBE", "get_retained")?.unwrap_or(false),
         })
     }
+}
+
+/// The SUBSCRIBE option of a session that resumes a topic with history (a wson extension:
+/// WAMP v2 custom attributes match `_[a-z0-9_]{3,}`): `{"epoch": "1a2b3c4d-1", "offset": 7}`,
+/// the position of the last publication it saw.
+pub const RESUME_OPTION: &str = "_wson_resume";
+
+/// `_wson_resume` of SUBSCRIBE options: `None` without it. A malformed one is refused
+/// with `wamp.error.invalid_argument` (the detail says why), not a protocol violation: a
+/// router that does not know the extension ignores it, so the session need not end.
+pub fn resume_option(options: &Dict, policy: Match) -> Result<Option<Position>, &'static str> {
+    let Some(value) = options.get(RESUME_OPTION) else {
+        return Ok(None);
+    };
+    let Value::Dict(resume) = value else {
+        return Err("_wson_resume must be a dict with epoch and offset");
+    };
+    if policy != Match::Exact {
+        return Err("_wson_resume needs an exact-match subscription");
+    }
+    let epoch = match resume.str("epoch") {
+        Some(Ok(epoch)) => epoch,
+        Some(Err(())) | None => return Err("_wson_resume.epoch must be a string"),
+    };
+    // The same rule as a plain client's `resume` parameter (`resume::parse_value`).
+    if epoch.is_empty()
+        || epoch.len() > MAX_EPOCH_LEN
+        || !epoch
+            .bytes()
+            .all(|byte| byte.is_ascii_digit() || matches!(byte, b'a'..=b'f' | b'-'))
+    {
+        return Err("_wson_resume.epoch must be 1 to 32 of 0-9, a-f and '-'");
+    }
+    let offset = match resume.get("offset").map(Value::as_u64) {
+        Some(Ok(offset)) => offset,
+        Some(Err(())) | None => {
+            return Err("_wson_resume.offset must be a non-negative integer");
+        }
+    };
+    Ok(Some(Position {
+        epoch: epoch.to_owned(),
+        offset,
+    }))
 }
 
 /// `REGISTER.Options.invoke` (WAMP v2 advanced, "Shared Registration").
@@ -460,5 +504,53 @@ mod tests {
         );
         let roles = dict(&[("dealer", Value::Dict(Dict::new()))]);
         assert!(PeerFeatures::parse_hello(&dict(&[("roles", Value::Dict(roles))])).is_err());
+    }
+
+    #[test]
+    fn resume_option_is_a_position_or_a_reason() {
+        let resume = |value: Value| dict(&[(RESUME_OPTION, value)]);
+        let position = |epoch: &str, offset: Value| {
+            let mut inner = Dict::new();
+            inner.insert("epoch", Value::from(epoch));
+            inner.insert("offset", offset);
+            Value::Dict(inner)
+        };
+        assert_eq!(resume_option(&Dict::new(), Match::Exact), Ok(None));
+        assert_eq!(
+            resume_option(
+                &resume(position("1a2b3c4d-1", Value::from(7u64))),
+                Match::Exact
+            ),
+            Ok(Some(Position {
+                epoch: "1a2b3c4d-1".to_owned(),
+                offset: 7
+            }))
+        );
+        let refused = |options: &Dict, policy| resume_option(options, policy).unwrap_err();
+        assert!(refused(&resume(Value::from("1a:7")), Match::Exact).contains("must be a dict"));
+        assert!(
+            refused(&resume(position("ab", Value::from(1u64))), Match::Prefix)
+                .contains("exact-match")
+        );
+        assert!(refused(&resume(position("", Value::from(1u64))), Match::Exact).contains("epoch"));
+        assert!(
+            refused(
+                &resume(position(&"a".repeat(33), Value::from(1u64))),
+                Match::Exact
+            )
+            .contains("epoch")
+        );
+        assert!(
+            refused(&resume(position("AB", Value::from(1u64))), Match::Exact).contains("epoch")
+        );
+        assert!(
+            refused(&resume(position("ab", Value::Integer(-1))), Match::Exact).contains("offset")
+        );
+        assert!(
+            refused(&resume(position("ab", Value::from("1"))), Match::Exact).contains("offset")
+        );
+        let mut no_epoch = Dict::new();
+        no_epoch.insert("offset", Value::from(1u64));
+        assert!(refused(&resume(Value::Dict(no_epoch)), Match::Exact).contains("epoch"));
     }
 }

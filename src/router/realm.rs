@@ -7,6 +7,7 @@
 use std::rc::Rc;
 use std::time::{Instant, SystemTime};
 
+use crate::resume::Position;
 use crate::router::auth;
 use crate::router::broker::{Broker, Disclosure, Member, Publication, RetainRefused, Retained};
 use crate::router::dealer::Dealer;
@@ -16,7 +17,7 @@ use crate::router::ids::{GlobalIds, SequentialIds};
 use crate::router::options::{PublishOptions, SubscribeOptions};
 use crate::router::session::{Link, Session};
 use crate::router::uri::{self, Match};
-use crate::router::{Action, RouterConfig};
+use crate::router::{Action, Publishing, RouterConfig};
 use crate::server::slab::Key;
 use crate::wamp::{Dict, Message, MessageType, Payload, Value};
 
@@ -31,6 +32,8 @@ pub struct Ctx<'a> {
     pub now: Instant,
     /// The wall clock at `now`, for `created` timestamps.
     pub wall_now: SystemTime,
+    /// The topic history, which the hub owns (`Chronicle`).
+    pub history: &'a mut dyn crate::router::Chronicle,
     pub out: &'a mut Vec<Action>,
     /// Clients this step closed (killed through the meta API): the router moves them to
     /// `Phase::Closing`.
@@ -346,10 +349,23 @@ impl Realm {
         options: &Dict,
         topic: &str,
     ) -> Result<(), Violation> {
-        let options = SubscribeOptions::parse(options)?;
+        let raw_options = options;
+        let options = SubscribeOptions::parse(raw_options)?;
+        let resume = crate::router::options::resume_option(raw_options, options.policy);
         if !self.sessions.contains_key(&id) {
             return Ok(());
         }
+        let resume = match resume {
+            Ok(resume) => resume,
+            Err(detail) => {
+                let refusal = Refusal::InvalidArgument {
+                    procedure: "SUBSCRIBE",
+                    detail,
+                };
+                self.refuse(id, MessageType::Subscribe, request, &refusal, ctx.out);
+                return Ok(());
+            }
+        };
         if let Err(error) = uri::check(topic, options.policy, ctx.config.strict_uris) {
             let refusal = Refusal::InvalidUri {
                 uri: topic.to_owned(),
@@ -429,6 +445,28 @@ impl Realm {
                 payload: retained.payload.clone(),
             };
             self.send(id, message, ctx.out);
+        }
+        // `_wson_resume`: what the session missed, within this step, so no publication comes
+        // between the replay and the live EVENTs (none is lost or twice at the seam).
+        if let Some(seen) = resume {
+            let missed = if ctx.backend_realm {
+                ctx.history.missed(topic, &seen)
+            } else {
+                crate::router::Missed::Reload(crate::resume::Reload::Off, None)
+            };
+            let member = Member {
+                session: id,
+                authid: self.session_authid(id),
+                authrole: self.session_authrole(id),
+            };
+            let global_ids = &mut *ctx.global_ids;
+            let events =
+                crate::router::broker::resume_events(subscribed.id, missed, &member, || {
+                    global_ids.next_id()
+                });
+            for event in events {
+                self.send(id, event, ctx.out);
+            }
         }
         // Crossbar `broker.py` `processSubscribe`: on_create when the subscription is new,
         // on_subscribe when the session is; none for `wamp.` topics; after SUBSCRIBED.
@@ -554,6 +592,7 @@ impl Realm {
             &topic,
             &options,
             payload,
+            None,
         );
         Ok(())
     }
@@ -562,6 +601,8 @@ impl Realm {
     /// backend realm also go to the plain side, except the router's own meta events and
     /// what came from the plain side. With other nodes, a session's publication and a meta
     /// event go to them too (what came from the plain side went there as plain frames).
+    /// `kept`: the position the hub's history gave a plain publication before it came here.
+    #[allow(clippy::too_many_arguments)]
     pub fn publish(
         &mut self,
         ctx: &mut Ctx<'_>,
@@ -570,6 +611,7 @@ impl Realm {
         topic: &str,
         options: &PublishOptions,
         payload: Payload,
+        kept: Option<&Position>,
     ) {
         let session = match publisher {
             Publisher::Session(id) => self.sessions.get(&id),
@@ -615,6 +657,7 @@ impl Realm {
                 publisher: disclosed.as_ref(),
                 exclude_session,
                 audience: &options.audience,
+                position: kept,
             },
             options.retain,
             payload,
@@ -624,7 +667,9 @@ impl Realm {
 
     /// Retains (when asked) and delivers a publication to this node's subscribers, then to
     /// the plain side when `plain_side` names the publisher's authid (and whether the event
-    /// listeners are told).
+    /// listeners are told). A publication for the plain side (a session's or another node's
+    /// in the backend realm) is first kept by the history when its topic has one: its EVENTs
+    /// carry the position it got (`_wson_position`).
     pub(super) fn fan_out(
         &mut self,
         ctx: &mut Ctx<'_>,
@@ -633,6 +678,21 @@ impl Realm {
         payload: Payload,
         plain_side: Option<(String, bool)>,
     ) {
+        let recorded = match (&plain_side, publication.position) {
+            (Some(_), None) => ctx.history.record(&Publishing {
+                topic: publication.topic,
+                payload: &payload,
+                publication: publication.id,
+                publisher: publication.publisher,
+                audience: publication.audience,
+                exclude_session: publication.exclude_session,
+            }),
+            (Some(_) | None, _) => None,
+        };
+        let publication = &Publication {
+            position: publication.position.or(recorded.as_ref()),
+            ..*publication
+        };
         let topic = publication.topic;
         if retain {
             let retained = Retained {
@@ -661,6 +721,7 @@ impl Realm {
                 payload,
                 publisher_authid,
                 tell_listeners,
+                position: recorded,
             });
         }
     }

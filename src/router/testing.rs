@@ -4,8 +4,11 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use crate::resume::{Position, Reload};
 use crate::router::ids::GlobalIds;
-use crate::router::{Action, Peer, Router, RouterConfig, Transport};
+use crate::router::{
+    Action, Chronicle, KeptEvent, Missed, Peer, Publishing, Router, RouterConfig, Transport,
+};
 use crate::server::slab::{Key, Slab};
 use crate::wamp::{Message, Payload, Serializer};
 
@@ -63,8 +66,100 @@ pub fn parse(text: &str) -> Message {
         .unwrap_or_else(|error| panic!("{text}: {error}"))
 }
 
+/// A history for the router's tests: topics starting with `kept.` keep their last `size`
+/// publications (5 unless set), in epoch `EPOCH`.
+#[derive(Debug)]
+pub struct TestHistory {
+    pub topics: HashMap<String, (u64, Vec<KeptEvent>)>,
+    pub size: usize,
+}
+
+impl Default for TestHistory {
+    fn default() -> TestHistory {
+        TestHistory {
+            topics: HashMap::new(),
+            size: 5,
+        }
+    }
+}
+
+impl TestHistory {
+    pub const EPOCH: &'static str = "0badcafe-1";
+
+    pub fn at(offset: u64) -> Position {
+        Position {
+            epoch: TestHistory::EPOCH.to_owned(),
+            offset,
+        }
+    }
+}
+
+impl Chronicle for TestHistory {
+    fn record(&mut self, publishing: &Publishing<'_>) -> Option<Position> {
+        if !publishing.topic.starts_with("kept.") {
+            return None;
+        }
+        let (last, events) = self.topics.entry(publishing.topic.to_owned()).or_default();
+        *last += 1;
+        events.push(KeptEvent {
+            position: TestHistory::at(*last),
+            payload: publishing.payload.clone(),
+            publication: Some(publishing.publication),
+            publisher: publishing.publisher.cloned(),
+            audience: (!publishing.audience.is_everyone() || publishing.exclude_session.is_some())
+                .then(|| {
+                    let mut audience = publishing.audience.clone();
+                    audience.exclude.extend(publishing.exclude_session);
+                    std::rc::Rc::new(audience)
+                }),
+            time_ns: *last,
+        });
+        if events.len() > self.size {
+            events.remove(0);
+        }
+        Some(TestHistory::at(*last))
+    }
+
+    fn missed(&mut self, topic: &str, seen: &Position) -> Missed {
+        if !topic.starts_with("kept.") {
+            return Missed::Reload(Reload::Off, None);
+        }
+        let (last, events) = self.topics.get(topic).cloned().unwrap_or_default();
+        let current = Some(TestHistory::at(last));
+        if seen.epoch != TestHistory::EPOCH {
+            return Missed::Reload(Reload::Epoch, current);
+        }
+        if seen.offset > last {
+            return Missed::Reload(Reload::Ahead, current);
+        }
+        let first = events.first().map_or(last + 1, |e| e.position.offset);
+        if seen.offset + 1 < first {
+            return Missed::Reload(Reload::Gone, current);
+        }
+        Missed::Events(
+            events
+                .into_iter()
+                .filter(|e| e.position.offset > seen.offset)
+                .collect(),
+        )
+    }
+
+    fn recent(&mut self, topic: &str, limit: usize) -> Option<Vec<KeptEvent>> {
+        if !topic.starts_with("kept.") {
+            return None;
+        }
+        let events = self
+            .topics
+            .get(topic)
+            .map(|(_, events)| events.iter().rev().take(limit).cloned().collect())
+            .unwrap_or_default();
+        Some(events)
+    }
+}
+
 pub struct Harness {
     pub router: Router,
+    pub history: TestHistory,
     slab: Slab<()>,
     pub now: Instant,
     serializers: HashMap<Key, Serializer>,
@@ -78,6 +173,7 @@ impl Harness {
     pub fn new(config: RouterConfig) -> Harness {
         Harness {
             router: Router::with_ids(config, GlobalIds::seeded(1)),
+            history: TestHistory::default(),
             slab: Slab::default(),
             now: Instant::now(),
             serializers: HashMap::new(),
@@ -158,7 +254,8 @@ impl Harness {
             other => other.encode(&parse(text)),
         };
         let mut out = Vec::new();
-        self.router.receive(key, &bytes, self.now, &mut out);
+        self.router
+            .receive(key, &bytes, self.now, &mut self.history, &mut out);
         out
     }
 
@@ -169,27 +266,29 @@ impl Harness {
 
     pub fn send_bytes(&mut self, key: Key, bytes: &[u8]) -> Vec<Out> {
         let mut out = Vec::new();
-        self.router.receive(key, bytes, self.now, &mut out);
+        self.router
+            .receive(key, bytes, self.now, &mut self.history, &mut out);
         self.decode(out)
     }
 
     pub fn backend(&mut self, key: Key, text: &str) -> Vec<Out> {
         let mut out = Vec::new();
         self.router
-            .from_backend(key, parse(text), self.now, &mut out);
+            .from_backend(key, parse(text), self.now, &mut self.history, &mut out);
         self.decode(out)
     }
 
     pub fn gone(&mut self, peer: Peer) -> Vec<Out> {
         let mut out = Vec::new();
-        self.router.gone(peer, self.now, &mut out);
+        self.router
+            .gone(peer, self.now, &mut self.history, &mut out);
         self.decode(out)
     }
 
     pub fn advance(&mut self, by: Duration) -> Vec<Out> {
         self.now += by;
         let mut out = Vec::new();
-        self.router.tick(self.now, &mut out);
+        self.router.tick(self.now, &mut self.history, &mut out);
         self.decode(out)
     }
 
@@ -222,6 +321,7 @@ impl Harness {
                     payload,
                     publisher_authid,
                     tell_listeners: _,
+                    position: _,
                 } => decoded.push(Out::Plain {
                     topic,
                     payload,

@@ -477,6 +477,7 @@ mod tests {
             "com.topic.a",
             &crate::wamp::Dict::new(),
             payload,
+            None,
             harness.now,
             &mut out,
         );

@@ -343,6 +343,7 @@ impl Server {
             .map_err(|error| StartError::Config(vec![error]))?
             .unwrap_or_default();
         let mut hub = Hub::new(listener_names, router_config(&settings.wamp));
+        hub.configure_history(&settings);
         if let Some(redis_url) = settings.cluster.redis.clone() {
             let waker =
                 Arc::new(mio::Waker::new(poll.registry(), CLUSTER).map_err(StartError::Poll)?);
@@ -804,6 +805,7 @@ impl Server {
                 let settings = self.settings.reloaded(fresh, signing_secret);
                 self.hub.apply_message_limit(settings.max_message_size);
                 self.hub.configure_router(&settings.wamp);
+                self.hub.configure_history(&settings);
                 log::set_max_level(settings.log_level);
                 self.settings = settings;
                 self.reload_tls();

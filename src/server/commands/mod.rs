@@ -762,6 +762,7 @@ fn publish_to_topic(
             binary,
             message,
             &wamp_options,
+            None,
             ctx.settings,
             ctx.now,
         );
@@ -786,6 +787,7 @@ fn publish_to_topic(
         binary,
         message,
         &wamp_options,
+        position.as_ref(),
         ctx.settings,
         ctx.now,
     );

@@ -16,6 +16,7 @@ use crate::cluster::{ClusterMessage, Link, ListKind, Question, RedisState, Subje
 use crate::control::command::{Page, PageRequest, Refusal, Reply};
 use crate::control::event::EventKinds;
 use crate::control::fields;
+use crate::resume::Position;
 use crate::server::commands::Ticket;
 use crate::server::hub::cluster_admission::AdmissionSide;
 use crate::server::hub::cluster_count::UserCount;
@@ -615,7 +616,9 @@ impl Hub {
             self.events.set_remote_wanted(remote);
         }
         for node in gone {
-            self.router.node_gone(&node, now, &mut self.actions);
+            let mut keeper = super::wamp::Keeper::new(&mut self.history, &self.keeping);
+            self.router
+                .node_gone(&node, now, &mut keeper, &mut self.actions);
         }
         let Some(cluster) = &mut self.cluster else {
             return;
@@ -718,7 +721,8 @@ impl Hub {
                 ..
             } => {
                 let shared: Rc<[u8]> = Rc::from(frames);
-                self.publish(topic, &shared, messages_of(messages), settings, stats);
+                let count = messages_of(messages);
+                let last = self.publish(topic, &shared, count, settings, stats);
                 // One namespace on every node: this node's WAMP subscribers of the backend
                 // realm hear it too, as they would a local `x`, with its options.
                 let options = match crate::server::commands::publish_options(
@@ -732,9 +736,25 @@ impl Hub {
                 };
                 if self.router.backend_realm_listens(topic) || super::wamp::retains(&options) {
                     let now = Instant::now();
-                    for (binary, message) in wire::messages_in(frames) {
+                    let batch = wire::messages_in(frames);
+                    // A kept batch was recorded in one go: its offsets end at `last`.
+                    let first = last.as_ref().map(|last| {
+                        let before = u64::try_from(batch.len()).unwrap_or(u64::MAX);
+                        last.offset.saturating_add(1).saturating_sub(before)
+                    });
+                    for (index, (binary, message)) in batch.into_iter().enumerate() {
+                        let position = last.as_ref().zip(first).map(|(last, first)| Position {
+                            epoch: last.epoch.clone(),
+                            offset: first.saturating_add(index as u64),
+                        });
                         self.wamp_publish_from_plain(
-                            topic, binary, &message, &options, settings, now,
+                            topic,
+                            binary,
+                            &message,
+                            &options,
+                            position.as_ref(),
+                            settings,
+                            now,
                         );
                     }
                 }

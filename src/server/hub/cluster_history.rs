@@ -219,7 +219,7 @@ impl Hub {
         let text = reload_notice(topic, Reload::Unpositioned, position.as_ref());
         let notice = shared_frame(true, OpCode::Text, text.as_bytes());
         let (plain, positioned) = self.members_by_position(topic, &[]);
-        self.deliver_kept(
+        self.deliver_positioned(
             &plain,
             &positioned,
             &notice,
@@ -253,7 +253,7 @@ impl Hub {
     /// `frames` (`messages` whole ones) to plain members, `notice` then `frames` to
     /// positioned ones.
     #[allow(clippy::too_many_arguments)]
-    fn deliver_kept(
+    fn deliver_positioned(
         &mut self,
         plain: &[Key],
         positioned: &[Key],
@@ -324,9 +324,24 @@ impl Hub {
             };
             let held = self.hold_for_fetches(topic, &position, &notice, &frame, settings, stats);
             let (plain, positioned) = self.members_by_position(topic, &held);
-            self.deliver_kept(&plain, &positioned, &notice, &frame, 1, settings, stats);
+            self.deliver_positioned(&plain, &positioned, &notice, &frame, 1, settings, stats);
             self.delivered_here(topic, &position);
+            self.kept_to_wamp(topic, &frame, options, Some(&position), settings);
+            return;
         }
+        self.kept_to_wamp(topic, &frame, options, None, settings);
+    }
+
+    /// The backend realm's WAMP subscribers hear a publication that came back from Redis,
+    /// with its position when it has one.
+    fn kept_to_wamp(
+        &mut self,
+        topic: &str,
+        frame: &[u8],
+        options: &[u8],
+        position: Option<&Position>,
+        settings: &Settings,
+    ) {
         let options = match crate::server::commands::publish_options(b'x', options, settings) {
             Ok(options) => options,
             Err(error) => {
@@ -334,12 +349,13 @@ impl Hub {
                 return;
             }
         };
-        if let Some((binary, message)) = crate::cluster::wire::messages_in(&frame).first() {
+        if let Some((binary, message)) = crate::cluster::wire::messages_in(frame).first() {
             self.wamp_publish_from_plain(
                 topic,
                 *binary,
                 message,
                 &options,
+                position,
                 settings,
                 Instant::now(),
             );

@@ -90,8 +90,15 @@ impl Hub {
         for (realm, message) in wire::wamp_messages_in(messages).unwrap_or_default() {
             match Serializer::MsgPack.decode(message, settings.wamp.max_depth) {
                 Ok(message) => {
-                    self.router
-                        .from_node(origin, realm, message, now, &mut self.actions);
+                    let mut keeper = super::wamp::Keeper::new(&mut self.history, &self.keeping);
+                    self.router.from_node(
+                        origin,
+                        realm,
+                        message,
+                        now,
+                        &mut keeper,
+                        &mut self.actions,
+                    );
                 }
                 Err(error) => {
                     log::warn!(node = origin, reason:% = error; "cluster: a WAMP message from another node that does not decode; dropped");

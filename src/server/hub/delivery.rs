@@ -19,6 +19,9 @@ pub(super) fn history_rules(settings: &Settings) -> Rules {
     }
 }
 
+/// A kept publication as positioned clients get it: its position notice, then its frame.
+pub(super) type NoticeAndFrame = (Rc<[u8]>, Rc<[u8]>);
+
 /// What became of a frame offered to one client.
 pub(super) enum Offered {
     /// Queued, or held behind its fragmented message.
@@ -286,6 +289,10 @@ impl Hub {
     ) -> Position {
         let rules = history_rules(settings);
         let now = Instant::now();
+        // WAMP publications of this turn got their positions when the router took them, and
+        // wait in the router's actions for their plain side: they go first, so positioned
+        // clients get every topic's offsets in order.
+        self.settle_router(settings, stats, now);
         // Local publications to a kept topic come one per chunk (`queue_batched`); a batch
         // from another node is split, one copy per publication.
         let singles: Vec<Rc<[u8]>> = if messages == 1 {
@@ -309,8 +316,23 @@ impl Hub {
             Some(position) => position,
             None => self.history.position(topic, rules, now),
         };
+        self.deliver_kept(topic, frames, messages, &kept, settings, stats);
+        position
+    }
+
+    /// Delivers kept publications to `topic`'s members: `frames` (`messages` whole frames) as
+    /// they are to plain members, each (notice, frame) of `kept` to positioned ones.
+    pub(super) fn deliver_kept(
+        &mut self,
+        topic: &str,
+        frames: &Rc<[u8]>,
+        messages: usize,
+        kept: &[NoticeAndFrame],
+        settings: &Settings,
+        stats: &mut Stats,
+    ) {
         let Some(id) = self.topics.get(topic) else {
-            return position;
+            return;
         };
         let clients = &self.clients;
         let (positioned, plain): (Vec<Key>, Vec<Key>) =
@@ -329,7 +351,7 @@ impl Hub {
         let outgoing = Outgoing::Frames { frames, messages };
         let (_, mut overflowed) =
             recipients.deliver(&plain, outgoing, Audience::Plain, settings, stats);
-        for (notice, frame) in &kept {
+        for (notice, frame) in kept {
             for frames in [notice, frame] {
                 let outgoing = Outgoing::Frames {
                     frames,
@@ -343,7 +365,6 @@ impl Hub {
         overflowed.sort_by_key(|(key, _)| key.to_usize());
         overflowed.dedup_by_key(|(key, _)| *key);
         self.drop_slow_consumers(overflowed, stats);
-        position
     }
 
     /// Serves the `resume` items of the topics the client has joined: what it missed, in
@@ -381,7 +402,8 @@ impl Hub {
         let mut frames: Vec<Rc<[u8]>> = Vec::new();
         for item in due {
             let answer = if self.keeps_history(&item.topic, settings) {
-                self.history.replay(&item.topic, &item.position, rules, now)
+                self.history
+                    .replay_delivered(&item.topic, &item.position, rules, now)
             } else {
                 Replay::Reload(crate::resume::Reload::Off, None)
             };

@@ -1,8 +1,12 @@
-//! The history of plain topics (`[history]`): per topic, the last publications, each with
-//! its position, for clients that resume after a reconnect (README, "Missed messages").
+//! The history of topics (`[history]`): per topic, the last publications, each with its
+//! position, for plain clients and WAMP sessions that resume after a reconnect (README,
+//! "Missed messages"). Plain and WAMP publications of the backend realm share it: the router
+//! asks it through `router::Chronicle` (`wamp::Keeper`), so each gets one position.
 //!
 //! An entry shares the frame the publication was delivered with (the same `Rc`) and holds
-//! the position notice positioned clients got before it; nothing else is copied. A topic's
+//! the position notice positioned clients got before it; a WAMP publication's arguments (and
+//! publisher, audience) are kept once beside it (`WampSide`), for WAMP readers, so a WAMP
+//! round trip is exact; nothing is copied per reader. A topic's
 //! state lives on while its subscribers come and go: a client may have been its only one.
 //! Bounds: `size` entries per topic and `max_age` (pruned when the topic is touched), and
 //! `max_bytes` over every topic, where the oldest publication of any topic goes first (a
@@ -16,7 +20,10 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::resume::{Position, Reload, position_notice};
+use crate::router::broker::Disclosure;
+use crate::router::options::Audience;
 use crate::server::outbound::shared_frame;
+use crate::wamp::Payload;
 use crate::ws::frame::OpCode;
 
 /// Bytes counted per entry besides its frames: the bookkeeping, so that many empty
@@ -39,12 +46,42 @@ pub struct Entry {
     pub offset: u64,
     pub notice: Rc<[u8]>,
     pub frame: Rc<[u8]>,
+    /// What WAMP sessions need beyond the frame, when there is any (a WAMP publication, or a
+    /// plain one with an audience): shared, never copied per reader.
+    pub wamp: Option<Rc<WampSide>>,
     at: Instant,
+}
+
+/// The WAMP side of a kept publication.
+#[derive(Debug, Default)]
+pub struct WampSide {
+    /// A WAMP publication's arguments as published, so a WAMP round trip is exact; `None`
+    /// for a plain one (its frame converts: `router::plain::from_plain`).
+    pub payload: Option<Payload>,
+    pub publication: Option<u64>,
+    /// The publisher, when its EVENTs disclosed it.
+    pub publisher: Option<Disclosure>,
+    /// Who may receive it (PUBLISH's exclude/eligible options); `None`: everyone.
+    pub audience: Option<Rc<Audience>>,
+}
+
+impl WampSide {
+    fn bytes(&self) -> usize {
+        self.payload.as_ref().map_or(0, Payload::heap_size)
+    }
 }
 
 impl Entry {
     fn bytes(&self) -> usize {
-        self.notice.len() + self.frame.len() + ENTRY_OVERHEAD
+        self.notice.len()
+            + self.frame.len()
+            + self.wamp.as_ref().map_or(0, |side| side.bytes())
+            + ENTRY_OVERHEAD
+    }
+
+    /// When it was published.
+    pub fn at(&self) -> Instant {
+        self.at
     }
 }
 
@@ -53,6 +90,11 @@ struct TopicHistory {
     generation: u64,
     /// The offset of the topic's last publication in this epoch (0: none yet).
     last: u64,
+    /// The offset up to which plain members have been handed the publications. A WAMP
+    /// publication is kept when the router takes it, and its plain side follows in the
+    /// router's actions, later in the same turn: a plain client that resumes in between is
+    /// replayed up to here only, and gets the rest live, so none comes twice.
+    delivered: u64,
     /// Contiguous offsets, oldest first, up to `last`.
     entries: VecDeque<Entry>,
 }
@@ -145,6 +187,7 @@ impl History {
                 epoch: Rc::from(format!("{base}-{generations}")),
                 generation: *generations,
                 last: 0,
+                delivered: 0,
                 entries: VecDeque::new(),
             }
         });
@@ -173,6 +216,31 @@ impl History {
         rules: Rules,
         now: Instant,
     ) -> (Position, Rc<[u8]>) {
+        let (position, notice) = self.record_with(topic, frame, None, rules, now);
+        // The plain path delivers what it records within the same hub call.
+        self.mark_delivered(topic, &position);
+        (position, notice)
+    }
+
+    /// Plain members have been handed the publication at `position` (and every earlier one).
+    pub fn mark_delivered(&mut self, topic: &str, position: &Position) {
+        if let Some(state) = self.topics.get_mut(topic)
+            && *state.epoch == *position.epoch
+        {
+            state.delivered = state.delivered.max(position.offset);
+        }
+    }
+
+    /// `record`, with the publication's WAMP side; not yet delivered to plain members (see
+    /// `mark_delivered`).
+    pub fn record_with(
+        &mut self,
+        topic: &str,
+        frame: Rc<[u8]>,
+        wamp: Option<Rc<WampSide>>,
+        rules: Rules,
+        now: Instant,
+    ) -> (Position, Rc<[u8]>) {
         self.prune_age(topic, rules, now);
         let (topic_key, state) = self.state(topic);
         state.last += 1;
@@ -189,6 +257,7 @@ impl History {
             offset: state.last,
             notice: Rc::clone(&notice),
             frame,
+            wamp,
             at: now,
         };
         let generation = state.generation;
@@ -262,11 +331,14 @@ impl History {
             state.epoch = Rc::from(at.epoch.as_str());
         }
         state.last = at.offset;
+        // The cluster's path delivers what it records within the same hub call.
+        state.delivered = at.offset;
         let notice = shared_frame(true, OpCode::Text, position_notice(topic, at).as_bytes());
         let entry = Entry {
             offset: at.offset,
             notice: Rc::clone(&notice),
             frame,
+            wamp: None,
             at: now,
         };
         *bytes += entry.bytes();
@@ -282,6 +354,25 @@ impl History {
         self.enforce_budget(rules.max_bytes, Some(topic));
         self.compact();
         Some(notice)
+    }
+
+    /// What a plain client that saw `topic` up to `seen` missed, up to what plain members
+    /// have been handed (the rest reaches it live), or why it must reload.
+    pub fn replay_delivered(
+        &mut self,
+        topic: &str,
+        seen: &Position,
+        rules: Rules,
+        now: Instant,
+    ) -> Replay {
+        let delivered = self.topics.get(topic).map_or(0, |state| state.delivered);
+        match self.replay(topic, seen, rules, now) {
+            Replay::Missed(mut entries) => {
+                entries.retain(|entry| entry.offset <= delivered);
+                Replay::Missed(entries)
+            }
+            reload @ Replay::Reload(..) => reload,
+        }
     }
 
     /// What a client that saw `topic` up to `seen` missed, or why it must reload.
@@ -307,6 +398,66 @@ impl History {
         }
         let skip = usize::try_from(seen.offset + 1 - first).unwrap_or(usize::MAX);
         Replay::Missed(state.entries.iter().skip(skip).cloned().collect())
+    }
+
+    /// The entry at `position`, while the history still holds it.
+    pub fn entry(&self, topic: &str, position: &Position) -> Option<&Entry> {
+        let state = self.topics.get(topic)?;
+        if *state.epoch != *position.epoch {
+            return None;
+        }
+        let first = state.entries.front()?.offset;
+        let index = usize::try_from(position.offset.checked_sub(first)?).ok()?;
+        state
+            .entries
+            .get(index)
+            .filter(|e| e.offset == position.offset)
+    }
+
+    /// Gives the entry at `position` its WAMP side, when it has none yet (a plain
+    /// publication whose PUBLISH options named an audience).
+    pub fn attach(&mut self, topic: &str, position: &Position, wamp: Rc<WampSide>) {
+        let Some(state) = self.topics.get_mut(topic) else {
+            return;
+        };
+        if *state.epoch != *position.epoch {
+            return;
+        }
+        let Some(first) = state.entries.front().map(|e| e.offset) else {
+            return;
+        };
+        let Some(index) = position
+            .offset
+            .checked_sub(first)
+            .and_then(|index| usize::try_from(index).ok())
+        else {
+            return;
+        };
+        if let Some(entry) = state.entries.get_mut(index)
+            && entry.wamp.is_none()
+        {
+            let added = wamp.bytes();
+            entry.wamp = Some(wamp);
+            self.bytes += added;
+        }
+    }
+
+    /// The last `limit` entries of `topic`, newest first, with the topic's epoch.
+    pub fn recent(
+        &mut self,
+        topic: &str,
+        limit: usize,
+        rules: Rules,
+        now: Instant,
+    ) -> (Rc<str>, Vec<Entry>) {
+        self.prune_age(topic, rules, now);
+        match self.topics.get(topic) {
+            Some(state) => (
+                Rc::clone(&state.epoch),
+                state.entries.iter().rev().take(limit).cloned().collect(),
+            ),
+            None => (Rc::from(""), Vec::new()),
+        }
     }
 
     fn prune_age(&mut self, topic: &str, rules: Rules, now: Instant) {
@@ -579,6 +730,90 @@ mod tests {
         assert!(
             history.order.len() <= 2 + 64 + 1,
             "one live entry, few leftovers"
+        );
+    }
+
+    #[test]
+    fn entries_are_found_by_position_listed_newest_first_and_given_a_wamp_side() {
+        let mut history = History::new("0badcafe".to_owned());
+        let now = Instant::now();
+        for text in ["1", "2", "3", "4"] {
+            history.record("news", frame(text), RULES, now);
+        }
+        let at = |offset| Position {
+            epoch: "0badcafe-1".to_owned(),
+            offset,
+        };
+        assert!(history.entry("news", &at(1)).is_none(), "size 3 let it go");
+        assert_eq!(history.entry("news", &at(3)).map(|e| e.offset), Some(3));
+        assert!(history.entry("news", &at(5)).is_none());
+        let stale = Position {
+            epoch: "12345678-1".to_owned(),
+            offset: 3,
+        };
+        assert!(history.entry("news", &stale).is_none());
+        let (epoch, recent) = history.recent("news", 2, RULES, now);
+        assert_eq!(&*epoch, "0badcafe-1");
+        assert_eq!(recent.iter().map(|e| e.offset).collect::<Vec<_>>(), [4, 3]);
+        assert!(history.recent("chat", 2, RULES, now).1.is_empty());
+
+        let before = history.bytes();
+        let side = WampSide {
+            payload: Some(Payload {
+                args: vec![crate::wamp::Value::from("x".repeat(100).as_str())],
+                kwargs: crate::wamp::Dict::new(),
+            }),
+            ..WampSide::default()
+        };
+        history.attach("news", &at(3), Rc::new(side));
+        assert!(history.bytes() >= before + 100, "its arguments count");
+        assert!(
+            history
+                .entry("news", &at(3))
+                .is_some_and(|e| e.wamp.is_some())
+        );
+        // Pushed out by size: the budget gives back what the entry counted.
+        let mut plain = History::new("0badcafe".to_owned());
+        for text in ["1", "2", "3", "4", "5", "6", "7"] {
+            plain.record("news", frame(text), RULES, now);
+        }
+        for text in ["5", "6", "7"] {
+            history.record("news", frame(text), RULES, now);
+        }
+        assert_eq!(history.bytes(), plain.bytes());
+    }
+
+    #[test]
+    fn a_plain_replay_stops_where_the_plain_side_has_got_to() {
+        let mut history = History::new("0badcafe".to_owned());
+        let now = Instant::now();
+        let rules = Rules { size: 10, ..RULES };
+        history.record("news", frame("plain 1"), rules, now);
+        let side = || Some(Rc::new(WampSide::default()));
+        let (wamp_2, _) = history.record_with("news", frame("wamp 2"), side(), rules, now);
+        history.record_with("news", frame("wamp 3"), side(), rules, now);
+        let seen = Position {
+            epoch: "0badcafe-1".to_owned(),
+            offset: 0,
+        };
+        assert_eq!(
+            offsets(history.replay_delivered("news", &seen, rules, now)),
+            [1],
+            "2 and 3 wait in the router's actions: they come live"
+        );
+        assert_eq!(
+            offsets(history.replay("news", &seen, rules, now)),
+            [1, 2, 3]
+        );
+        history.mark_delivered("news", &wamp_2);
+        assert_eq!(
+            offsets(history.replay_delivered("news", &seen, rules, now)),
+            [1, 2]
+        );
+        history.record("news", frame("plain 4"), rules, now);
+        assert_eq!(
+            offsets(history.replay_delivered("news", &seen, rules, now)),
+            [1, 2, 3, 4]
         );
     }
 }

@@ -112,10 +112,12 @@ pub struct Hub {
     access: AddressTable,
     /// The link to the other nodes, with `[cluster] redis`.
     cluster: Option<cluster::ClusterSide>,
-    /// The history of plain topics (`[history]`).
+    /// The history of topics (`[history]`): plain and WAMP publications alike.
     history: history::History,
     /// Publications of the current control connection's turn, per topic (`staging.rs`).
     staging: staging::Staging,
+    /// `[history]` as the router's steps apply it (`configure_history`).
+    keeping: wamp::Keeping,
     /// permessage-deflate's compressor: one zlib state per window size, for everything
     /// sent compressed (each message on its own, `server_no_context_takeover`).
     deflater: Deflater,
@@ -199,6 +201,8 @@ struct SessionUpcalls<'a> {
     events: &'a mut Events,
     router: &'a mut Router,
     actions: &'a mut Vec<Action>,
+    history: &'a mut history::History,
+    keeping: &'a wamp::Keeping,
     seat: Option<&'a Seat>,
     me: Key,
     settings: &'a Settings,
@@ -264,8 +268,9 @@ impl Upcalls for SessionUpcalls<'_> {
     }
 
     fn wamp(&mut self, payload: &[u8]) {
+        let mut keeper = wamp::Keeper::new(self.history, self.keeping);
         self.router
-            .receive(self.me, payload, self.now, self.actions);
+            .receive(self.me, payload, self.now, &mut keeper, self.actions);
     }
 
     fn screen(&mut self, request: &handshake::Request) -> Screen {
@@ -368,6 +373,7 @@ impl Hub {
             deflater: Deflater::default(),
             staging: staging::Staging::default(),
             history: history::History::new(history::History::random_base()),
+            keeping: wamp::Keeping::default(),
         }
     }
 
@@ -476,6 +482,8 @@ impl Hub {
             actions,
             access,
             deflater,
+            history,
+            keeping,
             ..
         } = self;
         let Client {
@@ -500,6 +508,8 @@ impl Hub {
             events,
             router,
             actions,
+            history,
+            keeping,
             seat: seat.as_ref(),
             me: key,
             settings,

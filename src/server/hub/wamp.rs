@@ -3,19 +3,28 @@
 //! router through the session's upcall, and the hub carries out what the router answers:
 //! frames to WAMP clients (through the same `offer` as every delivery, so one ordering and
 //! one slow-consumer rule), `V` frames to control connections, closes, and publications for
-//! the plain side and the event listeners.
+//! the plain side and the event listeners. The topic history stays the hub's: each router
+//! step gets a `Keeper`, through which the router records a backend-realm publication to a
+//! topic with history, replays a `_wson_resume` and answers `get_events`.
 
 use super::delivery::{Among, Message as PlainMessage, Outgoing, Recipients};
+use super::history::{Entry, History, Replay, Rules, WampSide};
 use super::*;
 use crate::config::Wamp;
 use crate::control::event::EventKind;
 use crate::control::wamp::encode_frame;
+use crate::resume::{Position, Reload};
 use crate::router::meta::KILLED;
-use crate::router::{Action, CLOSE_PROTOCOL_ERROR, Peer, RouterConfig, Transport, plain};
+use crate::router::options::PublishOptions;
+use crate::router::{
+    Action, CLOSE_PROTOCOL_ERROR, Chronicle, KeptEvent, Missed, Peer, Publishing, RouterConfig,
+    Transport, plain,
+};
 use crate::server::conn::{App, Audience};
 use crate::server::outbound::FrameBatch;
 use crate::wamp::{Dict, Message, Serializer};
 use crate::ws::frame::{FrameHeader, encode_header};
+use std::time::SystemTime;
 
 /// Appends one unmasked, final WebSocket frame carrying a WAMP message to `chunk`.
 fn push_frame(chunk: &mut Vec<u8>, binary: bool, message: &[u8]) {
@@ -27,6 +36,173 @@ fn push_frame(chunk: &mut Vec<u8>, binary: bool, message: &[u8]) {
         payload_len: message.len() as u64,
     }));
     chunk.extend_from_slice(message);
+}
+
+/// `[history]` as the router's steps apply it: set at start and on reload
+/// (`Hub::configure_history`), since many steps (a session leaving, a timer) come without
+/// the settings at hand.
+#[derive(Debug, Clone)]
+pub struct Keeping {
+    prefixes: Vec<String>,
+    rules: Rules,
+    /// `[wamp] max_depth`: a plain publication's JSON turned into arguments.
+    max_depth: usize,
+    /// With `[cluster]`, positions come from Redis alone (`cluster_history.rs`): a WAMP
+    /// publication is not numbered here (it is delivered unpositioned), while resumes and
+    /// `get_events` read this node's copy of the history.
+    clustered: bool,
+}
+
+impl Default for Keeping {
+    fn default() -> Keeping {
+        Keeping {
+            prefixes: Vec::new(),
+            rules: Rules {
+                size: 0,
+                max_age: std::time::Duration::ZERO,
+                max_bytes: 0,
+            },
+            max_depth: 0,
+            clustered: false,
+        }
+    }
+}
+
+/// The hub's history as the router asks it (`Chronicle`), for one router step.
+pub struct Keeper<'a> {
+    history: &'a mut History,
+    keeping: &'a Keeping,
+}
+
+impl<'a> Keeper<'a> {
+    pub fn new(history: &'a mut History, keeping: &'a Keeping) -> Keeper<'a> {
+        Keeper { history, keeping }
+    }
+
+    fn covers(&self, topic: &str) -> bool {
+        History::covers(&self.keeping.prefixes, topic)
+    }
+
+    /// A kept entry as WAMP sees it.
+    fn event(&self, epoch: &str, entry: &Entry, now: Instant, wall: SystemTime) -> KeptEvent {
+        let side = entry.wamp.as_deref();
+        let payload = match side.and_then(|side| side.payload.as_ref()) {
+            Some(payload) => payload.clone(),
+            None => {
+                let (binary, bytes) = frame_message(&entry.frame);
+                plain::from_plain(binary, bytes, self.keeping.max_depth)
+            }
+        };
+        let published = wall
+            .checked_sub(now.saturating_duration_since(entry.at()))
+            .unwrap_or(wall);
+        let time_ns = published
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |since| {
+                u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+            });
+        KeptEvent {
+            position: Position {
+                epoch: epoch.to_owned(),
+                offset: entry.offset,
+            },
+            payload,
+            publication: side.and_then(|side| side.publication),
+            publisher: side.and_then(|side| side.publisher.clone()),
+            audience: side.and_then(|side| side.audience.clone()),
+            time_ns,
+        }
+    }
+}
+
+/// The opcode (binary or not) and payload of an unmasked frame the hub encoded.
+fn frame_message(frame: &[u8]) -> (bool, &[u8]) {
+    match crate::ws::frame::decode_header(frame, u64::MAX) {
+        Ok(crate::decoded::Decoded::Done { item, len }) => (
+            item.opcode == crate::ws::frame::OpCode::Binary,
+            frame.get(len..).unwrap_or_default(),
+        ),
+        Ok(crate::decoded::Decoded::Incomplete) | Err(_) => (false, &[]),
+    }
+}
+
+/// A kept WAMP publication on its way to the plain side (`Action::Plain` with a position).
+struct Kept<'a> {
+    topic: &'a str,
+    position: &'a Position,
+    payload: &'a crate::wamp::Payload,
+    publisher_authid: &'a str,
+}
+
+/// Who may get a kept publication again: its PUBLISH audience, and not its publisher's
+/// session when it excluded itself. `None`: everyone.
+fn audience_kept(publishing: &Publishing<'_>) -> Option<Rc<crate::router::options::Audience>> {
+    if publishing.audience.is_everyone() && publishing.exclude_session.is_none() {
+        return None;
+    }
+    let mut audience = publishing.audience.clone();
+    audience.exclude.extend(publishing.exclude_session);
+    Some(Rc::new(audience))
+}
+
+impl Chronicle for Keeper<'_> {
+    fn record(&mut self, publishing: &Publishing<'_>) -> Option<Position> {
+        if self.keeping.clustered || !self.covers(publishing.topic) {
+            return None;
+        }
+        // The plain side's frame is made now (not only when a plain client listens): the
+        // history shares it with every plain client that resumes later.
+        let (binary, bytes) = plain::to_plain(publishing.payload);
+        let frame = shared_frame(true, MessageKind::from_binary(binary).opcode(), &bytes);
+        let side = WampSide {
+            payload: Some(publishing.payload.clone()),
+            publication: Some(publishing.publication),
+            publisher: publishing.publisher.cloned(),
+            audience: audience_kept(publishing),
+        };
+        let (position, _) = self.history.record_with(
+            publishing.topic,
+            frame,
+            Some(Rc::new(side)),
+            self.keeping.rules,
+            Instant::now(),
+        );
+        Some(position)
+    }
+
+    fn missed(&mut self, topic: &str, seen: &Position) -> Missed {
+        if !self.covers(topic) {
+            return Missed::Reload(Reload::Off, None);
+        }
+        let now = Instant::now();
+        match self.history.replay(topic, seen, self.keeping.rules, now) {
+            Replay::Missed(entries) => {
+                let wall = SystemTime::now();
+                Missed::Events(
+                    entries
+                        .iter()
+                        .map(|entry| self.event(&seen.epoch, entry, now, wall))
+                        .collect(),
+                )
+            }
+            Replay::Reload(reload, position) => Missed::Reload(reload, position),
+        }
+    }
+
+    fn recent(&mut self, topic: &str, limit: usize) -> Option<Vec<KeptEvent>> {
+        if !self.covers(topic) {
+            return None;
+        }
+        let now = Instant::now();
+        let (epoch, entries) = self.history.recent(topic, limit, self.keeping.rules, now);
+        let wall = SystemTime::now();
+        Some(
+            entries
+                .iter()
+                .map(|entry| self.event(&epoch, entry, now, wall))
+                .collect(),
+        )
+    }
 }
 
 /// The router's settings from `[wamp]`.
@@ -94,20 +270,37 @@ impl Hub {
 
     /// A message from the backend's WAMP session on control connection `control`.
     pub fn wamp_from_backend(&mut self, control: Key, message: Message, now: Instant) {
+        let mut keeper = Keeper::new(&mut self.history, &self.keeping);
         self.router
-            .from_backend(control, message, now, &mut self.actions);
+            .from_backend(control, message, now, &mut keeper, &mut self.actions);
     }
 
-    /// A control publish (`x`/`X`) reaches the WAMP subscribers of the backend realm too.
+    /// A control publish (`x`/`X`/`Y`) reaches the WAMP subscribers of the backend realm
+    /// too; `position`: the one the history gave it (`publish`), its EVENTs carry it.
+    #[allow(clippy::too_many_arguments)]
     pub fn wamp_publish_from_plain(
         &mut self,
         topic: &str,
         binary: bool,
         message: &[u8],
         options: &Dict,
+        position: Option<&Position>,
         settings: &Settings,
         now: Instant,
     ) {
+        // An audience among the options: a WAMP session resuming later gets the publication
+        // only if it would have got it live.
+        if let Some(position) = position
+            && !options.is_empty()
+            && let Ok(parsed) = PublishOptions::parse(options)
+            && !parsed.audience.is_everyone()
+        {
+            let side = WampSide {
+                audience: Some(Rc::new(parsed.audience)),
+                ..WampSide::default()
+            };
+            self.history.attach(topic, position, Rc::new(side));
+        }
         // Most publications have no WAMP subscriber: they pay one lookup, no conversion.
         // (A retained one is kept for subscribers to come, so it always goes on.)
         if !self.router.backend_realm_listens(topic) && !retains(options) {
@@ -115,7 +308,17 @@ impl Hub {
         }
         let payload = plain::from_plain(binary, message, settings.wamp.max_depth);
         self.router
-            .publish_from_plain(topic, options, payload, now, &mut self.actions);
+            .publish_from_plain(topic, options, payload, position, now, &mut self.actions);
+    }
+
+    /// `[history]` as the router's steps apply it, from the settings now in force.
+    pub fn configure_history(&mut self, settings: &Settings) {
+        self.keeping = Keeping {
+            prefixes: settings.history.prefixes.clone(),
+            rules: super::delivery::history_rules(settings),
+            max_depth: settings.wamp.max_depth,
+            clustered: settings.cluster.redis.is_some(),
+        };
     }
 
     /// `O`: drops the authorizer answers cached by every WAMP session, or by the sessions of
@@ -136,7 +339,8 @@ impl Hub {
 
     /// Runs the router's due timers; their actions are carried out by `settle_router`.
     pub fn router_tick(&mut self, now: Instant) {
-        self.router.tick(now, &mut self.actions);
+        let mut keeper = Keeper::new(&mut self.history, &self.keeping);
+        self.router.tick(now, &mut keeper, &mut self.actions);
     }
 
     /// Carries out what the router asked, until it asks nothing more (closing a session can
@@ -295,7 +499,11 @@ impl Hub {
                 payload,
                 publisher_authid,
                 tell_listeners,
+                position,
             } => {
+                if let Some(position) = &position {
+                    self.history.mark_delivered(&topic, position);
+                }
                 let members = self
                     .topics
                     .get(&topic)
@@ -304,8 +512,24 @@ impl Hub {
                 if !members && !heard {
                     return;
                 }
+                if let Some(position) = position {
+                    let kept = Kept {
+                        topic: &topic,
+                        position: &position,
+                        payload: &payload,
+                        publisher_authid: &publisher_authid,
+                    };
+                    self.plain_side_kept(&kept, members, heard, settings, stats);
+                    return;
+                }
                 let (binary, bytes) = plain::to_plain(&payload);
-                if members && let Some(id) = self.topics.get(&topic) {
+                if members && self.cluster_keeps_history(&topic, settings) {
+                    // A WAMP publication in a cluster has no position (Redis numbers only
+                    // what goes through it): positioned clients are told so.
+                    let frame =
+                        shared_frame(true, MessageKind::from_binary(binary).opcode(), &bytes);
+                    self.deliver_unpositioned(&topic, &frame, 1, settings, stats);
+                } else if members && let Some(id) = self.topics.get(&topic) {
                     let message = PlainMessage {
                         binary,
                         payload: &bytes,
@@ -329,9 +553,48 @@ impl Hub {
         }
     }
 
+    /// The plain side of a kept WAMP publication: its frame as the history shares it (made
+    /// again when the history already let it go) to the topic's members, after its position
+    /// notice for positioned ones, as `publish_kept` delivers; and the `publish` event.
+    fn plain_side_kept(
+        &mut self,
+        kept: &Kept<'_>,
+        members: bool,
+        heard: bool,
+        settings: &Settings,
+        stats: &mut Stats,
+    ) {
+        let (notice, frame) = match self.history.entry(kept.topic, kept.position) {
+            Some(entry) => (Rc::clone(&entry.notice), Rc::clone(&entry.frame)),
+            None => {
+                let (binary, bytes) = plain::to_plain(kept.payload);
+                let notice = crate::resume::position_notice(kept.topic, kept.position);
+                (
+                    shared_frame(true, crate::ws::frame::OpCode::Text, notice.as_bytes()),
+                    shared_frame(true, MessageKind::from_binary(binary).opcode(), &bytes),
+                )
+            }
+        };
+        if members {
+            let notice_and_frame = [(notice, Rc::clone(&frame))];
+            self.deliver_kept(kept.topic, &frame, 1, &notice_and_frame, settings, stats);
+        }
+        if heard {
+            let (binary, payload) = frame_message(&frame);
+            self.events.emit(&Event::Publish {
+                topic: kept.topic,
+                user: kept.publisher_authid,
+                binary,
+                payload,
+            });
+        }
+    }
+
     /// A WAMP client or control connection is gone: its session leaves the router.
     pub(super) fn wamp_gone(&mut self, peer: Peer) {
-        self.router.gone(peer, Instant::now(), &mut self.actions);
+        let mut keeper = Keeper::new(&mut self.history, &self.keeping);
+        self.router
+            .gone(peer, Instant::now(), &mut keeper, &mut self.actions);
     }
 }
 
