@@ -138,7 +138,7 @@ config_keys! {
             default(MAX_USER_SUBSCRIPTIONS = 100_000), reload;
     }
 
-    /// History of plain topics, for clients that resume after a reconnect.
+    /// History of topics (plain and WAMP alike), for clients that resume after a reconnect.
     [history] History {
         /// Topic prefixes that keep a history (`""`: every topic). Empty: history off.
         prefixes: Vec<String> = values::strings, default(PREFIXES = Vec::new()), reload;
