@@ -476,7 +476,10 @@ fn in_a_cluster_events_carry_the_position_redis_gave_on_every_node() {
     control_a.send_fields(b'x', &[b"news.c", b"x1"]);
     control_a.send_fields(b'x', &[b"news.c", b"x2"]);
     let on_a = publish_y(&mut control_a, "news.c", "y3");
-    assert_eq!(on_a.offset, 3, "Redis numbered the three control publications");
+    assert_eq!(
+        on_a.offset, 3,
+        "Redis numbered the three control publications"
+    );
     for (offset, text) in [(1, "x1"), (2, "x2"), (3, "y3")] {
         assert_eq!(event(&mut bob, sub, &on_a.epoch), (offset, json!([text])));
     }

@@ -22,9 +22,10 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::link::{FIRST_BACKOFF, IO_TIMEOUT, Inbound, MAX_BACKOFF, POLL};
+use super::link::{Inbound, POLL};
+use super::reconnecting::Reconnecting;
 use crate::token::Token;
 
 /// Claims `KEYS[1]` for `ARGV[1]` (this instance) until `ARGV[3]` (Unix seconds), unless
@@ -111,15 +112,6 @@ impl ClaimKeys {
     }
 }
 
-/// True when `error` means the connection is unusable (rather than Redis refusing one
-/// command).
-pub(super) fn connection_failed(error: &redis::RedisError) -> bool {
-    error.is_io_error()
-        || error.is_connection_dropped()
-        || error.is_timeout()
-        || error.is_connection_refusal()
-}
-
 fn claim_command(keys: &ClaimKeys, token: &Token, expires_at: u64) -> redis::Cmd {
     let mut command = redis::cmd("EVAL");
     command
@@ -134,11 +126,8 @@ fn claim_command(keys: &ClaimKeys, token: &Token, expires_at: u64) -> redis::Cmd
 
 /// The thread's state: its connection, if any, and the tokens this node holds.
 struct Claims<'a> {
-    client: &'a redis::Client,
+    redis: Reconnecting<'a>,
     keys: ClaimKeys,
-    connection: Option<redis::Connection>,
-    retry_at: Instant,
-    backoff: Duration,
     held: HashMap<Token, u64>,
     alive_ttl: Option<Duration>,
 }
@@ -147,57 +136,24 @@ impl Claims<'_> {
     /// Connects when due; on a new connection, sets the alive key and claims again what
     /// this node holds.
     fn connect(&mut self) {
-        if self.connection.is_some() || Instant::now() < self.retry_at {
-            return;
-        }
-        let connected = self
-            .client
-            .get_connection_with_timeout(IO_TIMEOUT)
-            .and_then(|connection| {
-                connection.set_write_timeout(Some(IO_TIMEOUT))?;
-                connection.set_read_timeout(Some(IO_TIMEOUT))?;
-                Ok(connection)
-            });
-        match connected {
-            Ok(connection) => {
-                self.connection = Some(connection);
-                self.backoff = FIRST_BACKOFF;
-                self.refresh_alive();
-                self.reassert();
-            }
-            Err(error) => {
-                log::debug!(reason:% = error; "cluster: claims cannot reach Redis");
-                self.retry_at = Instant::now() + self.backoff;
-                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-            }
+        if self.redis.connect() {
+            self.refresh_alive();
+            self.reassert();
         }
     }
 
-    /// Runs `command`; a failed connection is dropped (and retried at once next time).
     fn run<T: redis::FromRedisValue>(&mut self, command: &redis::Cmd) -> Option<T> {
-        let connection = self.connection.as_mut()?;
-        match command.query::<T>(connection) {
-            Ok(value) => Some(value),
-            Err(error) => {
-                if connection_failed(&error) {
-                    self.connection = None;
-                    self.retry_at = Instant::now();
-                } else {
-                    log::warn!(reason:% = error; "cluster: Redis refused a claim command");
-                }
-                None
-            }
-        }
+        self.redis.run(command)
     }
 
     /// `run`, and once more on a new connection when the one it had turned out dead: a
     /// Redis restarted since the last command shows only now, and the claim should not
     /// pay for it.
     fn run_retrying<T: redis::FromRedisValue>(&mut self, command: &redis::Cmd) -> Option<T> {
-        let had_connection = self.connection.is_some();
+        let had_connection = self.redis.is_connected();
         match self.run(command) {
             Some(value) => Some(value),
-            None if had_connection && self.connection.is_none() => {
+            None if had_connection && !self.redis.is_connected() => {
                 self.connect();
                 self.run(command)
             }
@@ -223,18 +179,11 @@ impl Claims<'_> {
             for (token, expires_at) in batch {
                 pipe.add_command(claim_command(&self.keys, token, *expires_at));
             }
-            let Some(connection) = self.connection.as_mut() else {
+            let Some(holders) = self
+                .redis
+                .query(|connection| pipe.query::<Vec<String>>(connection))
+            else {
                 return;
-            };
-            let holders: Vec<String> = match pipe.query(connection) {
-                Ok(holders) => holders,
-                Err(error) => {
-                    if connection_failed(&error) {
-                        self.connection = None;
-                        self.retry_at = Instant::now();
-                    }
-                    return;
-                }
             };
             for ((token, _), holder) in batch.iter().zip(holders) {
                 if !holder.is_empty() {
@@ -294,11 +243,8 @@ pub(super) fn claims_loop(
     wake: &(dyn Fn() + Send + Sync),
 ) {
     let mut claims = Claims {
-        client,
+        redis: Reconnecting::new(client, "claims"),
         keys,
-        connection: None,
-        retry_at: Instant::now(),
-        backoff: FIRST_BACKOFF,
         held: HashMap::new(),
         alive_ttl: None,
     };
@@ -329,8 +275,7 @@ pub(super) fn claims_loop(
             }
             ClaimRequest::Leave => break,
             ClaimRequest::Connect => {
-                claims.retry_at = Instant::now();
-                claims.backoff = FIRST_BACKOFF;
+                claims.redis.reset();
                 claims.connect();
             }
         }

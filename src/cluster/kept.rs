@@ -24,10 +24,10 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::claims::connection_failed;
-use super::link::{FIRST_BACKOFF, IO_TIMEOUT, Inbound, MAX_BACKOFF, POLL};
+use super::link::{Inbound, POLL};
+use super::reconnecting::Reconnecting;
 use crate::resume::Position;
 
 /// The keys of a topic expire this many times `[history] max_age` after their last use.
@@ -295,73 +295,25 @@ pub(super) fn publish_answer(
 }
 
 struct Store<'a> {
-    client: &'a redis::Client,
+    redis: Reconnecting<'a>,
     keys: HistoryKeys,
-    connection: Option<redis::Connection>,
-    retry_at: Instant,
-    backoff: Duration,
-    /// The last failure was a timeout: the command may have run.
-    timed_out: bool,
 }
 
 impl Store<'_> {
-    fn connect(&mut self) {
-        if self.connection.is_some() || Instant::now() < self.retry_at {
-            return;
-        }
-        let connected = self
-            .client
-            .get_connection_with_timeout(IO_TIMEOUT)
-            .and_then(|connection| {
-                connection.set_write_timeout(Some(IO_TIMEOUT))?;
-                connection.set_read_timeout(Some(IO_TIMEOUT))?;
-                Ok(connection)
-            });
-        match connected {
-            Ok(connection) => {
-                self.connection = Some(connection);
-                self.backoff = FIRST_BACKOFF;
-            }
-            Err(error) => {
-                log::debug!(reason:% = error; "cluster: the history cannot reach Redis");
-                self.retry_at = Instant::now() + self.backoff;
-                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-            }
-        }
-    }
-
-    fn run(&mut self, command: &redis::Cmd) -> Option<redis::Value> {
-        let connection = self.connection.as_mut()?;
-        match command.query::<redis::Value>(connection) {
-            Ok(value) => Some(value),
-            Err(error) => {
-                self.timed_out = error.is_timeout();
-                if connection_failed(&error) {
-                    self.connection = None;
-                    self.retry_at = Instant::now();
-                } else {
-                    log::warn!(reason:% = error; "cluster: Redis refused a history script");
-                }
-                None
-            }
-        }
-    }
-
     /// `run`, once more on a new connection when the one it had was dead (a Redis restart
     /// shows only at the next command). Not after a timeout unless `idempotent`: a
     /// publication may have been positioned then, and must not be twice (its answer is
     /// lost, and the loop counts it unpositioned although the channel brings it).
     fn run_retrying(&mut self, command: &redis::Cmd, idempotent: bool) -> Option<redis::Value> {
-        let had_connection = self.connection.is_some();
-        self.timed_out = false;
-        match self.run(command) {
+        let had_connection = self.redis.is_connected();
+        match self.redis.run(command) {
             Some(value) => Some(value),
             None if had_connection
-                && self.connection.is_none()
-                && (idempotent || !self.timed_out) =>
+                && !self.redis.is_connected()
+                && (idempotent || !self.redis.timed_out()) =>
             {
-                self.connect();
-                self.run(command)
+                self.redis.connect();
+                self.redis.run(command)
             }
             None => None,
         }
@@ -432,15 +384,11 @@ pub(super) fn history_loop(
     wake: &(dyn Fn() + Send + Sync),
 ) {
     let mut store = Store {
-        client,
+        redis: Reconnecting::new(client, "history"),
         keys,
-        connection: None,
-        retry_at: Instant::now(),
-        backoff: FIRST_BACKOFF,
-        timed_out: false,
     };
     while !stop.load(Ordering::SeqCst) {
-        store.connect();
+        store.redis.connect();
         let request = match requests.recv_timeout(POLL) {
             Ok(request) => request,
             Err(RecvTimeoutError::Timeout) => continue,
@@ -448,9 +396,9 @@ pub(super) fn history_loop(
         };
         // A request met without a connection tries one at once: the backoff is for the
         // idle thread, not for a publication waiting.
-        if store.connection.is_none() {
-            store.retry_at = Instant::now();
-            store.connect();
+        if !store.redis.is_connected() {
+            store.redis.retry_now();
+            store.redis.connect();
         }
         let outcome = store.answer(&request);
         let answer = HistoryAnswer {

@@ -517,10 +517,7 @@ fn publish_loop(
                 }
                 Err(error) => error,
             };
-            let connection_failed = error.is_io_error()
-                || error.is_connection_dropped()
-                || error.is_timeout()
-                || error.is_connection_refusal();
+            let connection_failed = super::reconnecting::connection_failed(&error);
             if !connection_failed || error.is_timeout() {
                 // A history publication may have been positioned before a timeout: sent
                 // again, it would be twice. Answered unavailable (README).

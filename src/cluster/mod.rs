@@ -9,6 +9,7 @@
 pub mod claims;
 pub mod kept;
 pub mod link;
+mod reconnecting;
 pub mod wire;
 
 pub use claims::{ClaimAnswer, ClaimOutcome, ClaimRequest};
