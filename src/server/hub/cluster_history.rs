@@ -25,10 +25,9 @@ use crate::cluster::{HistoryAnswer, HistoryOutcome, HistoryRequest, RedisState, 
 use crate::control::command::{Refusal, Reply};
 use crate::resume::{Position, Reload, Resume, position_notice, reload_notice};
 use crate::server::commands::Ticket;
-use crate::server::conn::Audience;
 use crate::server::hub::Hub;
 use crate::server::hub::cluster::Asked;
-use crate::server::hub::delivery::{Outgoing, Recipients, history_rules};
+use crate::server::hub::delivery::history_rules;
 use crate::server::outbound::shared_frame;
 use crate::server::settings::Settings;
 use crate::server::slab::Key;
@@ -219,77 +218,16 @@ impl Hub {
         let text = reload_notice(topic, Reload::Unpositioned, position.as_ref());
         let notice = shared_frame(true, OpCode::Text, text.as_bytes());
         let (plain, positioned) = self.members_by_position(topic, &[]);
-        self.deliver_positioned(
+        let noticed = [(&notice, 1), (frames, messages)];
+        self.deliver_split(
             &plain,
-            &positioned,
-            &notice,
             frames,
             messages,
+            &positioned,
+            &noticed,
             settings,
             stats,
         );
-    }
-
-    /// The members of `topic`, plain and positioned; positioned ones in `except` left out.
-    fn members_by_position(&self, topic: &str, except: &[Key]) -> (Vec<Key>, Vec<Key>) {
-        let Some(id) = self.topics.get(topic) else {
-            return (Vec::new(), Vec::new());
-        };
-        let clients = &self.clients;
-        let (positioned, plain): (Vec<Key>, Vec<Key>) =
-            self.topics.members(id).iter().partition(|key| {
-                clients
-                    .get(**key)
-                    .and_then(|client| client.seat.as_ref())
-                    .is_some_and(|seat| seat.resume.is_some())
-            });
-        let positioned = positioned
-            .into_iter()
-            .filter(|key| !except.contains(key))
-            .collect();
-        (plain, positioned)
-    }
-
-    /// `frames` (`messages` whole ones) to plain members, `notice` then `frames` to
-    /// positioned ones.
-    #[allow(clippy::too_many_arguments)]
-    fn deliver_positioned(
-        &mut self,
-        plain: &[Key],
-        positioned: &[Key],
-        notice: &Rc<[u8]>,
-        frames: &Rc<[u8]>,
-        messages: usize,
-        settings: &Settings,
-        stats: &mut Stats,
-    ) {
-        let mut recipients = Recipients {
-            clients: &mut self.clients,
-            locks: &mut self.locks,
-            to_flush: &mut self.to_flush,
-            deflater: &mut self.deflater,
-        };
-        let outgoing = |frames, messages| Outgoing::Frames { frames, messages };
-        let (_, mut overflowed) = recipients.deliver(
-            plain,
-            outgoing(frames, messages),
-            Audience::Plain,
-            settings,
-            stats,
-        );
-        for (frames, messages) in [(notice, 1), (frames, messages)] {
-            let (_, over) = recipients.deliver(
-                positioned,
-                outgoing(frames, messages),
-                Audience::Plain,
-                settings,
-                stats,
-            );
-            overflowed.extend(over);
-        }
-        overflowed.sort_by_key(|(key, _)| key.to_usize());
-        overflowed.dedup_by_key(|(key, _)| *key);
-        self.drop_slow_consumers(overflowed, stats);
     }
 
     /// A positioned publication heard on the channel (any node's, this one's included):
@@ -324,7 +262,8 @@ impl Hub {
             };
             let held = self.hold_for_fetches(topic, &position, &notice, &frame, settings, stats);
             let (plain, positioned) = self.members_by_position(topic, &held);
-            self.deliver_positioned(&plain, &positioned, &notice, &frame, 1, settings, stats);
+            let noticed = [(&notice, 1), (&frame, 1)];
+            self.deliver_split(&plain, &frame, 1, &positioned, &noticed, settings, stats);
             self.delivered_here(topic, &position);
             self.kept_to_wamp(topic, &frame, options, Some(&position), settings);
             return;
@@ -405,36 +344,6 @@ impl Hub {
             self.send_frames(client, &[notice], settings, stats);
         }
         held
-    }
-
-    /// Queues frames to one client, in order; a slow consumer is dropped.
-    fn send_frames(
-        &mut self,
-        client: Key,
-        frames: &[Rc<[u8]>],
-        settings: &Settings,
-        stats: &mut Stats,
-    ) {
-        let mut recipients = Recipients {
-            clients: &mut self.clients,
-            locks: &mut self.locks,
-            to_flush: &mut self.to_flush,
-            deflater: &mut self.deflater,
-        };
-        let mut overflowed = Vec::new();
-        for frames in frames {
-            let outgoing = Outgoing::Frames {
-                frames,
-                messages: 1,
-            };
-            let (_, over) =
-                recipients.deliver(&[client], outgoing, Audience::Plain, settings, stats);
-            if !over.is_empty() {
-                overflowed = over;
-                break;
-            }
-        }
-        self.drop_slow_consumers(overflowed, stats);
     }
 
     /// This node has delivered `position` of `topic`: the askers waiting for it go on.

@@ -331,8 +331,27 @@ impl Hub {
         settings: &Settings,
         stats: &mut Stats,
     ) {
+        let (plain, positioned) = self.members_by_position(topic, &[]);
+        let noticed: Vec<(&Rc<[u8]>, usize)> = kept
+            .iter()
+            .flat_map(|(notice, frame)| [(notice, 1), (frame, 1)])
+            .collect();
+        self.deliver_split(
+            &plain,
+            frames,
+            messages,
+            &positioned,
+            &noticed,
+            settings,
+            stats,
+        );
+    }
+
+    /// The members of `topic`: (plain ones, positioned ones), the positioned ones in
+    /// `except` left out.
+    pub(super) fn members_by_position(&self, topic: &str, except: &[Key]) -> (Vec<Key>, Vec<Key>) {
         let Some(id) = self.topics.get(topic) else {
-            return;
+            return (Vec::new(), Vec::new());
         };
         let clients = &self.clients;
         let (positioned, plain): (Vec<Key>, Vec<Key>) =
@@ -342,6 +361,27 @@ impl Hub {
                     .and_then(|client| client.seat.as_ref())
                     .is_some_and(|seat| seat.resume.is_some())
             });
+        let positioned = positioned
+            .into_iter()
+            .filter(|key| !except.contains(key))
+            .collect();
+        (plain, positioned)
+    }
+
+    /// `frames` (`messages` whole ones) to `plain`, and the chunks of `noticed` (each with
+    /// its message count), one after the other, to `positioned`: a publication with its
+    /// position notices. Slow consumers are dropped after both walks.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn deliver_split(
+        &mut self,
+        plain: &[Key],
+        frames: &Rc<[u8]>,
+        messages: usize,
+        positioned: &[Key],
+        noticed: &[(&Rc<[u8]>, usize)],
+        settings: &Settings,
+        stats: &mut Stats,
+    ) {
         let mut recipients = Recipients {
             clients: &mut self.clients,
             locks: &mut self.locks,
@@ -350,15 +390,12 @@ impl Hub {
         };
         let outgoing = Outgoing::Frames { frames, messages };
         let (_, mut overflowed) =
-            recipients.deliver(&plain, outgoing, Audience::Plain, settings, stats);
-        for (notice, frame) in kept {
-            for frames in [notice, frame] {
-                let outgoing = Outgoing::Frames {
-                    frames,
-                    messages: 1,
-                };
+            recipients.deliver(plain, outgoing, Audience::Plain, settings, stats);
+        if !positioned.is_empty() {
+            for &(frames, messages) in noticed {
+                let outgoing = Outgoing::Frames { frames, messages };
                 let (_, over) =
-                    recipients.deliver(&positioned, outgoing, Audience::Plain, settings, stats);
+                    recipients.deliver(positioned, outgoing, Audience::Plain, settings, stats);
                 overflowed.extend(over);
             }
         }
@@ -428,6 +465,17 @@ impl Hub {
                 }
             }
         }
+        self.send_frames(key, &frames, settings, stats);
+    }
+
+    /// Queues frames, one message each, to one client, in order; a slow consumer is dropped.
+    pub(super) fn send_frames(
+        &mut self,
+        client: Key,
+        frames: &[Rc<[u8]>],
+        settings: &Settings,
+        stats: &mut Stats,
+    ) {
         let mut recipients = Recipients {
             clients: &mut self.clients,
             locks: &mut self.locks,
@@ -435,12 +483,13 @@ impl Hub {
             deflater: &mut self.deflater,
         };
         let mut overflowed = Vec::new();
-        for frames in &frames {
+        for frames in frames {
             let outgoing = Outgoing::Frames {
                 frames,
                 messages: 1,
             };
-            let (_, over) = recipients.deliver(&[key], outgoing, Audience::Plain, settings, stats);
+            let (_, over) =
+                recipients.deliver(&[client], outgoing, Audience::Plain, settings, stats);
             if !over.is_empty() {
                 overflowed = over;
                 break;
