@@ -447,3 +447,73 @@ fn wson_js_resumes_a_topic_after_a_reconnect_and_reports_a_reload() {
     control.send_fields(b'x', &[b"news.a", b"eight"]);
     assert_eq!(site.next(), json!({"event": "text", "data": "eight"}));
 }
+
+/// Across a restart of its wson node, the helper resumes from the cluster's history in
+/// Redis (issue 15): node a restarts (SIGTERM, then a new process on the same address)
+/// while node b publishes; the page gets exactly what it missed, in order, then live ones.
+#[test]
+fn wson_js_resumes_across_a_node_restart_from_the_clusters_history() {
+    if !chromium() {
+        return;
+    }
+    let Some(redis) = crate::cluster::Redis::start() else {
+        return;
+    };
+    let cookies = Cookies::fresh("alice");
+    let mut site = KitServer::start(&cookies);
+    let origin = format!("[{:?}]", site.origin());
+    let node = |name: &str, servers: Option<&str>| {
+        let mut setup = Setup::new()
+            .set("origins", &origin)
+            .set("history.prefixes", r#"["news."]"#)
+            .set("cluster.redis", &format!("{:?}", redis.url()))
+            .set("cluster.node_id", &format!("{name:?}"));
+        if let Some(address) = servers {
+            setup = setup.set("servers", &format!(r#"["tcp://{address}"]"#));
+        }
+        setup.start()
+    };
+    let mut a = node("a", None);
+    let b = node("b", None);
+    for server in [&a, &b] {
+        crate::cluster::wait_redis(server, "up");
+        crate::cluster::wait_nodes(server, 2);
+    }
+    let address = a.tcp();
+    a.control().count(b'J', &[b"alice", b"news.a"]);
+    let _browser = site.open_with(&a, json!({"positions": {}}));
+    site.expect("open");
+    let mut control_b = b.control();
+    let first = control_b.ask(b'Y', &[b"news.a", b"one"]);
+    assert!(
+        matches!(first, wson::control::command::Reply::Position(Some(_))),
+        "{first:?}"
+    );
+    assert_eq!(site.next(), json!({"event": "text", "data": "one"}));
+
+    a.signal(nix::sys::signal::Signal::SIGTERM);
+    site.expect("goingaway");
+    a.wait_exit();
+    // Published while node a is down, through node b.
+    for text in ["two", "three"] {
+        control_b.send_fields(b'x', &[b"news.a", text.as_bytes()]);
+    }
+    let a = node("a", Some(&address));
+    crate::cluster::wait_redis(&a, "up");
+    // The restarted node knows nothing of alice's subscription: the backend makes it again.
+    a.control().count(b'J', &[b"alice", b"news.a"]);
+    loop {
+        let report = site.next();
+        match report["event"].as_str() {
+            Some("open") => break,
+            Some("refused" | "retry") => {}
+            _ => panic!("before reconnecting: {report}"),
+        }
+    }
+    // Node a's copy of the history is new: the two come from Redis.
+    assert_eq!(site.next(), json!({"event": "text", "data": "two"}));
+    assert_eq!(site.next(), json!({"event": "text", "data": "three"}));
+    control_b.send_fields(b'x', &[b"news.a", b"four"]);
+    assert_eq!(site.next(), json!({"event": "text", "data": "four"}));
+    assert_eq!(a.control().status()["cluster_history_fetches"], 1);
+}
