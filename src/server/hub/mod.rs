@@ -678,6 +678,12 @@ impl Hub {
     /// many messages arrived.
     pub fn flush(&mut self, stats: &mut Stats) {
         let mut list = std::mem::take(&mut self.to_flush);
+        // In slot order, which is about the order the kernel allocated the sockets in: the
+        // members of a topic, touched topic by topic, are otherwise written in a stride
+        // across every client, and the kernel's send path then misses its caches (100
+        // topics pipelined: 0.114-0.120 -> 0.087-0.093 us per delivery). A broadcast's list
+        // is in slot order already.
+        list.sort_unstable_by_key(|key| key.to_usize());
         for &key in &list {
             let Some(client) = self.clients.get_mut(key) else {
                 continue;
