@@ -58,6 +58,13 @@ const CLUSTER: Token = Token(FIRST_CONNECTION - 1);
 /// How often timers run. Timeouts are configured in whole seconds, so a quarter second
 /// of lateness is invisible while an idle server wakes only four times a second.
 const TICK: Duration = Duration::from_millis(250);
+/// A turn that executed this many control commands is taken for part of a burst still
+/// arriving (a backend pipelining hundreds of publications, which the kernel hands over
+/// in pieces): the clients' writes wait for one more look at the sockets.
+const BURST_COMMANDS: u64 = 256;
+/// The most turns in a row whose writes wait so (each looks without blocking): the first
+/// message of a burst is never held back longer than that.
+const MAX_HELD_FLUSHES: u8 = 4;
 /// Accepts per listener per turn before other work gets its turn.
 const ACCEPT_BUDGET: usize = 128;
 /// Size of the one read buffer every connection reads into.
@@ -278,6 +285,8 @@ pub struct Server {
     batch: FrameBatch,
     started: Instant,
     next_tick: Instant,
+    /// Turns in a row whose writes waited for the rest of a burst (`BURST_COMMANDS`).
+    held_flushes: u8,
     state: RunState,
     /// The file stdout and stderr point at when detached; `None` in the foreground, where
     /// whoever started wson owns stderr (journald, a terminal) and SIGUSR1 has nothing to do.
@@ -405,6 +414,7 @@ impl Server {
             batch: FrameBatch::default(),
             started: now,
             next_tick: now + TICK,
+            held_flushes: 0,
             state: RunState::Running,
             log_file: None,
         })
@@ -421,7 +431,8 @@ impl Server {
         let mut events = Events::with_capacity(1024);
         loop {
             let now = Instant::now();
-            let timeout = if self.pending.is_empty()
+            let timeout = if self.held_flushes == 0
+                && self.pending.is_empty()
                 && (self.accept_pending.is_empty() || self.accept_paused)
             {
                 // A call's timeout may come before the next tick.
@@ -439,6 +450,7 @@ impl Server {
                 Err(e) => return Err(e),
             }
             let now = Instant::now();
+            let commands_before = self.stats.control_frames;
             for event in events.iter() {
                 match event.token() {
                     SIGNAL => self.drain_wake_pipe(),
@@ -485,9 +497,17 @@ impl Server {
                     }
                 }
             }
-            self.hub.cluster_flush();
-            self.hub.flush(&mut self.stats);
-            self.flush_controls(now);
+            // Within a burst, one more look at the sockets first: the rest of it may have
+            // arrived, and each client then gets one write for all of it.
+            let burst = self.stats.control_frames - commands_before >= BURST_COMMANDS;
+            if burst && self.held_flushes < MAX_HELD_FLUSHES {
+                self.held_flushes += 1;
+            } else {
+                self.held_flushes = 0;
+                self.hub.cluster_flush();
+                self.hub.flush(&mut self.stats);
+                self.flush_controls(now);
+            }
             if now >= self.next_tick {
                 self.next_tick = now + TICK;
                 self.accept_paused = false;
