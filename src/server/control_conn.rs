@@ -20,7 +20,7 @@ use crate::server::socket::{self, Connection, Lost, Socket};
 use crate::server::stream::Stream;
 
 /// Reads per control connection per loop turn.
-const READ_BUDGET: usize = 16;
+pub(super) const READ_BUDGET: usize = 16;
 /// Reply bytes a backend may leave unread before we stop reading its commands.
 const MAX_PENDING_REPLIES: usize = 1 << 20;
 /// Longest decimal length prefix plus the command byte.

@@ -63,7 +63,8 @@ const TICK: Duration = Duration::from_millis(250);
 /// in pieces): the clients' writes wait for one more look at the sockets.
 const BURST_COMMANDS: u64 = 256;
 /// The most turns in a row whose writes wait so (each looks without blocking): the first
-/// message of a burst is never held back longer than that.
+/// message of a burst is never held back longer than that. Fewer when `max_outbound_buffer`
+/// is small (`Server::max_held_flushes`).
 const MAX_HELD_FLUSHES: u8 = 4;
 /// Accepts per listener per turn before other work gets its turn.
 const ACCEPT_BUDGET: usize = 128;
@@ -500,7 +501,7 @@ impl Server {
             // Within a burst, one more look at the sockets first: the rest of it may have
             // arrived, and each client then gets one write for all of it.
             let burst = self.stats.control_frames - commands_before >= BURST_COMMANDS;
-            if burst && self.held_flushes < MAX_HELD_FLUSHES {
+            if burst && self.held_flushes < self.max_held_flushes() {
                 self.held_flushes += 1;
             } else {
                 self.held_flushes = 0;
@@ -635,6 +636,18 @@ impl Server {
             Peer::Control(key) => self.drive_control(key, now),
             Peer::Http(key) => self.drive_http(key, now),
         }
+    }
+
+    /// Turns in a row whose writes may wait for the rest of a burst. Each may queue a
+    /// control connection's whole turn of input (`READ_BUDGET` reads) to every client: all
+    /// of them together, and the turn that writes, never more than `max_outbound_buffer`,
+    /// so that waiting never makes a slow consumer of a client that keeps up.
+    fn max_held_flushes(&self) -> u8 {
+        let turn = control_conn::READ_BUDGET * SCRATCH_SIZE;
+        let turns = self.settings.max_outbound_buffer / turn;
+        u8::try_from(turns.saturating_sub(1))
+            .unwrap_or(u8::MAX)
+            .min(MAX_HELD_FLUSHES)
     }
 
     fn drive_client(&mut self, key: Key, now: Instant) {
