@@ -45,7 +45,7 @@
 //! it is gone).
 
 use crate::router::KeptEvent;
-use crate::router::broker::{POSITION_DETAIL, position_value};
+use crate::router::broker::{POSITION_DETAIL, Subscription, position_value};
 use crate::router::error::Refusal;
 use crate::router::options::PublishOptions;
 use crate::router::realm::{Ctx, Publisher, Realm};
@@ -202,6 +202,20 @@ impl Realm {
         details.insert("match", Value::from(registration.policy.name()));
         details.insert("invoke", Value::from(registration.invoke.name()));
         Some(details)
+    }
+
+    /// Subscription `id`, unless its topic is protected and the caller not `trusted`.
+    fn shown_subscription(&self, id: u64, trusted: bool) -> Result<&Subscription, Refusal> {
+        let subscription = self
+            .broker
+            .get(id)
+            .ok_or(Refusal::NoSuchSubscription { subscription: id })?;
+        if !trusted && uri::is_protected(&subscription.uri) {
+            return Err(Refusal::NotAuthorizedProtected {
+                uri: subscription.uri.clone(),
+            });
+        }
+        Ok(subscription)
     }
 
     /// A visible session (not a backend one, nor another node's router).
@@ -402,15 +416,7 @@ impl Realm {
             | "wamp.subscription.list_subscribers"
             | "wamp.subscription.count_subscribers" => {
                 id_argument(payload, "subscription_id", name).and_then(|id| {
-                    let subscription = self
-                        .broker
-                        .get(id)
-                        .ok_or(Refusal::NoSuchSubscription { subscription: id })?;
-                    if !shown(&subscription.uri) {
-                        return Err(Refusal::NotAuthorizedProtected {
-                            uri: subscription.uri.clone(),
-                        });
-                    }
+                    let subscription = self.shown_subscription(id, trusted)?;
                     Ok(vec![match name {
                         "wamp.subscription.get" => self
                             .subscription_details(id)
@@ -428,15 +434,7 @@ impl Realm {
             }
             "wamp.subscription.get_events" => {
                 id_argument(payload, "subscription_id", name).and_then(|id| {
-                    let subscription = self
-                        .broker
-                        .get(id)
-                        .ok_or(Refusal::NoSuchSubscription { subscription: id })?;
-                    if !shown(&subscription.uri) {
-                        return Err(Refusal::NotAuthorizedProtected {
-                            uri: subscription.uri.clone(),
-                        });
-                    }
+                    let subscription = self.shown_subscription(id, trusted)?;
                     // Crossbar `service.py` `subscription_get_events(.., limit=10, ..)`.
                     let limit = match argument(payload, 1, "limit") {
                         None => DEFAULT_EVENTS_LIMIT,
