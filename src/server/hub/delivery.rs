@@ -123,6 +123,19 @@ pub(super) struct Recipients<'a> {
     pub(super) deflater: &'a mut Deflater,
 }
 
+impl Hub {
+    /// Every client, to deliver to a list of keys the caller holds (not one of the hub's
+    /// own indexes, which `deliver_to` walks in place).
+    pub(super) fn recipients(&mut self) -> Recipients<'_> {
+        Recipients {
+            clients: &mut self.clients,
+            locks: &mut self.locks,
+            to_flush: &mut self.to_flush,
+            deflater: &mut self.deflater,
+        }
+    }
+}
+
 impl Recipients<'_> {
     /// Queues `outgoing` to each of `keys` (each once: `keys` has no repeats), encoded
     /// once and shared, and only when there is someone to send it to. Returns the number of
@@ -382,12 +395,7 @@ impl Hub {
         settings: &Settings,
         stats: &mut Stats,
     ) {
-        let mut recipients = Recipients {
-            clients: &mut self.clients,
-            locks: &mut self.locks,
-            to_flush: &mut self.to_flush,
-            deflater: &mut self.deflater,
-        };
+        let mut recipients = self.recipients();
         let outgoing = Outgoing::Frames { frames, messages };
         let (_, mut overflowed) =
             recipients.deliver(plain, outgoing, Audience::Plain, settings, stats);
@@ -476,12 +484,7 @@ impl Hub {
         settings: &Settings,
         stats: &mut Stats,
     ) {
-        let mut recipients = Recipients {
-            clients: &mut self.clients,
-            locks: &mut self.locks,
-            to_flush: &mut self.to_flush,
-            deflater: &mut self.deflater,
-        };
+        let mut recipients = self.recipients();
         let mut overflowed = Vec::new();
         for frames in frames {
             let outgoing = Outgoing::Frames {

@@ -2,7 +2,7 @@
 //! connection joins or leaves a topic here, with its `subscribed`/`unsubscribed` and
 //! `join`/`leave` events.
 
-use super::delivery::{Message as PlainMessage, Outgoing, Recipients};
+use super::delivery::{Message as PlainMessage, Outgoing};
 use super::*;
 use crate::control::subscribe::JoinOptions;
 use crate::router::plain;
@@ -232,12 +232,7 @@ impl Hub {
             binary,
             payload: &bytes,
         };
-        let mut recipients = Recipients {
-            clients: &mut self.clients,
-            locks: &mut self.locks,
-            to_flush: &mut self.to_flush,
-            deflater: &mut self.deflater,
-        };
+        let mut recipients = self.recipients();
         let (_, overflowed) = recipients.deliver(
             keys,
             Outgoing::Message(message),

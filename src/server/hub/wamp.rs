@@ -7,7 +7,7 @@
 //! step gets a `Keeper`, through which the router records a backend-realm publication to a
 //! topic with history, replays a `_wson_resume` and answers `get_events`.
 
-use super::delivery::{Among, Message as PlainMessage, Outgoing, Recipients};
+use super::delivery::{Among, Message as PlainMessage, Outgoing};
 use super::history::{Entry, History, Replay, Rules, WampSide};
 use super::*;
 use crate::config::Wamp;
@@ -435,12 +435,7 @@ impl Hub {
         settings: &Settings,
         stats: &mut Stats,
     ) {
-        let mut recipients = Recipients {
-            clients: &mut self.clients,
-            locks: &mut self.locks,
-            to_flush: &mut self.to_flush,
-            deflater: &mut self.deflater,
-        };
+        let mut recipients = self.recipients();
         let (_, overflowed) = recipients.deliver(
             to,
             Outgoing::Frames { frames, messages },
