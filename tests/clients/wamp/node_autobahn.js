@@ -1,27 +1,13 @@
 // One publish/subscribe round trip and one call with autobahn-js in Node, on one serializer.
 // Run as `node node_autobahn.js URL REALM SERIALIZER COOKIES_JSON` (SERIALIZER: json, msgpack
 // or cbor; COOKIES_JSON: the Cookie headers of sessions A and B). Prints one JSON document.
-//
-// autobahn-js 26 opens its WebSocket with the global WebSocket class (browsers, Node 22+),
-// which takes no headers; the wson auth cookies go in the upgrade's Cookie header, so the
-// global is a `ws` WebSocket that adds them (and the Origin wson checks).
+// The cookies go in the upgrade's Cookie header (node_common.js, cookieWebSocket).
 'use strict';
 
-const WS = require('ws');
+const { within, report, cookieWebSocket } = require('./node_common');
 
 const [url, realm, serializerName, cookiesJson] = process.argv.slice(2);
-const cookies = JSON.parse(cookiesJson);
-const ORIGIN = 'http://localhost';
-let nextCookie = 0;
-
-globalThis.WebSocket = class extends WS {
-  constructor(address, protocols) {
-    super(address, protocols, {
-      headers: { Cookie: cookies[nextCookie++ % cookies.length] },
-      origin: ORIGIN,
-    });
-  }
-};
+cookieWebSocket(JSON.parse(cookiesJson));
 
 const autobahn = require('autobahn');
 
@@ -63,13 +49,6 @@ function join() {
   });
 }
 
-function within(promise, what) {
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => setTimeout(() => reject(new Error(`timeout: ${what}`)), 5000)),
-  ]);
-}
-
 async function main() {
   const out = { serializer: serializerName };
   const a = await within(join(), 'join A');
@@ -102,13 +81,4 @@ async function main() {
   return out;
 }
 
-main().then(
-  (out) => {
-    console.log(JSON.stringify(out));
-    process.exit(0);
-  },
-  (e) => {
-    console.log(JSON.stringify({ failed: String(e && (e.stack || e)) }));
-    process.exit(0);
-  },
-);
+report(main);

@@ -9,21 +9,10 @@
 // one JSON document: {"first": [..], "resumed": [..], "reload": {..}}.
 'use strict';
 
-const WS = require('ws');
+const { within, report, cookieWebSocket } = require('./node_common');
 
 const [url, realm, topic, cookiesJson] = process.argv.slice(2);
-const cookies = JSON.parse(cookiesJson);
-const ORIGIN = 'http://localhost';
-let nextCookie = 0;
-
-globalThis.WebSocket = class extends WS {
-  constructor(address, protocols) {
-    super(address, protocols, {
-      headers: { Cookie: cookies[nextCookie++ % cookies.length] },
-      origin: ORIGIN,
-    });
-  }
-};
+cookieWebSocket(JSON.parse(cookiesJson));
 
 const autobahn = require('autobahn');
 
@@ -42,13 +31,6 @@ function join() {
     };
     connection.open();
   });
-}
-
-function within(promise, what) {
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => setTimeout(() => reject(new Error(`timeout: ${what}`)), 5000)),
-  ]);
 }
 
 /** README's wrapper: positions and reload notices from the raw EVENT details. The topic
@@ -111,13 +93,4 @@ async function main() {
   return out;
 }
 
-main().then(
-  (out) => {
-    console.log(JSON.stringify(out));
-    process.exit(0);
-  },
-  (e) => {
-    console.log(JSON.stringify({ failed: String(e && (e.stack || e)) }));
-    process.exit(0);
-  },
-);
+report(main);

@@ -16,6 +16,7 @@ const { JsonSerializer } = require('wampy/JsonSerializer.js');
 const { MsgpackSerializer } = require('wampy/MsgpackSerializer.js');
 const { CborSerializer } = require('wampy/CborSerializer.js');
 const { w3cwebsocket } = require('websocket');
+const { within, report } = require('./node_common');
 
 const [url, realm, serializerName, cookiesJson] = process.argv.slice(2);
 const cookies = JSON.parse(cookiesJson);
@@ -36,13 +37,6 @@ function plain(value) {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v)]));
   }
   return value;
-}
-
-function within(promise, what) {
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => setTimeout(() => reject(new Error(`timeout: ${what}`)), 5000)),
-  ]);
 }
 
 async function join(cookie) {
@@ -91,13 +85,4 @@ async function main() {
   return out;
 }
 
-main().then(
-  (out) => {
-    console.log(JSON.stringify(out));
-    process.exit(0);
-  },
-  (e) => {
-    console.log(JSON.stringify({ failed: String(e && (e.stack || e)) }));
-    process.exit(0);
-  },
-);
+report(main);
