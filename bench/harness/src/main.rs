@@ -14,6 +14,7 @@ mod cluster;
 mod cross;
 mod crowd;
 mod deflate;
+mod flags;
 mod forward;
 mod generator;
 mod groups;

@@ -812,12 +812,6 @@ fn round(options: &Options, number: usize) -> Result<Round, String> {
     Ok(figures)
 }
 
-fn median(values: Vec<f64>) -> f64 {
-    let mut values = values;
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 fn parse(args: &[String]) -> Result<Options, String> {
     let bench = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut options = Options {
@@ -832,31 +826,22 @@ fn parse(args: &[String]) -> Result<Options, String> {
         server_core: 0,
         json: None,
     };
-    let mut i = 0;
-    while i < args.len() {
-        let flag = args[i].as_str();
-        i += 1;
-        let value = args.get(i).ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = || {
-            value
-                .parse::<usize>()
-                .map_err(|_| format!("{flag}: not a number"))
-        };
-        match flag {
-            "--wson" => options.wson = PathBuf::from(value),
-            "--clients" | "--n" => options.clients = number()?,
-            "--topics" => options.topics = number()?.max(1),
-            "--missed" => options.missed = number()?,
-            "--live" => options.live_w1 = number()?,
-            "--concurrency" => options.concurrency = number()?.max(1),
-            "--rounds" => options.rounds = number()?.max(1),
-            "--gen-core" => options.gen_core = number()?,
-            "--server-core" => options.server_core = number()?,
-            "--json" => options.json = Some(PathBuf::from(value)),
-            _ => return Err(format!("unknown argument {flag}\n{}", usage())),
+    crate::flags::each(args, |flag| {
+        match flag.name {
+            "--wson" => options.wson = flag.path(),
+            "--clients" | "--n" => options.clients = flag.number()?,
+            "--topics" => options.topics = flag.number()?.max(1),
+            "--missed" => options.missed = flag.number()?,
+            "--live" => options.live_w1 = flag.number()?,
+            "--concurrency" => options.concurrency = flag.number()?.max(1),
+            "--rounds" => options.rounds = flag.number()?.max(1),
+            "--gen-core" => options.gen_core = flag.number()?,
+            "--server-core" => options.server_core = flag.number()?,
+            "--json" => options.json = Some(flag.path()),
+            _ => return Err(format!("unknown argument {}\n{}", flag.name, usage())),
         }
-        i += 1;
-    }
+        Ok(())
+    })?;
     if options.clients > 19_000 {
         return Err("--clients: at most 19,000 (the open-file limit)".into());
     }
@@ -885,7 +870,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         rounds.push(round(&options, number)?);
     }
     let n = options.clients as f64;
-    let pick = |f: &dyn Fn(&Round) -> f64| median(rounds.iter().map(f).collect());
+    let pick = |f: &dyn Fn(&Round) -> f64| {
+        crate::report::median(&mut rounds.iter().map(f).collect::<Vec<_>>())
+    };
     let live_w1 = pick(&|r| r.live_w1_us);
     let live_burst = pick(&|r| r.live_burst_us);
     let missed_pub = pick(&|r| r.missed_pub_us);

@@ -479,11 +479,6 @@ fn rss_bytes(pid: i32) -> Option<u64> {
     Some(kib * 1024)
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
-}
-
 fn parse(args: &[String]) -> Result<Options, String> {
     let bench = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut options = Options {
@@ -496,29 +491,20 @@ fn parse(args: &[String]) -> Result<Options, String> {
         gen_core: 1,
         server_core: 0,
     };
-    let mut i = 0;
-    while i < args.len() {
-        let flag = args[i].as_str();
-        i += 1;
-        let value = args.get(i).ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = || {
-            value
-                .parse::<usize>()
-                .map_err(|_| format!("{flag}: not a number"))
-        };
-        match flag {
-            "--wson" => options.wson = PathBuf::from(value),
-            "--handshakes" => options.handshakes = number()?,
-            "--concurrency" => options.concurrency = number()?.max(1),
-            "--clients" => options.clients = number()?,
-            "--broadcasts" => options.broadcasts = number()?,
-            "--rounds" => options.rounds = number()?.max(1),
-            "--gen-core" => options.gen_core = number()?,
-            "--server-core" => options.server_core = number()?,
-            _ => return Err(format!("unknown argument {flag}\n{}", usage())),
+    crate::flags::each(args, |flag| {
+        match flag.name {
+            "--wson" => options.wson = flag.path(),
+            "--handshakes" => options.handshakes = flag.number()?,
+            "--concurrency" => options.concurrency = flag.number()?.max(1),
+            "--clients" => options.clients = flag.number()?,
+            "--broadcasts" => options.broadcasts = flag.number()?,
+            "--rounds" => options.rounds = flag.number()?.max(1),
+            "--gen-core" => options.gen_core = flag.number()?,
+            "--server-core" => options.server_core = flag.number()?,
+            _ => return Err(format!("unknown argument {}\n{}", flag.name, usage())),
         }
-        i += 1;
-    }
+        Ok(())
+    })?;
     Ok(options)
 }
 
@@ -561,9 +547,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
             );
         }
     }
-    let [tcp_hs, tls_hs] = handshake_us.map(|mut v| median(&mut v));
-    let [tcp_dl, tls_dl] = delivery_us.map(|mut v| median(&mut v));
-    let [tcp_idle, tls_idle] = idle_bytes.map(|mut v| median(&mut v));
+    let [tcp_hs, tls_hs] = handshake_us.map(|mut v| crate::report::median(&mut v));
+    let [tcp_dl, tls_dl] = delivery_us.map(|mut v| crate::report::median(&mut v));
+    let [tcp_idle, tls_idle] = idle_bytes.map(|mut v| crate::report::median(&mut v));
     println!(
         "wson tls vs tcp, medians of {} rounds ({} connections at {} in flight; {} clients x {} broadcasts of {MESSAGE_LEN} B)",
         options.rounds,
