@@ -3,12 +3,11 @@
 //! comes back on another node, even after its first node died or on a node started since,
 //! gets exactly what it missed, in order, then live publications, none twice.
 
-use serde_json::Value;
 use wson::control::command::Reply;
-use wson::resume::Position;
 
 use crate::cluster::{Redis, wait_nodes, wait_redis};
 use crate::common::*;
+use crate::history::{notice, position_of, positioned};
 
 /// A node of `redis` whose topics `news.*` keep `size` publications.
 fn history_node(redis: &Redis, name: &str, size: usize) -> Server {
@@ -36,39 +35,7 @@ fn two_nodes(redis: &Redis) -> [Server; 2] {
 
 /// A client of alice (fresh cookies) whose upgrade carries `?resume=VALUE`.
 fn resuming(server: &Server, value: &str) -> WsClient {
-    let addr = server.tcp();
-    let cookies = Cookies::fresh("alice");
-    let mut client = WsClient::raw_tcp(&addr);
-    let request = request(&addr, &cookies.header, Some(ORIGIN), "").replacen(
-        "GET /ws ",
-        &format!("GET /ws?resume={value} "),
-        1,
-    );
-    client.upgrade(&request).expect("upgrade accepted");
-    client
-}
-
-fn position_of(reply: Reply) -> Position {
-    match reply {
-        Reply::Position(Some(position)) => position,
-        other => panic!("not a position: {other:?}"),
-    }
-}
-
-fn notice(client: &mut WsClient) -> Value {
-    let text = client.recv_text();
-    let value: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("no JSON: {text}"));
-    assert!(value["wson"].is_string(), "not a notice: {text}");
-    value
-}
-
-/// A position notice and the publication after it: (offset, message).
-fn positioned(client: &mut WsClient, topic: &str, epoch: &str) -> (u64, String) {
-    let value = notice(client);
-    assert_eq!(value["wson"], "position", "{value}");
-    assert_eq!(value["topic"], topic);
-    assert_eq!(value["epoch"], epoch);
-    (value["offset"].as_u64().unwrap(), client.recv_text())
+    crate::history::resuming(server, value).expect("upgrade accepted")
 }
 
 /// Alice's connections, on every node, join `topic` (now and later).

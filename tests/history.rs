@@ -16,11 +16,15 @@ fn with_history(prefixes: &str) -> Setup {
 
 /// A client of alice (fresh cookies: a new token each time) whose upgrade carries
 /// `?resume=VALUE`.
-fn resuming(server: &Server, value: &str) -> Result<WsClient, HttpResponse> {
+pub(crate) fn resuming(server: &Server, value: &str) -> Result<WsClient, HttpResponse> {
     resuming_as(server, &Cookies::fresh("alice"), value)
 }
 
-fn resuming_as(server: &Server, cookies: &Cookies, value: &str) -> Result<WsClient, HttpResponse> {
+pub(crate) fn resuming_as(
+    server: &Server,
+    cookies: &Cookies,
+    value: &str,
+) -> Result<WsClient, HttpResponse> {
     let addr = server.tcp();
     let mut client = WsClient::raw_tcp(&addr);
     let request = request(&addr, &cookies.header, Some(ORIGIN), "").replacen(
@@ -32,7 +36,7 @@ fn resuming_as(server: &Server, cookies: &Cookies, value: &str) -> Result<WsClie
     Ok(client)
 }
 
-fn position_of(reply: Reply) -> Position {
+pub(crate) fn position_of(reply: Reply) -> Position {
     match reply {
         Reply::Position(Some(position)) => position,
         other => panic!("not a position: {other:?}"),
@@ -44,7 +48,7 @@ fn position(control: &mut Control, topic: &str) -> Position {
 }
 
 /// The next text message as JSON, which must be a wson notice.
-fn notice(client: &mut WsClient) -> Value {
+pub(crate) fn notice(client: &mut WsClient) -> Value {
     let text = client.recv_text();
     let value: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("no JSON: {text}"));
     assert!(value["wson"].is_string(), "not a notice: {text}");
@@ -52,7 +56,7 @@ fn notice(client: &mut WsClient) -> Value {
 }
 
 /// A position notice and the publication after it: (offset, message).
-fn positioned(client: &mut WsClient, topic: &str, epoch: &str) -> (u64, String) {
+pub(crate) fn positioned(client: &mut WsClient, topic: &str, epoch: &str) -> (u64, String) {
     let value = notice(client);
     assert_eq!(value["wson"], "position");
     assert_eq!(value["topic"], topic);

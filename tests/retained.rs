@@ -5,12 +5,11 @@
 
 use serde_json::{Value, json};
 use std::process::Command;
-use wson::control::command::Reply;
-use wson::resume::Position;
 use wson::ws::frame::{OpCode, encode_masked_frame};
 
 use crate::common::wamp::RawWamp;
 use crate::common::*;
+use crate::history::{notice, position_of};
 
 const RETAIN: &[u8] = br#"{"retain":true}"#;
 const GET_RETAINED: &[u8] = br#"{"get_retained":true}"#;
@@ -116,17 +115,7 @@ fn a_publication_racing_the_join_never_comes_before_the_retained_value() {
     control.send_fields(b'x', &[b"race", b"end"]);
     // The retained value (whichever was last at the join), then the publications after it,
     // each once and in order.
-    let first: u64 = alice.recv_text().parse().unwrap();
-    let mut expected = first + 1;
-    loop {
-        let text = alice.recv_text();
-        if text == "end" {
-            break;
-        }
-        assert_eq!(text, expected.to_string(), "in order after {first}");
-        expected += 1;
-    }
-    assert_eq!(expected, 201);
+    retained_then_the_rest_in_order(&mut alice);
 }
 
 /// The same with WAMP publications: the router carries out their plain side after the
@@ -164,17 +153,7 @@ fn wamp_publications_racing_the_join_never_come_before_the_retained_value() {
     server.signal(nix::sys::signal::Signal::SIGCONT);
     assert_eq!(control.reply(), (b'#', b"1".to_vec()));
     publisher.send(&json!([16, 999, {}, "race", ["end"]]));
-    let first: u64 = alice.recv_text().parse().unwrap();
-    let mut expected = first + 1;
-    loop {
-        let text = alice.recv_text();
-        if text == "end" {
-            break;
-        }
-        assert_eq!(text, expected.to_string(), "in order after {first}");
-        expected += 1;
-    }
-    assert_eq!(expected, 201);
+    retained_then_the_rest_in_order(&mut alice);
 }
 
 #[test]
@@ -380,29 +359,7 @@ fn the_http_api_subscribe_takes_get_retained() {
 // --- history: a resuming client gets its replay, not the retained value -------------------
 
 fn resuming(server: &Server, cookies: &Cookies, value: &str) -> WsClient {
-    let addr = server.tcp();
-    let mut client = WsClient::raw_tcp(&addr);
-    let request = request(&addr, &cookies.header, Some(ORIGIN), "").replacen(
-        "GET /ws ",
-        &format!("GET /ws?resume={value} "),
-        1,
-    );
-    client.upgrade(&request).unwrap();
-    client
-}
-
-fn position_of(reply: Reply) -> Position {
-    match reply {
-        Reply::Position(Some(position)) => position,
-        other => panic!("not a position: {other:?}"),
-    }
-}
-
-fn notice(client: &mut WsClient) -> Value {
-    let text = client.recv_text();
-    let value: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("no JSON: {text}"));
-    assert!(value["wson"].is_string(), "not a notice: {text}");
-    value
+    crate::history::resuming_as(server, cookies, value).unwrap()
 }
 
 #[test]
@@ -521,4 +478,20 @@ fn readme_php_publishes_a_last_value_and_subscribes_a_user_with_it() {
     let (mut later, later_cookies) = server.user_client("alice");
     assert_eq!(later.recv_text(), r#"{"price":97120}"#);
     nothing_more(&mut server.control(), &mut later, &later_cookies.token);
+}
+
+/// The retained value first (the publication numbered n that was last at the join), then
+/// n+1 up to 200, each once and in order, until "end".
+fn retained_then_the_rest_in_order(client: &mut WsClient) {
+    let first: u64 = client.recv_text().parse().unwrap();
+    let mut expected = first + 1;
+    loop {
+        let text = client.recv_text();
+        if text == "end" {
+            break;
+        }
+        assert_eq!(text, expected.to_string(), "in order after {first}");
+        expected += 1;
+    }
+    assert_eq!(expected, 201);
 }

@@ -6,24 +6,17 @@
 //! the history; and the plain and WAMP sides replay each other's publications.
 
 use serde_json::{Value, json};
-use wson::control::command::Reply;
 use wson::resume::Position;
 
 use crate::common::wamp::{RawWamp, wamp_python, wson_url};
 use crate::common::*;
+use crate::history::position_of;
 
 fn with_history(size: &str) -> Server {
     Setup::new()
         .set("history.prefixes", r#"["news."]"#)
         .set("history.size", size)
         .start()
-}
-
-fn position_of(reply: Reply) -> Position {
-    match reply {
-        Reply::Position(Some(position)) => position,
-        other => panic!("not a position: {other:?}"),
-    }
 }
 
 fn publish_y(control: &mut Control, topic: &str, message: &str) -> Position {
