@@ -61,7 +61,7 @@ fn curl(args: &[&str]) -> (u16, Value) {
 }
 
 /// `POST /api/<method>` with the key, through curl.
-fn call(server: &Server, method: &str, params: Value) -> (u16, Value) {
+pub(crate) fn call(server: &Server, method: &str, params: Value) -> (u16, Value) {
     let url = format!("http://{}/api/{method}", http_addr(server));
     let auth = format!("Authorization: Bearer {KEY}");
     curl(&["--json", &params.to_string(), "-H", &auth, &url])

@@ -296,27 +296,8 @@ fn bad_subscribe_options_are_0e_and_change_nothing() {
 
 #[test]
 fn the_http_api_subscribe_takes_get_retained() {
-    const KEY: &str = "api-key-0123456789abcdef";
-    let server = Setup::new()
-        .set("http.listen", r#"["tcp://127.0.0.1:0"]"#)
-        .set("http.api_key", &format!("{KEY:?}"))
-        .start();
-    let http = server
-        .http
-        .iter()
-        .find_map(|endpoint| endpoint.strip_prefix("tcp://"))
-        .unwrap()
-        .to_owned();
-    let api = |method: &str, body: Value| -> Value {
-        let output = Command::new("curl")
-            .args(["-s", "--json", &body.to_string(), "-H"])
-            .arg(format!("Authorization: Bearer {KEY}"))
-            .arg(format!("http://{http}/api/{method}"))
-            .output()
-            .unwrap();
-        serde_json::from_slice(&output.stdout)
-            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stdout)))
-    };
+    let server = crate::http_api::setup().start();
+    let api = |method: &str, body: Value| crate::http_api::call(&server, method, body).1;
     let reply = api(
         "publish",
         json!({"topic": "news.weather", "message": "sunny", "options": {"retain": true}}),

@@ -456,11 +456,7 @@ fn a_wamp_subscriber_that_does_not_read_is_dropped_as_a_slow_consumer() {
 /// options that are no PUBLISH options are `0E`. The HTTP API's `publish` passes them on.
 #[test]
 fn control_and_http_publications_take_wamp_publish_options() {
-    const KEY: &str = "api-key-0123456789abcdef";
-    let server = Setup::new()
-        .set("http.listen", r#"["tcp://127.0.0.1:0"]"#)
-        .set("http.api_key", &format!("{KEY:?}"))
-        .start();
+    let server = crate::http_api::setup().start();
     let mut alice = Wamp::join(&server, &Cookies::fresh("alice"));
     let mut bob = Wamp::join(&server, &Cookies::fresh("bob"));
     let alice_sub = alice.subscribe(1, json!({}), "news.sport");
@@ -501,21 +497,9 @@ fn control_and_http_publications_take_wamp_publish_options() {
     assert_eq!(event[3]["retained"], json!(true), "{event}");
 
     // The HTTP API: only alice is eligible.
-    let http = server
-        .http
-        .iter()
-        .find_map(|endpoint| endpoint.strip_prefix("tcp://"))
-        .unwrap()
-        .to_owned();
     let body = json!({"topic": "news.sport", "message": "only alice",
                       "options": {"eligible_authid": ["alice"]}});
-    let output = Command::new("curl")
-        .args(["-s", "--json", &body.to_string(), "-H"])
-        .arg(format!("Authorization: Bearer {KEY}"))
-        .arg(format!("http://{http}/api/publish"))
-        .output()
-        .unwrap();
-    let reply: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let (_, reply) = crate::http_api::call(&server, "publish", body);
     assert_eq!(reply, json!({"result": {}}));
     assert_eq!(alice.recv()[4], json!(["only alice"]));
     assert_eq!(carol_ws.recv_text(), "only alice");
@@ -539,13 +523,7 @@ fn control_and_http_publications_take_wamp_publish_options() {
         );
     }
     let body = json!({"topic": "news.sport", "message": "m", "options": {"retain": 1}});
-    let output = Command::new("curl")
-        .args(["-s", "--json", &body.to_string(), "-H"])
-        .arg(format!("Authorization: Bearer {KEY}"))
-        .arg(format!("http://{http}/api/publish"))
-        .output()
-        .unwrap();
-    let reply: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let (_, reply) = crate::http_api::call(&server, "publish", body);
     assert_eq!(reply["error"]["code"], "bad_param", "{reply}");
     assert!(
         reply["error"]["message"]
