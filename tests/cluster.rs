@@ -859,7 +859,8 @@ pub(crate) fn fields(values: &[&[u8]]) -> Vec<u8> {
 /// signed by a certificate authority made for the test (`ca.pem` in `dir`); killed on drop.
 struct TlsRedis {
     port: u16,
-    dir: tempfile::TempDir,
+    /// The CA and the server certificate Redis serves (`localhost`, 127.0.0.1).
+    pki: crate::common::tls::Pki,
     child: Child,
 }
 
@@ -880,84 +881,25 @@ impl TlsRedis {
             );
             return None;
         }
-        let dir = tempfile::tempdir().unwrap();
-        let openssl = |args: &[&str]| {
-            let status = Command::new("openssl")
-                .args(args)
-                .current_dir(dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .unwrap();
-            assert!(status.success(), "openssl {args:?}");
-        };
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=wson test CA",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-        ]);
-        openssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            "redis.key",
-            "-out",
-            "redis.csr",
-        ]);
-        std::fs::write(
-            dir.path().join("san.ext"),
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-        )
-        .unwrap();
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "redis.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            "san.ext",
-            "-out",
-            "redis.pem",
-        ]);
+        let pki = crate::common::tls::Pki::new();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let log = std::fs::File::create(dir.path().join("redis.log")).unwrap();
+        let log = std::fs::File::create(pki.path("redis.log")).unwrap();
         let child = Command::new(REDIS_SERVER)
             .args(["--bind", "127.0.0.1", "--port", "0"])
             .args(["--tls-port", &port.to_string()])
-            .args([
-                "--tls-cert-file",
-                "redis.pem",
-                "--tls-key-file",
-                "redis.key",
-            ])
-            .args(["--tls-ca-cert-file", "ca.pem", "--tls-auth-clients", "no"])
+            .arg("--tls-cert-file")
+            .arg(pki.cert())
+            .arg("--tls-key-file")
+            .arg(pki.key())
+            .arg("--tls-ca-cert-file")
+            .arg(pki.ca())
+            .args(["--tls-auth-clients", "no"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .current_dir(dir.path())
+            .current_dir(pki.path(""))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(Stdio::null())
@@ -968,7 +910,7 @@ impl TlsRedis {
             assert!(Instant::now() < deadline, "redis-server did not listen");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Some(TlsRedis { port, dir, child })
+        Some(TlsRedis { port, pki, child })
     }
 }
 
@@ -985,10 +927,7 @@ fn nodes_join_through_a_redis_over_tls() {
         return;
     };
     let url = format!("\"rediss://localhost:{}\"", redis.port);
-    let ca = format!(
-        "{:?}",
-        redis.dir.path().join("ca.pem").display().to_string()
-    );
+    let ca = format!("{:?}", redis.pki.ca().display().to_string());
     let tls_node = |name: &str| {
         Setup::new()
             .set("cluster.redis", &url)
