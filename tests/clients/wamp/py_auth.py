@@ -14,19 +14,17 @@ Every wait is bounded by STEP seconds.
 import asyncio
 import json
 import sys
-from urllib.parse import urlparse
 
 import txaio
 
 txaio.use_asyncio()
 
 from autobahn.asyncio.wamp import ApplicationSession  # noqa: E402
-from autobahn.asyncio.websocket import WampWebSocketClientFactory  # noqa: E402
-from autobahn.wamp import auth, types  # noqa: E402
+from autobahn.wamp import auth  # noqa: E402
 from autobahn.wamp.exception import ApplicationError  # noqa: E402
 from autobahn.wamp.serializer import JsonSerializer  # noqa: E402
 
-from wamp_common import ORIGIN, STEP  # noqa: E402
+from wamp_common import STEP, connect  # noqa: E402
 
 TOPIC_OK = "com.example.news"
 TOPIC_DENIED = "org.other"
@@ -90,15 +88,7 @@ async def main(url, realm, method, authid, secret):
             if not done.done():
                 done.set_result({"abort": "disconnected"})
 
-    factory = WampWebSocketClientFactory(
-        lambda: Session(types.ComponentConfig(realm=realm)),
-        url=url,
-        serializers=[JsonSerializer()],
-        origin=ORIGIN,
-    )
-    address = urlparse(url)
-    loop = asyncio.get_running_loop()
-    await asyncio.wait_for(loop.create_connection(factory, address.hostname, address.port), STEP)
+    await connect(Session, url, realm, JsonSerializer())
     print(json.dumps(await asyncio.wait_for(done, STEP)), flush=True)
 
 

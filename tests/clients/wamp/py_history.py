@@ -13,12 +13,10 @@ client takes the EVENT like any other.
 import asyncio
 import json
 import sys
-from urllib.parse import urlparse
 
-from wamp_common import ORIGIN, STEP, plain
+from wamp_common import STEP, connect, plain
 
 from autobahn.asyncio.wamp import ApplicationSession
-from autobahn.asyncio.websocket import WampWebSocketClientFactory
 from autobahn.wamp import message, types
 from autobahn.wamp.serializer import JsonSerializer
 
@@ -68,16 +66,7 @@ async def main(url, realm, cookie, topic, count):
             if not done.done():
                 done.set_result({"left": "disconnected"})
 
-    factory = WampWebSocketClientFactory(
-        lambda: Session(types.ComponentConfig(realm=realm)),
-        url=url,
-        serializers=[JsonSerializer()],
-        origin=ORIGIN,
-        headers={"Cookie": cookie},
-    )
-    address = urlparse(url)
-    loop = asyncio.get_running_loop()
-    await asyncio.wait_for(loop.create_connection(factory, address.hostname, address.port), STEP)
+    await connect(Session, url, realm, JsonSerializer(), cookie)
     print(json.dumps(await asyncio.wait_for(done, STEP)), flush=True)
 
 

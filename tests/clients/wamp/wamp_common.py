@@ -73,6 +73,21 @@ class Ids:
         return self("authid", value)
 
 
+async def connect(session_class, url, realm, serializer, cookie=None):
+    """Opens a WebSocket to `url` for a `session_class` session joining `realm`, with the wson
+    cookie `cookie` in the upgrade when one is given (the session's callbacks say the rest)."""
+    factory = WampWebSocketClientFactory(
+        lambda: session_class(types.ComponentConfig(realm=realm)),
+        url=url,
+        serializers=[serializer],
+        origin=ORIGIN,
+        headers={"Cookie": cookie} if cookie else None,
+    )
+    address = urlparse(url)
+    loop = asyncio.get_running_loop()
+    await asyncio.wait_for(loop.create_connection(factory, address.hostname, address.port), STEP)
+
+
 def plain(value):
     """A value as JSON can carry it: bytes become {"bytes": hex}, tuples lists."""
     if isinstance(value, (bytes, bytearray)):
@@ -270,17 +285,8 @@ class Ctx:
                 if not client.left.done():
                     client.left.set_result(None)
 
-        factory = WampWebSocketClientFactory(
-            lambda: Session(types.ComponentConfig(realm=realm)),
-            url=self.url_of(label),
-            serializers=[SERIALIZERS[serializer]()],
-            headers={"Cookie": self.cookie(label)},
-            origin=ORIGIN,
-        )
-        address = urlparse(self.url_of(label))
-        loop = asyncio.get_running_loop()
-        await asyncio.wait_for(
-            loop.create_connection(factory, address.hostname, address.port), STEP
+        await connect(
+            Session, self.url_of(label), realm, SERIALIZERS[serializer](), self.cookie(label)
         )
         details = await asyncio.wait_for(joined, STEP)
         self.ids.name("session", details.session, label)
